@@ -1,0 +1,252 @@
+//! Connecting to NATS and making typed calls.
+//!
+//! [`Bus::connect`] sets the options every carehub component wants (a name, endless reconnects
+//! with backoff, an optional per-component user and inbox prefix) and exposes connection changes
+//! as [`ConnectionEvent`]s, so callers can drop state they may have missed events for.
+
+use crate::error::{BusError, ErrorCode, WireError};
+use crate::rpc::{CallContext, Rpc, headers};
+use async_nats::service::{NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE};
+use async_nats::{Client, ConnectOptions, RequestErrorKind};
+use serde::Serialize;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// How to reach NATS.
+#[derive(Clone)]
+pub struct BusConfig {
+    /// One or more comma-separated server URLs.
+    pub url: String,
+    /// Connection name shown by the server (`nats server report connections`).
+    pub name: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Inbox prefix, so deployment permissions can keep each component's replies private.
+    pub inbox_prefix: Option<String>,
+}
+
+impl std::fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusConfig")
+            .field("url", &self.url)
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("inbox_prefix", &self.inbox_prefix)
+            .finish()
+    }
+}
+
+impl BusConfig {
+    pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            name: name.into(),
+            user: None,
+            password: None,
+            inbox_prefix: None,
+        }
+    }
+}
+
+/// A change of the connection to NATS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    Connected,
+    Disconnected,
+}
+
+/// A NATS connection with typed request helpers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    client: Client,
+    events: broadcast::Sender<ConnectionEvent>,
+}
+
+impl Bus {
+    /// Connects, retrying with backoff until `deadline` passes.
+    ///
+    /// # Errors
+    /// When no server answered before the deadline or the URL is invalid.
+    pub async fn connect(cfg: &BusConfig, deadline: Duration) -> Result<Self, BusError> {
+        let (events, _) = broadcast::channel(64);
+        let tx = events.clone();
+        let mut opts = ConnectOptions::new()
+            .name(&cfg.name)
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(2))
+            .ping_interval(Duration::from_secs(10))
+            .reconnect_delay_callback(|attempt| {
+                // Fast first retries so a restarted server is picked up quickly, capped at 2 s.
+                Duration::from_millis((50u64 << attempt.min(6)).min(2_000))
+            })
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("nats connected");
+                            let _ = tx.send(ConnectionEvent::Connected);
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("nats disconnected");
+                            let _ = tx.send(ConnectionEvent::Disconnected);
+                        }
+                        other => tracing::debug!(event = %other, "nats event"),
+                    }
+                }
+            });
+        if let (Some(user), Some(password)) = (&cfg.user, &cfg.password) {
+            opts = opts.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(prefix) = &cfg.inbox_prefix {
+            opts = opts.custom_inbox_prefix(prefix);
+        }
+        let servers: Vec<&str> = cfg.url.split(',').map(str::trim).collect();
+        let transport = |message: String| BusError::Transport {
+            subject: String::new(),
+            message,
+        };
+        let addrs: Vec<async_nats::ServerAddr> = servers
+            .iter()
+            .map(|s| {
+                s.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| transport(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let client = tokio::time::timeout(deadline, async move {
+            let mut attempt = 0u32;
+            loop {
+                match opts.clone().connect(addrs.clone()).await {
+                    Ok(c) => return Ok(c),
+                    Err(e) if attempt >= 1_000 => return Err(e),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "nats not reachable yet");
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        })
+        .await
+        .map_err(|_| transport(format!("no NATS server answered at {}", cfg.url)))?
+        .map_err(|e| transport(e.to_string()))?;
+        Ok(Self { client, events })
+    }
+
+    /// The raw client, for subscriptions and the micro service API.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Connection changes from now on.
+    pub fn connection_events(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.events.subscribe()
+    }
+
+    /// Whether the connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Sends a typed request and waits up to `R::TIMEOUT` for its typed reply.
+    ///
+    /// # Errors
+    /// [`BusError::NoResponders`] when the service is not running, [`BusError::TimedOut`] when it
+    /// did not answer in time, [`BusError::Remote`] when it answered with an error.
+    pub async fn request<R: Rpc>(&self, ctx: &CallContext, req: &R) -> Result<R::Reply, BusError> {
+        self.request_with_timeout(ctx, req, R::TIMEOUT).await
+    }
+
+    /// As [`Bus::request`], with an explicit timeout.
+    ///
+    /// # Errors
+    /// As [`Bus::request`].
+    pub async fn request_with_timeout<R: Rpc>(
+        &self,
+        ctx: &CallContext,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<R::Reply, BusError> {
+        let subject = R::SUBJECT;
+        let payload = serde_json::to_vec(req).map_err(|e| BusError::Decode {
+            subject: subject.into(),
+            message: e.to_string(),
+        })?;
+        let request = async_nats::Request::new()
+            .payload(payload.into())
+            .headers(ctx.to_headers())
+            .timeout(Some(timeout));
+        let msg = self
+            .client
+            .send_request(subject, request)
+            .await
+            .map_err(|e| match e.kind() {
+                RequestErrorKind::NoResponders => BusError::NoResponders {
+                    subject: subject.into(),
+                },
+                RequestErrorKind::TimedOut => BusError::TimedOut {
+                    subject: subject.into(),
+                },
+                _ => BusError::Transport {
+                    subject: subject.into(),
+                    message: e.to_string(),
+                },
+            })?;
+        decode_reply::<R::Reply>(subject, &msg)
+    }
+
+    /// Publishes an event on core NATS.
+    ///
+    /// # Errors
+    /// When the event cannot be encoded or the client's buffer is closed.
+    pub async fn publish<T: Serialize>(&self, subject: &str, event: &T) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(event).map_err(|e| BusError::Decode {
+            subject: subject.into(),
+            message: e.to_string(),
+        })?;
+        self.client
+            .publish(subject.to_owned(), payload.into())
+            .await
+            .map_err(|e| BusError::Transport {
+                subject: subject.into(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Flushes what is buffered and closes the connection after in-flight messages are handled.
+    pub async fn drain(&self) {
+        if let Err(e) = self.client.drain().await {
+            tracing::debug!(error = %e, "nats drain");
+        }
+    }
+}
+
+/// Decodes a reply: an error reply carries the micro protocol's error headers plus our code.
+fn decode_reply<T: serde::de::DeserializeOwned>(
+    subject: &str,
+    msg: &async_nats::Message,
+) -> Result<T, BusError> {
+    if let Some(h) = &msg.headers {
+        if h.get(NATS_SERVICE_ERROR_CODE).is_some() {
+            let code = h
+                .get(headers::ERROR_CODE)
+                .map_or(ErrorCode::Internal, |v| ErrorCode::parse(v.as_str()));
+            let message = h
+                .get(NATS_SERVICE_ERROR)
+                .map_or_else(|| code.to_string(), |v| v.to_string());
+            let retry_after_secs = h
+                .get(headers::RETRY_AFTER)
+                .and_then(|v| v.as_str().parse().ok());
+            return Err(BusError::Remote(WireError {
+                code,
+                message,
+                retry_after_secs,
+            }));
+        }
+    }
+    serde_json::from_slice(&msg.payload).map_err(|e| BusError::Decode {
+        subject: subject.into(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,19 @@
+//! The carehub bus contract: everything that crosses NATS is defined here and only here.
+//!
+//! Services, the gateway and the comms hub depend on this crate and never on each other.
+//! Map: [`subject`] names every subject, [`rpc`] pairs each request type with its subject and
+//! reply ([`Rpc`]) and carries the caller's identity ([`CallContext`]), [`error`] holds the stable
+//! error codes, [`auth`] the auth service's wire types and events, [`bus`] the connect helper and
+//! typed client, [`micro`] registers a service with the NATS micro services protocol.
+
+pub mod auth;
+pub mod bus;
+pub mod error;
+pub mod micro;
+pub mod rpc;
+pub mod subject;
+
+pub use bus::{Bus, BusConfig, ConnectionEvent};
+pub use error::{BusError, ErrorCode, WireError};
+pub use micro::{MicroService, ServiceSpec};
+pub use rpc::{CallContext, Principal, Role, Rpc, UserStatus};

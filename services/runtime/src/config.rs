@@ -1,0 +1,249 @@
+//! Typed configuration from `CAREHUB_*` variables, read once at start.
+//!
+//! [`Env`] is a snapshot of variables, so tests (and `carehub up`, which runs every component in
+//! one process) can build configuration without touching the process environment.
+
+use carehub_nats::BusConfig;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A bad configuration value; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: String,
+    pub message: String,
+}
+
+/// A snapshot of configuration variables.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// Every `CAREHUB_*` variable of this process.
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars()
+                .filter(|(k, _)| k.starts_with("CAREHUB_"))
+                .collect(),
+        }
+    }
+
+    /// Builds a snapshot from pairs (tests, embedded use).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// Sets a variable in this snapshot.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.vars.insert(key.into(), value.into());
+    }
+
+    /// A raw value; empty strings count as unset.
+    pub fn raw(&self, var: &str) -> Option<&str> {
+        self.vars
+            .get(var)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// A parsed value, or `default` when unset.
+    ///
+    /// # Errors
+    /// When the value is set but does not parse; the error names the variable.
+    pub fn get<T: FromStr>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError {
+                var: var.into(),
+                message: format!("cannot parse '{v}': {e}"),
+            }),
+        }
+    }
+
+    /// An optional parsed value.
+    ///
+    /// # Errors
+    /// As [`Env::get`].
+    pub fn opt<T: FromStr>(&self, var: &str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(var) {
+            None => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|e: T::Err| ConfigError {
+                var: var.into(),
+                message: format!("cannot parse '{v}': {e}"),
+            }),
+        }
+    }
+
+    /// A duration in seconds (fractions allowed), or `default`.
+    ///
+    /// # Errors
+    /// When the value is not a non-negative number.
+    pub fn secs(&self, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| ConfigError {
+                    var: var.into(),
+                    message: format!("expected a number of seconds, got '{v}'"),
+                }),
+        }
+    }
+
+    /// A boolean: `1/true/yes/on` or `0/false/no/off`.
+    ///
+    /// # Errors
+    /// When the value is none of those.
+    pub fn flag(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(var).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+            Some(v) => Err(ConfigError {
+                var: var.into(),
+                message: format!("expected true or false, got '{v}'"),
+            }),
+        }
+    }
+}
+
+/// Settings every component reads.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    /// Where SQLite files, the signing key file and a child nats-server keep their data.
+    pub data_dir: PathBuf,
+    pub nats_url: String,
+    /// PostgreSQL (or SQLite) URL shared by every service unless a per-service one is set.
+    pub database_url: Option<String>,
+    /// Log as JSON lines.
+    pub log_json: bool,
+    /// How long shutdown may take before in-flight work is abandoned.
+    pub shutdown_grace: Duration,
+    /// Requests one service instance handles at once.
+    pub max_in_flight: usize,
+}
+
+impl CommonConfig {
+    /// Reads `CAREHUB_DATA_DIR` (default `./data`), `CAREHUB_NATS_URL`
+    /// (default `nats://127.0.0.1:4222`), `CAREHUB_DATABASE_URL`, `CAREHUB_LOG_JSON`,
+    /// `CAREHUB_SHUTDOWN_GRACE` (seconds, default 10), `CAREHUB_MAX_IN_FLIGHT` (default 256).
+    ///
+    /// # Errors
+    /// When a value is set but invalid.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            data_dir: PathBuf::from(env.raw("CAREHUB_DATA_DIR").unwrap_or("./data")),
+            nats_url: env
+                .raw("CAREHUB_NATS_URL")
+                .unwrap_or("nats://127.0.0.1:4222")
+                .to_owned(),
+            database_url: env.raw("CAREHUB_DATABASE_URL").map(str::to_owned),
+            log_json: env.flag("CAREHUB_LOG_JSON", false)?,
+            shutdown_grace: env.secs("CAREHUB_SHUTDOWN_GRACE", Duration::from_secs(10))?,
+            max_in_flight: env.get("CAREHUB_MAX_IN_FLIGHT", 256usize)?,
+        })
+    }
+
+    /// The database URL for `service`: `CAREHUB_<SERVICE>_DATABASE_URL`, else the shared one,
+    /// else `None` (a SQLite file in the data directory).
+    pub fn database_url_for(&self, env: &Env, service: &str) -> Option<String> {
+        env.raw(&format!(
+            "CAREHUB_{}_DATABASE_URL",
+            service.to_ascii_uppercase()
+        ))
+        .map(str::to_owned)
+        .or_else(|| self.database_url.clone())
+    }
+
+    /// NATS settings for `component`: credentials from `CAREHUB_<COMPONENT>_NATS_USER` /
+    /// `_NATS_PASSWORD` (falling back to `CAREHUB_NATS_USER` / `CAREHUB_NATS_PASSWORD`), inbox
+    /// prefix `_INBOX_<component>` so each component's replies can be kept private.
+    pub fn bus_config(&self, env: &Env, component: &str) -> BusConfig {
+        let upper = component.to_ascii_uppercase();
+        let pick = |suffix: &str| {
+            env.raw(&format!("CAREHUB_{upper}_{suffix}"))
+                .or_else(|| env.raw(&format!("CAREHUB_{suffix}")))
+                .map(str::to_owned)
+        };
+        BusConfig {
+            url: self.nats_url.clone(),
+            name: format!("carehub-{component}"),
+            user: pick("NATS_USER"),
+            password: pick("NATS_PASSWORD"),
+            inbox_prefix: Some(format!("_INBOX_{component}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let env = Env::from_pairs([("CAREHUB_MAX_IN_FLIGHT", "lots")]);
+        let err = CommonConfig::from_env(&env).unwrap_err();
+        assert_eq!(err.var, "CAREHUB_MAX_IN_FLIGHT");
+        assert!(err.to_string().contains("lots"));
+    }
+
+    #[test]
+    fn defaults_apply_when_unset_or_empty() {
+        let env = Env::from_pairs([("CAREHUB_NATS_URL", "  ")]);
+        let c = CommonConfig::from_env(&env).unwrap();
+        assert_eq!(c.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(c.max_in_flight, 256);
+        assert!(!c.log_json);
+    }
+
+    #[test]
+    fn per_service_database_url_wins_over_the_shared_one() {
+        let env = Env::from_pairs([
+            ("CAREHUB_DATABASE_URL", "postgres://shared"),
+            ("CAREHUB_AUTH_DATABASE_URL", "postgres://auth-only"),
+        ]);
+        let c = CommonConfig::from_env(&env).unwrap();
+        assert_eq!(
+            c.database_url_for(&env, "auth").as_deref(),
+            Some("postgres://auth-only")
+        );
+        assert_eq!(
+            c.database_url_for(&env, "doctor").as_deref(),
+            Some("postgres://shared")
+        );
+    }
+
+    #[test]
+    fn flags_and_seconds_reject_garbage() {
+        let env = Env::from_pairs([("A", "maybe"), ("B", "-1"), ("C", "0.5")]);
+        assert!(env.flag("A", false).is_err());
+        assert!(env.secs("B", Duration::ZERO).is_err());
+        assert_eq!(
+            env.secs("C", Duration::ZERO).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(env.opt::<u32>("D").unwrap(), None);
+    }
+}

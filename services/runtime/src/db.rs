@@ -1,0 +1,251 @@
+//! A service's database: a SQLite file of its own by default, or a PostgreSQL schema of its own.
+//!
+//! SQL is written once with `$1` placeholders and portable types (TEXT, BIGINT, BOOLEAN), and run
+//! on either typed pool through [`with_db!`](crate::with_db) and [`write_tx!`](crate::write_tx).
+//! SQLite writes use `BEGIN IMMEDIATE`, so two writers queue on the lock (bounded by
+//! `busy_timeout`) instead of failing mid-transaction. Only one machine may use the SQLite files;
+//! services on several machines must share PostgreSQL.
+
+use carehub_nats::{ErrorCode, WireError};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A pool on one of the two supported engines. Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever typed pool `$db` holds.
+#[macro_export]
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` inside a write transaction bound to `$tx` and commits it if `$body` evaluates to
+/// `Ok`. An early `?` return (or an `Err` value) rolls back. SQLite uses `BEGIN IMMEDIATE`.
+#[macro_export]
+macro_rules! write_tx {
+    ($db:expr, $tx:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                if out.is_ok() {
+                    $tx.commit().await?;
+                }
+                out
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                if out.is_ok() {
+                    $tx.commit().await?;
+                }
+                out
+            }
+        }
+    };
+}
+
+/// Storage failures, classified for callers.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint, a serialization failure or a busy database: a concurrent change won.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::RowNotFound = e {
+            return Self::NotFound;
+        }
+        if let Some(db) = e.as_database_error() {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            // PostgreSQL: serialization_failure, deadlock_detected. SQLite: BUSY, LOCKED (+ext).
+            let lost_race = matches!(
+                code.as_str(),
+                "40001" | "40P01" | "5" | "6" | "517" | "261" | "262"
+            );
+            if db.is_unique_violation() || lost_race {
+                return Self::Conflict(db.message().to_owned());
+            }
+        }
+        Self::Other(e)
+    }
+}
+
+impl From<StoreError> for WireError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(_) => WireError::new(
+                ErrorCode::Conflict,
+                "the record was changed concurrently; reload and try again",
+            ),
+            StoreError::NotFound => WireError::not_found("not found"),
+            StoreError::Other(e) => {
+                tracing::error!(error = %e, "storage error");
+                WireError::internal()
+            }
+        }
+    }
+}
+
+impl Db {
+    /// Opens the database of `service`. With no URL, a SQLite file `<data_dir>/<service>.db`
+    /// (WAL, `busy_timeout` 5 s, foreign keys on). A `postgres://` URL uses the schema named
+    /// after the service (created if missing) so services sharing one database never see each
+    /// other's tables. `sqlite:` URLs are accepted too.
+    ///
+    /// # Errors
+    /// When the URL is malformed or the database cannot be reached.
+    pub async fn connect(
+        service: &str,
+        url: Option<&str>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        match url {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                let schema = schema_name(service);
+                let base = PgConnectOptions::from_str(u)
+                    .with_context(|| format!("invalid PostgreSQL URL for the {service} service"))?
+                    .log_statements(tracing::log::LevelFilter::Trace);
+                create_schema(&base, &schema).await?;
+                let opts = base.options([("search_path", schema.as_str())]);
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(opts)
+                    .await
+                    .with_context(|| format!("connecting the {service} service to PostgreSQL"))?;
+                Ok(Self::Postgres(pool))
+            }
+            Some(u) if u.starts_with("sqlite:") => {
+                let opts = SqliteConnectOptions::from_str(u)
+                    .with_context(|| format!("invalid SQLite URL for the {service} service"))?;
+                Self::open_sqlite(service, opts).await
+            }
+            Some(u) => anyhow::bail!(
+                "CAREHUB_DATABASE_URL (or CAREHUB_{}_DATABASE_URL): unsupported scheme in '{}'; use postgres:// or sqlite:",
+                service.to_ascii_uppercase(),
+                u.split(':').next().unwrap_or_default()
+            ),
+            None => {
+                std::fs::create_dir_all(data_dir)
+                    .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+                let opts =
+                    SqliteConnectOptions::new().filename(data_dir.join(format!("{service}.db")));
+                Self::open_sqlite(service, opts).await
+            }
+        }
+    }
+
+    async fn open_sqlite(service: &str, opts: SqliteConnectOptions) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("opening the {service} service's SQLite database"))?;
+        Ok(Self::Sqlite(pool))
+    }
+
+    /// Runs the service's migrations (idempotent; PostgreSQL serializes concurrent runners).
+    ///
+    /// # Errors
+    /// When a migration fails or an applied one was edited.
+    pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        with_db!(self, pool => migrator.run(pool).await.context("running migrations"))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Answers whether the database is reachable.
+    pub async fn ping(&self) -> bool {
+        with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        with_db!(self, pool => pool.close().await);
+    }
+}
+
+fn schema_name(service: &str) -> String {
+    service
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+async fn create_schema(opts: &PgConnectOptions, schema: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut conn = sqlx::PgConnection::connect_with(opts)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+    {
+        // Two instances starting together may race on the catalog; the loser sees the schema.
+        match StoreError::from(e) {
+            StoreError::Conflict(_) => {}
+            other => return Err(other).context("creating the service schema"),
+        }
+    }
+    conn.close().await.ok();
+    Ok(())
+}
+
+impl StoreError {
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict(_))
+    }
+}
+
+/// Current time in Unix milliseconds, the one timestamp representation stored by services.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,14 @@
+//! What every carehub component shares at run time, so each service's `lib.rs` stays about its
+//! domain.
+//!
+//! Map: [`config`] reads typed `CAREHUB_*` settings (naming the variable on error), [`db`] opens
+//! a service's SQLite file or PostgreSQL schema and runs its migrations, [`telemetry`] sets up
+//! `tracing`, [`shutdown`] turns signals into one cancellation token.
+
+pub mod config;
+pub mod db;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{CommonConfig, ConfigError, Env};
+pub use db::{Backend, Db, StoreError};
