@@ -1,1 +1,28 @@
-pub fn _placeholder() {}
+//! The auth service: accounts, passwords, sessions and token verification, over NATS only
+//! (the gateway is its one HTTP face).
+//!
+//! Map: [`config`] typed settings, [`domain`] validated inputs (email, password, name),
+//! [`keys`] the signing key file and JWT issue/verify, [`password`] argon2id hashing off the
+//! runtime, [`throttle`] the login throttling policy, [`store`] every SQL statement,
+//! [`service`] the operations and their NATS endpoints.
+
+pub mod config;
+pub mod domain;
+pub mod keys;
+pub mod password;
+pub mod service;
+pub mod store;
+pub mod throttle;
+
+pub use config::AuthConfig;
+pub use service::{AuthService, Running, create_user, start};
+
+/// The auth service's migrations (`services/auth/migrations`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Micro service identity shown by `nats micro info auth`.
+pub const SPEC: carehub_nats::ServiceSpec = carehub_nats::ServiceSpec {
+    name: carehub_nats::subject::auth::SERVICE,
+    version: env!("CARGO_PKG_VERSION"),
+    description: "carehub accounts, sessions and token verification",
+};

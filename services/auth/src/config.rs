@@ -1,0 +1,88 @@
+//! Auth settings, read from `CAREHUB_AUTH_*` variables with defaults in code.
+
+use carehub_runtime::{CommonConfig, ConfigError, Env};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the auth service needs to know at start.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The signing key file (see [`crate::keys`]).
+    pub key_file: PathBuf,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub reset_ttl: Duration,
+    /// Concurrent argon2 computations; more wait their turn.
+    pub hash_permits: usize,
+    /// Failed logins per (account, client address) in one window before 429.
+    pub max_failures_per_address: i64,
+    /// Failed logins per account (any address) in one window before back-off starts.
+    pub max_failures_per_account: i64,
+    pub throttle_window: Duration,
+    pub max_in_flight: usize,
+}
+
+impl AuthConfig {
+    /// Reads `CAREHUB_AUTH_KEY_FILE` (default `<data dir>/auth-signing-keys.json`),
+    /// `CAREHUB_AUTH_ISSUER` (`carehub`), `CAREHUB_AUTH_AUDIENCE` (`carehub-api`),
+    /// `CAREHUB_ACCESS_TOKEN_TTL` (900 s), `CAREHUB_REFRESH_TOKEN_TTL` (30 days),
+    /// `CAREHUB_PASSWORD_RESET_TTL` (1800 s), `CAREHUB_HASH_PERMITS` (the number of CPUs),
+    /// `CAREHUB_LOGIN_MAX_FAILURES` (10), `CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES` (50),
+    /// `CAREHUB_LOGIN_WINDOW` (900 s).
+    ///
+    /// # Errors
+    /// When a value is set but invalid; the error names the variable.
+    pub fn from_env(env: &Env, common: &CommonConfig) -> Result<Self, ConfigError> {
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let cfg = Self {
+            key_file: env.raw("CAREHUB_AUTH_KEY_FILE").map_or_else(
+                || common.data_dir.join("auth-signing-keys.json"),
+                PathBuf::from,
+            ),
+            issuer: env
+                .raw("CAREHUB_AUTH_ISSUER")
+                .unwrap_or("carehub")
+                .to_owned(),
+            audience: env
+                .raw("CAREHUB_AUTH_AUDIENCE")
+                .unwrap_or("carehub-api")
+                .to_owned(),
+            access_ttl: env.secs("CAREHUB_ACCESS_TOKEN_TTL", Duration::from_secs(900))?,
+            refresh_ttl: env.secs(
+                "CAREHUB_REFRESH_TOKEN_TTL",
+                Duration::from_secs(30 * 86_400),
+            )?,
+            reset_ttl: env.secs("CAREHUB_PASSWORD_RESET_TTL", Duration::from_secs(1_800))?,
+            hash_permits: env.get("CAREHUB_HASH_PERMITS", cpus)?,
+            max_failures_per_address: env.get("CAREHUB_LOGIN_MAX_FAILURES", 10)?,
+            max_failures_per_account: env.get("CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES", 50)?,
+            throttle_window: env.secs("CAREHUB_LOGIN_WINDOW", Duration::from_secs(900))?,
+            max_in_flight: common.max_in_flight,
+        };
+        let positive = |var: &str, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError {
+                    var: var.into(),
+                    message: "must be greater than zero".into(),
+                })
+            }
+        };
+        positive("CAREHUB_ACCESS_TOKEN_TTL", cfg.access_ttl.as_secs() > 0)?;
+        positive("CAREHUB_REFRESH_TOKEN_TTL", cfg.refresh_ttl.as_secs() > 0)?;
+        positive("CAREHUB_PASSWORD_RESET_TTL", cfg.reset_ttl.as_secs() > 0)?;
+        positive("CAREHUB_HASH_PERMITS", cfg.hash_permits > 0)?;
+        positive(
+            "CAREHUB_LOGIN_MAX_FAILURES",
+            cfg.max_failures_per_address > 0,
+        )?;
+        positive(
+            "CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES",
+            cfg.max_failures_per_account > 0,
+        )?;
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,792 @@
+//! The auth operations and their NATS endpoints. Each endpoint decodes, calls one method of
+//! [`AuthService`], and encodes; the methods hold the rules.
+
+use crate::config::AuthConfig;
+use crate::domain::{DisplayName, Email, NewPassword};
+use crate::keys::Keys;
+use crate::password::Hasher;
+use crate::store::{self, NewUser, Rotation, UserFilter, UserRow};
+use crate::throttle::Throttle;
+use crate::{MIGRATOR, SPEC};
+use anyhow::Context as _;
+use base64::Engine as _;
+use carehub_nats::auth::*;
+use carehub_nats::subject::events;
+use carehub_nats::{
+    Bus, CallContext, ErrorCode, MicroService, Principal, Role, UserStatus, WireError,
+};
+use carehub_runtime::db::{Db, now_ms};
+use rand::RngCore as _;
+use sha2::Digest as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The auth service's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    bus: Bus,
+    keys: Keys,
+    hasher: Hasher,
+    throttle: Throttle,
+    cfg: AuthConfig,
+}
+
+/// A running auth service instance.
+pub struct Running {
+    micro: MicroService,
+    stop: CancellationToken,
+    housekeeping: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops taking requests, finishes in-flight ones within `grace`, stops housekeeping.
+    pub async fn shutdown(self, grace: Duration) {
+        self.stop.cancel();
+        self.micro.shutdown(grace).await;
+        let _ = self.housekeeping.await;
+    }
+}
+
+const GENERIC_REGISTER: &str = "If this address can be registered, the account is ready: sign in to continue. Doctor accounts are usable once an administrator approves them.";
+const GENERIC_RESET: &str = "If an account uses this address, a password reset link is on its way.";
+
+/// Migrates the database, loads the signing keys and serves every auth endpoint.
+///
+/// # Errors
+/// When migrations fail, the key file is missing or invalid, or NATS refuses the subscriptions.
+pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running> {
+    db.migrate(&MIGRATOR).await.context("auth migrations")?;
+    let keys = Keys::load(&cfg.key_file, &cfg.issuer, &cfg.audience)?;
+    let hasher = Hasher::new(cfg.hash_permits)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let throttle = Throttle {
+        max_per_address: cfg.max_failures_per_address,
+        max_per_account: cfg.max_failures_per_account,
+        window_ms: i64::try_from(cfg.throttle_window.as_millis()).unwrap_or(i64::MAX),
+    };
+    let max_in_flight = cfg.max_in_flight;
+    let svc = AuthService {
+        inner: Arc::new(Inner {
+            db,
+            bus: bus.clone(),
+            keys,
+            hasher,
+            throttle,
+            cfg,
+        }),
+    };
+    let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
+    micro
+        .serve(svc.clone(), |s: AuthService, c, r: Register| async move {
+            s.register(&c, r).await
+        })
+        .await?;
+    micro
+        .serve(svc.clone(), |s: AuthService, c, r: Login| async move {
+            s.login(&c, r).await
+        })
+        .await?;
+    micro
+        .serve(svc.clone(), |s: AuthService, c, r: Refresh| async move {
+            s.refresh(&c, r).await
+        })
+        .await?;
+    micro
+        .serve(svc.clone(), |s: AuthService, c, r: Logout| async move {
+            s.logout(&c, r).await
+        })
+        .await?;
+    micro
+        .serve(svc.clone(), |s: AuthService, c, r: Verify| async move {
+            s.verify(&c, r).await
+        })
+        .await?;
+    micro
+        .serve(svc.clone(), |s: AuthService, c, _: Me| async move {
+            s.me(&c).await
+        })
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: AuthService, c, r: ChangePassword| async move { s.change_password(&c, r).await },
+        )
+        .await?;
+    micro.serve(svc.clone(), |s: AuthService, c, r: PasswordResetRequest| async move { s.reset_request(&c, r).await }).await?;
+    micro.serve(svc.clone(), |s: AuthService, c, r: PasswordResetConfirm| async move { s.reset_confirm(&c, r).await }).await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: AuthService, c, r: AdminListUsers| async move { s.admin_list(&c, r).await },
+        )
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: AuthService, c, r: AdminGetUser| async move { s.admin_get(&c, r).await },
+        )
+        .await?;
+    micro.serve(svc.clone(), |s: AuthService, c, r: AdminSetUserStatus| async move { s.admin_set_status(&c, r).await }).await?;
+    let stop = CancellationToken::new();
+    let housekeeping = tokio::spawn(housekeeping(svc, stop.clone()));
+    Ok(Running {
+        micro,
+        stop,
+        housekeeping,
+    })
+}
+
+async fn housekeeping(svc: AuthService, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let window = svc.inner.throttle.window_ms;
+        match store::purge_expired(&svc.inner.db, now_ms(), window).await {
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "purged expired auth rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "auth housekeeping failed"),
+        }
+    }
+}
+
+/// Creates an account directly in the auth database (the `carehub admin create-user` command
+/// and the demo seed; there is deliberately no network endpoint that creates admins).
+///
+/// # Errors
+/// When an input is invalid or the email is taken.
+pub async fn create_user(
+    db: &Db,
+    email: &str,
+    password: &str,
+    display_name: &str,
+    role: Role,
+) -> anyhow::Result<User> {
+    db.migrate(&MIGRATOR).await?;
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!(e.message))?;
+    let name = DisplayName::parse(display_name).map_err(|e| anyhow::anyhow!(e.message))?;
+    let pw = NewPassword::parse(password, Some(&email)).map_err(|e| anyhow::anyhow!(e.message))?;
+    let hasher = Hasher::new(1)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let hash = hasher
+        .hash(pw.expose())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_ms();
+    let row = NewUser {
+        id: &id,
+        email: email.as_str(),
+        display_name: name.as_str(),
+        password_hash: &hash,
+        role: role.as_str(),
+        status: UserStatus::Active.as_str(),
+        now,
+    };
+    anyhow::ensure!(
+        store::insert_user(db, &row).await?,
+        "an account with this email already exists"
+    );
+    let user = store::user_by_id(db, &id)
+        .await?
+        .context("user vanished after insert")?;
+    to_user(&user).map_err(|e| anyhow::anyhow!(e.message))
+}
+
+/// Whether the auth database holds any account (the demo seed refuses a non-empty one).
+///
+/// # Errors
+/// On storage failure.
+pub async fn has_users(db: &Db) -> anyhow::Result<bool> {
+    db.migrate(&MIGRATOR).await?;
+    Ok(store::count_users(db).await? > 0)
+}
+
+fn to_user(row: &UserRow) -> Result<User, WireError> {
+    let corrupt = |e: String| {
+        tracing::error!(error = %e, user_id = %row.id, "corrupt user row");
+        WireError::internal()
+    };
+    Ok(User {
+        id: row.id.clone(),
+        email: row.email.clone(),
+        display_name: row.display_name.clone(),
+        role: Role::parse(&row.role).map_err(corrupt)?,
+        status: UserStatus::parse(&row.status).map_err(corrupt)?,
+        created_at: rfc3339(row.created_at),
+    })
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn sha256_hex(s: &str) -> String {
+    let d = sha2::Sha256::digest(s.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn secret_token(prefix: &str) -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    )
+}
+
+fn principal(ctx: &CallContext) -> Result<&Principal, WireError> {
+    ctx.principal
+        .as_ref()
+        .ok_or_else(|| WireError::unauthorized("sign in first"))
+}
+
+fn secs_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+impl AuthService {
+    fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    async fn publish_revoked(&self, what: Revocation, reason: &str) {
+        let event = Revoked {
+            what,
+            reason: reason.to_owned(),
+            at: now_ms() / 1000,
+        };
+        if let Err(e) = self.inner.bus.publish(events::AUTH_REVOKED, &event).await {
+            // Gateways also drop their caches on reconnect, and cache entries live briefly.
+            tracing::warn!(error = %e, "could not publish a revocation");
+        }
+    }
+
+    /// Signs an access token for a session.
+    fn access_token(
+        &self,
+        user: &UserRow,
+        role: Role,
+        session_id: &str,
+    ) -> Result<crate::keys::Issued, WireError> {
+        self.inner.keys.issue(
+            &user.id,
+            role,
+            session_id,
+            user.token_generation,
+            self.inner.cfg.access_ttl,
+        )
+    }
+
+    /// Opens a new session for `user` and returns its tokens.
+    async fn open_session(&self, user: &UserRow) -> Result<Session, WireError> {
+        let view = to_user(user)?;
+        let session_id = uuid::Uuid::now_v7().to_string();
+        let refresh = secret_token("chr_");
+        let now = now_ms();
+        let refresh_ttl = secs_i64(self.inner.cfg.refresh_ttl);
+        store::create_session(
+            self.db(),
+            &session_id,
+            &user.id,
+            &sha256_hex(&refresh),
+            now,
+            now + refresh_ttl * 1000,
+        )
+        .await?;
+        let access = self.access_token(user, view.role, &session_id)?;
+        Ok(Session {
+            access_token: access.token,
+            token_type: "Bearer".into(),
+            expires_in: secs_i64(self.inner.cfg.access_ttl),
+            refresh_token: refresh,
+            refresh_expires_in: refresh_ttl,
+            user: view,
+        })
+    }
+
+    /// Self-registration. Answers the same whether or not the email is taken.
+    ///
+    /// # Errors
+    /// `validation_failed` for bad input.
+    pub async fn register(&self, _ctx: &CallContext, r: Register) -> Result<Accepted, WireError> {
+        let email = Email::parse(&r.email)?;
+        let name = DisplayName::parse(&r.display_name)?;
+        let pw = NewPassword::parse(&r.password, Some(&email))?;
+        // Hash before looking anything up, so both outcomes take the same time.
+        let hash = self.inner.hasher.hash(pw.expose()).await?;
+        let role = Role::from(r.role);
+        let status = if role == Role::Doctor {
+            UserStatus::Pending
+        } else {
+            UserStatus::Active
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let row = NewUser {
+            id: &id,
+            email: email.as_str(),
+            display_name: name.as_str(),
+            password_hash: &hash,
+            role: role.as_str(),
+            status: status.as_str(),
+            now: now_ms(),
+        };
+        if store::insert_user(self.db(), &row).await? {
+            tracing::info!(user_id = %id, role = role.as_str(), "account registered");
+        } else {
+            tracing::info!("registration for an address already in use ignored");
+        }
+        Ok(Accepted {
+            message: GENERIC_REGISTER.into(),
+        })
+    }
+
+    /// Password login, throttled per (account, client address) and per account.
+    ///
+    /// # Errors
+    /// `invalid_credentials`, `rate_limited`, or `account_disabled` (only after a correct password).
+    pub async fn login(&self, ctx: &CallContext, r: Login) -> Result<Session, WireError> {
+        let wrong = || {
+            WireError::new(
+                ErrorCode::InvalidCredentials,
+                "email or password is incorrect",
+            )
+        };
+        let Ok(email) = Email::parse(&r.email) else {
+            return Err(wrong());
+        };
+        let client = ctx.client_ip.as_deref().unwrap_or("unknown");
+        let now = now_ms();
+        let throttle = &self.inner.throttle;
+        throttle
+            .check(self.db(), email.as_str(), client, now)
+            .await?;
+        let user = store::user_by_email(self.db(), email.as_str()).await?;
+        let ok = self
+            .inner
+            .hasher
+            .verify(&r.password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await;
+        let Some(user) = user.filter(|_| ok) else {
+            throttle
+                .failed(self.db(), email.as_str(), client, now)
+                .await?;
+            tracing::info!("login failed");
+            return Err(wrong());
+        };
+        if matches!(user.status.as_str(), "disabled" | "rejected") {
+            return Err(WireError::new(
+                ErrorCode::AccountDisabled,
+                "this account is not active; contact the clinic",
+            ));
+        }
+        throttle
+            .succeeded(self.db(), email.as_str(), client)
+            .await?;
+        tracing::info!(user_id = %user.id, "login");
+        self.open_session(&user).await
+    }
+
+    /// Rotates a refresh token. Presenting a used one ends its whole session.
+    ///
+    /// # Errors
+    /// `unauthorized` for an unknown, expired, revoked or reused token; `account_disabled`.
+    pub async fn refresh(&self, _ctx: &CallContext, r: Refresh) -> Result<Session, WireError> {
+        let fresh = secret_token("chr_");
+        let now = now_ms();
+        let ttl = secs_i64(self.inner.cfg.refresh_ttl);
+        let outcome = store::rotate_refresh(
+            self.db(),
+            &sha256_hex(&r.refresh_token),
+            &sha256_hex(&fresh),
+            now,
+            now + ttl * 1000,
+        )
+        .await?;
+        match outcome {
+            Rotation::Invalid => Err(WireError::unauthorized(
+                "invalid or expired refresh token; sign in again",
+            )),
+            Rotation::Reused {
+                session_id,
+                user_id,
+            } => {
+                tracing::warn!(user_id = %user_id, session_id = %session_id, "refresh token reuse: session revoked");
+                self.publish_revoked(
+                    Revocation::Session {
+                        session_id,
+                        user_id,
+                    },
+                    "refresh_reuse",
+                )
+                .await;
+                Err(WireError::unauthorized(
+                    "this refresh token was already used; the session was ended for safety, sign in again",
+                ))
+            }
+            Rotation::Rotated { session_id, user } => {
+                if matches!(user.status.as_str(), "disabled" | "rejected") {
+                    return Err(WireError::new(
+                        ErrorCode::AccountDisabled,
+                        "this account is not active",
+                    ));
+                }
+                let view = to_user(&user)?;
+                let access = self.access_token(&user, view.role, &session_id)?;
+                Ok(Session {
+                    access_token: access.token,
+                    token_type: "Bearer".into(),
+                    expires_in: secs_i64(self.inner.cfg.access_ttl),
+                    refresh_token: fresh,
+                    refresh_expires_in: ttl,
+                    user: view,
+                })
+            }
+        }
+    }
+
+    /// Ends the caller's session: the access token is denylisted until it expires and the
+    /// refresh family is revoked.
+    ///
+    /// # Errors
+    /// `unauthorized` without a principal.
+    pub async fn logout(&self, ctx: &CallContext, r: Logout) -> Result<Done, WireError> {
+        let p = principal(ctx)?;
+        store::deny_token(self.db(), &p.jti, p.expires_at.saturating_mul(1000)).await?;
+        let now = now_ms();
+        store::revoke_session(self.db(), &p.session_id, "logout", now).await?;
+        if let Some(rt) = r.refresh_token.as_deref() {
+            if let Some((sid, uid)) = store::session_of_refresh(self.db(), &sha256_hex(rt)).await? {
+                if uid == p.user_id
+                    && sid != p.session_id
+                    && store::revoke_session(self.db(), &sid, "logout", now).await?
+                {
+                    self.publish_revoked(
+                        Revocation::Session {
+                            session_id: sid,
+                            user_id: uid,
+                        },
+                        "logout",
+                    )
+                    .await;
+                }
+            }
+        }
+        self.publish_revoked(
+            Revocation::Token {
+                jti: p.jti.clone(),
+                user_id: p.user_id.clone(),
+            },
+            "logout",
+        )
+        .await;
+        self.publish_revoked(
+            Revocation::Session {
+                session_id: p.session_id.clone(),
+                user_id: p.user_id.clone(),
+            },
+            "logout",
+        )
+        .await;
+        tracing::info!(user_id = %p.user_id, "logout");
+        Ok(Done { ok: true })
+    }
+
+    /// Token → principal: signature, claims, and the revocation state in the database.
+    ///
+    /// # Errors
+    /// `token_expired` or `unauthorized`.
+    pub async fn verify(&self, _ctx: &CallContext, r: Verify) -> Result<Principal, WireError> {
+        let claims = self.inner.keys.verify(&r.token)?;
+        let revoked = || WireError::unauthorized("access token revoked; sign in again");
+        let state = store::token_state(self.db(), &claims.sub, &claims.sid, &claims.jti)
+            .await?
+            .ok_or_else(revoked)?;
+        if state.token_revoked != 0
+            || state.session_revoked != 0
+            || state.token_generation != claims.tgen
+        {
+            return Err(revoked());
+        }
+        let status = UserStatus::parse(&state.status).map_err(|_| WireError::internal())?;
+        if matches!(status, UserStatus::Disabled | UserStatus::Rejected) {
+            return Err(revoked());
+        }
+        Ok(Principal {
+            user_id: claims.sub,
+            role: Role::parse(&state.role).map_err(|_| WireError::internal())?,
+            status,
+            jti: claims.jti,
+            session_id: claims.sid,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// The caller's own account, read fresh.
+    ///
+    /// # Errors
+    /// `unauthorized` without a principal, `not_found` if the account vanished.
+    pub async fn me(&self, ctx: &CallContext) -> Result<User, WireError> {
+        let p = principal(ctx)?;
+        let user = store::user_by_id(self.db(), &p.user_id)
+            .await?
+            .ok_or_else(|| WireError::not_found("account not found"))?;
+        to_user(&user)
+    }
+
+    /// Changes the password; every other session and token of the user ends, and the caller
+    /// gets a fresh session.
+    ///
+    /// # Errors
+    /// `forbidden` for a wrong current password, `validation_failed` for a weak new one,
+    /// `rate_limited` after repeated wrong passwords.
+    pub async fn change_password(
+        &self,
+        ctx: &CallContext,
+        r: ChangePassword,
+    ) -> Result<Session, WireError> {
+        let p = principal(ctx)?;
+        let user = store::user_by_id(self.db(), &p.user_id)
+            .await?
+            .ok_or_else(|| WireError::not_found("account not found"))?;
+        let email = Email::parse(&user.email)?;
+        let pw = NewPassword::parse(&r.new_password, Some(&email))?;
+        let client = ctx.client_ip.as_deref().unwrap_or("unknown");
+        let now = now_ms();
+        self.inner
+            .throttle
+            .check(self.db(), email.as_str(), client, now)
+            .await?;
+        if !self
+            .inner
+            .hasher
+            .verify(&r.current_password, Some(&user.password_hash))
+            .await
+        {
+            self.inner
+                .throttle
+                .failed(self.db(), email.as_str(), client, now)
+                .await?;
+            return Err(WireError::forbidden("current_password: incorrect"));
+        }
+        let hash = self.inner.hasher.hash(pw.expose()).await?;
+        store::set_password(self.db(), &user.id, &hash, "password_change", now).await?;
+        self.publish_revoked(
+            Revocation::User {
+                user_id: user.id.clone(),
+            },
+            "password_change",
+        )
+        .await;
+        tracing::info!(user_id = %user.id, "password changed");
+        let user = store::user_by_id(self.db(), &p.user_id)
+            .await?
+            .ok_or_else(|| WireError::not_found("account not found"))?;
+        self.open_session(&user).await
+    }
+
+    /// Issues a single-use reset token to the notification side. Same answer for any address.
+    ///
+    /// # Errors
+    /// `validation_failed` for a malformed address.
+    pub async fn reset_request(
+        &self,
+        _ctx: &CallContext,
+        r: PasswordResetRequest,
+    ) -> Result<Accepted, WireError> {
+        let email = Email::parse(&r.email)?;
+        let user = store::user_by_email(self.db(), email.as_str()).await?;
+        if let Some(user) = user.filter(|u| matches!(u.status.as_str(), "active" | "pending")) {
+            let token = secret_token("chp_");
+            let now = now_ms();
+            let expires_at = now + secs_i64(self.inner.cfg.reset_ttl) * 1000;
+            store::insert_reset(self.db(), &sha256_hex(&token), &user.id, now, expires_at).await?;
+            let issued = PasswordResetIssued {
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                display_name: user.display_name.clone(),
+                token,
+                expires_at: expires_at / 1000,
+            };
+            if let Err(e) = self
+                .inner
+                .bus
+                .publish(events::PASSWORD_RESET, &issued)
+                .await
+            {
+                tracing::warn!(error = %e, user_id = %user.id, "could not hand a reset token to the notification side");
+            }
+            tracing::info!(user_id = %user.id, "password reset issued");
+        }
+        Ok(Accepted {
+            message: GENERIC_RESET.into(),
+        })
+    }
+
+    /// Sets a new password with a reset token; every session of the user ends.
+    ///
+    /// # Errors
+    /// `validation_failed` for a weak password or an invalid, used or expired token.
+    pub async fn reset_confirm(
+        &self,
+        _ctx: &CallContext,
+        r: PasswordResetConfirm,
+    ) -> Result<Accepted, WireError> {
+        let pw = NewPassword::parse(&r.new_password, None)?;
+        let hash = self.inner.hasher.hash(pw.expose()).await?;
+        let user_id = store::reset_password(self.db(), &sha256_hex(&r.token), &hash, now_ms())
+            .await?
+            .ok_or_else(|| WireError::validation("token: invalid, used or expired reset token"))?;
+        self.publish_revoked(
+            Revocation::User {
+                user_id: user_id.clone(),
+            },
+            "password_reset",
+        )
+        .await;
+        tracing::info!(user_id = %user_id, "password reset completed");
+        Ok(Accepted {
+            message: "Password changed. Sign in with the new password.".into(),
+        })
+    }
+
+    fn require_admin<'c>(&self, ctx: &'c CallContext) -> Result<&'c Principal, WireError> {
+        let p = principal(ctx)?;
+        if p.role != Role::Admin || p.status != UserStatus::Active {
+            return Err(WireError::forbidden("administrators only"));
+        }
+        Ok(p)
+    }
+
+    /// Lists accounts, newest last, filtered and keyset-paginated.
+    ///
+    /// # Errors
+    /// `forbidden` for non-admins, `validation_failed` for a bad limit.
+    pub async fn admin_list(
+        &self,
+        ctx: &CallContext,
+        r: AdminListUsers,
+    ) -> Result<UserPage, WireError> {
+        self.require_admin(ctx)?;
+        let limit = i64::from(r.limit.unwrap_or(50));
+        if !(1..=200).contains(&limit) {
+            return Err(WireError::validation("limit: must be between 1 and 200"));
+        }
+        let pattern =
+            r.q.as_deref()
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(|q| {
+                    let escaped: String = q
+                        .to_lowercase()
+                        .chars()
+                        .flat_map(|c| {
+                            if matches!(c, '\\' | '%' | '_') {
+                                vec!['\\', c]
+                            } else {
+                                vec![c]
+                            }
+                        })
+                        .collect();
+                    format!("%{escaped}%")
+                });
+        let filter = UserFilter {
+            role: r.role.map(Role::as_str),
+            status: r.status.map(UserStatus::as_str),
+            pattern,
+            after_id: r.cursor.as_deref().filter(|c| !c.is_empty()),
+            limit: limit + 1,
+        };
+        let mut rows = store::list_users(self.db(), &filter).await?;
+        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = if more {
+            rows.last().map(|u| u.id.clone())
+        } else {
+            None
+        };
+        let users = rows.iter().map(to_user).collect::<Result<_, _>>()?;
+        Ok(UserPage { users, next_cursor })
+    }
+
+    /// # Errors
+    /// `forbidden` for non-admins, `not_found`.
+    pub async fn admin_get(&self, ctx: &CallContext, r: AdminGetUser) -> Result<User, WireError> {
+        self.require_admin(ctx)?;
+        let user = store::user_by_id(self.db(), &r.user_id)
+            .await?
+            .ok_or_else(|| WireError::not_found("user not found"))?;
+        to_user(&user)
+    }
+
+    /// Approve or reject a pending doctor, disable or enable an account. Disabling and
+    /// rejecting end every session at once. Recorded in the audit log.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`, `conflict` when the account is not in a state the action
+    /// applies to (or an admin tries to disable themselves).
+    pub async fn admin_set_status(
+        &self,
+        ctx: &CallContext,
+        r: AdminSetUserStatus,
+    ) -> Result<User, WireError> {
+        let admin = self.require_admin(ctx)?;
+        if r.reason.as_deref().is_some_and(|s| s.chars().count() > 500) {
+            return Err(WireError::validation("reason: at most 500 characters"));
+        }
+        let (from, to, ends, name): (&[&str], &str, bool, &str) = match r.action {
+            StatusAction::Approve => (&["pending"], "active", false, "approve"),
+            StatusAction::Reject => (&["pending"], "rejected", true, "reject"),
+            StatusAction::Disable => (&["active", "pending"], "disabled", true, "disable"),
+            StatusAction::Enable => (&["disabled"], "active", false, "enable"),
+        };
+        if r.user_id == admin.user_id && ends {
+            return Err(WireError::conflict("you cannot disable your own account"));
+        }
+        let row = store::transition_status(
+            self.db(),
+            &r.user_id,
+            from,
+            to,
+            ends,
+            &admin.user_id,
+            name,
+            r.reason.as_deref(),
+            now_ms(),
+        )
+        .await?;
+        let Some(row) = row else {
+            let current = store::user_by_id(self.db(), &r.user_id)
+                .await?
+                .ok_or_else(|| WireError::not_found("user not found"))?;
+            return Err(WireError::conflict(format!(
+                "the account is {}; cannot {name} it",
+                current.status
+            )));
+        };
+        if ends {
+            self.publish_revoked(
+                Revocation::User {
+                    user_id: row.id.clone(),
+                },
+                name,
+            )
+            .await;
+        }
+        tracing::info!(user_id = %row.id, admin_id = %admin.user_id, action = name, "account status changed");
+        to_user(&row)
+    }
+}

@@ -1,0 +1,425 @@
+//! Every SQL statement of the auth service. The same text runs on SQLite and PostgreSQL.
+
+use carehub_runtime::db::{Db, StoreError};
+use carehub_runtime::{with_db, write_tx};
+
+/// A row of `users`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: String,
+    pub status: String,
+    pub token_generation: i64,
+    pub created_at: i64,
+}
+
+const USER_COLS: &str =
+    "id, email, display_name, password_hash, role, status, token_generation, created_at";
+
+/// A user about to be inserted.
+#[derive(Debug)]
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: &'a str,
+    pub role: &'a str,
+    pub status: &'a str,
+    pub now: i64,
+}
+
+/// Inserts a user unless the email is taken. Returns whether a row was inserted.
+///
+/// # Errors
+/// On storage failure.
+pub async fn insert_user(db: &Db, u: &NewUser<'_>) -> Result<bool, StoreError> {
+    let sql = "INSERT INTO users (id, email, display_name, password_hash, role, status, token_generation, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) ON CONFLICT (email) DO NOTHING";
+    let n = with_db!(db, p => sqlx::query(sql)
+        .bind(u.id).bind(u.email).bind(u.display_name).bind(u.password_hash)
+        .bind(u.role).bind(u.status).bind(u.now)
+        .execute(p).await?.rows_affected());
+    Ok(n == 1)
+}
+
+/// # Errors
+/// On storage failure.
+pub async fn user_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE email = $1"));
+    Ok(with_db!(db, p => sqlx::query_as::<_, UserRow>(sql).bind(email).fetch_optional(p).await?))
+}
+
+/// # Errors
+/// On storage failure.
+pub async fn user_by_id(db: &Db, id: &str) -> Result<Option<UserRow>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE id = $1"));
+    Ok(with_db!(db, p => sqlx::query_as::<_, UserRow>(sql).bind(id).fetch_optional(p).await?))
+}
+
+/// # Errors
+/// On storage failure.
+pub async fn count_users(db: &Db) -> Result<i64, StoreError> {
+    Ok(
+        with_db!(db, p => sqlx::query_scalar::<_, i64>("SELECT CAST(COUNT(*) AS BIGINT) FROM users").fetch_one(p).await?),
+    )
+}
+
+/// Starts a login session with its first refresh token.
+///
+/// # Errors
+/// On storage failure.
+pub async fn create_session(
+    db: &Db,
+    session_id: &str,
+    user_id: &str,
+    token_hash: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    write_tx!(db, tx => {
+        sqlx::query("INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3)")
+            .bind(session_id).bind(user_id).bind(now).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash).bind(session_id).bind(now).bind(expires_at).execute(&mut *tx).await?;
+        Ok::<(), StoreError>(())
+    })
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was current: it is used up and `new_hash` is now the session's token.
+    Rotated { session_id: String, user: UserRow },
+    /// The token had been used before: the whole session was revoked just now.
+    Reused { session_id: String, user_id: String },
+    /// Unknown, expired, or its session is already revoked.
+    Invalid,
+}
+
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    session_id: String,
+    user_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+/// Uses up a refresh token and stores its successor, in one transaction. A second use of the
+/// same token (a stolen copy, or a replay) revokes its session.
+///
+/// # Errors
+/// On storage failure.
+pub async fn rotate_refresh(
+    db: &Db,
+    old_hash: &str,
+    new_hash: &str,
+    now: i64,
+    new_expires_at: i64,
+) -> Result<Rotation, StoreError> {
+    let lookup = "SELECT r.session_id, s.user_id, r.expires_at, r.used_at, s.revoked_at
+                  FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1";
+    let user_sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE id = $1"));
+    write_tx!(db, tx => {
+        let row = sqlx::query_as::<_, RefreshRow>(lookup).bind(old_hash).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(Rotation::Invalid) };
+        if row.revoked_at.is_some() || row.expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        let claimed = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+            .bind(now).bind(old_hash).execute(&mut *tx).await?.rows_affected();
+        if row.used_at.is_some() || claimed != 1 {
+            sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = 'refresh_reuse' WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now).bind(&row.session_id).execute(&mut *tx).await?;
+            Ok(Rotation::Reused { session_id: row.session_id, user_id: row.user_id })
+        } else {
+            sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(new_hash).bind(&row.session_id).bind(now).bind(new_expires_at).execute(&mut *tx).await?;
+            let user = sqlx::query_as::<_, UserRow>(user_sql).bind(&row.user_id).fetch_one(&mut *tx).await?;
+            Ok(Rotation::Rotated { session_id: row.session_id, user })
+        }
+    })
+}
+
+/// The session a refresh token belongs to, if any.
+///
+/// # Errors
+/// On storage failure.
+pub async fn session_of_refresh(
+    db: &Db,
+    token_hash: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let sql = "SELECT s.id, s.user_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1";
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, (String, String)>(sql).bind(token_hash).fetch_optional(p).await?),
+    )
+}
+
+/// Revokes a session. Returns whether it was still open.
+///
+/// # Errors
+/// On storage failure.
+pub async fn revoke_session(
+    db: &Db,
+    session_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let sql = "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL";
+    let n = with_db!(db, p => sqlx::query(sql).bind(now).bind(reason).bind(session_id).execute(p).await?.rows_affected());
+    Ok(n == 1)
+}
+
+/// Denylists one access token until it expires.
+///
+/// # Errors
+/// On storage failure.
+pub async fn deny_token(db: &Db, jti: &str, expires_at_ms: i64) -> Result<(), StoreError> {
+    let sql =
+        "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
+    with_db!(db, p => sqlx::query(sql).bind(jti).bind(expires_at_ms).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// What verification needs to know beyond the signature.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TokenState {
+    pub role: String,
+    pub status: String,
+    pub token_generation: i64,
+    pub session_revoked: i64,
+    pub token_revoked: i64,
+}
+
+/// One round trip: the user's role, status and generation, and whether the session or the
+/// token itself was revoked. `None` when the user or session does not exist.
+///
+/// # Errors
+/// On storage failure.
+pub async fn token_state(
+    db: &Db,
+    user_id: &str,
+    session_id: &str,
+    jti: &str,
+) -> Result<Option<TokenState>, StoreError> {
+    let sql = "SELECT u.role, u.status, u.token_generation,
+                      CAST(CASE WHEN s.revoked_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS session_revoked,
+                      CAST(CASE WHEN EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = $3) THEN 1 ELSE 0 END AS BIGINT) AS token_revoked
+               FROM users u JOIN sessions s ON s.user_id = u.id AND s.id = $2
+               WHERE u.id = $1";
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, TokenState>(sql).bind(user_id).bind(session_id).bind(jti).fetch_optional(p).await?),
+    )
+}
+
+/// Revokes every open session of a user: bind `now`, `reason`, `user_id`.
+const END_ALL_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE user_id = $3 AND revoked_at IS NULL";
+
+/// Sets a new password hash, bumps the token generation and revokes every session, atomically.
+///
+/// # Errors
+/// On storage failure.
+pub async fn set_password(
+    db: &Db,
+    user_id: &str,
+    hash: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    write_tx!(db, tx => {
+        sqlx::query("UPDATE users SET password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
+            .bind(hash).bind(now).bind(user_id).execute(&mut *tx).await?;
+        sqlx::query(END_ALL_SESSIONS).bind(now).bind(reason).bind(user_id).execute(&mut *tx).await?;
+        Ok::<(), StoreError>(())
+    })
+}
+
+/// Stores a password reset token hash; older unused ones of the user stop working.
+///
+/// # Errors
+/// On storage failure.
+pub async fn insert_reset(
+    db: &Db,
+    token_hash: &str,
+    user_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    write_tx!(db, tx => {
+        sqlx::query("UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+            .bind(now).bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash).bind(user_id).bind(now).bind(expires_at).execute(&mut *tx).await?;
+        Ok::<(), StoreError>(())
+    })
+}
+
+/// Uses up a reset token and sets the new password in one transaction. Returns the user id,
+/// or `None` when the token is unknown, used or expired.
+///
+/// # Errors
+/// On storage failure.
+pub async fn reset_password(
+    db: &Db,
+    token_hash: &str,
+    new_hash: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    write_tx!(db, tx => {
+        let user: Option<String> = sqlx::query_scalar(
+            "UPDATE password_resets SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id")
+            .bind(now).bind(token_hash).fetch_optional(&mut *tx).await?;
+        let Some(user_id) = user else { return Ok(None) };
+        sqlx::query("UPDATE users SET password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
+            .bind(new_hash).bind(now).bind(&user_id).execute(&mut *tx).await?;
+        sqlx::query(END_ALL_SESSIONS).bind(now).bind("password_reset").bind(&user_id).execute(&mut *tx).await?;
+        Ok::<Option<String>, StoreError>(Some(user_id))
+    })
+}
+
+/// A throttle counter.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ThrottleRow {
+    pub key: String,
+    pub failures: i64,
+    pub window_start: i64,
+    pub blocked_until: i64,
+}
+
+/// # Errors
+/// On storage failure.
+pub async fn throttle_rows(db: &Db, a: &str, b: &str) -> Result<Vec<ThrottleRow>, StoreError> {
+    let sql = "SELECT key, failures, window_start, blocked_until FROM login_throttle WHERE key IN ($1, $2)";
+    Ok(with_db!(db, p => sqlx::query_as::<_, ThrottleRow>(sql).bind(a).bind(b).fetch_all(p).await?))
+}
+
+/// Counts one failure under `key`, starting a new window when the old one is over. Returns the
+/// row after the update. Atomic, so concurrent instances never lose a count.
+///
+/// # Errors
+/// On storage failure.
+pub async fn throttle_fail(
+    db: &Db,
+    key: &str,
+    now: i64,
+    window_ms: i64,
+) -> Result<ThrottleRow, StoreError> {
+    let sql = "INSERT INTO login_throttle (key, failures, window_start, blocked_until) VALUES ($1, 1, $2, 0)
+               ON CONFLICT (key) DO UPDATE SET
+                 failures = CASE WHEN login_throttle.window_start <= $3 THEN 1 ELSE login_throttle.failures + 1 END,
+                 window_start = CASE WHEN login_throttle.window_start <= $3 THEN $2 ELSE login_throttle.window_start END,
+                 blocked_until = CASE WHEN login_throttle.window_start <= $3 THEN 0 ELSE login_throttle.blocked_until END
+               RETURNING key, failures, window_start, blocked_until";
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, ThrottleRow>(sql).bind(key).bind(now).bind(now - window_ms).fetch_one(p).await?),
+    )
+}
+
+/// # Errors
+/// On storage failure.
+pub async fn throttle_block(db: &Db, key: &str, until: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE login_throttle SET blocked_until = $1 WHERE key = $2 AND blocked_until < $1";
+    with_db!(db, p => sqlx::query(sql).bind(until).bind(key).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// # Errors
+/// On storage failure.
+pub async fn throttle_clear(db: &Db, a: &str, b: &str) -> Result<(), StoreError> {
+    with_db!(db, p => sqlx::query("DELETE FROM login_throttle WHERE key IN ($1, $2)").bind(a).bind(b).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// Filters for the admin user list.
+#[derive(Debug, Default)]
+pub struct UserFilter<'a> {
+    pub role: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// Already lowercased and LIKE-escaped, wrapped in `%`.
+    pub pattern: Option<String>,
+    pub after_id: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// Users ordered by id (UUID v7, so by creation time), keyset-paginated.
+///
+/// # Errors
+/// On storage failure.
+pub async fn list_users(db: &Db, f: &UserFilter<'_>) -> Result<Vec<UserRow>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLS} FROM users
+         WHERE ($1 IS NULL OR role = $1) AND ($2 IS NULL OR status = $2)
+           AND ($3 IS NULL OR lower(email) LIKE $3 ESCAPE '\\' OR lower(display_name) LIKE $3 ESCAPE '\\')
+           AND ($4 IS NULL OR id > $4)
+         ORDER BY id LIMIT $5"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as::<_, UserRow>(sql)
+        .bind(f.role).bind(f.status).bind(f.pattern.as_deref()).bind(f.after_id).bind(f.limit)
+        .fetch_all(p).await?))
+}
+
+/// Moves a user from one of `from` to `to` (compare-and-set), optionally invalidating every
+/// token and session, and records the admin action in the audit log, atomically. `None` when
+/// the user does not exist or was not in an allowed state.
+///
+/// # Errors
+/// On storage failure.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one audited transition, spelled out at the call"
+)]
+pub async fn transition_status(
+    db: &Db,
+    user_id: &str,
+    from: &[&str],
+    to: &str,
+    end_sessions: bool,
+    actor_id: &str,
+    action: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<Option<UserRow>, StoreError> {
+    let (a, b) = (
+        from.first().copied().unwrap_or(""),
+        from.get(1).copied().unwrap_or(""),
+    );
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET status = $1, updated_at = $2,
+             token_generation = token_generation + $3
+         WHERE id = $4 AND status IN ($5, $6) RETURNING {USER_COLS}"
+    ));
+    write_tx!(db, tx => {
+        let row = sqlx::query_as::<_, UserRow>(sql)
+            .bind(to).bind(now).bind(i64::from(end_sessions)).bind(user_id).bind(a).bind(b)
+            .fetch_optional(&mut *tx).await?;
+        if row.is_some() {
+            if end_sessions {
+                sqlx::query(END_ALL_SESSIONS).bind(now).bind(action).bind(user_id).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO audit_log (id, at, actor_id, target_id, action, reason) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(actor_id).bind(user_id).bind(action).bind(reason)
+                .execute(&mut *tx).await?;
+        }
+        Ok::<Option<UserRow>, StoreError>(row)
+    })
+}
+
+/// Deletes what can no longer matter: expired denylist entries, refresh tokens and reset
+/// tokens, and throttle windows that are over.
+///
+/// # Errors
+/// On storage failure.
+pub async fn purge_expired(db: &Db, now: i64, throttle_window_ms: i64) -> Result<u64, StoreError> {
+    let mut n = 0;
+    with_db!(db, p => {
+        n += sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1").bind(now).execute(p).await?.rows_affected();
+        n += sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1").bind(now).execute(p).await?.rows_affected();
+        n += sqlx::query("DELETE FROM password_resets WHERE expires_at < $1").bind(now).execute(p).await?.rows_affected();
+        n += sqlx::query("DELETE FROM login_throttle WHERE window_start < $1 AND blocked_until < $2")
+            .bind(now - throttle_window_ms).bind(now).execute(p).await?.rows_affected();
+    });
+    Ok(n)
+}
