@@ -1,1 +1,143 @@
-fn main() {}
+//! `carehub`: parses the command line, builds configuration, and calls into the library.
+
+use anyhow::Context as _;
+use carehub::system::{Component, System};
+use carehub_runtime::{CommonConfig, Env};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "carehub", version, about = "carehub: a clinic platform on a NATS bus")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway and every service in this process (starting a local nats-server if
+    /// none answers at CAREHUB_NATS_URL).
+    Up {
+        /// Seed a demo clinic (only into an empty database) and print how to sign in.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run one component alone; run several of them for more capacity.
+    Serve { component: Component },
+    /// Apply every service's database migrations and exit.
+    Migrate,
+    /// Account administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Measure a running carehub (see docs/BENCHMARKS.md).
+    Bench(carehub::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an account directly in the auth database (for example the first admin).
+    CreateUser {
+        #[arg(long, value_parser = parse_role)]
+        role: carehub_nats::Role,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// The password; if omitted a random one is generated and printed once.
+        #[arg(long, env = "CAREHUB_NEW_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the key file (mode 0600) if it does not exist.
+    Init,
+    /// Put a new signing key first; previous keys keep verifying until their tokens expire.
+    Rotate,
+}
+
+fn parse_role(s: &str) -> Result<carehub_nats::Role, String> {
+    carehub_nats::Role::parse(s)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    let common = CommonConfig::from_env(&env)?;
+    carehub_runtime::telemetry::init(common.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli.command, env, common))
+}
+
+async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result<()> {
+    match command {
+        Command::Up { demo } => up(env, &common, demo).await,
+        Command::Serve { component } => serve(&env, &[component]).await,
+        Command::Migrate => carehub::admin::migrate(&env).await,
+        Command::Admin { command: AdminCommand::CreateUser { role, email, name, password } } => {
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(carehub::admin::random_password);
+            let db = carehub::admin::auth_db(&env).await?;
+            let user = carehub_auth::create_user(&db, &email, &password, &name, role).await?;
+            db.close().await;
+            println!("created {} {} ({})", user.role.as_str(), user.email, user.id);
+            if generated {
+                println!("password (shown once): {password}");
+            }
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let path = carehub::admin::key_file(&env)?;
+            match command {
+                KeysCommand::Init => {
+                    let created = carehub_auth::keys::ensure_key_file(&path)?;
+                    println!("{} {}", if created { "created" } else { "kept existing" }, path.display());
+                }
+                KeysCommand::Rotate => {
+                    let kid = carehub_auth::keys::rotate_key_file(&path)?;
+                    println!("new signing key {kid} in {}; auth instances pick it up on their next unknown-key check or restart", path.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Bench(args) => carehub::bench::run(args).await,
+    }
+}
+
+async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&common.data_dir)
+        .with_context(|| format!("CAREHUB_DATA_DIR: cannot create {}", common.data_dir.display()))?;
+    let _nats = carehub::natsd::ensure(&common.nats_url, &common.data_dir)?;
+    let key_file = carehub::admin::key_file(&env)?;
+    if env.raw("CAREHUB_AUTH_KEY_FILE").is_none() && carehub_auth::keys::ensure_key_file(&key_file)? {
+        tracing::info!(path = %key_file.display(), "created a signing key file");
+    }
+    env.set("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string());
+    if demo {
+        let users = carehub::admin::seed_demo(&env).await?;
+        println!("\nDemo clinic seeded. Sign in with (passwords are random and shown only now):");
+        for u in &users {
+            println!("  {:<8} {:<36} {}   ({})", u.role.as_str(), u.email, u.password, u.name);
+        }
+        println!();
+    }
+    serve(&env, &Component::ALL).await
+}
+
+async fn serve(env: &Env, components: &[Component]) -> anyhow::Result<()> {
+    let system = System::start(env, components).await?;
+    if let Some(addr) = system.gateway_addr {
+        println!("carehub is up: http://{addr}/  (API docs: http://{addr}/api/docs)");
+    }
+    let signal = carehub_runtime::shutdown::on_signal();
+    signal.cancelled().await;
+    system.stop().await;
+    Ok(())
+}

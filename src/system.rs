@@ -1,0 +1,123 @@
+//! Starting and stopping carehub components in this process.
+
+use anyhow::Context as _;
+use carehub_nats::Bus;
+use carehub_runtime::{CommonConfig, Db, Env};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A part of carehub that can run alone (`carehub serve <component>`) or with the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Component {
+    Auth,
+    Gateway,
+}
+
+impl Component {
+    /// Every component, in start order (services before the gateway that needs them).
+    pub const ALL: [Component; 2] = [Component::Auth, Component::Gateway];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Gateway => "gateway",
+        }
+    }
+}
+
+/// Running components. Dropping it does not stop them; call [`System::stop`].
+pub struct System {
+    /// Where the gateway listens, when it runs here.
+    pub gateway_addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("System").field("gateway_addr", &self.gateway_addr).finish_non_exhaustive()
+    }
+}
+
+const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+impl System {
+    /// Starts `components` configured by `env`. Each gets its own NATS connection (and the
+    /// auth service its own database pool), exactly as when run as separate processes.
+    ///
+    /// # Errors
+    /// When configuration is invalid, NATS or a database cannot be reached, or a listener
+    /// cannot bind. Components already started are stopped again.
+    pub async fn start(env: &Env, components: &[Component]) -> anyhow::Result<Self> {
+        let common = CommonConfig::from_env(env)?;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut system = Self { gateway_addr: None, shutdown, tracker };
+        for c in Component::ALL.iter().filter(|c| components.contains(c)) {
+            if let Err(e) = system.start_one(env, &common, *c).await {
+                system.stop().await;
+                return Err(e.context(format!("starting {}", c.name())));
+            }
+        }
+        Ok(system)
+    }
+
+    async fn start_one(&mut self, env: &Env, common: &CommonConfig, c: Component) -> anyhow::Result<()> {
+        let bus = Bus::connect(&common.bus_config(env, c.name()), CONNECT_DEADLINE)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", common.nats_url))?;
+        let stop = self.shutdown.clone();
+        let grace = common.shutdown_grace;
+        match c {
+            Component::Auth => {
+                let cfg = carehub_auth::AuthConfig::from_env(env, common)?;
+                let url = common.database_url_for(env, "auth");
+                let db = Db::connect("auth", url.as_deref(), &common.data_dir).await?;
+                let running = carehub_auth::start(cfg, bus.clone(), db.clone()).await?;
+                self.tracker.spawn(async move {
+                    stop.cancelled().await;
+                    running.shutdown(grace).await;
+                    bus.drain().await;
+                    db.close().await;
+                    tracing::info!("auth stopped");
+                });
+            }
+            Component::Gateway => {
+                let cfg = carehub_gateway::GatewayConfig::from_env(env)?;
+                let listener = tokio::net::TcpListener::bind(cfg.addr)
+                    .await
+                    .with_context(|| format!("CAREHUB_GATEWAY_ADDR: cannot listen on {}", cfg.addr))?;
+                self.gateway_addr = Some(listener.local_addr()?);
+                let gateway = carehub_gateway::Gateway::new(cfg, bus.clone()).await?;
+                self.tracker.spawn(async move {
+                    if let Err(e) = gateway.serve(listener, stop, grace).await {
+                        tracing::error!(error = %e, "gateway stopped with an error");
+                    }
+                    bus.drain().await;
+                    tracing::info!("gateway stopped");
+                });
+            }
+        }
+        tracing::info!(component = c.name(), "started");
+        Ok(())
+    }
+
+    /// A token that stops every component when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until every component has stopped (after the token was cancelled).
+    pub async fn wait(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Stops every component gracefully and waits for them.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+}

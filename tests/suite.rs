@@ -1,0 +1,26 @@
+//! The black-box suite: carehub started in-process (or as child processes of the built binary
+//! where a test kills or multiplies a component) against a private nats-server and a fresh
+//! SQLite file or PostgreSQL database, driven over HTTP and NATS like a client would.
+//!
+//! Every scenario runs on both storage backends: see [`both_backends!`].
+
+#[path = "support.rs"]
+mod support;
+
+#[path = "suite/harness.rs"]
+mod harness;
+
+#[path = "suite/accounts.rs"]
+mod accounts;
+#[path = "suite/admin.rs"]
+mod admin;
+#[path = "suite/edge.rs"]
+mod edge;
+#[path = "suite/resilience.rs"]
+mod resilience;
+#[path = "suite/revocation.rs"]
+mod revocation;
+#[path = "suite/throttle.rs"]
+mod throttle;
+#[path = "suite/tokens.rs"]
+mod tokens;

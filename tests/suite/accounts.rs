@@ -1,0 +1,126 @@
+//! Registration, login, `/api/me`, password change and reset.
+
+use crate::both_backends;
+use crate::harness::{Backend, Clinic, PASSWORD, error_code, token, unique_email};
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+both_backends!(
+    register_login_and_me_work_through_the_gateway_and_verify_is_counted,
+    registering_a_known_email_answers_exactly_like_a_new_one,
+    a_password_change_issues_a_new_session_and_kills_the_old_tokens,
+    a_password_reset_token_works_once_and_ends_every_session,
+);
+
+async fn register_login_and_me_work_through_the_gateway_and_verify_is_counted(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let email = unique_email("pat");
+    let session = clinic.patient(&email).await;
+    assert_eq!(session["token_type"], "Bearer");
+    assert_eq!(session["user"]["email"], email.as_str());
+    assert_eq!(session["user"]["role"], "patient");
+    let r = clinic.me_at(&clinic.base, &token(&session)).await;
+    assert_eq!(r.status(), 200);
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(me["email"], email.as_str());
+    assert_eq!(me["status"], "active");
+
+    let stats = clinic.srv("STATS", "auth", 1).await;
+    assert_eq!(stats.len(), 1, "one auth instance answers $SRV.STATS");
+    let verify = stats[0]["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "verify").unwrap().clone();
+    assert!(verify["num_requests"].as_u64().unwrap() >= 1, "verify counted: {verify}");
+    let pings = clinic.srv("PING", "", 1).await;
+    assert!(pings.iter().any(|p| p["name"] == "auth"), "auth answers $SRV.PING: {pings:?}");
+    let info = clinic.srv("INFO", "auth", 1).await;
+    let endpoints: Vec<&str> = info[0]["endpoints"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    for name in ["register", "login", "refresh", "logout", "verify", "me"] {
+        assert!(endpoints.contains(&name), "{name} listed in $SRV.INFO: {endpoints:?}");
+    }
+}
+
+async fn registering_a_known_email_answers_exactly_like_a_new_one(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let email = unique_email("dup");
+    let body = json!({"email": email, "password": PASSWORD, "display_name": "First"});
+    let first = clinic.http.post(clinic.url("/api/auth/register")).json(&body).send().await.unwrap();
+    let (s1, b1) = (first.status(), first.text().await.unwrap());
+    let body2 = json!({"email": email.to_uppercase(), "password": "another long password", "display_name": "Second"});
+    let second = clinic.http.post(clinic.url("/api/auth/register")).json(&body2).send().await.unwrap();
+    assert_eq!((s1, b1), (second.status(), second.text().await.unwrap()));
+    // The original password still works and the second one does not.
+    clinic.login(&email, PASSWORD).await;
+    let r = clinic.try_login(&clinic.http, &email, "another long password").await;
+    assert_eq!(r.status(), 401);
+}
+
+async fn a_password_change_issues_a_new_session_and_kills_the_old_tokens(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let email = unique_email("chg");
+    let old = clinic.patient(&email).await;
+    let r = clinic
+        .http
+        .post(clinic.url("/api/auth/password/change"))
+        .bearer_auth(token(&old))
+        .json(&json!({"current_password": "not my password", "new_password": "a brand new password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "wrong current password is refused");
+    let r = clinic
+        .http
+        .post(clinic.url("/api/auth/password/change"))
+        .bearer_auth(token(&old))
+        .json(&json!({"current_password": PASSWORD, "new_password": "a brand new password", "refresh_token_in": "body"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let fresh: Value = r.json().await.unwrap();
+    assert_eq!(clinic.me_at(&clinic.base, &token(&fresh)).await.status(), 200);
+    clinic.wait_status(&clinic.base, "/api/me", Some(&token(&old)), 401, "old token rejected").await;
+    assert_eq!(clinic.try_login(&clinic.http, &email, PASSWORD).await.status(), 401);
+    clinic.login(&email, "a brand new password").await;
+}
+
+async fn a_password_reset_token_works_once_and_ends_every_session(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let email = unique_email("reset");
+    let session = clinic.patient(&email).await;
+    let (_nc, mut sub) = clinic.reset_subscription().await;
+    let unknown = clinic
+        .http
+        .post(clinic.url("/api/auth/password/reset-request"))
+        .json(&json!({"email": unique_email("nobody")}))
+        .send()
+        .await
+        .unwrap();
+    let known = clinic
+        .http
+        .post(clinic.url("/api/auth/password/reset-request"))
+        .json(&json!({"email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 202);
+    assert_eq!(known.status(), 202);
+    assert_eq!(unknown.text().await.unwrap(), known.text().await.unwrap(), "same answer for unknown emails");
+    let msg = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("reset token published").unwrap();
+    let issued: carehub_nats::auth::PasswordResetIssued = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(issued.email, email);
+
+    let confirm = |tok: String| {
+        clinic
+            .http
+            .post(clinic.url("/api/auth/password/reset-confirm"))
+            .json(&json!({"token": tok, "new_password": "reset to this password"}))
+            .send()
+    };
+    assert_eq!(confirm("chp_forged".into()).await.unwrap().status(), 422);
+    assert_eq!(confirm(issued.token.clone()).await.unwrap().status(), 200);
+    let again = confirm(issued.token.clone()).await.unwrap();
+    assert_eq!(again.status(), 422, "a reset token is single use");
+    assert_eq!(error_code(again).await, "validation_failed");
+    clinic.wait_status(&clinic.base, "/api/me", Some(&token(&session)), 401, "sessions end on reset").await;
+    clinic.login(&email, "reset to this password").await;
+}

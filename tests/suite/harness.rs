@@ -1,0 +1,270 @@
+//! Starts a carehub for one test: its own nats-server, its own data directory, its own
+//! database on the chosen backend, and the system in-process on port 0.
+
+use crate::support::{nats::NatsServer, postgres, wait};
+use carehub::system::{Component, System};
+use carehub_runtime::Env;
+use serde_json::{Value, json};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Storage backend of a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for each listed scenario `async fn(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::harness::Backend::Sqlite).await }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::harness::Backend::Postgres).await }
+            )*
+        }
+    };
+}
+
+/// One test's carehub.
+pub struct Clinic {
+    pub nats: NatsServer,
+    pub dir: PathBuf,
+    vars: Vec<(String, String)>,
+    pub system: System,
+    pub base: String,
+    pub http: reqwest::Client,
+    extra: Vec<System>,
+    children: Vec<Child>,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl Clinic {
+    /// A carehub with every component in-process.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[], &Component::ALL).await
+    }
+
+    /// A carehub with extra `CAREHUB_*` variables and a chosen set of in-process components.
+    pub async fn start_with(backend: Backend, extra: &[(&str, &str)], components: &[Component]) -> Self {
+        let nats = NatsServer::start().await;
+        let dir = std::env::temp_dir().join(format!("carehub-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let key_file = dir.join("auth-signing-keys.json");
+        carehub_auth::keys::ensure_key_file(&key_file).expect("key file");
+        let mut vars: Vec<(String, String)> = vec![
+            ("CAREHUB_NATS_URL".into(), nats.url()),
+            ("CAREHUB_DATA_DIR".into(), dir.display().to_string()),
+            ("CAREHUB_AUTH_KEY_FILE".into(), key_file.display().to_string()),
+            ("CAREHUB_GATEWAY_ADDR".into(), "127.0.0.1:0".into()),
+            ("CAREHUB_HASH_PERMITS".into(), "2".into()),
+            ("CAREHUB_RATE_LIMIT_PER_SEC".into(), "100000".into()),
+            ("CAREHUB_RATE_LIMIT_BURST".into(), "100000".into()),
+            ("CAREHUB_COOKIE_SECURE".into(), "false".into()),
+            ("CAREHUB_SHUTDOWN_GRACE".into(), "2".into()),
+        ];
+        if backend == Backend::Postgres {
+            vars.push(("CAREHUB_DATABASE_URL".into(), postgres::fresh_database().await));
+        }
+        for (k, v) in extra {
+            vars.retain(|(key, _)| key != k);
+            vars.push(((*k).into(), (*v).into()));
+        }
+        let env = Env::from_pairs(vars.clone());
+        let system = System::start(&env, components).await.expect("carehub starts");
+        let base = system.gateway_addr.map(|a| format!("http://{a}")).unwrap_or_default();
+        Self { nats, dir, vars, system, base, http: client(None), extra: Vec::new(), children: Vec::new() }
+    }
+
+    pub fn env(&self, overrides: &[(&str, &str)]) -> Env {
+        let mut env = Env::from_pairs(self.vars.clone());
+        for (k, v) in overrides {
+            env.set(*k, *v);
+        }
+        env
+    }
+
+    /// Starts more in-process components (a second gateway, another auth instance) sharing
+    /// this clinic's NATS and database. Returns the gateway base URL if one was started.
+    pub async fn start_more(&mut self, overrides: &[(&str, &str)], components: &[Component]) -> Option<String> {
+        let system = System::start(&self.env(overrides), components).await.expect("extra components start");
+        let base = system.gateway_addr.map(|a| format!("http://{a}"));
+        self.extra.push(system);
+        base
+    }
+
+    /// Runs `carehub serve <component>` as a child process with this clinic's configuration.
+    pub fn spawn_child(&mut self, component: &str, overrides: &[(&str, &str)]) -> usize {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
+        cmd.arg("serve").arg(component).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        for (k, v) in overrides {
+            cmd.env(k, v);
+        }
+        let log = std::fs::File::create(self.dir.join(format!("{component}-{}.log", self.children.len()))).expect("log");
+        cmd.stdout(Stdio::null()).stderr(log);
+        self.children.push(cmd.spawn().expect("spawn carehub"));
+        self.children.len() - 1
+    }
+
+    /// SIGKILLs a child started with [`Clinic::spawn_child`].
+    pub fn kill_child(&mut self, i: usize) {
+        let c = &mut self.children[i];
+        c.kill().expect("kill");
+        c.wait().expect("reap");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A raw NATS client for this clinic's server.
+    pub async fn nats_client(&self) -> async_nats::Client {
+        async_nats::connect(self.nats.url()).await.expect("nats connect")
+    }
+
+    /// Creates an account directly in the auth database (as `carehub admin create-user` does).
+    pub async fn create_user(&self, role: carehub_nats::Role, email: &str) -> Value {
+        let env = self.env(&[]);
+        let db = carehub::admin::auth_db(&env).await.expect("auth db");
+        let user = carehub_auth::create_user(&db, email, PASSWORD, "Test Person", role).await.expect("create user");
+        db.close().await;
+        serde_json::to_value(user).expect("json")
+    }
+
+    /// Registers through the API and logs in; returns the session JSON.
+    pub async fn patient(&self, email: &str) -> Value {
+        let r = self
+            .http
+            .post(self.url("/api/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD, "display_name": "Pat Ient"}))
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(r.status(), 202, "register: {}", r.text().await.unwrap_or_default());
+        self.login(email, PASSWORD).await
+    }
+
+    /// Logs in (refresh token in the body) and returns the session JSON; panics unless 200.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let r = self.try_login(&self.http, email, password).await;
+        assert_eq!(r.status(), 200, "login failed");
+        r.json().await.expect("session json")
+    }
+
+    pub async fn try_login(&self, http: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+        http.post(self.url("/api/auth/login"))
+            .json(&json!({"email": email, "password": password, "refresh_token_in": "body"}))
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    /// `GET /api/me` on `base` with `token`.
+    pub async fn me_at(&self, base: &str, token: &str) -> reqwest::Response {
+        self.http.get(format!("{base}/api/me")).bearer_auth(token).send().await.expect("me request")
+    }
+
+    /// Sends `$SRV.<verb>.<service>` and gathers replies until `expect` arrived (or 3 s passed).
+    pub async fn srv(&self, verb: &str, service: &str, expect: usize) -> Vec<Value> {
+        use futures::StreamExt as _;
+        let nc = self.nats_client().await;
+        let inbox = nc.new_inbox();
+        let mut sub = nc.subscribe(inbox.clone()).await.expect("sub");
+        let subject = if service.is_empty() { format!("$SRV.{verb}") } else { format!("$SRV.{verb}.{service}") };
+        nc.publish_with_reply(subject, inbox, "".into()).await.expect("pub");
+        nc.flush().await.expect("flush");
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while out.len() < expect {
+            match tokio::time::timeout_at(deadline, sub.next()).await {
+                Ok(Some(m)) => out.push(serde_json::from_slice(&m.payload).expect("srv json")),
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// Subscribes to the password reset tokens published for the notification side.
+    pub async fn reset_subscription(&self) -> (async_nats::Client, async_nats::Subscriber) {
+        let nc = self.nats_client().await;
+        let sub = nc.subscribe(carehub_nats::subject::events::PASSWORD_RESET).await.expect("sub");
+        nc.flush().await.expect("flush");
+        (nc, sub)
+    }
+
+    /// Waits until `GET path` on `base` answers `status`.
+    pub async fn wait_status(&self, base: &str, path: &str, token: Option<&str>, status: u16, what: &str) {
+        let http = self.http.clone();
+        let url = format!("{base}{path}");
+        let token = token.map(str::to_owned);
+        wait::until(what, Duration::from_secs(20), || {
+            let http = http.clone();
+            let url = url.clone();
+            let token = token.clone();
+            async move {
+                let mut req = http.get(&url);
+                if let Some(t) = &token {
+                    req = req.bearer_auth(t);
+                }
+                let r = req.send().await.ok()?;
+                (r.status().as_u16() == status).then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for Clinic {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.system.shutdown_token().cancel();
+        for s in &self.extra {
+            s.shutdown_token().cancel();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An HTTP client, optionally bound to a local address (e.g. 127.0.0.2).
+pub fn client(local: Option<IpAddr>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(local)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client")
+}
+
+/// The `error.code` of a JSON error body.
+pub async fn error_code(r: reqwest::Response) -> String {
+    let body: Value = r.json().await.expect("error json");
+    body["error"]["code"].as_str().expect("error.code").to_owned()
+}
+
+pub fn token(session: &Value) -> String {
+    session["access_token"].as_str().expect("access_token").to_owned()
+}
+
+pub fn refresh_token(session: &Value) -> String {
+    session["refresh_token"].as_str().expect("refresh_token").to_owned()
+}
+
+pub fn unique_email(tag: &str) -> String {
+    format!("{tag}-{}@example.org", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
