@@ -1,1 +1,32 @@
-pub fn _placeholder() {}
+//! The carehub HTTP gateway: the only door from browsers and apps to the services on the bus.
+//!
+//! It checks bearer tokens with the auth service (remembering positive answers briefly and
+//! forgetting them on revocation), forwards each API call as one typed NATS request with the
+//! caller's [`carehub_nats::CallContext`], and gives every failure the same JSON error body. It
+//! also rate limits per client, sets security headers, serves the OpenAPI document and a
+//! self-contained docs page, and optionally the web client's static files.
+//!
+//! Map: [`config`] settings, [`server`] the [`Gateway`] and its router, [`edge`] request id,
+//! client address, rate limit and response finishing, [`extract`] extractors and caller
+//! identity, [`tokens`] token checks and cache, [`session`] refresh-token cookie, [`routes`]
+//! handlers, [`openapi`] the document and docs page, [`error`] the one error type, [`state`]
+//! the shared state.
+
+pub mod config;
+pub mod edge;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod tokens;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::GatewayConfig;
+pub use error::{ApiError, ErrorBody};
+pub use openapi::openapi;
+pub use server::Gateway;

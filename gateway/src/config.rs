@@ -1,0 +1,212 @@
+//! The gateway's settings, read once from `CAREHUB_*` variables.
+
+use carehub_runtime::{ConfigError, Env};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the gateway is configured with. Holds no secrets, so `Debug` prints it all.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Where to listen (`CAREHUB_GATEWAY_ADDR`).
+    pub addr: SocketAddr,
+    /// Longest time a positive token check is reused; zero turns the cache off.
+    pub verify_cache_ttl: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Browser origins allowed by CORS (exact match).
+    pub cors_origins: Vec<String>,
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+    /// Sustained requests per second per client address; zero turns rate limiting off.
+    pub rate_limit_per_sec: u32,
+    /// Requests a client may send at once before the sustained rate applies.
+    pub rate_limit_burst: u32,
+    /// Micro service names `/readyz` pings.
+    pub required_services: Vec<String>,
+    /// Mark the refresh cookie `Secure` and send `Strict-Transport-Security`.
+    pub cookie_secure: bool,
+    /// Static files served at `/`, with `index.html` for unknown paths (a single-page app).
+    pub web_dir: Option<PathBuf>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            verify_cache_ttl: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            body_limit: 65_536,
+            rate_limit_per_sec: 50,
+            rate_limit_burst: 100,
+            required_services: vec![carehub_nats::subject::auth::SERVICE.to_owned()],
+            cookie_secure: true,
+            web_dir: None,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Reads `CAREHUB_GATEWAY_ADDR` (default `127.0.0.1:8080`), `CAREHUB_VERIFY_CACHE_TTL`
+    /// (seconds, default 30, 0 = cache off), `CAREHUB_TRUSTED_PROXIES` (comma-separated IPs or
+    /// CIDRs), `CAREHUB_CORS_ORIGINS` (comma-separated), `CAREHUB_BODY_LIMIT` (bytes, default
+    /// 65536), `CAREHUB_RATE_LIMIT_PER_SEC` / `CAREHUB_RATE_LIMIT_BURST` (defaults 50 / 100),
+    /// `CAREHUB_REQUIRED_SERVICES` (default `auth`), `CAREHUB_COOKIE_SECURE` (default true) and
+    /// `CAREHUB_WEB_DIR` (optional).
+    ///
+    /// # Errors
+    /// When a value is set but invalid; the error names the variable.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let trusted_proxies = list(env, "CAREHUB_TRUSTED_PROXIES")
+            .iter()
+            .map(|s| {
+                IpNet::parse(s).ok_or_else(|| ConfigError {
+                    var: "CAREHUB_TRUSTED_PROXIES".into(),
+                    message: format!("'{s}' is not an IP address or CIDR block"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let burst = env.get("CAREHUB_RATE_LIMIT_BURST", d.rate_limit_burst)?;
+        if burst == 0 {
+            return Err(ConfigError {
+                var: "CAREHUB_RATE_LIMIT_BURST".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        let required = env
+            .raw("CAREHUB_REQUIRED_SERVICES")
+            .map_or(d.required_services, |_| {
+                list(env, "CAREHUB_REQUIRED_SERVICES")
+            });
+        Ok(Self {
+            addr: env.get("CAREHUB_GATEWAY_ADDR", d.addr)?,
+            verify_cache_ttl: env.secs("CAREHUB_VERIFY_CACHE_TTL", d.verify_cache_ttl)?,
+            trusted_proxies,
+            cors_origins: list(env, "CAREHUB_CORS_ORIGINS"),
+            body_limit: env.get("CAREHUB_BODY_LIMIT", d.body_limit)?,
+            rate_limit_per_sec: env.get("CAREHUB_RATE_LIMIT_PER_SEC", d.rate_limit_per_sec)?,
+            rate_limit_burst: burst,
+            required_services: required,
+            cookie_secure: env.flag("CAREHUB_COOKIE_SECURE", d.cookie_secure)?,
+            web_dir: env.raw("CAREHUB_WEB_DIR").map(PathBuf::from),
+        })
+    }
+
+    /// Whether `ip` is one of the configured trusted proxies.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(ip))
+    }
+}
+
+fn list(env: &Env, var: &str) -> Vec<String> {
+    env.raw(var)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An IP network: an address and a prefix length (a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `10.0.0.0/8`, `::1` or `fd00::/8`; `None` when it is neither.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (
+                a.trim().parse::<IpAddr>().ok()?,
+                Some(p.trim().parse().ok()?),
+            ),
+            None => (s.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    /// Whether `ip` lies inside this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let full = usize::from(prefix / 8);
+    let rest = prefix % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    a[full] & mask == b[full] & mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_without_variables() {
+        let c = GatewayConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(c.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.verify_cache_ttl, Duration::from_secs(30));
+        assert_eq!(c.required_services, vec!["auth".to_owned()]);
+        assert!(c.cookie_secure);
+        assert!(c.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn lists_and_cidrs_are_parsed_and_bad_ones_name_the_variable() {
+        let env = Env::from_pairs([
+            ("CAREHUB_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            (
+                "CAREHUB_CORS_ORIGINS",
+                "https://a.example,https://b.example",
+            ),
+            ("CAREHUB_REQUIRED_SERVICES", "auth,patient"),
+        ]);
+        let c = GatewayConfig::from_env(&env).unwrap();
+        assert!(c.is_trusted_proxy("10.1.2.3".parse().unwrap()));
+        assert!(c.is_trusted_proxy("::ffff:10.9.9.9".parse().unwrap()));
+        assert!(c.is_trusted_proxy("::1".parse().unwrap()));
+        assert!(!c.is_trusted_proxy("11.0.0.1".parse().unwrap()));
+        assert_eq!(c.cors_origins.len(), 2);
+        assert_eq!(c.required_services, vec!["auth", "patient"]);
+
+        let bad = Env::from_pairs([("CAREHUB_TRUSTED_PROXIES", "10.0.0.0/33")]);
+        let err = GatewayConfig::from_env(&bad).unwrap_err();
+        assert_eq!(err.var, "CAREHUB_TRUSTED_PROXIES");
+    }
+
+    #[test]
+    fn cidr_prefixes_that_are_not_byte_aligned_match_correctly() {
+        let net = IpNet::parse("192.168.0.0/20").unwrap();
+        assert!(net.contains("192.168.15.255".parse().unwrap()));
+        assert!(!net.contains("192.168.16.0".parse().unwrap()));
+        assert!(
+            IpNet::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(IpNet::parse("not-an-ip").is_none());
+    }
+}

@@ -1,0 +1,209 @@
+//! The one error type of the HTTP edge and the one JSON body it becomes.
+//!
+//! Handlers, extractors and middleware return [`ApiError`]; the status comes from
+//! [`ErrorCode::http_status`] and nowhere else. The body is finished by the edge middleware,
+//! which knows the request id (see [`crate::edge`]); responses made by axum or tower layers
+//! themselves (404, 405, 408, 413, ...) are rewritten into the same body there too.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use carehub_nats::{BusError, ErrorCode, WireError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Sent as `Retry-After` (seconds).
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "no such resource")
+    }
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self {
+            code: ErrorCode::RateLimited,
+            message: "too many requests, try again later".into(),
+            retry_after_secs: Some(retry_after_secs.max(1)),
+        }
+    }
+
+    /// The error for a response some layer produced with only a status code.
+    pub fn from_status(status: StatusCode) -> Self {
+        let (code, message) = match status.as_u16() {
+            400 => (ErrorCode::BadRequest, "the request is malformed"),
+            401 => (ErrorCode::Unauthorized, "authentication required"),
+            403 => (ErrorCode::Forbidden, "not allowed"),
+            404 => (ErrorCode::NotFound, "no such resource"),
+            405 => (
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this resource",
+            ),
+            408 | 504 => (ErrorCode::Timeout, "the request took too long"),
+            409 => (ErrorCode::Conflict, "conflict"),
+            413 => (ErrorCode::PayloadTooLarge, "the request body is too large"),
+            415 => (
+                ErrorCode::UnsupportedMediaType,
+                "expected a body of type application/json",
+            ),
+            422 => (ErrorCode::ValidationFailed, "the request is invalid"),
+            429 => (ErrorCode::RateLimited, "too many requests, try again later"),
+            503 => (ErrorCode::ServiceUnavailable, "temporarily unavailable"),
+            s if s < 500 => (ErrorCode::BadRequest, "the request is malformed"),
+            _ => (ErrorCode::Internal, "internal error"),
+        };
+        Self::new(code, message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The JSON body for this error. 5xx messages are fixed texts, so nothing internal leaks
+    /// even when a service put details in its message.
+    pub fn body(&self, request_id: &str) -> ErrorBody {
+        let message = match self.code {
+            ErrorCode::Internal | ErrorCode::Unknown => "internal error".to_owned(),
+            ErrorCode::ServiceUnavailable => {
+                "a required service is unavailable, try again shortly".to_owned()
+            }
+            ErrorCode::Timeout => "a required service did not answer in time".to_owned(),
+            _ => self.message.clone(),
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str().to_owned(),
+                message,
+                request_id: request_id.to_owned(),
+            },
+        }
+    }
+
+    /// The full response, with the request id filled in.
+    pub fn to_response(&self, request_id: &str) -> Response {
+        let mut res = (self.status(), axum::Json(self.body(request_id))).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<WireError> for ApiError {
+    fn from(e: WireError) -> Self {
+        Self {
+            code: e.code,
+            message: e.message,
+            retry_after_secs: e.retry_after_secs,
+        }
+    }
+}
+
+impl From<BusError> for ApiError {
+    fn from(e: BusError) -> Self {
+        match &e {
+            BusError::Remote(_) => {}
+            other => tracing::warn!(error = %other, "bus call failed"),
+        }
+        e.to_wire().into()
+    }
+}
+
+/// Renders without a request id; the edge middleware replaces the body with one that has it
+/// (the error travels in the response extensions).
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = self.to_response("");
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `unauthorized`, `validation_failed`, `rate_limited`.
+    #[schema(example = "unauthorized")]
+    pub code: String,
+    /// Human-readable text, safe to show a user.
+    pub message: String,
+    /// The request id, also in the `x-request-id` response header.
+    pub request_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_come_from_the_error_code() {
+        assert_eq!(
+            ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            ApiError::from_status(StatusCode::REQUEST_TIMEOUT).status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        let e: ApiError = BusError::NoResponders {
+            subject: "carehub.api.auth.login".into(),
+        }
+        .into();
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn server_errors_say_nothing_internal() {
+        let e = ApiError::from(WireError::new(
+            ErrorCode::Internal,
+            "db at 10.0.0.5 refused",
+        ));
+        let body = e.body("r1");
+        assert_eq!(body.error.message, "internal error");
+        assert_eq!(body.error.code, "internal");
+        assert_eq!(body.error.request_id, "r1");
+    }
+
+    #[test]
+    fn a_remote_retry_after_becomes_a_header() {
+        let e = ApiError::from(WireError::rate_limited(7));
+        let res = e.to_response("r");
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "7");
+    }
+}

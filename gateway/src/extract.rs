@@ -1,0 +1,226 @@
+//! Extractors that turn every malformed request into an [`ApiError`], and the caller's identity.
+//!
+//! [`ApiJson`], [`OptionalJson`], [`ApiPath`] and [`ApiQuery`] wrap axum's own extractors so bad
+//! JSON, a wrong content type, an oversized body or a bad path or query all answer with the one
+//! error body. [`Ctx`], [`AuthCtx`] and [`AdminCtx`] build the [`CallContext`] for bus calls.
+
+use crate::edge::{ClientAddr, request_id::RequestId};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use bytes::Bytes;
+use carehub_nats::{CallContext, ErrorCode, Role, UserStatus};
+use serde::de::DeserializeOwned;
+
+/// A JSON body; rejections become [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: &JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::JsonDataError(e) => {
+            ApiError::new(ErrorCode::ValidationFailed, e.body_text())
+        }
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(e.body_text()),
+        JsonRejection::MissingJsonContentType(_) => ApiError::from_status(r.status()),
+        other => ApiError::from_status(other.status()),
+    }
+}
+
+/// A JSON body that may be absent: an empty body is `None`, anything else must be valid JSON.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let is_json = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json_content_type);
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|r| ApiError::from_status(r.status()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        if !is_json {
+            return Err(ApiError::from_status(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => Ok(Self(Some(v))),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn is_json_content_type(ct: &str) -> bool {
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Path parameters; rejections become 400 `bad_request`.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|r: PathRejection| ApiError::bad_request(r.body_text()))
+    }
+}
+
+/// Query parameters; rejections become 400 `bad_request`.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|r: QueryRejection| ApiError::bad_request(r.body_text()))
+    }
+}
+
+/// The context of an anonymous call: request id and client address.
+#[derive(Debug, Clone)]
+pub struct Ctx(pub CallContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let request_id = parts.extensions.get::<RequestId>().map_or_else(
+            || crate::edge::request_id::sanitize(None).0,
+            |r| r.0.clone(),
+        );
+        let client_ip = parts
+            .extensions
+            .get::<ClientAddr>()
+            .map(|a| a.0.to_string());
+        Ok(Self(CallContext {
+            request_id,
+            principal: None,
+            client_ip,
+        }))
+    }
+}
+
+/// The context of a call by a verified user (`Authorization: Bearer <token>`).
+#[derive(Debug, Clone)]
+pub struct AuthCtx(pub CallContext);
+
+impl FromRequestParts<AppState> for AuthCtx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Ctx(mut ctx) = Ctx::from_request_parts(parts, state).await?;
+        let token = bearer(parts)?;
+        let principal = state.tokens.verify(&ctx, token).await?;
+        tracing::Span::current().record("user_id", principal.user_id.as_str());
+        ctx.principal = Some(principal);
+        Ok(Self(ctx))
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed authorization header"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("malformed authorization header"))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(ApiError::unauthorized("malformed authorization header"));
+    }
+    Ok(token)
+}
+
+/// The context of a call by an active admin; anyone else gets 403 `forbidden`.
+#[derive(Debug, Clone)]
+pub struct AdminCtx(pub CallContext);
+
+impl FromRequestParts<AppState> for AdminCtx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthCtx(ctx) = AuthCtx::from_request_parts(parts, state).await?;
+        match &ctx.principal {
+            Some(p) if p.role == Role::Admin && p.status == UserStatus::Active => Ok(Self(ctx)),
+            _ => Err(ApiError::forbidden("administrators only")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(auth: Option<&str>) -> Parts {
+        let mut b = axum::http::Request::builder();
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_and_anything_else_is_unauthorized() {
+        assert_eq!(bearer(&parts(Some("Bearer abc.def"))).unwrap(), "abc.def");
+        assert_eq!(bearer(&parts(Some("bearer abc"))).unwrap(), "abc");
+        for bad in [
+            None,
+            Some("Basic abc"),
+            Some("Bearer"),
+            Some("Bearer  "),
+            Some("Bearer a b"),
+        ] {
+            let e = bearer(&parts(bad)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Unauthorized, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_content_type("application/problem+json"));
+        assert!(!is_json_content_type("text/plain"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The OpenAPI 3.1 document: operations come from the handlers' `#[utoipa::path]`s, and
+//! [`add_common_errors`] adds the error answers every operation of a kind can give, so each
+//! status the gateway can send is documented with the one error body.
+//! [`html`] renders the document as a self-contained page.
+
+pub mod html;
+
+use crate::error::ErrorBody;
+use utoipa::openapi::content::Content;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Type};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "carehub API", description = "The carehub clinic platform's HTTP API."),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "health", description = "Liveness and readiness probes"),
+        (name = "auth", description = "Accounts, sessions and passwords"),
+        (name = "admin", description = "Account administration (active admins only)"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document's skeleton (info, tags, security scheme, error schema) before routes are added.
+pub fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The full OpenAPI document, as served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = crate::routes::api().split_for_parts();
+    add_common_errors(&mut doc);
+    doc
+}
+
+/// Adds the error responses that follow from an operation's shape: any `/api` call can be rate
+/// limited or find a service down or slow; a body can be malformed, too large, of the wrong type
+/// or invalid; parameters can be malformed; a bearer token can be missing or bad.
+fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in &mut doc.paths.paths {
+        let api = path.starts_with("/api");
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in ops.into_iter().flatten() {
+            let mut codes: Vec<(u16, &str)> = Vec::new();
+            if op.request_body.is_some() {
+                codes.extend([
+                    (400, "Malformed JSON"),
+                    (413, "Body too large"),
+                    (415, "Body is not application/json"),
+                    (422, "A field is missing or invalid"),
+                ]);
+            }
+            if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                codes.push((400, "Malformed path or query parameter"));
+            }
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                codes.push((401, "Missing, malformed, expired or revoked bearer token"));
+            }
+            if api {
+                codes.extend([
+                    (403, "Not allowed, or the account is disabled"),
+                    (429, "Too many requests; see Retry-After"),
+                    (500, "Internal error"),
+                    (503, "A required service is unavailable"),
+                    (504, "A required service did not answer in time"),
+                ]);
+            }
+            for (code, description) in codes {
+                add_error(op, code, description);
+            }
+        }
+    }
+}
+
+fn add_error(op: &mut Operation, code: u16, description: &str) {
+    let key = code.to_string();
+    if op.responses.responses.contains_key(&key) {
+        return;
+    }
+    let mut response = ResponseBuilder::new().description(description).content(
+        "application/json",
+        Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+    );
+    if code == 429 {
+        let seconds = ObjectBuilder::new().schema_type(Type::Integer).build();
+        let mut header = Header::new(seconds);
+        header.description = Some("Seconds until a retry can succeed".into());
+        response = response.header("Retry-After", header);
+    }
+    op.responses
+        .responses
+        .insert(key, RefOr::T(response.build()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_lists_every_route_with_its_method() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let expected = [
+            ("/healthz", "get"),
+            ("/readyz", "get"),
+            ("/api/auth/register", "post"),
+            ("/api/auth/login", "post"),
+            ("/api/auth/refresh", "post"),
+            ("/api/auth/logout", "post"),
+            ("/api/me", "get"),
+            ("/api/auth/password/change", "post"),
+            ("/api/auth/password/reset-request", "post"),
+            ("/api/auth/password/reset-confirm", "post"),
+            ("/api/admin/users", "get"),
+            ("/api/admin/users/{id}", "get"),
+            ("/api/admin/users/{id}/approve", "post"),
+            ("/api/admin/users/{id}/reject", "post"),
+            ("/api/admin/users/{id}/disable", "post"),
+            ("/api/admin/users/{id}/enable", "post"),
+        ];
+        let paths = doc["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), expected.len(), "{:?}", paths.keys());
+        for (path, method) in expected {
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} missing"
+            );
+        }
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    }
+
+    #[test]
+    fn errors_are_documented_with_the_error_body_by_operation_shape() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let login = &doc["paths"]["/api/auth/login"]["post"]["responses"];
+        for code in ["400", "413", "415", "422", "429", "503", "504"] {
+            assert_eq!(
+                login[code]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "login {code}"
+            );
+        }
+        assert!(login["429"]["headers"]["Retry-After"].is_object());
+        let me = &doc["paths"]["/api/me"]["get"]["responses"];
+        assert!(me["401"].is_object());
+        assert!(me["415"].is_null(), "a body-less route cannot answer 415");
+        assert!(doc["paths"]["/healthz"]["get"]["responses"]["429"].is_null());
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! Every route: [`health`] probes, the [`auth`] and [`admin`] API, and the [`docs`].
+//!
+//! Handlers decode, make one call, encode. [`api`] collects the documented routes together with
+//! their OpenAPI operations, so the document cannot drift from what is served.
+
+pub mod admin;
+pub mod auth;
+pub mod docs;
+pub mod health;
+
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The documented routes and their OpenAPI description.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::reset_request))
+        .routes(routes!(auth::reset_confirm))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::get_user))
+        .routes(routes!(admin::approve))
+        .routes(routes!(admin::reject))
+        .routes(routes!(admin::disable))
+        .routes(routes!(admin::enable))
+}

@@ -1,0 +1,165 @@
+//! Account administration. Only active admins pass the edge check ([`AdminCtx`]); auth checks
+//! again, since it trusts nobody's claims but its own.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{AdminCtx, ApiPath, ApiQuery, OptionalJson};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use carehub_nats::auth::{
+    AdminGetUser, AdminListUsers, AdminSetUserStatus, StatusAction, User, UserPage,
+};
+use carehub_nats::{CallContext, Role, UserStatus};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+/// A role to filter by.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleFilter {
+    Patient,
+    Doctor,
+    Admin,
+}
+
+/// A status to filter by.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusFilter {
+    Active,
+    Pending,
+    Rejected,
+    Disabled,
+}
+
+/// Filters and paging for the user list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListUsersQuery {
+    pub role: Option<RoleFilter>,
+    pub status: Option<StatusFilter>,
+    /// Case-insensitive substring of email or display name.
+    pub q: Option<String>,
+    /// Page size (auth enforces its bounds).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl From<ListUsersQuery> for AdminListUsers {
+    fn from(q: ListUsersQuery) -> Self {
+        Self {
+            role: q.role.map(|r| match r {
+                RoleFilter::Patient => Role::Patient,
+                RoleFilter::Doctor => Role::Doctor,
+                RoleFilter::Admin => Role::Admin,
+            }),
+            status: q.status.map(|s| match s {
+                StatusFilter::Active => UserStatus::Active,
+                StatusFilter::Pending => UserStatus::Pending,
+                StatusFilter::Rejected => UserStatus::Rejected,
+                StatusFilter::Disabled => UserStatus::Disabled,
+            }),
+            q: q.q,
+            limit: q.limit,
+            cursor: q.cursor,
+        }
+    }
+}
+
+/// Why an admin changed an account's status (kept in the audit trail).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ReasonBody {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// List accounts, newest first.
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
+    params(ListUsersQuery),
+    responses((status = 200, description = "A page of accounts", body = UserPage),
+        (status = 403, description = "Not an active admin", body = ErrorBody)))]
+pub async fn list_users(
+    State(s): State<AppState>,
+    AdminCtx(ctx): AdminCtx,
+    ApiQuery(q): ApiQuery<ListUsersQuery>,
+) -> Result<Json<UserPage>, ApiError> {
+    Ok(Json(s.bus.request(&ctx, &AdminListUsers::from(q)).await?))
+}
+
+/// One account.
+#[utoipa::path(get, path = "/api/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "The account", body = User),
+        (status = 403, description = "Not an active admin", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody)))]
+pub async fn get_user(
+    State(s): State<AppState>,
+    AdminCtx(ctx): AdminCtx,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(s.bus.request(&ctx, &AdminGetUser { user_id }).await?))
+}
+
+async fn set_status(
+    s: &AppState,
+    ctx: &CallContext,
+    user_id: String,
+    action: StatusAction,
+    body: Option<ReasonBody>,
+) -> Result<Json<User>, ApiError> {
+    let reason = body.and_then(|b| b.reason);
+    let req = AdminSetUserStatus {
+        user_id,
+        action,
+        reason,
+    };
+    Ok(Json(s.bus.request(ctx, &req).await?))
+}
+
+/// Generates one documented handler per status action (they differ only in the action).
+macro_rules! status_route {
+    ($name:ident, $path:literal, $action:expr, $summary:literal) => {
+        #[doc = $summary]
+        #[utoipa::path(post, path = $path, tag = "admin", security(("bearer" = [])),
+            params(("id" = String, Path, description = "User id")),
+            request_body(content = Option<ReasonBody>, description = "Optional reason"),
+            responses((status = 200, description = "The account after the change", body = User),
+                (status = 403, description = "Not an active admin", body = ErrorBody),
+                (status = 404, description = "No such account", body = ErrorBody),
+                (status = 409, description = "Not allowed from the account's current status", body = ErrorBody)))]
+        pub async fn $name(
+            State(s): State<AppState>,
+            AdminCtx(ctx): AdminCtx,
+            ApiPath(user_id): ApiPath<String>,
+            OptionalJson(body): OptionalJson<ReasonBody>,
+        ) -> Result<Json<User>, ApiError> {
+            set_status(&s, &ctx, user_id, $action, body).await
+        }
+    };
+}
+
+status_route!(
+    approve,
+    "/api/admin/users/{id}/approve",
+    StatusAction::Approve,
+    "Approve a pending doctor."
+);
+status_route!(
+    reject,
+    "/api/admin/users/{id}/reject",
+    StatusAction::Reject,
+    "Reject a pending doctor."
+);
+status_route!(
+    disable,
+    "/api/admin/users/{id}/disable",
+    StatusAction::Disable,
+    "Disable an account; every session it holds ends."
+);
+status_route!(
+    enable,
+    "/api/admin/users/{id}/enable",
+    StatusAction::Enable,
+    "Re-enable a disabled account."
+);

@@ -1,0 +1,174 @@
+//! Sign-up, sessions and passwords: each handler forwards one request to the auth service.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, AuthCtx, Ctx, OptionalJson};
+use crate::session::{self, TokenTransport};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use carehub_nats::auth::{
+    Accepted, ChangePassword, Done, Login, Logout, Me, PasswordResetConfirm, PasswordResetRequest,
+    Refresh, Register, Session, User,
+};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// Log in with email and password.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginBody {
+    pub email: String,
+    pub password: String,
+    /// Where to put the refresh token; default `cookie`.
+    #[serde(default)]
+    pub refresh_token_in: TokenTransport,
+}
+
+/// Exchange a refresh token (from this body or the `carehub_refresh` cookie) for a new session.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RefreshBody {
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub refresh_token_in: TokenTransport,
+}
+
+/// Optionally name the refresh token whose session ends (else the cookie's).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct LogoutBody {
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// Change the caller's password; the answer is a new session.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordBody {
+    pub current_password: String,
+    pub new_password: String,
+    #[serde(default)]
+    pub refresh_token_in: TokenTransport,
+}
+
+/// Sign up as a patient or a doctor (doctors wait for an admin's approval).
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Register,
+    responses((status = 202, description = "Accepted (the same whether or not the email is known)", body = Accepted)))]
+pub async fn register(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<Register>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(s.bus.request(&ctx, &body).await?),
+    ))
+}
+
+/// Log in. The refresh token goes in an HttpOnly cookie unless `refresh_token_in` is `body`.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, description = "Logged in", body = Session),
+        (status = 401, description = "Wrong email or password", body = ErrorBody)))]
+pub async fn login(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Response, ApiError> {
+    let req = Login {
+        email: body.email,
+        password: body.password,
+    };
+    let session = s.bus.request(&ctx, &req).await?;
+    session::respond(session, body.refresh_token_in, s.cfg.cookie_secure)
+}
+
+/// Exchange a refresh token (cookie or body) for a new session; the old token is used up.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth",
+    request_body(content = Option<RefreshBody>, description = "Optional when the cookie is sent"),
+    responses((status = 200, description = "A new session", body = Session),
+        (status = 401, description = "Missing, unknown, expired or reused refresh token", body = ErrorBody)))]
+pub async fn refresh(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<RefreshBody>,
+) -> Result<Response, ApiError> {
+    let body = body.unwrap_or_default();
+    let refresh_token = body
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .or_else(|| session::read_cookie(&headers))
+        .ok_or_else(|| ApiError::unauthorized("missing refresh token"))?;
+    let session = s.bus.request(&ctx, &Refresh { refresh_token }).await?;
+    session::respond(session, body.refresh_token_in, s.cfg.cookie_secure)
+}
+
+/// End the caller's session and clear the refresh cookie.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    request_body(content = Option<LogoutBody>, description = "Optional"),
+    responses((status = 200, description = "Logged out", body = Done)))]
+pub async fn logout(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<LogoutBody>,
+) -> Result<Response, ApiError> {
+    let refresh_token = body
+        .and_then(|b| b.refresh_token)
+        .filter(|t| !t.is_empty())
+        .or_else(|| session::read_cookie(&headers));
+    let done = s.bus.request(&ctx, &Logout { refresh_token }).await?;
+    let clear = session::clear_cookie(s.cfg.cookie_secure)?;
+    Ok(([(header::SET_COOKIE, clear)], Json(done)).into_response())
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/api/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's account", body = User)))]
+pub async fn me(State(s): State<AppState>, AuthCtx(ctx): AuthCtx) -> Result<Json<User>, ApiError> {
+    Ok(Json(s.bus.request(&ctx, &Me {}).await?))
+}
+
+/// Change the caller's password; every other session ends and a new one is issued.
+#[utoipa::path(post, path = "/api/auth/password/change", tag = "auth", security(("bearer" = [])),
+    request_body = ChangePasswordBody,
+    responses((status = 200, description = "Changed; a new session", body = Session)))]
+pub async fn change_password(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+    ApiJson(body): ApiJson<ChangePasswordBody>,
+) -> Result<Response, ApiError> {
+    let req = ChangePassword {
+        current_password: body.current_password,
+        new_password: body.new_password,
+    };
+    let session = s.bus.request(&ctx, &req).await?;
+    session::respond(session, body.refresh_token_in, s.cfg.cookie_secure)
+}
+
+/// Ask for a password reset mail (the answer does not reveal whether the email is known).
+#[utoipa::path(post, path = "/api/auth/password/reset-request", tag = "auth",
+    request_body = PasswordResetRequest,
+    responses((status = 202, description = "Accepted", body = Accepted)))]
+pub async fn reset_request(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<PasswordResetRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(s.bus.request(&ctx, &body).await?),
+    ))
+}
+
+/// Set a new password with the token from the reset mail.
+#[utoipa::path(post, path = "/api/auth/password/reset-confirm", tag = "auth",
+    request_body = PasswordResetConfirm,
+    responses((status = 200, description = "Password set", body = Accepted),
+        (status = 401, description = "Unknown, used or expired reset token", body = ErrorBody)))]
+pub async fn reset_confirm(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<PasswordResetConfirm>,
+) -> Result<Json<Accepted>, ApiError> {
+    Ok(Json(s.bus.request(&ctx, &body).await?))
+}

@@ -1,0 +1,192 @@
+//! The [`Gateway`]: builds the shared state and background listeners, assembles the router with
+//! its layers, and serves it with a bounded graceful shutdown.
+
+use crate::config::GatewayConfig;
+use crate::edge::{self, rate_limit::Limiter};
+use crate::error::ApiError;
+use crate::routes::{self, docs};
+use crate::state::AppState;
+use crate::tokens::Tokens;
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use carehub_nats::Bus;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::timeout::TimeoutLayer;
+
+/// No request may take longer than this (a token check and one bus call, each bounded by
+/// their own timeout, fit well inside).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The HTTP gateway: owns the shared state and the background tasks that keep the token cache
+/// honest (revocation events, connection changes) and the rate limiter small.
+pub struct Gateway {
+    state: AppState,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+    /// `None` without configured origins, so a bare OPTIONS is an ordinary 405.
+    cors: Option<CorsLayer>,
+}
+
+impl Gateway {
+    /// Builds state, subscribes to revocation events and connection events. Does not bind.
+    ///
+    /// # Errors
+    /// When the revocation subscription fails, a CORS origin is not a valid header value, or
+    /// the OpenAPI document cannot be rendered.
+    pub async fn new(cfg: GatewayConfig, bus: Bus) -> anyhow::Result<Self> {
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let tokens = Tokens::new(bus.clone(), cfg.verify_cache_ttl);
+        let revocations = tokens
+            .subscribe_revocations(stop.clone())
+            .await
+            .context("subscribing to revocation events")?;
+        tasks.spawn(revocations);
+        tasks.spawn(tokens.watch_connection(stop.clone()));
+        let limiter = Limiter::new(cfg.rate_limit_per_sec, cfg.rate_limit_burst);
+        if let Some(l) = &limiter {
+            tasks.spawn(l.clone().housekeeping(stop.clone()));
+        }
+        let cors = cors_layer(&cfg)?;
+        let state = AppState {
+            bus,
+            cfg: Arc::new(cfg),
+            tokens,
+            limiter,
+            docs: Arc::new(docs::Docs::build().context("rendering the OpenAPI document")?),
+        };
+        Ok(Self {
+            state,
+            stop,
+            tasks,
+            cors,
+        })
+    }
+
+    /// The axum Router (for tests and for serving).
+    pub fn router(&self) -> Router {
+        build_router(self.state.clone(), self.cors.clone())
+    }
+
+    /// Token checks, for tests that look at the cache.
+    pub fn tokens(&self) -> &Tokens {
+        &self.state.tokens
+    }
+
+    /// Serves on the listener until `shutdown` is cancelled, then stops accepting and drains
+    /// in-flight requests (graceful shutdown), bounded by `grace`.
+    ///
+    /// # Errors
+    /// When the server fails (accepting is not possible any more).
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+        grace: Duration,
+    ) -> anyhow::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "gateway listening");
+        }
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server =
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let mut running = tokio::spawn(async move { server.await });
+        let outcome = tokio::select! {
+            r = &mut running => Some(r),
+            () = shutdown.cancelled() => match tokio::time::timeout(grace, &mut running).await {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    tracing::warn!("shutdown grace passed with requests in flight");
+                    running.abort();
+                    None
+                }
+            },
+        };
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        match outcome {
+            Some(r) => r.context("gateway task")?.context("serving HTTP"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn build_router(state: AppState, cors: Option<CorsLayer>) -> Router {
+    let (api, _) = routes::api().split_for_parts();
+    let web = state
+        .cfg
+        .web_dir
+        .as_ref()
+        .map(|dir| ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html"))));
+    api.route("/api/openapi.json", get(docs::openapi_json))
+        .route("/api/docs", get(docs::docs_page))
+        .fallback(move |req: Request| fallback(web.clone(), req))
+        .layer(DefaultBodyLimit::max(state.cfg.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(tower::util::option_layer(cors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            edge::edge,
+        ))
+        .with_state(state)
+}
+
+/// Unknown `/api` paths are JSON 404s; other paths are static files when a web dir is set, with
+/// `index.html` for client-side routes.
+async fn fallback(web: Option<ServeDir<ServeFile>>, req: Request) -> Response {
+    match web {
+        Some(dir) if !req.uri().path().starts_with("/api") => match dir.oneshot(req).await {
+            Ok(res) => res.into_response(),
+            Err(never) => match never {},
+        },
+        _ => ApiError::not_found().into_response(),
+    }
+}
+
+fn cors_layer(cfg: &GatewayConfig) -> anyhow::Result<Option<CorsLayer>> {
+    if cfg.cors_origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = cfg
+        .cors_origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).with_context(|| format!("CORS origin '{o}'")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let x_request_id = HeaderName::from_static("x-request-id");
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                x_request_id.clone(),
+                header::IF_MATCH,
+            ])
+            .expose_headers([x_request_id, header::RETRY_AFTER]),
+    ))
+}

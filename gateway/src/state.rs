@@ -1,0 +1,19 @@
+//! The state every handler shares: one cheap `Clone` struct built at start.
+
+use crate::config::GatewayConfig;
+use crate::edge::rate_limit::Limiter;
+use crate::tokens::Tokens;
+use carehub_nats::Bus;
+use std::sync::Arc;
+
+/// Bus, configuration, token checks and rate limiter.
+#[derive(Clone)]
+pub struct AppState {
+    pub bus: Bus,
+    pub cfg: Arc<GatewayConfig>,
+    pub tokens: Tokens,
+    /// `None` when rate limiting is off.
+    pub limiter: Option<Limiter>,
+    /// The OpenAPI document and docs page, rendered once.
+    pub docs: Arc<crate::routes::docs::Docs>,
+}
