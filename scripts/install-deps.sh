@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs what building and testing carehub needs and the machine lacks, and nothing else:
+# nats-server and PostgreSQL's server binaries (Debian packages) and schemathesis 4 (PyPI).
+# Safe to run again: it installs only what is missing and runs `apt-get update` only then.
+#
+# It never starts the machine's own NATS or PostgreSQL service: the tests start private ones on
+# free ports.
+#
+# Usage: scripts/install-deps.sh          install what is missing (as root, or with sudo)
+#        scripts/install-deps.sh --check  only report what is missing; exit 1 if anything is
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+check_only=false
+case ${1:-} in
+--check) check_only=true ;;
+"") ;;
+*) die "unknown argument: $1 (usage: $0 [--check])" ;;
+esac
+
+apt_packages=()
+missing=()
+need_schemathesis=false
+
+if ! nats_server_bin >/dev/null; then
+    apt_packages+=(nats-server)
+    missing+=(nats-server)
+fi
+if ! postgres_initdb_bin >/dev/null; then
+    apt_packages+=(postgresql)
+    missing+=("PostgreSQL (initdb, pg_ctl)")
+fi
+if ! command -v curl >/dev/null 2>&1; then
+    apt_packages+=(curl ca-certificates)
+    missing+=(curl)
+fi
+if ! schemathesis_bin >/dev/null; then
+    need_schemathesis=true
+    missing+=("schemathesis 4.x")
+    if ! command -v python3 >/dev/null 2>&1; then
+        apt_packages+=(python3 python3-pip)
+    elif ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_packages+=(python3-pip)
+    fi
+fi
+
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: everything is present"
+    exit 0
+fi
+if $check_only; then
+    printf 'install-deps: missing: %s\n' "${missing[@]}" >&2
+    echo "install-deps: run scripts/install-deps.sh to install them" >&2
+    exit 1
+fi
+printf 'install-deps: installing: %s\n' "${missing[@]}"
+
+sudo=()
+if (($(id -u) != 0)); then
+    command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install ${missing[*]} by hand"
+    sudo=(sudo)
+fi
+
+if ((${#apt_packages[@]})); then
+    # Debian starts a packaged daemon on install unless policy-rc.d forbids it; the tests must
+    # not depend on (or collide with) such a service, so forbid it for the duration.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        trap '"${sudo[@]}" rm -f "$policy"' EXIT
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get -o Acquire::Retries=3 update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Retries=3 install -y \
+        --no-install-recommends "${apt_packages[@]}"
+fi
+
+if $need_schemathesis; then
+    pip_args=(install --disable-pip-version-check --retries 3 'schemathesis==4.*')
+    # A distribution's own Python refuses pip installs (PEP 668) unless told otherwise.
+    if python3 -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
+        pip_args+=(--break-system-packages)
+    fi
+    if (($(id -u) == 0)) || [[ -w $(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))') ]]; then
+        python3 -m pip "${pip_args[@]}"
+    else
+        python3 -m pip "${pip_args[@]}" --user
+    fi
+fi
+
+# Verify rather than trust the package managers.
+nats_server_bin >/dev/null || die "nats-server still missing"
+postgres_initdb_bin >/dev/null || die "PostgreSQL's initdb still missing"
+command -v curl >/dev/null 2>&1 || die "curl still missing"
+schemathesis_bin >/dev/null || die "schemathesis 4.x still missing (is pip's script directory on PATH?)"
+echo "install-deps: done"
