@@ -40,7 +40,8 @@ fn json_rejection(r: &JsonRejection) -> ApiError {
     }
 }
 
-/// A JSON body that may be absent: an empty body is `None`, anything else must be valid JSON.
+/// A JSON body that may be absent: an empty body or `null` is `None`, anything else must be
+/// valid JSON of the type.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -65,8 +66,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ));
         }
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(v)) => Ok(Self(Some(v))),
+        match axum::Json::<Option<T>>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(json_rejection(&rejection)),
         }
     }

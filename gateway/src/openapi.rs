@@ -155,6 +155,20 @@ mod tests {
             );
         }
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        // Every reference resolves (schemathesis skips what it cannot resolve).
+        let text = doc.to_string();
+        for name in text.split("#/components/schemas/").skip(1) {
+            let name = name.split('"').next().unwrap();
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{name} unresolved"
+            );
+        }
+        // The limits auth enforces are stated, so valid-looking input is accepted.
+        let register = &doc["paths"]["/api/auth/register"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["properties"];
+        assert_eq!(register["password"]["minLength"], 10);
+        assert_eq!(register["email"]["format"], "email");
     }
 
     #[test]

@@ -452,6 +452,9 @@ async fn refresh_without_any_token_is_unauthorized() {
         .unwrap();
     let (res, body) = send(&h, req).await;
     assert_error(&res, &body, 401, "unauthorized");
+    // An explicit JSON null is the same as no body.
+    let (res, body) = send(&h, post_json("/api/auth/refresh", "null")).await;
+    assert_error(&res, &body, 401, "unauthorized");
 }
 
 #[tokio::test]

@@ -36,11 +36,14 @@ pub enum StatusFilter {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListUsersQuery {
+    #[param(inline)]
     pub role: Option<RoleFilter>,
+    #[param(inline)]
     pub status: Option<StatusFilter>,
     /// Case-insensitive substring of email or display name.
     pub q: Option<String>,
-    /// Page size (auth enforces its bounds).
+    /// Page size, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -71,6 +74,7 @@ impl From<ListUsersQuery> for AdminListUsers {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ReasonBody {
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 

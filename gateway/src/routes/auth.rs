@@ -10,10 +10,57 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use carehub_nats::auth::{
     Accepted, ChangePassword, Done, Login, Logout, Me, PasswordResetConfirm, PasswordResetRequest,
-    Refresh, Register, Session, User,
+    Refresh, Register, Session, SignupRole, User,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
+
+/// Sign up. The wire type is [`Register`]; this mirrors it with the limits auth enforces, so the
+/// OpenAPI document states them.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterBody {
+    #[schema(format = Email, max_length = 254)]
+    pub email: String,
+    /// 10 to 128 characters, not the email address.
+    #[schema(min_length = 10, max_length = 128)]
+    pub password: String,
+    /// 1 to 100 printable characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub display_name: String,
+    /// Default `patient`; doctors wait for an admin's approval.
+    #[serde(default)]
+    pub role: Option<SignupRole>,
+}
+
+impl From<RegisterBody> for Register {
+    fn from(b: RegisterBody) -> Self {
+        Self {
+            email: b.email,
+            password: b.password,
+            display_name: b.display_name,
+            role: b.role.unwrap_or(SignupRole::Patient),
+        }
+    }
+}
+
+/// Ask for a password reset mail.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetRequestBody {
+    #[schema(format = Email, max_length = 254)]
+    pub email: String,
+}
+
+/// Set a new password with the token from the reset mail.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetConfirmBody {
+    pub token: String,
+    #[schema(min_length = 10, max_length = 128)]
+    pub new_password: String,
+}
 
 /// Log in with email and password.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -45,13 +92,15 @@ pub struct LogoutBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePasswordBody {
     pub current_password: String,
+    #[schema(min_length = 10, max_length = 128)]
     pub new_password: String,
     #[serde(default)]
     pub refresh_token_in: TokenTransport,
 }
 
 /// Sign up as a patient or a doctor (doctors wait for an admin's approval).
-#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Register,
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth",
+    request_body(content = inline(RegisterBody), description = "The new account"),
     responses((status = 202, description = "Accepted (the same whether or not the email is known)", body = Accepted)))]
 pub async fn register(
     State(s): State<AppState>,
@@ -65,7 +114,8 @@ pub async fn register(
 }
 
 /// Log in. The refresh token goes in an HttpOnly cookie unless `refresh_token_in` is `body`.
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body(content = inline(LoginBody), description = "Credentials"),
     responses((status = 200, description = "Logged in", body = Session),
         (status = 401, description = "Wrong email or password", body = ErrorBody)))]
 pub async fn login(
@@ -147,7 +197,7 @@ pub async fn change_password(
 
 /// Ask for a password reset mail (the answer does not reveal whether the email is known).
 #[utoipa::path(post, path = "/api/auth/password/reset-request", tag = "auth",
-    request_body = PasswordResetRequest,
+    request_body = ResetRequestBody,
     responses((status = 202, description = "Accepted", body = Accepted)))]
 pub async fn reset_request(
     State(s): State<AppState>,
@@ -162,13 +212,17 @@ pub async fn reset_request(
 
 /// Set a new password with the token from the reset mail.
 #[utoipa::path(post, path = "/api/auth/password/reset-confirm", tag = "auth",
-    request_body = PasswordResetConfirm,
+    request_body = ResetConfirmBody,
     responses((status = 200, description = "Password set", body = Accepted),
         (status = 401, description = "Unknown, used or expired reset token", body = ErrorBody)))]
 pub async fn reset_confirm(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
-    ApiJson(body): ApiJson<PasswordResetConfirm>,
+    ApiJson(body): ApiJson<ResetConfirmBody>,
 ) -> Result<Json<Accepted>, ApiError> {
-    Ok(Json(s.bus.request(&ctx, &body).await?))
+    let req = PasswordResetConfirm {
+        token: body.token,
+        new_password: body.new_password,
+    };
+    Ok(Json(s.bus.request(&ctx, &req).await?))
 }
