@@ -31,7 +31,9 @@ pub fn key_file(env: &Env) -> anyhow::Result<PathBuf> {
 pub fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
-    (0..20).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// Runs every service's migrations.
@@ -68,13 +70,41 @@ pub async fn seed_demo(env: &Env) -> anyhow::Result<Vec<SeededUser>> {
     );
     let people: [(Role, &str, &str); 8] = [
         (Role::Admin, "admin@demo.carehub.test", "Clinic Admin"),
-        (Role::Doctor, "ines.moreau@demo.carehub.test", "Dr. Inès Moreau (cardiology)"),
-        (Role::Doctor, "kofi.mensah@demo.carehub.test", "Dr. Kofi Mensah (cardiology)"),
-        (Role::Doctor, "sara.lindqvist@demo.carehub.test", "Dr. Sara Lindqvist (dermatology)"),
-        (Role::Doctor, "tomas.novak@demo.carehub.test", "Dr. Tomáš Novák (dermatology)"),
-        (Role::Patient, "ada.patient@demo.carehub.test", "Ada Lovelace"),
-        (Role::Patient, "grace.patient@demo.carehub.test", "Grace Hopper"),
-        (Role::Patient, "alan.patient@demo.carehub.test", "Alan Turing"),
+        (
+            Role::Doctor,
+            "ines.moreau@demo.carehub.test",
+            "Dr. Inès Moreau (cardiology)",
+        ),
+        (
+            Role::Doctor,
+            "kofi.mensah@demo.carehub.test",
+            "Dr. Kofi Mensah (cardiology)",
+        ),
+        (
+            Role::Doctor,
+            "sara.lindqvist@demo.carehub.test",
+            "Dr. Sara Lindqvist (dermatology)",
+        ),
+        (
+            Role::Doctor,
+            "tomas.novak@demo.carehub.test",
+            "Dr. Tomáš Novák (dermatology)",
+        ),
+        (
+            Role::Patient,
+            "ada.patient@demo.carehub.test",
+            "Ada Lovelace",
+        ),
+        (
+            Role::Patient,
+            "grace.patient@demo.carehub.test",
+            "Grace Hopper",
+        ),
+        (
+            Role::Patient,
+            "alan.patient@demo.carehub.test",
+            "Alan Turing",
+        ),
     ];
     let mut out = Vec::new();
     for (role, email, name) in people {
@@ -82,7 +112,12 @@ pub async fn seed_demo(env: &Env) -> anyhow::Result<Vec<SeededUser>> {
         carehub_auth::create_user(&db, email, &password, name, role)
             .await
             .with_context(|| format!("seeding {email}"))?;
-        out.push(SeededUser { role, email: email.into(), name: name.into(), password });
+        out.push(SeededUser {
+            role,
+            email: email.into(),
+            name: name.into(),
+            password,
+        });
     }
     db.close().await;
     Ok(out)

@@ -6,7 +6,11 @@ use carehub_runtime::{CommonConfig, Env};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "carehub", version, about = "carehub: a clinic platform on a NATS bus")]
+#[command(
+    name = "carehub",
+    version,
+    about = "carehub: a clinic platform on a NATS bus"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,9 @@ fn main() -> anyhow::Result<()> {
     let env = Env::from_process();
     let common = CommonConfig::from_env(&env)?;
     carehub_runtime::telemetry::init(common.log_json);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run(cli.command, env, common))
 }
 
@@ -81,13 +87,26 @@ async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result
         Command::Up { demo } => up(env, &common, demo).await,
         Command::Serve { component } => serve(&env, &[component]).await,
         Command::Migrate => carehub::admin::migrate(&env).await,
-        Command::Admin { command: AdminCommand::CreateUser { role, email, name, password } } => {
+        Command::Admin {
+            command:
+                AdminCommand::CreateUser {
+                    role,
+                    email,
+                    name,
+                    password,
+                },
+        } => {
             let generated = password.is_none();
             let password = password.unwrap_or_else(carehub::admin::random_password);
             let db = carehub::admin::auth_db(&env).await?;
             let user = carehub_auth::create_user(&db, &email, &password, &name, role).await?;
             db.close().await;
-            println!("created {} {} ({})", user.role.as_str(), user.email, user.id);
+            println!(
+                "created {} {} ({})",
+                user.role.as_str(),
+                user.email,
+                user.id
+            );
             if generated {
                 println!("password (shown once): {password}");
             }
@@ -98,11 +117,18 @@ async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result
             match command {
                 KeysCommand::Init => {
                     let created = carehub_auth::keys::ensure_key_file(&path)?;
-                    println!("{} {}", if created { "created" } else { "kept existing" }, path.display());
+                    println!(
+                        "{} {}",
+                        if created { "created" } else { "kept existing" },
+                        path.display()
+                    );
                 }
                 KeysCommand::Rotate => {
                     let kid = carehub_auth::keys::rotate_key_file(&path)?;
-                    println!("new signing key {kid} in {}; auth instances pick it up on their next unknown-key check or restart", path.display());
+                    println!(
+                        "new signing key {kid} in {}; auth instances pick it up on their next unknown-key check or restart",
+                        path.display()
+                    );
                 }
             }
             Ok(())
@@ -112,11 +138,16 @@ async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result
 }
 
 async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&common.data_dir)
-        .with_context(|| format!("CAREHUB_DATA_DIR: cannot create {}", common.data_dir.display()))?;
+    std::fs::create_dir_all(&common.data_dir).with_context(|| {
+        format!(
+            "CAREHUB_DATA_DIR: cannot create {}",
+            common.data_dir.display()
+        )
+    })?;
     let _nats = carehub::natsd::ensure(&common.nats_url, &common.data_dir)?;
     let key_file = carehub::admin::key_file(&env)?;
-    if env.raw("CAREHUB_AUTH_KEY_FILE").is_none() && carehub_auth::keys::ensure_key_file(&key_file)? {
+    if env.raw("CAREHUB_AUTH_KEY_FILE").is_none() && carehub_auth::keys::ensure_key_file(&key_file)?
+    {
         tracing::info!(path = %key_file.display(), "created a signing key file");
     }
     env.set("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string());
@@ -124,7 +155,13 @@ async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<(
         let users = carehub::admin::seed_demo(&env).await?;
         println!("\nDemo clinic seeded. Sign in with (passwords are random and shown only now):");
         for u in &users {
-            println!("  {:<8} {:<36} {}   ({})", u.role.as_str(), u.email, u.password, u.name);
+            println!(
+                "  {:<8} {:<36} {}   ({})",
+                u.role.as_str(),
+                u.email,
+                u.password,
+                u.name
+            );
         }
         println!();
     }

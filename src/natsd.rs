@@ -38,9 +38,16 @@ fn reachable(host: &str, port: u16) -> bool {
 
 fn find_binary() -> Option<PathBuf> {
     let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("nats-server")).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("nats-server"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
-    candidates.into_iter().chain([PathBuf::from("/usr/sbin/nats-server")]).find(|p| p.is_file())
+    candidates
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin/nats-server")])
+        .find(|p| p.is_file())
 }
 
 /// Returns `None` when a server answers at `url`; otherwise starts `nats-server` with
@@ -49,12 +56,16 @@ fn find_binary() -> Option<PathBuf> {
 /// # Errors
 /// When no server answers and none can be started.
 pub fn ensure(url: &str, data_dir: &Path) -> anyhow::Result<Option<ChildNats>> {
-    let (host, port) = host_port(url).with_context(|| format!("CAREHUB_NATS_URL: cannot parse '{url}'"))?;
+    let (host, port) =
+        host_port(url).with_context(|| format!("CAREHUB_NATS_URL: cannot parse '{url}'"))?;
     if reachable(&host, port) {
         return Ok(None);
     }
     let local = matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1");
-    anyhow::ensure!(local, "no NATS server answers at {url}, and it is not local, so none can be started here");
+    anyhow::ensure!(
+        local,
+        "no NATS server answers at {url}, and it is not local, so none can be started here"
+    );
     let bin = find_binary().context(
         "no NATS server answers and nats-server is not installed (apt-get install nats-server, or set CAREHUB_NATS_URL)",
     )?;
@@ -71,7 +82,11 @@ pub fn ensure(url: &str, data_dir: &Path) -> anyhow::Result<Option<ChildNats>> {
     let started = ChildNats { child };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !reachable("127.0.0.1", port) {
-        anyhow::ensure!(Instant::now() < deadline, "nats-server did not start; see {}/nats-server.log", data_dir.display());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "nats-server did not start; see {}/nats-server.log",
+            data_dir.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     tracing::info!(port, "started a local nats-server with JetStream");
@@ -84,8 +99,14 @@ mod tests {
 
     #[test]
     fn nats_urls_yield_host_and_port() {
-        assert_eq!(host_port("nats://127.0.0.1:4222"), Some(("127.0.0.1".into(), 4222)));
-        assert_eq!(host_port("nats://u:p@localhost:5000,nats://x:1"), Some(("localhost".into(), 5000)));
+        assert_eq!(
+            host_port("nats://127.0.0.1:4222"),
+            Some(("127.0.0.1".into(), 4222))
+        );
+        assert_eq!(
+            host_port("nats://u:p@localhost:5000,nats://x:1"),
+            Some(("localhost".into(), 5000))
+        );
         assert_eq!(host_port("localhost"), Some(("localhost".into(), 4222)));
     }
 }

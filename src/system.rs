@@ -37,7 +37,9 @@ pub struct System {
 
 impl std::fmt::Debug for System {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("System").field("gateway_addr", &self.gateway_addr).finish_non_exhaustive()
+        f.debug_struct("System")
+            .field("gateway_addr", &self.gateway_addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,7 +56,11 @@ impl System {
         let common = CommonConfig::from_env(env)?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let mut system = Self { gateway_addr: None, shutdown, tracker };
+        let mut system = Self {
+            gateway_addr: None,
+            shutdown,
+            tracker,
+        };
         for c in Component::ALL.iter().filter(|c| components.contains(c)) {
             if let Err(e) = system.start_one(env, &common, *c).await {
                 system.stop().await;
@@ -64,7 +70,12 @@ impl System {
         Ok(system)
     }
 
-    async fn start_one(&mut self, env: &Env, common: &CommonConfig, c: Component) -> anyhow::Result<()> {
+    async fn start_one(
+        &mut self,
+        env: &Env,
+        common: &CommonConfig,
+        c: Component,
+    ) -> anyhow::Result<()> {
         let bus = Bus::connect(&common.bus_config(env, c.name()), CONNECT_DEADLINE)
             .await
             .with_context(|| format!("connecting to NATS at {}", common.nats_url))?;
@@ -86,9 +97,12 @@ impl System {
             }
             Component::Gateway => {
                 let cfg = carehub_gateway::GatewayConfig::from_env(env)?;
-                let listener = tokio::net::TcpListener::bind(cfg.addr)
-                    .await
-                    .with_context(|| format!("CAREHUB_GATEWAY_ADDR: cannot listen on {}", cfg.addr))?;
+                let listener =
+                    tokio::net::TcpListener::bind(cfg.addr)
+                        .await
+                        .with_context(|| {
+                            format!("CAREHUB_GATEWAY_ADDR: cannot listen on {}", cfg.addr)
+                        })?;
                 self.gateway_addr = Some(listener.local_addr()?);
                 let gateway = carehub_gateway::Gateway::new(cfg, bus.clone()).await?;
                 self.tracker.spawn(async move {

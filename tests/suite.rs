@@ -4,6 +4,12 @@
 //!
 //! Every scenario runs on both storage backends: see [`both_backends!`].
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
 #[path = "support.rs"]
 mod support;
 

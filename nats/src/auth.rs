@@ -231,6 +231,37 @@ pub struct PasswordResetIssued {
     pub expires_at: i64,
 }
 
+/// What happened to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserEventKind {
+    Registered,
+    StatusChanged,
+}
+
+impl UserEventKind {
+    /// The subject the event is published on (stream `CAREHUB_USERS`).
+    pub fn subject(self) -> &'static str {
+        match self {
+            Self::Registered => "carehub.events.user.registered",
+            Self::StatusChanged => "carehub.events.user.status_changed",
+        }
+    }
+}
+
+/// A durable account event, so other services can keep the account facts they need (a doctor
+/// directory lists approved doctors only; notifications need an address and a name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserEvent {
+    /// Unique; also the `Nats-Msg-Id`, so a republished event is stored once.
+    pub event_id: String,
+    pub kind: UserEventKind,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// The account as it is after the event.
+    pub user: User,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +401,31 @@ mod tests {
                 expires_at: 9,
             },
             json!({"user_id":"u","email":"e","display_name":"d","token":"t","expires_at":9}),
+        );
+    }
+
+    #[test]
+    fn user_event_snapshot() {
+        round_trip(
+            &UserEvent {
+                event_id: "e1".into(),
+                kind: UserEventKind::StatusChanged,
+                at: 7,
+                user: User {
+                    id: "u".into(),
+                    email: "d@x.org".into(),
+                    display_name: "D".into(),
+                    role: Role::Doctor,
+                    status: UserStatus::Active,
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                },
+            },
+            json!({"event_id":"e1","kind":"status_changed","at":7,"user":{"id":"u","email":"d@x.org",
+                "display_name":"D","role":"doctor","status":"active","created_at":"2026-01-01T00:00:00Z"}}),
+        );
+        assert_eq!(
+            UserEventKind::Registered.subject(),
+            "carehub.events.user.registered"
         );
     }
 

@@ -227,23 +227,25 @@ fn decode_reply<T: serde::de::DeserializeOwned>(
     subject: &str,
     msg: &async_nats::Message,
 ) -> Result<T, BusError> {
-    if let Some(h) = &msg.headers {
-        if h.get(NATS_SERVICE_ERROR_CODE).is_some() {
-            let code = h
-                .get(headers::ERROR_CODE)
-                .map_or(ErrorCode::Internal, |v| ErrorCode::parse(v.as_str()));
-            let message = h
-                .get(NATS_SERVICE_ERROR)
-                .map_or_else(|| code.to_string(), |v| v.to_string());
-            let retry_after_secs = h
-                .get(headers::RETRY_AFTER)
-                .and_then(|v| v.as_str().parse().ok());
-            return Err(BusError::Remote(WireError {
-                code,
-                message,
-                retry_after_secs,
-            }));
-        }
+    if let Some(h) = msg
+        .headers
+        .as_ref()
+        .filter(|h| h.get(NATS_SERVICE_ERROR_CODE).is_some())
+    {
+        let code = h
+            .get(headers::ERROR_CODE)
+            .map_or(ErrorCode::Internal, |v| ErrorCode::parse(v.as_str()));
+        let message = h
+            .get(NATS_SERVICE_ERROR)
+            .map_or_else(|| code.to_string(), |v| v.to_string());
+        let retry_after_secs = h
+            .get(headers::RETRY_AFTER)
+            .and_then(|v| v.as_str().parse().ok());
+        return Err(BusError::Remote(WireError {
+            code,
+            message,
+            retry_after_secs,
+        }));
     }
     serde_json::from_slice(&msg.payload).map_err(|e| BusError::Decode {
         subject: subject.into(),

@@ -4,13 +4,15 @@
 //! Map: [`subject`] names every subject, [`rpc`] pairs each request type with its subject and
 //! reply ([`Rpc`]) and carries the caller's identity ([`CallContext`]), [`error`] holds the stable
 //! error codes, [`auth`] the auth service's wire types and events, [`bus`] the connect helper and
-//! typed client, [`micro`] registers a service with the NATS micro services protocol.
+//! typed client, [`micro`] registers a service with the NATS micro services protocol, [`streams`]
+//! declares the JetStream streams of durable events.
 
 pub mod auth;
 pub mod bus;
 pub mod error;
 pub mod micro;
 pub mod rpc;
+pub mod streams;
 pub mod subject;
 
 pub use bus::{Bus, BusConfig, ConnectionEvent};

@@ -131,10 +131,12 @@ impl CallContext {
     pub fn to_headers(&self) -> async_nats::HeaderMap {
         let mut h = async_nats::HeaderMap::new();
         h.insert(headers::REQUEST_ID, self.request_id.as_str());
-        if let Some(p) = &self.principal {
-            if let Ok(json) = serde_json::to_string(p) {
-                h.insert(headers::PRINCIPAL, json.as_str());
-            }
+        if let Some(json) = self
+            .principal
+            .as_ref()
+            .and_then(|p| serde_json::to_string(p).ok())
+        {
+            h.insert(headers::PRINCIPAL, json.as_str());
         }
         if let Some(ip) = &self.client_ip {
             h.insert(headers::CLIENT_IP, ip.as_str());

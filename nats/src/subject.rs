@@ -34,4 +34,6 @@ pub mod events {
     /// Password reset tokens for the notification side. Readable by the notify service alone;
     /// never stored in a stream, so the token does not outlive its delivery.
     pub const PASSWORD_RESET: &str = "carehub.notify.password_reset";
+    /// Account events (durable, stream `CAREHUB_USERS`): `carehub.events.user.<kind>`.
+    pub const USER_PREFIX: &str = "carehub.events.user";
 }

@@ -28,14 +28,34 @@ async fn register_login_and_me_work_through_the_gateway_and_verify_is_counted(b:
 
     let stats = clinic.srv("STATS", "auth", 1).await;
     assert_eq!(stats.len(), 1, "one auth instance answers $SRV.STATS");
-    let verify = stats[0]["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "verify").unwrap().clone();
-    assert!(verify["num_requests"].as_u64().unwrap() >= 1, "verify counted: {verify}");
+    let verify = stats[0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "verify")
+        .unwrap()
+        .clone();
+    assert!(
+        verify["num_requests"].as_u64().unwrap() >= 1,
+        "verify counted: {verify}"
+    );
     let pings = clinic.srv("PING", "", 1).await;
-    assert!(pings.iter().any(|p| p["name"] == "auth"), "auth answers $SRV.PING: {pings:?}");
+    assert!(
+        pings.iter().any(|p| p["name"] == "auth"),
+        "auth answers $SRV.PING: {pings:?}"
+    );
     let info = clinic.srv("INFO", "auth", 1).await;
-    let endpoints: Vec<&str> = info[0]["endpoints"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let endpoints: Vec<&str> = info[0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     for name in ["register", "login", "refresh", "logout", "verify", "me"] {
-        assert!(endpoints.contains(&name), "{name} listed in $SRV.INFO: {endpoints:?}");
+        assert!(
+            endpoints.contains(&name),
+            "{name} listed in $SRV.INFO: {endpoints:?}"
+        );
     }
 }
 
@@ -43,14 +63,28 @@ async fn registering_a_known_email_answers_exactly_like_a_new_one(b: Backend) {
     let clinic = Clinic::start(b).await;
     let email = unique_email("dup");
     let body = json!({"email": email, "password": PASSWORD, "display_name": "First"});
-    let first = clinic.http.post(clinic.url("/api/auth/register")).json(&body).send().await.unwrap();
+    let first = clinic
+        .http
+        .post(clinic.url("/api/auth/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let (s1, b1) = (first.status(), first.text().await.unwrap());
     let body2 = json!({"email": email.to_uppercase(), "password": "another long password", "display_name": "Second"});
-    let second = clinic.http.post(clinic.url("/api/auth/register")).json(&body2).send().await.unwrap();
+    let second = clinic
+        .http
+        .post(clinic.url("/api/auth/register"))
+        .json(&body2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!((s1, b1), (second.status(), second.text().await.unwrap()));
     // The original password still works and the second one does not.
     clinic.login(&email, PASSWORD).await;
-    let r = clinic.try_login(&clinic.http, &email, "another long password").await;
+    let r = clinic
+        .try_login(&clinic.http, &email, "another long password")
+        .await;
     assert_eq!(r.status(), 401);
 }
 
@@ -62,7 +96,9 @@ async fn a_password_change_issues_a_new_session_and_kills_the_old_tokens(b: Back
         .http
         .post(clinic.url("/api/auth/password/change"))
         .bearer_auth(token(&old))
-        .json(&json!({"current_password": "not my password", "new_password": "a brand new password"}))
+        .json(
+            &json!({"current_password": "not my password", "new_password": "a brand new password"}),
+        )
         .send()
         .await
         .unwrap();
@@ -77,9 +113,26 @@ async fn a_password_change_issues_a_new_session_and_kills_the_old_tokens(b: Back
         .unwrap();
     assert_eq!(r.status(), 200);
     let fresh: Value = r.json().await.unwrap();
-    assert_eq!(clinic.me_at(&clinic.base, &token(&fresh)).await.status(), 200);
-    clinic.wait_status(&clinic.base, "/api/me", Some(&token(&old)), 401, "old token rejected").await;
-    assert_eq!(clinic.try_login(&clinic.http, &email, PASSWORD).await.status(), 401);
+    assert_eq!(
+        clinic.me_at(&clinic.base, &token(&fresh)).await.status(),
+        200
+    );
+    clinic
+        .wait_status(
+            &clinic.base,
+            "/api/me",
+            Some(&token(&old)),
+            401,
+            "old token rejected",
+        )
+        .await;
+    assert_eq!(
+        clinic
+            .try_login(&clinic.http, &email, PASSWORD)
+            .await
+            .status(),
+        401
+    );
     clinic.login(&email, "a brand new password").await;
 }
 
@@ -104,9 +157,17 @@ async fn a_password_reset_token_works_once_and_ends_every_session(b: Backend) {
         .unwrap();
     assert_eq!(unknown.status(), 202);
     assert_eq!(known.status(), 202);
-    assert_eq!(unknown.text().await.unwrap(), known.text().await.unwrap(), "same answer for unknown emails");
-    let msg = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("reset token published").unwrap();
-    let issued: carehub_nats::auth::PasswordResetIssued = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(
+        unknown.text().await.unwrap(),
+        known.text().await.unwrap(),
+        "same answer for unknown emails"
+    );
+    let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("reset token published")
+        .unwrap();
+    let issued: carehub_nats::auth::PasswordResetIssued =
+        serde_json::from_slice(&msg.payload).unwrap();
     assert_eq!(issued.email, email);
 
     let confirm = |tok: String| {
@@ -121,6 +182,14 @@ async fn a_password_reset_token_works_once_and_ends_every_session(b: Backend) {
     let again = confirm(issued.token.clone()).await.unwrap();
     assert_eq!(again.status(), 422, "a reset token is single use");
     assert_eq!(error_code(again).await, "validation_failed");
-    clinic.wait_status(&clinic.base, "/api/me", Some(&token(&session)), 401, "sessions end on reset").await;
+    clinic
+        .wait_status(
+            &clinic.base,
+            "/api/me",
+            Some(&token(&session)),
+            401,
+            "sessions end on reset",
+        )
+        .await;
     clinic.login(&email, "reset to this password").await;
 }

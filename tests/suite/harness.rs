@@ -57,16 +57,24 @@ impl Clinic {
     }
 
     /// A carehub with extra `CAREHUB_*` variables and a chosen set of in-process components.
-    pub async fn start_with(backend: Backend, extra: &[(&str, &str)], components: &[Component]) -> Self {
+    pub async fn start_with(
+        backend: Backend,
+        extra: &[(&str, &str)],
+        components: &[Component],
+    ) -> Self {
         let nats = NatsServer::start().await;
-        let dir = std::env::temp_dir().join(format!("carehub-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("carehub-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let key_file = dir.join("auth-signing-keys.json");
         carehub_auth::keys::ensure_key_file(&key_file).expect("key file");
         let mut vars: Vec<(String, String)> = vec![
             ("CAREHUB_NATS_URL".into(), nats.url()),
             ("CAREHUB_DATA_DIR".into(), dir.display().to_string()),
-            ("CAREHUB_AUTH_KEY_FILE".into(), key_file.display().to_string()),
+            (
+                "CAREHUB_AUTH_KEY_FILE".into(),
+                key_file.display().to_string(),
+            ),
             ("CAREHUB_GATEWAY_ADDR".into(), "127.0.0.1:0".into()),
             ("CAREHUB_HASH_PERMITS".into(), "2".into()),
             ("CAREHUB_RATE_LIMIT_PER_SEC".into(), "100000".into()),
@@ -75,16 +83,33 @@ impl Clinic {
             ("CAREHUB_SHUTDOWN_GRACE".into(), "2".into()),
         ];
         if backend == Backend::Postgres {
-            vars.push(("CAREHUB_DATABASE_URL".into(), postgres::fresh_database().await));
+            vars.push((
+                "CAREHUB_DATABASE_URL".into(),
+                postgres::fresh_database().await,
+            ));
         }
         for (k, v) in extra {
             vars.retain(|(key, _)| key != k);
             vars.push(((*k).into(), (*v).into()));
         }
         let env = Env::from_pairs(vars.clone());
-        let system = System::start(&env, components).await.expect("carehub starts");
-        let base = system.gateway_addr.map(|a| format!("http://{a}")).unwrap_or_default();
-        Self { nats, dir, vars, system, base, http: client(None), extra: Vec::new(), children: Vec::new() }
+        let system = System::start(&env, components)
+            .await
+            .expect("carehub starts");
+        let base = system
+            .gateway_addr
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
+        Self {
+            nats,
+            dir,
+            vars,
+            system,
+            base,
+            http: client(None),
+            extra: Vec::new(),
+            children: Vec::new(),
+        }
     }
 
     pub fn env(&self, overrides: &[(&str, &str)]) -> Env {
@@ -97,8 +122,14 @@ impl Clinic {
 
     /// Starts more in-process components (a second gateway, another auth instance) sharing
     /// this clinic's NATS and database. Returns the gateway base URL if one was started.
-    pub async fn start_more(&mut self, overrides: &[(&str, &str)], components: &[Component]) -> Option<String> {
-        let system = System::start(&self.env(overrides), components).await.expect("extra components start");
+    pub async fn start_more(
+        &mut self,
+        overrides: &[(&str, &str)],
+        components: &[Component],
+    ) -> Option<String> {
+        let system = System::start(&self.env(overrides), components)
+            .await
+            .expect("extra components start");
         let base = system.gateway_addr.map(|a| format!("http://{a}"));
         self.extra.push(system);
         base
@@ -107,14 +138,21 @@ impl Clinic {
     /// Runs `carehub serve <component>` as a child process with this clinic's configuration.
     pub fn spawn_child(&mut self, component: &str, overrides: &[(&str, &str)]) -> usize {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
-        cmd.arg("serve").arg(component).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd.arg("serve")
+            .arg(component)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in &self.vars {
             cmd.env(k, v);
         }
         for (k, v) in overrides {
             cmd.env(k, v);
         }
-        let log = std::fs::File::create(self.dir.join(format!("{component}-{}.log", self.children.len()))).expect("log");
+        let log = std::fs::File::create(
+            self.dir
+                .join(format!("{component}-{}.log", self.children.len())),
+        )
+        .expect("log");
         cmd.stdout(Stdio::null()).stderr(log);
         self.children.push(cmd.spawn().expect("spawn carehub"));
         self.children.len() - 1
@@ -133,14 +171,18 @@ impl Clinic {
 
     /// A raw NATS client for this clinic's server.
     pub async fn nats_client(&self) -> async_nats::Client {
-        async_nats::connect(self.nats.url()).await.expect("nats connect")
+        async_nats::connect(self.nats.url())
+            .await
+            .expect("nats connect")
     }
 
     /// Creates an account directly in the auth database (as `carehub admin create-user` does).
     pub async fn create_user(&self, role: carehub_nats::Role, email: &str) -> Value {
         let env = self.env(&[]);
         let db = carehub::admin::auth_db(&env).await.expect("auth db");
-        let user = carehub_auth::create_user(&db, email, PASSWORD, "Test Person", role).await.expect("create user");
+        let user = carehub_auth::create_user(&db, email, PASSWORD, "Test Person", role)
+            .await
+            .expect("create user");
         db.close().await;
         serde_json::to_value(user).expect("json")
     }
@@ -154,7 +196,12 @@ impl Clinic {
             .send()
             .await
             .expect("register");
-        assert_eq!(r.status(), 202, "register: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            202,
+            "register: {}",
+            r.text().await.unwrap_or_default()
+        );
         self.login(email, PASSWORD).await
     }
 
@@ -165,7 +212,12 @@ impl Clinic {
         r.json().await.expect("session json")
     }
 
-    pub async fn try_login(&self, http: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+    pub async fn try_login(
+        &self,
+        http: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
         http.post(self.url("/api/auth/login"))
             .json(&json!({"email": email, "password": password, "refresh_token_in": "body"}))
             .send()
@@ -175,7 +227,12 @@ impl Clinic {
 
     /// `GET /api/me` on `base` with `token`.
     pub async fn me_at(&self, base: &str, token: &str) -> reqwest::Response {
-        self.http.get(format!("{base}/api/me")).bearer_auth(token).send().await.expect("me request")
+        self.http
+            .get(format!("{base}/api/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("me request")
     }
 
     /// Sends `$SRV.<verb>.<service>` and gathers replies until `expect` arrived (or 3 s passed).
@@ -184,8 +241,14 @@ impl Clinic {
         let nc = self.nats_client().await;
         let inbox = nc.new_inbox();
         let mut sub = nc.subscribe(inbox.clone()).await.expect("sub");
-        let subject = if service.is_empty() { format!("$SRV.{verb}") } else { format!("$SRV.{verb}.{service}") };
-        nc.publish_with_reply(subject, inbox, "".into()).await.expect("pub");
+        let subject = if service.is_empty() {
+            format!("$SRV.{verb}")
+        } else {
+            format!("$SRV.{verb}.{service}")
+        };
+        nc.publish_with_reply(subject, inbox, "".into())
+            .await
+            .expect("pub");
         nc.flush().await.expect("flush");
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -198,16 +261,55 @@ impl Clinic {
         out
     }
 
+    /// Every message currently in `stream` on subjects matching `filter`, decoded as JSON.
+    pub async fn stream_messages(&self, stream: &str, filter: &str) -> Vec<Value> {
+        use async_nats::jetstream::consumer::pull;
+        use futures::StreamExt as _;
+        let js = async_nats::jetstream::new(self.nats_client().await);
+        let Ok(s) = js.get_stream(stream).await else {
+            return Vec::new();
+        };
+        let consumer = s
+            .create_consumer(pull::Config {
+                filter_subject: filter.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("ephemeral consumer");
+        let mut batch = consumer
+            .fetch()
+            .max_messages(10_000)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .expect("fetch");
+        let mut out = Vec::new();
+        while let Some(Ok(m)) = batch.next().await {
+            out.push(serde_json::from_slice(&m.payload).expect("event json"));
+        }
+        out
+    }
+
     /// Subscribes to the password reset tokens published for the notification side.
     pub async fn reset_subscription(&self) -> (async_nats::Client, async_nats::Subscriber) {
         let nc = self.nats_client().await;
-        let sub = nc.subscribe(carehub_nats::subject::events::PASSWORD_RESET).await.expect("sub");
+        let sub = nc
+            .subscribe(carehub_nats::subject::events::PASSWORD_RESET)
+            .await
+            .expect("sub");
         nc.flush().await.expect("flush");
         (nc, sub)
     }
 
     /// Waits until `GET path` on `base` answers `status`.
-    pub async fn wait_status(&self, base: &str, path: &str, token: Option<&str>, status: u16, what: &str) {
+    pub async fn wait_status(
+        &self,
+        base: &str,
+        path: &str,
+        token: Option<&str>,
+        status: u16,
+        what: &str,
+    ) {
         let http = self.http.clone();
         let url = format!("{base}{path}");
         let token = token.map(str::to_owned);
@@ -254,17 +356,29 @@ pub fn client(local: Option<IpAddr>) -> reqwest::Client {
 /// The `error.code` of a JSON error body.
 pub async fn error_code(r: reqwest::Response) -> String {
     let body: Value = r.json().await.expect("error json");
-    body["error"]["code"].as_str().expect("error.code").to_owned()
+    body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_owned()
 }
 
 pub fn token(session: &Value) -> String {
-    session["access_token"].as_str().expect("access_token").to_owned()
+    session["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
 }
 
 pub fn refresh_token(session: &Value) -> String {
-    session["refresh_token"].as_str().expect("refresh_token").to_owned()
+    session["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_owned()
 }
 
 pub fn unique_email(tag: &str) -> String {
-    format!("{tag}-{}@example.org", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{tag}-{}@example.org",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }

@@ -14,29 +14,60 @@ both_backends!(
 async fn with_auth_killed_calls_answer_503_promptly_and_recover_when_it_returns(b: Backend) {
     let mut clinic = Clinic::start_with(b, &[], &[Component::Gateway]).await;
     let auth = clinic.spawn_child("auth", &[]);
-    clinic.wait_status(&clinic.base, "/readyz", None, 200, "auth child ready").await;
+    clinic
+        .wait_status(&clinic.base, "/readyz", None, 200, "auth child ready")
+        .await;
     let s = clinic.patient(&unique_email("kill")).await;
     assert_eq!(clinic.me_at(&clinic.base, &token(&s)).await.status(), 200);
 
     clinic.kill_child(auth);
-    clinic.wait_status(&clinic.base, "/api/me", Some(&token(&s)), 503, "503 without auth").await;
+    clinic
+        .wait_status(
+            &clinic.base,
+            "/api/me",
+            Some(&token(&s)),
+            503,
+            "503 without auth",
+        )
+        .await;
     let started = Instant::now();
     let r = clinic.me_at(&clinic.base, &token(&s)).await;
     assert_eq!(r.status(), 503);
-    assert!(started.elapsed() < Duration::from_secs(5), "answered promptly, not after a hang");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered promptly, not after a hang"
+    );
     assert_eq!(error_code(r).await, "service_unavailable");
     let ready = clinic.http.get(clinic.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
-    assert!(body.to_string().contains("auth"), "readyz names the missing service: {body}");
+    assert!(
+        body.to_string().contains("auth"),
+        "readyz names the missing service: {body}"
+    );
 
     clinic.spawn_child("auth", &[]);
-    clinic.wait_status(&clinic.base, "/api/me", Some(&token(&s)), 200, "recovered without restarting the gateway").await;
-    clinic.wait_status(&clinic.base, "/readyz", None, 200, "ready again").await;
+    clinic
+        .wait_status(
+            &clinic.base,
+            "/api/me",
+            Some(&token(&s)),
+            200,
+            "recovered without restarting the gateway",
+        )
+        .await;
+    clinic
+        .wait_status(&clinic.base, "/readyz", None, 200, "ready again")
+        .await;
 }
 
 async fn two_auth_instances_share_the_verify_load(b: Backend) {
-    let mut clinic = Clinic::start_with(b, &[("CAREHUB_VERIFY_CACHE_TTL", "0")], &[Component::Auth, Component::Gateway]).await;
+    let mut clinic = Clinic::start_with(
+        b,
+        &[("CAREHUB_VERIFY_CACHE_TTL", "0")],
+        &[Component::Auth, Component::Gateway],
+    )
+    .await;
     clinic.start_more(&[], &[Component::Auth]).await;
     let s = clinic.patient(&unique_email("share")).await;
     let t = token(&s);
@@ -49,7 +80,10 @@ async fn two_auth_instances_share_the_verify_load(b: Backend) {
     let total: u64 = counts.iter().sum::<u64>() - before;
     assert!(total >= 200, "every call verified (cache off): {counts:?}");
     for c in &counts {
-        assert!(*c >= 40, "each instance handled at least 20% of 200 verify calls: {counts:?}");
+        assert!(
+            *c >= 40,
+            "each instance handled at least 20% of 200 verify calls: {counts:?}"
+        );
     }
 }
 
@@ -59,7 +93,12 @@ async fn verify_counts(clinic: &Clinic) -> Vec<u64> {
         .await
         .iter()
         .map(|s| {
-            s["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "verify").unwrap()["num_requests"]
+            s["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == "verify")
+                .unwrap()["num_requests"]
                 .as_u64()
                 .unwrap()
         })

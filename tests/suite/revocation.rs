@@ -22,17 +22,38 @@ async fn warmed(clinic: &Clinic, second: &str, email: &str) -> Value {
 
 async fn logout_disable_and_password_change_reach_a_second_gateway(b: Backend) {
     let mut clinic = Clinic::start(b).await;
-    let second = clinic.start_more(&[], &[Component::Gateway]).await.expect("second gateway");
-    let admin = clinic.create_user(Role::Admin, &unique_email("admin")).await;
-    let admin_s = clinic.login(admin["email"].as_str().unwrap(), PASSWORD).await;
+    let second = clinic
+        .start_more(&[], &[Component::Gateway])
+        .await
+        .expect("second gateway");
+    let admin = clinic
+        .create_user(Role::Admin, &unique_email("admin"))
+        .await;
+    let admin_s = clinic
+        .login(admin["email"].as_str().unwrap(), PASSWORD)
+        .await;
 
     // Logout on the first gateway.
     let email = unique_email("rev");
     clinic.patient(&email).await;
     let s = warmed(&clinic, &second, &email).await;
-    let r = clinic.http.post(clinic.url("/api/auth/logout")).bearer_auth(token(&s)).send().await.unwrap();
+    let r = clinic
+        .http
+        .post(clinic.url("/api/auth/logout"))
+        .bearer_auth(token(&s))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    clinic.wait_status(&second, "/api/me", Some(&token(&s)), 401, "logout reaches gateway 2").await;
+    clinic
+        .wait_status(
+            &second,
+            "/api/me",
+            Some(&token(&s)),
+            401,
+            "logout reaches gateway 2",
+        )
+        .await;
 
     // Password change.
     let s = warmed(&clinic, &second, &email).await;
@@ -45,7 +66,15 @@ async fn logout_disable_and_password_change_reach_a_second_gateway(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    clinic.wait_status(&second, "/api/me", Some(&token(&s)), 401, "password change reaches gateway 2").await;
+    clinic
+        .wait_status(
+            &second,
+            "/api/me",
+            Some(&token(&s)),
+            401,
+            "password change reaches gateway 2",
+        )
+        .await;
 
     // Disabling the user.
     let s = clinic.login(&email, &(PASSWORD.to_owned() + "!")).await;
@@ -60,16 +89,32 @@ async fn logout_disable_and_password_change_reach_a_second_gateway(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    clinic.wait_status(&second, "/api/me", Some(&token(&s)), 401, "disable reaches gateway 2").await;
+    clinic
+        .wait_status(
+            &second,
+            "/api/me",
+            Some(&token(&s)),
+            401,
+            "disable reaches gateway 2",
+        )
+        .await;
 }
 
-async fn a_gateway_that_missed_a_revocation_while_disconnected_rejects_the_token_after_reconnecting(b: Backend) {
+async fn a_gateway_that_missed_a_revocation_while_disconnected_rejects_the_token_after_reconnecting(
+    b: Backend,
+) {
     let mut clinic = Clinic::start(b).await;
     let proxy = TcpProxy::start(clinic.nats.addr());
     let proxied = format!("nats://{}", proxy.addr());
     // Long cache so only the reconnect flush can explain a rejection.
     let second = clinic
-        .start_more(&[("CAREHUB_NATS_URL", &proxied), ("CAREHUB_VERIFY_CACHE_TTL", "600")], &[Component::Gateway])
+        .start_more(
+            &[
+                ("CAREHUB_NATS_URL", &proxied),
+                ("CAREHUB_VERIFY_CACHE_TTL", "600"),
+            ],
+            &[Component::Gateway],
+        )
         .await
         .expect("second gateway");
     let email = unique_email("cut");
@@ -77,8 +122,26 @@ async fn a_gateway_that_missed_a_revocation_while_disconnected_rejects_the_token
     let s = warmed(&clinic, &second, &email).await;
 
     proxy.cut();
-    let r = clinic.http.post(clinic.url("/api/auth/logout")).bearer_auth(token(&s)).send().await.unwrap();
-    assert_eq!(r.status(), 200, "logout through the first gateway while the second is cut off");
+    let r = clinic
+        .http
+        .post(clinic.url("/api/auth/logout"))
+        .bearer_auth(token(&s))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "logout through the first gateway while the second is cut off"
+    );
     proxy.restore();
-    clinic.wait_status(&second, "/api/me", Some(&token(&s)), 401, "rejected after reconnect").await;
+    clinic
+        .wait_status(
+            &second,
+            "/api/me",
+            Some(&token(&s)),
+            401,
+            "rejected after reconnect",
+        )
+        .await;
 }

@@ -10,7 +10,9 @@ both_backends!(
     ten_wrong_passwords_from_one_address_are_throttled_but_another_address_still_signs_in,
 );
 
-async fn ten_wrong_passwords_from_one_address_are_throttled_but_another_address_still_signs_in(b: Backend) {
+async fn ten_wrong_passwords_from_one_address_are_throttled_but_another_address_still_signs_in(
+    b: Backend,
+) {
     let mut clinic = Clinic::start(b).await;
     // A second auth instance: the failures are spread over both, the count must still hold.
     clinic.start_more(&[], &[Component::Auth]).await;
@@ -18,12 +20,25 @@ async fn ten_wrong_passwords_from_one_address_are_throttled_but_another_address_
     clinic.patient(&email).await;
     let attacker = client(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     for i in 0..10 {
-        let r = clinic.try_login(&attacker, &email, &format!("wrong password {i}")).await;
+        let r = clinic
+            .try_login(&attacker, &email, &format!("wrong password {i}"))
+            .await;
         assert_eq!(r.status(), 401, "attempt {i}");
     }
     let r = clinic.try_login(&attacker, &email, PASSWORD).await;
-    assert_eq!(r.status(), 429, "the 11th attempt from the same address is throttled, even with the right password");
-    let retry: u64 = r.headers().get("retry-after").expect("Retry-After").to_str().unwrap().parse().unwrap();
+    assert_eq!(
+        r.status(),
+        429,
+        "the 11th attempt from the same address is throttled, even with the right password"
+    );
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry >= 1);
     assert_eq!(error_code(r).await, "rate_limited");
 

@@ -38,12 +38,32 @@ async fn refresh_rotates_and_reusing_an_old_token_revokes_the_whole_family(b: Ba
     let reuse = refresh(&clinic, &refresh_token(&s0)).await;
     assert_eq!(reuse.status(), 401);
     assert_eq!(error_code(reuse).await, "unauthorized");
-    assert_eq!(refresh(&clinic, &refresh_token(&s2)).await.status(), 401, "the newest refresh token died too");
-    clinic.wait_status(&clinic.base, "/api/me", Some(&token(&s2)), 401, "family's access token rejected").await;
+    assert_eq!(
+        refresh(&clinic, &refresh_token(&s2)).await.status(),
+        401,
+        "the newest refresh token died too"
+    );
+    clinic
+        .wait_status(
+            &clinic.base,
+            "/api/me",
+            Some(&token(&s2)),
+            401,
+            "family's access token rejected",
+        )
+        .await;
 
     // Another login is a new family and unaffected.
-    let other = clinic.login(s0["user"]["email"].as_str().unwrap(), crate::harness::PASSWORD).await;
-    assert_eq!(clinic.me_at(&clinic.base, &token(&other)).await.status(), 200);
+    let other = clinic
+        .login(
+            s0["user"]["email"].as_str().unwrap(),
+            crate::harness::PASSWORD,
+        )
+        .await;
+    assert_eq!(
+        clinic.me_at(&clinic.base, &token(&other)).await.status(),
+        200
+    );
 }
 
 fn segments(t: &str) -> (Value, Value, String) {
@@ -59,8 +79,12 @@ fn enc(v: &Value) -> String {
 
 /// Signs `claims` with the clinic's real key (read from its key file), as an insider could.
 fn sign_with_real_key(clinic: &Clinic, header: &Value, claims: &Value) -> String {
-    let file: Value = serde_json::from_slice(&std::fs::read(clinic.dir.join("auth-signing-keys.json")).unwrap()).unwrap();
-    let secret = URL_SAFE_NO_PAD.decode(file["keys"][0]["secret"].as_str().unwrap()).unwrap();
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(clinic.dir.join("auth-signing-keys.json")).unwrap())
+            .unwrap();
+    let secret = URL_SAFE_NO_PAD
+        .decode(file["keys"][0]["secret"].as_str().unwrap())
+        .unwrap();
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     h.kid = header["kid"].as_str().map(str::to_owned);
     jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_secret(&secret)).unwrap()
@@ -70,7 +94,11 @@ async fn forged_and_expired_tokens_are_rejected_with_401(b: Backend) {
     let clinic = Clinic::start(b).await;
     let s = clinic.patient(&unique_email("forge")).await;
     let real = token(&s);
-    assert_eq!(clinic.me_at(&clinic.base, &real).await.status(), 200, "the genuine token works");
+    assert_eq!(
+        clinic.me_at(&clinic.base, &real).await.status(),
+        200,
+        "the genuine token works"
+    );
     let (header, claims, sig) = segments(&real);
 
     let mut none_header = header.clone();
@@ -84,7 +112,12 @@ async fn forged_and_expired_tokens_are_rejected_with_401(b: Backend) {
     let wrong_key = {
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         h.kid = header["kid"].as_str().map(str::to_owned);
-        jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap()
+        jsonwebtoken::encode(
+            &h,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]),
+        )
+        .unwrap()
     };
     let now = claims["iat"].as_i64().unwrap();
     let mut expired = claims.clone();
@@ -99,9 +132,21 @@ async fn forged_and_expired_tokens_are_rejected_with_401(b: Backend) {
         ("alg none", alg_none, "unauthorized"),
         ("tampered payload", tampered, "unauthorized"),
         ("wrong key", wrong_key, "unauthorized"),
-        ("expired", sign_with_real_key(&clinic, &header, &expired), "token_expired"),
-        ("wrong audience", sign_with_real_key(&clinic, &header, &wrong_aud), "unauthorized"),
-        ("wrong issuer", sign_with_real_key(&clinic, &header, &wrong_iss), "unauthorized"),
+        (
+            "expired",
+            sign_with_real_key(&clinic, &header, &expired),
+            "token_expired",
+        ),
+        (
+            "wrong audience",
+            sign_with_real_key(&clinic, &header, &wrong_aud),
+            "unauthorized",
+        ),
+        (
+            "wrong issuer",
+            sign_with_real_key(&clinic, &header, &wrong_iss),
+            "unauthorized",
+        ),
         ("garbage", "not.a.jwt".to_owned(), "unauthorized"),
     ];
     for (what, t, code) in cases {
@@ -125,17 +170,44 @@ async fn the_refresh_cookie_is_httponly_strict_and_scoped_to_auth_routes(b: Back
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let cookie = r.headers().get("set-cookie").expect("refresh cookie set").to_str().unwrap().to_owned();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .expect("refresh cookie set")
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["refresh_token"], "", "page scripts never see the refresh token");
+    assert_eq!(
+        body["refresh_token"], "",
+        "page scripts never see the refresh token"
+    );
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/api/auth"] {
         assert!(cookie.contains(attr), "{attr} in {cookie}");
     }
     let pair = cookie.split(';').next().unwrap().to_owned();
-    let r = clinic.http.post(clinic.url("/api/auth/refresh")).header("cookie", &pair).send().await.unwrap();
+    let r = clinic
+        .http
+        .post(clinic.url("/api/auth/refresh"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the cookie refreshes");
-    let rotated = r.headers().get("set-cookie").expect("rotated cookie").to_str().unwrap().to_owned();
+    let rotated = r
+        .headers()
+        .get("set-cookie")
+        .expect("rotated cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(rotated.split(';').next().unwrap(), pair);
-    let again = clinic.http.post(clinic.url("/api/auth/refresh")).header("cookie", &pair).send().await.unwrap();
+    let again = clinic
+        .http
+        .post(clinic.url("/api/auth/refresh"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 401, "the old cookie value is used up");
 }

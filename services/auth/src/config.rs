@@ -22,6 +22,8 @@ pub struct AuthConfig {
     pub max_failures_per_account: i64,
     pub throttle_window: Duration,
     pub max_in_flight: usize,
+    /// Copies of each JetStream stream (1 on one server, 3 in a cluster).
+    pub stream_replicas: usize,
 }
 
 impl AuthConfig {
@@ -60,6 +62,7 @@ impl AuthConfig {
             max_failures_per_account: env.get("CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES", 50)?,
             throttle_window: env.secs("CAREHUB_LOGIN_WINDOW", Duration::from_secs(900))?,
             max_in_flight: common.max_in_flight,
+            stream_replicas: common.stream_replicas,
         };
         let positive = |var: &str, ok: bool| {
             if ok {

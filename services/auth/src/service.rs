@@ -15,7 +15,8 @@ use carehub_nats::subject::events;
 use carehub_nats::{
     Bus, CallContext, ErrorCode, MicroService, Principal, Role, UserStatus, WireError,
 };
-use carehub_runtime::db::{Db, now_ms};
+use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::outbox::{Pending, Relay};
 use rand::RngCore as _;
 use sha2::Digest as _;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ struct Inner {
     keys: Keys,
     hasher: Hasher,
     throttle: Throttle,
+    relay: Relay,
     cfg: AuthConfig,
 }
 
@@ -42,6 +44,7 @@ pub struct Running {
     micro: MicroService,
     stop: CancellationToken,
     housekeeping: tokio::task::JoinHandle<()>,
+    relay: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -50,6 +53,7 @@ impl Running {
         self.stop.cancel();
         self.micro.shutdown(grace).await;
         let _ = self.housekeeping.await;
+        let _ = self.relay.await;
     }
 }
 
@@ -72,6 +76,13 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         window_ms: i64::try_from(cfg.throttle_window.as_millis()).unwrap_or(i64::MAX),
     };
     let max_in_flight = cfg.max_in_flight;
+    let js = async_nats::jetstream::new(bus.client().clone());
+    carehub_nats::streams::ensure(&js, &[carehub_nats::streams::USERS], cfg.stream_replicas)
+        .await
+        .context("creating the account event stream")?;
+    let relay = Relay::new(db.clone(), js);
+    let stop = CancellationToken::new();
+    let relay_task = relay.clone().spawn(stop.clone());
     let svc = AuthService {
         inner: Arc::new(Inner {
             db,
@@ -79,6 +90,7 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
             keys,
             hasher,
             throttle,
+            relay,
             cfg,
         }),
     };
@@ -134,12 +146,12 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         )
         .await?;
     micro.serve(svc.clone(), |s: AuthService, c, r: AdminSetUserStatus| async move { s.admin_set_status(&c, r).await }).await?;
-    let stop = CancellationToken::new();
     let housekeeping = tokio::spawn(housekeeping(svc, stop.clone()));
     Ok(Running {
         micro,
         stop,
         housekeeping,
+        relay: relay_task,
     })
 }
 
@@ -193,8 +205,10 @@ pub async fn create_user(
         status: UserStatus::Active.as_str(),
         now,
     };
+    let event =
+        registered_event(&row, role, UserStatus::Active).map_err(|e| anyhow::anyhow!(e.message))?;
     anyhow::ensure!(
-        store::insert_user(db, &row).await?,
+        store::insert_user(db, &row, &event).await?,
         "an account with this email already exists"
     );
     let user = store::user_by_id(db, &id)
@@ -210,6 +224,33 @@ pub async fn create_user(
 pub async fn has_users(db: &Db) -> anyhow::Result<bool> {
     db.migrate(&MIGRATOR).await?;
     Ok(store::count_users(db).await? > 0)
+}
+
+fn user_event(kind: UserEventKind, user: User) -> Result<Pending, WireError> {
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let event = UserEvent {
+        event_id: event_id.clone(),
+        kind,
+        at: now_ms(),
+        user,
+    };
+    Ok(Pending::new(kind.subject(), &event_id, &event)?)
+}
+
+fn registered_event(
+    row: &NewUser<'_>,
+    role: Role,
+    status: UserStatus,
+) -> Result<Pending, WireError> {
+    let user = User {
+        id: row.id.to_owned(),
+        email: row.email.to_owned(),
+        display_name: row.display_name.to_owned(),
+        role,
+        status,
+        created_at: rfc3339(row.now),
+    };
+    user_event(UserEventKind::Registered, user)
 }
 
 fn to_user(row: &UserRow) -> Result<User, WireError> {
@@ -344,7 +385,9 @@ impl AuthService {
             status: status.as_str(),
             now: now_ms(),
         };
-        if store::insert_user(self.db(), &row).await? {
+        let event = registered_event(&row, role, status)?;
+        if store::insert_user(self.db(), &row, &event).await? {
+            self.inner.relay.wake();
             tracing::info!(user_id = %id, role = role.as_str(), "account registered");
         } else {
             tracing::info!("registration for an address already in use ignored");
@@ -468,22 +511,23 @@ impl AuthService {
         store::deny_token(self.db(), &p.jti, p.expires_at.saturating_mul(1000)).await?;
         let now = now_ms();
         store::revoke_session(self.db(), &p.session_id, "logout", now).await?;
-        if let Some(rt) = r.refresh_token.as_deref() {
-            if let Some((sid, uid)) = store::session_of_refresh(self.db(), &sha256_hex(rt)).await? {
-                if uid == p.user_id
-                    && sid != p.session_id
-                    && store::revoke_session(self.db(), &sid, "logout", now).await?
-                {
-                    self.publish_revoked(
-                        Revocation::Session {
-                            session_id: sid,
-                            user_id: uid,
-                        },
-                        "logout",
-                    )
-                    .await;
-                }
-            }
+        let other = match r.refresh_token.as_deref() {
+            Some(rt) => store::session_of_refresh(self.db(), &sha256_hex(rt)).await?,
+            None => None,
+        };
+        // A refresh token of another of the caller's sessions ends that session too.
+        if let Some((sid, uid)) =
+            other.filter(|(sid, uid)| *uid == p.user_id && *sid != p.session_id)
+            && store::revoke_session(self.db(), &sid, "logout", now).await?
+        {
+            self.publish_revoked(
+                Revocation::Session {
+                    session_id: sid,
+                    user_id: uid,
+                },
+                "logout",
+            )
+            .await;
         }
         self.publish_revoked(
             Revocation::Token {
@@ -766,8 +810,14 @@ impl AuthService {
             name,
             r.reason.as_deref(),
             now_ms(),
+            |row| {
+                let user = to_user(row).map_err(|e| StoreError::Conflict(e.message))?;
+                user_event(UserEventKind::StatusChanged, user)
+                    .map_err(|e| StoreError::Conflict(e.message))
+            },
         )
         .await?;
+        self.inner.relay.wake();
         let Some(row) = row else {
             let current = store::user_by_id(self.db(), &r.user_id)
                 .await?

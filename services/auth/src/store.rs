@@ -1,7 +1,8 @@
 //! Every SQL statement of the auth service. The same text runs on SQLite and PostgreSQL.
 
 use carehub_runtime::db::{Db, StoreError};
-use carehub_runtime::{with_db, write_tx};
+use carehub_runtime::outbox::Pending;
+use carehub_runtime::{enqueue, with_db, write_tx};
 
 /// A row of `users`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -31,18 +32,24 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
-/// Inserts a user unless the email is taken. Returns whether a row was inserted.
+/// Inserts a user unless the email is taken, with its `registered` event in the same
+/// transaction. Returns whether a row was inserted.
 ///
 /// # Errors
 /// On storage failure.
-pub async fn insert_user(db: &Db, u: &NewUser<'_>) -> Result<bool, StoreError> {
+pub async fn insert_user(db: &Db, u: &NewUser<'_>, event: &Pending) -> Result<bool, StoreError> {
     let sql = "INSERT INTO users (id, email, display_name, password_hash, role, status, token_generation, created_at, updated_at)
                VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) ON CONFLICT (email) DO NOTHING";
-    let n = with_db!(db, p => sqlx::query(sql)
-        .bind(u.id).bind(u.email).bind(u.display_name).bind(u.password_hash)
-        .bind(u.role).bind(u.status).bind(u.now)
-        .execute(p).await?.rows_affected());
-    Ok(n == 1)
+    write_tx!(db, tx => {
+        let n = sqlx::query(sql)
+            .bind(u.id).bind(u.email).bind(u.display_name).bind(u.password_hash)
+            .bind(u.role).bind(u.status).bind(u.now)
+            .execute(&mut *tx).await?.rows_affected();
+        if n == 1 {
+            enqueue!(&mut *tx, event)?;
+        }
+        Ok::<bool, StoreError>(n == 1)
+    })
 }
 
 /// # Errors
@@ -362,8 +369,9 @@ pub async fn list_users(db: &Db, f: &UserFilter<'_>) -> Result<Vec<UserRow>, Sto
 }
 
 /// Moves a user from one of `from` to `to` (compare-and-set), optionally invalidating every
-/// token and session, and records the admin action in the audit log, atomically. `None` when
-/// the user does not exist or was not in an allowed state.
+/// token and session, records the admin action in the audit log and writes the event made by
+/// `event` for the updated row, atomically. `None` when the user does not exist or was not in
+/// an allowed state.
 ///
 /// # Errors
 /// On storage failure.
@@ -381,6 +389,7 @@ pub async fn transition_status(
     action: &str,
     reason: Option<&str>,
     now: i64,
+    event: impl FnOnce(&UserRow) -> Result<Pending, StoreError>,
 ) -> Result<Option<UserRow>, StoreError> {
     let (a, b) = (
         from.first().copied().unwrap_or(""),
@@ -395,7 +404,8 @@ pub async fn transition_status(
         let row = sqlx::query_as::<_, UserRow>(sql)
             .bind(to).bind(now).bind(i64::from(end_sessions)).bind(user_id).bind(a).bind(b)
             .fetch_optional(&mut *tx).await?;
-        if row.is_some() {
+        if let Some(row) = &row {
+            enqueue!(&mut *tx, event(row)?)?;
             if end_sessions {
                 sqlx::query(END_ALL_SESSIONS).bind(now).bind(action).bind(user_id).execute(&mut *tx).await?;
             }

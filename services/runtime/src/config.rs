@@ -143,12 +143,15 @@ pub struct CommonConfig {
     pub shutdown_grace: Duration,
     /// Requests one service instance handles at once.
     pub max_in_flight: usize,
+    /// Copies of each JetStream stream: 1 on one server, 3 in a cluster.
+    pub stream_replicas: usize,
 }
 
 impl CommonConfig {
     /// Reads `CAREHUB_DATA_DIR` (default `./data`), `CAREHUB_NATS_URL`
     /// (default `nats://127.0.0.1:4222`), `CAREHUB_DATABASE_URL`, `CAREHUB_LOG_JSON`,
-    /// `CAREHUB_SHUTDOWN_GRACE` (seconds, default 10), `CAREHUB_MAX_IN_FLIGHT` (default 256).
+    /// `CAREHUB_SHUTDOWN_GRACE` (seconds, default 10), `CAREHUB_MAX_IN_FLIGHT` (default 256),
+    /// `CAREHUB_STREAM_REPLICAS` (default 1).
     ///
     /// # Errors
     /// When a value is set but invalid.
@@ -163,6 +166,7 @@ impl CommonConfig {
             log_json: env.flag("CAREHUB_LOG_JSON", false)?,
             shutdown_grace: env.secs("CAREHUB_SHUTDOWN_GRACE", Duration::from_secs(10))?,
             max_in_flight: env.get("CAREHUB_MAX_IN_FLIGHT", 256usize)?,
+            stream_replicas: env.get("CAREHUB_STREAM_REPLICAS", 1usize)?,
         })
     }
 

@@ -3,10 +3,12 @@
 //!
 //! Map: [`config`] reads typed `CAREHUB_*` settings (naming the variable on error), [`db`] opens
 //! a service's SQLite file or PostgreSQL schema and runs its migrations, [`telemetry`] sets up
-//! `tracing`, [`shutdown`] turns signals into one cancellation token.
+//! `tracing`, [`shutdown`] turns signals into one cancellation token, [`outbox`] publishes
+//! events written in a service's transactions to JetStream.
 
 pub mod config;
 pub mod db;
+pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -1,0 +1,61 @@
+//! The JetStream streams carehub's durable events live in, and the helper that makes sure they
+//! exist. Every service calls [`ensure`] at start; creating is idempotent.
+//!
+//! Each stream keeps a two-minute duplicate window, so an event republished with the same
+//! `Nats-Msg-Id` (an outbox relay retrying after a crash) is stored once.
+
+use async_nats::jetstream::{self, stream};
+use std::time::Duration;
+
+/// One stream's name and subjects.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSpec {
+    pub name: &'static str,
+    pub subjects: &'static str,
+    pub description: &'static str,
+}
+
+/// Account lifecycle events from the auth service (registered, status changed).
+pub const USERS: StreamSpec = StreamSpec {
+    name: "CAREHUB_USERS",
+    subjects: "carehub.events.user.>",
+    description: "carehub account events",
+};
+
+/// Every stream carehub uses.
+pub const ALL: [StreamSpec; 1] = [USERS];
+
+/// How long a duplicate `Nats-Msg-Id` is recognised.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Creates the streams that do not exist yet, with `replicas` copies (1 on one server, 3 in a
+/// cluster).
+///
+/// # Errors
+/// When JetStream is unavailable or a stream exists with conflicting subjects.
+pub async fn ensure(
+    js: &jetstream::Context,
+    specs: &[StreamSpec],
+    replicas: usize,
+) -> Result<(), crate::BusError> {
+    for spec in specs {
+        let config = stream::Config {
+            name: spec.name.into(),
+            subjects: vec![spec.subjects.into()],
+            description: Some(spec.description.into()),
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: replicas.max(1),
+            duplicate_window: DUPLICATE_WINDOW,
+            max_age: Duration::from_secs(365 * 86_400),
+            ..Default::default()
+        };
+        js.get_or_create_stream(config)
+            .await
+            .map_err(|e| crate::BusError::Transport {
+                subject: format!("$JS.API.STREAM.CREATE.{}", spec.name),
+                message: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
