@@ -111,24 +111,33 @@ login_reply=$(curl -sS --fail-with-body --max-time 30 -X POST \
 access_token=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])' \
     <<<"$login_reply") || die "no access_token in the login reply: $login_reply"
 
-step "schemathesis run $base_url/api/openapi.json"
-args=(
-    run "$base_url/api/openapi.json"
-    --checks all
-    --max-examples "$max_examples"
-    --workers "$workers"
-    --header "Authorization: Bearer $access_token"
-    # Nothing kept between runs, and no files left in the work tree.
-    --generation-database none
-)
-# The gateway's own origin, whatever `servers` the document lists (only 4.x releases that
-# know the option; without it the document's own location serves as the base URL).
-if "$schemathesis" run --help | grep -q -- '--origin'; then
-    args+=(--origin "$base_url")
-fi
-# shellcheck disable=SC2206 # splitting on spaces is the documented contract
-args+=(${SCHEMATHESIS_EXTRA_ARGS:-})
-# In the background and waited for, so that a signal to this script stops it at once too.
-(cd "$work" && exec "$schemathesis" "${args[@]}") &
-pids+=($!)
-wait "$!"
+# Logging out revokes the token every other operation is tested with, so logout gets a run of
+# its own after the rest.
+run_schemathesis() {
+    local args=(
+        run "$base_url/api/openapi.json"
+        --checks all
+        --max-examples "$max_examples"
+        --workers "$workers"
+        --header "Authorization: Bearer $access_token"
+        # Nothing kept between runs, and no files left in the work tree.
+        --generation-database none
+        "$@"
+    )
+    # The gateway's own origin, whatever `servers` the document lists (only 4.x releases that
+    # know the option; without it the document's own location serves as the base URL).
+    if "$schemathesis" run --help | grep -q -- '--origin'; then
+        args+=(--origin "$base_url")
+    fi
+    # shellcheck disable=SC2206 # splitting on spaces is the documented contract
+    args+=(${SCHEMATHESIS_EXTRA_ARGS:-})
+    # In the background and waited for, so that a signal to this script stops it at once too.
+    (cd "$work" && exec "$schemathesis" "${args[@]}") &
+    pids+=($!)
+    wait "$!"
+}
+
+step "schemathesis run $base_url/api/openapi.json (every operation but logout)"
+run_schemathesis --exclude-path /api/auth/logout
+step "schemathesis run $base_url/api/openapi.json (logout)"
+run_schemathesis --include-path /api/auth/logout

@@ -82,7 +82,8 @@ pub struct ReasonBody {
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
     params(ListUsersQuery),
     responses((status = 200, description = "A page of accounts", body = UserPage),
-        (status = 403, description = "Not an active admin", body = ErrorBody)))]
+        (status = 403, description = "Not an active admin", body = ErrorBody),
+        (status = 422, description = "`limit` outside 1..=200", body = ErrorBody)))]
 pub async fn list_users(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,

@@ -105,12 +105,10 @@ pub struct ChangePasswordBody {
 pub async fn register(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
-    ApiJson(body): ApiJson<Register>,
+    ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(s.bus.request(&ctx, &body).await?),
-    ))
+    let req = Register::from(body);
+    Ok((StatusCode::ACCEPTED, Json(s.bus.request(&ctx, &req).await?)))
 }
 
 /// Log in. The refresh token goes in an HttpOnly cookie unless `refresh_token_in` is `body`.

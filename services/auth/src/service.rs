@@ -683,7 +683,7 @@ impl AuthService {
     /// Sets a new password with a reset token; every session of the user ends.
     ///
     /// # Errors
-    /// `validation_failed` for a weak password or an invalid, used or expired token.
+    /// `validation_failed` for a weak password, `unauthorized` for an invalid, used or expired token.
     pub async fn reset_confirm(
         &self,
         _ctx: &CallContext,
@@ -693,7 +693,7 @@ impl AuthService {
         let hash = self.inner.hasher.hash(pw.expose()).await?;
         let user_id = store::reset_password(self.db(), &sha256_hex(&r.token), &hash, now_ms())
             .await?
-            .ok_or_else(|| WireError::validation("token: invalid, used or expired reset token"))?;
+            .ok_or_else(|| WireError::unauthorized("invalid, used or expired reset token"))?;
         self.publish_revoked(
             Revocation::User {
                 user_id: user_id.clone(),
