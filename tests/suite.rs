@@ -20,6 +20,8 @@ mod harness;
 mod accounts;
 #[path = "suite/admin.rs"]
 mod admin;
+#[path = "suite/cli.rs"]
+mod cli;
 #[path = "suite/edge.rs"]
 mod edge;
 #[path = "suite/resilience.rs"]

@@ -1,0 +1,107 @@
+//! The `carehub` command itself: `up --demo` on a machine where no NATS server runs yet.
+
+use crate::harness::client;
+use crate::support::{net::free_port, wait};
+use serde_json::json;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn carehub(dir: &std::path::Path, nats_port: u16, http_port: u16) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CAREHUB_DATA_DIR", dir)
+        .env("CAREHUB_NATS_URL", format!("nats://127.0.0.1:{nats_port}"))
+        .env("CAREHUB_GATEWAY_ADDR", format!("127.0.0.1:{http_port}"));
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_demo_starts_its_own_nats_seeds_random_passwords_and_refuses_to_seed_twice() {
+    let dir = std::env::temp_dir().join(format!("carehub-up-{}", uuid::Uuid::new_v4().simple()));
+    let (nats_port, http_port) = (free_port(), free_port());
+    let mut up = carehub(&dir, nats_port, http_port)
+        .args(["up", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = up.stdout.take().unwrap();
+    // The seed prints `  admin    admin@demo.carehub.test   <password>   (Clinic Admin)`. Keep
+    // reading to the end: a closed pipe would make carehub's next print fail.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.first() == Some(&"admin") && words.len() > 2 {
+                let _ = tx.send((words[1].to_owned(), words[2].to_owned()));
+            }
+        }
+    });
+    let admin = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)))
+        .await
+        .unwrap()
+        .expect("the demo admin is printed");
+    assert_eq!(admin.1.len(), 20, "a generated password");
+
+    let base = format!("http://127.0.0.1:{http_port}");
+    let http = client(None);
+    wait::until("carehub up ready", Duration::from_secs(60), || {
+        let http = http.clone();
+        let url = format!("{base}/readyz");
+        async move { (http.get(url).send().await.ok()?.status() == 200).then_some(()) }
+    })
+    .await;
+    let r = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": admin.0, "password": admin.1, "refresh_token_in": "body"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the printed admin password signs in");
+    let r = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": admin.0, "password": "admin", "refresh_token_in": "body"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no default password");
+
+    // Graceful stop takes the child nats-server down with it.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &up.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || up.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "carehub up exits cleanly on SIGTERM: {status}"
+    );
+    wait::until(
+        "the child nats-server is gone",
+        Duration::from_secs(10),
+        || async {
+            std::net::TcpStream::connect(("127.0.0.1", nats_port))
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Seeding again would touch real accounts: refused.
+    let again = carehub(&dir, nats_port, http_port)
+        .args(["up", "--demo"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already holds accounts"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
