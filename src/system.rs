@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use carehub_nats::Bus;
+use carehub_runtime::service::Running;
 use carehub_runtime::{CommonConfig, Db, Env};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,6 +25,22 @@ impl Component {
             Self::Auth => "auth",
             Self::Gateway => "gateway",
         }
+    }
+}
+
+/// Starts one NATS-only service with its own bus connection and database.
+async fn launch(
+    c: Component,
+    env: &Env,
+    common: &CommonConfig,
+    bus: Bus,
+    db: Db,
+) -> anyhow::Result<Running> {
+    match c {
+        Component::Auth => {
+            carehub_auth::start(carehub_auth::AuthConfig::from_env(env, common)?, bus, db).await
+        }
+        Component::Gateway => anyhow::bail!("the gateway is not a NATS-only service"),
     }
 }
 
@@ -82,19 +99,6 @@ impl System {
         let stop = self.shutdown.clone();
         let grace = common.shutdown_grace;
         match c {
-            Component::Auth => {
-                let cfg = carehub_auth::AuthConfig::from_env(env, common)?;
-                let url = common.database_url_for(env, "auth");
-                let db = Db::connect("auth", url.as_deref(), &common.data_dir).await?;
-                let running = carehub_auth::start(cfg, bus.clone(), db.clone()).await?;
-                self.tracker.spawn(async move {
-                    stop.cancelled().await;
-                    running.shutdown(grace).await;
-                    bus.drain().await;
-                    db.close().await;
-                    tracing::info!("auth stopped");
-                });
-            }
             Component::Gateway => {
                 let cfg = carehub_gateway::GatewayConfig::from_env(env)?;
                 let listener =
@@ -111,6 +115,18 @@ impl System {
                     }
                     bus.drain().await;
                     tracing::info!("gateway stopped");
+                });
+            }
+            service => {
+                let url = common.database_url_for(env, service.name());
+                let db = Db::connect(service.name(), url.as_deref(), &common.data_dir).await?;
+                let running = launch(service, env, common, bus.clone(), db.clone()).await?;
+                self.tracker.spawn(async move {
+                    stop.cancelled().await;
+                    running.shutdown(grace).await;
+                    bus.drain().await;
+                    db.close().await;
+                    tracing::info!(component = service.name(), "stopped");
                 });
             }
         }

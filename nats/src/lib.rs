@@ -7,10 +7,14 @@
 //! typed client, [`micro`] registers a service with the NATS micro services protocol, [`streams`]
 //! declares the JetStream streams of durable events.
 
+pub mod appointment;
 pub mod auth;
 pub mod bus;
+pub mod doctor;
 pub mod error;
 pub mod micro;
+pub mod notify;
+pub mod patient;
 pub mod rpc;
 pub mod streams;
 pub mod subject;

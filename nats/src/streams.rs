@@ -22,8 +22,29 @@ pub const USERS: StreamSpec = StreamSpec {
     description: "carehub account events",
 };
 
+/// Doctor profile and availability changes from the doctor service.
+pub const DOCTORS: StreamSpec = StreamSpec {
+    name: "CAREHUB_DOCTORS",
+    subjects: "carehub.events.doctor.>",
+    description: "carehub doctor profile and availability events",
+};
+
+/// Appointment and offer transitions from the admin service.
+pub const APPOINTMENTS: StreamSpec = StreamSpec {
+    name: "CAREHUB_APPOINTMENTS",
+    subjects: "carehub.events.appointment.>",
+    description: "carehub appointment lifecycle events",
+};
+
+/// Audit entries (who read or changed whose data) from every service.
+pub const AUDIT: StreamSpec = StreamSpec {
+    name: "CAREHUB_AUDIT",
+    subjects: "carehub.events.audit.>",
+    description: "carehub audit trail",
+};
+
 /// Every stream carehub uses.
-pub const ALL: [StreamSpec; 1] = [USERS];
+pub const ALL: [StreamSpec; 4] = [USERS, DOCTORS, APPOINTMENTS, AUDIT];
 
 /// How long a duplicate `Nats-Msg-Id` is recognised.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);

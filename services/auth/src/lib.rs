@@ -15,7 +15,7 @@ pub mod store;
 pub mod throttle;
 
 pub use config::AuthConfig;
-pub use service::{AuthService, Running, create_user, start};
+pub use service::{AuthService, create_user, start};
 
 /// The auth service's migrations (`services/auth/migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -17,6 +17,7 @@ use carehub_nats::{
 };
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
+use carehub_runtime::service::Running;
 use rand::RngCore as _;
 use sha2::Digest as _;
 use std::sync::Arc;
@@ -37,24 +38,6 @@ struct Inner {
     throttle: Throttle,
     relay: Relay,
     cfg: AuthConfig,
-}
-
-/// A running auth service instance.
-pub struct Running {
-    micro: MicroService,
-    stop: CancellationToken,
-    housekeeping: tokio::task::JoinHandle<()>,
-    relay: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// Stops taking requests, finishes in-flight ones within `grace`, stops housekeeping.
-    pub async fn shutdown(self, grace: Duration) {
-        self.stop.cancel();
-        self.micro.shutdown(grace).await;
-        let _ = self.housekeeping.await;
-        let _ = self.relay.await;
-    }
 }
 
 const GENERIC_REGISTER: &str = "If this address can be registered, the account is ready: sign in to continue. Doctor accounts are usable once an administrator approves them.";
@@ -81,8 +64,8 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         .await
         .context("creating the account event stream")?;
     let relay = Relay::new(db.clone(), js);
-    let stop = CancellationToken::new();
-    let relay_task = relay.clone().spawn(stop.clone());
+    let running = Running::new(SPEC.name);
+    let relay_task = relay.clone().spawn(running.stop_token());
     let svc = AuthService {
         inner: Arc::new(Inner {
             db,
@@ -146,13 +129,11 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         )
         .await?;
     micro.serve(svc.clone(), |s: AuthService, c, r: AdminSetUserStatus| async move { s.admin_set_status(&c, r).await }).await?;
-    let housekeeping = tokio::spawn(housekeeping(svc, stop.clone()));
-    Ok(Running {
-        micro,
-        stop,
-        housekeeping,
-        relay: relay_task,
-    })
+    running.spawn(housekeeping(svc, running.stop_token()));
+    running.spawn(async move {
+        let _ = relay_task.await;
+    });
+    Ok(running.serving(micro))
 }
 
 async fn housekeeping(svc: AuthService, stop: CancellationToken) {

@@ -1,0 +1,1 @@
+//! Wire types of the doctor domain (being built).

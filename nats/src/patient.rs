@@ -1,0 +1,1 @@
+//! Wire types of the patient domain (being built).

@@ -1,0 +1,1 @@
+//! carehub admin service (being built).

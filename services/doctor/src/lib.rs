@@ -1,0 +1,1 @@
+//! carehub doctor service (being built).

@@ -1,0 +1,1 @@
+//! carehub notify service (being built).

@@ -1,0 +1,1 @@
+//! carehub patient service (being built).

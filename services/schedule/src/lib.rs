@@ -1,0 +1,1 @@
+//! carehub schedule service (being built).
