@@ -8,6 +8,7 @@
 //! declares the JetStream streams of durable events.
 
 pub mod appointment;
+pub mod audit;
 pub mod auth;
 pub mod bus;
 pub mod doctor;
