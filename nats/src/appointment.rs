@@ -182,9 +182,304 @@ impl Rpc for CareRelation {
     const ENDPOINT: &'static str = "care_relation";
 }
 
+/// Where a request should go: exactly one of a doctor, a group or a specialty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Doctor(String),
+    Group(String),
+    Specialty(String),
+}
+
+/// A patient asks for an appointment inside a preferred window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RequestAppointment {
+    pub target: Target,
+    /// RFC 3339.
+    pub window_start: String,
+    pub window_end: String,
+    /// 1..=1000 characters.
+    pub reason: String,
+    /// Repeating a request with the same key returns the first result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// A patient books a free slot of a doctor who allows instant booking: confirmed at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BookSlot {
+    pub doctor_id: String,
+    /// RFC 3339; must be the start of one of the doctor's free slots.
+    pub start: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// The caller's appointments (a patient's own, a doctor's own; admins see all).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct ListAppointments {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AppointmentStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AppointmentPage {
+    pub appointments: Vec<Appointment>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GetAppointment {
+    pub id: String,
+}
+
+/// An offer's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferStatus {
+    Pending,
+    Accepted,
+    Declined,
+    Withdrawn,
+    TimedOut,
+}
+
+impl OfferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Declined => "declined",
+            Self::Withdrawn => "withdrawn",
+            Self::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// An appointment request offered to one doctor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Offer {
+    pub id: String,
+    pub appointment_id: String,
+    pub doctor_id: String,
+    pub status: OfferStatus,
+    /// RFC 3339.
+    pub deadline: String,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// An appointment with its offers (offers are shown to the doctors concerned and admins).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AppointmentDetail {
+    pub appointment: Appointment,
+    pub offers: Vec<Offer>,
+}
+
+/// A doctor's pending offers.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct ListMyOffers {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OfferList {
+    pub offers: Vec<OfferWithAppointment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OfferWithAppointment {
+    pub offer: Offer,
+    pub appointment: Appointment,
+}
+
+/// A doctor accepts their offer and fixes the time (a slot start inside the window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AcceptOffer {
+    pub appointment_id: String,
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeclineOffer {
+    pub appointment_id: String,
+    pub reason: String,
+}
+
+/// Cancel (patient or doctor before the start; admin any time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CancelAppointment {
+    pub id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CompleteAppointment {
+    pub id: String,
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MarkNoShow {
+    pub id: String,
+}
+
+/// An admin declines a request waiting in the admin queue (or any open request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdminDecline {
+    pub id: String,
+    pub reason: String,
+}
+
+/// An admin sends an open request somewhere else; pending offers are withdrawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdminReroute {
+    pub id: String,
+    pub target: Target,
+}
+
+/// How a group picks among its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Rotate fairly among available members.
+    RoundRobin,
+    /// The available member with the fewest open offers and confirmed appointments in the
+    /// window; ties go to the member listed first.
+    LeastLoaded,
+    /// Offer to every available member; the first accept wins.
+    Broadcast,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RoundRobin => "round_robin",
+            Self::LeastLoaded => "least_loaded",
+            Self::Broadcast => "broadcast",
+        }
+    }
+}
+
+/// A doctor group (department) and its routing rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    /// A specialty has at most one routing group.
+    pub specialty: Option<String>,
+    pub strategy: Strategy,
+    /// Seconds a member has to accept an offer.
+    pub accept_deadline_secs: i64,
+    /// Member doctor ids, in order (the order breaks least-loaded ties).
+    pub members: Vec<String>,
+    pub version: i64,
+}
+
+/// Create or replace a group (admin).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SaveGroup {
+    /// `None` creates a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialty: Option<String>,
+    pub strategy: Strategy,
+    pub accept_deadline_secs: i64,
+    pub members: Vec<String>,
+    /// Required when replacing: the version read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct ListGroups {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupList {
+    pub groups: Vec<Group>,
+}
+
+/// The audit trail (admin).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct ListAudit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<crate::audit::AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+macro_rules! api {
+    ($req:ty => $reply:ty, $op:literal) => {
+        impl Rpc for $req {
+            type Reply = $reply;
+            const SUBJECT: &'static str = concat!("carehub.api.admin.", $op);
+            const ENDPOINT: &'static str = $op;
+        }
+    };
+}
+
+api!(RequestAppointment => Appointment, "request_appointment");
+api!(BookSlot => Appointment, "book_slot");
+api!(ListAppointments => AppointmentPage, "list_appointments");
+api!(GetAppointment => AppointmentDetail, "get_appointment");
+api!(ListMyOffers => OfferList, "list_my_offers");
+api!(AcceptOffer => Appointment, "accept_offer");
+api!(DeclineOffer => Appointment, "decline_offer");
+api!(CancelAppointment => Appointment, "cancel_appointment");
+api!(CompleteAppointment => Appointment, "complete_appointment");
+api!(MarkNoShow => Appointment, "mark_no_show");
+api!(AdminDecline => Appointment, "admin_decline");
+api!(AdminReroute => Appointment, "admin_reroute");
+api!(SaveGroup => Group, "save_group");
+api!(ListGroups => GroupList, "list_groups");
+api!(ListAudit => AuditPage, "list_audit");
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_and_requests_snapshot() {
+        let r = RequestAppointment {
+            target: Target::Group("g1".into()),
+            window_start: "2026-12-01T08:00:00Z".into(),
+            window_end: "2026-12-01T12:00:00Z".into(),
+            reason: "checkup".into(),
+            idempotency_key: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"target":{"group":"g1"},"window_start":"2026-12-01T08:00:00Z",
+                "window_end":"2026-12-01T12:00:00Z","reason":"checkup"})
+        );
+        assert_eq!(
+            RequestAppointment::SUBJECT,
+            "carehub.api.admin.request_appointment"
+        );
+        assert_eq!(Strategy::LeastLoaded.as_str(), "least_loaded");
+        assert_eq!(
+            serde_json::to_value(OfferStatus::TimedOut).unwrap(),
+            serde_json::json!("timed_out")
+        );
+    }
 
     #[test]
     fn event_subjects_follow_the_kind() {
