@@ -1,1 +1,437 @@
-//! Wire types of the doctor domain (being built).
+//! Wire types of the doctor service: the directory, profiles, availability (weekly hours, time
+//! off, slot length), free-slot search, and the durable `DoctorEvent`s on `CAREHUB_DOCTORS`.
+//!
+//! Requests made for a user travel on `carehub.api.doctor.*` subjects; the caller is the
+//! [`crate::CallContext`] principal, never a body field. Times are RFC 3339; weekly hours are
+//! local `HH:MM` times of the doctor's IANA time zone. Every type ignores unknown fields.
+//!
+//! Free slots from the doctor service are working hours minus time off only: bookings are
+//! subtracted by the admin service, which owns appointments.
+
+use crate::rpc::Rpc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Subjects of the doctor domain.
+pub mod subject {
+    /// Micro service name of the doctor service.
+    pub const SERVICE: &str = "doctor";
+    pub const SEARCH: &str = "carehub.api.doctor.directory.search";
+    pub const GET_PUBLIC: &str = "carehub.api.doctor.directory.get";
+    pub const FREE_SLOTS: &str = "carehub.api.doctor.slots";
+    pub const GET_PROFILE: &str = "carehub.api.doctor.me.profile.get";
+    pub const UPDATE_PROFILE: &str = "carehub.api.doctor.me.profile.update";
+    pub const GET_AVAILABILITY: &str = "carehub.api.doctor.me.availability.get";
+    pub const REPLACE_AVAILABILITY: &str = "carehub.api.doctor.me.availability.replace";
+    pub const ADD_TIME_OFF: &str = "carehub.api.doctor.me.time_off.add";
+    pub const REMOVE_TIME_OFF: &str = "carehub.api.doctor.me.time_off.remove";
+    /// Events: `carehub.events.doctor.<kind>` (stream `CAREHUB_DOCTORS`).
+    pub const EVENT_PREFIX: &str = "carehub.events.doctor";
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Weekday {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+/// One working range on a weekday, in the doctor's local time (`start` before `end`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WeeklyHours {
+    pub weekday: Weekday,
+    /// Local `HH:MM`.
+    #[schema(example = "09:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub start: String,
+    /// Local `HH:MM`, after `start`.
+    #[schema(example = "17:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub end: String,
+}
+
+/// A period the doctor does not work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TimeOff {
+    pub id: String,
+    /// RFC 3339 UTC.
+    pub start: String,
+    /// RFC 3339 UTC, after `start`.
+    pub end: String,
+    pub reason: String,
+}
+
+/// A directory entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DoctorSummary {
+    pub id: String,
+    pub display_name: String,
+    pub specialties: Vec<String>,
+}
+
+/// Search the directory of approved doctors, ordered by id, keyset-paginated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
+pub struct SearchDoctors {
+    /// A specialty slug (normalized like profile specialties).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialty: Option<String>,
+    /// Case-insensitive substring of the display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// 1..=100, default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// A page of the directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DoctorPage {
+    pub doctors: Vec<DoctorSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// An approved doctor's public profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetPublicProfile {
+    pub doctor_id: String,
+}
+
+/// What any signed-in user may see of an approved doctor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PublicProfile {
+    pub id: String,
+    pub display_name: String,
+    pub specialties: Vec<String>,
+    pub bio: String,
+    /// IANA time zone of the doctor's working hours.
+    pub time_zone: String,
+    pub slot_minutes: u32,
+    /// Whether a free slot is booked without the doctor accepting.
+    pub auto_accept: bool,
+}
+
+/// The caller's own profile; an admin may name any doctor with `doctor_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct GetProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doctor_id: Option<String>,
+}
+
+/// A doctor's profile as the doctor (or an admin) sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DoctorProfile {
+    pub id: String,
+    /// From the account; not editable here.
+    pub display_name: String,
+    pub specialties: Vec<String>,
+    pub bio: String,
+    /// Listed in the directory (the account is active).
+    pub approved: bool,
+    /// The doctor's version; any change increments it.
+    pub version: i64,
+}
+
+/// Replace the caller's specialties and bio.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateProfile {
+    /// 1 to 10 specialties, normalized to lowercase slugs (`Family Medicine` → `family-medicine`).
+    #[schema(min_items = 1, max_items = 10)]
+    pub specialties: Vec<String>,
+    /// At most 2000 characters.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub bio: String,
+    /// When given, the change applies only if the doctor's version is still this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<i64>,
+}
+
+/// The caller's own availability; an admin may name any doctor with `doctor_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct GetAvailability {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doctor_id: Option<String>,
+}
+
+/// A doctor's availability. `time_off` lists entries that have not ended yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AvailabilityView {
+    pub doctor_id: String,
+    pub time_zone: String,
+    pub weekly: Vec<WeeklyHours>,
+    pub slot_minutes: u32,
+    pub auto_accept: bool,
+    pub time_off: Vec<TimeOff>,
+    /// The doctor's version; pass it as `expected_version` to change availability.
+    pub version: i64,
+}
+
+/// Replace the caller's weekly hours, zone, slot length and booking mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReplaceAvailability {
+    /// The `version` the change was based on; a different current version is a 409 `conflict`.
+    pub expected_version: i64,
+    /// IANA time zone name, e.g. `Europe/Berlin`.
+    #[schema(example = "Europe/Berlin")]
+    pub time_zone: String,
+    /// At most 50 ranges; ranges of one day must not overlap.
+    #[schema(max_items = 50)]
+    pub weekly: Vec<WeeklyHours>,
+    /// A multiple of 5 between 5 and 240.
+    #[schema(minimum = 5, maximum = 240, multiple_of = 5)]
+    pub slot_minutes: u32,
+    #[serde(default)]
+    pub auto_accept: bool,
+}
+
+/// Add a time off period to the caller's availability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AddTimeOff {
+    /// RFC 3339.
+    pub start: String,
+    /// RFC 3339, after `start`.
+    pub end: String,
+    /// At most 500 characters.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    pub reason: String,
+    /// When given, the change applies only if the doctor's version is still this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<i64>,
+}
+
+/// The time off just added and the doctor's new version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TimeOffAdded {
+    pub time_off: TimeOff,
+    pub version: i64,
+}
+
+/// Remove one of the caller's time off periods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveTimeOff {
+    pub time_off_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<i64>,
+}
+
+/// The doctor's version after a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Versioned {
+    pub version: i64,
+}
+
+/// Free slots of an approved doctor in `[from, to)` (at most 62 days): working hours minus
+/// time off. Bookings are not subtracted here; the admin service does that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreeSlots {
+    pub doctor_id: String,
+    /// RFC 3339.
+    pub from: String,
+    /// RFC 3339, after `from`.
+    pub to: String,
+}
+
+/// One slot `[start, end)`, RFC 3339 UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SlotView {
+    pub start: String,
+    pub end: String,
+}
+
+/// The answer to [`FreeSlots`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SlotList {
+    pub doctor_id: String,
+    pub time_zone: String,
+    pub slot_minutes: u32,
+    pub slots: Vec<SlotView>,
+}
+
+macro_rules! rpc {
+    ($req:ty => $reply:ty, $subject:expr, $endpoint:literal) => {
+        impl Rpc for $req {
+            type Reply = $reply;
+            const SUBJECT: &'static str = $subject;
+            const ENDPOINT: &'static str = $endpoint;
+        }
+    };
+}
+
+rpc!(SearchDoctors => DoctorPage, subject::SEARCH, "search");
+rpc!(GetPublicProfile => PublicProfile, subject::GET_PUBLIC, "get_public");
+rpc!(FreeSlots => SlotList, subject::FREE_SLOTS, "free_slots");
+rpc!(GetProfile => DoctorProfile, subject::GET_PROFILE, "get_profile");
+rpc!(UpdateProfile => DoctorProfile, subject::UPDATE_PROFILE, "update_profile");
+rpc!(GetAvailability => AvailabilityView, subject::GET_AVAILABILITY, "get_availability");
+rpc!(ReplaceAvailability => AvailabilityView, subject::REPLACE_AVAILABILITY, "replace_availability");
+rpc!(AddTimeOff => TimeOffAdded, subject::ADD_TIME_OFF, "add_time_off");
+rpc!(RemoveTimeOff => Versioned, subject::REMOVE_TIME_OFF, "remove_time_off");
+
+/// What changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoctorEventKind {
+    /// Profile, display name or approval changed (also the first event of a doctor).
+    ProfileChanged,
+    /// Weekly hours, zone, slot length, booking mode or time off changed.
+    AvailabilityChanged,
+}
+
+impl DoctorEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProfileChanged => "profile_changed",
+            Self::AvailabilityChanged => "availability_changed",
+        }
+    }
+
+    /// `carehub.events.doctor.<kind>`.
+    pub fn subject(self) -> String {
+        format!("{}.{}", subject::EVENT_PREFIX, self.as_str())
+    }
+}
+
+/// Everything other services need to know about a doctor, as of `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorSnapshot {
+    pub id: String,
+    pub display_name: String,
+    pub specialties: Vec<String>,
+    pub approved: bool,
+    pub time_zone: String,
+    pub weekly: Vec<WeeklyHours>,
+    pub slot_minutes: u32,
+    pub auto_accept: bool,
+    /// Entries that had not ended when the event was written.
+    pub time_off: Vec<TimeOff>,
+    /// Increases with every change of this doctor; ignore a snapshot older than one applied.
+    pub version: i64,
+}
+
+/// One durable doctor event, written in the same transaction as the change; `event_id` is the
+/// `Nats-Msg-Id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorEvent {
+    pub event_id: String,
+    pub kind: DoctorEventKind,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub doctor: DoctorSnapshot,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn round_trip<T>(value: &T, snapshot: serde_json::Value)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        assert_eq!(
+            serde_json::to_value(value).unwrap(),
+            snapshot,
+            "snapshot changed"
+        );
+        let back: T = serde_json::from_value(snapshot).unwrap();
+        assert_eq!(&back, value);
+    }
+
+    #[test]
+    fn availability_requests_snapshot() {
+        round_trip(
+            &ReplaceAvailability {
+                expected_version: 3,
+                time_zone: "Europe/Berlin".into(),
+                weekly: vec![WeeklyHours {
+                    weekday: Weekday::Monday,
+                    start: "09:00".into(),
+                    end: "12:30".into(),
+                }],
+                slot_minutes: 30,
+                auto_accept: true,
+            },
+            json!({"expected_version":3,"time_zone":"Europe/Berlin",
+                "weekly":[{"weekday":"monday","start":"09:00","end":"12:30"}],
+                "slot_minutes":30,"auto_accept":true}),
+        );
+        round_trip(
+            &AddTimeOff {
+                start: "2026-01-01T00:00:00Z".into(),
+                end: "2026-01-02T00:00:00Z".into(),
+                reason: "holiday".into(),
+                expected_version: None,
+            },
+            json!({"start":"2026-01-01T00:00:00Z","end":"2026-01-02T00:00:00Z","reason":"holiday"}),
+        );
+        round_trip(
+            &SearchDoctors {
+                specialty: Some("cardiology".into()),
+                ..Default::default()
+            },
+            json!({"specialty":"cardiology"}),
+        );
+    }
+
+    #[test]
+    fn doctor_event_snapshot() {
+        let event = DoctorEvent {
+            event_id: "e".into(),
+            kind: DoctorEventKind::AvailabilityChanged,
+            at: 5,
+            doctor: DoctorSnapshot {
+                id: "d".into(),
+                display_name: "Dr D".into(),
+                specialties: vec!["cardiology".into()],
+                approved: true,
+                time_zone: "UTC".into(),
+                weekly: vec![],
+                slot_minutes: 30,
+                auto_accept: false,
+                time_off: vec![TimeOff {
+                    id: "t".into(),
+                    start: "2026-01-01T00:00:00Z".into(),
+                    end: "2026-01-02T00:00:00Z".into(),
+                    reason: String::new(),
+                }],
+                version: 7,
+            },
+        };
+        round_trip(
+            &event,
+            json!({"event_id":"e","kind":"availability_changed","at":5,"doctor":{"id":"d",
+                "display_name":"Dr D","specialties":["cardiology"],"approved":true,"time_zone":"UTC",
+                "weekly":[],"slot_minutes":30,"auto_accept":false,"time_off":[{"id":"t",
+                "start":"2026-01-01T00:00:00Z","end":"2026-01-02T00:00:00Z","reason":""}],"version":7}}),
+        );
+        assert_eq!(
+            DoctorEventKind::ProfileChanged.subject(),
+            "carehub.events.doctor.profile_changed"
+        );
+    }
+
+    #[test]
+    fn every_user_subject_carries_identity() {
+        for s in [
+            subject::SEARCH,
+            subject::GET_PUBLIC,
+            subject::FREE_SLOTS,
+            subject::GET_PROFILE,
+            subject::UPDATE_PROFILE,
+            subject::GET_AVAILABILITY,
+            subject::REPLACE_AVAILABILITY,
+            subject::ADD_TIME_OFF,
+            subject::REMOVE_TIME_OFF,
+        ] {
+            assert!(s.starts_with("carehub.api.doctor."), "{s}");
+        }
+    }
+}
