@@ -26,6 +26,8 @@ pub enum ErrorCode {
     NotFound,
     /// A concurrent change won, or a version check failed.
     Conflict,
+    /// A versioned update came without the version it expects (`If-Match`).
+    PreconditionRequired,
     /// Too many attempts; see `retry_after_secs`.
     RateLimited,
     PayloadTooLarge,
@@ -53,6 +55,7 @@ impl ErrorCode {
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
+            Self::PreconditionRequired => 428,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,
@@ -74,6 +77,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
+            Self::PreconditionRequired => "precondition_required",
             Self::RateLimited => "rate_limited",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -199,6 +203,7 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::Conflict,
+            ErrorCode::PreconditionRequired,
             ErrorCode::RateLimited,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,

@@ -1,1 +1,397 @@
-//! Wire types of the patient domain (being built).
+//! Wire types of the patient service: a patient's own profile and medical record, and a
+//! doctor's or admin's read of someone's record.
+//!
+//! Every request is identity-carrying (subjects under `carehub.api.patient.`): the caller is the
+//! [`crate::CallContext`]'s principal, never a field of the body. Edits carry the version the
+//! caller last saw (`expected_version`); a stale version answers `conflict` and changes nothing.
+//! Every type ignores unknown fields, so a newer peer may add fields during a rolling upgrade.
+
+use crate::rpc::Rpc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Subjects of the patient service.
+pub mod subject {
+    /// Micro service name of the patient service.
+    pub const SERVICE: &str = "patient";
+    pub const GET_PROFILE: &str = "carehub.api.patient.profile.get";
+    pub const UPDATE_PROFILE: &str = "carehub.api.patient.profile.update";
+    pub const GET_RECORD: &str = "carehub.api.patient.record.get";
+    pub const UPDATE_RECORD: &str = "carehub.api.patient.record.update";
+    /// A doctor's or admin's read of one patient's record (audited).
+    pub const READ_RECORD: &str = "carehub.api.patient.record.read";
+}
+
+/// A postal address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Address {
+    #[schema(min_length = 1, max_length = 200)]
+    pub line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub line2: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
+    pub city: String,
+    #[schema(min_length = 1, max_length = 20)]
+    pub postal_code: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub country: String,
+}
+
+/// Whom to call in an emergency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EmergencyContact {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// Digits with optional `+`, spaces, dots, dashes and parentheses; 6 to 15 digits.
+    #[schema(min_length = 6, max_length = 32, example = "+44 20 7946 0958")]
+    pub phone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 50)]
+    pub relationship: Option<String>,
+}
+
+/// The editable part of a patient's profile. Absent fields are cleared by an update.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct ProfileFields {
+    /// `YYYY-MM-DD`, not in the future, not before 1900.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Date, example = "1980-04-02")]
+    pub date_of_birth: Option<String>,
+    /// Digits with optional `+`, spaces, dots, dashes and parentheses; 6 to 15 digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 6, max_length = 32, example = "+44 20 7946 0958")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_contact: Option<EmergencyContact>,
+}
+
+/// A patient's profile as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PatientProfile {
+    pub patient_id: String,
+    /// From the account; `null` until the account's registration event has reached the
+    /// patient service.
+    pub display_name: Option<String>,
+    #[serde(flatten)]
+    pub fields: ProfileFields,
+    /// Incremented by every update; send it back as `If-Match`.
+    pub version: i64,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// How bad an allergic reaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllergySeverity {
+    Mild,
+    Moderate,
+    Severe,
+    LifeThreatening,
+    Unknown,
+}
+
+/// One known allergy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Allergy {
+    #[schema(min_length = 1, max_length = 200)]
+    pub substance: String,
+    #[schema(max_length = 500)]
+    pub reaction: String,
+    pub severity: AllergySeverity,
+}
+
+/// One condition (diagnosis).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Condition {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// `YYYY-MM-DD`, not in the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Date, example = "2019-06-01")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1000)]
+    pub notes: Option<String>,
+}
+
+/// One current medication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Medication {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    #[schema(min_length = 1, max_length = 100, example = "500 mg")]
+    pub dose: String,
+    #[schema(min_length = 1, max_length = 100, example = "twice daily")]
+    pub frequency: String,
+}
+
+/// ABO/Rh blood type; `unknown` until tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub enum BloodType {
+    #[serde(rename = "A+")]
+    APos,
+    #[serde(rename = "A-")]
+    ANeg,
+    #[serde(rename = "B+")]
+    BPos,
+    #[serde(rename = "B-")]
+    BNeg,
+    #[serde(rename = "AB+")]
+    AbPos,
+    #[serde(rename = "AB-")]
+    AbNeg,
+    #[serde(rename = "O+")]
+    OPos,
+    #[serde(rename = "O-")]
+    ONeg,
+    #[default]
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+impl BloodType {
+    /// Every blood type, in a stable order.
+    pub const ALL: [BloodType; 9] = [
+        Self::APos,
+        Self::ANeg,
+        Self::BPos,
+        Self::BNeg,
+        Self::AbPos,
+        Self::AbNeg,
+        Self::OPos,
+        Self::ONeg,
+        Self::Unknown,
+    ];
+
+    /// The wire (and stored) name, e.g. `AB-`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::APos => "A+",
+            Self::ANeg => "A-",
+            Self::BPos => "B+",
+            Self::BNeg => "B-",
+            Self::AbPos => "AB+",
+            Self::AbNeg => "AB-",
+            Self::OPos => "O+",
+            Self::ONeg => "O-",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Parses a stored name.
+    ///
+    /// # Errors
+    /// When the name is not one of [`BloodType::ALL`].
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.as_str() == s)
+            .ok_or_else(|| format!("unknown blood type '{s}'"))
+    }
+}
+
+/// The editable content of a medical record. An update replaces all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct RecordFields {
+    /// At most 100.
+    #[serde(default)]
+    pub allergies: Vec<Allergy>,
+    /// At most 100.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// At most 100.
+    #[serde(default)]
+    pub medications: Vec<Medication>,
+    #[serde(default)]
+    pub blood_type: BloodType,
+    /// Free text, at most 5000 characters.
+    #[serde(default)]
+    #[schema(max_length = 5000)]
+    pub notes: String,
+}
+
+/// A patient's medical record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MedicalRecord {
+    pub patient_id: String,
+    #[serde(flatten)]
+    pub fields: RecordFields,
+    /// Incremented by every update; send it back as `If-Match`.
+    pub version: i64,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// The caller's own profile (patients only; created empty on first access).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GetMyProfile {}
+
+/// Replaces the caller's profile if it is still at `expected_version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateMyProfile {
+    pub expected_version: i64,
+    #[serde(flatten)]
+    pub fields: ProfileFields,
+}
+
+/// The caller's own medical record (patients only; created empty on first access).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GetMyRecord {}
+
+/// Replaces the caller's medical record if it is still at `expected_version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateMyRecord {
+    pub expected_version: i64,
+    #[serde(flatten)]
+    pub fields: RecordFields,
+}
+
+/// Read one patient's record: the patient themself, an active admin (read only), or an active
+/// doctor with a current care relation. Anyone else gets `not_found`. Reads of someone else's
+/// record are audited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadRecord {
+    pub patient_id: String,
+}
+
+macro_rules! rpc {
+    ($req:ty => $reply:ty, $subject:expr, $endpoint:literal) => {
+        impl Rpc for $req {
+            type Reply = $reply;
+            const SUBJECT: &'static str = $subject;
+            const ENDPOINT: &'static str = $endpoint;
+        }
+    };
+}
+
+rpc!(GetMyProfile => PatientProfile, subject::GET_PROFILE, "get_profile");
+rpc!(UpdateMyProfile => PatientProfile, subject::UPDATE_PROFILE, "update_profile");
+rpc!(GetMyRecord => MedicalRecord, subject::GET_RECORD, "get_record");
+rpc!(UpdateMyRecord => MedicalRecord, subject::UPDATE_RECORD, "update_record");
+rpc!(ReadRecord => MedicalRecord, subject::READ_RECORD, "read_record");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn round_trip<T>(value: &T, snapshot: serde_json::Value)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        assert_eq!(
+            serde_json::to_value(value).unwrap(),
+            snapshot,
+            "snapshot changed"
+        );
+        let back: T = serde_json::from_value(snapshot).unwrap();
+        assert_eq!(&back, value);
+    }
+
+    #[test]
+    fn blood_types_use_their_clinical_names() {
+        for b in BloodType::ALL {
+            assert_eq!(serde_json::to_value(b).unwrap(), json!(b.as_str()));
+            assert_eq!(BloodType::parse(b.as_str()), Ok(b));
+        }
+        assert!(serde_json::from_value::<BloodType>(json!("C+")).is_err());
+        assert!(BloodType::parse("ab+").is_err());
+    }
+
+    #[test]
+    fn record_update_snapshot() {
+        let r = UpdateMyRecord {
+            expected_version: 3,
+            fields: RecordFields {
+                allergies: vec![Allergy {
+                    substance: "penicillin".into(),
+                    reaction: "rash".into(),
+                    severity: AllergySeverity::LifeThreatening,
+                }],
+                conditions: vec![Condition {
+                    name: "asthma".into(),
+                    since: Some("2001-02-03".into()),
+                    notes: None,
+                }],
+                medications: vec![Medication {
+                    name: "salbutamol".into(),
+                    dose: "100 µg".into(),
+                    frequency: "as needed".into(),
+                }],
+                blood_type: BloodType::AbNeg,
+                notes: "n".into(),
+            },
+        };
+        round_trip(
+            &r,
+            json!({"expected_version":3,
+                "allergies":[{"substance":"penicillin","reaction":"rash","severity":"life_threatening"}],
+                "conditions":[{"name":"asthma","since":"2001-02-03"}],
+                "medications":[{"name":"salbutamol","dose":"100 µg","frequency":"as needed"}],
+                "blood_type":"AB-","notes":"n"}),
+        );
+    }
+
+    #[test]
+    fn an_empty_record_body_means_an_empty_record() {
+        let r: UpdateMyRecord = serde_json::from_value(json!({"expected_version":1})).unwrap();
+        assert_eq!(r.fields, RecordFields::default());
+        assert_eq!(r.fields.blood_type, BloodType::Unknown);
+    }
+
+    #[test]
+    fn profile_snapshot() {
+        let p = PatientProfile {
+            patient_id: "p".into(),
+            display_name: Some("Pat".into()),
+            fields: ProfileFields {
+                date_of_birth: Some("1980-04-02".into()),
+                phone: None,
+                address: Some(Address {
+                    line1: "1 Main St".into(),
+                    line2: None,
+                    city: "Leeds".into(),
+                    postal_code: "LS1".into(),
+                    country: "UK".into(),
+                }),
+                emergency_contact: Some(EmergencyContact {
+                    name: "Sam".into(),
+                    phone: "+44 1234 567".into(),
+                    relationship: Some("sister".into()),
+                }),
+            },
+            version: 2,
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        round_trip(
+            &p,
+            json!({"patient_id":"p","display_name":"Pat","date_of_birth":"1980-04-02",
+                "address":{"line1":"1 Main St","city":"Leeds","postal_code":"LS1","country":"UK"},
+                "emergency_contact":{"name":"Sam","phone":"+44 1234 567","relationship":"sister"},
+                "version":2,"updated_at":"2026-01-01T00:00:00Z"}),
+        );
+    }
+
+    #[test]
+    fn read_record_snapshot_and_subjects_are_identity_carrying() {
+        round_trip(
+            &ReadRecord {
+                patient_id: "p".into(),
+            },
+            json!({"patient_id":"p"}),
+        );
+        for s in [
+            GetMyProfile::SUBJECT,
+            UpdateMyProfile::SUBJECT,
+            GetMyRecord::SUBJECT,
+            UpdateMyRecord::SUBJECT,
+            ReadRecord::SUBJECT,
+        ] {
+            assert!(s.starts_with("carehub.api.patient."), "{s}");
+        }
+    }
+}

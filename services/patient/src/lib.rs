@@ -1,1 +1,26 @@
-//! carehub patient service (being built).
+//! The patient service: each patient's profile and medical record, over NATS only (the gateway
+//! is its one HTTP face). Patients read and edit their own; admins and doctors with a current
+//! care relation read (never edit) someone's record, and every such read is audited.
+//!
+//! Map: [`config`] typed settings, [`domain`] validated inputs and the doctor access rule,
+//! [`store`] every SQL statement, [`accounts`] the durable consumer of account events,
+//! [`service`] the operations and their NATS endpoints.
+
+pub mod accounts;
+pub mod config;
+pub mod domain;
+pub mod service;
+pub mod store;
+
+pub use config::PatientConfig;
+pub use service::{PatientService, start};
+
+/// The patient service's migrations (`services/patient/migrations`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Micro service identity shown by `nats micro info patient`.
+pub const SPEC: carehub_nats::ServiceSpec = carehub_nats::ServiceSpec {
+    name: carehub_nats::patient::subject::SERVICE,
+    version: env!("CARGO_PKG_VERSION"),
+    description: "carehub patient profiles and medical records",
+};

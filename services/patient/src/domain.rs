@@ -1,0 +1,438 @@
+//! Validated patient input and the rule deciding what a doctor may read. No I/O.
+//!
+//! [`Profile::parse`] and [`Record::parse`] trim text, check every limit and return the first
+//! problem as `validation_failed` naming the field; [`doctor_access`] turns a care relation into
+//! the reason a read is allowed (or none).
+
+use carehub_nats::WireError;
+use carehub_nats::appointment::CareRelationReply;
+use carehub_nats::patient::{
+    Address, Allergy, Condition, EmergencyContact, Medication, ProfileFields, RecordFields,
+};
+
+/// Longest medical-record notes, in characters.
+pub const MAX_NOTES: usize = 5000;
+/// Most entries in each list of a record.
+pub const MAX_ENTRIES: usize = 100;
+
+/// A profile whose every field passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile(ProfileFields);
+
+impl Profile {
+    /// Validates and normalizes (trims) a profile; `today` bounds the date of birth.
+    ///
+    /// # Errors
+    /// `validation_failed` naming the first invalid field.
+    pub fn parse(f: ProfileFields, today: time::Date) -> Result<Self, WireError> {
+        let date_of_birth = match f.date_of_birth.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => {
+                let d = parse_date("date_of_birth", s)?;
+                if d > today {
+                    return Err(WireError::validation(
+                        "date_of_birth: must not be in the future",
+                    ));
+                }
+                if d.year() < 1900 {
+                    return Err(WireError::validation(
+                        "date_of_birth: must not be before 1900",
+                    ));
+                }
+                Some(s.to_owned())
+            }
+        };
+        let phone_number = optional(f.phone.as_deref())
+            .map(|p| phone("phone", p))
+            .transpose()?;
+        let address = f
+            .address
+            .map(|a| {
+                Ok::<_, WireError>(Address {
+                    line1: text("address.line1", &a.line1, 1, 200)?,
+                    line2: optional(a.line2.as_deref())
+                        .map(|l| text("address.line2", l, 1, 200))
+                        .transpose()?,
+                    city: text("address.city", &a.city, 1, 100)?,
+                    postal_code: text("address.postal_code", &a.postal_code, 1, 20)?,
+                    country: text("address.country", &a.country, 1, 100)?,
+                })
+            })
+            .transpose()?;
+        let emergency_contact = f
+            .emergency_contact
+            .map(|c| {
+                Ok::<_, WireError>(EmergencyContact {
+                    name: text("emergency_contact.name", &c.name, 1, 100)?,
+                    phone: phone("emergency_contact.phone", &c.phone)?,
+                    relationship: optional(c.relationship.as_deref())
+                        .map(|r| text("emergency_contact.relationship", r, 1, 50))
+                        .transpose()?,
+                })
+            })
+            .transpose()?;
+        Ok(Self(ProfileFields {
+            date_of_birth,
+            phone: phone_number,
+            address,
+            emergency_contact,
+        }))
+    }
+
+    pub fn fields(&self) -> &ProfileFields {
+        &self.0
+    }
+}
+
+/// A medical record whose every field passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record(RecordFields);
+
+impl Record {
+    /// Validates and normalizes (trims) a record; `today` bounds the conditions' `since`.
+    ///
+    /// # Errors
+    /// `validation_failed` naming the first invalid field.
+    pub fn parse(f: RecordFields, today: time::Date) -> Result<Self, WireError> {
+        for (name, len) in [
+            ("allergies", f.allergies.len()),
+            ("conditions", f.conditions.len()),
+            ("medications", f.medications.len()),
+        ] {
+            if len > MAX_ENTRIES {
+                return Err(WireError::validation(format!(
+                    "{name}: at most {MAX_ENTRIES} entries"
+                )));
+            }
+        }
+        if f.notes.chars().count() > MAX_NOTES {
+            return Err(WireError::validation(format!(
+                "notes: at most {MAX_NOTES} characters"
+            )));
+        }
+        let allergies = f
+            .allergies
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                Ok(Allergy {
+                    substance: text(&format!("allergies[{i}].substance"), &a.substance, 1, 200)?,
+                    reaction: text(&format!("allergies[{i}].reaction"), &a.reaction, 0, 500)?,
+                    severity: a.severity,
+                })
+            })
+            .collect::<Result<_, WireError>>()?;
+        let conditions = f
+            .conditions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let since = match optional(c.since.as_deref()) {
+                    None => None,
+                    Some(s) => {
+                        let field = format!("conditions[{i}].since");
+                        if parse_date(&field, s)? > today {
+                            return Err(WireError::validation(format!(
+                                "{field}: must not be in the future"
+                            )));
+                        }
+                        Some(s.to_owned())
+                    }
+                };
+                Ok(Condition {
+                    name: text(&format!("conditions[{i}].name"), &c.name, 1, 200)?,
+                    since,
+                    notes: optional(c.notes.as_deref())
+                        .map(|n| text(&format!("conditions[{i}].notes"), n, 1, 1000))
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_, WireError>>()?;
+        let medications = f
+            .medications
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Ok(Medication {
+                    name: text(&format!("medications[{i}].name"), &m.name, 1, 200)?,
+                    dose: text(&format!("medications[{i}].dose"), &m.dose, 1, 100)?,
+                    frequency: text(&format!("medications[{i}].frequency"), &m.frequency, 1, 100)?,
+                })
+            })
+            .collect::<Result<_, WireError>>()?;
+        Ok(Self(RecordFields {
+            allergies,
+            conditions,
+            medications,
+            blood_type: f.blood_type,
+            notes: f.notes.trim().to_owned(),
+        }))
+    }
+
+    pub fn fields(&self) -> &RecordFields {
+        &self.0
+    }
+}
+
+/// `None` for an absent or blank optional text, else the trimmed text.
+fn optional(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Trimmed text of `min..=max` characters without control characters.
+fn text(field: &str, s: &str, min: usize, max: usize) -> Result<String, WireError> {
+    let t = s.trim();
+    let n = t.chars().count();
+    if n < min {
+        return Err(WireError::validation(format!("{field}: must not be empty")));
+    }
+    if n > max {
+        return Err(WireError::validation(format!(
+            "{field}: at most {max} characters"
+        )));
+    }
+    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(WireError::validation(format!(
+            "{field}: must not contain control characters"
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+/// A phone number: digits with an optional leading `+`, spaces, dots, dashes and parentheses;
+/// 6 to 15 digits, at most 32 characters.
+fn phone(field: &str, s: &str) -> Result<String, WireError> {
+    let t = s.trim();
+    let bad = || {
+        WireError::validation(format!(
+            "{field}: expected a phone number of 6 to 15 digits (spaces, dots, dashes, parentheses and a leading + allowed)"
+        ))
+    };
+    let body = t.strip_prefix('+').unwrap_or(t);
+    if t.chars().count() > 32
+        || !body
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '(' | ')'))
+    {
+        return Err(bad());
+    }
+    let digits = body.chars().filter(char::is_ascii_digit).count();
+    if !(6..=15).contains(&digits) {
+        return Err(bad());
+    }
+    Ok(t.to_owned())
+}
+
+/// A calendar date written `YYYY-MM-DD`.
+///
+/// # Errors
+/// `validation_failed` naming `field` when the text is not a real date in that form.
+pub fn parse_date(field: &str, s: &str) -> Result<time::Date, WireError> {
+    let bad = || WireError::validation(format!("{field}: expected a date as YYYY-MM-DD"));
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|p| p.parse::<u16>().ok());
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return Err(bad());
+    };
+    let month = u8::try_from(m)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .ok_or_else(bad)?;
+    let day = u8::try_from(d).map_err(|_| bad())?;
+    time::Date::from_calendar_date(i32::from(y), month, day).map_err(|_| bad())
+}
+
+/// Today's date in UTC.
+pub fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Why a doctor may read a patient's record right now, or `None` when they may not: an offer
+/// to them is open, an appointment between them is confirmed, or one was completed no more
+/// than `window_days` days before `now_ms`.
+pub fn doctor_access(r: &CareRelationReply, now_ms: i64, window_days: u32) -> Option<&'static str> {
+    if r.confirmed {
+        return Some("confirmed_appointment");
+    }
+    if r.open_offer {
+        return Some("open_offer");
+    }
+    let window = i64::from(window_days).saturating_mul(DAY_MS);
+    r.last_completed_at
+        .filter(|&at| now_ms.saturating_sub(at) <= window)
+        .map(|_| "recently_completed_appointment")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carehub_nats::ErrorCode;
+    use carehub_nats::patient::{AllergySeverity, BloodType};
+
+    fn today() -> time::Date {
+        time::Date::from_calendar_date(2026, time::Month::November, 22).unwrap()
+    }
+
+    fn profile_with_dob(dob: &str) -> Result<Profile, WireError> {
+        Profile::parse(
+            ProfileFields {
+                date_of_birth: Some(dob.into()),
+                ..Default::default()
+            },
+            today(),
+        )
+    }
+
+    #[test]
+    fn dates_of_birth_must_be_real_past_dates_after_1900() {
+        assert!(profile_with_dob("1980-02-29").is_ok());
+        assert!(profile_with_dob("2026-11-22").is_ok());
+        for bad in [
+            "1981-02-29",
+            "2026-11-23",
+            "1899-12-31",
+            "1980-13-01",
+            "1980-1-01",
+            "01/02/1980",
+            "1980-00-10",
+            "+980-01-01",
+        ] {
+            let e = profile_with_dob(bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ValidationFailed, "{bad}");
+            assert!(e.message.starts_with("date_of_birth"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn profiles_are_trimmed_and_blank_optionals_cleared() {
+        let p = Profile::parse(
+            ProfileFields {
+                date_of_birth: Some("  ".into()),
+                phone: Some(" +44 (20) 7946-0958 ".into()),
+                address: Some(Address {
+                    line1: " 1 Main St ".into(),
+                    line2: Some(" ".into()),
+                    city: "Leeds".into(),
+                    postal_code: "LS1 1AA".into(),
+                    country: "UK".into(),
+                }),
+                emergency_contact: None,
+            },
+            today(),
+        )
+        .unwrap();
+        let f = p.fields();
+        assert_eq!(f.date_of_birth, None);
+        assert_eq!(f.phone.as_deref(), Some("+44 (20) 7946-0958"));
+        let a = f.address.as_ref().unwrap();
+        assert_eq!(a.line1, "1 Main St");
+        assert_eq!(a.line2, None);
+    }
+
+    #[test]
+    fn phone_numbers_need_six_to_fifteen_digits_and_nothing_else() {
+        for bad in ["12345", "call me", "+1 234 567 890 123 456", "12345a7", "++123456"] {
+            let f = ProfileFields {
+                phone: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(Profile::parse(f, today()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn records_enforce_notes_length_and_required_entry_fields() {
+        let ok = RecordFields {
+            notes: "é".repeat(MAX_NOTES),
+            ..Default::default()
+        };
+        assert!(Record::parse(ok, today()).is_ok(), "5000 characters, not bytes");
+        let long = RecordFields {
+            notes: "x".repeat(MAX_NOTES + 1),
+            ..Default::default()
+        };
+        let e = Record::parse(long, today()).unwrap_err();
+        assert!(e.message.starts_with("notes"), "{e}");
+
+        let blank = RecordFields {
+            allergies: vec![Allergy {
+                substance: "  ".into(),
+                reaction: String::new(),
+                severity: AllergySeverity::Mild,
+            }],
+            ..Default::default()
+        };
+        let e = Record::parse(blank, today()).unwrap_err();
+        assert_eq!(e.message, "allergies[0].substance: must not be empty");
+
+        let future = RecordFields {
+            conditions: vec![Condition {
+                name: "flu".into(),
+                since: Some("2027-01-01".into()),
+                notes: None,
+            }],
+            blood_type: BloodType::ONeg,
+            ..Default::default()
+        };
+        let e = Record::parse(future, today()).unwrap_err();
+        assert!(e.message.starts_with("conditions[0].since"), "{e}");
+
+        let many = RecordFields {
+            medications: vec![
+                Medication {
+                    name: "m".into(),
+                    dose: "1".into(),
+                    frequency: "daily".into(),
+                };
+                MAX_ENTRIES + 1
+            ],
+            ..Default::default()
+        };
+        assert!(Record::parse(many, today()).is_err());
+    }
+
+    fn relation(open_offer: bool, confirmed: bool, done: Option<i64>) -> CareRelationReply {
+        CareRelationReply {
+            open_offer,
+            confirmed,
+            last_completed_at: done,
+        }
+    }
+
+    #[test]
+    fn doctors_read_only_during_a_care_relation() {
+        let now = 100 * DAY_MS;
+        assert_eq!(doctor_access(&relation(false, false, None), now, 30), None);
+        assert_eq!(
+            doctor_access(&relation(true, false, None), now, 30),
+            Some("open_offer")
+        );
+        assert_eq!(
+            doctor_access(&relation(false, true, None), now, 30),
+            Some("confirmed_appointment")
+        );
+        assert_eq!(
+            doctor_access(&relation(false, false, Some(now - 30 * DAY_MS)), now, 30),
+            Some("recently_completed_appointment")
+        );
+        assert_eq!(
+            doctor_access(&relation(false, false, Some(now - 30 * DAY_MS - 1)), now, 30),
+            None
+        );
+        assert_eq!(
+            doctor_access(&relation(false, false, Some(now - 1)), now, 0),
+            None
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! Every SQL statement of the patient service. The same text runs on SQLite and PostgreSQL.
+//!
+//! Lists and nested objects of a profile or record are stored as JSON text: they are only ever
+//! read and replaced whole, together with their row's version.
+
+use carehub_runtime::db::{Db, StoreError};
+use carehub_runtime::outbox::Pending;
+use carehub_runtime::{enqueue, with_db, write_tx};
+
+/// A row of `patients`, with the account's display name when known.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PatientRow {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub profile_version: i64,
+    pub profile_updated_at: i64,
+    pub date_of_birth: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub emergency_contact: Option<String>,
+    pub record_version: i64,
+    pub record_updated_at: i64,
+    pub allergies: String,
+    pub conditions: String,
+    pub medications: String,
+    pub blood_type: String,
+    pub notes: String,
+}
+
+const SELECT_PATIENT: &str = "SELECT p.id, a.display_name, p.profile_version, p.profile_updated_at,
+        p.date_of_birth, p.phone, p.address, p.emergency_contact, p.record_version,
+        p.record_updated_at, p.allergies, p.conditions, p.medications, p.blood_type, p.notes
+    FROM patients p LEFT JOIN accounts a ON a.id = p.id WHERE p.id = $1";
+
+const INSERT_PATIENT: &str = "INSERT INTO patients (id, created_at, profile_version, profile_updated_at,
+        record_version, record_updated_at, allergies, conditions, medications, blood_type, notes)
+    VALUES ($1, $2, 1, $2, 1, $2, '[]', '[]', '[]', 'unknown', '') ON CONFLICT (id) DO NOTHING";
+
+/// Creates the empty profile and record of a patient unless they exist.
+///
+/// # Errors
+/// On storage failure.
+pub async fn ensure_patient(db: &Db, id: &str, now: i64) -> Result<(), StoreError> {
+    with_db!(db, p => sqlx::query(INSERT_PATIENT).bind(id).bind(now).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// # Errors
+/// On storage failure.
+pub async fn patient(db: &Db, id: &str) -> Result<Option<PatientRow>, StoreError> {
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, PatientRow>(SELECT_PATIENT).bind(id).fetch_optional(p).await?),
+    )
+}
+
+/// Profile columns as stored (JSON text for the nested objects).
+#[derive(Debug)]
+pub struct ProfileCols {
+    pub date_of_birth: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub emergency_contact: Option<String>,
+}
+
+/// Record columns as stored (JSON text for the lists).
+#[derive(Debug)]
+pub struct RecordCols {
+    pub allergies: String,
+    pub conditions: String,
+    pub medications: String,
+    pub blood_type: &'static str,
+    pub notes: String,
+}
+
+/// What a versioned update came to.
+#[derive(Debug)]
+pub enum Update {
+    /// Applied; the row after the change.
+    Done(PatientRow),
+    /// The stored version differs from the expected one; nothing changed. The current row.
+    Stale(PatientRow),
+}
+
+/// Replaces the profile if its version is still `expected`, bumping the version.
+///
+/// # Errors
+/// `NotFound` when the patient has no row; otherwise on storage failure.
+pub async fn update_profile(
+    db: &Db,
+    id: &str,
+    expected: i64,
+    c: &ProfileCols,
+    now: i64,
+) -> Result<Update, StoreError> {
+    let sql = "UPDATE patients SET date_of_birth = $1, phone = $2, address = $3, emergency_contact = $4,
+                   profile_version = profile_version + 1, profile_updated_at = $5
+               WHERE id = $6 AND profile_version = $7";
+    write_tx!(db, tx => {
+        let n = sqlx::query(sql)
+            .bind(&c.date_of_birth).bind(&c.phone).bind(&c.address).bind(&c.emergency_contact)
+            .bind(now).bind(id).bind(expected)
+            .execute(&mut *tx).await?.rows_affected();
+        let row = sqlx::query_as::<_, PatientRow>(SELECT_PATIENT).bind(id).fetch_one(&mut *tx).await?;
+        Ok::<Update, StoreError>(if n == 1 { Update::Done(row) } else { Update::Stale(row) })
+    })
+}
+
+/// Replaces the medical record if its version is still `expected`, bumping the version.
+///
+/// # Errors
+/// `NotFound` when the patient has no row; otherwise on storage failure.
+pub async fn update_record(
+    db: &Db,
+    id: &str,
+    expected: i64,
+    c: &RecordCols,
+    now: i64,
+) -> Result<Update, StoreError> {
+    let sql = "UPDATE patients SET allergies = $1, conditions = $2, medications = $3, blood_type = $4,
+                   notes = $5, record_version = record_version + 1, record_updated_at = $6
+               WHERE id = $7 AND record_version = $8";
+    write_tx!(db, tx => {
+        let n = sqlx::query(sql)
+            .bind(&c.allergies).bind(&c.conditions).bind(&c.medications).bind(c.blood_type)
+            .bind(&c.notes).bind(now).bind(id).bind(expected)
+            .execute(&mut *tx).await?.rows_affected();
+        let row = sqlx::query_as::<_, PatientRow>(SELECT_PATIENT).bind(id).fetch_one(&mut *tx).await?;
+        Ok::<Update, StoreError>(if n == 1 { Update::Done(row) } else { Update::Stale(row) })
+    })
+}
+
+/// One audit entry as stored.
+#[derive(Debug)]
+pub struct AuditRow<'a> {
+    pub id: &'a str,
+    pub at: i64,
+    pub actor_id: &'a str,
+    pub actor_role: &'a str,
+    pub subject_id: &'a str,
+    pub action: &'a str,
+    pub reason: &'a str,
+}
+
+/// Reads a patient's row for someone else and, when it exists, records the read in
+/// `audit_log` and the outbox in the same transaction. `None` (and no audit) when the patient
+/// is unknown.
+///
+/// # Errors
+/// On storage failure.
+pub async fn read_audited(
+    db: &Db,
+    audit: &AuditRow<'_>,
+    event: &Pending,
+) -> Result<Option<PatientRow>, StoreError> {
+    let insert = "INSERT INTO audit_log (id, at, actor_id, actor_role, subject_id, action, reason)
+                  VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    write_tx!(db, tx => {
+        let row = sqlx::query_as::<_, PatientRow>(SELECT_PATIENT)
+            .bind(audit.subject_id).fetch_optional(&mut *tx).await?;
+        if row.is_some() {
+            sqlx::query(insert)
+                .bind(audit.id).bind(audit.at).bind(audit.actor_id).bind(audit.actor_role)
+                .bind(audit.subject_id).bind(audit.action).bind(audit.reason)
+                .execute(&mut *tx).await?;
+            enqueue!(&mut *tx, event)?;
+        }
+        Ok::<Option<PatientRow>, StoreError>(row)
+    })
+}
+
+/// Whether a patient row exists.
+///
+/// # Errors
+/// On storage failure.
+pub async fn patient_exists(db: &Db, id: &str) -> Result<bool, StoreError> {
+    let sql = "SELECT CAST(COUNT(*) AS BIGINT) FROM patients WHERE id = $1";
+    let n = with_db!(db, p => sqlx::query_scalar::<_, i64>(sql).bind(id).fetch_one(p).await?);
+    Ok(n > 0)
+}
+
+/// An account as an event announced it.
+#[derive(Debug)]
+pub struct AccountFacts<'a> {
+    pub id: &'a str,
+    pub role: &'a str,
+    pub status: &'a str,
+    pub display_name: &'a str,
+    pub event_at: i64,
+}
+
+/// Applies an account event: keeps the newest facts (an older event arriving late changes
+/// nothing) and gives a patient account its empty profile and record. Idempotent.
+///
+/// # Errors
+/// On storage failure.
+pub async fn apply_account(db: &Db, a: &AccountFacts<'_>) -> Result<(), StoreError> {
+    let upsert = "INSERT INTO accounts (id, role, status, display_name, event_at) VALUES ($1, $2, $3, $4, $5)
+                  ON CONFLICT (id) DO UPDATE SET role = $2, status = $3, display_name = $4, event_at = $5
+                  WHERE accounts.event_at <= $5";
+    write_tx!(db, tx => {
+        sqlx::query(upsert)
+            .bind(a.id).bind(a.role).bind(a.status).bind(a.display_name).bind(a.event_at)
+            .execute(&mut *tx).await?;
+        if a.role == "patient" {
+            sqlx::query(INSERT_PATIENT).bind(a.id).bind(a.event_at).execute(&mut *tx).await?;
+        }
+        Ok::<(), StoreError>(())
+    })
+}
+
+/// The audit entries about one patient, oldest first (for tests and support).
+///
+/// # Errors
+/// On storage failure.
+pub async fn audit_actions(db: &Db, subject_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let sql = "SELECT actor_id, action FROM audit_log WHERE subject_id = $1 ORDER BY id";
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, (String, String)>(sql).bind(subject_id).fetch_all(p).await?),
+    )
+}
