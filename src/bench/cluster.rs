@@ -42,7 +42,8 @@ struct Spawned {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Nats,
-    Carehub,
+    Auth,
+    Gateway,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -143,7 +144,8 @@ impl Cluster {
                 .map(|s| s.child.id())
         };
         Procs {
-            carehub: pids(Kind::Carehub).collect(),
+            auth: pids(Kind::Auth).next().unwrap_or(0),
+            gateways: pids(Kind::Gateway).collect(),
             nats: pids(Kind::Nats).next().unwrap_or(0),
         }
     }
@@ -195,10 +197,10 @@ impl Cluster {
     /// and `RUST_LOG`, so the caller's own `CAREHUB_*` settings cannot leak in).
     fn spawn_carehub(&mut self, name: &str, extra: &[(&str, String)]) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("locating the carehub executable")?;
-        let component = if name.starts_with("gateway") {
-            "gateway"
+        let (component, kind) = if name.starts_with("gateway") {
+            ("gateway", Kind::Gateway)
         } else {
-            name
+            (name, Kind::Auth)
         };
         let mut cmd = Command::new(exe);
         cmd.arg("serve").arg(component).env_clear();
@@ -209,7 +211,7 @@ impl Cluster {
         }
         cmd.envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
-        self.spawn(name, Kind::Carehub, cmd)
+        self.spawn(name, kind, cmd)
     }
 
     fn spawn(&mut self, name: &str, kind: Kind, mut cmd: Command) -> anyhow::Result<()> {

@@ -10,15 +10,17 @@ const TICKS_PER_SEC: u64 = 100;
 /// The processes whose CPU time a benchmark attributes to the server side.
 #[derive(Debug, Clone)]
 pub struct Procs {
-    /// `carehub serve ...` children (auth and every gateway).
-    pub carehub: Vec<u32>,
+    pub auth: u32,
+    /// Every `carehub serve gateway` child (idle ones add next to nothing).
+    pub gateways: Vec<u32>,
     pub nats: u32,
 }
 
 /// Cumulative CPU ticks at one instant.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
-    carehub: u64,
+    auth: u64,
+    gateways: u64,
     nats: u64,
     bench: u64,
 }
@@ -26,8 +28,8 @@ pub struct CpuSample {
 /// CPU time spent between two samples.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuDelta {
-    /// Auth and gateway processes together.
-    pub carehub: Duration,
+    pub auth: Duration,
+    pub gateways: Duration,
     pub nats: Duration,
     /// This process: the load generator.
     pub bench: Duration,
@@ -39,12 +41,13 @@ impl Procs {
     /// # Errors
     /// When a process has gone away or `/proc` is unreadable (not Linux).
     pub fn sample(&self) -> anyhow::Result<CpuSample> {
-        let mut carehub = 0;
-        for pid in &self.carehub {
-            carehub += ticks(&pid.to_string())?;
+        let mut gateways = 0;
+        for pid in &self.gateways {
+            gateways += ticks(&pid.to_string())?;
         }
         Ok(CpuSample {
-            carehub,
+            auth: ticks(&self.auth.to_string())?,
+            gateways,
             nats: ticks(&self.nats.to_string())?,
             bench: ticks("self")?,
         })
@@ -58,7 +61,8 @@ impl CpuSample {
             Duration::from_millis(now.saturating_sub(then) * 1000 / TICKS_PER_SEC)
         };
         CpuDelta {
-            carehub: d(self.carehub, earlier.carehub),
+            auth: d(self.auth, earlier.auth),
+            gateways: d(self.gateways, earlier.gateways),
             nats: d(self.nats, earlier.nats),
             bench: d(self.bench, earlier.bench),
         }

@@ -81,9 +81,10 @@ pub struct Row {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub errors: u64,
-    /// Server CPU per successful request: auth + gateways, and nats-server, in µs. Absent when
+    /// Server CPU per successful request in µs: gateways, auth, and nats-server. Absent when
     /// two loads shared the window (the CPU cannot be split between them).
-    pub carehub_cpu_us: Option<f64>,
+    pub gateway_cpu_us: Option<f64>,
+    pub auth_cpu_us: Option<f64>,
     pub nats_cpu_us: Option<f64>,
     /// The load generator's own CPU per request, for context (it shares the machine).
     pub bench_cpu_us: Option<f64>,
@@ -100,7 +101,8 @@ impl Row {
             p50_ms: o.ms(0.5),
             p99_ms: o.ms(0.99),
             errors: o.errors,
-            carehub_cpu_us: cpu(o.cpu.carehub),
+            gateway_cpu_us: cpu(o.cpu.gateways),
+            auth_cpu_us: cpu(o.cpu.auth),
             nats_cpu_us: cpu(o.cpu.nats),
             bench_cpu_us: cpu(o.cpu.bench),
             first_error: o.first_error.clone(),
@@ -255,27 +257,36 @@ impl Report {
         )?;
         writeln!(
             out,
-            "{:<44} {:>9} {:>8} {:>8} {:>6} {:>11} {:>9} {:>9}",
-            "scenario", "req/s", "p50 ms", "p99 ms", "errors", "carehub µs", "nats µs", "bench µs"
+            "{:<40} {:>9} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9}",
+            "scenario",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "gw µs",
+            "auth µs",
+            "nats µs",
+            "bench µs"
         )?;
         let cpu = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
         for r in &self.rows {
             writeln!(
                 out,
-                "{:<44} {:>9.1} {:>8.3} {:>8.3} {:>6} {:>11} {:>9} {:>9}",
+                "{:<40} {:>9.1} {:>8.3} {:>8.3} {:>6} {:>9} {:>9} {:>9} {:>9}",
                 r.name,
                 r.per_sec,
                 r.p50_ms,
                 r.p99_ms,
                 r.errors,
-                cpu(r.carehub_cpu_us),
+                cpu(r.gateway_cpu_us),
+                cpu(r.auth_cpu_us),
                 cpu(r.nats_cpu_us),
                 cpu(r.bench_cpu_us)
             )?;
         }
         writeln!(
             out,
-            "(CPU columns: CPU time per successful request; carehub = auth + gateways)"
+            "(µs columns: CPU time per successful request of the gateways, auth, nats-server and this load generator)"
         )?;
         for r in self.rows.iter().filter(|r| r.errors > 0) {
             let first = r.first_error.as_deref().unwrap_or("?");
