@@ -1,9 +1,11 @@
-//! Every route: [`health`] probes, the [`auth`] and [`admin`] API, and the [`docs`].
+//! Every route: [`health`] probes, the [`auth`], [`admin`] and [`appointments`] API, and the
+//! [`docs`].
 //!
 //! Handlers decode, make one call, encode. [`api`] collects the documented routes together with
 //! their OpenAPI operations, so the document cannot drift from what is served.
 
 pub mod admin;
+pub mod appointments;
 pub mod auth;
 pub mod docs;
 pub mod health;
@@ -31,4 +33,21 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::reject))
         .routes(routes!(admin::disable))
         .routes(routes!(admin::enable))
+        .routes(routes!(appointments::request, appointments::list))
+        .routes(routes!(appointments::book))
+        .routes(routes!(appointments::get))
+        .routes(routes!(appointments::offers))
+        .routes(routes!(appointments::accept))
+        .routes(routes!(appointments::decline))
+        .routes(routes!(appointments::cancel))
+        .routes(routes!(appointments::complete))
+        .routes(routes!(appointments::no_show))
+        .routes(routes!(appointments::admin_decline))
+        .routes(routes!(appointments::admin_reroute))
+        .routes(routes!(
+            appointments::list_groups,
+            appointments::create_group
+        ))
+        .routes(routes!(appointments::replace_group))
+        .routes(routes!(appointments::audit))
 }
