@@ -25,13 +25,13 @@ use utoipa::{IntoParams, ToSchema};
 /// Longest reason a patient gives for a request.
 const MAX_REQUEST_REASON: usize = 1000;
 /// Longest reason for a decline, cancellation or admin decline.
-const MAX_REASON: usize = 500;
+const MAX_REASON: usize = 1000;
 /// Longest visit notes.
-const MAX_NOTES: usize = 2000;
+const MAX_NOTES: usize = 5000;
 /// Longest group name.
 const MAX_GROUP_NAME: usize = 100;
 /// Most members of one group.
-const MAX_MEMBERS: usize = 100;
+const MAX_MEMBERS: usize = 50;
 /// Longest accept deadline of a group: one week.
 const MAX_ACCEPT_DEADLINE_SECS: i64 = 7 * 86_400;
 
@@ -83,10 +83,10 @@ pub struct AcceptBody {
 /// Why (kept with the appointment and told to the people concerned).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReasonBody {
-    /// 1 to 500 characters.
+    /// 1 to 1000 characters.
     #[schema(
         min_length = 1,
-        max_length = 500,
+        max_length = 1000,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub reason: String,
@@ -95,10 +95,10 @@ pub struct ReasonBody {
 /// The doctor's notes on a visit.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NotesBody {
-    /// 1 to 2000 characters; may span lines.
+    /// 1 to 5000 characters; may span lines.
     #[schema(
         min_length = 1,
-        max_length = 2000,
+        max_length = 5000,
         pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
     )]
     pub notes: String,
@@ -130,7 +130,7 @@ pub struct GroupBody {
     /// Seconds a member has to accept an offer, 1 to 604800 (a week).
     #[schema(minimum = 1, maximum = 604_800)]
     pub accept_deadline_secs: i64,
-    /// Member doctor ids in order (the order breaks least-loaded ties); 1 to 100, no repeats.
+    /// Member doctor ids in order (the order breaks least-loaded ties); 1 to 50, no repeats.
     #[schema(schema_with = member_ids)]
     pub members: Vec<String>,
 }
@@ -353,7 +353,7 @@ fn save_group(
     }
     let members = body.members;
     if members.is_empty() || members.len() > MAX_MEMBERS {
-        return Err(invalid("members: 1 to 100 doctor ids"));
+        return Err(invalid("members: 1 to 50 doctor ids"));
     }
     if members.iter().any(|m| !is_token(m)) {
         return Err(invalid("members: not a doctor id"));
@@ -384,9 +384,8 @@ fn save_group(
     responses((status = 201, description = "The appointment as requested", body = Appointment),
         (status = 400, description = "Malformed JSON, or `Idempotency-Key` missing or malformed", body = ErrorBody),
         (status = 403, description = "Not an active patient", body = ErrorBody),
-        (status = 404, description = "The named doctor or group does not exist", body = ErrorBody),
         (status = 409, description = "The idempotency key was used for a different request", body = ErrorBody),
-        (status = 422, description = "A field is invalid: the window is reversed, in the past, too long or too soon, or nobody can take it", body = ErrorBody)))]
+        (status = 422, description = "A field is invalid: the window is reversed, in the past, too long or too soon, or the doctor, group or specialty is unknown", body = ErrorBody)))]
 pub async fn request(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
@@ -415,9 +414,8 @@ pub async fn request(
     responses((status = 201, description = "The confirmed appointment", body = Appointment),
         (status = 400, description = "Malformed JSON, or `Idempotency-Key` missing or malformed", body = ErrorBody),
         (status = 403, description = "Not an active patient", body = ErrorBody),
-        (status = 404, description = "No such doctor", body = ErrorBody),
         (status = 409, description = "The slot is taken, or the key was used for a different booking", body = ErrorBody),
-        (status = 422, description = "Not a free slot start of this doctor, or the doctor does not take direct bookings", body = ErrorBody)))]
+        (status = 422, description = "An unknown doctor, one who does not take direct bookings, or not one of their free slot starts", body = ErrorBody)))]
 pub async fn book(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
@@ -427,7 +425,7 @@ pub async fn book(
     require(&ctx, Role::Patient, "patients")?;
     let idempotency_key = Some(required_idempotency_key(&headers)?);
     if !is_token(&body.doctor_id) {
-        return Err(ApiError::new(ErrorCode::NotFound, "no such doctor"));
+        return Err(invalid("doctor_id: unknown doctor"));
     }
     text("reason", &body.reason, MAX_REQUEST_REASON, false)?;
     let req = BookSlot {
@@ -636,8 +634,9 @@ pub async fn admin_decline(
     request_body(content = inline(RerouteBody), description = "The new target"),
     responses((status = 200, description = "The appointment after re-routing", body = Appointment),
         (status = 403, description = "Not an active admin", body = ErrorBody),
-        (status = 404, description = "No such appointment, doctor or group", body = ErrorBody),
-        (status = 409, description = "Not open any more", body = ErrorBody)))]
+        (status = 404, description = "No such appointment", body = ErrorBody),
+        (status = 409, description = "Not open any more", body = ErrorBody),
+        (status = 422, description = "The doctor, group or specialty is unknown", body = ErrorBody)))]
 pub async fn admin_reroute(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
@@ -669,8 +668,8 @@ pub async fn list_groups(
     request_body(content = inline(GroupBody), description = "The group"),
     responses((status = 201, description = "The new group (version 1)", body = Group),
         (status = 403, description = "Not an active admin", body = ErrorBody),
-        (status = 404, description = "A member is not a known doctor", body = ErrorBody),
-        (status = 409, description = "Another group already routes the specialty", body = ErrorBody)))]
+        (status = 409, description = "Another group already routes the specialty", body = ErrorBody),
+        (status = 422, description = "A field is invalid, or a member is not a known doctor", body = ErrorBody)))]
 pub async fn create_group(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
@@ -688,8 +687,9 @@ pub async fn create_group(
     responses((status = 200, description = "The group after the change", body = Group),
         (status = 400, description = "Malformed JSON, or `If-Match` missing or malformed", body = ErrorBody),
         (status = 403, description = "Not an active admin", body = ErrorBody),
-        (status = 404, description = "No such group, or a member is not a known doctor", body = ErrorBody),
-        (status = 409, description = "The group changed since it was read, or another group routes the specialty", body = ErrorBody)))]
+        (status = 404, description = "No such group", body = ErrorBody),
+        (status = 409, description = "The group changed since it was read, or another group routes the specialty", body = ErrorBody),
+        (status = 422, description = "A field is invalid, or a member is not a known doctor", body = ErrorBody)))]
 pub async fn replace_group(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
