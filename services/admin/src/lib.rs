@@ -1,1 +1,40 @@
-//! carehub admin service (being built).
+//! The admin service: it owns appointments and offers, routes every request to a doctor or a
+//! doctor group with ractor actors, and keeps the audit trail admins read.
+//!
+//! Map: [`config`] settings, [`domain`] validated times, windows and transitions, [`store`]
+//! every SQL statement (the overlap guards live in the migrations, per backend), [`routing`] the
+//! router, group and doctor actors, [`service`] the operations and their NATS endpoints,
+//! [`feeds`] the durable consumers (doctor copies, audit entries).
+
+pub mod config;
+pub mod doctors;
+pub mod domain;
+pub mod events;
+pub mod feeds;
+pub mod routing;
+pub mod service;
+pub mod slots;
+pub mod store;
+
+pub use config::AdminConfig;
+pub use service::start;
+
+/// Migrations for SQLite (overlap guard by triggers).
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// Migrations for PostgreSQL (overlap guard by exclusion constraints).
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The migrator for a database's backend.
+pub fn migrator(db: &carehub_runtime::Db) -> &'static sqlx::migrate::Migrator {
+    match db.backend() {
+        carehub_runtime::Backend::Sqlite => &SQLITE_MIGRATOR,
+        carehub_runtime::Backend::Postgres => &POSTGRES_MIGRATOR,
+    }
+}
+
+/// Micro service identity shown by `nats micro info admin`.
+pub const SPEC: carehub_nats::ServiceSpec = carehub_nats::ServiceSpec {
+    name: "admin",
+    version: env!("CARGO_PKG_VERSION"),
+    description: "carehub appointments, offers, routing and audit",
+};

@@ -85,10 +85,11 @@ impl From<sqlx::Error> for StoreError {
         }
         if let Some(db) = e.as_database_error() {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            // PostgreSQL: serialization_failure, deadlock_detected. SQLite: BUSY, LOCKED (+ext).
+            // PostgreSQL: serialization_failure, deadlock_detected, exclusion_violation.
+            // SQLite: BUSY, LOCKED (+extended), and a trigger's RAISE(ABORT) (constraint guards).
             let lost_race = matches!(
                 code.as_str(),
-                "40001" | "40P01" | "5" | "6" | "517" | "261" | "262"
+                "40001" | "40P01" | "23P01" | "5" | "6" | "517" | "261" | "262" | "1811"
             );
             if db.is_unique_violation() || lost_race {
                 return Self::Conflict(db.message().to_owned());

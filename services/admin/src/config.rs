@@ -1,0 +1,53 @@
+//! Admin settings from `CAREHUB_*` variables.
+
+use carehub_runtime::{CommonConfig, ConfigError, Env};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Longest a request may wait for a doctor before it expires.
+    pub max_wait: Duration,
+    /// A request expires this long before its window starts at the latest.
+    pub min_notice: Duration,
+    /// Accept deadline of offers made outside a group (a named doctor, a specialty).
+    pub offer_deadline: Duration,
+    /// How often deadlines are checked besides the actors' own timers.
+    pub sweep_every: Duration,
+    /// How far ahead a window may reach.
+    pub max_horizon: Duration,
+    pub max_in_flight: usize,
+    pub stream_replicas: usize,
+}
+
+impl AdminConfig {
+    /// Reads `CAREHUB_REQUEST_MAX_WAIT` (seconds, default 172800 = 48 h),
+    /// `CAREHUB_MIN_NOTICE` (3600), `CAREHUB_OFFER_DEADLINE` (14400), `CAREHUB_DEADLINE_SWEEP`
+    /// (1), `CAREHUB_BOOKING_HORIZON` (31536000 = 1 year).
+    ///
+    /// # Errors
+    /// When a value is set but invalid.
+    pub fn from_env(env: &Env, common: &CommonConfig) -> Result<Self, ConfigError> {
+        let cfg = Self {
+            max_wait: env.secs("CAREHUB_REQUEST_MAX_WAIT", Duration::from_secs(48 * 3600))?,
+            min_notice: env.secs("CAREHUB_MIN_NOTICE", Duration::from_secs(3600))?,
+            offer_deadline: env.secs("CAREHUB_OFFER_DEADLINE", Duration::from_secs(4 * 3600))?,
+            sweep_every: env.secs("CAREHUB_DEADLINE_SWEEP", Duration::from_secs(1))?,
+            max_horizon: env.secs("CAREHUB_BOOKING_HORIZON", Duration::from_secs(365 * 86_400))?,
+            max_in_flight: common.max_in_flight,
+            stream_replicas: common.stream_replicas,
+        };
+        if cfg.offer_deadline.is_zero() {
+            return Err(ConfigError {
+                var: "CAREHUB_OFFER_DEADLINE".into(),
+                message: "must be greater than zero".into(),
+            });
+        }
+        if cfg.sweep_every.is_zero() {
+            return Err(ConfigError {
+                var: "CAREHUB_DEADLINE_SWEEP".into(),
+                message: "must be greater than zero".into(),
+            });
+        }
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,212 @@
+//! Validated inputs and the lifecycle rules, free of I/O.
+
+use carehub_nats::appointment::AppointmentStatus;
+use carehub_nats::{Role, WireError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::time::Duration;
+
+/// Parses an RFC 3339 time into Unix milliseconds.
+///
+/// # Errors
+/// `validation_failed` naming `field`.
+pub fn parse_time(field: &str, s: &str) -> Result<i64, WireError> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&Utc).timestamp_millis())
+        .map_err(|_| {
+            WireError::validation(format!(
+                "{field}: expected an RFC 3339 time such as 2026-12-01T09:00:00Z"
+            ))
+        })
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC.
+pub fn fmt_time(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+/// A patient's preferred window, in the future, at most 31 days long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+/// Longest preferred window.
+pub const MAX_WINDOW: Duration = Duration::from_secs(31 * 86_400);
+
+impl Window {
+    /// # Errors
+    /// `validation_failed` when malformed, reversed, in the past, too long or too far ahead.
+    pub fn parse(start: &str, end: &str, now: i64, horizon: Duration) -> Result<Self, WireError> {
+        let (start, end) = (
+            parse_time("window_start", start)?,
+            parse_time("window_end", end)?,
+        );
+        if end <= start {
+            return Err(WireError::validation(
+                "window_end: must be after window_start",
+            ));
+        }
+        if end <= now {
+            return Err(WireError::validation(
+                "window_end: the window is in the past",
+            ));
+        }
+        if end - start > ms(MAX_WINDOW) {
+            return Err(WireError::validation("window: at most 31 days long"));
+        }
+        if start > now + ms(horizon) {
+            return Err(WireError::validation("window_start: too far ahead"));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// When an unanswered request gives up: the earlier of `now + max_wait` and
+    /// `window start − min_notice`.
+    ///
+    /// # Errors
+    /// `validation_failed` when that moment has already passed (the window starts too soon).
+    pub fn final_deadline(
+        &self,
+        now: i64,
+        max_wait: Duration,
+        min_notice: Duration,
+    ) -> Result<i64, WireError> {
+        let deadline = (now + ms(max_wait)).min(self.start - ms(min_notice));
+        if deadline <= now {
+            return Err(WireError::validation(
+                "window: starts too soon to be arranged",
+            ));
+        }
+        Ok(deadline)
+    }
+}
+
+/// A reason or note typed by a person: 1..=`max` characters after trimming.
+///
+/// # Errors
+/// `validation_failed` naming `field`.
+pub fn text(field: &str, s: &str, max: usize) -> Result<String, WireError> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > max {
+        return Err(WireError::validation(format!(
+            "{field}: 1 to {max} characters"
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+/// Parses a stored status.
+pub fn status(s: &str) -> AppointmentStatus {
+    match s {
+        "requested" => AppointmentStatus::Requested,
+        "offered" => AppointmentStatus::Offered,
+        "confirmed" => AppointmentStatus::Confirmed,
+        "completed" => AppointmentStatus::Completed,
+        "no_show" => AppointmentStatus::NoShow,
+        "cancelled" => AppointmentStatus::Cancelled,
+        "expired" => AppointmentStatus::Expired,
+        _ => AppointmentStatus::Declined,
+    }
+}
+
+/// Which statuses `role` may cancel from, at `now` for an appointment starting at `start`.
+/// Patients and doctors only before the start; admins any open appointment.
+pub fn cancellable_from(role: Role, now: i64, start: Option<i64>) -> &'static [&'static str] {
+    match role {
+        Role::Admin => &["requested", "offered", "confirmed"],
+        _ if start.is_some_and(|s| s <= now) => &["requested", "offered"],
+        _ => &["requested", "offered", "confirmed"],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn windows_must_be_forward_future_and_bounded() {
+        let now = parse_time("t", "2026-12-01T00:00:00Z").unwrap();
+        let horizon = Duration::from_secs(365 * 86_400);
+        assert!(
+            Window::parse("2026-12-02T10:00:00Z", "2026-12-02T09:00:00Z", now, horizon).is_err()
+        );
+        assert!(
+            Window::parse("2026-11-01T10:00:00Z", "2026-11-01T12:00:00Z", now, horizon).is_err()
+        );
+        assert!(
+            Window::parse("2026-12-02T10:00:00Z", "2027-02-02T12:00:00Z", now, horizon).is_err()
+        );
+        assert!(
+            Window::parse("2028-12-02T10:00:00Z", "2028-12-02T12:00:00Z", now, horizon).is_err()
+        );
+        assert!(Window::parse("nonsense", "2026-12-02T12:00:00Z", now, horizon).is_err());
+        let w = Window::parse(
+            "2026-12-02T10:00:00+01:00",
+            "2026-12-02T12:00:00Z",
+            now,
+            horizon,
+        )
+        .unwrap();
+        assert_eq!(fmt_time(w.start), "2026-12-02T09:00:00Z");
+    }
+
+    #[test]
+    fn the_final_deadline_is_the_earlier_of_max_wait_and_notice_before_the_window() {
+        let now = 1_000 * H;
+        let far = Window {
+            start: now + 100 * H,
+            end: now + 102 * H,
+        };
+        assert_eq!(
+            far.final_deadline(
+                now,
+                Duration::from_secs(48 * 3600),
+                Duration::from_secs(3600)
+            )
+            .unwrap(),
+            now + 48 * H
+        );
+        let near = Window {
+            start: now + 5 * H,
+            end: now + 6 * H,
+        };
+        assert_eq!(
+            near.final_deadline(
+                now,
+                Duration::from_secs(48 * 3600),
+                Duration::from_secs(3600)
+            )
+            .unwrap(),
+            now + 4 * H
+        );
+        let too_soon = Window {
+            start: now,
+            end: now + H / 2,
+        };
+        assert!(
+            too_soon
+                .final_deadline(
+                    now,
+                    Duration::from_secs(48 * 3600),
+                    Duration::from_secs(3600)
+                )
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn patients_cannot_cancel_a_started_appointment_but_admins_can() {
+        assert!(!cancellable_from(Role::Patient, 10, Some(5)).contains(&"confirmed"));
+        assert!(cancellable_from(Role::Patient, 1, Some(5)).contains(&"confirmed"));
+        assert!(cancellable_from(Role::Admin, 10, Some(5)).contains(&"confirmed"));
+    }
+}

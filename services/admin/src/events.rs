@@ -1,0 +1,54 @@
+//! Appointment views and the events every transition writes to the outbox.
+
+use crate::domain::{fmt_time, status};
+use crate::store::AppointmentRow;
+use carehub_nats::appointment::{Actor, Appointment, AppointmentEvent, AppointmentEventKind};
+use carehub_runtime::db::{StoreError, now_ms};
+use carehub_runtime::outbox::Pending;
+
+/// The wire view of a stored appointment.
+pub fn view(r: &AppointmentRow) -> Appointment {
+    Appointment {
+        id: r.id.clone(),
+        patient_id: r.patient_id.clone(),
+        doctor_id: r.doctor_id.clone(),
+        group_id: r.group_id.clone(),
+        specialty: r.specialty.clone(),
+        status: status(&r.status),
+        window_start: fmt_time(r.window_start),
+        window_end: fmt_time(r.window_end),
+        start: r.start_at.map(fmt_time),
+        end: r.end_at.map(fmt_time),
+        reason: r.reason.clone(),
+        closed_by: r.closed_by.clone(),
+        close_reason: r.close_reason.clone(),
+        created_at: fmt_time(r.created_at),
+        version: r.version,
+    }
+}
+
+/// One event for `row` after a transition, as an outbox row.
+///
+/// # Errors
+/// Only if the event cannot be encoded.
+pub fn one(
+    kind: AppointmentEventKind,
+    row: &AppointmentRow,
+    doctor_id: Option<&str>,
+    actor: Option<Actor>,
+    reason: Option<&str>,
+    notify: Vec<String>,
+) -> Result<Vec<Pending>, StoreError> {
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let event = AppointmentEvent {
+        event_id: event_id.clone(),
+        kind,
+        at: now_ms(),
+        appointment: view(row),
+        doctor_id: doctor_id.map(str::to_owned),
+        actor,
+        reason: reason.map(str::to_owned),
+        notify,
+    };
+    Ok(vec![Pending::new(&kind.subject(), &event_id, &event)?])
+}

@@ -1,0 +1,127 @@
+//! Routing appointment requests with ractor actors.
+//!
+//! - [`router::Router`] (one per admin instance) owns the routing of every open request: it
+//!   picks doctors (directly, or by asking a group actor), creates offers, escalates requests
+//!   nobody can take to the admin queue, and sweeps deadlines (offers that timed out, requests
+//!   past their final deadline). It supervises its children and rebuilds itself from the
+//!   database in `pre_start`.
+//! - [`group::GroupActor`] (one per doctor group) applies the group's strategy.
+//! - [`doctor::DoctorActor`] (one per doctor with pending offers) holds that doctor's offer
+//!   deadlines as timers and times offers out when they fire.
+//!
+//! Every state change is a compare-and-set in the database, so an actor that restarts, a
+//! timer that fires twice, or the periodic sweep racing a timer cannot change anything twice.
+
+pub mod doctor;
+pub mod group;
+pub mod router;
+
+use crate::config::AdminConfig;
+use crate::events;
+use crate::store::{self, AppointmentRow, DoctorRow};
+use carehub_nats::appointment::AppointmentEventKind;
+use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::outbox::Relay;
+
+/// What the actors need: storage, settings, and the outbox relay to wake.
+#[derive(Clone)]
+pub struct Core {
+    pub db: Db,
+    pub cfg: AdminConfig,
+    pub relay: Relay,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").finish_non_exhaustive()
+    }
+}
+
+/// Whether a doctor can take a request for `[from, to)`: approved, and (when their working
+/// hours are known) with at least one free slot in it.
+///
+/// # Errors
+/// On storage failure.
+pub async fn available(core: &Core, d: &DoctorRow, from: i64, to: i64) -> Result<bool, StoreError> {
+    if !d.approved {
+        return Ok(false);
+    }
+    let busy = store::busy(&core.db, &d.doctor_id, from, to).await?;
+    Ok(crate::slots::has_free_slot(d, from, to, &busy))
+}
+
+/// Times out a doctor's offer if its deadline passed. Returns the appointment when it did.
+///
+/// # Errors
+/// On storage failure.
+pub async fn time_out(
+    core: &Core,
+    appointment_id: &str,
+    doctor_id: &str,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let doctor = doctor_id.to_owned();
+    let row = store::close_offer(
+        &core.db,
+        appointment_id,
+        doctor_id,
+        "timed_out",
+        None,
+        true,
+        now_ms(),
+        &move |row| {
+            events::one(
+                AppointmentEventKind::OfferTimedOut,
+                row,
+                Some(&doctor),
+                None,
+                None,
+                vec![doctor.clone()],
+            )
+        },
+    )
+    .await?;
+    if row.is_some() {
+        core.relay.wake();
+    }
+    Ok(row)
+}
+
+/// Expires an open request past its final deadline; the patient is told.
+///
+/// # Errors
+/// On storage failure.
+pub async fn expire(core: &Core, id: &str) -> Result<Option<AppointmentRow>, StoreError> {
+    let now = now_ms();
+    let row = store::transition(
+        &core.db,
+        id,
+        &["requested", "offered"],
+        "expired",
+        None,
+        Some("nobody could accept the request in time"),
+        None,
+        now,
+        &|row| {
+            if row.final_deadline > now {
+                return Err(StoreError::Conflict("not due".into()));
+            }
+            events::one(
+                AppointmentEventKind::Expired,
+                row,
+                None,
+                None,
+                None,
+                vec![row.patient_id.clone()],
+            )
+        },
+    )
+    .await;
+    match row {
+        Ok(Some(r)) => {
+            core.relay.wake();
+            Ok(Some(r))
+        }
+        Ok(None) | Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,334 @@
+//! The router actor: routes every open request, escalates, and sweeps deadlines.
+//!
+//! Messages:
+//! - `Route(appointment_id)`: if the request waits for a doctor (status `requested`, not in
+//!   the admin queue), offer it to the next doctor(s) its target allows; with nobody left,
+//!   put it in the admin queue. Idempotent: routing an appointment that is not waiting does
+//!   nothing.
+//! - `Sweep`: time out offers past their deadline and expire requests past their final
+//!   deadline (a safety net under the doctor actors' timers; runs every
+//!   `CAREHUB_DEADLINE_SWEEP`).
+//! - `GroupChanged(group_id)`: a group was edited; its actor reloads.
+//!
+//! Children (group and doctor actors) are linked: when one fails it is dropped and
+//! re-spawned on next use, rebuilding its state from the database (policy: restart on
+//! demand; the router itself never stops because of a child).
+
+use super::doctor::{DoctorActor, DoctorMsg};
+use super::group::{GroupActor, GroupMsg, Pick};
+use super::{Core, available, expire, time_out};
+use crate::events;
+use crate::store::{self, AppointmentRow};
+use carehub_nats::appointment::AppointmentEventKind;
+use carehub_runtime::db::{StoreError, now_ms};
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub enum RouterMsg {
+    Route(String),
+    Sweep,
+    GroupChanged(String),
+}
+
+pub struct Router;
+
+pub struct RouterState {
+    core: Core,
+    groups: HashMap<String, ActorRef<GroupMsg>>,
+    doctors: HashMap<String, ActorRef<DoctorMsg>>,
+}
+
+const PICK_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Actor for Router {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = Core;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<RouterMsg>,
+        core: Core,
+    ) -> Result<RouterState, ActorProcessingErr> {
+        me.send_interval(core.cfg.sweep_every, || RouterMsg::Sweep);
+        let mut st = RouterState {
+            core,
+            groups: HashMap::new(),
+            doctors: HashMap::new(),
+        };
+        // Rebuild: every doctor with pending offers gets its timers back; every request that
+        // waits for a doctor is routed again.
+        for a in store::open_appointments(&st.core.db).await? {
+            for o in store::offers_of(&st.core.db, &a.id).await? {
+                if o.status == "pending" {
+                    doctor_actor(&me, &mut st, &o.doctor_id).await?;
+                }
+            }
+            if a.status == "requested" && !a.in_admin_queue {
+                let _ = me.cast(RouterMsg::Route(a.id));
+            }
+        }
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<RouterMsg>,
+        msg: RouterMsg,
+        st: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        let result = match msg {
+            RouterMsg::Route(id) => route(&me, st, &id).await,
+            RouterMsg::Sweep => sweep(&me, st).await,
+            RouterMsg::GroupChanged(id) => {
+                if let Some(g) = st.groups.get(&id) {
+                    let _ = g.cast(GroupMsg::Reload);
+                }
+                Ok(())
+            }
+        };
+        // A storage hiccup must not kill routing: the next sweep or route retries.
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "routing step failed; will retry");
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<RouterMsg>,
+        evt: SupervisionEvent,
+        st: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(cell, _)
+        | SupervisionEvent::ActorTerminated(cell, _, _) = &evt
+        {
+            let id = cell.get_id();
+            st.groups.retain(|_, a| a.get_id() != id);
+            st.doctors.retain(|_, a| a.get_id() != id);
+            if matches!(evt, SupervisionEvent::ActorFailed(..)) {
+                tracing::warn!(actor = ?cell.get_name(), "routing child failed; it restarts on next use from the database");
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn doctor_actor(
+    me: &ActorRef<RouterMsg>,
+    st: &mut RouterState,
+    doctor_id: &str,
+) -> Result<ActorRef<DoctorMsg>, ActorProcessingErr> {
+    if let Some(a) = st.doctors.get(doctor_id) {
+        return Ok(a.clone());
+    }
+    let (a, _) = Actor::spawn_linked(
+        None,
+        DoctorActor,
+        (st.core.clone(), doctor_id.to_owned(), me.clone()),
+        me.get_cell(),
+    )
+    .await?;
+    st.doctors.insert(doctor_id.to_owned(), a.clone());
+    Ok(a)
+}
+
+async fn group_actor(
+    me: &ActorRef<RouterMsg>,
+    st: &mut RouterState,
+    group_id: &str,
+) -> Result<ActorRef<GroupMsg>, ActorProcessingErr> {
+    if let Some(a) = st.groups.get(group_id) {
+        return Ok(a.clone());
+    }
+    let (a, _) = Actor::spawn_linked(
+        None,
+        GroupActor,
+        (st.core.clone(), group_id.to_owned()),
+        me.get_cell(),
+    )
+    .await?;
+    st.groups.insert(group_id.to_owned(), a.clone());
+    Ok(a)
+}
+
+async fn pick_from_group(
+    me: &ActorRef<RouterMsg>,
+    st: &mut RouterState,
+    group_id: &str,
+    a: &AppointmentRow,
+    tried: Vec<String>,
+) -> Result<Pick, ActorProcessingErr> {
+    let g = group_actor(me, st, group_id).await?;
+    let appointment = Box::new(a.clone());
+    match g
+        .call(
+            |reply| GroupMsg::Pick {
+                appointment,
+                tried,
+                reply,
+            },
+            Some(PICK_TIMEOUT),
+        )
+        .await?
+    {
+        ractor::rpc::CallResult::Success(Ok(p)) => Ok(p),
+        ractor::rpc::CallResult::Success(Err(e)) => Err(e.into()),
+        _ => Err("group actor did not answer".into()),
+    }
+}
+
+/// Least-loaded over approved doctors of a specialty (no routing group): ties by id.
+async fn pick_specialty(
+    core: &Core,
+    specialty: &str,
+    a: &AppointmentRow,
+    tried: &[String],
+) -> Result<Pick, StoreError> {
+    let mut best: Option<(i64, String)> = None;
+    for d in store::doctors_of_specialty(&core.db, specialty).await? {
+        if tried.contains(&d.doctor_id)
+            || !available(core, &d, a.window_start, a.window_end).await?
+        {
+            continue;
+        }
+        let load = store::load(&core.db, &d.doctor_id, a.window_start, a.window_end).await?;
+        if best.as_ref().is_none_or(|(l, _)| load < *l) {
+            best = Some((load, d.doctor_id));
+        }
+    }
+    Ok(Pick {
+        doctors: best.map(|(_, d)| vec![d]).unwrap_or_default(),
+        deadline_ms: ms(core.cfg.offer_deadline),
+        rr_cursor: None,
+    })
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+async fn route(
+    me: &ActorRef<RouterMsg>,
+    st: &mut RouterState,
+    id: &str,
+) -> Result<(), ActorProcessingErr> {
+    let Some(a) = store::appointment(&st.core.db, id).await? else {
+        return Ok(());
+    };
+    if a.status != "requested" || a.in_admin_queue {
+        return Ok(());
+    }
+    let tried = store::tried_doctors(&st.core.db, id).await?;
+    let pick = match a.target_kind.as_str() {
+        "group" => match a.group_id.clone() {
+            Some(g) => pick_from_group(me, st, &g, &a, tried).await?,
+            None => Pick::default(),
+        },
+        "specialty" => {
+            let spec = a.specialty.clone().unwrap_or_default();
+            match store::group_of_specialty(&st.core.db, &spec).await? {
+                Some(g) => pick_from_group(me, st, &g, &a, tried).await?,
+                None => pick_specialty(&st.core, &spec, &a, &tried).await?,
+            }
+        }
+        _ => {
+            let mut doctors = Vec::new();
+            if let Some(d) = &a.doctor_id {
+                if !tried.contains(d) {
+                    if let Some(row) = store::doctor(&st.core.db, d).await? {
+                        if available(&st.core, &row, a.window_start, a.window_end).await? {
+                            doctors.push(d.clone());
+                        }
+                    }
+                }
+            }
+            Pick {
+                doctors,
+                deadline_ms: ms(st.core.cfg.offer_deadline),
+                rr_cursor: None,
+            }
+        }
+    };
+    let now = now_ms();
+    if pick.doctors.is_empty() {
+        let escalated = store::escalate(&st.core.db, id, now, &|row| {
+            events::one(
+                AppointmentEventKind::Escalated,
+                row,
+                None,
+                None,
+                Some("no doctor could take the request; it waits for an administrator"),
+                vec![row.patient_id.clone()],
+            )
+        })
+        .await?;
+        if escalated.is_some() {
+            tracing::info!(appointment_id = %id, "request escalated to the admin queue");
+            st.core.relay.wake();
+        }
+        return Ok(());
+    }
+    // An offer never outlives the request itself.
+    let deadline = (now + pick.deadline_ms).min(a.final_deadline);
+    let rr = match (&a.group_id, pick.rr_cursor) {
+        (Some(g), Some(c)) => Some((g.as_str(), c)),
+        _ => None,
+    };
+    let doctors = pick.doctors.clone();
+    let created = store::create_offers(
+        &st.core.db,
+        id,
+        a.version,
+        &pick.doctors,
+        deadline,
+        now,
+        rr,
+        &move |row| {
+            let mut out = Vec::new();
+            for d in &doctors {
+                out.extend(events::one(
+                    AppointmentEventKind::Offered,
+                    row,
+                    Some(d),
+                    None,
+                    None,
+                    vec![d.clone()],
+                )?);
+            }
+            Ok(out)
+        },
+    )
+    .await?;
+    if created.is_some() {
+        st.core.relay.wake();
+        for d in &pick.doctors {
+            let actor = doctor_actor(me, st, d).await?;
+            let _ = actor.cast(DoctorMsg::Track {
+                appointment_id: id.to_owned(),
+                deadline,
+            });
+        }
+        tracing::info!(appointment_id = %id, doctors = pick.doctors.len(), "offered");
+    }
+    Ok(())
+}
+
+async fn sweep(me: &ActorRef<RouterMsg>, st: &mut RouterState) -> Result<(), ActorProcessingErr> {
+    let now = now_ms();
+    for (appointment_id, doctor_id) in store::due_offers(&st.core.db, now).await? {
+        if time_out(&st.core, &appointment_id, &doctor_id)
+            .await?
+            .is_some()
+        {
+            let _ = me.cast(RouterMsg::Route(appointment_id));
+        }
+    }
+    for id in store::due_expiries(&st.core.db, now).await? {
+        if expire(&st.core, &id).await?.is_some() {
+            tracing::info!(appointment_id = %id, "request expired");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,974 @@
+//! The admin operations and their NATS endpoints. Endpoints decode, call one method of
+//! [`AdminService`], and encode; routing happens in the [`crate::routing`] actors.
+
+use crate::config::AdminConfig;
+use crate::domain::{Window, cancellable_from, fmt_time, parse_time, text};
+use crate::events::{self, view};
+use crate::routing::Core;
+use crate::routing::router::{Router, RouterMsg};
+use crate::store::{self, Accepted, AppointmentRow, NewAppointment, Owner, SaveGroupRow};
+use crate::{SPEC, migrator, slots};
+use anyhow::Context as _;
+use carehub_nats::appointment::{Actor as Who, *};
+use carehub_nats::audit::AuditEntry;
+use carehub_nats::{Bus, CallContext, MicroService, Principal, Role, UserStatus, WireError};
+use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::outbox::{Pending, Relay};
+use carehub_runtime::service::Running;
+use ractor::ActorRef;
+use std::sync::Arc;
+
+/// The admin service's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    core: Core,
+    router: ActorRef<RouterMsg>,
+}
+
+/// Migrates, starts the routing actors and the feeds, and serves every endpoint.
+///
+/// # Errors
+/// When migrations fail, JetStream is unavailable or NATS refuses the subscriptions.
+pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running> {
+    db.migrate(migrator(&db))
+        .await
+        .context("admin migrations")?;
+    let js = async_nats::jetstream::new(bus.client().clone());
+    carehub_nats::streams::ensure(&js, &carehub_nats::streams::ALL, cfg.stream_replicas)
+        .await
+        .context("creating the event streams")?;
+    let relay = Relay::new(db.clone(), js.clone());
+    let running = Running::new(SPEC.name);
+    let relay_task = relay.clone().spawn(running.stop_token());
+    running.spawn(async move {
+        let _ = relay_task.await;
+    });
+    let max_in_flight = cfg.max_in_flight;
+    let core = Core {
+        db: db.clone(),
+        cfg,
+        relay,
+    };
+    let (router, router_task) = ractor::Actor::spawn(None, Router, core.clone())
+        .await
+        .context("starting the router actor")?;
+    let stop = running.stop_token();
+    let r = router.clone();
+    running.spawn(async move {
+        stop.cancelled().await;
+        r.stop(None);
+        let _ = router_task.await;
+    });
+    crate::feeds::spawn(&running, &js, &core).await?;
+    let svc = AdminService {
+        inner: Arc::new(Inner { core, router }),
+    };
+    let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
+    macro_rules! serve {
+        ($t:ty, $m:ident) => {
+            micro
+                .serve(
+                    svc.clone(),
+                    |s: AdminService, c: CallContext, r: $t| async move { s.$m(&c, r).await },
+                )
+                .await?;
+        };
+    }
+    serve!(RequestAppointment, request_appointment);
+    serve!(BookSlot, book_slot);
+    serve!(ListAppointments, list_appointments);
+    serve!(GetAppointment, get_appointment);
+    serve!(ListMyOffers, list_my_offers);
+    serve!(AcceptOffer, accept_offer);
+    serve!(DeclineOffer, decline_offer);
+    serve!(CancelAppointment, cancel);
+    serve!(CompleteAppointment, complete);
+    serve!(MarkNoShow, no_show);
+    serve!(AdminDecline, admin_decline);
+    serve!(AdminReroute, admin_reroute);
+    serve!(SaveGroup, save_group);
+    serve!(ListGroups, list_groups);
+    serve!(ListAudit, list_audit);
+    serve!(CareRelation, care_relation);
+    Ok(running.serving(micro))
+}
+
+fn principal(ctx: &CallContext) -> Result<&Principal, WireError> {
+    ctx.principal
+        .as_ref()
+        .ok_or_else(|| WireError::unauthorized("sign in first"))
+}
+
+fn active(ctx: &CallContext, role: Role) -> Result<&Principal, WireError> {
+    let p = principal(ctx)?;
+    if p.role != role || p.status != UserStatus::Active {
+        return Err(WireError::forbidden(format!(
+            "only active {}s can do this",
+            role.as_str()
+        )));
+    }
+    Ok(p)
+}
+
+fn slot_taken() -> WireError {
+    WireError::conflict("that time overlaps another confirmed appointment; pick another slot")
+}
+
+fn not_found() -> WireError {
+    WireError::not_found("appointment not found")
+}
+
+fn actor(p: &Principal, name: Option<String>) -> Who {
+    Who {
+        user_id: p.user_id.clone(),
+        role: p.role,
+        display_name: name,
+    }
+}
+
+fn audit(
+    p: &Principal,
+    subject: Option<&str>,
+    action: &str,
+    reason: Option<&str>,
+) -> Result<Pending, StoreError> {
+    let entry = AuditEntry {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        at: now_ms(),
+        service: SPEC.name.into(),
+        actor_id: p.user_id.clone(),
+        actor_role: p.role.as_str().into(),
+        subject_id: subject.map(str::to_owned),
+        action: action.into(),
+        reason: reason.map(str::to_owned),
+    };
+    Pending::new(
+        &carehub_nats::audit::subject(SPEC.name),
+        &entry.event_id,
+        &entry,
+    )
+}
+
+fn limit(l: Option<u32>) -> Result<i64, WireError> {
+    let l = i64::from(l.unwrap_or(50));
+    if !(1..=200).contains(&l) {
+        return Err(WireError::validation("limit: must be between 1 and 200"));
+    }
+    Ok(l)
+}
+
+fn participants(row: &AppointmentRow) -> Vec<String> {
+    let mut v = vec![row.patient_id.clone()];
+    v.extend(row.doctor_id.clone());
+    v
+}
+
+impl AdminService {
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    fn db(&self) -> &Db {
+        &self.inner.core.db
+    }
+
+    fn route(&self, id: &str) {
+        if self
+            .inner
+            .router
+            .cast(RouterMsg::Route(id.to_owned()))
+            .is_err()
+        {
+            tracing::error!(appointment_id = %id, "router unavailable; the request is routed on restart");
+        }
+    }
+
+    async fn doctor_name(&self, id: &str) -> Option<String> {
+        store::doctor(self.db(), id)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.display_name)
+    }
+
+    /// Checks a target exists and can be routed.
+    async fn check_target(
+        &self,
+        t: &Target,
+    ) -> Result<(&'static str, Option<String>, Option<String>, Option<String>), WireError> {
+        match t {
+            Target::Doctor(id) => match store::doctor(self.db(), id).await? {
+                Some(d) if d.approved => Ok(("doctor", Some(id.clone()), None, None)),
+                _ => Err(WireError::validation("target: unknown doctor")),
+            },
+            Target::Group(id) => match store::group(self.db(), id).await? {
+                Some(_) => Ok(("group", None, Some(id.clone()), None)),
+                None => Err(WireError::validation("target: unknown group")),
+            },
+            Target::Specialty(s) => {
+                let s = s.trim().to_lowercase();
+                let has_group = store::group_of_specialty(self.db(), &s).await?.is_some();
+                if !has_group && store::doctors_of_specialty(self.db(), &s).await?.is_empty() {
+                    return Err(WireError::validation(
+                        "target: no doctor practises this specialty",
+                    ));
+                }
+                Ok(("specialty", None, None, Some(s)))
+            }
+        }
+    }
+
+    /// A patient asks for an appointment; routing starts at once.
+    ///
+    /// # Errors
+    /// `forbidden` for non-patients, `validation_failed` for a bad window, reason or target.
+    pub async fn request_appointment(
+        &self,
+        ctx: &CallContext,
+        r: RequestAppointment,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Patient)?;
+        let now = now_ms();
+        let cfg = &self.core().cfg;
+        let w = Window::parse(&r.window_start, &r.window_end, now, cfg.max_horizon)?;
+        let deadline = w.final_deadline(now, cfg.max_wait, cfg.min_notice)?;
+        let reason = text("reason", &r.reason, 1000)?;
+        let (kind, doctor, group, specialty) = self.check_target(&r.target).await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let new = NewAppointment {
+            id: &id,
+            patient_id: &p.user_id,
+            doctor_id: doctor.as_deref(),
+            group_id: group.as_deref(),
+            specialty: specialty.as_deref(),
+            target_kind: kind,
+            status: "requested",
+            window_start: w.start,
+            window_end: w.end,
+            start_at: None,
+            end_at: None,
+            reason: &reason,
+            final_deadline: deadline,
+            idempotency_key: r.idempotency_key.as_deref(),
+            now,
+        };
+        let who = actor(p, None);
+        let (row, fresh) = store::insert_appointment(self.db(), &new, &move |row| {
+            events::one(
+                AppointmentEventKind::Requested,
+                row,
+                None,
+                Some(who.clone()),
+                None,
+                vec![row.patient_id.clone()],
+            )
+        })
+        .await?;
+        if fresh {
+            self.core().relay.wake();
+            self.route(&row.id);
+        }
+        Ok(view(&row))
+    }
+
+    /// A patient books a free slot of an instant-booking doctor: confirmed at once.
+    ///
+    /// # Errors
+    /// `validation_failed` for an unknown doctor or a time that is not a free slot start,
+    /// `conflict` when someone else took the slot first.
+    pub async fn book_slot(
+        &self,
+        ctx: &CallContext,
+        r: BookSlot,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Patient)?;
+        let now = now_ms();
+        let d = match store::doctor(self.db(), &r.doctor_id).await? {
+            Some(d) if d.approved => d,
+            _ => return Err(WireError::validation("doctor_id: unknown doctor")),
+        };
+        if !d.auto_accept {
+            return Err(WireError::validation(
+                "doctor_id: this doctor does not take instant bookings; send a request instead",
+            ));
+        }
+        let start = parse_time("start", &r.start)?;
+        let end = start + slots::slot_ms(&d);
+        if start <= now || !slots::covers(&d, start, end) {
+            return Err(WireError::validation(
+                "start: not one of the doctor's free slots",
+            ));
+        }
+        let reason = text("reason", &r.reason, 1000)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let new = NewAppointment {
+            id: &id,
+            patient_id: &p.user_id,
+            doctor_id: Some(&d.doctor_id),
+            group_id: None,
+            specialty: None,
+            target_kind: "slot",
+            status: "confirmed",
+            window_start: start,
+            window_end: end,
+            start_at: Some(start),
+            end_at: Some(end),
+            reason: &reason,
+            final_deadline: start,
+            idempotency_key: r.idempotency_key.as_deref(),
+            now,
+        };
+        let who = actor(p, None);
+        let result = store::insert_appointment(self.db(), &new, &move |row| {
+            events::one(
+                AppointmentEventKind::Confirmed,
+                row,
+                row.doctor_id.as_deref(),
+                Some(who.clone()),
+                None,
+                participants(row),
+            )
+        })
+        .await;
+        match result {
+            Ok((row, _)) => {
+                self.core().relay.wake();
+                Ok(view(&row))
+            }
+            Err(StoreError::Conflict(_)) => Err(slot_taken()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The caller's appointments: a patient's own, a doctor's (confirmed or offered to them),
+    /// every appointment for an admin. Newest first.
+    ///
+    /// # Errors
+    /// `validation_failed` for a bad limit.
+    pub async fn list_appointments(
+        &self,
+        ctx: &CallContext,
+        r: ListAppointments,
+    ) -> Result<AppointmentPage, WireError> {
+        let p = principal(ctx)?;
+        let owner = match p.role {
+            Role::Patient => Owner::Patient(&p.user_id),
+            Role::Doctor => Owner::Doctor(&p.user_id),
+            Role::Admin => Owner::Anyone,
+        };
+        let limit = limit(r.limit)?;
+        let status = r.status.map(AppointmentStatus::as_str);
+        let mut rows =
+            store::list_appointments(self.db(), owner, status, r.cursor.as_deref(), limit + 1)
+                .await?;
+        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = if more {
+            rows.last().map(|a| a.id.clone())
+        } else {
+            None
+        };
+        Ok(AppointmentPage {
+            appointments: rows.iter().map(view).collect(),
+            next_cursor,
+        })
+    }
+
+    /// One appointment. Someone else's is `not_found`.
+    ///
+    /// # Errors
+    /// `not_found` unless the caller is its patient, a doctor it concerns, or an admin.
+    pub async fn get_appointment(
+        &self,
+        ctx: &CallContext,
+        r: GetAppointment,
+    ) -> Result<AppointmentDetail, WireError> {
+        let p = principal(ctx)?;
+        let a = store::appointment(self.db(), &r.id)
+            .await?
+            .ok_or_else(not_found)?;
+        let offers = store::offers_of(self.db(), &a.id).await?;
+        let visible: Vec<_> = match p.role {
+            Role::Admin => offers,
+            Role::Doctor => offers
+                .into_iter()
+                .filter(|o| o.doctor_id == p.user_id)
+                .collect(),
+            Role::Patient => Vec::new(),
+        };
+        let allowed = match p.role {
+            Role::Admin => true,
+            Role::Patient => a.patient_id == p.user_id,
+            Role::Doctor => a.doctor_id.as_deref() == Some(&p.user_id) || !visible.is_empty(),
+        };
+        if !allowed {
+            return Err(not_found());
+        }
+        Ok(AppointmentDetail {
+            appointment: view(&a),
+            offers: visible.iter().map(offer_view).collect(),
+        })
+    }
+
+    /// A doctor's pending offers with their requests.
+    ///
+    /// # Errors
+    /// `forbidden` for non-doctors.
+    pub async fn list_my_offers(
+        &self,
+        ctx: &CallContext,
+        _r: ListMyOffers,
+    ) -> Result<OfferList, WireError> {
+        let p = active(ctx, Role::Doctor)?;
+        let mut offers = Vec::new();
+        for o in store::pending_offers_for(self.db(), &p.user_id).await? {
+            if let Some(a) = store::appointment(self.db(), &o.appointment_id).await? {
+                offers.push(OfferWithAppointment {
+                    offer: offer_view(&o),
+                    appointment: view(&a),
+                });
+            }
+        }
+        Ok(OfferList { offers })
+    }
+
+    /// A doctor accepts their offer at a start inside the window and their working hours.
+    ///
+    /// # Errors
+    /// `not_found` without an offer, `validation_failed` for a bad time, `conflict` when the
+    /// offer closed meanwhile (another doctor won, it timed out) or the time overlaps.
+    pub async fn accept_offer(
+        &self,
+        ctx: &CallContext,
+        r: AcceptOffer,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Doctor)?;
+        if let Some(key) = &r.idempotency_key {
+            if let Some(done) =
+                store::idempotent_result(self.db(), &p.user_id, key, "accept").await?
+            {
+                return serde_json::from_str(&done).map_err(|_| WireError::internal());
+            }
+        }
+        let a = store::appointment(self.db(), &r.appointment_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let offers = store::offers_of(self.db(), &a.id).await?;
+        let Some(mine) = offers.iter().find(|o| o.doctor_id == p.user_id) else {
+            return Err(not_found());
+        };
+        if mine.status != "pending" {
+            return Err(WireError::conflict(format!(
+                "your offer is {}; it can no longer be accepted",
+                mine.status
+            )));
+        }
+        let d = store::doctor(self.db(), &p.user_id)
+            .await?
+            .ok_or_else(|| WireError::forbidden("your doctor profile is not known yet"))?;
+        let start = parse_time("start", &r.start)?;
+        let end = start + slots::slot_ms(&d);
+        if start < a.window_start || end > a.window_end {
+            return Err(WireError::validation(
+                "start: must lie inside the patient's preferred window",
+            ));
+        }
+        if !slots::covers(&d, start, end) {
+            return Err(WireError::validation(
+                "start: outside your working hours or during time off",
+            ));
+        }
+        let who = actor(p, Some(d.display_name.clone()));
+        let outcome = store::accept_offer(
+            self.db(),
+            &a.id,
+            &p.user_id,
+            start,
+            end,
+            now_ms(),
+            &move |row| {
+                events::one(
+                    AppointmentEventKind::Confirmed,
+                    row,
+                    row.doctor_id.as_deref(),
+                    Some(who.clone()),
+                    None,
+                    participants(row),
+                )
+            },
+        )
+        .await;
+        let row = match outcome {
+            Ok(Accepted::Confirmed(row)) => row,
+            Ok(Accepted::NoOffer) => {
+                return Err(WireError::conflict("the offer is no longer open"));
+            }
+            Err(StoreError::Conflict(m)) if m.contains("changed meanwhile") => {
+                return Err(WireError::conflict(
+                    "the request changed meanwhile; reload it",
+                ));
+            }
+            Err(StoreError::Conflict(_)) => return Err(slot_taken()),
+            Err(e) => return Err(e.into()),
+        };
+        self.core().relay.wake();
+        let v = view(&row);
+        if let Some(key) = &r.idempotency_key {
+            let json = serde_json::to_string(&v).map_err(|_| WireError::internal())?;
+            store::remember_result(self.db(), &p.user_id, key, "accept", &json, now_ms()).await?;
+        }
+        Ok(v)
+    }
+
+    /// A doctor declines their offer with a reason; the request moves on.
+    ///
+    /// # Errors
+    /// `not_found` without a pending offer, `validation_failed` without a reason.
+    pub async fn decline_offer(
+        &self,
+        ctx: &CallContext,
+        r: DeclineOffer,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Doctor)?;
+        let reason = text("reason", &r.reason, 1000)?;
+        let doctor = p.user_id.clone();
+        let who = actor(p, self.doctor_name(&p.user_id).await);
+        let reason_ev = reason.clone();
+        let row = store::close_offer(
+            self.db(),
+            &r.appointment_id,
+            &p.user_id,
+            "declined",
+            Some(&reason),
+            false,
+            now_ms(),
+            &move |row| {
+                events::one(
+                    AppointmentEventKind::OfferDeclined,
+                    row,
+                    Some(&doctor),
+                    Some(who.clone()),
+                    Some(&reason_ev),
+                    Vec::new(),
+                )
+            },
+        )
+        .await?
+        .ok_or_else(|| WireError::not_found("no open offer for this appointment"))?;
+        self.core().relay.wake();
+        self.route(&row.id);
+        Ok(view(&row))
+    }
+
+    async fn close(
+        &self,
+        p: &Principal,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        kind: AppointmentEventKind,
+        reason: Option<&str>,
+        started_by: Option<i64>,
+    ) -> Result<Option<AppointmentRow>, WireError> {
+        let name = if p.role == Role::Doctor {
+            self.doctor_name(&p.user_id).await
+        } else {
+            None
+        };
+        let who = actor(p, name);
+        let reason_ev = reason.map(str::to_owned);
+        let admin = (p.role == Role::Admin).then(|| p.clone());
+        let action = format!("appointment.{}", kind.as_str());
+        let row = store::transition(
+            self.db(),
+            id,
+            from,
+            to,
+            Some(&p.user_id),
+            reason,
+            started_by,
+            now_ms(),
+            &move |row| {
+                let mut out = events::one(
+                    kind,
+                    row,
+                    row.doctor_id.as_deref(),
+                    Some(who.clone()),
+                    reason_ev.as_deref(),
+                    participants(row),
+                )?;
+                if let Some(a) = &admin {
+                    out.push(audit(
+                        a,
+                        Some(&row.patient_id),
+                        &action,
+                        reason_ev.as_deref(),
+                    )?);
+                }
+                Ok(out)
+            },
+        )
+        .await?;
+        if row.is_some() {
+            self.core().relay.wake();
+        }
+        Ok(row)
+    }
+
+    async fn owned(&self, p: &Principal, id: &str) -> Result<AppointmentRow, WireError> {
+        let a = store::appointment(self.db(), id)
+            .await?
+            .ok_or_else(not_found)?;
+        let mine = match p.role {
+            Role::Admin => true,
+            Role::Patient => a.patient_id == p.user_id,
+            Role::Doctor => a.doctor_id.as_deref() == Some(&p.user_id),
+        };
+        if !mine {
+            return Err(not_found());
+        }
+        Ok(a)
+    }
+
+    /// Cancels: the patient or doctor before the start, an admin any time; who and why are
+    /// recorded and both participants told.
+    ///
+    /// # Errors
+    /// `not_found`, `validation_failed` without a reason, `conflict` when it can no longer be
+    /// cancelled.
+    pub async fn cancel(
+        &self,
+        ctx: &CallContext,
+        r: CancelAppointment,
+    ) -> Result<Appointment, WireError> {
+        let p = principal(ctx)?;
+        let reason = text("reason", &r.reason, 1000)?;
+        let a = self.owned(p, &r.id).await?;
+        let from = cancellable_from(p.role, now_ms(), a.start_at);
+        let row = self
+            .close(
+                p,
+                &a.id,
+                from,
+                "cancelled",
+                AppointmentEventKind::Cancelled,
+                Some(&reason),
+                None,
+            )
+            .await?;
+        row.map(|r| view(&r)).ok_or_else(|| {
+            WireError::conflict(format!(
+                "a {} appointment cannot be cancelled now",
+                a.status
+            ))
+        })
+    }
+
+    /// The doctor completes a confirmed appointment after its start, with notes.
+    ///
+    /// # Errors
+    /// `not_found`, `conflict` before the start or when not confirmed.
+    pub async fn complete(
+        &self,
+        ctx: &CallContext,
+        r: CompleteAppointment,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Doctor)?;
+        let notes = text("notes", &r.notes, 5000)?;
+        let a = self.owned(p, &r.id).await?;
+        let row = self
+            .close(
+                p,
+                &a.id,
+                &["confirmed"],
+                "completed",
+                AppointmentEventKind::Completed,
+                Some(&notes),
+                Some(now_ms()),
+            )
+            .await?;
+        row.map(|r| view(&r)).ok_or_else(|| {
+            WireError::conflict("only a confirmed appointment that has started can be completed")
+        })
+    }
+
+    /// The doctor marks a confirmed appointment a no-show after its start.
+    ///
+    /// # Errors
+    /// `not_found`, `conflict` before the start or when not confirmed.
+    pub async fn no_show(
+        &self,
+        ctx: &CallContext,
+        r: MarkNoShow,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Doctor)?;
+        let a = self.owned(p, &r.id).await?;
+        let row = self
+            .close(
+                p,
+                &a.id,
+                &["confirmed"],
+                "no_show",
+                AppointmentEventKind::NoShow,
+                None,
+                Some(now_ms()),
+            )
+            .await?;
+        row.map(|r| view(&r)).ok_or_else(|| {
+            WireError::conflict("only a confirmed appointment that has started can be a no-show")
+        })
+    }
+
+    /// An admin declines an open request (typically from the admin queue).
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`, `conflict` when it is no longer open.
+    pub async fn admin_decline(
+        &self,
+        ctx: &CallContext,
+        r: AdminDecline,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Admin)?;
+        let reason = text("reason", &r.reason, 1000)?;
+        let a = self.owned(p, &r.id).await?;
+        let row = self
+            .close(
+                p,
+                &a.id,
+                &["requested", "offered"],
+                "declined",
+                AppointmentEventKind::Declined,
+                Some(&reason),
+                None,
+            )
+            .await?;
+        row.map(|r| view(&r))
+            .ok_or_else(|| WireError::conflict("only an open request can be declined"))
+    }
+
+    /// An admin sends an open request to a new target; pending offers are withdrawn.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`, `validation_failed` for an unknown target, `conflict` when it
+    /// is no longer open.
+    pub async fn admin_reroute(
+        &self,
+        ctx: &CallContext,
+        r: AdminReroute,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Admin)?;
+        let (kind, doctor, group, specialty) = self.check_target(&r.target).await?;
+        let row = store::retarget(
+            self.db(),
+            &r.id,
+            kind,
+            doctor.as_deref(),
+            group.as_deref(),
+            specialty.as_deref(),
+            now_ms(),
+        )
+        .await?;
+        let Some(row) = row else {
+            return match store::appointment(self.db(), &r.id).await? {
+                Some(_) => Err(WireError::conflict("only an open request can be re-routed")),
+                None => Err(not_found()),
+            };
+        };
+        tracing::info!(appointment_id = %row.id, admin_id = %p.user_id, "request re-routed");
+        self.route(&row.id);
+        Ok(view(&row))
+    }
+
+    /// Creates or replaces a group (admin).
+    ///
+    /// # Errors
+    /// `forbidden`, `validation_failed`, `conflict` for a stale version or a specialty another
+    /// group already routes.
+    pub async fn save_group(&self, ctx: &CallContext, r: SaveGroup) -> Result<Group, WireError> {
+        active(ctx, Role::Admin)?;
+        let name = text("name", &r.name, 100)?;
+        let specialty = r
+            .specialty
+            .as_deref()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty());
+        if !(1..=7 * 86_400).contains(&r.accept_deadline_secs) {
+            return Err(WireError::validation(
+                "accept_deadline_secs: between 1 second and 7 days",
+            ));
+        }
+        if r.members.is_empty() || r.members.len() > 50 {
+            return Err(WireError::validation("members: 1 to 50 doctors"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for m in &r.members {
+            if !seen.insert(m) {
+                return Err(WireError::validation("members: a doctor is listed twice"));
+            }
+            if store::doctor(self.db(), m).await?.is_none() {
+                return Err(WireError::validation(format!(
+                    "members: unknown doctor {m}"
+                )));
+            }
+        }
+        let id =
+            r.id.clone()
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        if r.id.is_some() && r.expected_version.is_none() {
+            return Err(WireError::validation(
+                "expected_version: required to replace a group",
+            ));
+        }
+        let row = SaveGroupRow {
+            id: &id,
+            name: &name,
+            specialty: specialty.as_deref(),
+            strategy: r.strategy.as_str(),
+            accept_deadline_secs: r.accept_deadline_secs,
+            members: &r.members,
+            expected_version: r.expected_version,
+        };
+        match store::save_group(self.db(), &row, now_ms()).await {
+            Ok(true) => {}
+            Ok(false) if store::group(self.db(), &id).await?.is_none() => {
+                return Err(WireError::not_found("group not found"));
+            }
+            Ok(false) => {
+                return Err(WireError::conflict(
+                    "the group was changed meanwhile; reload it",
+                ));
+            }
+            Err(StoreError::Conflict(_)) => {
+                return Err(WireError::conflict(
+                    "another group already routes this specialty",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let _ = self.inner.router.cast(RouterMsg::GroupChanged(id.clone()));
+        let (g, members) = store::group(self.db(), &id)
+            .await?
+            .ok_or_else(WireError::internal)?;
+        Ok(group_view(&g, members))
+    }
+
+    /// Every group (any signed-in user: patients book groups).
+    ///
+    /// # Errors
+    /// `unauthorized` without a principal.
+    pub async fn list_groups(
+        &self,
+        ctx: &CallContext,
+        _r: ListGroups,
+    ) -> Result<GroupList, WireError> {
+        principal(ctx)?;
+        let groups = store::groups(self.db()).await?;
+        Ok(GroupList {
+            groups: groups.into_iter().map(|(g, m)| group_view(&g, m)).collect(),
+        })
+    }
+
+    /// The audit trail, newest first (admin).
+    ///
+    /// # Errors
+    /// `forbidden`, `validation_failed` for a bad limit.
+    pub async fn list_audit(
+        &self,
+        ctx: &CallContext,
+        r: ListAudit,
+    ) -> Result<AuditPage, WireError> {
+        active(ctx, Role::Admin)?;
+        let limit = limit(r.limit)?;
+        let mut rows = store::list_audit(
+            self.db(),
+            r.subject_id.as_deref(),
+            r.actor_id.as_deref(),
+            r.cursor.as_deref(),
+            limit + 1,
+        )
+        .await?;
+        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = if more {
+            rows.last().map(|a| a.event_id.clone())
+        } else {
+            None
+        };
+        let entries = rows
+            .into_iter()
+            .map(|a| AuditEntry {
+                event_id: a.event_id,
+                at: a.at,
+                service: a.service,
+                actor_id: a.actor_id,
+                actor_role: a.actor_role,
+                subject_id: a.subject_id,
+                action: a.action,
+                reason: a.reason,
+            })
+            .collect();
+        Ok(AuditPage {
+            entries,
+            next_cursor,
+        })
+    }
+
+    /// What relation a doctor has with a patient (asked by the patient service).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub async fn care_relation(
+        &self,
+        _ctx: &CallContext,
+        r: CareRelation,
+    ) -> Result<CareRelationReply, WireError> {
+        let (open_offer, confirmed, last_completed_at) =
+            store::care_relation(self.db(), &r.doctor_id, &r.patient_id).await?;
+        Ok(CareRelationReply {
+            open_offer,
+            confirmed,
+            last_completed_at,
+        })
+    }
+}
+
+fn offer_view(o: &store::OfferRow) -> Offer {
+    let status = match o.status.as_str() {
+        "pending" => OfferStatus::Pending,
+        "accepted" => OfferStatus::Accepted,
+        "declined" => OfferStatus::Declined,
+        "withdrawn" => OfferStatus::Withdrawn,
+        _ => OfferStatus::TimedOut,
+    };
+    Offer {
+        id: o.id.clone(),
+        appointment_id: o.appointment_id.clone(),
+        doctor_id: o.doctor_id.clone(),
+        status,
+        deadline: fmt_time(o.deadline),
+        created_at: fmt_time(o.created_at),
+        decided_at: o.decided_at.map(fmt_time),
+        reason: o.reason.clone(),
+    }
+}
+
+fn group_view(g: &store::GroupRow, members: Vec<String>) -> Group {
+    let strategy = match g.strategy.as_str() {
+        "least_loaded" => Strategy::LeastLoaded,
+        "broadcast" => Strategy::Broadcast,
+        _ => Strategy::RoundRobin,
+    };
+    Group {
+        id: g.id.clone(),
+        name: g.name.clone(),
+        specialty: g.specialty.clone(),
+        strategy,
+        accept_deadline_secs: g.accept_deadline_secs,
+        members,
+        version: g.version,
+    }
+}

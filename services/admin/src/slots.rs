@@ -1,0 +1,78 @@
+//! Free-slot reasoning over the local copy of a doctor's availability, with the same schedule
+//! rules the doctor service uses (`carehub-schedule`).
+
+use crate::store::DoctorRow;
+use carehub_nats::doctor::{DoctorSnapshot, Weekday};
+use carehub_schedule::{Availability, TimeOff, WeeklyHours};
+use chrono::{DateTime, NaiveTime, Utc};
+
+fn weekday(w: Weekday) -> chrono::Weekday {
+    match w {
+        Weekday::Monday => chrono::Weekday::Mon,
+        Weekday::Tuesday => chrono::Weekday::Tue,
+        Weekday::Wednesday => chrono::Weekday::Wed,
+        Weekday::Thursday => chrono::Weekday::Thu,
+        Weekday::Friday => chrono::Weekday::Fri,
+        Weekday::Saturday => chrono::Weekday::Sat,
+        Weekday::Sunday => chrono::Weekday::Sun,
+    }
+}
+
+fn utc(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// The doctor's availability from the stored snapshot; `None` when it holds no working hours
+/// (such a doctor is never offered requests) or cannot be read.
+pub fn availability(d: &DoctorRow) -> Option<Availability> {
+    let snap: DoctorSnapshot = serde_json::from_str(&d.availability).ok()?;
+    let tz = carehub_schedule::parse_time_zone(&snap.time_zone).ok()?;
+    let weekly = snap
+        .weekly
+        .iter()
+        .map(|w| {
+            Some(WeeklyHours {
+                weekday: weekday(w.weekday),
+                start: NaiveTime::parse_from_str(&w.start, "%H:%M").ok()?,
+                end: NaiveTime::parse_from_str(&w.end, "%H:%M").ok()?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    if weekly.is_empty() {
+        return None;
+    }
+    let time_off = snap
+        .time_off
+        .iter()
+        .filter_map(|t| {
+            let s = DateTime::parse_from_rfc3339(&t.start)
+                .ok()?
+                .with_timezone(&Utc);
+            let e = DateTime::parse_from_rfc3339(&t.end)
+                .ok()?
+                .with_timezone(&Utc);
+            TimeOff::new(t.id.clone(), s, e, t.reason.clone()).ok()
+        })
+        .collect();
+    Availability::new(tz, weekly, time_off, snap.slot_minutes).ok()
+}
+
+/// Whether `[from, to)` holds at least one free slot of the doctor.
+pub fn has_free_slot(d: &DoctorRow, from: i64, to: i64, busy: &[(i64, i64)]) -> bool {
+    let Some(a) = availability(d) else {
+        return false;
+    };
+    let busy: Vec<_> = busy.iter().map(|&(s, e)| (utc(s), utc(e))).collect();
+    a.slots(utc(from), utc(to), &busy)
+        .is_ok_and(|s| !s.is_empty())
+}
+
+/// Whether `[start, end)` lies inside the doctor's working hours and outside time off.
+pub fn covers(d: &DoctorRow, start: i64, end: i64) -> bool {
+    availability(d).is_some_and(|a| a.covers(utc(start), utc(end)))
+}
+
+/// The doctor's slot length in milliseconds (30 minutes when unknown).
+pub fn slot_ms(d: &DoctorRow) -> i64 {
+    availability(d).map_or(30, |a| i64::from(a.slot_minutes())) * 60_000
+}
