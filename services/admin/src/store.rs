@@ -300,7 +300,7 @@ pub async fn create_offers(
 /// How an accept ended.
 #[derive(Debug)]
 pub enum Accepted {
-    Confirmed(AppointmentRow),
+    Confirmed(Box<AppointmentRow>),
     /// The doctor has no pending offer for it (never had, already decided, timed out, or
     /// another doctor won).
     NoOffer,
@@ -312,10 +312,6 @@ pub enum Accepted {
 /// # Errors
 /// [`StoreError::Conflict`] when the time overlaps another confirmed appointment of the doctor
 /// or the patient (the database guard), or the appointment changed meanwhile.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one audited transition, spelled out at the call"
-)]
 pub async fn accept_offer(
     db: &Db,
     appointment_id: &str,
@@ -345,7 +341,7 @@ pub async fn accept_offer(
         for e in events(&row)? {
             enqueue!(&mut *tx, e)?;
         }
-        Ok::<_, StoreError>(Accepted::Confirmed(row))
+        Ok::<_, StoreError>(Accepted::Confirmed(Box::new(row)))
     })
 }
 
@@ -483,10 +479,6 @@ pub async fn escalate(
 ///
 /// # Errors
 /// On storage failure.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the target's three parts, spelled out"
-)]
 pub async fn retarget(
     db: &Db,
     id: &str,

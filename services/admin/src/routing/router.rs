@@ -235,14 +235,11 @@ async fn route(
         }
         _ => {
             let mut doctors = Vec::new();
-            if let Some(d) = &a.doctor_id {
-                if !tried.contains(d) {
-                    if let Some(row) = store::doctor(&st.core.db, d).await? {
-                        if available(&st.core, &row, a.window_start, a.window_end).await? {
-                            doctors.push(d.clone());
-                        }
-                    }
-                }
+            if let Some(d) = a.doctor_id.as_ref().filter(|d| !tried.contains(d))
+                && let Some(row) = store::doctor(&st.core.db, d).await?
+                && available(&st.core, &row, a.window_start, a.window_end).await?
+            {
+                doctors.push(d.clone());
             }
             Pick {
                 doctors,
