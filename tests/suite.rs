@@ -20,6 +20,8 @@ mod harness;
 mod accounts;
 #[path = "suite/admin.rs"]
 mod admin;
+#[path = "suite/appointments.rs"]
+mod appointments;
 #[path = "suite/cli.rs"]
 mod cli;
 #[path = "suite/edge.rs"]
