@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing carehub needs and the machine lacks, and nothing else:
-# nats-server and PostgreSQL's server binaries (Debian packages) and schemathesis 4 (PyPI).
+# nats-server and PostgreSQL's server binaries (Debian packages), schemathesis 4 and aiosmtpd
+# (PyPI; the suite's SMTP server).
 # Safe to run again: it installs only what is missing and runs `apt-get update` only then.
 #
 # It never starts the machine's own NATS or PostgreSQL service: the tests start private ones on
@@ -45,6 +46,17 @@ if ! schemathesis_bin >/dev/null; then
     fi
 fi
 
+need_aiosmtpd=false
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+    need_aiosmtpd=true
+    missing+=(aiosmtpd)
+    if ! command -v python3 >/dev/null 2>&1; then
+        apt_packages+=(python3 python3-pip)
+    elif ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_packages+=(python3-pip)
+    fi
+fi
+
 if ((${#missing[@]} == 0)); then
     echo "install-deps: everything is present"
     exit 0
@@ -77,8 +89,11 @@ if ((${#apt_packages[@]})); then
         --no-install-recommends "${apt_packages[@]}"
 fi
 
-if $need_schemathesis; then
-    pip_args=(install --disable-pip-version-check --retries 3 'schemathesis==4.*')
+pip_packages=()
+$need_schemathesis && pip_packages+=('schemathesis==4.*')
+$need_aiosmtpd && pip_packages+=(aiosmtpd)
+if ((${#pip_packages[@]})); then
+    pip_args=(install --disable-pip-version-check --retries 3 "${pip_packages[@]}")
     # A distribution's own Python refuses pip installs (PEP 668) unless told otherwise.
     if python3 -c 'import os, sys, sysconfig
 sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
@@ -96,4 +111,5 @@ nats_server_bin >/dev/null || die "nats-server still missing"
 postgres_initdb_bin >/dev/null || die "PostgreSQL's initdb still missing"
 command -v curl >/dev/null 2>&1 || die "curl still missing"
 schemathesis_bin >/dev/null || die "schemathesis 4.x still missing (is pip's script directory on PATH?)"
+python3 -c 'import aiosmtpd' >/dev/null 2>&1 || die "aiosmtpd still missing"
 echo "install-deps: done"

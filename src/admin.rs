@@ -18,6 +18,16 @@ pub async fn auth_db(env: &Env) -> anyhow::Result<Db> {
     Db::connect("auth", url.as_deref(), &common.data_dir).await
 }
 
+/// Opens the notify service's database as configured.
+///
+/// # Errors
+/// When the configuration is invalid or the database unreachable.
+pub async fn notify_db(env: &Env) -> anyhow::Result<Db> {
+    let common = CommonConfig::from_env(env)?;
+    let url = common.database_url_for(env, "notify");
+    Db::connect("notify", url.as_deref(), &common.data_dir).await
+}
+
 /// The signing key file path as the auth service will read it.
 ///
 /// # Errors
@@ -45,6 +55,10 @@ pub async fn migrate(env: &Env) -> anyhow::Result<()> {
     db.migrate(&carehub_auth::MIGRATOR).await?;
     db.close().await;
     println!("auth: migrations applied");
+    let db = notify_db(env).await?;
+    db.migrate(&carehub_notify::MIGRATOR).await?;
+    db.close().await;
+    println!("notify: migrations applied");
     Ok(())
 }
 

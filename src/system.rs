@@ -13,16 +13,18 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Component {
     Auth,
+    Notify,
     Gateway,
 }
 
 impl Component {
     /// Every component, in start order (services before the gateway that needs them).
-    pub const ALL: [Component; 2] = [Component::Auth, Component::Gateway];
+    pub const ALL: [Component; 3] = [Component::Auth, Component::Notify, Component::Gateway];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Auth => "auth",
+            Self::Notify => "notify",
             Self::Gateway => "gateway",
         }
     }
@@ -39,6 +41,10 @@ async fn launch(
     match c {
         Component::Auth => {
             carehub_auth::start(carehub_auth::AuthConfig::from_env(env, common)?, bus, db).await
+        }
+        Component::Notify => {
+            let cfg = carehub_notify::NotifyConfig::from_env(env, common)?;
+            carehub_notify::start(cfg, bus, db).await
         }
         Component::Gateway => anyhow::bail!("the gateway is not a NATS-only service"),
     }

@@ -26,6 +26,8 @@ mod appointments;
 mod cli;
 #[path = "suite/edge.rs"]
 mod edge;
+#[path = "suite/notifications.rs"]
+mod notifications;
 #[path = "suite/resilience.rs"]
 mod resilience;
 #[path = "suite/revocation.rs"]

@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, sessions and passwords"),
         (name = "admin", description = "Account administration (active admins only)"),
+        (name = "notifications", description = "The caller's in-app notifications"),
         (name = "appointments", description = "Appointment requests, bookings and doctors' offers"),
     )
 )]
@@ -146,6 +147,12 @@ mod tests {
             ("/api/admin/users/{id}/reject", "post"),
             ("/api/admin/users/{id}/disable", "post"),
             ("/api/admin/users/{id}/enable", "post"),
+            ("/api/notifications", "get"),
+            ("/api/notifications/unread-count", "get"),
+            ("/api/notifications/{id}/read", "post"),
+            ("/api/notifications/{id}/unread", "post"),
+            ("/api/notifications/read-all", "post"),
+            ("/api/notifications/{id}", "delete"),
             ("/api/appointments", "post"),
             ("/api/appointments", "get"),
             ("/api/appointments/book", "post"),

@@ -9,6 +9,7 @@ pub mod appointments;
 pub mod auth;
 pub mod docs;
 pub mod health;
+pub mod notifications;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +34,12 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::reject))
         .routes(routes!(admin::disable))
         .routes(routes!(admin::enable))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::unread_count))
+        .routes(routes!(notifications::mark_read))
+        .routes(routes!(notifications::mark_unread))
+        .routes(routes!(notifications::mark_all_read))
+        .routes(routes!(notifications::delete))
         .routes(routes!(appointments::request, appointments::list))
         .routes(routes!(appointments::book))
         .routes(routes!(appointments::get))

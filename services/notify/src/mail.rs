@@ -2,7 +2,8 @@
 //! a developer can open. Failures are sorted into temporary (try again later) and permanent.
 
 use crate::config::SmtpConfig;
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
@@ -106,8 +107,22 @@ fn build(from: &str, to: &str, subject: &str, body: &str) -> Result<Message, Sen
         .to(to)
         .subject(subject)
         .header(ContentType::TEXT_PLAIN)
-        .body(body.to_owned())
+        .body(readable_body(body))
         .map_err(|e| bad("message", &e))
+}
+
+/// ASCII text with lines of sane length goes as it is (7bit), so links stay whole and
+/// readable in the raw mail: quoted-printable would break lines longer than 76 characters and
+/// escape every `=`. Anything else gets lettre's own safe encoding.
+fn readable_body(body: &str) -> Body {
+    let plain =
+        body.is_ascii() && !body.contains(['\0', '\r']) && body.lines().all(|l| l.len() <= 900);
+    if plain {
+        let crlf = body.replace('\n', "\r\n");
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(body.to_owned())
+    }
 }
 
 #[cfg(test)]
