@@ -20,6 +20,7 @@ both_backends!(
     bad_requests_are_refused_with_a_stable_code_and_nothing_is_stored,
     only_the_people_concerned_see_an_appointment_and_only_doctors_accept,
     the_database_refuses_overlapping_confirmed_appointments_of_one_doctor,
+    an_admin_declining_a_request_closes_it_and_is_kept_in_the_audit_trail,
 );
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -771,4 +772,56 @@ async fn the_database_refuses_overlapping_confirmed_appointments_of_one_doctor(b
         "back to back is not an overlap: {:?}",
         results[2]
     );
+}
+
+async fn an_admin_declining_a_request_closes_it_and_is_kept_in_the_audit_trail(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let admin = admin(&clinic).await;
+    let docs = doctors(&clinic, 1).await;
+    let pat = patient(&clinic).await;
+    let id = pat
+        .requested(json!({"doctor": docs[0].id}), &window_in(2))
+        .await;
+    wait_offered(&docs[0], &id).await;
+
+    let path = format!("/api/admin/appointments/{id}/decline");
+    let r = admin
+        .post(&path, &json!({"reason": "not a case for this clinic"}))
+        .await;
+    assert_eq!(r.status(), 200, "decline: {}", r.text().await.unwrap());
+    let a: Value = r.json().await.unwrap();
+    assert_eq!(a["status"], "declined");
+    assert_eq!(a["closed_by"], admin.id.as_str());
+    let again = admin.post(&path, &json!({"reason": "twice"})).await;
+    assert_eq!(again.status(), 409, "a closed request cannot be declined");
+    assert_eq!(error_code(again).await, "conflict");
+    let mine = pat.json(&format!("/api/appointments/{id}")).await;
+    assert_eq!(mine["appointment"]["status"], "declined");
+    assert!(!docs[0].offered().await.contains(&id), "the offer is gone");
+
+    let audit = format!(
+        "/api/admin/audit?subject_id={}&actor_id={}",
+        pat.id, admin.id
+    );
+    let entry = wait::until("the audit entry", DEADLINE, || async {
+        let page = admin.json(&audit).await;
+        page["entries"]
+            .as_array()?
+            .iter()
+            .find(|e| e["action"] == "appointment.declined")
+            .cloned()
+    })
+    .await;
+    assert_eq!(entry["actor_role"], "admin");
+    assert_eq!(entry["reason"], "not a case for this clinic");
+    let page = admin
+        .json(&format!("/api/admin/audit?actor_id={}", pat.id))
+        .await;
+    assert_eq!(
+        page["entries"],
+        json!([]),
+        "the patient did nothing audited"
+    );
+    let r = admin.get("/api/admin/audit?limit=0").await;
+    assert_eq!(r.status(), 422);
 }
