@@ -55,6 +55,12 @@ pub async fn migrate(env: &Env) -> anyhow::Result<()> {
     db.migrate(&carehub_auth::MIGRATOR).await?;
     db.close().await;
     println!("auth: migrations applied");
+    let common = CommonConfig::from_env(env)?;
+    let url = common.database_url_for(env, "patient");
+    let db = Db::connect("patient", url.as_deref(), &common.data_dir).await?;
+    db.migrate(&carehub_patient::MIGRATOR).await?;
+    db.close().await;
+    println!("patient: migrations applied");
     let db = notify_db(env).await?;
     db.migrate(&carehub_notify::MIGRATOR).await?;
     db.close().await;

@@ -13,17 +13,24 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Component {
     Auth,
+    Patient,
     Notify,
     Gateway,
 }
 
 impl Component {
     /// Every component, in start order (services before the gateway that needs them).
-    pub const ALL: [Component; 3] = [Component::Auth, Component::Notify, Component::Gateway];
+    pub const ALL: [Component; 4] = [
+        Component::Auth,
+        Component::Patient,
+        Component::Notify,
+        Component::Gateway,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Auth => "auth",
+            Self::Patient => "patient",
             Self::Notify => "notify",
             Self::Gateway => "gateway",
         }
@@ -41,6 +48,10 @@ async fn launch(
     match c {
         Component::Auth => {
             carehub_auth::start(carehub_auth::AuthConfig::from_env(env, common)?, bus, db).await
+        }
+        Component::Patient => {
+            let cfg = carehub_patient::PatientConfig::from_env(env, common)?;
+            carehub_patient::start(cfg, bus, db).await
         }
         Component::Notify => {
             let cfg = carehub_notify::NotifyConfig::from_env(env, common)?;

@@ -28,6 +28,8 @@ mod cli;
 mod edge;
 #[path = "suite/notifications.rs"]
 mod notifications;
+#[path = "suite/patients.rs"]
+mod patients;
 #[path = "suite/resilience.rs"]
 mod resilience;
 #[path = "suite/revocation.rs"]

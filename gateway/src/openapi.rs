@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Accounts, sessions and passwords"),
         (name = "admin", description = "Account administration (active admins only)"),
         (name = "notifications", description = "The caller's in-app notifications"),
+        (name = "patients", description = "Patient profiles and medical records"),
         (name = "appointments", description = "Appointment requests, bookings and doctors' offers"),
     )
 )]
@@ -169,6 +170,11 @@ mod tests {
             ("/api/admin/groups", "post"),
             ("/api/admin/groups/{id}", "put"),
             ("/api/admin/audit", "get"),
+            ("/api/patients/me/profile", "get"),
+            ("/api/patients/me/profile", "put"),
+            ("/api/patients/me/record", "get"),
+            ("/api/patients/me/record", "put"),
+            ("/api/patients/{id}/record", "get"),
         ];
         let paths = doc["paths"].as_object().unwrap();
         let distinct: std::collections::BTreeSet<&str> = expected.iter().map(|(p, _)| *p).collect();

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod docs;
 pub mod health;
 pub mod notifications;
+pub mod patients;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -57,4 +58,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(appointments::replace_group))
         .routes(routes!(appointments::audit))
+        .routes(routes!(patients::get_my_profile, patients::put_my_profile))
+        .routes(routes!(patients::get_my_record, patients::put_my_record))
+        .routes(routes!(patients::read_record))
 }

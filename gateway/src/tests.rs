@@ -150,6 +150,8 @@ async fn harness(cfg: GatewayConfig) -> Harness {
 
 fn cfg() -> GatewayConfig {
     GatewayConfig {
+        // These tests fake the auth service only.
+        required_services: vec!["auth".into()],
         rate_limit_per_sec: 1_000,
         rate_limit_burst: 1_000,
         ..GatewayConfig::default()

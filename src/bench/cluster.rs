@@ -90,6 +90,8 @@ impl Cluster {
             ("CAREHUB_RATE_LIMIT_BURST", "1000000".to_owned()),
             ("CAREHUB_COOKIE_SECURE", "false".to_owned()),
             ("CAREHUB_SHUTDOWN_GRACE", "1".to_owned()),
+            // Only auth runs behind the gateways here; readiness must not wait for the others.
+            ("CAREHUB_REQUIRED_SERVICES", "auth".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -12,7 +12,13 @@ both_backends!(
 );
 
 async fn with_auth_killed_calls_answer_503_promptly_and_recover_when_it_returns(b: Backend) {
-    let mut clinic = Clinic::start_with(b, &[], &[Component::Gateway]).await;
+    // Only auth runs (as a child), so readiness asks for auth alone.
+    let mut clinic = Clinic::start_with(
+        b,
+        &[("CAREHUB_REQUIRED_SERVICES", "auth")],
+        &[Component::Gateway],
+    )
+    .await;
     let auth = clinic.spawn_child("auth", &[]);
     clinic
         .wait_status(&clinic.base, "/readyz", None, 200, "auth child ready")

@@ -34,11 +34,7 @@ pub async fn run(db: Db, js: jetstream::Context, stop: CancellationToken) {
     }
 }
 
-async fn consume(
-    db: &Db,
-    js: &jetstream::Context,
-    stop: &CancellationToken,
-) -> anyhow::Result<()> {
+async fn consume(db: &Db, js: &jetstream::Context, stop: &CancellationToken) -> anyhow::Result<()> {
     let stream = js.get_stream(streams::USERS.name).await?;
     let consumer: jetstream::consumer::PullConsumer = stream
         .get_or_create_consumer(

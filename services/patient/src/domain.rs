@@ -93,7 +93,7 @@ impl Record {
     ///
     /// # Errors
     /// `validation_failed` naming the first invalid field.
-    pub fn parse(f: RecordFields, today: time::Date) -> Result<Self, WireError> {
+    pub fn parse(f: &RecordFields, today: time::Date) -> Result<Self, WireError> {
         for (name, len) in [
             ("allergies", f.allergies.len()),
             ("conditions", f.conditions.len()),
@@ -342,7 +342,13 @@ mod tests {
 
     #[test]
     fn phone_numbers_need_six_to_fifteen_digits_and_nothing_else() {
-        for bad in ["12345", "call me", "+1 234 567 890 123 456", "12345a7", "++123456"] {
+        for bad in [
+            "12345",
+            "call me",
+            "+1 234 567 890 123 456",
+            "12345a7",
+            "++123456",
+        ] {
             let f = ProfileFields {
                 phone: Some(bad.into()),
                 ..Default::default()
@@ -357,12 +363,15 @@ mod tests {
             notes: "é".repeat(MAX_NOTES),
             ..Default::default()
         };
-        assert!(Record::parse(ok, today()).is_ok(), "5000 characters, not bytes");
+        assert!(
+            Record::parse(&ok, today()).is_ok(),
+            "5000 characters, not bytes"
+        );
         let long = RecordFields {
             notes: "x".repeat(MAX_NOTES + 1),
             ..Default::default()
         };
-        let e = Record::parse(long, today()).unwrap_err();
+        let e = Record::parse(&long, today()).unwrap_err();
         assert!(e.message.starts_with("notes"), "{e}");
 
         let blank = RecordFields {
@@ -373,7 +382,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let e = Record::parse(blank, today()).unwrap_err();
+        let e = Record::parse(&blank, today()).unwrap_err();
         assert_eq!(e.message, "allergies[0].substance: must not be empty");
 
         let future = RecordFields {
@@ -385,7 +394,7 @@ mod tests {
             blood_type: BloodType::ONeg,
             ..Default::default()
         };
-        let e = Record::parse(future, today()).unwrap_err();
+        let e = Record::parse(&future, today()).unwrap_err();
         assert!(e.message.starts_with("conditions[0].since"), "{e}");
 
         let many = RecordFields {
@@ -399,7 +408,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        assert!(Record::parse(many, today()).is_err());
+        assert!(Record::parse(&many, today()).is_err());
     }
 
     fn relation(open_offer: bool, confirmed: bool, done: Option<i64>) -> CareRelationReply {
@@ -427,7 +436,11 @@ mod tests {
             Some("recently_completed_appointment")
         );
         assert_eq!(
-            doctor_access(&relation(false, false, Some(now - 30 * DAY_MS - 1)), now, 30),
+            doctor_access(
+                &relation(false, false, Some(now - 30 * DAY_MS - 1)),
+                now,
+                30
+            ),
             None
         );
         assert_eq!(

@@ -77,9 +77,10 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
     };
     let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
     micro
-        .serve(svc.clone(), |s: PatientService, c, _: GetMyProfile| async move {
-            s.get_profile(&c).await
-        })
+        .serve(
+            svc.clone(),
+            |s: PatientService, c, _: GetMyProfile| async move { s.get_profile(&c).await },
+        )
         .await?;
     micro
         .serve(
@@ -88,9 +89,10 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
         )
         .await?;
     micro
-        .serve(svc.clone(), |s: PatientService, c, _: GetMyRecord| async move {
-            s.get_record(&c).await
-        })
+        .serve(
+            svc.clone(),
+            |s: PatientService, c, _: GetMyRecord| async move { s.get_record(&c).await },
+        )
         .await?;
     micro
         .serve(
@@ -268,7 +270,7 @@ impl PatientService {
         r: UpdateMyRecord,
     ) -> Result<MedicalRecord, WireError> {
         let p = patient(ctx)?;
-        let record = Record::parse(r.fields, domain::today())?;
+        let record = Record::parse(&r.fields, domain::today())?;
         let f = record.fields();
         let cols = RecordCols {
             allergies: encode(&f.allergies)?,
@@ -310,15 +312,10 @@ impl PatientService {
                     doctor_id: p.user_id.clone(),
                     patient_id: patient_id.to_owned(),
                 };
-                let relation = self
-                    .inner
-                    .bus
-                    .request(ctx, &question)
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "care relation unavailable; doctor read refused");
-                        e.to_wire()
-                    })?;
+                let relation = self.inner.bus.request(ctx, &question).await.map_err(|e| {
+                    tracing::warn!(error = %e, "care relation unavailable; doctor read refused");
+                    e.to_wire()
+                })?;
                 domain::doctor_access(&relation, now_ms(), self.inner.cfg.record_access_days)
                     .ok_or_else(not_found)
             }

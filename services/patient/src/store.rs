@@ -32,7 +32,8 @@ const SELECT_PATIENT: &str = "SELECT p.id, a.display_name, p.profile_version, p.
         p.record_updated_at, p.allergies, p.conditions, p.medications, p.blood_type, p.notes
     FROM patients p LEFT JOIN accounts a ON a.id = p.id WHERE p.id = $1";
 
-const INSERT_PATIENT: &str = "INSERT INTO patients (id, created_at, profile_version, profile_updated_at,
+const INSERT_PATIENT: &str =
+    "INSERT INTO patients (id, created_at, profile_version, profile_updated_at,
         record_version, record_updated_at, allergies, conditions, medications, blood_type, notes)
     VALUES ($1, $2, 1, $2, 1, $2, '[]', '[]', '[]', 'unknown', '') ON CONFLICT (id) DO NOTHING";
 
@@ -92,7 +93,8 @@ pub async fn update_profile(
     c: &ProfileCols,
     now: i64,
 ) -> Result<Update, StoreError> {
-    let sql = "UPDATE patients SET date_of_birth = $1, phone = $2, address = $3, emergency_contact = $4,
+    let sql =
+        "UPDATE patients SET date_of_birth = $1, phone = $2, address = $3, emergency_contact = $4,
                    profile_version = profile_version + 1, profile_updated_at = $5
                WHERE id = $6 AND profile_version = $7";
     write_tx!(db, tx => {
@@ -116,7 +118,8 @@ pub async fn update_record(
     c: &RecordCols,
     now: i64,
 ) -> Result<Update, StoreError> {
-    let sql = "UPDATE patients SET allergies = $1, conditions = $2, medications = $3, blood_type = $4,
+    let sql =
+        "UPDATE patients SET allergies = $1, conditions = $2, medications = $3, blood_type = $4,
                    notes = $5, record_version = record_version + 1, record_updated_at = $6
                WHERE id = $7 AND record_version = $8";
     write_tx!(db, tx => {
