@@ -14,6 +14,7 @@
 #   CAREHUB_BIN                an already built carehub binary to use instead of building one
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$PWD
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
@@ -132,7 +133,7 @@ run_schemathesis() {
     # shellcheck disable=SC2206 # splitting on spaces is the documented contract
     args+=(${SCHEMATHESIS_EXTRA_ARGS:-})
     # In the background and waited for, so that a signal to this script stops it at once too.
-    (cd "$work" && exec "$schemathesis" "${args[@]}") &
+    (cd "$work" && exec "$schemathesis" --config-file "$repo/scripts/schemathesis.toml" "${args[@]}") &
     pids+=($!)
     wait "$!"
 }

@@ -764,6 +764,8 @@ impl AdminService {
         r: AdminReroute,
     ) -> Result<Appointment, WireError> {
         let p = active(ctx, Role::Admin)?;
+        // An unknown appointment is not found, whatever the target.
+        self.owned(p, &r.id).await?;
         let (kind, doctor, group, specialty) = self.check_target(&r.target).await?;
         let row = store::retarget(
             self.db(),
