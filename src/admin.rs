@@ -56,6 +56,12 @@ pub async fn migrate(env: &Env) -> anyhow::Result<()> {
     db.close().await;
     println!("auth: migrations applied");
     let common = CommonConfig::from_env(env)?;
+    let url = common.database_url_for(env, "doctor");
+    let doctor_db = Db::connect("doctor", url.as_deref(), &common.data_dir).await?;
+    doctor_db.migrate(&carehub_doctor::MIGRATOR).await?;
+    doctor_db.close().await;
+    println!("doctor: migrations applied");
+    let common = CommonConfig::from_env(env)?;
     let url = common.database_url_for(env, "patient");
     let db = Db::connect("patient", url.as_deref(), &common.data_dir).await?;
     db.migrate(&carehub_patient::MIGRATOR).await?;

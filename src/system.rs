@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Component {
     Auth,
+    Doctor,
     Patient,
     Notify,
     Gateway,
@@ -20,8 +21,9 @@ pub enum Component {
 
 impl Component {
     /// Every component, in start order (services before the gateway that needs them).
-    pub const ALL: [Component; 4] = [
+    pub const ALL: [Component; 5] = [
         Component::Auth,
+        Component::Doctor,
         Component::Patient,
         Component::Notify,
         Component::Gateway,
@@ -30,6 +32,7 @@ impl Component {
     pub fn name(self) -> &'static str {
         match self {
             Self::Auth => "auth",
+            Self::Doctor => "doctor",
             Self::Patient => "patient",
             Self::Notify => "notify",
             Self::Gateway => "gateway",
@@ -48,6 +51,10 @@ async fn launch(
     match c {
         Component::Auth => {
             carehub_auth::start(carehub_auth::AuthConfig::from_env(env, common)?, bus, db).await
+        }
+        Component::Doctor => {
+            let cfg = carehub_doctor::DoctorConfig::from_env(env, common)?;
+            carehub_doctor::start(cfg, bus, db).await
         }
         Component::Patient => {
             let cfg = carehub_patient::PatientConfig::from_env(env, common)?;

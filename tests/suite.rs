@@ -24,6 +24,8 @@ mod admin;
 mod appointments;
 #[path = "suite/cli.rs"]
 mod cli;
+#[path = "suite/doctors.rs"]
+mod doctors;
 #[path = "suite/edge.rs"]
 mod edge;
 #[path = "suite/notifications.rs"]

@@ -42,6 +42,7 @@ impl Default for GatewayConfig {
             rate_limit_burst: 100,
             required_services: vec![
                 carehub_nats::subject::auth::SERVICE.to_owned(),
+                carehub_nats::doctor::subject::SERVICE.to_owned(),
                 carehub_nats::patient::subject::SERVICE.to_owned(),
                 // The admin service (appointments); the contract crate names no constant for it.
                 "admin".to_owned(),
@@ -58,7 +59,7 @@ impl GatewayConfig {
     /// (seconds, default 30, 0 = cache off), `CAREHUB_TRUSTED_PROXIES` (comma-separated IPs or
     /// CIDRs), `CAREHUB_CORS_ORIGINS` (comma-separated), `CAREHUB_BODY_LIMIT` (bytes, default
     /// 65536), `CAREHUB_RATE_LIMIT_PER_SEC` / `CAREHUB_RATE_LIMIT_BURST` (defaults 50 / 100),
-    /// `CAREHUB_REQUIRED_SERVICES` (default `auth,patient,admin,notify`), `CAREHUB_COOKIE_SECURE` (default true) and
+    /// `CAREHUB_REQUIRED_SERVICES` (default `auth,doctor,patient,admin,notify`), `CAREHUB_COOKIE_SECURE` (default true) and
     /// `CAREHUB_WEB_DIR` (optional).
     ///
     /// # Errors
@@ -177,7 +178,7 @@ mod tests {
         assert_eq!(c.verify_cache_ttl, Duration::from_secs(30));
         assert_eq!(
             c.required_services,
-            vec!["auth", "patient", "admin", "notify"]
+            vec!["auth", "doctor", "patient", "admin", "notify"]
         );
         assert!(c.cookie_secure);
         assert!(c.trusted_proxies.is_empty());

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod appointments;
 pub mod auth;
 pub mod docs;
+pub mod doctors;
 pub mod health;
 pub mod notifications;
 pub mod patients;
@@ -35,6 +36,16 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::reject))
         .routes(routes!(admin::disable))
         .routes(routes!(admin::enable))
+        .routes(routes!(doctors::search))
+        .routes(routes!(doctors::get_profile, doctors::put_profile))
+        .routes(routes!(
+            doctors::get_availability,
+            doctors::put_availability
+        ))
+        .routes(routes!(doctors::add_time_off))
+        .routes(routes!(doctors::remove_time_off))
+        .routes(routes!(doctors::get_doctor))
+        .routes(routes!(doctors::slots))
         .routes(routes!(notifications::list))
         .routes(routes!(notifications::unread_count))
         .routes(routes!(notifications::mark_read))

@@ -1,0 +1,248 @@
+//! Validated doctor inputs. Each parser answers `validation_failed` naming the field.
+
+use carehub_nats::WireError;
+use carehub_nats::doctor::{self as wire, Weekday};
+use carehub_schedule::{Availability, ScheduleError, TimeOff, WeeklyHours};
+use chrono::{DateTime, NaiveTime, SecondsFormat, Utc};
+
+/// Most specialties a doctor may list.
+pub const MAX_SPECIALTIES: usize = 10;
+/// Longest specialty slug.
+pub const MAX_SLUG_LEN: usize = 50;
+/// Longest bio, in characters.
+pub const MAX_BIO_CHARS: usize = 2000;
+/// Longest time off reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+/// Most time off periods that have not ended yet, per doctor.
+pub const MAX_UPCOMING_TIME_OFF: usize = 200;
+/// Longest single time off period, in days.
+pub const MAX_TIME_OFF_DAYS: i64 = 366;
+
+/// A schedule error as the wire sees it: `validation_failed`, the message naming the field.
+pub fn schedule_error(e: &ScheduleError) -> WireError {
+    WireError::validation(e.to_string())
+}
+
+/// Normalizes a specialty to a lowercase slug: spaces and `_` become `-`, runs of `-` collapse,
+/// letters and digits stay. `None` when nothing valid is left or it is longer than 50.
+pub fn slug(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in raw.trim().chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if matches!(c, ' ' | '-' | '_') {
+            if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            return None;
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    (!out.is_empty() && out.len() <= MAX_SLUG_LEN).then_some(out)
+}
+
+/// 1..=10 distinct specialty slugs, in the order given.
+///
+/// # Errors
+/// `validation_failed` for an empty list, too many, or one that is not a slug.
+pub fn specialties(raw: &[String]) -> Result<Vec<String>, WireError> {
+    let mut out: Vec<String> = Vec::new();
+    for r in raw {
+        let s = slug(r).ok_or_else(|| {
+            WireError::validation(format!(
+                "specialties: '{}' is not a specialty (letters, digits, spaces and '-', at most {MAX_SLUG_LEN})",
+                r.chars().take(60).collect::<String>()
+            ))
+        })?;
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    if out.is_empty() || out.len() > MAX_SPECIALTIES {
+        return Err(WireError::validation(format!(
+            "specialties: between 1 and {MAX_SPECIALTIES} distinct specialties"
+        )));
+    }
+    Ok(out)
+}
+
+/// A bio of at most 2000 characters, trimmed.
+///
+/// # Errors
+/// `validation_failed` when longer.
+pub fn bio(raw: &str) -> Result<String, WireError> {
+    let b = raw.trim();
+    if b.chars().count() > MAX_BIO_CHARS {
+        return Err(WireError::validation(format!(
+            "bio: at most {MAX_BIO_CHARS} characters"
+        )));
+    }
+    Ok(b.to_owned())
+}
+
+/// A time off reason of at most 500 characters, trimmed.
+///
+/// # Errors
+/// `validation_failed` when longer.
+pub fn reason(raw: &str) -> Result<String, WireError> {
+    let r = raw.trim();
+    if r.chars().count() > MAX_REASON_CHARS {
+        return Err(WireError::validation(format!(
+            "reason: at most {MAX_REASON_CHARS} characters"
+        )));
+    }
+    Ok(r.to_owned())
+}
+
+/// Parses an RFC 3339 instant.
+///
+/// # Errors
+/// `validation_failed` naming `field`.
+pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, WireError> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            WireError::validation(format!(
+                "{field}: expected an RFC 3339 time like 2026-03-29T09:00:00Z"
+            ))
+        })
+}
+
+/// RFC 3339 UTC with second precision, the one form this service writes.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// RFC 3339 UTC from Unix milliseconds.
+pub fn rfc3339_ms(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).map_or_else(String::new, rfc3339)
+}
+
+fn hhmm(field: &str, raw: &str) -> Result<NaiveTime, WireError> {
+    let bad = || WireError::validation(format!("{field}: expected a local time HH:MM"));
+    if raw.len() != 5 || raw.as_bytes().get(2) != Some(&b':') {
+        return Err(bad());
+    }
+    NaiveTime::parse_from_str(raw, "%H:%M").map_err(|_| bad())
+}
+
+/// `HH:MM`.
+pub fn format_hhmm(t: NaiveTime) -> String {
+    t.format("%H:%M").to_string()
+}
+
+pub fn to_chrono(w: Weekday) -> chrono::Weekday {
+    match w {
+        Weekday::Monday => chrono::Weekday::Mon,
+        Weekday::Tuesday => chrono::Weekday::Tue,
+        Weekday::Wednesday => chrono::Weekday::Wed,
+        Weekday::Thursday => chrono::Weekday::Thu,
+        Weekday::Friday => chrono::Weekday::Fri,
+        Weekday::Saturday => chrono::Weekday::Sat,
+        Weekday::Sunday => chrono::Weekday::Sun,
+    }
+}
+
+pub fn from_chrono(w: chrono::Weekday) -> Weekday {
+    match w {
+        chrono::Weekday::Mon => Weekday::Monday,
+        chrono::Weekday::Tue => Weekday::Tuesday,
+        chrono::Weekday::Wed => Weekday::Wednesday,
+        chrono::Weekday::Thu => Weekday::Thursday,
+        chrono::Weekday::Fri => Weekday::Friday,
+        chrono::Weekday::Sat => Weekday::Saturday,
+        chrono::Weekday::Sun => Weekday::Sunday,
+    }
+}
+
+/// Weekly hours from their wire form.
+///
+/// # Errors
+/// `validation_failed` for a time that is not `HH:MM`.
+pub fn weekly(raw: &[wire::WeeklyHours]) -> Result<Vec<WeeklyHours>, WireError> {
+    raw.iter()
+        .map(|w| {
+            Ok(WeeklyHours {
+                weekday: to_chrono(w.weekday),
+                start: hhmm("weekly.start", &w.start)?,
+                end: hhmm("weekly.end", &w.end)?,
+            })
+        })
+        .collect()
+}
+
+/// Weekly hours in their wire form.
+pub fn weekly_wire(w: &[WeeklyHours]) -> Vec<wire::WeeklyHours> {
+    w.iter()
+        .map(|w| wire::WeeklyHours {
+            weekday: from_chrono(w.weekday),
+            start: format_hhmm(w.start),
+            end: format_hhmm(w.end),
+        })
+        .collect()
+}
+
+/// Builds a validated availability from its stored or requested parts.
+///
+/// # Errors
+/// `validation_failed` naming what is wrong (unknown zone, empty or overlapping ranges, slot
+/// length).
+pub fn availability(
+    time_zone: &str,
+    weekly_raw: &[wire::WeeklyHours],
+    time_off: Vec<TimeOff>,
+    slot_minutes: u32,
+) -> Result<Availability, WireError> {
+    let tz = carehub_schedule::parse_time_zone(time_zone).map_err(|e| schedule_error(&e))?;
+    let w = weekly(weekly_raw)?;
+    Availability::new(tz, w, time_off, slot_minutes).map_err(|e| schedule_error(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specialties_are_normalized_to_distinct_slugs() {
+        let s = specialties(&[
+            " Family Medicine ".into(),
+            "family-medicine".into(),
+            "Cardiology".into(),
+            "ear__nose  throat".into(),
+        ])
+        .unwrap();
+        assert_eq!(s, ["family-medicine", "cardiology", "ear-nose-throat"]);
+        assert!(specialties(&[]).is_err());
+        assert!(specialties(&["   ".into()]).is_err());
+        assert!(specialties(&["drop table;".into()]).is_err());
+        assert!(specialties(&["kardiologie-ä".into()]).is_err());
+        let eleven: Vec<String> = (0..11).map(|i| format!("s{i}")).collect();
+        assert!(specialties(&eleven).is_err());
+    }
+
+    #[test]
+    fn bios_and_reasons_are_bounded_in_characters() {
+        assert!(bio(&"é".repeat(2000)).is_ok());
+        assert!(bio(&"é".repeat(2001)).is_err());
+        assert!(reason(&"x".repeat(501)).is_err());
+    }
+
+    #[test]
+    fn local_times_must_be_hh_mm() {
+        assert_eq!(format_hhmm(hhmm("f", "09:05").unwrap()), "09:05");
+        for bad in ["9:05", "24:00", "09:60", "09:05:00", "", "ab:cd"] {
+            assert!(hhmm("f", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_zone_is_a_validation_error_naming_the_field() {
+        let e = availability("Mars/Base", &[], vec![], 30).unwrap_err();
+        assert_eq!(e.code, carehub_nats::ErrorCode::ValidationFailed);
+        assert!(e.message.starts_with("time_zone: unknown time zone"));
+    }
+}

@@ -1,0 +1,634 @@
+//! The doctor operations and their NATS endpoints. Each endpoint decodes, calls one method of
+//! [`DoctorService`], and encodes; the methods hold the rules.
+//!
+//! Who may do what: the directory, public profiles and free slots are for any signed-in user;
+//! a doctor reads their own profile and availability, and changes them while their account is
+//! active; an admin may read any doctor's profile and availability by id. Someone else's
+//! doctor data is `not_found`, never `forbidden`.
+//!
+//! Time off is accepted without looking at appointments: refusing time off that overlaps a
+//! confirmed appointment (409) is the admin service's rule, since it owns appointments.
+
+use crate::config::DoctorConfig;
+use crate::domain;
+use crate::store::{self, Change, ChangeError, DirectoryFilter, Doctor, DoctorRow};
+use crate::{MIGRATOR, SPEC};
+use anyhow::Context as _;
+use carehub_nats::doctor::*;
+use carehub_nats::{Bus, CallContext, MicroService, Principal, Role, UserStatus, WireError};
+use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::outbox::{Pending, Relay};
+use carehub_runtime::service::Running;
+use chrono::DateTime;
+use std::sync::Arc;
+
+/// The doctor service's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct DoctorService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    relay: Relay,
+}
+
+/// Migrates the database, starts the outbox relay and the account consumer, and serves every
+/// doctor endpoint.
+///
+/// # Errors
+/// When migrations fail, JetStream is unavailable, or NATS refuses the subscriptions.
+pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Running> {
+    db.migrate(&MIGRATOR).await.context("doctor migrations")?;
+    let js = async_nats::jetstream::new(bus.client().clone());
+    carehub_nats::streams::ensure(
+        &js,
+        &[carehub_nats::streams::USERS, carehub_nats::streams::DOCTORS],
+        cfg.stream_replicas,
+    )
+    .await
+    .context("creating the account and doctor event streams")?;
+    let relay = Relay::new(db.clone(), js.clone());
+    let running = Running::new(SPEC.name);
+    let relay_task = relay.clone().spawn(running.stop_token());
+    let svc = DoctorService {
+        inner: Arc::new(Inner { db, relay }),
+    };
+    running.spawn(crate::accounts::consume(
+        svc.clone(),
+        js,
+        cfg.consumer.clone(),
+        running.stop_token(),
+    ));
+    let micro = MicroService::start(&bus, SPEC, cfg.max_in_flight).await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: DoctorService, c, r: SearchDoctors| async move { s.search(&c, r).await },
+        )
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: DoctorService, c, r: GetPublicProfile| async move { s.public_profile(&c, r).await },
+        )
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: DoctorService, c, r: FreeSlots| async move { s.free_slots(&c, r).await },
+        )
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: DoctorService, c, r: GetProfile| async move { s.profile(&c, r).await },
+        )
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: DoctorService, c, r: UpdateProfile| async move { s.update_profile(&c, r).await },
+        )
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: DoctorService, c, r: GetAvailability| async move { s.availability(&c, r).await },
+        )
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: DoctorService, c, r: ReplaceAvailability| async move {
+                s.replace_availability(&c, r).await
+            },
+        )
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: DoctorService, c, r: AddTimeOff| async move { s.add_time_off(&c, r).await },
+        )
+        .await?;
+    micro
+        .serve(
+            svc.clone(),
+            |s: DoctorService, c, r: RemoveTimeOff| async move { s.remove_time_off(&c, r).await },
+        )
+        .await?;
+    running.spawn(async move {
+        let _ = relay_task.await;
+    });
+    Ok(running.serving(micro))
+}
+
+fn principal(ctx: &CallContext) -> Result<&Principal, WireError> {
+    ctx.principal
+        .as_ref()
+        .ok_or_else(|| WireError::unauthorized("sign in first"))
+}
+
+fn no_doctor() -> WireError {
+    WireError::not_found("doctor not found")
+}
+
+fn corrupt(id: &str, what: &str) -> WireError {
+    tracing::error!(doctor_id = %id, what, "corrupt doctor row");
+    WireError::internal()
+}
+
+fn specialties_of(row: &DoctorRow) -> Result<Vec<String>, WireError> {
+    serde_json::from_str(&row.specialties).map_err(|_| corrupt(&row.id, "specialties"))
+}
+
+fn weekly_of(row: &DoctorRow) -> Result<Vec<WeeklyHours>, WireError> {
+    serde_json::from_str(&row.weekly).map_err(|_| corrupt(&row.id, "weekly"))
+}
+
+fn slot_minutes_of(row: &DoctorRow) -> u32 {
+    u32::try_from(row.slot_minutes).unwrap_or(30)
+}
+
+fn approved(row: &DoctorRow) -> bool {
+    row.account_status == UserStatus::Active.as_str()
+}
+
+fn time_off_wire(d: &Doctor) -> Vec<TimeOff> {
+    d.time_off
+        .iter()
+        .map(|t| TimeOff {
+            id: t.id.clone(),
+            start: domain::rfc3339_ms(t.start_at),
+            end: domain::rfc3339_ms(t.end_at),
+            reason: t.reason.clone(),
+        })
+        .collect()
+}
+
+fn profile_view(row: &DoctorRow) -> Result<DoctorProfile, WireError> {
+    Ok(DoctorProfile {
+        id: row.id.clone(),
+        display_name: row.display_name.clone(),
+        specialties: specialties_of(row)?,
+        bio: row.bio.clone(),
+        approved: approved(row),
+        version: row.version,
+    })
+}
+
+fn availability_view(d: &Doctor) -> Result<AvailabilityView, WireError> {
+    Ok(AvailabilityView {
+        doctor_id: d.row.id.clone(),
+        time_zone: d.row.time_zone.clone(),
+        weekly: weekly_of(&d.row)?,
+        slot_minutes: slot_minutes_of(&d.row),
+        auto_accept: d.row.auto_accept,
+        time_off: time_off_wire(d),
+        version: d.row.version,
+    })
+}
+
+/// The event describing `d` as it is now.
+///
+/// # Errors
+/// When a stored field does not decode, or the event does not encode.
+pub fn event(kind: DoctorEventKind, d: &Doctor) -> Result<Pending, StoreError> {
+    let bad = |e: WireError| StoreError::Conflict(e.message);
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let event = DoctorEvent {
+        event_id: event_id.clone(),
+        kind,
+        at: now_ms(),
+        doctor: DoctorSnapshot {
+            id: d.row.id.clone(),
+            display_name: d.row.display_name.clone(),
+            specialties: specialties_of(&d.row).map_err(bad)?,
+            approved: approved(&d.row),
+            time_zone: d.row.time_zone.clone(),
+            weekly: weekly_of(&d.row).map_err(bad)?,
+            slot_minutes: slot_minutes_of(&d.row),
+            auto_accept: d.row.auto_accept,
+            time_off: time_off_wire(d),
+            version: d.row.version,
+        },
+    };
+    Pending::new(&kind.subject(), &event_id, &event)
+}
+
+fn change_error(e: ChangeError) -> WireError {
+    match e {
+        ChangeError::NoDoctor => no_doctor(),
+        ChangeError::VersionMismatch { current } => WireError::conflict(format!(
+            "expected_version: the doctor is at version {current}; reload and try again"
+        )),
+        ChangeError::NoTimeOff => WireError::not_found("time off not found"),
+        ChangeError::TooManyTimeOff => WireError::conflict(format!(
+            "at most {} upcoming time off periods; remove one first",
+            domain::MAX_UPCOMING_TIME_OFF
+        )),
+        ChangeError::Store(e) => e.into(),
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if matches!(c, '\\' | '%' | '_') {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+impl DoctorService {
+    fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// Applies account facts from the account stream (see [`crate::accounts`]).
+    ///
+    /// # Errors
+    /// On storage failure; the event is then retried.
+    pub async fn apply_account(
+        &self,
+        event_id: &str,
+        account: &carehub_nats::auth::User,
+    ) -> Result<bool, StoreError> {
+        let lower = account.display_name.to_lowercase();
+        let facts = store::Account {
+            id: &account.id,
+            display_name: &account.display_name,
+            display_name_lower: &lower,
+            status: account.status.as_str(),
+        };
+        let changed = store::apply_account(self.db(), event_id, &facts, now_ms(), |d| {
+            event(DoctorEventKind::ProfileChanged, d)
+        })
+        .await?;
+        if changed {
+            self.inner.relay.wake();
+            tracing::info!(doctor_id = %account.id, status = account.status.as_str(), "doctor account applied");
+        }
+        Ok(changed)
+    }
+
+    /// The caller, who must be a doctor (any status). Reads are allowed while pending.
+    fn doctor_reader<'c>(&self, ctx: &'c CallContext) -> Result<&'c Principal, WireError> {
+        let p = principal(ctx)?;
+        if p.role != Role::Doctor {
+            return Err(WireError::forbidden("doctors only"));
+        }
+        Ok(p)
+    }
+
+    /// The caller, who must be an active doctor.
+    fn doctor_writer<'c>(&self, ctx: &'c CallContext) -> Result<&'c Principal, WireError> {
+        let p = self.doctor_reader(ctx)?;
+        if p.status != UserStatus::Active {
+            return Err(WireError::forbidden(
+                "your account is not active yet; an administrator must approve it",
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Whose data a read concerns: the calling doctor, or the named doctor for an admin.
+    fn reading_whom(&self, ctx: &CallContext, named: Option<String>) -> Result<String, WireError> {
+        let p = principal(ctx)?;
+        match (p.role, named) {
+            (Role::Admin, Some(id)) if p.status == UserStatus::Active => Ok(id),
+            (Role::Doctor, None) => Ok(p.user_id.clone()),
+            (Role::Doctor, Some(id)) if id == p.user_id => Ok(id),
+            // A doctor naming someone else sees nothing of them.
+            (Role::Doctor, Some(_)) => Err(no_doctor()),
+            _ => Err(WireError::forbidden("doctors and administrators only")),
+        }
+    }
+
+    /// An approved doctor with the time off that ends after `time_off_after` (Unix ms).
+    async fn approved_doctor(&self, id: &str, time_off_after: i64) -> Result<Doctor, WireError> {
+        store::doctor_with_time_off(self.db(), id, time_off_after)
+            .await?
+            .filter(|d| approved(&d.row))
+            .ok_or_else(no_doctor)
+    }
+
+    /// Approved doctors by specialty and name, ordered by id.
+    ///
+    /// # Errors
+    /// `unauthorized` without a principal, `validation_failed` for a limit outside 1..=100.
+    pub async fn search(
+        &self,
+        ctx: &CallContext,
+        r: SearchDoctors,
+    ) -> Result<DoctorPage, WireError> {
+        principal(ctx)?;
+        let limit = i64::from(r.limit.unwrap_or(20));
+        if !(1..=100).contains(&limit) {
+            return Err(WireError::validation("limit: must be between 1 and 100"));
+        }
+        let specialty = r
+            .specialty
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let specialty_pattern = match specialty {
+            // A specialty no slug can match lists nobody.
+            Some(s) => match domain::slug(s) {
+                Some(slug) => Some(format!("%\"{slug}\"%")),
+                None => {
+                    return Ok(DoctorPage {
+                        doctors: vec![],
+                        next_cursor: None,
+                    });
+                }
+            },
+            None => None,
+        };
+        let name_pattern =
+            r.q.as_deref()
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
+        let filter = DirectoryFilter {
+            specialty_pattern,
+            name_pattern,
+            after_id: r.cursor.as_deref().filter(|c| !c.is_empty()),
+            limit: limit + 1,
+        };
+        let mut rows = store::directory(self.db(), &filter).await?;
+        let page = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = rows.len() > page;
+        rows.truncate(page);
+        let next_cursor = if more {
+            rows.last().map(|d| d.id.clone())
+        } else {
+            None
+        };
+        let doctors = rows
+            .iter()
+            .map(|row| {
+                Ok(DoctorSummary {
+                    id: row.id.clone(),
+                    display_name: row.display_name.clone(),
+                    specialties: specialties_of(row)?,
+                })
+            })
+            .collect::<Result<_, WireError>>()?;
+        Ok(DoctorPage {
+            doctors,
+            next_cursor,
+        })
+    }
+
+    /// An approved doctor's public profile.
+    ///
+    /// # Errors
+    /// `unauthorized`, `not_found` (also for doctors not approved).
+    pub async fn public_profile(
+        &self,
+        ctx: &CallContext,
+        r: GetPublicProfile,
+    ) -> Result<PublicProfile, WireError> {
+        principal(ctx)?;
+        let d = self.approved_doctor(&r.doctor_id, now_ms()).await?;
+        Ok(PublicProfile {
+            id: d.row.id.clone(),
+            display_name: d.row.display_name.clone(),
+            specialties: specialties_of(&d.row)?,
+            bio: d.row.bio.clone(),
+            time_zone: d.row.time_zone.clone(),
+            slot_minutes: slot_minutes_of(&d.row),
+            auto_accept: d.row.auto_accept,
+        })
+    }
+
+    /// Free slots of an approved doctor: working hours minus time off (not bookings).
+    ///
+    /// # Errors
+    /// `unauthorized`, `not_found`, `validation_failed` for a bad, reversed or too long window.
+    pub async fn free_slots(&self, ctx: &CallContext, r: FreeSlots) -> Result<SlotList, WireError> {
+        principal(ctx)?;
+        let from = domain::instant("from", &r.from)?;
+        let to = domain::instant("to", &r.to)?;
+        let d = self
+            .approved_doctor(&r.doctor_id, from.timestamp_millis())
+            .await?;
+        let time_off = d
+            .time_off
+            .iter()
+            .filter_map(|t| {
+                let s = DateTime::from_timestamp_millis(t.start_at)?;
+                let e = DateTime::from_timestamp_millis(t.end_at)?;
+                carehub_schedule::TimeOff::new(t.id.clone(), s, e, t.reason.clone()).ok()
+            })
+            .collect();
+        let availability = domain::availability(
+            &d.row.time_zone,
+            &weekly_of(&d.row)?,
+            time_off,
+            slot_minutes_of(&d.row),
+        )
+        .map_err(|_| corrupt(&d.row.id, "availability"))?;
+        let slots = availability
+            .slots(from, to, &[])
+            .map_err(|e| domain::schedule_error(&e))?;
+        Ok(SlotList {
+            doctor_id: d.row.id.clone(),
+            time_zone: d.row.time_zone.clone(),
+            slot_minutes: slot_minutes_of(&d.row),
+            slots: slots
+                .iter()
+                .map(|s| SlotView {
+                    start: domain::rfc3339(s.start),
+                    end: domain::rfc3339(s.end),
+                })
+                .collect(),
+        })
+    }
+
+    /// The caller's profile (or, for an admin, the named doctor's).
+    ///
+    /// # Errors
+    /// `unauthorized`, `forbidden` for other roles, `not_found`.
+    pub async fn profile(
+        &self,
+        ctx: &CallContext,
+        r: GetProfile,
+    ) -> Result<DoctorProfile, WireError> {
+        let id = self.reading_whom(ctx, r.doctor_id)?;
+        let row = store::doctor(self.db(), &id).await?.ok_or_else(no_doctor)?;
+        profile_view(&row)
+    }
+
+    /// Replaces the caller's specialties and bio.
+    ///
+    /// # Errors
+    /// `forbidden` unless an active doctor, `validation_failed`, `conflict` on a version
+    /// mismatch, `not_found` before the account reached this service.
+    pub async fn update_profile(
+        &self,
+        ctx: &CallContext,
+        r: UpdateProfile,
+    ) -> Result<DoctorProfile, WireError> {
+        let p = self.doctor_writer(ctx)?;
+        let specialties = domain::specialties(&r.specialties)?;
+        let bio = domain::bio(&r.bio)?;
+        let specialties_json =
+            serde_json::to_string(&specialties).map_err(|_| WireError::internal())?;
+        let change = Change::Profile {
+            specialties: &specialties_json,
+            bio: &bio,
+        };
+        let d = store::change(
+            self.db(),
+            &p.user_id,
+            r.expected_version,
+            &change,
+            now_ms(),
+            |d| event(DoctorEventKind::ProfileChanged, d),
+        )
+        .await
+        .map_err(change_error)?;
+        self.inner.relay.wake();
+        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "profile updated");
+        profile_view(&d.row)
+    }
+
+    /// The caller's availability (or, for an admin, the named doctor's).
+    ///
+    /// # Errors
+    /// `unauthorized`, `forbidden` for other roles, `not_found`.
+    pub async fn availability(
+        &self,
+        ctx: &CallContext,
+        r: GetAvailability,
+    ) -> Result<AvailabilityView, WireError> {
+        let id = self.reading_whom(ctx, r.doctor_id)?;
+        let d = store::doctor_with_time_off(self.db(), &id, now_ms())
+            .await?
+            .ok_or_else(no_doctor)?;
+        availability_view(&d)
+    }
+
+    /// Replaces the caller's weekly hours, zone, slot length and booking mode, if the doctor is
+    /// still at `expected_version`.
+    ///
+    /// # Errors
+    /// `forbidden` unless an active doctor, `validation_failed` (unknown zone, empty or
+    /// overlapping ranges, slot length), `conflict` on a version mismatch, `not_found`.
+    pub async fn replace_availability(
+        &self,
+        ctx: &CallContext,
+        r: ReplaceAvailability,
+    ) -> Result<AvailabilityView, WireError> {
+        let p = self.doctor_writer(ctx)?;
+        let checked = domain::availability(&r.time_zone, &r.weekly, vec![], r.slot_minutes)?;
+        let weekly = serde_json::to_string(&domain::weekly_wire(checked.weekly()))
+            .map_err(|_| WireError::internal())?;
+        let change = Change::Availability {
+            time_zone: checked.time_zone().name(),
+            weekly: &weekly,
+            slot_minutes: i64::from(checked.slot_minutes()),
+            auto_accept: r.auto_accept,
+        };
+        let d = store::change(
+            self.db(),
+            &p.user_id,
+            Some(r.expected_version),
+            &change,
+            now_ms(),
+            |d| event(DoctorEventKind::AvailabilityChanged, d),
+        )
+        .await
+        .map_err(change_error)?;
+        self.inner.relay.wake();
+        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "availability replaced");
+        availability_view(&d)
+    }
+
+    /// Adds a time off period to the caller's availability.
+    ///
+    /// # Errors
+    /// `forbidden` unless an active doctor, `validation_failed` for bad times (end not after
+    /// start, longer than a year) or reason, `conflict` on a version mismatch or when 200
+    /// periods are already upcoming.
+    pub async fn add_time_off(
+        &self,
+        ctx: &CallContext,
+        r: AddTimeOff,
+    ) -> Result<TimeOffAdded, WireError> {
+        let p = self.doctor_writer(ctx)?;
+        let start = domain::instant("start", &r.start)?;
+        let end = domain::instant("end", &r.end)?;
+        let off = carehub_schedule::TimeOff::new(uuid::Uuid::now_v7().to_string(), start, end, "")
+            .map_err(|_| WireError::validation("end: must be after start"))?;
+        if end - start > chrono::Duration::days(domain::MAX_TIME_OFF_DAYS) {
+            return Err(WireError::validation(format!(
+                "end: a time off period spans at most {} days",
+                domain::MAX_TIME_OFF_DAYS
+            )));
+        }
+        let reason = domain::reason(&r.reason)?;
+        let change = Change::AddTimeOff {
+            id: &off.id,
+            start_at: off.start.timestamp_millis(),
+            end_at: off.end.timestamp_millis(),
+            reason: &reason,
+            max_upcoming: i64::try_from(domain::MAX_UPCOMING_TIME_OFF).unwrap_or(i64::MAX),
+        };
+        let d = store::change(
+            self.db(),
+            &p.user_id,
+            r.expected_version,
+            &change,
+            now_ms(),
+            |d| event(DoctorEventKind::AvailabilityChanged, d),
+        )
+        .await
+        .map_err(change_error)?;
+        self.inner.relay.wake();
+        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "time off added");
+        Ok(TimeOffAdded {
+            time_off: TimeOff {
+                id: off.id.clone(),
+                start: domain::rfc3339(off.start),
+                end: domain::rfc3339(off.end),
+                reason,
+            },
+            version: d.row.version,
+        })
+    }
+
+    /// Removes one of the caller's time off periods.
+    ///
+    /// # Errors
+    /// `forbidden` unless an active doctor, `not_found` for a period that is not theirs,
+    /// `conflict` on a version mismatch.
+    pub async fn remove_time_off(
+        &self,
+        ctx: &CallContext,
+        r: RemoveTimeOff,
+    ) -> Result<Versioned, WireError> {
+        let p = self.doctor_writer(ctx)?;
+        let change = Change::RemoveTimeOff { id: &r.time_off_id };
+        let d = store::change(
+            self.db(),
+            &p.user_id,
+            r.expected_version,
+            &change,
+            now_ms(),
+            |d| event(DoctorEventKind::AvailabilityChanged, d),
+        )
+        .await
+        .map_err(change_error)?;
+        self.inner.relay.wake();
+        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "time off removed");
+        Ok(Versioned {
+            version: d.row.version,
+        })
+    }
+}
