@@ -71,6 +71,11 @@ pub async fn migrate(env: &Env) -> anyhow::Result<()> {
     db.migrate(&carehub_notify::MIGRATOR).await?;
     db.close().await;
     println!("notify: migrations applied");
+    let url = common.database_url_for(env, "admin");
+    let db = Db::connect("admin", url.as_deref(), &common.data_dir).await?;
+    db.migrate(carehub_admin::migrator(&db)).await?;
+    db.close().await;
+    println!("admin: migrations applied");
     Ok(())
 }
 

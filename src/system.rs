@@ -16,16 +16,18 @@ pub enum Component {
     Doctor,
     Patient,
     Notify,
+    Admin,
     Gateway,
 }
 
 impl Component {
     /// Every component, in start order (services before the gateway that needs them).
-    pub const ALL: [Component; 5] = [
+    pub const ALL: [Component; 6] = [
         Component::Auth,
         Component::Doctor,
         Component::Patient,
         Component::Notify,
+        Component::Admin,
         Component::Gateway,
     ];
 
@@ -35,6 +37,7 @@ impl Component {
             Self::Doctor => "doctor",
             Self::Patient => "patient",
             Self::Notify => "notify",
+            Self::Admin => "admin",
             Self::Gateway => "gateway",
         }
     }
@@ -53,8 +56,12 @@ async fn launch(
             carehub_auth::start(carehub_auth::AuthConfig::from_env(env, common)?, bus, db).await
         }
         Component::Doctor => {
-            let cfg = carehub_doctor::DoctorConfig::from_env(env, common)?;
-            carehub_doctor::start(cfg, bus, db).await
+            carehub_doctor::start(
+                carehub_doctor::DoctorConfig::from_env(env, common)?,
+                bus,
+                db,
+            )
+            .await
         }
         Component::Patient => {
             let cfg = carehub_patient::PatientConfig::from_env(env, common)?;
@@ -63,6 +70,10 @@ async fn launch(
         Component::Notify => {
             let cfg = carehub_notify::NotifyConfig::from_env(env, common)?;
             carehub_notify::start(cfg, bus, db).await
+        }
+        Component::Admin => {
+            let cfg = carehub_admin::AdminConfig::from_env(env, common)?;
+            carehub_admin::start(cfg, bus, db).await
         }
         Component::Gateway => anyhow::bail!("the gateway is not a NATS-only service"),
     }

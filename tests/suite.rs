@@ -36,6 +36,8 @@ mod patients;
 mod resilience;
 #[path = "suite/revocation.rs"]
 mod revocation;
+#[path = "suite/routing.rs"]
+mod routing;
 #[path = "suite/throttle.rs"]
 mod throttle;
 #[path = "suite/tokens.rs"]

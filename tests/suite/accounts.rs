@@ -39,11 +39,19 @@ async fn register_login_and_me_work_through_the_gateway_and_verify_is_counted(b:
         verify["num_requests"].as_u64().unwrap() >= 1,
         "verify counted: {verify}"
     );
-    let pings = clinic.srv("PING", "", 1).await;
-    assert!(
-        pings.iter().any(|p| p["name"] == "auth"),
-        "auth answers $SRV.PING: {pings:?}"
-    );
+    // Every running service answers $SRV.PING.
+    let services: Vec<&str> = carehub::system::Component::ALL
+        .iter()
+        .filter(|c| **c != carehub::system::Component::Gateway)
+        .map(|c| c.name())
+        .collect();
+    let pings = clinic.srv("PING", "", services.len()).await;
+    for name in &services {
+        assert!(
+            pings.iter().any(|p| p["name"] == *name),
+            "{name} answers $SRV.PING: {pings:?}"
+        );
+    }
     let info = clinic.srv("INFO", "auth", 1).await;
     let endpoints: Vec<&str> = info[0]["endpoints"]
         .as_array()

@@ -23,19 +23,19 @@ both_backends!(
     an_admin_declining_a_request_closes_it_and_is_kept_in_the_audit_trail,
 );
 
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 
 /// One signed-in person.
-struct As<'a> {
-    clinic: &'a Clinic,
-    token: String,
-    id: String,
+pub(crate) struct As<'a> {
+    pub(crate) clinic: &'a Clinic,
+    pub(crate) token: String,
+    pub(crate) id: String,
 }
 
 impl As<'_> {
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.clinic
             .http
             .get(self.clinic.url(path))
@@ -44,15 +44,15 @@ impl As<'_> {
             .await
             .unwrap()
     }
-    async fn json(&self, path: &str) -> Value {
+    pub(crate) async fn json(&self, path: &str) -> Value {
         let r = self.get(path).await;
         assert_eq!(r.status(), 200, "GET {path}");
         r.json().await.unwrap()
     }
-    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.send(reqwest::Method::POST, path, body, &[]).await
     }
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -72,7 +72,7 @@ impl As<'_> {
     }
 
     /// `POST /api/appointments` with a fresh idempotency key.
-    async fn request(&self, target: Value, window: &Window) -> reqwest::Response {
+    pub(crate) async fn request(&self, target: Value, window: &Window) -> reqwest::Response {
         let key = uuid::Uuid::new_v4().simple().to_string();
         let body = json!({"target": target, "window_start": window.start, "window_end": window.end,
             "reason": "a check-up"});
@@ -86,7 +86,7 @@ impl As<'_> {
     }
 
     /// Requests and expects 201; returns the appointment id.
-    async fn requested(&self, target: Value, window: &Window) -> String {
+    pub(crate) async fn requested(&self, target: Value, window: &Window) -> String {
         let r = self.request(target, window).await;
         assert_eq!(r.status(), 201, "request: {}", r.text().await.unwrap());
         let a: Value = r.json().await.unwrap();
@@ -95,7 +95,7 @@ impl As<'_> {
     }
 
     /// The appointment ids of the caller's pending offers.
-    async fn offered(&self) -> Vec<String> {
+    pub(crate) async fn offered(&self) -> Vec<String> {
         self.json("/api/offers").await["offers"]
             .as_array()
             .unwrap()
@@ -109,7 +109,7 @@ impl As<'_> {
     }
 }
 
-async fn signed_in<'a>(clinic: &'a Clinic, session: &Value) -> As<'a> {
+pub(crate) async fn signed_in<'a>(clinic: &'a Clinic, session: &Value) -> As<'a> {
     As {
         clinic,
         token: token(session),
@@ -117,12 +117,12 @@ async fn signed_in<'a>(clinic: &'a Clinic, session: &Value) -> As<'a> {
     }
 }
 
-async fn patient<'a>(clinic: &'a Clinic) -> As<'a> {
+pub(crate) async fn patient<'a>(clinic: &'a Clinic) -> As<'a> {
     let s = clinic.patient(&unique_email("pat")).await;
     signed_in(clinic, &s).await
 }
 
-async fn admin<'a>(clinic: &'a Clinic) -> As<'a> {
+pub(crate) async fn admin<'a>(clinic: &'a Clinic) -> As<'a> {
     let email = unique_email("admin");
     clinic.create_user(Role::Admin, &email).await;
     let s = clinic.login(&email, PASSWORD).await;
@@ -131,7 +131,7 @@ async fn admin<'a>(clinic: &'a Clinic) -> As<'a> {
 
 /// `n` approved doctors working every day 00:00–23:30 UTC in 30-minute slots, once the admin
 /// service has applied their availability (its consumer of `CAREHUB_DOCTORS` caught up).
-async fn doctors<'a>(clinic: &'a Clinic, n: usize) -> Vec<As<'a>> {
+pub(crate) async fn doctors<'a>(clinic: &'a Clinic, n: usize) -> Vec<As<'a>> {
     let mut out = Vec::new();
     for _ in 0..n {
         let email = unique_email("doc");
@@ -214,7 +214,12 @@ async fn doctors<'a>(clinic: &'a Clinic, n: usize) -> Vec<As<'a>> {
 }
 
 /// Creates a group of `members` with `strategy`; returns its id.
-async fn group(admin: &As<'_>, strategy: &str, deadline_secs: i64, members: &[&As<'_>]) -> String {
+pub(crate) async fn group(
+    admin: &As<'_>,
+    strategy: &str,
+    deadline_secs: i64,
+    members: &[&As<'_>],
+) -> String {
     let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     let body = json!({"name": format!("Group {}", &uuid::Uuid::new_v4().simple().to_string()[..6]),
         "strategy": strategy, "accept_deadline_secs": deadline_secs, "members": ids});
@@ -228,13 +233,13 @@ async fn group(admin: &As<'_>, strategy: &str, deadline_secs: i64, members: &[&A
 }
 
 /// A preferred window, as RFC 3339 strings.
-struct Window {
-    start: String,
-    end: String,
+pub(crate) struct Window {
+    pub(crate) start: String,
+    pub(crate) end: String,
 }
 
 /// 10:00–13:00 UTC, `days` days from now.
-fn window_in(days: i64) -> Window {
+pub(crate) fn window_in(days: i64) -> Window {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -269,7 +274,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// Appointment events of `kind` about appointment `id`.
-async fn events(clinic: &Clinic, kind: &str, id: &str) -> Vec<Value> {
+pub(crate) async fn events(clinic: &Clinic, kind: &str, id: &str) -> Vec<Value> {
     clinic
         .stream_messages(
             "CAREHUB_APPOINTMENTS",
@@ -282,14 +287,14 @@ async fn events(clinic: &Clinic, kind: &str, id: &str) -> Vec<Value> {
 }
 
 /// Waits until `doctor` has a pending offer for appointment `id`.
-async fn wait_offered(doctor: &As<'_>, id: &str) {
+pub(crate) async fn wait_offered(doctor: &As<'_>, id: &str) {
     wait::until("the offer reaches the doctor", DEADLINE, || async {
         doctor.offered().await.iter().any(|a| a == id).then_some(())
     })
     .await;
 }
 
-fn offer_status(detail: &Value, doctor_id: &str) -> Vec<String> {
+pub(crate) fn offer_status(detail: &Value, doctor_id: &str) -> Vec<String> {
     detail["offers"]
         .as_array()
         .unwrap()

@@ -45,7 +45,7 @@ pub struct Clinic {
     pub base: String,
     pub http: reqwest::Client,
     extra: Vec<System>,
-    children: Vec<Child>,
+    children: std::sync::Mutex<Vec<Child>>,
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -62,6 +62,10 @@ impl Clinic {
         extra: &[(&str, &str)],
         components: &[Component],
     ) -> Self {
+        // `RUST_LOG=… cargo test -- --nocapture` shows the components' logs.
+        if std::env::var_os("RUST_LOG").is_some() {
+            carehub_runtime::telemetry::init(false);
+        }
         let nats = NatsServer::start().await;
         let dir =
             std::env::temp_dir().join(format!("carehub-test-{}", uuid::Uuid::new_v4().simple()));
@@ -108,7 +112,7 @@ impl Clinic {
             base,
             http: client(None),
             extra: Vec::new(),
-            children: Vec::new(),
+            children: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -136,7 +140,7 @@ impl Clinic {
     }
 
     /// Runs `carehub serve <component>` as a child process with this clinic's configuration.
-    pub fn spawn_child(&mut self, component: &str, overrides: &[(&str, &str)]) -> usize {
+    pub fn spawn_child(&self, component: &str, overrides: &[(&str, &str)]) -> usize {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
         cmd.arg("serve")
             .arg(component)
@@ -148,19 +152,19 @@ impl Clinic {
         for (k, v) in overrides {
             cmd.env(k, v);
         }
-        let log = std::fs::File::create(
-            self.dir
-                .join(format!("{component}-{}.log", self.children.len())),
-        )
-        .expect("log");
+        let mut children = self.children.lock().unwrap();
+        let log =
+            std::fs::File::create(self.dir.join(format!("{component}-{}.log", children.len())))
+                .expect("log");
         cmd.stdout(Stdio::null()).stderr(log);
-        self.children.push(cmd.spawn().expect("spawn carehub"));
-        self.children.len() - 1
+        children.push(cmd.spawn().expect("spawn carehub"));
+        children.len() - 1
     }
 
     /// SIGKILLs a child started with [`Clinic::spawn_child`].
-    pub fn kill_child(&mut self, i: usize) {
-        let c = &mut self.children[i];
+    pub fn kill_child(&self, i: usize) {
+        let mut children = self.children.lock().unwrap();
+        let c = &mut children[i];
         c.kill().expect("kill");
         c.wait().expect("reap");
     }
@@ -332,7 +336,13 @@ impl Clinic {
 
 impl Drop for Clinic {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        for c in self
+            .children
+            .get_mut()
+            .map(|c| c.iter_mut())
+            .into_iter()
+            .flatten()
+        {
             let _ = c.kill();
             let _ = c.wait();
         }

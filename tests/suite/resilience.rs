@@ -13,7 +13,7 @@ both_backends!(
 
 async fn with_auth_killed_calls_answer_503_promptly_and_recover_when_it_returns(b: Backend) {
     // Only auth runs (as a child), so readiness asks for auth alone.
-    let mut clinic = Clinic::start_with(
+    let clinic = Clinic::start_with(
         b,
         &[("CAREHUB_REQUIRED_SERVICES", "auth")],
         &[Component::Gateway],

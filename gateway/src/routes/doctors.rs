@@ -57,10 +57,10 @@ pub struct DirectoryQuery {
 #[into_params(parameter_in = Query)]
 pub struct SlotsQuery {
     /// RFC 3339 start of the window.
-    #[param(example = "2026-03-29T00:00:00Z")]
+    #[param(value_type = String, format = DateTime, example = "2026-03-29T00:00:00Z")]
     pub from: String,
     /// RFC 3339 end of the window: after `from`, at most 62 days later.
-    #[param(example = "2026-03-30T00:00:00Z")]
+    #[param(value_type = String, format = DateTime, example = "2026-03-30T00:00:00Z")]
     pub to: String,
 }
 

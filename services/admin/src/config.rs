@@ -15,6 +15,9 @@ pub struct AdminConfig {
     pub sweep_every: Duration,
     /// How far ahead a window may reach.
     pub max_horizon: Duration,
+    /// How long an instance's routing lease lasts without renewal; after that, others adopt
+    /// its open requests.
+    pub lease: Duration,
     pub max_in_flight: usize,
     pub stream_replicas: usize,
 }
@@ -22,7 +25,7 @@ pub struct AdminConfig {
 impl AdminConfig {
     /// Reads `CAREHUB_REQUEST_MAX_WAIT` (seconds, default 172800 = 48 h),
     /// `CAREHUB_MIN_NOTICE` (3600), `CAREHUB_OFFER_DEADLINE` (14400), `CAREHUB_DEADLINE_SWEEP`
-    /// (1), `CAREHUB_BOOKING_HORIZON` (31536000 = 1 year).
+    /// (1), `CAREHUB_BOOKING_HORIZON` (31536000 = 1 year), `CAREHUB_ADMIN_LEASE` (10).
     ///
     /// # Errors
     /// When a value is set but invalid.
@@ -33,6 +36,7 @@ impl AdminConfig {
             offer_deadline: env.secs("CAREHUB_OFFER_DEADLINE", Duration::from_secs(4 * 3600))?,
             sweep_every: env.secs("CAREHUB_DEADLINE_SWEEP", Duration::from_secs(1))?,
             max_horizon: env.secs("CAREHUB_BOOKING_HORIZON", Duration::from_secs(365 * 86_400))?,
+            lease: env.secs("CAREHUB_ADMIN_LEASE", Duration::from_secs(10))?,
             max_in_flight: common.max_in_flight,
             stream_replicas: common.stream_replicas,
         };
@@ -40,6 +44,12 @@ impl AdminConfig {
             return Err(ConfigError {
                 var: "CAREHUB_OFFER_DEADLINE".into(),
                 message: "must be greater than zero".into(),
+            });
+        }
+        if cfg.lease <= cfg.sweep_every {
+            return Err(ConfigError {
+                var: "CAREHUB_ADMIN_LEASE".into(),
+                message: "must be longer than CAREHUB_DEADLINE_SWEEP (the lease is renewed at each sweep)".into(),
             });
         }
         if cfg.sweep_every.is_zero() {

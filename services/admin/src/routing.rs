@@ -11,6 +11,13 @@
 //!
 //! Every state change is a compare-and-set in the database, so an actor that restarts, a
 //! timer that fires twice, or the periodic sweep racing a timer cannot change anything twice.
+//!
+//! Several admin instances may run at once. Each open request has one owner instance (the one
+//! that received it), recorded on the row; only the owner routes it and sweeps its deadlines.
+//! Every instance renews a lease in `admin_instances` at each sweep; when an instance stops
+//! renewing (it crashed, or was killed), the first live instance to notice adopts its open
+//! requests, one compare-and-set per request, and rebuilds their timers. A clean shutdown
+//! releases the lease so the others adopt at once.
 
 pub mod doctor;
 pub mod group;
@@ -29,6 +36,8 @@ pub struct Core {
     pub db: Db,
     pub cfg: AdminConfig,
     pub relay: Relay,
+    /// This admin instance's id: the owner of the requests it routes.
+    pub instance: String,
 }
 
 impl std::fmt::Debug for Core {

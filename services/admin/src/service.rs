@@ -52,6 +52,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
         db: db.clone(),
         cfg,
         relay,
+        instance: uuid::Uuid::now_v7().to_string(),
     };
     let (router, router_task) = ractor::Actor::spawn(None, Router, core.clone())
         .await
@@ -241,6 +242,7 @@ impl AdminService {
         let id = uuid::Uuid::now_v7().to_string();
         let new = NewAppointment {
             id: &id,
+            owner: &self.core().instance,
             patient_id: &p.user_id,
             doctor_id: doctor.as_deref(),
             group_id: group.as_deref(),
@@ -307,6 +309,7 @@ impl AdminService {
         let id = uuid::Uuid::now_v7().to_string();
         let new = NewAppointment {
             id: &id,
+            owner: &self.core().instance,
             patient_id: &p.user_id,
             doctor_id: Some(&d.doctor_id),
             group_id: None,

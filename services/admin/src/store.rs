@@ -10,6 +10,8 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AppointmentRow {
     pub id: String,
+    /// The admin instance that routes it while it is open.
+    pub owner: Option<String>,
     pub patient_id: String,
     pub doctor_id: Option<String>,
     pub group_id: Option<String>,
@@ -29,7 +31,7 @@ pub struct AppointmentRow {
     pub version: i64,
 }
 
-const APPT_COLS: &str = "id, patient_id, doctor_id, group_id, specialty, target_kind, status, window_start, window_end, start_at, end_at, reason, closed_by, close_reason, in_admin_queue, final_deadline, created_at, version";
+const APPT_COLS: &str = "id, owner, patient_id, doctor_id, group_id, specialty, target_kind, status, window_start, window_end, start_at, end_at, reason, closed_by, close_reason, in_admin_queue, final_deadline, created_at, version";
 
 /// A row of `offers`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -83,6 +85,7 @@ fn sql(s: String) -> sqlx::AssertSqlSafe<String> {
 #[derive(Debug)]
 pub struct NewAppointment<'a> {
     pub id: &'a str,
+    pub owner: &'a str,
     pub patient_id: &'a str,
     pub doctor_id: Option<&'a str>,
     pub group_id: Option<&'a str>,
@@ -111,8 +114,8 @@ pub async fn insert_appointment(
 ) -> Result<(AppointmentRow, bool), StoreError> {
     let insert = sql(format!(
         "INSERT INTO appointments (id, patient_id, doctor_id, group_id, specialty, target_kind, status, window_start, window_end,
-             start_at, end_at, reason, final_deadline, idempotency_key, created_at, updated_at, version, in_admin_queue)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 1, FALSE)
+             start_at, end_at, reason, final_deadline, idempotency_key, created_at, updated_at, version, in_admin_queue, owner)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 1, FALSE, $16)
          ON CONFLICT (patient_id, idempotency_key) DO NOTHING RETURNING {APPT_COLS}"
     ));
     let existing = sql(format!(
@@ -123,7 +126,7 @@ pub async fn insert_appointment(
             .bind(a.id).bind(a.patient_id).bind(a.doctor_id).bind(a.group_id).bind(a.specialty)
             .bind(a.target_kind).bind(a.status).bind(a.window_start).bind(a.window_end)
             .bind(a.start_at).bind(a.end_at).bind(a.reason).bind(a.final_deadline)
-            .bind(a.idempotency_key).bind(a.now)
+            .bind(a.idempotency_key).bind(a.now).bind(a.owner)
             .fetch_optional(&mut *tx).await?;
         match row {
             Some(row) => {
@@ -390,18 +393,23 @@ pub async fn close_offer(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn due_offers(db: &Db, now: i64) -> Result<Vec<(String, String)>, StoreError> {
-    let q = "SELECT appointment_id, doctor_id FROM offers WHERE status = 'pending' AND deadline <= $1 ORDER BY deadline";
-    Ok(with_db!(db, p => sqlx::query_as(q).bind(now).fetch_all(p).await?))
+pub async fn due_offers(
+    db: &Db,
+    owner: &str,
+    now: i64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let q = "SELECT o.appointment_id, o.doctor_id FROM offers o JOIN appointments a ON a.id = o.appointment_id
+             WHERE o.status = 'pending' AND o.deadline <= $1 AND a.owner = $2 ORDER BY o.deadline";
+    Ok(with_db!(db, p => sqlx::query_as(q).bind(now).bind(owner).fetch_all(p).await?))
 }
 
 /// Open requests past their final deadline.
 ///
 /// # Errors
 /// On storage failure.
-pub async fn due_expiries(db: &Db, now: i64) -> Result<Vec<String>, StoreError> {
-    let q = "SELECT id FROM appointments WHERE status IN ('requested', 'offered') AND final_deadline <= $1 ORDER BY final_deadline";
-    Ok(with_db!(db, p => sqlx::query_scalar(q).bind(now).fetch_all(p).await?))
+pub async fn due_expiries(db: &Db, owner: &str, now: i64) -> Result<Vec<String>, StoreError> {
+    let q = "SELECT id FROM appointments WHERE status IN ('requested', 'offered') AND final_deadline <= $1 AND owner = $2 ORDER BY final_deadline";
+    Ok(with_db!(db, p => sqlx::query_scalar(q).bind(now).bind(owner).fetch_all(p).await?))
 }
 
 /// A status change by compare-and-set: from one of `from` to `to`, optionally only once the
@@ -720,4 +728,70 @@ pub async fn remember_result(
     let q = "INSERT INTO idempotency (user_id, key, operation, result, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
     with_db!(db, p => sqlx::query(q).bind(user_id).bind(key).bind(operation).bind(result).bind(now).execute(p).await?.rows_affected());
     Ok(())
+}
+
+/// Open requests owned by `owner` (for its router's rebuild).
+///
+/// # Errors
+/// On storage failure.
+pub async fn owned_open_appointments(
+    db: &Db,
+    owner: &str,
+) -> Result<Vec<AppointmentRow>, StoreError> {
+    let q = sql(format!(
+        "SELECT {APPT_COLS} FROM appointments WHERE owner = $1 AND status IN ('requested', 'offered') ORDER BY id"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as(q).bind(owner).fetch_all(p).await?))
+}
+
+/// Requests of `owner` waiting for routing: requested, not in the admin queue, no pending offer.
+///
+/// # Errors
+/// On storage failure.
+pub async fn owned_waiting(db: &Db, owner: &str) -> Result<Vec<String>, StoreError> {
+    let q = "SELECT id FROM appointments a WHERE owner = $1 AND status = 'requested' AND in_admin_queue = FALSE
+             AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.appointment_id = a.id AND o.status = 'pending') ORDER BY id";
+    Ok(with_db!(db, p => sqlx::query_scalar(q).bind(owner).fetch_all(p).await?))
+}
+
+/// Renews an instance's lease (creating its row on first call).
+///
+/// # Errors
+/// On storage failure.
+pub async fn renew_lease(db: &Db, id: &str, until: i64, now: i64) -> Result<(), StoreError> {
+    let q = "INSERT INTO admin_instances (id, lease_until, started_at) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until";
+    with_db!(db, p => sqlx::query(q).bind(id).bind(until).bind(now).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// Gives up an instance's lease at a clean shutdown, so others adopt its requests at once.
+///
+/// # Errors
+/// On storage failure.
+pub async fn release_lease(db: &Db, id: &str) -> Result<(), StoreError> {
+    with_db!(db, p => sqlx::query("UPDATE admin_instances SET lease_until = 0 WHERE id = $1").bind(id).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// Moves the open requests of instances whose lease ran out (or of no instance) to `me`,
+/// compare-and-set per request, and forgets those instances. Returns the adopted ids.
+///
+/// # Errors
+/// On storage failure.
+pub async fn adopt_orphans(db: &Db, me: &str, now: i64) -> Result<Vec<String>, StoreError> {
+    write_tx!(db, tx => {
+        let dead: Vec<String> = sqlx::query_scalar("SELECT id FROM admin_instances WHERE lease_until < $1 AND id <> $2")
+            .bind(now).bind(me).fetch_all(&mut *tx).await?;
+        let mut adopted: Vec<String> = sqlx::query_scalar(
+            "UPDATE appointments SET owner = $1 WHERE status IN ('requested', 'offered')
+               AND (owner IS NULL OR owner NOT IN (SELECT id FROM admin_instances WHERE lease_until >= $2 OR id = $1))
+             RETURNING id")
+            .bind(me).bind(now).fetch_all(&mut *tx).await?;
+        for d in &dead {
+            sqlx::query("DELETE FROM admin_instances WHERE id = $1 AND lease_until < $2").bind(d).bind(now).execute(&mut *tx).await?;
+        }
+        adopted.sort();
+        Ok::<_, StoreError>(adopted)
+    })
 }

@@ -17,14 +17,21 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Running")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
 impl Running {
     /// A service with no endpoints yet; add them to a [`MicroService`] and [`Running::serving`].
     pub fn new(name: &'static str) -> Self {
-        Self { name, micro: None, stop: CancellationToken::new(), tasks: TaskTracker::new() }
+        Self {
+            name,
+            micro: None,
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
     }
 
     /// Records the micro service whose endpoints this instance serves.
@@ -55,8 +62,14 @@ impl Running {
         }
         self.stop.cancel();
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
-            tracing::warn!(service = self.name, "background tasks outlived the shutdown grace");
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                service = self.name,
+                "background tasks outlived the shutdown grace"
+            );
         }
     }
 }

@@ -31,6 +31,32 @@ pub enum RouterMsg {
     GroupChanged(String),
 }
 
+/// Adopts the open requests of instances whose lease ran out and gets them moving again.
+async fn adopt(me: &ActorRef<RouterMsg>, st: &mut RouterState) -> Result<(), ActorProcessingErr> {
+    let now = now_ms();
+    let lease = i64::try_from(st.core.cfg.lease.as_millis()).unwrap_or(10_000);
+    store::renew_lease(&st.core.db, &st.core.instance, now + lease, now).await?;
+    let adopted = store::adopt_orphans(&st.core.db, &st.core.instance, now).await?;
+    if !adopted.is_empty() {
+        tracing::warn!(
+            count = adopted.len(),
+            "adopted the open requests of an instance that stopped"
+        );
+    }
+    for id in adopted {
+        for o in store::offers_of(&st.core.db, &id).await? {
+            if o.status == "pending" {
+                let d = doctor_actor(me, st, &o.doctor_id).await?;
+                let _ = d.cast(DoctorMsg::Track {
+                    appointment_id: id.clone(),
+                    deadline: o.deadline,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub struct Router;
 
 pub struct RouterState {
@@ -91,6 +117,18 @@ impl Actor for Router {
         // A storage hiccup must not kill routing: the next sweep or route retries.
         if let Err(e) = result {
             tracing::warn!(error = %e, "routing step failed; will retry");
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<RouterMsg>,
+        st: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Let the other instances adopt this one's requests now rather than after the lease.
+        if let Err(e) = store::release_lease(&st.core.db, &st.core.instance).await {
+            tracing::warn!(error = %e, "could not release the routing lease");
         }
         Ok(())
     }
@@ -313,8 +351,10 @@ async fn route(
 }
 
 async fn sweep(me: &ActorRef<RouterMsg>, st: &mut RouterState) -> Result<(), ActorProcessingErr> {
+    adopt(me, st).await?;
     let now = now_ms();
-    for (appointment_id, doctor_id) in store::due_offers(&st.core.db, now).await? {
+    let owner = st.core.instance.clone();
+    for (appointment_id, doctor_id) in store::due_offers(&st.core.db, &owner, now).await? {
         if time_out(&st.core, &appointment_id, &doctor_id)
             .await?
             .is_some()
@@ -322,7 +362,11 @@ async fn sweep(me: &ActorRef<RouterMsg>, st: &mut RouterState) -> Result<(), Act
             let _ = me.cast(RouterMsg::Route(appointment_id));
         }
     }
-    for id in store::due_expiries(&st.core.db, now).await? {
+    // Requests that wait for routing: a decline answered by another instance, a lost message.
+    for id in store::owned_waiting(&st.core.db, &owner).await? {
+        let _ = me.cast(RouterMsg::Route(id));
+    }
+    for id in store::due_expiries(&st.core.db, &owner, now).await? {
         if expire(&st.core, &id).await?.is_some() {
             tracing::info!(appointment_id = %id, "request expired");
         }
