@@ -6,7 +6,7 @@ use carehub::system::{Component, System};
 use carehub_runtime::Env;
 use serde_json::{Value, json};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -391,4 +391,80 @@ pub fn unique_email(tag: &str) -> String {
         "{tag}-{}@example.org",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     )
+}
+
+/// A real SMTP server in a child process, storing each accepted mail as a file.
+pub struct SmtpSink {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl SmtpSink {
+    /// Starts the server; it answers the first `fail_first` deliveries with `451`.
+    pub async fn start(fail_first: u32) -> Self {
+        let port = crate::support::net::free_port();
+        let dir =
+            std::env::temp_dir().join(format!("carehub-smtp-{}", uuid::Uuid::new_v4().simple()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&dir)
+            .arg(fail_first.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd (scripts/install-deps.sh installs it)");
+        crate::support::wait::until(
+            "the SMTP server to listen",
+            std::time::Duration::from_secs(30),
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+        Self { child, dir, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn mails(&self) -> Vec<String> {
+        eml_files(&self.dir)
+    }
+
+    pub fn refusals(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("refused-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The contents of every `.eml` file in `dir`.
+pub fn eml_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect()
 }

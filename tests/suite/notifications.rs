@@ -3,91 +3,17 @@
 //! directory without SMTP; in-app notifications made from appointment events published on the
 //! `CAREHUB_APPOINTMENTS` stream, and the notifications API.
 
-use crate::harness::{Backend, Clinic, error_code, token, unique_email};
-use crate::support::{net, wait};
+use crate::harness::{Backend, Clinic, SmtpSink, eml_files, error_code, token, unique_email};
+use crate::support::wait;
 use carehub::system::Component;
 use carehub_nats::Role;
 use carehub_nats::appointment::{
     Actor, Appointment, AppointmentEvent, AppointmentEventKind, AppointmentStatus,
 };
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A real SMTP server in a child process, storing each accepted mail as a file.
-struct SmtpSink {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl SmtpSink {
-    /// Starts the server; it answers the first `fail_first` deliveries with `451`.
-    async fn start(fail_first: u32) -> Self {
-        let port = net::free_port();
-        let dir =
-            std::env::temp_dir().join(format!("carehub-smtp-{}", uuid::Uuid::new_v4().simple()));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(&dir)
-            .arg(fail_first.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3 with aiosmtpd (scripts/install-deps.sh installs it)");
-        wait::until("the SMTP server to listen", DEADLINE, || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        Self { child, dir, port }
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    fn mails(&self) -> Vec<String> {
-        eml_files(&self.dir)
-    }
-
-    fn refusals(&self) -> usize {
-        std::fs::read_dir(&self.dir)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("refused-"))
-                    .count()
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The contents of every `.eml` file in `dir`.
-fn eml_files(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .collect()
-}
 
 /// Mail the notify service has not delivered yet.
 async fn mail_backlog(clinic: &Clinic) -> i64 {
