@@ -22,12 +22,16 @@ mod accounts;
 mod admin;
 #[path = "suite/appointments.rs"]
 mod appointments;
+#[path = "suite/authz.rs"]
+mod authz;
 #[path = "suite/cli.rs"]
 mod cli;
 #[path = "suite/doctors.rs"]
 mod doctors;
 #[path = "suite/edge.rs"]
 mod edge;
+#[path = "suite/flows.rs"]
+mod flows;
 #[path = "suite/notifications.rs"]
 mod notifications;
 #[path = "suite/patients.rs"]

@@ -1,6 +1,7 @@
 //! Patient profiles and medical records: versioned edits by the patient, and who else may read a
 //! record (admins, doctors with a care relation), with every such read audited.
 
+use crate::appointments::{DEADLINE, admin, doctors, signed_in, wait_offered, window_in};
 use crate::both_backends;
 use crate::harness::{Backend, Clinic, PASSWORD, error_code, token, unique_email};
 use crate::support::wait;
@@ -15,24 +16,9 @@ both_backends!(
     bad_record_and_profile_input_is_refused_with_a_stable_code_and_changes_nothing,
     another_patient_gets_not_found_and_an_admin_reads_with_exactly_one_audit_entry,
     doctor_reads_follow_the_care_relation_and_are_refused_when_it_cannot_be_asked,
+    a_doctor_with_no_care_relation_gets_not_found,
+    a_doctor_with_a_confirmed_appointment_reads_the_record_and_the_read_is_audited,
 );
-
-/// Runs against the real admin service, which is not started here yet.
-mod with_the_admin_service {
-    use super::{Backend, a_doctor_with_no_care_relation_gets_not_found as scenario};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs the admin service's care-relation endpoint"]
-    async fn a_doctor_with_no_care_relation_gets_not_found_on_sqlite() {
-        scenario(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs the admin service's care-relation endpoint"]
-    async fn a_doctor_with_no_care_relation_gets_not_found_on_postgres() {
-        scenario(Backend::Postgres).await;
-    }
-}
 
 fn id(session: &Value) -> String {
     session["user"]["id"].as_str().unwrap().to_owned()
@@ -470,4 +456,83 @@ async fn a_doctor_with_no_care_relation_gets_not_found(b: Backend) {
     let r = get(&clinic, &doc_s, &path).await;
     assert_eq!(r.status(), 404, "the admin service answers: no relation");
     assert_eq!(error_code(r).await, "not_found");
+}
+
+async fn a_doctor_with_a_confirmed_appointment_reads_the_record_and_the_read_is_audited(
+    b: Backend,
+) {
+    let clinic = Clinic::start(b).await;
+    let admin = admin(&clinic).await;
+    let docs = doctors(&clinic, 2).await;
+    let (doc, stranger) = (&docs[0], &docs[1]);
+    let s = patient_with_record(&clinic).await;
+    let pat = signed_in(&clinic, &s).await;
+    let w = window_in(2);
+    let appointment = pat.requested(json!({"doctor": doc.id}), &w).await;
+    wait_offered(doc, &appointment).await;
+    let r = doc
+        .post(
+            &format!("/api/appointments/{appointment}/accept"),
+            &json!({"start": w.start}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "accept: {}", r.text().await.unwrap());
+    assert!(
+        audit_entries(&clinic, &pat.id).await.is_empty(),
+        "nobody has read the record yet"
+    );
+
+    let path = format!("/api/patients/{}/record", pat.id);
+    let r = doc.get(&path).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the doctor of a confirmed appointment reads it"
+    );
+    let record: Value = r.json().await.unwrap();
+    assert_eq!(record["patient_id"], pat.id.as_str());
+    assert_eq!(record["blood_type"], "AB-");
+
+    let r = stranger.get(&path).await;
+    assert_eq!(r.status(), 404, "a doctor with no care relation");
+    assert_eq!(error_code(r).await, "not_found");
+
+    let entries = wait::until(
+        "the doctor's read in the audit stream",
+        DEADLINE,
+        || async {
+            let e = audit_entries(&clinic, &pat.id).await;
+            (!e.is_empty()).then_some(e)
+        },
+    )
+    .await;
+    assert_eq!(entries.len(), 1, "one read, one entry: {entries:?}");
+    let e = &entries[0];
+    assert_eq!(e["actor_id"], doc.id.as_str());
+    assert_eq!(e["actor_role"], "doctor");
+    assert_eq!(e["action"], "medical_record.read");
+    assert_eq!(e["reason"], "confirmed_appointment");
+
+    let query = format!("/api/admin/audit?subject_id={}&actor_id={}", pat.id, doc.id);
+    let listed = wait::until("the read in the admin's audit list", DEADLINE, || async {
+        let page = admin.json(&query).await;
+        let reads: Vec<Value> = page["entries"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["action"] == "medical_record.read")
+            .cloned()
+            .collect();
+        (!reads.is_empty()).then_some(reads)
+    })
+    .await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["actor_role"], "doctor");
+    assert_eq!(listed[0]["reason"], "confirmed_appointment");
+    let page = admin
+        .json(&format!(
+            "/api/admin/audit?subject_id={}&actor_id={}",
+            pat.id, stranger.id
+        ))
+        .await;
+    assert_eq!(page["entries"], json!([]), "a refused read is not a read");
 }
