@@ -16,6 +16,8 @@ mod support;
 #[path = "suite/harness.rs"]
 mod harness;
 
+#[path = "suite/absence.rs"]
+mod absence;
 #[path = "suite/accounts.rs"]
 mod accounts;
 #[path = "suite/admin.rs"]
@@ -30,12 +32,16 @@ mod cli;
 mod doctors;
 #[path = "suite/edge.rs"]
 mod edge;
+#[path = "suite/faults.rs"]
+mod faults;
 #[path = "suite/flows.rs"]
 mod flows;
 #[path = "suite/notifications.rs"]
 mod notifications;
 #[path = "suite/patients.rs"]
 mod patients;
+#[path = "suite/reschedule.rs"]
+mod reschedule;
 #[path = "suite/resilience.rs"]
 mod resilience;
 #[path = "suite/revocation.rs"]

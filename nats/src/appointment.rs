@@ -12,6 +12,10 @@ pub mod subject {
     pub const EVENT_PREFIX: &str = "carehub.events.appointment";
     /// Service-to-service: what relation a doctor has with a patient right now.
     pub const CARE_RELATION: &str = "carehub.admin.care_relation";
+    /// Service-to-service: a doctor's confirmed appointments in a period.
+    pub const CONFIRMED_OVERLAPPING: &str = "carehub.admin.confirmed_overlapping";
+    /// Service-to-service: cancel them (forced time off, a disabled doctor).
+    pub const CANCEL_OVERLAPPING: &str = "carehub.admin.cancel_overlapping";
 }
 
 /// Where an appointment is in its life.
@@ -79,6 +83,25 @@ pub struct Appointment {
     pub created_at: String,
     /// Incremented on every transition (optimistic concurrency).
     pub version: i64,
+    /// A move waiting for the other side, while the current time holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<PendingChange>,
+}
+
+/// A move of a confirmed appointment waiting for an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingChange {
+    /// `patient` (asked for a new window; the doctor accepts by choosing a time in it) or
+    /// `doctor` (proposed a time; the patient accepts or declines).
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
 }
 
 /// What happened.
@@ -95,6 +118,11 @@ pub enum AppointmentEventKind {
     /// No doctor left: the request waits in the admin queue.
     Escalated,
     Confirmed,
+    /// A move of a confirmed appointment was asked for (the patient, with an offer to the
+    /// doctor) or proposed (the doctor, to the patient). The old time holds meanwhile.
+    ChangeRequested,
+    /// The other side refused the move (or the offer timed out): the old time stands.
+    ChangeDeclined,
     Rescheduled,
     Cancelled,
     Completed,
@@ -112,6 +140,8 @@ impl AppointmentEventKind {
             Self::OfferTimedOut => "offer_timed_out",
             Self::Escalated => "escalated",
             Self::Confirmed => "confirmed",
+            Self::ChangeRequested => "change_requested",
+            Self::ChangeDeclined => "change_declined",
             Self::Rescheduled => "rescheduled",
             Self::Cancelled => "cancelled",
             Self::Completed => "completed",
@@ -426,6 +456,29 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+/// A patient asks to move their confirmed appointment into a new window: the doctor gets an
+/// offer and accepts it by choosing a time there. Until then the old time holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RequestReschedule {
+    pub id: String,
+    pub window_start: String,
+    pub window_end: String,
+}
+
+/// A doctor proposes a new time for a confirmed appointment; the patient answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProposeTime {
+    pub id: String,
+    pub start: String,
+}
+
+/// The patient accepts or declines the doctor's proposed time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AnswerProposal {
+    pub id: String,
+    pub accept: bool,
+}
+
 macro_rules! api {
     ($req:ty => $reply:ty, $op:literal) => {
         impl Rpc for $req {
@@ -451,6 +504,60 @@ api!(AdminReroute => Appointment, "admin_reroute");
 api!(SaveGroup => Group, "save_group");
 api!(ListGroups => GroupList, "list_groups");
 api!(ListAudit => AuditPage, "list_audit");
+api!(RequestReschedule => Appointment, "request_reschedule");
+api!(ProposeTime => Appointment, "propose_time");
+api!(AnswerProposal => Appointment, "answer_proposal");
+
+/// A doctor's confirmed appointments overlapping `[start, end)`; without `end`, every one
+/// from `start` on (the doctor service asks before adding time off, auth before disabling a
+/// doctor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfirmedOverlapping {
+    pub doctor_id: String,
+    /// RFC 3339.
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AppointmentList {
+    pub appointments: Vec<Appointment>,
+}
+
+/// Cancels a doctor's confirmed appointments overlapping `[start, end)` because the doctor
+/// will not be there; each patient is told who cancelled and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CancelOverlapping {
+    pub doctor_id: String,
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    pub reason: String,
+    /// Who forced it (the doctor adding time off, the admin disabling the doctor).
+    pub actor: Actor,
+}
+
+impl Rpc for ConfirmedOverlapping {
+    type Reply = AppointmentList;
+    const SUBJECT: &'static str = subject::CONFIRMED_OVERLAPPING;
+    const ENDPOINT: &'static str = "confirmed_overlapping";
+}
+
+impl Rpc for CancelOverlapping {
+    type Reply = AppointmentList;
+    const SUBJECT: &'static str = subject::CANCEL_OVERLAPPING;
+    const ENDPOINT: &'static str = "cancel_overlapping";
+}
+
+/// A short human list of appointments for a 409 message: `<id> at <start>`.
+pub fn describe(appointments: &[Appointment]) -> String {
+    appointments
+        .iter()
+        .map(|a| format!("{} at {}", a.id, a.start.as_deref().unwrap_or("?")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 #[cfg(test)]
 mod tests {

@@ -172,6 +172,10 @@ pub struct AdminSetUserStatus {
     pub action: StatusAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Disabling a doctor with confirmed appointments answers 409 listing them unless forced;
+    /// forced, they are cancelled and each patient told why.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 macro_rules! rpc {
@@ -381,6 +385,7 @@ mod tests {
                 user_id: "u".into(),
                 action: StatusAction::Approve,
                 reason: None,
+                force: false,
             },
             json!({"user_id":"u","action":"approve"}),
         );

@@ -205,6 +205,10 @@ pub struct AddTimeOff {
     /// When given, the change applies only if the doctor's version is still this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_version: Option<i64>,
+    /// Over confirmed appointments: without `force` the answer is 409 listing them; with it
+    /// they are cancelled (each patient told why) and the time off is added.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// The time off just added and the doctor's new version.
@@ -369,8 +373,19 @@ mod tests {
                 end: "2026-01-02T00:00:00Z".into(),
                 reason: "holiday".into(),
                 expected_version: None,
+                force: false,
             },
             json!({"start":"2026-01-01T00:00:00Z","end":"2026-01-02T00:00:00Z","reason":"holiday"}),
+        );
+        round_trip(
+            &AddTimeOff {
+                start: "2026-01-01T00:00:00Z".into(),
+                end: "2026-01-02T00:00:00Z".into(),
+                reason: String::new(),
+                expected_version: None,
+                force: true,
+            },
+            json!({"start":"2026-01-01T00:00:00Z","end":"2026-01-02T00:00:00Z","reason":"","force":true}),
         );
         round_trip(
             &SearchDoctors {

@@ -403,6 +403,27 @@ fn table(f: &Fixtures<'_>) -> Vec<Row> {
         ),
         row(
             Method::POST,
+            "/api/appointments/{id}/reschedule",
+            &f.confirmed,
+            Some(json!({"window_start": w.start, "window_end": w.end})),
+            private(404, 403, 403),
+        ),
+        row(
+            Method::POST,
+            "/api/appointments/{id}/propose",
+            &f.confirmed,
+            Some(json!({"start": w.start})),
+            private(403, 404, 403),
+        ),
+        row(
+            Method::POST,
+            "/api/appointments/{id}/proposal",
+            &f.confirmed,
+            Some(json!({"accept": true})),
+            private(404, 403, 403),
+        ),
+        row(
+            Method::POST,
             "/api/appointments/{id}/complete",
             &f.confirmed,
             Some(json!({"notes": "All well."})),

@@ -169,6 +169,13 @@ impl Clinic {
         c.wait().expect("reap");
     }
 
+    /// Whether a child started with [`Clinic::spawn_child`] has exited (it crashed, or was
+    /// killed).
+    pub fn child_exited(&self, i: usize) -> bool {
+        let mut children = self.children.lock().unwrap();
+        children[i].try_wait().map(|s| s.is_some()).unwrap_or(true)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -164,6 +164,7 @@ fn appointment_event(
             close_reason: None,
             created_at: "2030-03-01T08:00:00Z".into(),
             version: 1,
+            pending_change: None,
         },
         doctor_id: Some(doctor.into()),
         actor: Some(Actor {

@@ -76,6 +76,9 @@ pub struct ReasonBody {
     #[serde(default)]
     #[schema(max_length = 500)]
     pub reason: Option<String>,
+    /// Disable a doctor even with confirmed appointments, cancelling them.
+    #[serde(default)]
+    pub force: Option<bool>,
 }
 
 /// List accounts, newest first.
@@ -113,11 +116,12 @@ async fn set_status(
     action: StatusAction,
     body: Option<ReasonBody>,
 ) -> Result<Json<User>, ApiError> {
-    let reason = body.and_then(|b| b.reason);
+    let (reason, force) = body.map_or((None, false), |b| (b.reason, b.force.unwrap_or(false)));
     let req = AdminSetUserStatus {
         user_id,
         action,
         reason,
+        force,
     };
     Ok(Json(s.bus.request(ctx, &req).await?))
 }
@@ -132,7 +136,9 @@ macro_rules! status_route {
             responses((status = 200, description = "The account after the change", body = User),
                 (status = 403, description = "Not an active admin", body = ErrorBody),
                 (status = 404, description = "No such account", body = ErrorBody),
-                (status = 409, description = "Not allowed from the account's current status", body = ErrorBody)))]
+                (status = 409, description = "Not allowed from the account's current status, or (disable) the doctor has confirmed appointments (listed; send `force: true` to cancel them)", body = ErrorBody),
+                (status = 503, description = "The admin service, which checks a doctor's appointments, is unavailable", body = ErrorBody),
+                (status = 504, description = "The admin service did not answer in time", body = ErrorBody)))]
         pub async fn $name(
             State(s): State<AppState>,
             AdminCtx(ctx): AdminCtx,

@@ -13,10 +13,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use carehub_nats::appointment::{
-    AcceptOffer, AdminDecline, AdminReroute, Appointment, AppointmentDetail, AppointmentPage,
-    AppointmentStatus, AuditPage, BookSlot, CancelAppointment, CompleteAppointment, DeclineOffer,
-    GetAppointment, Group, GroupList, ListAppointments, ListAudit, ListGroups, ListMyOffers,
-    MarkNoShow, OfferList, RequestAppointment, SaveGroup, Strategy, Target,
+    AcceptOffer, AdminDecline, AdminReroute, AnswerProposal, Appointment, AppointmentDetail,
+    AppointmentPage, AppointmentStatus, AuditPage, BookSlot, CancelAppointment,
+    CompleteAppointment, DeclineOffer, GetAppointment, Group, GroupList, ListAppointments,
+    ListAudit, ListGroups, ListMyOffers, MarkNoShow, OfferList, ProposeTime, RequestAppointment,
+    RequestReschedule, SaveGroup, Strategy, Target,
 };
 use carehub_nats::{CallContext, ErrorCode, Role, UserStatus};
 use serde::Deserialize;
@@ -78,6 +79,23 @@ pub struct AcceptBody {
     /// RFC 3339; a slot start from the doctor's availability inside the patient's window.
     #[schema(format = DateTime)]
     pub start: String,
+}
+
+/// A new preferred window for a confirmed appointment.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RescheduleBody {
+    /// RFC 3339; the window must end in the future and be at most 31 days long.
+    #[schema(format = DateTime)]
+    pub window_start: String,
+    /// RFC 3339, after `window_start`.
+    #[schema(format = DateTime)]
+    pub window_end: String,
+}
+
+/// The patient's answer to a proposed time.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProposalAnswerBody {
+    pub accept: bool,
 }
 
 /// Why (kept with the appointment and told to the people concerned).
@@ -557,6 +575,78 @@ pub async fn decline(
     let req = DeclineOffer {
         appointment_id,
         reason: body.reason,
+    };
+    Ok(Json(s.bus.request(&ctx, &req).await?))
+}
+
+/// Ask to move a confirmed appointment into a new window (its patient). The doctor gets an
+/// offer and accepts it (`POST …/accept` with a start in the new window) or declines it; the
+/// current time holds until then.
+#[utoipa::path(post, path = "/api/appointments/{id}/reschedule", tag = "appointments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    request_body(content = inline(RescheduleBody), description = "The new preferred window"),
+    responses((status = 200, description = "The appointment with its pending move", body = Appointment),
+        (status = 403, description = "Not an active patient", body = ErrorBody),
+        (status = 404, description = "No such appointment of the caller", body = ErrorBody),
+        (status = 409, description = "Not confirmed, already started, or a move is pending", body = ErrorBody),
+        (status = 422, description = "The window is malformed, in the past, too long or starts too soon", body = ErrorBody)))]
+pub async fn reschedule(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RescheduleBody>,
+) -> Result<Json<Appointment>, ApiError> {
+    require(&ctx, Role::Patient, "patients")?;
+    let req = RequestReschedule {
+        id: path_id(id)?,
+        window_start: body.window_start,
+        window_end: body.window_end,
+    };
+    Ok(Json(s.bus.request(&ctx, &req).await?))
+}
+
+/// Propose a new time for a confirmed appointment (its doctor); the patient answers.
+#[utoipa::path(post, path = "/api/appointments/{id}/propose", tag = "appointments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    request_body(content = inline(AcceptBody), description = "The proposed start"),
+    responses((status = 200, description = "The appointment with its pending move", body = Appointment),
+        (status = 403, description = "Not an active doctor", body = ErrorBody),
+        (status = 404, description = "No such appointment of the caller", body = ErrorBody),
+        (status = 409, description = "Not confirmed, or a move is pending", body = ErrorBody),
+        (status = 422, description = "Not a future time inside the doctor's working hours", body = ErrorBody)))]
+pub async fn propose(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AcceptBody>,
+) -> Result<Json<Appointment>, ApiError> {
+    require(&ctx, Role::Doctor, "doctors")?;
+    let req = ProposeTime {
+        id: path_id(id)?,
+        start: body.start,
+    };
+    Ok(Json(s.bus.request(&ctx, &req).await?))
+}
+
+/// Accept or decline the doctor's proposed time (the appointment's patient). Accepting swaps
+/// the times in one step.
+#[utoipa::path(post, path = "/api/appointments/{id}/proposal", tag = "appointments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    request_body(content = inline(ProposalAnswerBody), description = "Accept or decline"),
+    responses((status = 200, description = "The appointment after the answer", body = Appointment),
+        (status = 403, description = "Not an active patient", body = ErrorBody),
+        (status = 404, description = "No such appointment of the caller", body = ErrorBody),
+        (status = 409, description = "No proposal to answer, or the proposed time was taken meanwhile", body = ErrorBody)))]
+pub async fn answer_proposal(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ProposalAnswerBody>,
+) -> Result<Json<Appointment>, ApiError> {
+    require(&ctx, Role::Patient, "patients")?;
+    let req = AnswerProposal {
+        id: path_id(id)?,
+        accept: body.accept,
     };
     Ok(Json(s.bus.request(&ctx, &req).await?))
 }

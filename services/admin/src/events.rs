@@ -2,7 +2,9 @@
 
 use crate::domain::{fmt_time, status};
 use crate::store::AppointmentRow;
-use carehub_nats::appointment::{Actor, Appointment, AppointmentEvent, AppointmentEventKind};
+use carehub_nats::appointment::{
+    Actor, Appointment, AppointmentEvent, AppointmentEventKind, PendingChange,
+};
 use carehub_runtime::db::{StoreError, now_ms};
 use carehub_runtime::outbox::Pending;
 
@@ -24,6 +26,13 @@ pub fn view(r: &AppointmentRow) -> Appointment {
         close_reason: r.close_reason.clone(),
         created_at: fmt_time(r.created_at),
         version: r.version,
+        pending_change: r.change_by.as_ref().map(|by| PendingChange {
+            by: by.clone(),
+            window_start: r.change_window_start.map(fmt_time),
+            window_end: r.change_window_end.map(fmt_time),
+            start: r.change_start.map(fmt_time),
+            end: r.change_end.map(fmt_time),
+        }),
     }
 }
 

@@ -78,6 +78,19 @@ pub async fn time_out(
         true,
         now_ms(),
         &move |row| {
+            if row.status == "confirmed" {
+                // A patient's move the doctor did not answer: the old time stands.
+                let why = Some("the doctor did not answer in time");
+                let notify = vec![row.patient_id.clone(), doctor.clone()];
+                return events::one(
+                    AppointmentEventKind::ChangeDeclined,
+                    row,
+                    Some(&doctor),
+                    None,
+                    why,
+                    notify,
+                );
+            }
             events::one(
                 AppointmentEventKind::OfferTimedOut,
                 row,

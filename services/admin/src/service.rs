@@ -94,7 +94,12 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
     serve!(SaveGroup, save_group);
     serve!(ListGroups, list_groups);
     serve!(ListAudit, list_audit);
+    serve!(RequestReschedule, request_reschedule);
+    serve!(ProposeTime, propose_time);
+    serve!(AnswerProposal, answer_proposal);
     serve!(CareRelation, care_relation);
+    serve!(ConfirmedOverlapping, confirmed_overlapping);
+    serve!(CancelOverlapping, cancel_overlapping);
     Ok(running.serving(micro))
 }
 
@@ -152,6 +157,21 @@ fn audit(
         &entry.event_id,
         &entry,
     )
+}
+
+/// Records an admin action in the audit log kept by this service.
+async fn record(db: &Db, p: &Principal, subject: Option<&str>, action: &str, reason: Option<&str>) -> Result<(), WireError> {
+    let row = store::AuditRow {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        at: now_ms(),
+        service: SPEC.name.into(),
+        actor_id: p.user_id.clone(),
+        actor_role: p.role.as_str().into(),
+        subject_id: subject.map(str::to_owned),
+        action: action.into(),
+        reason: reason.map(str::to_owned),
+    };
+    Ok(store::insert_audit(db, &row).await?)
 }
 
 fn limit(l: Option<u32>) -> Result<i64, WireError> {
@@ -460,7 +480,13 @@ impl AdminService {
             .await?
             .ok_or_else(not_found)?;
         let offers = store::offers_of(self.db(), &a.id).await?;
-        let Some(mine) = offers.iter().find(|o| o.doctor_id == p.user_id) else {
+        // The doctor's open offer if there is one (a move of a confirmed appointment comes as a
+        // second offer), else their latest.
+        let Some(mine) = offers
+            .iter()
+            .filter(|o| o.doctor_id == p.user_id)
+            .max_by_key(|o| (o.status == "pending", o.id.clone()))
+        else {
             return Err(not_found());
         };
         if mine.status != "pending" {
@@ -473,6 +499,9 @@ impl AdminService {
             .await?
             .ok_or_else(|| WireError::forbidden("your doctor profile is not known yet"))?;
         let start = parse_time("start", &r.start)?;
+        if a.status == "confirmed" && a.change_by.as_deref() == Some("patient") {
+            return self.accept_change(p, &a, &d, start).await;
+        }
         let end = start + slots::slot_ms(&d);
         if start < a.window_start || end > a.window_end {
             return Err(WireError::validation(
@@ -537,6 +566,13 @@ impl AdminService {
     ) -> Result<Appointment, WireError> {
         let p = active(ctx, Role::Doctor)?;
         let reason = text("reason", &r.reason, 1000)?;
+        if let Some(a) = store::appointment(self.db(), &r.appointment_id).await?
+            && a.status == "confirmed"
+            && a.change_by.as_deref() == Some("patient")
+            && a.doctor_id.as_deref() == Some(p.user_id.as_str())
+        {
+            return self.decline_change(p, &a, &reason).await;
+        }
         let doctor = p.user_id.clone();
         let who = actor(p, self.doctor_name(&p.user_id).await);
         let reason_ev = reason.clone();
@@ -786,6 +822,7 @@ impl AdminService {
                 None => Err(not_found()),
             };
         };
+        record(self.db(), p, Some(&row.patient_id), "appointment.reroute", None).await?;
         tracing::info!(appointment_id = %row.id, admin_id = %p.user_id, "request re-routed");
         self.route(&row.id);
         Ok(view(&row))
@@ -797,7 +834,7 @@ impl AdminService {
     /// `forbidden`, `validation_failed`, `conflict` for a stale version or a specialty another
     /// group already routes.
     pub async fn save_group(&self, ctx: &CallContext, r: SaveGroup) -> Result<Group, WireError> {
-        active(ctx, Role::Admin)?;
+        let admin = active(ctx, Role::Admin)?;
         let name = text("name", &r.name, 100)?;
         let specialty = r
             .specialty
@@ -857,6 +894,8 @@ impl AdminService {
             }
             Err(e) => return Err(e.into()),
         }
+        let action = if r.id.is_some() { "group.replace" } else { "group.create" };
+        record(self.db(), admin, None, action, Some(&name)).await?;
         let _ = self.inner.router.cast(RouterMsg::GroupChanged(id.clone()));
         let (g, members) = store::group(self.db(), &id)
             .await?
@@ -941,6 +980,334 @@ impl AdminService {
             confirmed,
             last_completed_at,
         })
+    }
+}
+
+impl AdminService {
+    fn period(start: &str, end: Option<&str>) -> Result<(i64, Option<i64>), WireError> {
+        let from = parse_time("start", start)?;
+        let to = end.map(|e| parse_time("end", e)).transpose()?;
+        if to.is_some_and(|t| t <= from) {
+            return Err(WireError::validation("end: must be after start"));
+        }
+        Ok((from, to))
+    }
+
+    /// A doctor's confirmed appointments in a period (asked before time off or disabling).
+    ///
+    /// # Errors
+    /// `validation_failed` for a bad period.
+    pub async fn confirmed_overlapping(
+        &self,
+        _ctx: &CallContext,
+        r: ConfirmedOverlapping,
+    ) -> Result<AppointmentList, WireError> {
+        let (from, to) = Self::period(&r.start, r.end.as_deref())?;
+        let rows = store::confirmed_overlapping(self.db(), &r.doctor_id, from, to).await?;
+        Ok(AppointmentList {
+            appointments: rows.iter().map(view).collect(),
+        })
+    }
+
+    /// Cancels a doctor's confirmed appointments in a period, each with its own event telling
+    /// the patient who cancelled and why. Returns the cancelled appointments.
+    ///
+    /// # Errors
+    /// `validation_failed` for a bad period or reason.
+    pub async fn cancel_overlapping(
+        &self,
+        _ctx: &CallContext,
+        r: CancelOverlapping,
+    ) -> Result<AppointmentList, WireError> {
+        let (from, to) = Self::period(&r.start, r.end.as_deref())?;
+        let reason = text("reason", &r.reason, 1000)?;
+        let mut cancelled = Vec::new();
+        for a in store::confirmed_overlapping(self.db(), &r.doctor_id, from, to).await? {
+            let who = r.actor.clone();
+            let reason_ev = reason.clone();
+            let row = store::transition(
+                self.db(),
+                &a.id,
+                &["confirmed"],
+                "cancelled",
+                Some(&r.actor.user_id),
+                Some(&reason),
+                None,
+                now_ms(),
+                &move |row| {
+                    events::one(
+                        AppointmentEventKind::Cancelled,
+                        row,
+                        row.doctor_id.as_deref(),
+                        Some(who.clone()),
+                        Some(&reason_ev),
+                        participants(row),
+                    )
+                },
+            )
+            .await?;
+            if let Some(row) = row {
+                cancelled.push(view(&row));
+            }
+        }
+        if !cancelled.is_empty() {
+            self.core().relay.wake();
+            tracing::info!(doctor_id = %r.doctor_id, count = cancelled.len(), "confirmed appointments cancelled for the doctor's absence");
+        }
+        Ok(AppointmentList {
+            appointments: cancelled,
+        })
+    }
+}
+
+impl AdminService {
+    /// A patient asks to move a confirmed appointment into a new window; the doctor gets an
+    /// offer and the old time holds until they accept.
+    ///
+    /// # Errors
+    /// `not_found`, `validation_failed` for a bad window, `conflict` when the appointment is
+    /// not confirmed, already started, or a move is pending.
+    pub async fn request_reschedule(
+        &self,
+        ctx: &CallContext,
+        r: RequestReschedule,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Patient)?;
+        let a = self.owned(p, &r.id).await?;
+        let now = now_ms();
+        let cfg = &self.core().cfg;
+        let w = Window::parse(&r.window_start, &r.window_end, now, cfg.max_horizon)?;
+        let deadline = w.final_deadline(now, cfg.offer_deadline, cfg.min_notice)?;
+        let (Some(doctor), true) = (
+            a.doctor_id.clone(),
+            a.status == "confirmed" && a.start_at.is_some_and(|s| s > now),
+        ) else {
+            return Err(WireError::conflict(
+                "only a confirmed appointment that has not started can be moved",
+            ));
+        };
+        let who = actor(p, None);
+        let d = doctor.clone();
+        let row = store::request_change(
+            self.db(),
+            &a.id,
+            &doctor,
+            w.start,
+            w.end,
+            deadline,
+            now,
+            &move |row| {
+                events::one(
+                    AppointmentEventKind::ChangeRequested,
+                    row,
+                    Some(&d),
+                    Some(who.clone()),
+                    None,
+                    participants(row),
+                )
+            },
+        )
+        .await?
+        .ok_or_else(|| WireError::conflict("a move of this appointment is already pending"))?;
+        self.core().relay.wake();
+        Ok(view(&row))
+    }
+
+    /// The doctor proposes a new time for a confirmed appointment; the patient answers.
+    ///
+    /// # Errors
+    /// `not_found`, `validation_failed` for a time outside working hours, `conflict` when not
+    /// confirmed or a move is pending.
+    pub async fn propose_time(
+        &self,
+        ctx: &CallContext,
+        r: ProposeTime,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Doctor)?;
+        let a = self.owned(p, &r.id).await?;
+        let d = store::doctor(self.db(), &p.user_id)
+            .await?
+            .ok_or_else(|| WireError::forbidden("your doctor profile is not known yet"))?;
+        let now = now_ms();
+        let start = parse_time("start", &r.start)?;
+        let end = start + slots::slot_ms(&d);
+        if start <= now || !slots::covers(&d, start, end) {
+            return Err(WireError::validation(
+                "start: must be a future time inside your working hours",
+            ));
+        }
+        let who = actor(p, Some(d.display_name.clone()));
+        let row = store::propose_change(self.db(), &a.id, start, end, now, &move |row| {
+            events::one(
+                AppointmentEventKind::ChangeRequested,
+                row,
+                row.doctor_id.as_deref(),
+                Some(who.clone()),
+                None,
+                participants(row),
+            )
+        })
+        .await?
+        .ok_or_else(|| {
+            WireError::conflict(
+                "only a confirmed appointment without a pending move can get a new time",
+            )
+        })?;
+        self.core().relay.wake();
+        Ok(view(&row))
+    }
+
+    /// The patient accepts (the times swap in one update) or declines the doctor's proposal.
+    ///
+    /// # Errors
+    /// `not_found`, `conflict` without a pending proposal or when the new time is taken.
+    pub async fn answer_proposal(
+        &self,
+        ctx: &CallContext,
+        r: AnswerProposal,
+    ) -> Result<Appointment, WireError> {
+        let p = active(ctx, Role::Patient)?;
+        let a = self.owned(p, &r.id).await?;
+        let (Some(start), Some(end), Some("doctor")) =
+            (a.change_start, a.change_end, a.change_by.as_deref())
+        else {
+            return Err(WireError::conflict("there is no proposed time to answer"));
+        };
+        let who = actor(p, None);
+        let now = now_ms();
+        let result = if r.accept {
+            store::apply_change(
+                self.db(),
+                &a.id,
+                "doctor",
+                start,
+                end,
+                None,
+                now,
+                &move |row| {
+                    events::one(
+                        AppointmentEventKind::Rescheduled,
+                        row,
+                        row.doctor_id.as_deref(),
+                        Some(who.clone()),
+                        None,
+                        participants(row),
+                    )
+                },
+            )
+            .await
+        } else {
+            store::drop_change(self.db(), &a.id, "doctor", None, None, now, &move |row| {
+                events::one(
+                    AppointmentEventKind::ChangeDeclined,
+                    row,
+                    row.doctor_id.as_deref(),
+                    Some(who.clone()),
+                    None,
+                    participants(row),
+                )
+            })
+            .await
+        };
+        let row = match result {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                return Err(WireError::conflict(
+                    "the proposal changed meanwhile; reload it",
+                ));
+            }
+            Err(StoreError::Conflict(_)) => return Err(slot_taken()),
+            Err(e) => return Err(e.into()),
+        };
+        self.core().relay.wake();
+        Ok(view(&row))
+    }
+
+    /// The doctor accepts a patient's move: the new time replaces the old in one update.
+    async fn accept_change(
+        &self,
+        p: &Principal,
+        a: &AppointmentRow,
+        d: &store::DoctorRow,
+        start: i64,
+    ) -> Result<Appointment, WireError> {
+        let end = start + slots::slot_ms(d);
+        let (Some(ws), Some(we)) = (a.change_window_start, a.change_window_end) else {
+            return Err(WireError::conflict("there is no move to accept"));
+        };
+        if start < ws || end > we {
+            return Err(WireError::validation(
+                "start: must lie inside the patient's new window",
+            ));
+        }
+        if !slots::covers(d, start, end) {
+            return Err(WireError::validation(
+                "start: outside your working hours or during time off",
+            ));
+        }
+        let who = actor(p, Some(d.display_name.clone()));
+        let result = store::apply_change(
+            self.db(),
+            &a.id,
+            "patient",
+            start,
+            end,
+            Some(&p.user_id),
+            now_ms(),
+            &move |row| {
+                events::one(
+                    AppointmentEventKind::Rescheduled,
+                    row,
+                    row.doctor_id.as_deref(),
+                    Some(who.clone()),
+                    None,
+                    participants(row),
+                )
+            },
+        )
+        .await;
+        match result {
+            Ok(Some(row)) => {
+                self.core().relay.wake();
+                Ok(view(&row))
+            }
+            Ok(None) => Err(WireError::conflict("the offer is no longer open")),
+            Err(StoreError::Conflict(_)) => Err(slot_taken()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The doctor declines a patient's move: the old time stands.
+    async fn decline_change(
+        &self,
+        p: &Principal,
+        a: &AppointmentRow,
+        reason: &str,
+    ) -> Result<Appointment, WireError> {
+        let who = actor(p, self.doctor_name(&p.user_id).await);
+        let why = reason.to_owned();
+        let row = store::drop_change(
+            self.db(),
+            &a.id,
+            "patient",
+            Some(&p.user_id),
+            Some(reason),
+            now_ms(),
+            &move |row| {
+                events::one(
+                    AppointmentEventKind::ChangeDeclined,
+                    row,
+                    row.doctor_id.as_deref(),
+                    Some(who.clone()),
+                    Some(&why),
+                    participants(row),
+                )
+            },
+        )
+        .await?
+        .ok_or_else(|| WireError::not_found("no open offer for this appointment"))?;
+        self.core().relay.wake();
+        Ok(view(&row))
     }
 }
 

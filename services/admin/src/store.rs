@@ -29,9 +29,15 @@ pub struct AppointmentRow {
     pub final_deadline: i64,
     pub created_at: i64,
     pub version: i64,
+    /// A pending move: who asked (`patient`: a new window; `doctor`: a proposed time).
+    pub change_by: Option<String>,
+    pub change_window_start: Option<i64>,
+    pub change_window_end: Option<i64>,
+    pub change_start: Option<i64>,
+    pub change_end: Option<i64>,
 }
 
-const APPT_COLS: &str = "id, owner, patient_id, doctor_id, group_id, specialty, target_kind, status, window_start, window_end, start_at, end_at, reason, closed_by, close_reason, in_admin_queue, final_deadline, created_at, version";
+const APPT_COLS: &str = "id, owner, patient_id, doctor_id, group_id, specialty, target_kind, status, window_start, window_end, start_at, end_at, reason, closed_by, close_reason, in_admin_queue, final_deadline, created_at, version, change_by, change_window_start, change_window_end, change_start, change_end";
 
 /// A row of `offers`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -371,6 +377,9 @@ pub async fn close_offer(
     let back = sql(format!(
         "UPDATE appointments SET status = CASE WHEN status = 'offered' AND NOT EXISTS
                (SELECT 1 FROM offers o WHERE o.appointment_id = appointments.id AND o.status = 'pending') THEN 'requested' ELSE status END,
+             change_by = CASE WHEN status = 'confirmed' THEN NULL ELSE change_by END,
+             change_window_start = CASE WHEN status = 'confirmed' THEN NULL ELSE change_window_start END,
+             change_window_end = CASE WHEN status = 'confirmed' THEN NULL ELSE change_window_end END,
              version = version + 1, updated_at = $1
          WHERE id = $2 RETURNING {APPT_COLS}"
     ));
@@ -440,7 +449,8 @@ pub async fn transition(
     );
     let upd = sql(format!(
         "UPDATE appointments SET status = $1, closed_by = COALESCE($2, closed_by), close_reason = COALESCE($3, close_reason),
-             in_admin_queue = FALSE, version = version + 1, updated_at = $4
+             in_admin_queue = FALSE, version = version + 1, updated_at = $4,
+             change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL
          WHERE id = $5 AND status IN ($6, $7, $8) AND ($9 IS NULL OR start_at <= $9) RETURNING {APPT_COLS}"
     ));
     write_tx!(db, tx => {
@@ -793,5 +803,169 @@ pub async fn adopt_orphans(db: &Db, me: &str, now: i64) -> Result<Vec<String>, S
         }
         adopted.sort();
         Ok::<_, StoreError>(adopted)
+    })
+}
+
+/// A doctor's confirmed appointments overlapping `[from, to)` (`to` = `None`: from `from` on).
+///
+/// # Errors
+/// On storage failure.
+pub async fn confirmed_overlapping(
+    db: &Db,
+    doctor_id: &str,
+    from: i64,
+    to: Option<i64>,
+) -> Result<Vec<AppointmentRow>, StoreError> {
+    let q = sql(format!(
+        "SELECT {APPT_COLS} FROM appointments WHERE doctor_id = $1 AND status = 'confirmed'
+           AND end_at > $2 AND ($3 IS NULL OR start_at < $3) ORDER BY start_at"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as(q).bind(doctor_id).bind(from).bind(to).fetch_all(p).await?))
+}
+
+/// A patient's move request: records the new window and offers it to the doctor, atomically,
+/// while the confirmed time holds. `None` when the appointment is not confirmed or a move is
+/// already pending.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when an offer to the doctor is already pending.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one audited transition, spelled out at the call"
+)]
+pub async fn request_change(
+    db: &Db,
+    id: &str,
+    doctor_id: &str,
+    window_start: i64,
+    window_end: i64,
+    deadline: i64,
+    now: i64,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let upd = sql(format!(
+        "UPDATE appointments SET change_by = 'patient', change_window_start = $1, change_window_end = $2,
+             version = version + 1, updated_at = $3
+         WHERE id = $4 AND status = 'confirmed' AND change_by IS NULL RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(window_start).bind(window_end).bind(now).bind(id)
+            .fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        sqlx::query("INSERT INTO offers (id, appointment_id, doctor_id, status, deadline, created_at) VALUES ($1, $2, $3, 'pending', $4, $5)")
+            .bind(uuid::Uuid::now_v7().to_string()).bind(id).bind(doctor_id).bind(deadline).bind(now)
+            .execute(&mut *tx).await?;
+        for e in events(&row)? {
+            enqueue!(&mut *tx, e)?;
+        }
+        Ok::<_, StoreError>(Some(row))
+    })
+}
+
+/// A doctor's proposed time: recorded while the confirmed time holds. `None` when not
+/// confirmed or a move is already pending.
+///
+/// # Errors
+/// On storage failure.
+pub async fn propose_change(
+    db: &Db,
+    id: &str,
+    start: i64,
+    end: i64,
+    now: i64,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let upd = sql(format!(
+        "UPDATE appointments SET change_by = 'doctor', change_start = $1, change_end = $2, version = version + 1, updated_at = $3
+         WHERE id = $4 AND status = 'confirmed' AND change_by IS NULL RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(start).bind(end).bind(now).bind(id).fetch_optional(&mut *tx).await?;
+        if let Some(row) = &row {
+            for e in events(row)? {
+                enqueue!(&mut *tx, e)?;
+            }
+        }
+        Ok::<_, StoreError>(row)
+    })
+}
+
+/// Applies a pending move: the new time replaces the old in one update (the overlap guard
+/// checks it against every other confirmed appointment). For a patient's move, the doctor's
+/// offer is accepted in the same transaction. `None` when no such move is pending.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when the new time overlaps another confirmed appointment.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one audited transition, spelled out at the call"
+)]
+pub async fn apply_change(
+    db: &Db,
+    id: &str,
+    by: &str,
+    start: i64,
+    end: i64,
+    offer_doctor: Option<&str>,
+    now: i64,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let upd = sql(format!(
+        "UPDATE appointments SET start_at = $1, end_at = $2,
+             window_start = COALESCE(change_window_start, $1), window_end = COALESCE(change_window_end, $2),
+             change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL,
+             version = version + 1, updated_at = $3
+         WHERE id = $4 AND status = 'confirmed' AND change_by = $5 RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        if let Some(d) = offer_doctor {
+            let n = sqlx::query("UPDATE offers SET status = 'accepted', decided_at = $1 WHERE appointment_id = $2 AND doctor_id = $3 AND status = 'pending' AND deadline > $1")
+                .bind(now).bind(id).bind(d).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Ok(None);
+            }
+        }
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(start).bind(end).bind(now).bind(id).bind(by).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        for e in events(&row)? {
+            enqueue!(&mut *tx, e)?;
+        }
+        Ok::<_, StoreError>(Some(row))
+    })
+}
+
+/// Drops a pending move (declined): the confirmed time stands; a doctor's pending offer for
+/// it is declined. `None` when no such move is pending.
+///
+/// # Errors
+/// On storage failure.
+pub async fn drop_change(
+    db: &Db,
+    id: &str,
+    by: &str,
+    offer_doctor: Option<&str>,
+    reason: Option<&str>,
+    now: i64,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let upd = sql(format!(
+        "UPDATE appointments SET change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL,
+             version = version + 1, updated_at = $1
+         WHERE id = $2 AND status = 'confirmed' AND change_by = $3 RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        if let Some(d) = offer_doctor {
+            let n = sqlx::query("UPDATE offers SET status = 'declined', reason = $1, decided_at = $2 WHERE appointment_id = $3 AND doctor_id = $4 AND status = 'pending'")
+                .bind(reason).bind(now).bind(id).bind(d).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Ok(None);
+            }
+        }
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(now).bind(id).bind(by).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        for e in events(&row)? {
+            enqueue!(&mut *tx, e)?;
+        }
+        Ok::<_, StoreError>(Some(row))
     })
 }

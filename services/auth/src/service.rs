@@ -60,7 +60,7 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
     };
     let max_in_flight = cfg.max_in_flight;
     let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_nats::streams::ensure(&js, &[carehub_nats::streams::USERS], cfg.stream_replicas)
+    carehub_nats::streams::ensure(&js, &[carehub_nats::streams::USERS, carehub_nats::streams::AUDIT], cfg.stream_replicas)
         .await
         .context("creating the account event stream")?;
     let relay = Relay::new(db.clone(), js);
@@ -757,6 +757,66 @@ impl AuthService {
         to_user(&user)
     }
 
+    /// Disabling a doctor who has confirmed appointments answers 409 listing them, unless
+    /// forced: then the admin service cancels them first, telling each patient why.
+    async fn clear_doctor_appointments(
+        &self,
+        ctx: &CallContext,
+        admin: &Principal,
+        r: &AdminSetUserStatus,
+    ) -> Result<(), WireError> {
+        use carehub_nats::appointment::{Actor, CancelOverlapping, ConfirmedOverlapping, describe};
+        let Some(user) = store::user_by_id(self.db(), &r.user_id).await? else {
+            return Ok(());
+        };
+        if user.role != Role::Doctor.as_str() {
+            return Ok(());
+        }
+        let now = rfc3339(now_ms());
+        let ask = ConfirmedOverlapping {
+            doctor_id: user.id.clone(),
+            start: now.clone(),
+            end: None,
+        };
+        let found = self
+            .inner
+            .bus
+            .request(ctx, &ask)
+            .await
+            .map_err(|e| e.to_wire())?;
+        if found.appointments.is_empty() {
+            return Ok(());
+        }
+        if !r.force {
+            return Err(WireError::conflict(format!(
+                "the doctor has {} confirmed appointment(s): {}; disable with force to cancel them",
+                found.appointments.len(),
+                describe(&found.appointments)
+            )));
+        }
+        let reason = match r.reason.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(why) => format!("the doctor is no longer available: {why}"),
+            None => "the doctor is no longer available".to_owned(),
+        };
+        let cancel = CancelOverlapping {
+            doctor_id: user.id.clone(),
+            start: now,
+            end: None,
+            reason,
+            actor: Actor {
+                user_id: admin.user_id.clone(),
+                role: admin.role,
+                display_name: None,
+            },
+        };
+        self.inner
+            .bus
+            .request(ctx, &cancel)
+            .await
+            .map_err(|e| e.to_wire())?;
+        Ok(())
+    }
+
     /// Approve or reject a pending doctor, disable or enable an account. Disabling and
     /// rejecting end every session at once. Recorded in the audit log.
     ///
@@ -781,6 +841,9 @@ impl AuthService {
         if r.user_id == admin.user_id && ends {
             return Err(WireError::conflict("you cannot disable your own account"));
         }
+        if r.action == StatusAction::Disable {
+            self.clear_doctor_appointments(ctx, admin, &r).await?;
+        }
         let row = store::transition_status(
             self.db(),
             &r.user_id,
@@ -793,8 +856,21 @@ impl AuthService {
             now_ms(),
             |row| {
                 let user = to_user(row).map_err(|e| StoreError::Conflict(e.message))?;
-                user_event(UserEventKind::StatusChanged, user)
-                    .map_err(|e| StoreError::Conflict(e.message))
+                let changed = user_event(UserEventKind::StatusChanged, user)
+                    .map_err(|e| StoreError::Conflict(e.message))?;
+                // Every admin action joins the audit trail admins read.
+                let entry = carehub_nats::audit::AuditEntry {
+                    event_id: uuid::Uuid::now_v7().to_string(),
+                    at: now_ms(),
+                    service: SPEC.name.into(),
+                    actor_id: admin.user_id.clone(),
+                    actor_role: admin.role.as_str().into(),
+                    subject_id: Some(row.id.clone()),
+                    action: format!("user.{name}"),
+                    reason: r.reason.clone(),
+                };
+                let audit = Pending::new(&carehub_nats::audit::subject(SPEC.name), &entry.event_id, &entry)?;
+                Ok(vec![changed, audit])
             },
         )
         .await?;

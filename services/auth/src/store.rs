@@ -389,7 +389,7 @@ pub async fn transition_status(
     action: &str,
     reason: Option<&str>,
     now: i64,
-    event: impl FnOnce(&UserRow) -> Result<Pending, StoreError>,
+    events: impl FnOnce(&UserRow) -> Result<Vec<Pending>, StoreError>,
 ) -> Result<Option<UserRow>, StoreError> {
     let (a, b) = (
         from.first().copied().unwrap_or(""),
@@ -405,7 +405,9 @@ pub async fn transition_status(
             .bind(to).bind(now).bind(i64::from(end_sessions)).bind(user_id).bind(a).bind(b)
             .fetch_optional(&mut *tx).await?;
         if let Some(row) = &row {
-            enqueue!(&mut *tx, event(row)?)?;
+            for e in events(row)? {
+                enqueue!(&mut *tx, e)?;
+            }
             if end_sessions {
                 sqlx::query(END_ALL_SESSIONS).bind(now).bind(action).bind(user_id).execute(&mut *tx).await?;
             }

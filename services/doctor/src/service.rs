@@ -31,6 +31,8 @@ pub struct DoctorService {
 struct Inner {
     db: Db,
     relay: Relay,
+    /// To ask the admin service about confirmed appointments before adding time off.
+    bus: Bus,
 }
 
 /// Migrates the database, starts the outbox relay and the account consumer, and serves every
@@ -52,7 +54,11 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     let svc = DoctorService {
-        inner: Arc::new(Inner { db, relay }),
+        inner: Arc::new(Inner {
+            db,
+            relay,
+            bus: bus.clone(),
+        }),
     };
     running.spawn(crate::accounts::consume(
         svc.clone(),
@@ -550,6 +556,66 @@ impl DoctorService {
         availability_view(&d)
     }
 
+    /// Time off over confirmed appointments is refused with 409 listing them, unless forced:
+    /// then the admin service cancels them first, telling each patient why.
+    async fn clear_appointments(
+        &self,
+        ctx: &CallContext,
+        p: &Principal,
+        r: &AddTimeOff,
+        reason: &str,
+    ) -> Result<(), WireError> {
+        use carehub_nats::appointment::{Actor, CancelOverlapping, ConfirmedOverlapping, describe};
+        let ask = ConfirmedOverlapping {
+            doctor_id: p.user_id.clone(),
+            start: r.start.clone(),
+            end: Some(r.end.clone()),
+        };
+        let found = self
+            .inner
+            .bus
+            .request(ctx, &ask)
+            .await
+            .map_err(|e| e.to_wire())?;
+        if found.appointments.is_empty() {
+            return Ok(());
+        }
+        if !r.force {
+            return Err(WireError::conflict(format!(
+                "the time off overlaps {} confirmed appointment(s): {}; add it with force to cancel them",
+                found.appointments.len(),
+                describe(&found.appointments)
+            )));
+        }
+        let why = if reason.is_empty() {
+            "the doctor is not available".to_owned()
+        } else {
+            reason.to_owned()
+        };
+        let name = store::doctor(self.db(), &p.user_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.display_name);
+        let cancel = CancelOverlapping {
+            doctor_id: p.user_id.clone(),
+            start: r.start.clone(),
+            end: Some(r.end.clone()),
+            reason: why,
+            actor: Actor {
+                user_id: p.user_id.clone(),
+                role: p.role,
+                display_name: name,
+            },
+        };
+        self.inner
+            .bus
+            .request(ctx, &cancel)
+            .await
+            .map_err(|e| e.to_wire())?;
+        Ok(())
+    }
+
     /// Adds a time off period to the caller's availability.
     ///
     /// # Errors
@@ -573,6 +639,7 @@ impl DoctorService {
             )));
         }
         let reason = domain::reason(&r.reason)?;
+        self.clear_appointments(ctx, p, &r, &reason).await?;
         let change = Change::AddTimeOff {
             id: &off.id,
             start_at: off.start.timestamp_millis(),

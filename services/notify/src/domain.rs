@@ -200,6 +200,23 @@ pub fn appointment_message(event: &AppointmentEvent, recipient: &str, w: Wording
             "Appointment confirmed",
             format!("Your appointment with {patient} is confirmed: {when}."),
         ),
+        K::ChangeRequested if by_self => (
+            "Move requested",
+            format!(
+                "You asked to move the appointment on {date}; the current time holds until it is answered."
+            ),
+        ),
+        K::ChangeRequested => (
+            "Appointment move requested",
+            format!(
+                "{} asked to move the appointment on {date}. Please accept or decline.",
+                capitalize(&by)
+            ),
+        ),
+        K::ChangeDeclined => (
+            "Appointment stays as it was",
+            format!("The move of the appointment on {date} was not accepted; it stays at {when}."),
+        ),
         K::Rescheduled => (
             "Appointment moved",
             format!("Your appointment was moved to {when} by {by}{because}."),
@@ -283,9 +300,13 @@ pub fn reminder_effect(kind: AppointmentEventKind) -> ReminderEffect {
         K::Cancelled | K::Completed | K::NoShow | K::Expired | K::Declined => {
             ReminderEffect::Withdraw
         }
-        K::Requested | K::Offered | K::OfferDeclined | K::OfferTimedOut | K::Escalated => {
-            ReminderEffect::Keep
-        }
+        K::Requested
+        | K::Offered
+        | K::OfferDeclined
+        | K::OfferTimedOut
+        | K::Escalated
+        | K::ChangeRequested
+        | K::ChangeDeclined => ReminderEffect::Keep,
     }
 }
 
@@ -434,6 +455,7 @@ mod tests {
                 close_reason: None,
                 created_at: "2026-03-01T08:00:00Z".into(),
                 version: 3,
+                pending_change: None,
             },
             doctor_id: Some("doc".into()),
             actor,
@@ -555,6 +577,8 @@ mod tests {
             K::OfferTimedOut,
             K::Escalated,
             K::Confirmed,
+            K::ChangeRequested,
+            K::ChangeDeclined,
             K::Rescheduled,
             K::Cancelled,
             K::Completed,

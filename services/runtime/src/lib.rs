@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod db;
+pub mod fault;
 pub mod outbox;
 pub mod service;
 pub mod shutdown;

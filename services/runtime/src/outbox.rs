@@ -138,6 +138,7 @@ impl Relay {
             with_db!(&self.db, p => sqlx::query_as(sql).bind(now).bind(BATCH).fetch_all(p).await?);
         let mut sent = 0;
         for row in rows {
+            crate::fault::hit("outbox_before_publish");
             if let Err(e) = self.publish(&row).await {
                 let backoff = 200i64 * (1i64 << row.attempts.clamp(0, 8));
                 tracing::warn!(error = %e, event_id = %row.id, attempts = row.attempts + 1, "event publish failed; will retry");
@@ -146,6 +147,7 @@ impl Relay {
                 with_db!(&self.db, p => sqlx::query(retry).bind(now + backoff).bind(&row.id).execute(p).await?.rows_affected());
                 break;
             }
+            crate::fault::hit("outbox_after_publish");
             with_db!(&self.db, p => sqlx::query("DELETE FROM outbox WHERE id = $1").bind(&row.id).execute(p).await?.rows_affected());
             sent += 1;
         }
