@@ -4,8 +4,10 @@
 //!
 //! Map: [`cluster`] starts and stops the children, [`load`] is the load generator every
 //! scenario shares, [`cpu`] reads process CPU times, [`scenarios`] holds one function per
-//! measurement, [`report`] the figures, targets and table.
+//! measurement, [`report`] the figures, targets and table. [`booking`] is the appointment
+//! booking benchmark (`carehub bench booking`), with its own system under test.
 
+pub mod booking;
 mod cluster;
 mod cpu;
 mod load;
@@ -49,6 +51,17 @@ pub struct BenchArgs {
     /// Exit with an error when a target is missed.
     #[arg(long)]
     pub strict: bool,
+    /// Another benchmark instead of the gateway and auth one.
+    #[command(subcommand)]
+    pub scenario: Option<Scenario>,
+}
+
+/// Benchmarks with their own system under test.
+#[derive(Debug, clap::Subcommand)]
+pub enum Scenario {
+    /// Patients racing to book one auto-accept doctor's free slots, and request-to-offer
+    /// latency, on SQLite and PostgreSQL.
+    Booking(booking::BookingArgs),
 }
 
 /// Runs every scenario against a freshly started system and prints the report.
@@ -57,6 +70,9 @@ pub struct BenchArgs {
 /// When the system cannot be started, a scenario fails outright, the JSON file cannot be
 /// written, on Ctrl-C, or (with `--strict`) when a target is missed.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(Scenario::Booking(booking)) = args.scenario {
+        return booking::run(booking).await;
+    }
     let secs = |v: f64, name: &str| {
         Duration::try_from_secs_f64(v)
             .ok()
