@@ -76,6 +76,11 @@ pub async fn migrate(env: &Env) -> anyhow::Result<()> {
     db.migrate(carehub_admin::migrator(&db)).await?;
     db.close().await;
     println!("admin: migrations applied");
+    let url = common.database_url_for(env, carehub_comms::SERVICE);
+    let db = Db::connect(carehub_comms::SERVICE, url.as_deref(), &common.data_dir).await?;
+    db.migrate(&carehub_comms::MIGRATOR).await?;
+    db.close().await;
+    println!("comms: migrations applied");
     Ok(())
 }
 

@@ -18,16 +18,19 @@ pub enum Component {
     Notify,
     Admin,
     Gateway,
+    /// A comms hub node (websockets); several may run at once.
+    Hub,
 }
 
 impl Component {
-    /// Every component, in start order (services before the gateway that needs them).
-    pub const ALL: [Component; 6] = [
+    /// Every component, in start order (services and hub before the gateway that needs them).
+    pub const ALL: [Component; 7] = [
         Component::Auth,
         Component::Doctor,
         Component::Patient,
         Component::Notify,
         Component::Admin,
+        Component::Hub,
         Component::Gateway,
     ];
 
@@ -39,6 +42,7 @@ impl Component {
             Self::Notify => "notify",
             Self::Admin => "admin",
             Self::Gateway => "gateway",
+            Self::Hub => "hub",
         }
     }
 }
@@ -75,7 +79,9 @@ async fn launch(
             let cfg = carehub_admin::AdminConfig::from_env(env, common)?;
             carehub_admin::start(cfg, bus, db).await
         }
-        Component::Gateway => anyhow::bail!("the gateway is not a NATS-only service"),
+        Component::Gateway | Component::Hub => {
+            anyhow::bail!("{} is not a NATS-only service", c.name())
+        }
     }
 }
 
@@ -83,6 +89,8 @@ async fn launch(
 pub struct System {
     /// Where the gateway listens, when it runs here.
     pub gateway_addr: Option<SocketAddr>,
+    /// Where the comms hub listens, when it runs here.
+    pub hub_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -91,6 +99,7 @@ impl std::fmt::Debug for System {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("System")
             .field("gateway_addr", &self.gateway_addr)
+            .field("hub_addr", &self.hub_addr)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +119,7 @@ impl System {
         let tracker = TaskTracker::new();
         let mut system = Self {
             gateway_addr: None,
+            hub_addr: None,
             shutdown,
             tracker,
         };
@@ -150,6 +160,24 @@ impl System {
                     }
                     bus.drain().await;
                     tracing::info!("gateway stopped");
+                });
+            }
+            Component::Hub => {
+                let cfg = carehub_comms::HubConfig::from_env(env, common)?;
+                let listener = carehub_comms::Hub::bind(&cfg)
+                    .with_context(|| format!("CAREHUB_HUB_ADDR: cannot listen on {}", cfg.addr))?;
+                self.hub_addr = Some(listener.local_addr()?);
+                let url = common.database_url_for(env, carehub_comms::SERVICE);
+                let db =
+                    Db::connect(carehub_comms::SERVICE, url.as_deref(), &common.data_dir).await?;
+                let hub = carehub_comms::Hub::start(cfg, bus.clone(), db.clone()).await?;
+                self.tracker.spawn(async move {
+                    if let Err(e) = hub.serve(listener, stop, grace).await {
+                        tracing::error!(error = %e, "hub stopped with an error");
+                    }
+                    bus.drain().await;
+                    db.close().await;
+                    tracing::info!("hub stopped");
                 });
             }
             service => {

@@ -28,6 +28,8 @@ mod appointments;
 mod authz;
 #[path = "suite/cli.rs"]
 mod cli;
+#[path = "suite/comms.rs"]
+mod comms;
 #[path = "suite/doctors.rs"]
 mod doctors;
 #[path = "suite/edge.rs"]

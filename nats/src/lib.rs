@@ -11,6 +11,7 @@ pub mod appointment;
 pub mod audit;
 pub mod auth;
 pub mod bus;
+pub mod comms;
 pub mod doctor;
 pub mod error;
 pub mod micro;

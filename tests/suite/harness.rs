@@ -80,6 +80,7 @@ impl Clinic {
                 key_file.display().to_string(),
             ),
             ("CAREHUB_GATEWAY_ADDR".into(), "127.0.0.1:0".into()),
+            ("CAREHUB_HUB_ADDR".into(), "127.0.0.1:0".into()),
             ("CAREHUB_HASH_PERMITS".into(), "2".into()),
             ("CAREHUB_RATE_LIMIT_PER_SEC".into(), "100000".into()),
             ("CAREHUB_RATE_LIMIT_BURST".into(), "100000".into()),
@@ -174,6 +175,21 @@ impl Clinic {
     pub fn child_exited(&self, i: usize) -> bool {
         let mut children = self.children.lock().unwrap();
         children[i].try_wait().map(|s| s.is_some()).unwrap_or(true)
+    }
+
+    /// The websocket URL of the clinic's own hub node.
+    pub fn hub_url(&self) -> String {
+        self.hub_urls()[0].clone()
+    }
+
+    /// The websocket URLs of every in-process hub node: the clinic's own first, then those
+    /// [`Clinic::start_more`] started, in order.
+    pub fn hub_urls(&self) -> Vec<String> {
+        std::iter::once(&self.system)
+            .chain(&self.extra)
+            .filter_map(|s| s.hub_addr)
+            .map(|a| format!("ws://{a}/ws"))
+            .collect()
     }
 
     pub fn url(&self, path: &str) -> String {
