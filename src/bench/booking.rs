@@ -369,6 +369,9 @@ fn micros(d: Duration) -> u64 {
 /// create-user` does); auth publishes them when it starts.
 async fn create_accounts(carehub: &Carehub, patients: usize) -> anyhow::Result<()> {
     let db = Arc::new(carehub.db("auth").await?);
+    // `create_user` migrates too; doing it once first keeps the concurrent calls from racing
+    // to create the same tables.
+    db.migrate(&carehub_auth::MIGRATOR).await?;
     let accounts = (0..patients)
         .map(|i| (patient_email(i), Role::Patient))
         .chain((0..2).map(|i| (doctor_email(i), Role::Doctor)));
