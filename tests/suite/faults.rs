@@ -38,7 +38,7 @@ async fn crash_then_recover(b: Backend, point: &str) {
         .collect();
     let clinic = Clinic::start_with(
         b,
-        &[("CAREHUB_SMTP_URL", &url), ("CAREHUB_ADMIN_LEASE", "2")],
+        &[("CAREHUB_SMTP_URL", &url), ("CAREHUB_ADMIN_LEASE", "5")],
         &components,
     )
     .await;

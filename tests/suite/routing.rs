@@ -24,7 +24,7 @@ async fn clinic_without_admin(b: Backend) -> Clinic {
         .copied()
         .filter(|c| *c != Component::Admin)
         .collect();
-    Clinic::start_with(b, &[("CAREHUB_ADMIN_LEASE", "2")], &components).await
+    Clinic::start_with(b, &[("CAREHUB_ADMIN_LEASE", "5")], &components).await
 }
 
 async fn admin_db(clinic: &Clinic) -> Db {
@@ -60,6 +60,12 @@ async fn two_admin_instances_both_own_requests_and_one_takes_over_the_others_whe
     let first = clinic.spawn_child("admin", &[]);
     clinic.spawn_child("admin", &[]);
     ready(&clinic).await;
+    wait::until(
+        "both admin instances answer $SRV.PING",
+        DEADLINE,
+        || async { (clinic.srv("PING", "admin", 2).await.len() == 2).then_some(()) },
+    )
+    .await;
     let admin = admin(&clinic).await;
     let docs = doctors(&clinic, 3).await;
     let g = group(
@@ -72,15 +78,15 @@ async fn two_admin_instances_both_own_requests_and_one_takes_over_the_others_whe
     let pat = patient(&clinic).await;
     let w = window_in(4);
     let mut ids = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..100 {
         ids.push(pat.requested(json!({"group": g}), &w).await);
     }
-    wait::until("twenty offers", DEADLINE, || async {
+    wait::until("a hundred offers", DEADLINE, || async {
         let mut n = 0;
         for d in &docs {
             n += d.offered().await.len();
         }
-        (n == 20).then_some(())
+        (n == 100).then_some(())
     })
     .await;
     let db = admin_db(&clinic).await;
@@ -94,7 +100,7 @@ async fn two_admin_instances_both_own_requests_and_one_takes_over_the_others_whe
     clinic.kill_child(first);
     let survivor = wait::until("the survivor owns every open request", DEADLINE, || async {
         let o = rows(&db, "SELECT owner, CAST(COUNT(*) AS BIGINT) FROM appointments WHERE status IN ('requested', 'offered') GROUP BY owner").await;
-        (o.len() == 1 && o[0].1 == 20).then(|| o[0].0.clone())
+        (o.len() == 1 && o[0].1 == 100).then(|| o[0].0.clone())
     })
     .await;
     assert!(owners.iter().any(|(o, _)| *o == survivor));
@@ -173,7 +179,7 @@ async fn an_offer_whose_deadline_passes_while_admin_is_down_escalates_exactly_on
         let leases = rows(&db, "SELECT id, lease_until FROM admin_instances").await;
         leases
             .iter()
-            .any(|(_, until)| *until > seen + 2_500)
+            .any(|(_, until)| *until > seen + 5_000)
             .then_some(())
     })
     .await;

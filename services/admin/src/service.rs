@@ -160,7 +160,13 @@ fn audit(
 }
 
 /// Records an admin action in the audit log kept by this service.
-async fn record(db: &Db, p: &Principal, subject: Option<&str>, action: &str, reason: Option<&str>) -> Result<(), WireError> {
+async fn record(
+    db: &Db,
+    p: &Principal,
+    subject: Option<&str>,
+    action: &str,
+    reason: Option<&str>,
+) -> Result<(), WireError> {
     let row = store::AuditRow {
         event_id: uuid::Uuid::now_v7().to_string(),
         at: now_ms(),
@@ -822,7 +828,14 @@ impl AdminService {
                 None => Err(not_found()),
             };
         };
-        record(self.db(), p, Some(&row.patient_id), "appointment.reroute", None).await?;
+        record(
+            self.db(),
+            p,
+            Some(&row.patient_id),
+            "appointment.reroute",
+            None,
+        )
+        .await?;
         tracing::info!(appointment_id = %row.id, admin_id = %p.user_id, "request re-routed");
         self.route(&row.id);
         Ok(view(&row))
@@ -894,7 +907,11 @@ impl AdminService {
             }
             Err(e) => return Err(e.into()),
         }
-        let action = if r.id.is_some() { "group.replace" } else { "group.create" };
+        let action = if r.id.is_some() {
+            "group.replace"
+        } else {
+            "group.create"
+        };
         record(self.db(), admin, None, action, Some(&name)).await?;
         let _ = self.inner.router.cast(RouterMsg::GroupChanged(id.clone()));
         let (g, members) = store::group(self.db(), &id)

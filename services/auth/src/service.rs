@@ -60,9 +60,13 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
     };
     let max_in_flight = cfg.max_in_flight;
     let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_nats::streams::ensure(&js, &[carehub_nats::streams::USERS, carehub_nats::streams::AUDIT], cfg.stream_replicas)
-        .await
-        .context("creating the account event stream")?;
+    carehub_nats::streams::ensure(
+        &js,
+        &[carehub_nats::streams::USERS, carehub_nats::streams::AUDIT],
+        cfg.stream_replicas,
+    )
+    .await
+    .context("creating the account event stream")?;
     let relay = Relay::new(db.clone(), js);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
@@ -869,7 +873,11 @@ impl AuthService {
                     action: format!("user.{name}"),
                     reason: r.reason.clone(),
                 };
-                let audit = Pending::new(&carehub_nats::audit::subject(SPEC.name), &entry.event_id, &entry)?;
+                let audit = Pending::new(
+                    &carehub_nats::audit::subject(SPEC.name),
+                    &entry.event_id,
+                    &entry,
+                )?;
                 Ok(vec![changed, audit])
             },
         )

@@ -189,7 +189,26 @@ impl Db {
     /// When a migration fails or an applied one was edited.
     pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
         use anyhow::Context as _;
-        with_db!(self, pool => migrator.run(pool).await.context("running migrations"))
+        match self {
+            // PostgreSQL: sqlx holds an advisory lock, so concurrent runners take turns.
+            Self::Postgres(pool) => migrator.run(pool).await.context("running migrations"),
+            // SQLite has no such lock: two instances starting together may both try the same
+            // migration, and the loser fails on objects the winner just created. Its
+            // transaction rolled back, so running again sees the winner's work and skips it.
+            Self::Sqlite(pool) => {
+                let mut attempt = 0;
+                loop {
+                    match migrator.run(pool).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) if attempt < 3 => {
+                            attempt += 1;
+                            tracing::info!(error = %e, attempt, "migration raced another instance; retrying");
+                        }
+                        Err(e) => return Err(e).context("running migrations"),
+                    }
+                }
+            }
+        }
     }
 
     pub fn backend(&self) -> Backend {
