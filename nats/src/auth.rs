@@ -269,20 +269,8 @@ pub struct UserEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::round_trip;
     use serde_json::json;
-
-    fn round_trip<T>(value: &T, snapshot: serde_json::Value)
-    where
-        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
-    {
-        assert_eq!(
-            serde_json::to_value(value).unwrap(),
-            snapshot,
-            "snapshot changed"
-        );
-        let back: T = serde_json::from_value(snapshot).unwrap();
-        assert_eq!(&back, value);
-    }
 
     #[test]
     fn register_snapshot_and_default_role() {

@@ -25,3 +25,22 @@ pub use bus::{Bus, BusConfig, ConnectionEvent};
 pub use error::{BusError, ErrorCode, WireError};
 pub use micro::{MicroService, ServiceSpec};
 pub use rpc::{CallContext, Principal, Role, Rpc, UserStatus};
+
+/// Helpers for the contract's own tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Checks `value` serializes to exactly `snapshot` (a change is a protocol change) and
+    /// decodes back to itself.
+    pub(crate) fn round_trip<T>(value: &T, snapshot: serde_json::Value)
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        assert_eq!(
+            serde_json::to_value(value).unwrap(),
+            snapshot,
+            "snapshot changed"
+        );
+        let back: T = serde_json::from_value(snapshot).unwrap();
+        assert_eq!(&back, value);
+    }
+}

@@ -769,56 +769,33 @@ impl AuthService {
         admin: &Principal,
         r: &AdminSetUserStatus,
     ) -> Result<(), WireError> {
-        use carehub_nats::appointment::{Actor, CancelOverlapping, ConfirmedOverlapping, describe};
         let Some(user) = store::user_by_id(self.db(), &r.user_id).await? else {
             return Ok(());
         };
         if user.role != Role::Doctor.as_str() {
             return Ok(());
         }
-        let now = rfc3339(now_ms());
-        let ask = ConfirmedOverlapping {
-            doctor_id: user.id.clone(),
-            start: now.clone(),
-            end: None,
-        };
-        let found = self
-            .inner
-            .bus
-            .request(ctx, &ask)
-            .await
-            .map_err(|e| e.to_wire())?;
-        if found.appointments.is_empty() {
-            return Ok(());
-        }
-        if !r.force {
-            return Err(WireError::conflict(format!(
-                "the doctor has {} confirmed appointment(s): {}; disable with force to cancel them",
-                found.appointments.len(),
-                describe(&found.appointments)
-            )));
-        }
         let reason = match r.reason.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             Some(why) => format!("the doctor is no longer available: {why}"),
             None => "the doctor is no longer available".to_owned(),
         };
-        let cancel = CancelOverlapping {
-            doctor_id: user.id.clone(),
-            start: now,
-            end: None,
-            reason,
-            actor: Actor {
-                user_id: admin.user_id.clone(),
-                role: admin.role,
-                display_name: None,
-            },
+        let actor = carehub_nats::appointment::Actor {
+            user_id: admin.user_id.clone(),
+            role: admin.role,
+            display_name: None,
         };
-        self.inner
-            .bus
-            .request(ctx, &cancel)
-            .await
-            .map_err(|e| e.to_wire())?;
-        Ok(())
+        carehub_nats::appointment::clear_for_absence(
+            &self.inner.bus,
+            ctx,
+            &user.id,
+            &rfc3339(now_ms()),
+            None,
+            r.force,
+            reason,
+            actor,
+            "the doctor has",
+        )
+        .await
     }
 
     /// Approve or reject a pending doctor, disable or enable an account. Disabling and

@@ -565,55 +565,33 @@ impl DoctorService {
         r: &AddTimeOff,
         reason: &str,
     ) -> Result<(), WireError> {
-        use carehub_nats::appointment::{Actor, CancelOverlapping, ConfirmedOverlapping, describe};
-        let ask = ConfirmedOverlapping {
-            doctor_id: p.user_id.clone(),
-            start: r.start.clone(),
-            end: Some(r.end.clone()),
-        };
-        let found = self
-            .inner
-            .bus
-            .request(ctx, &ask)
-            .await
-            .map_err(|e| e.to_wire())?;
-        if found.appointments.is_empty() {
-            return Ok(());
-        }
-        if !r.force {
-            return Err(WireError::conflict(format!(
-                "the time off overlaps {} confirmed appointment(s): {}; add it with force to cancel them",
-                found.appointments.len(),
-                describe(&found.appointments)
-            )));
-        }
         let why = if reason.is_empty() {
-            "the doctor is not available".to_owned()
+            "the doctor is not available"
         } else {
-            reason.to_owned()
+            reason
         };
         let name = store::doctor(self.db(), &p.user_id)
             .await
             .ok()
             .flatten()
             .map(|d| d.display_name);
-        let cancel = CancelOverlapping {
-            doctor_id: p.user_id.clone(),
-            start: r.start.clone(),
-            end: Some(r.end.clone()),
-            reason: why,
-            actor: Actor {
-                user_id: p.user_id.clone(),
-                role: p.role,
-                display_name: name,
-            },
+        let actor = carehub_nats::appointment::Actor {
+            user_id: p.user_id.clone(),
+            role: p.role,
+            display_name: name,
         };
-        self.inner
-            .bus
-            .request(ctx, &cancel)
-            .await
-            .map_err(|e| e.to_wire())?;
-        Ok(())
+        carehub_nats::appointment::clear_for_absence(
+            &self.inner.bus,
+            ctx,
+            &p.user_id,
+            &r.start,
+            Some(&r.end),
+            r.force,
+            why.to_owned(),
+            actor,
+            "the time off overlaps",
+        )
+        .await
     }
 
     /// Adds a time off period to the caller's availability.
