@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing carehub needs and the machine lacks, and nothing else:
-# nats-server and PostgreSQL's server binaries (Debian packages), schemathesis 4 and aiosmtpd
-# (PyPI; the suite's SMTP server).
+# nats-server, PostgreSQL's server binaries and coturn (Debian packages; the suite's TURN server),
+# schemathesis 4 and aiosmtpd (PyPI; the suite's SMTP server).
 # Safe to run again: it installs only what is missing and runs `apt-get update` only then.
 #
 # It never starts the machine's own NATS or PostgreSQL service: the tests start private ones on
@@ -31,6 +31,10 @@ fi
 if ! postgres_initdb_bin >/dev/null; then
     apt_packages+=(postgresql)
     missing+=("PostgreSQL (initdb, pg_ctl)")
+fi
+if ! command -v turnserver >/dev/null 2>&1; then
+    apt_packages+=(coturn)
+    missing+=("coturn (turnserver)")
 fi
 if ! command -v curl >/dev/null 2>&1; then
     apt_packages+=(curl ca-certificates)
@@ -110,6 +114,7 @@ fi
 nats_server_bin >/dev/null || die "nats-server still missing"
 postgres_initdb_bin >/dev/null || die "PostgreSQL's initdb still missing"
 command -v curl >/dev/null 2>&1 || die "curl still missing"
+command -v turnserver >/dev/null 2>&1 || die "coturn's turnserver still missing"
 schemathesis_bin >/dev/null || die "schemathesis 4.x still missing (is pip's script directory on PATH?)"
 python3 -c 'import aiosmtpd' >/dev/null 2>&1 || die "aiosmtpd still missing"
 echo "install-deps: done"

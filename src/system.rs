@@ -145,7 +145,7 @@ impl System {
         let grace = common.shutdown_grace;
         match c {
             Component::Gateway => {
-                let cfg = carehub_gateway::GatewayConfig::from_env(env)?;
+                let cfg = carehub_gateway::GatewayConfig::from_env(&self.hub_env(env))?;
                 let listener =
                     tokio::net::TcpListener::bind(cfg.addr)
                         .await
@@ -195,6 +195,23 @@ impl System {
         }
         tracing::info!(component = c.name(), "started");
         Ok(())
+    }
+
+    /// `env`, plus `CAREHUB_HUB_URL` naming the hub started here when the user set none, so
+    /// the gateway forwards `/ws` to it.
+    fn hub_env(&self, env: &Env) -> Env {
+        let mut env = env.clone();
+        if let (None, Some(mut addr)) = (env.raw("CAREHUB_HUB_URL"), self.hub_addr) {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            env.set("CAREHUB_HUB_URL", format!("ws://{addr}/ws"));
+        }
+        env
     }
 
     /// A token that stops every component when cancelled.

@@ -30,6 +30,8 @@ mod authz;
 mod cli;
 #[path = "suite/comms.rs"]
 mod comms;
+#[path = "suite/comms_gateway.rs"]
+mod comms_gateway;
 #[path = "suite/doctors.rs"]
 mod doctors;
 #[path = "suite/edge.rs"]

@@ -28,6 +28,11 @@ pub struct GatewayConfig {
     pub cookie_secure: bool,
     /// Static files served at `/`, with `index.html` for unknown paths (a single-page app).
     pub web_dir: Option<PathBuf>,
+    /// Hub node websocket URLs `/ws` is forwarded to; one is picked per connection, the next
+    /// tried when it cannot be reached.
+    pub hub_urls: Vec<String>,
+    /// A forwarded socket whose client sent nothing (not even a pong) for this long is closed.
+    pub hub_idle_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -50,6 +55,8 @@ impl Default for GatewayConfig {
             ],
             cookie_secure: true,
             web_dir: None,
+            hub_urls: vec!["ws://127.0.0.1:8090/ws".to_owned()],
+            hub_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -60,7 +67,9 @@ impl GatewayConfig {
     /// CIDRs), `CAREHUB_CORS_ORIGINS` (comma-separated), `CAREHUB_BODY_LIMIT` (bytes, default
     /// 65536), `CAREHUB_RATE_LIMIT_PER_SEC` / `CAREHUB_RATE_LIMIT_BURST` (defaults 50 / 100),
     /// `CAREHUB_REQUIRED_SERVICES` (default `auth,doctor,patient,admin,notify`), `CAREHUB_COOKIE_SECURE` (default true) and
-    /// `CAREHUB_WEB_DIR` (optional).
+    /// `CAREHUB_WEB_DIR` (optional), `CAREHUB_HUB_URL` (comma-separated websocket URLs of hub
+    /// nodes, default `ws://127.0.0.1:8090/ws`) and `CAREHUB_HUB_IDLE_TIMEOUT` (seconds,
+    /// default 60, as the hub's own).
     ///
     /// # Errors
     /// When a value is set but invalid; the error names the variable.
@@ -98,6 +107,8 @@ impl GatewayConfig {
             required_services: required,
             cookie_secure: env.flag("CAREHUB_COOKIE_SECURE", d.cookie_secure)?,
             web_dir: env.raw("CAREHUB_WEB_DIR").map(PathBuf::from),
+            hub_urls: hub_urls(env, d.hub_urls)?,
+            hub_idle_timeout: env.secs("CAREHUB_HUB_IDLE_TIMEOUT", d.hub_idle_timeout)?,
         })
     }
 
@@ -105,6 +116,26 @@ impl GatewayConfig {
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(ip))
     }
+}
+
+fn hub_urls(env: &Env, default: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    if env.raw("CAREHUB_HUB_URL").is_none() {
+        return Ok(default);
+    }
+    let urls = list(env, "CAREHUB_HUB_URL");
+    if urls.is_empty() {
+        return Err(ConfigError {
+            var: "CAREHUB_HUB_URL".into(),
+            message: "names no hub node".into(),
+        });
+    }
+    if let Some(bad) = urls.iter().find(|u| !u.starts_with("ws://")) {
+        return Err(ConfigError {
+            var: "CAREHUB_HUB_URL".into(),
+            message: format!("'{bad}' is not a ws:// URL"),
+        });
+    }
+    Ok(urls)
 }
 
 fn list(env: &Env, var: &str) -> Vec<String> {

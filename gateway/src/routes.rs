@@ -12,6 +12,7 @@ pub mod doctors;
 pub mod health;
 pub mod notifications;
 pub mod patients;
+pub mod ws;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;

@@ -134,6 +134,7 @@ fn build_router(state: AppState, cors: Option<CorsLayer>) -> Router {
         .map(|dir| ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html"))));
     api.route("/api/openapi.json", get(docs::openapi_json))
         .route("/api/docs", get(docs::docs_page))
+        .route("/ws", routes::ws::route(&state.cfg))
         .fallback(move |req: Request| fallback(web.clone(), req))
         .layer(DefaultBodyLimit::max(state.cfg.body_limit))
         .layer(TimeoutLayer::with_status_code(

@@ -22,11 +22,11 @@ both_backends!(
     a_retried_message_with_the_same_client_id_is_stored_and_delivered_once,
 );
 
-const DEADLINE: Duration = Duration::from_secs(30);
-const HOUR_MS: i64 = 3_600_000;
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const HOUR_MS: i64 = 3_600_000;
 
 /// Settings every comms scenario uses: calls allowed all day, a quick presence TTL.
-const HUB_VARS: &[(&str, &str)] = &[
+pub(crate) const HUB_VARS: &[(&str, &str)] = &[
     ("CAREHUB_CALL_EARLY", "86400"),
     ("CAREHUB_CALL_LATE", "86400"),
     ("CAREHUB_PRESENCE_TTL", "2"),
@@ -34,16 +34,16 @@ const HUB_VARS: &[(&str, &str)] = &[
     ("CAREHUB_HUB_FRAME_BURST", "10000"),
 ];
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A websocket client speaking the hub's JSON frames.
-struct Ws {
-    socket: Socket,
+pub(crate) struct Ws {
+    pub(crate) socket: Socket,
 }
 
 impl Ws {
     /// Opens a socket to `url`, optionally with an `Origin` header (no auth yet).
-    async fn open(url: &str, origin: Option<&str>) -> Result<Self, WsError> {
+    pub(crate) async fn open(url: &str, origin: Option<&str>) -> Result<Self, WsError> {
         let mut req = url.into_client_request()?;
         if let Some(o) = origin {
             req.headers_mut().insert("origin", o.parse().unwrap());
@@ -53,7 +53,7 @@ impl Ws {
     }
 
     /// Opens and authenticates; waits for `welcome`.
-    async fn signed_in(url: &str, token: &str) -> Self {
+    pub(crate) async fn signed_in(url: &str, token: &str) -> Self {
         let mut ws = Self::open(url, None).await.expect("websocket opens");
         ws.send(json!({"type": "auth", "token": token})).await;
         let w = ws.next_of("welcome").await;
@@ -61,14 +61,14 @@ impl Ws {
         ws
     }
 
-    async fn send(&mut self, frame: Value) {
+    pub(crate) async fn send(&mut self, frame: Value) {
         self.socket
             .send(Message::text(frame.to_string()))
             .await
             .expect("send frame");
     }
 
-    async fn send_raw(&mut self, text: &str) {
+    pub(crate) async fn send_raw(&mut self, text: &str) {
         self.socket
             .send(Message::text(text.to_owned()))
             .await
@@ -77,7 +77,7 @@ impl Ws {
 
     /// The next JSON frame; pings and live notifications (which the booking of the
     /// appointment sends at its own pace) are skipped. Panics on close or after the deadline.
-    async fn next(&mut self) -> Value {
+    pub(crate) async fn next(&mut self) -> Value {
         loop {
             let f = self.next_any().await;
             if f["type"] != "notification" {
@@ -87,7 +87,7 @@ impl Ws {
     }
 
     /// The next JSON frame of any type.
-    async fn next_any(&mut self) -> Value {
+    pub(crate) async fn next_any(&mut self) -> Value {
         loop {
             let m = tokio::time::timeout(DEADLINE, self.socket.next())
                 .await
@@ -103,14 +103,14 @@ impl Ws {
     }
 
     /// The next frame, which must be of `kind`.
-    async fn next_of(&mut self, kind: &str) -> Value {
+    pub(crate) async fn next_of(&mut self, kind: &str) -> Value {
         let f = self.next().await;
         assert_eq!(f["type"], kind, "unexpected frame {f}");
         f
     }
 
     /// Reads until the socket closes; returns the close code (skipping any frames before it).
-    async fn close_code(&mut self) -> Option<u16> {
+    pub(crate) async fn close_code(&mut self) -> Option<u16> {
         loop {
             let m = tokio::time::timeout(DEADLINE, self.socket.next())
                 .await
@@ -123,7 +123,7 @@ impl Ws {
         }
     }
 
-    async fn chat(&mut self, room: &str, client_id: &str, body: &str) -> i64 {
+    pub(crate) async fn chat(&mut self, room: &str, client_id: &str, body: &str) -> i64 {
         self.send(json!({"type": "chat_send", "room": room, "client_id": client_id, "body": body}))
             .await;
         loop {
@@ -136,7 +136,7 @@ impl Ws {
     }
 
     /// Reads `chat_message` frames (skipping others) until one with `seq` arrives.
-    async fn until_message(&mut self, seq: i64) -> Vec<Value> {
+    pub(crate) async fn until_message(&mut self, seq: i64) -> Vec<Value> {
         let mut got = Vec::new();
         loop {
             let f = self.next().await;
@@ -152,28 +152,28 @@ impl Ws {
 }
 
 /// A patient and a doctor with a confirmed appointment starting within the hour or so.
-struct Pair {
-    patient: String,
-    patient_id: String,
-    doctor: String,
-    doctor_id: String,
-    room: String,
+pub(crate) struct Pair {
+    pub(crate) patient: String,
+    pub(crate) patient_id: String,
+    pub(crate) doctor: String,
+    pub(crate) doctor_id: String,
+    pub(crate) room: String,
 }
 
-async fn session_of(clinic: &Clinic, email: &str) -> (String, String) {
+pub(crate) async fn session_of(clinic: &Clinic, email: &str) -> (String, String) {
     let s = clinic.login(email, PASSWORD).await;
     (token(&s), s["user"]["id"].as_str().unwrap().to_owned())
 }
 
 /// A patient and a doctor with a confirmed appointment.
-async fn pair(clinic: &Clinic) -> Pair {
+pub(crate) async fn pair(clinic: &Clinic) -> Pair {
     let mut p = people(clinic).await;
     book(clinic, &mut p).await;
     p
 }
 
 /// A patient and a doctor who lets patients book directly; no appointment yet.
-async fn people(clinic: &Clinic) -> Pair {
+pub(crate) async fn people(clinic: &Clinic) -> Pair {
     let demail = unique_email("doc");
     clinic.create_user(Role::Doctor, &demail).await;
     let (doctor, doctor_id) = session_of(clinic, &demail).await;
@@ -228,7 +228,7 @@ async fn people(clinic: &Clinic) -> Pair {
 }
 
 /// The patient books the doctor's first free half-hour slot from now on: confirmed at once.
-async fn book(clinic: &Clinic, p: &mut Pair) {
+pub(crate) async fn book(clinic: &Clinic, p: &mut Pair) {
     let http = &clinic.http;
     let (patient, doctor_id) = (&p.patient, &p.doctor_id);
     let now = i64::try_from(
@@ -283,14 +283,14 @@ fn rfc3339(ms: i64) -> String {
     )
 }
 
-async fn clinic(b: Backend, extra: &[(&str, &str)]) -> Clinic {
+pub(crate) async fn clinic(b: Backend, extra: &[(&str, &str)]) -> Clinic {
     let mut vars: Vec<(&str, &str)> = HUB_VARS.to_vec();
     vars.extend_from_slice(extra);
     Clinic::start_with(b, &vars, &Component::ALL).await
 }
 
 /// A second in-process hub node; returns its websocket URL.
-async fn second_hub(clinic: &mut Clinic) -> String {
+pub(crate) async fn second_hub(clinic: &mut Clinic) -> String {
     clinic
         .start_more(&[("CAREHUB_HUB_ADDR", "127.0.0.1:0")], &[Component::Hub])
         .await;
@@ -585,7 +585,7 @@ async fn malformed_frames_and_bad_sdp_get_an_error_frame_and_the_socket_stays_us
     doctor.until_message(seq).await;
 }
 
-const OFFER: &str = "v=0\r\no=- 4215775240449105457 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+pub(crate) const OFFER: &str = "v=0\r\no=- 4215775240449105457 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
     a=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
     a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
     a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
