@@ -32,6 +32,8 @@ mod cli;
 mod comms;
 #[path = "suite/comms_gateway.rs"]
 mod comms_gateway;
+#[path = "suite/comms_presence.rs"]
+mod comms_presence;
 #[path = "suite/comms_webrtc.rs"]
 mod comms_webrtc;
 #[path = "suite/doctors.rs"]
