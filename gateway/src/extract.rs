@@ -22,10 +22,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let (is_json, bytes) = json_bytes(req, state).await?;
+        if !is_json {
+            return Err(ApiError::from_status(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ));
+        }
+        object_only(&bytes)?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(json_rejection(&rejection)),
         }
+    }
+}
+
+/// The body's bytes and whether the request says they are JSON.
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(bool, Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json_content_type);
+    let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+        .await
+        .map_err(|r| ApiError::from_status(r.status()))?;
+    Ok((is_json, bytes))
+}
+
+/// Every request body of the API is a JSON object. serde would also read a struct from an
+/// array of its fields (`[null, null]`), which the documented schema does not allow.
+fn object_only(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => Ok(()),
+        Some(_) => Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        )),
     }
 }
 
@@ -49,15 +81,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (parts, body) = req.into_parts();
-        let is_json = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(is_json_content_type);
-        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(|r| ApiError::from_status(r.status()))?;
+        let (is_json, bytes) = json_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
@@ -65,6 +89,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
             return Err(ApiError::from_status(
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ));
+        }
+        if bytes.trim_ascii() != b"null" {
+            object_only(&bytes)?;
         }
         match axum::Json::<Option<T>>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Self(v)),

@@ -48,6 +48,11 @@ async fn bad_input_gets_one_json_error_body_and_never_a_5xx(b: Backend) {
             .body(body)
             .send()
     };
+    for not_an_object in ["[null, null]", "\"text\"", "42"] {
+        let r = post("/api/auth/login", not_an_object.into()).await.unwrap();
+        assert_eq!(r.status(), 400, "{not_an_object} is not an object");
+        assert_eq!(error_code(r).await, "bad_request");
+    }
     let r = post("/api/auth/login", "{not json".into()).await.unwrap();
     assert_eq!(r.status(), 400);
     let rid = r
