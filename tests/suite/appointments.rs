@@ -393,8 +393,8 @@ async fn least_loaded_offers_to_the_doctor_with_the_fewest_open_offers(b: Backen
     let docs = doctors(&clinic, 3).await;
     let pat = patient(&clinic).await;
     let w = window_in(2);
-    // Load: the first member has two open offers, the second one, the third none.
-    for (d, n) in [(&docs[0], 2), (&docs[1], 1)] {
+    // Loads 3 / 1 / 2: the member with one open offer gets the request.
+    for (d, n) in [(&docs[0], 3), (&docs[1], 1), (&docs[2], 2)] {
         for _ in 0..n {
             let id = pat.requested(json!({"doctor": d.id}), &w).await;
             wait_offered(d, &id).await;
@@ -409,7 +409,7 @@ async fn least_loaded_offers_to_the_doctor_with_the_fewest_open_offers(b: Backen
     .await;
 
     let first = pat.requested(json!({"group": g}), &w).await;
-    wait_offered(&docs[2], &first).await;
+    wait_offered(&docs[1], &first).await;
     let detail = admin.json(&format!("/api/appointments/{first}")).await;
     assert_eq!(
         detail["offers"].as_array().unwrap().len(),
@@ -417,7 +417,7 @@ async fn least_loaded_offers_to_the_doctor_with_the_fewest_open_offers(b: Backen
         "one doctor at a time"
     );
 
-    // Now the second and third members have one each: the tie goes to the one listed first.
+    // Now 3 / 2 / 2: the tie goes to the member listed first.
     let second = pat.requested(json!({"group": g}), &w).await;
     wait_offered(&docs[1], &second).await;
     assert!(!docs[0].offered().await.contains(&second));
