@@ -86,6 +86,19 @@ pub struct Appointment {
     /// A move waiting for the other side, while the current time holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_change: Option<PendingChange>,
+    /// The latest video call, once one ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_call: Option<CallSummary>,
+}
+
+/// A finished video call of an appointment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CallSummary {
+    /// RFC 3339.
+    pub started_at: String,
+    pub ended_at: String,
+    /// Seconds of every call of the appointment together.
+    pub total_seconds: i64,
 }
 
 /// A move of a confirmed appointment waiting for an answer.
@@ -124,6 +137,8 @@ pub enum AppointmentEventKind {
     /// The other side refused the move (or the offer timed out): the old time stands.
     ChangeDeclined,
     Rescheduled,
+    /// A video call of the appointment ended (recorded by the comms hub).
+    CallEnded,
     Cancelled,
     Completed,
     NoShow,
@@ -143,6 +158,7 @@ impl AppointmentEventKind {
             Self::ChangeRequested => "change_requested",
             Self::ChangeDeclined => "change_declined",
             Self::Rescheduled => "rescheduled",
+            Self::CallEnded => "call_ended",
             Self::Cancelled => "cancelled",
             Self::Completed => "completed",
             Self::NoShow => "no_show",

@@ -721,6 +721,44 @@ async fn a_call_is_signaled_between_its_participants_and_recorded_when_it_ends()
     let rec: Value = serde_json::from_slice(&m.payload).unwrap();
     assert_eq!(rec["appointment_id"], p.room.as_str());
     assert!(rec["started_at"].as_str().unwrap() <= rec["ended_at"].as_str().unwrap());
+    // The admin service keeps the call on the appointment and emits one event for it.
+    let url = clinic.url(&format!("/api/appointments/{}", p.room));
+    let last = crate::support::wait::until("the call on the appointment", DEADLINE, || async {
+        let a: Value = clinic
+            .http
+            .get(&url)
+            .bearer_auth(&p.patient)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let last = a["appointment"]["last_call"].clone();
+        (!last.is_null()).then_some(last)
+    })
+    .await;
+    // Stored to the second.
+    let stored = last["started_at"].as_str().unwrap().trim_end_matches('Z');
+    assert!(
+        rec["started_at"].as_str().unwrap().starts_with(stored),
+        "{last} vs {rec}"
+    );
+    assert!(last["total_seconds"].as_i64().unwrap() >= 0);
+    let ended = crate::support::wait::until("the call_ended event", DEADLINE, || async {
+        let e: Vec<Value> = clinic
+            .stream_messages(
+                "CAREHUB_APPOINTMENTS",
+                "carehub.events.appointment.call_ended",
+            )
+            .await
+            .into_iter()
+            .filter(|e| e["appointment"]["id"] == p.room.as_str())
+            .collect();
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(ended.len(), 1, "one event per call");
 
     doctor
         .send(json!({"type": "rtc_offer", "appointment_id": p.room, "sdp": OFFER}))

@@ -165,6 +165,7 @@ fn appointment_event(
             created_at: "2030-03-01T08:00:00Z".into(),
             version: 1,
             pending_change: None,
+            last_call: None,
         },
         doctor_id: Some(doctor.into()),
         actor: Some(Actor {

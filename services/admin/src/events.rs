@@ -3,7 +3,7 @@
 use crate::domain::{fmt_time, status};
 use crate::store::AppointmentRow;
 use carehub_nats::appointment::{
-    Actor, Appointment, AppointmentEvent, AppointmentEventKind, PendingChange,
+    Actor, Appointment, AppointmentEvent, AppointmentEventKind, CallSummary, PendingChange,
 };
 use carehub_runtime::db::{StoreError, now_ms};
 use carehub_runtime::outbox::Pending;
@@ -33,6 +33,14 @@ pub fn view(r: &AppointmentRow) -> Appointment {
             start: r.change_start.map(fmt_time),
             end: r.change_end.map(fmt_time),
         }),
+        last_call: r
+            .last_call_started
+            .zip(r.last_call_ended)
+            .map(|(s, e)| CallSummary {
+                started_at: fmt_time(s),
+                ended_at: fmt_time(e),
+                total_seconds: r.call_seconds,
+            }),
     }
 }
 

@@ -98,6 +98,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
     serve!(ProposeTime, propose_time);
     serve!(AnswerProposal, answer_proposal);
     serve!(CareRelation, care_relation);
+    serve!(carehub_nats::comms::RecordCall, record_call);
     serve!(ConfirmedOverlapping, confirmed_overlapping);
     serve!(CancelOverlapping, cancel_overlapping);
     Ok(running.serving(micro))
@@ -1325,6 +1326,58 @@ impl AdminService {
         .ok_or_else(|| WireError::not_found("no open offer for this appointment"))?;
         self.core().relay.wake();
         Ok(view(&row))
+    }
+}
+
+impl AdminService {
+    /// Records a finished video call on its appointment (sent by the comms hub; deployment
+    /// permissions let only the hub publish it) and emits a `call_ended` event, once per call.
+    ///
+    /// # Errors
+    /// `validation_failed` for bad times, `not_found` for an unknown appointment.
+    pub async fn record_call(
+        &self,
+        _ctx: &CallContext,
+        r: carehub_nats::comms::RecordCall,
+    ) -> Result<carehub_nats::comms::CallRecorded, WireError> {
+        let started = parse_time("started_at", &r.started_at)?;
+        let ended = parse_time("ended_at", &r.ended_at)?;
+        if ended < started {
+            return Err(WireError::validation("ended_at: before started_at"));
+        }
+        let call_id = if r.call_id.trim().is_empty() {
+            format!("{}:{started}", r.appointment_id)
+        } else {
+            r.call_id.clone()
+        };
+        if store::appointment(self.db(), &r.appointment_id)
+            .await?
+            .is_none()
+        {
+            return Err(not_found());
+        }
+        let row = store::record_call(
+            self.db(),
+            &call_id,
+            &r.appointment_id,
+            started,
+            ended,
+            &|row| {
+                events::one(
+                    AppointmentEventKind::CallEnded,
+                    row,
+                    row.doctor_id.as_deref(),
+                    None,
+                    None,
+                    Vec::new(),
+                )
+            },
+        )
+        .await?;
+        if row.is_some() {
+            self.core().relay.wake();
+        }
+        Ok(carehub_nats::comms::CallRecorded { ok: true })
     }
 }
 

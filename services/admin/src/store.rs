@@ -35,9 +35,12 @@ pub struct AppointmentRow {
     pub change_window_end: Option<i64>,
     pub change_start: Option<i64>,
     pub change_end: Option<i64>,
+    pub last_call_started: Option<i64>,
+    pub last_call_ended: Option<i64>,
+    pub call_seconds: i64,
 }
 
-const APPT_COLS: &str = "id, owner, patient_id, doctor_id, group_id, specialty, target_kind, status, window_start, window_end, start_at, end_at, reason, closed_by, close_reason, in_admin_queue, final_deadline, created_at, version, change_by, change_window_start, change_window_end, change_start, change_end";
+const APPT_COLS: &str = "id, owner, patient_id, doctor_id, group_id, specialty, target_kind, status, window_start, window_end, start_at, end_at, reason, closed_by, close_reason, in_admin_queue, final_deadline, created_at, version, change_by, change_window_start, change_window_end, change_start, change_end, last_call_started, last_call_ended, call_seconds";
 
 /// A row of `offers`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -967,5 +970,40 @@ pub async fn drop_change(
             enqueue!(&mut *tx, e)?;
         }
         Ok::<_, StoreError>(Some(row))
+    })
+}
+
+/// Records a finished call of an appointment: once per call id. Returns the appointment when
+/// this call was new, `None` when it was recorded before or the appointment does not exist.
+///
+/// # Errors
+/// On storage failure.
+pub async fn record_call(
+    db: &Db,
+    call_id: &str,
+    appointment_id: &str,
+    started: i64,
+    ended: i64,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let upd = sql(format!(
+        "UPDATE appointments SET last_call_started = $1, last_call_ended = $2,
+             call_seconds = call_seconds + $3, version = version + 1, updated_at = $2
+         WHERE id = $4 RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        let n = sqlx::query("INSERT INTO calls (call_id, appointment_id, started_at, ended_at) VALUES ($1, $2, $3, $4) ON CONFLICT (call_id) DO NOTHING")
+            .bind(call_id).bind(appointment_id).bind(started).bind(ended).execute(&mut *tx).await?.rows_affected();
+        if n != 1 {
+            return Ok(None);
+        }
+        let seconds = (ended - started) / 1000;
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(started).bind(ended).bind(seconds).bind(appointment_id).fetch_optional(&mut *tx).await?;
+        if let Some(row) = &row {
+            for e in events(row)? {
+                enqueue!(&mut *tx, e)?;
+            }
+        }
+        Ok::<_, StoreError>(row)
     })
 }

@@ -217,6 +217,10 @@ pub fn appointment_message(event: &AppointmentEvent, recipient: &str, w: Wording
             "Appointment stays as it was",
             format!("The move of the appointment on {date} was not accepted; it stays at {when}."),
         ),
+        K::CallEnded => (
+            "Video call ended",
+            format!("The video call for the appointment on {date} has ended."),
+        ),
         K::Rescheduled => (
             "Appointment moved",
             format!("Your appointment was moved to {when} by {by}{because}."),
@@ -306,7 +310,8 @@ pub fn reminder_effect(kind: AppointmentEventKind) -> ReminderEffect {
         | K::OfferTimedOut
         | K::Escalated
         | K::ChangeRequested
-        | K::ChangeDeclined => ReminderEffect::Keep,
+        | K::ChangeDeclined
+        | K::CallEnded => ReminderEffect::Keep,
     }
 }
 
@@ -456,6 +461,7 @@ mod tests {
                 created_at: "2026-03-01T08:00:00Z".into(),
                 version: 3,
                 pending_change: None,
+                last_call: None,
             },
             doctor_id: Some("doc".into()),
             actor,
@@ -579,6 +585,7 @@ mod tests {
             K::Confirmed,
             K::ChangeRequested,
             K::ChangeDeclined,
+            K::CallEnded,
             K::Rescheduled,
             K::Cancelled,
             K::Completed,
