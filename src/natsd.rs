@@ -36,7 +36,8 @@ fn reachable(host: &str, port: u16) -> bool {
         .any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_ok())
 }
 
-fn find_binary() -> Option<PathBuf> {
+/// The nats-server executable: on PATH, or Debian's `/usr/sbin/nats-server`.
+pub fn nats_server_binary() -> Option<PathBuf> {
     let candidates = std::env::var_os("PATH")
         .map(|p| {
             std::env::split_paths(&p)
@@ -66,7 +67,7 @@ pub fn ensure(url: &str, data_dir: &Path) -> anyhow::Result<Option<ChildNats>> {
         local,
         "no NATS server answers at {url}, and it is not local, so none can be started here"
     );
-    let bin = find_binary().context(
+    let bin = nats_server_binary().context(
         "no NATS server answers and nats-server is not installed (apt-get install nats-server, or set CAREHUB_NATS_URL)",
     )?;
     let store = data_dir.join("nats");

@@ -172,7 +172,7 @@ impl Cluster {
     }
 
     fn spawn_nats(&mut self, port: u16) -> anyhow::Result<()> {
-        let bin = nats_server_binary().context(
+        let bin = crate::natsd::nats_server_binary().context(
             "nats-server not found on PATH or at /usr/sbin (apt-get install nats-server)",
         )?;
         let store = self.dir.join("nats");
@@ -285,28 +285,20 @@ impl Cluster {
 }
 
 /// A port nothing listens on right now (the OS picks it; a tiny race with other programs).
-fn free_port() -> anyhow::Result<u16> {
+///
+/// # Errors
+/// When no socket can be bound.
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(l.local_addr()?.port())
 }
 
-fn nats_server_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("nats-server"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin/nats-server")])
-        .find(|p| p.is_file())
-}
-
 /// The last lines of a log file, for an error message.
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+    lines[lines.len().saturating_sub(20)..].join(
+        "
+",
+    )
 }

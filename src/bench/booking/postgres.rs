@@ -6,7 +6,7 @@
 //! Durability stays at PostgreSQL's defaults (fsync and synchronous commit on), so the figures
 //! are those of a real deployment on this disk, unlike the test suite's cluster.
 
-use super::system::free_port;
+use crate::bench::cluster::free_port;
 use anyhow::Context as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};

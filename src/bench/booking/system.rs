@@ -4,9 +4,10 @@
 //! database. Dropping the [`Carehub`] kills every child and removes the directory.
 
 use super::postgres::PrivatePostgres;
+use crate::bench::cluster::{free_port, tail};
 use anyhow::Context as _;
 use carehub_runtime::{CommonConfig, Db, Env};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -160,7 +161,7 @@ impl Carehub {
     }
 
     fn spawn_nats(&mut self, port: u16) -> anyhow::Result<()> {
-        let bin = nats_server_binary().context(
+        let bin = crate::natsd::nats_server_binary().context(
             "nats-server not found on PATH or at /usr/sbin (apt-get install nats-server)",
         )?;
         let store = self.dir.join("nats");
@@ -227,34 +228,4 @@ impl Carehub {
         }
         Ok(())
     }
-}
-
-/// A port nothing listens on right now (the OS picks it; a tiny race with other programs).
-///
-/// # Errors
-/// When no socket can be bound.
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
-}
-
-fn nats_server_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("nats-server"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin/nats-server")])
-        .find(|p| p.is_file())
-}
-
-/// The last lines of a log file, for an error message.
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
