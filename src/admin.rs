@@ -91,6 +91,8 @@ pub struct SeededUser {
     pub email: String,
     pub name: String,
     pub password: String,
+    /// A doctor's specialty, set up by [`crate::demo::furnish`].
+    pub specialty: Option<&'static str>,
 }
 
 /// Seeds a demo clinic with random passwords. Refuses a database that already holds accounts,
@@ -109,22 +111,22 @@ pub async fn seed_demo(env: &Env) -> anyhow::Result<Vec<SeededUser>> {
         (
             Role::Doctor,
             "ines.moreau@demo.carehub.test",
-            "Dr. Inès Moreau (cardiology)",
+            "Dr. Inès Moreau",
         ),
         (
             Role::Doctor,
             "kofi.mensah@demo.carehub.test",
-            "Dr. Kofi Mensah (cardiology)",
+            "Dr. Kofi Mensah",
         ),
         (
             Role::Doctor,
             "sara.lindqvist@demo.carehub.test",
-            "Dr. Sara Lindqvist (dermatology)",
+            "Dr. Sara Lindqvist",
         ),
         (
             Role::Doctor,
             "tomas.novak@demo.carehub.test",
-            "Dr. Tomáš Novák (dermatology)",
+            "Dr. Tomáš Novák",
         ),
         (
             Role::Patient,
@@ -148,11 +150,19 @@ pub async fn seed_demo(env: &Env) -> anyhow::Result<Vec<SeededUser>> {
         carehub_auth::create_user(&db, email, &password, name, role)
             .await
             .with_context(|| format!("seeding {email}"))?;
+        let specialty = match email {
+            "ines.moreau@demo.carehub.test" | "kofi.mensah@demo.carehub.test" => Some("cardiology"),
+            "sara.lindqvist@demo.carehub.test" | "tomas.novak@demo.carehub.test" => {
+                Some("dermatology")
+            }
+            _ => None,
+        };
         out.push(SeededUser {
             role,
             email: email.into(),
             name: name.into(),
             password,
+            specialty,
         });
     }
     db.close().await;

@@ -151,8 +151,13 @@ async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<(
         tracing::info!(path = %key_file.display(), "created a signing key file");
     }
     env.set("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string());
+    let users = if demo {
+        carehub::admin::seed_demo(&env).await?
+    } else {
+        Vec::new()
+    };
+    let system = System::start(&env, &Component::ALL).await?;
     if demo {
-        let users = carehub::admin::seed_demo(&env).await?;
         println!("\nDemo clinic seeded. Sign in with (passwords are random and shown only now):");
         for u in &users {
             println!(
@@ -164,12 +169,27 @@ async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<(
             );
         }
         println!();
+        if let Some(addr) = system.gateway_addr {
+            // Specialties, hours and groups go through the API, in the background.
+            tokio::spawn(async move {
+                match carehub::demo::furnish(&format!("http://{addr}"), &users).await {
+                    Ok(()) => {
+                        tracing::info!("demo clinic furnished: two groups, doctors with hours");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not furnish the demo clinic"),
+                }
+            });
+        }
     }
-    serve(&env, &Component::ALL).await
+    wait_for_signal(system).await
 }
 
 async fn serve(env: &Env, components: &[Component]) -> anyhow::Result<()> {
     let system = System::start(env, components).await?;
+    wait_for_signal(system).await
+}
+
+async fn wait_for_signal(system: System) -> anyhow::Result<()> {
     if let Some(addr) = system.gateway_addr {
         println!("carehub is up: http://{addr}/  (API docs: http://{addr}/api/docs)");
     }

@@ -60,6 +60,55 @@ async fn up_demo_starts_its_own_nats_seeds_random_passwords_and_refuses_to_seed_
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "the printed admin password signs in");
+    let session: serde_json::Value = r.json().await.unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+
+    // The demo clinic is furnished through the API: two groups of two doctors each, and a
+    // directory of four doctors with specialties and working hours.
+    let groups = wait::until("the demo groups", Duration::from_secs(90), || {
+        let (http, url, token) = (
+            http.clone(),
+            format!("{base}/api/admin/groups"),
+            token.clone(),
+        );
+        async move {
+            let g: serde_json::Value = http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let groups = g["groups"].as_array()?.clone();
+            (groups.len() == 2).then_some(groups)
+        }
+    })
+    .await;
+    for g in &groups {
+        assert_eq!(g["members"].as_array().unwrap().len(), 2, "{g}");
+    }
+    let mut specialties: Vec<&str> = groups
+        .iter()
+        .map(|g| g["specialty"].as_str().unwrap())
+        .collect();
+    specialties.sort_unstable();
+    assert_eq!(specialties, ["cardiology", "dermatology"]);
+    let directory: serde_json::Value = http
+        .get(format!("{base}/api/doctors?specialty=cardiology"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        directory["doctors"].as_array().map(Vec::len),
+        Some(2),
+        "{directory}"
+    );
     let r = http
         .post(format!("{base}/api/auth/login"))
         .json(&json!({"email": admin.0, "password": "admin", "refresh_token_in": "body"}))
