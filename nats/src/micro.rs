@@ -18,6 +18,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+/// Serves one endpoint per request type, each with the method of `$svc` that handles it:
+/// `serve!(micro, svc, Login => login, Me => me)` inside a function returning a `Result` that a
+/// [`crate::BusError`] converts into. Every method takes `(&self, &CallContext, Request)`.
+#[macro_export]
+macro_rules! serve {
+    ($micro:expr, $svc:expr, $($req:ty => $method:ident),+ $(,)?) => {
+        $(
+            $micro
+                .serve($svc.clone(), |s, c: $crate::CallContext, r: $req| async move { s.$method(&c, r).await })
+                .await?;
+        )+
+    };
+}
+
 /// Name, version and description shown by `nats micro info`.
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceSpec {

@@ -69,3 +69,30 @@ pub fn one(
     };
     Ok(vec![Pending::new(&kind.subject(), &event_id, &event)?])
 }
+
+/// The patient and, once there is one, the doctor of an appointment.
+pub fn participants(row: &AppointmentRow) -> Vec<String> {
+    let mut v = vec![row.patient_id.clone()];
+    v.extend(row.doctor_id.clone());
+    v
+}
+
+/// The event of a change both participants hear about, concerning the appointment's doctor.
+///
+/// # Errors
+/// Only if the event cannot be encoded.
+pub fn to_participants(
+    kind: AppointmentEventKind,
+    row: &AppointmentRow,
+    actor: Option<Actor>,
+    reason: Option<&str>,
+) -> Result<Vec<Pending>, StoreError> {
+    one(
+        kind,
+        row,
+        row.doctor_id.as_deref(),
+        actor,
+        reason,
+        participants(row),
+    )
+}

@@ -69,38 +69,30 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
         inner: Arc::new(Inner { core, router }),
     };
     let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    macro_rules! serve {
-        ($t:ty, $m:ident) => {
-            micro
-                .serve(
-                    svc.clone(),
-                    |s: AdminService, c: CallContext, r: $t| async move { s.$m(&c, r).await },
-                )
-                .await?;
-        };
-    }
-    serve!(RequestAppointment, request_appointment);
-    serve!(BookSlot, book_slot);
-    serve!(ListAppointments, list_appointments);
-    serve!(GetAppointment, get_appointment);
-    serve!(ListMyOffers, list_my_offers);
-    serve!(AcceptOffer, accept_offer);
-    serve!(DeclineOffer, decline_offer);
-    serve!(CancelAppointment, cancel);
-    serve!(CompleteAppointment, complete);
-    serve!(MarkNoShow, no_show);
-    serve!(AdminDecline, admin_decline);
-    serve!(AdminReroute, admin_reroute);
-    serve!(SaveGroup, save_group);
-    serve!(ListGroups, list_groups);
-    serve!(ListAudit, list_audit);
-    serve!(RequestReschedule, request_reschedule);
-    serve!(ProposeTime, propose_time);
-    serve!(AnswerProposal, answer_proposal);
-    serve!(CareRelation, care_relation);
-    serve!(carehub_nats::comms::RecordCall, record_call);
-    serve!(ConfirmedOverlapping, confirmed_overlapping);
-    serve!(CancelOverlapping, cancel_overlapping);
+    carehub_nats::serve!(micro, svc,
+        RequestAppointment => request_appointment,
+        BookSlot => book_slot,
+        ListAppointments => list_appointments,
+        GetAppointment => get_appointment,
+        ListMyOffers => list_my_offers,
+        AcceptOffer => accept_offer,
+        DeclineOffer => decline_offer,
+        CancelAppointment => cancel,
+        CompleteAppointment => complete,
+        MarkNoShow => no_show,
+        AdminDecline => admin_decline,
+        AdminReroute => admin_reroute,
+        SaveGroup => save_group,
+        ListGroups => list_groups,
+        ListAudit => list_audit,
+        RequestReschedule => request_reschedule,
+        ProposeTime => propose_time,
+        AnswerProposal => answer_proposal,
+        CareRelation => care_relation,
+        carehub_nats::comms::RecordCall => record_call,
+        ConfirmedOverlapping => confirmed_overlapping,
+        CancelOverlapping => cancel_overlapping,
+    );
     Ok(running.serving(micro))
 }
 
@@ -187,12 +179,6 @@ fn limit(l: Option<u32>) -> Result<i64, WireError> {
         return Err(WireError::validation("limit: must be between 1 and 200"));
     }
     Ok(l)
-}
-
-fn participants(row: &AppointmentRow) -> Vec<String> {
-    let mut v = vec![row.patient_id.clone()];
-    v.extend(row.doctor_id.clone());
-    v
 }
 
 impl AdminService {
@@ -354,13 +340,11 @@ impl AdminService {
         };
         let who = actor(p, None);
         let result = store::insert_appointment(self.db(), &new, &move |row| {
-            events::one(
+            events::to_participants(
                 AppointmentEventKind::Confirmed,
                 row,
-                row.doctor_id.as_deref(),
                 Some(who.clone()),
                 None,
-                participants(row),
             )
         })
         .await;
@@ -529,13 +513,11 @@ impl AdminService {
             end,
             now_ms(),
             &move |row| {
-                events::one(
+                events::to_participants(
                     AppointmentEventKind::Confirmed,
                     row,
-                    row.doctor_id.as_deref(),
                     Some(who.clone()),
                     None,
-                    participants(row),
                 )
             },
         )
@@ -642,14 +624,8 @@ impl AdminService {
             started_by,
             now_ms(),
             &move |row| {
-                let mut out = events::one(
-                    kind,
-                    row,
-                    row.doctor_id.as_deref(),
-                    Some(who.clone()),
-                    reason_ev.as_deref(),
-                    participants(row),
-                )?;
+                let mut out =
+                    events::to_participants(kind, row, Some(who.clone()), reason_ev.as_deref())?;
                 if let Some(a) = &admin {
                     out.push(audit(
                         a,
@@ -1053,13 +1029,11 @@ impl AdminService {
                 None,
                 now_ms(),
                 &move |row| {
-                    events::one(
+                    events::to_participants(
                         AppointmentEventKind::Cancelled,
                         row,
-                        row.doctor_id.as_deref(),
                         Some(who.clone()),
                         Some(&reason_ev),
-                        participants(row),
                     )
                 },
             )
@@ -1105,7 +1079,6 @@ impl AdminService {
             ));
         };
         let who = actor(p, None);
-        let d = doctor.clone();
         let row = store::request_change(
             self.db(),
             &a.id,
@@ -1115,13 +1088,11 @@ impl AdminService {
             deadline,
             now,
             &move |row| {
-                events::one(
+                events::to_participants(
                     AppointmentEventKind::ChangeRequested,
                     row,
-                    Some(&d),
                     Some(who.clone()),
                     None,
-                    participants(row),
                 )
             },
         )
@@ -1156,13 +1127,11 @@ impl AdminService {
         }
         let who = actor(p, Some(d.display_name.clone()));
         let row = store::propose_change(self.db(), &a.id, start, end, now, &move |row| {
-            events::one(
+            events::to_participants(
                 AppointmentEventKind::ChangeRequested,
                 row,
-                row.doctor_id.as_deref(),
                 Some(who.clone()),
                 None,
-                participants(row),
             )
         })
         .await?
@@ -1203,26 +1172,22 @@ impl AdminService {
                 None,
                 now,
                 &move |row| {
-                    events::one(
+                    events::to_participants(
                         AppointmentEventKind::Rescheduled,
                         row,
-                        row.doctor_id.as_deref(),
                         Some(who.clone()),
                         None,
-                        participants(row),
                     )
                 },
             )
             .await
         } else {
             store::drop_change(self.db(), &a.id, "doctor", None, None, now, &move |row| {
-                events::one(
+                events::to_participants(
                     AppointmentEventKind::ChangeDeclined,
                     row,
-                    row.doctor_id.as_deref(),
                     Some(who.clone()),
                     None,
-                    participants(row),
                 )
             })
             .await
@@ -1273,13 +1238,11 @@ impl AdminService {
             Some(&p.user_id),
             now_ms(),
             &move |row| {
-                events::one(
+                events::to_participants(
                     AppointmentEventKind::Rescheduled,
                     row,
-                    row.doctor_id.as_deref(),
                     Some(who.clone()),
                     None,
-                    participants(row),
                 )
             },
         )
@@ -1312,13 +1275,11 @@ impl AdminService {
             Some(reason),
             now_ms(),
             &move |row| {
-                events::one(
+                events::to_participants(
                     AppointmentEventKind::ChangeDeclined,
                     row,
-                    row.doctor_id.as_deref(),
                     Some(who.clone()),
                     Some(&why),
-                    participants(row),
                 )
             },
         )

@@ -82,57 +82,20 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         }),
     };
     let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    micro
-        .serve(svc.clone(), |s: AuthService, c, r: Register| async move {
-            s.register(&c, r).await
-        })
-        .await?;
-    micro
-        .serve(svc.clone(), |s: AuthService, c, r: Login| async move {
-            s.login(&c, r).await
-        })
-        .await?;
-    micro
-        .serve(svc.clone(), |s: AuthService, c, r: Refresh| async move {
-            s.refresh(&c, r).await
-        })
-        .await?;
-    micro
-        .serve(svc.clone(), |s: AuthService, c, r: Logout| async move {
-            s.logout(&c, r).await
-        })
-        .await?;
-    micro
-        .serve(svc.clone(), |s: AuthService, c, r: Verify| async move {
-            s.verify(&c, r).await
-        })
-        .await?;
-    micro
-        .serve(svc.clone(), |s: AuthService, c, _: Me| async move {
-            s.me(&c).await
-        })
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: AuthService, c, r: ChangePassword| async move { s.change_password(&c, r).await },
-        )
-        .await?;
-    micro.serve(svc.clone(), |s: AuthService, c, r: PasswordResetRequest| async move { s.reset_request(&c, r).await }).await?;
-    micro.serve(svc.clone(), |s: AuthService, c, r: PasswordResetConfirm| async move { s.reset_confirm(&c, r).await }).await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: AuthService, c, r: AdminListUsers| async move { s.admin_list(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: AuthService, c, r: AdminGetUser| async move { s.admin_get(&c, r).await },
-        )
-        .await?;
-    micro.serve(svc.clone(), |s: AuthService, c, r: AdminSetUserStatus| async move { s.admin_set_status(&c, r).await }).await?;
+    carehub_nats::serve!(micro, svc,
+        Register => register,
+        Login => login,
+        Refresh => refresh,
+        Logout => logout,
+        Verify => verify,
+        Me => me,
+        ChangePassword => change_password,
+        PasswordResetRequest => reset_request,
+        PasswordResetConfirm => reset_confirm,
+        AdminListUsers => admin_list,
+        AdminGetUser => admin_get,
+        AdminSetUserStatus => admin_set_status,
+    );
     running.spawn(housekeeping(svc, running.stop_token()));
     running.spawn(async move {
         let _ = relay_task.await;
@@ -568,7 +531,7 @@ impl AuthService {
     ///
     /// # Errors
     /// `unauthorized` without a principal, `not_found` if the account vanished.
-    pub async fn me(&self, ctx: &CallContext) -> Result<User, WireError> {
+    pub async fn me(&self, ctx: &CallContext, _r: Me) -> Result<User, WireError> {
         let p = principal(ctx)?;
         let user = store::user_by_id(self.db(), &p.user_id)
             .await?

@@ -67,62 +67,17 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
         running.stop_token(),
     ));
     let micro = MicroService::start(&bus, SPEC, cfg.max_in_flight).await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: DoctorService, c, r: SearchDoctors| async move { s.search(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: DoctorService, c, r: GetPublicProfile| async move { s.public_profile(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: DoctorService, c, r: FreeSlots| async move { s.free_slots(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: DoctorService, c, r: GetProfile| async move { s.profile(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: DoctorService, c, r: UpdateProfile| async move { s.update_profile(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: DoctorService, c, r: GetAvailability| async move { s.availability(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: DoctorService, c, r: ReplaceAvailability| async move {
-                s.replace_availability(&c, r).await
-            },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: DoctorService, c, r: AddTimeOff| async move { s.add_time_off(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: DoctorService, c, r: RemoveTimeOff| async move { s.remove_time_off(&c, r).await },
-        )
-        .await?;
+    carehub_nats::serve!(micro, svc,
+        SearchDoctors => search,
+        GetPublicProfile => public_profile,
+        FreeSlots => free_slots,
+        GetProfile => profile,
+        UpdateProfile => update_profile,
+        GetAvailability => availability,
+        ReplaceAvailability => replace_availability,
+        AddTimeOff => add_time_off,
+        RemoveTimeOff => remove_time_off,
+    );
     running.spawn(async move {
         let _ = relay_task.await;
     });
