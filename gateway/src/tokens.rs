@@ -2,18 +2,16 @@
 //!
 //! A cached principal lives at most min(token expiry, configured TTL). Revocation events drop
 //! matching entries (by token id, session or user); a NATS disconnect or reconnect drops them
-//! all, because revocations may have been missed meanwhile. A generation counter makes sure a
-//! verification that raced a revocation is not cached after it.
+//! all, because revocations may have been missed meanwhile. A verification that raced a
+//! revocation is not cached after it (see [`EventCache`]).
 
 use carehub_nats::auth::{Revocation, Revoked, Verify};
-use carehub_nats::{Bus, CallContext, ConnectionEvent, Principal};
+use carehub_nats::{Bus, CallContext, Principal};
+use carehub_runtime::cache::EventCache;
 use futures::StreamExt;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
@@ -27,8 +25,7 @@ type Key = [u8; 32];
 #[derive(Clone)]
 pub struct Tokens {
     bus: Bus,
-    cache: Option<Cache<Key, Principal>>,
-    generation: Arc<AtomicU64>,
+    cache: Option<EventCache<Key, Principal>>,
 }
 
 struct Lifetime {
@@ -57,16 +54,14 @@ impl Tokens {
     /// A verifier; `ttl` zero means every request is verified by auth.
     pub fn new(bus: Bus, ttl: Duration) -> Self {
         let cache = (!ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(MAX_ENTRIES)
-                .expire_after(Lifetime { ttl })
-                .build()
+            EventCache::new(
+                Cache::builder()
+                    .max_capacity(MAX_ENTRIES)
+                    .expire_after(Lifetime { ttl })
+                    .build(),
+            )
         });
-        Self {
-            bus,
-            cache,
-            generation: Arc::new(AtomicU64::new(0)),
-        }
+        Self { bus, cache }
     }
 
     /// Who `token` belongs to.
@@ -81,7 +76,7 @@ impl Tokens {
         {
             return Ok(p);
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let ticket = self.cache.as_ref().map(EventCache::ticket);
         let principal = self
             .bus
             .request(
@@ -91,43 +86,28 @@ impl Tokens {
                 },
             )
             .await?;
-        if let Some(cache) = &self.cache
-            && self.generation.load(Ordering::SeqCst) == generation
-        {
-            cache.insert(key, principal.clone()).await;
-            // A revocation that started after the check above scans after this insert;
-            // one that started before it is caught here.
-            if self.generation.load(Ordering::SeqCst) != generation {
-                cache.invalidate(&key).await;
-            }
+        if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+            cache.insert(ticket, key, principal.clone()).await;
         }
         Ok(principal)
     }
 
     /// Drops every cached principal the revocation covers.
     pub async fn revoke(&self, what: &Revocation) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         let Some(cache) = &self.cache else { return };
-        let matches = |p: &Principal| match what {
-            Revocation::Token { jti, .. } => &p.jti == jti,
-            Revocation::Session { session_id, .. } => &p.session_id == session_id,
-            Revocation::User { user_id } => &p.user_id == user_id,
-        };
-        let doomed: Vec<Arc<Key>> = cache
-            .iter()
-            .filter(|(_, p)| matches(p))
-            .map(|(k, _)| k)
-            .collect();
-        for k in doomed {
-            cache.invalidate(&*k).await;
-        }
+        cache
+            .invalidate_where(|p: &Principal| match what {
+                Revocation::Token { jti, .. } => &p.jti == jti,
+                Revocation::Session { session_id, .. } => &p.session_id == session_id,
+                Revocation::User { user_id } => &p.user_id == user_id,
+            })
+            .await;
     }
 
     /// Drops everything (events may have been missed).
     pub fn clear(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         if let Some(cache) = &self.cache {
-            cache.invalidate_all();
+            cache.clear();
         }
     }
 
@@ -166,19 +146,11 @@ impl Tokens {
 
     /// A future that clears the cache on every disconnect and reconnect, until `stop`.
     pub fn watch_connection(&self, stop: CancellationToken) -> impl Future<Output = ()> + 'static {
-        let mut events = self.bus.connection_events();
-        let this = self.clone();
+        let cache = self.cache.clone();
+        let watch = cache.map(|c| c.watch_connection(&self.bus, stop));
         async move {
-            loop {
-                let event = tokio::select! {
-                    () = stop.cancelled() => break,
-                    e = events.recv() => e,
-                };
-                match event {
-                    Ok(ConnectionEvent::Connected | ConnectionEvent::Disconnected)
-                    | Err(RecvError::Lagged(_)) => this.clear(),
-                    Err(RecvError::Closed) => break,
-                }
+            if let Some(watch) = watch {
+                watch.await;
             }
         }
     }
@@ -186,10 +158,7 @@ impl Tokens {
     /// How many principals are cached (after pending maintenance), for tests and metrics.
     pub async fn cached(&self) -> u64 {
         match &self.cache {
-            Some(c) => {
-                c.run_pending_tasks().await;
-                c.entry_count()
-            }
+            Some(c) => c.len().await,
             None => 0,
         }
     }
@@ -197,7 +166,7 @@ impl Tokens {
     #[cfg(test)]
     pub(crate) async fn insert_for_test(&self, token: &str, p: Principal) {
         if let Some(c) = &self.cache {
-            c.insert(key(token), p).await;
+            c.insert(c.ticket(), key(token), p).await;
         }
     }
 

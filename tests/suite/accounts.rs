@@ -11,6 +11,7 @@ both_backends!(
     registering_a_known_email_answers_exactly_like_a_new_one,
     a_password_change_issues_a_new_session_and_kills_the_old_tokens,
     a_password_reset_token_works_once_and_ends_every_session,
+    a_status_change_reaches_the_account_cache_of_every_auth_instance,
 );
 
 async fn register_login_and_me_work_through_the_gateway_and_verify_is_counted(b: Backend) {
@@ -200,4 +201,109 @@ async fn a_password_reset_token_works_once_and_ends_every_session(b: Backend) {
         )
         .await;
     clinic.login(&email, "reset to this password").await;
+}
+
+/// `me` answers from a per-instance account cache; a status change made through one auth
+/// instance must reach the other's cache through the account events, long before the cache's
+/// time to live (set far beyond the test's deadline here) would.
+async fn a_status_change_reaches_the_account_cache_of_every_auth_instance(b: Backend) {
+    let ttl = [("CAREHUB_AUTH_ACCOUNT_CACHE_TTL", "600")];
+    let mut clinic = Clinic::start_with(
+        b,
+        &ttl,
+        &[
+            carehub::system::Component::Auth,
+            carehub::system::Component::Gateway,
+        ],
+    )
+    .await;
+    clinic
+        .start_more(&ttl, &[carehub::system::Component::Auth])
+        .await;
+    let admin = clinic
+        .create_user(carehub_nats::Role::Admin, &unique_email("admin"))
+        .await;
+    let admin_s = clinic
+        .login(admin["email"].as_str().unwrap(), PASSWORD)
+        .await;
+    let email = unique_email("doc");
+    let r = clinic
+        .http
+        .post(clinic.url("/api/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD, "display_name": "Dr. Cached", "role": "doctor"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let doc = clinic.login(&email, PASSWORD).await;
+    let id = doc["user"]["id"].as_str().unwrap().to_owned();
+    let me_status = || async {
+        let r = clinic.me_at(&clinic.base, &token(&doc)).await;
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Until both instances have answered `me` (and so cached the pending account).
+    crate::support::wait::until(
+        "both auth instances answered me",
+        Duration::from_secs(20),
+        || async {
+            assert_eq!(me_status().await, "pending");
+            let stats = clinic.srv("STATS", "auth", 2).await;
+            let answered =
+                stats
+                    .iter()
+                    .filter(|s| {
+                        s["endpoints"].as_array().unwrap().iter().any(|e| {
+                            e["name"] == "me" && e["num_requests"].as_u64().unwrap_or(0) > 0
+                        })
+                    })
+                    .count();
+            (answered == 2).then_some(())
+        },
+    )
+    .await;
+
+    let r = clinic
+        .http
+        .post(clinic.url(&format!("/api/admin/users/{id}/approve")))
+        .bearer_auth(token(&admin_s))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    crate::support::wait::until("me shows the approval", Duration::from_secs(5), || async {
+        (me_status().await == "active").then_some(())
+    })
+    .await;
+    // Both instances now answer with the new status: none serves the stale entry.
+    let before = me_counts(&clinic).await;
+    for _ in 0..40 {
+        assert_eq!(me_status().await, "active");
+    }
+    let after = me_counts(&clinic).await;
+    assert!(
+        before.iter().zip(&after).all(|(b, a)| a > b),
+        "both instances answered some of the 40 calls: {before:?} -> {after:?}"
+    );
+}
+
+/// `me` requests each auth instance has answered, in a stable (instance id) order.
+async fn me_counts(clinic: &Clinic) -> Vec<u64> {
+    let mut stats = clinic.srv("STATS", "auth", 2).await;
+    stats.sort_by_key(|s| s["id"].as_str().unwrap_or_default().to_owned());
+    stats
+        .iter()
+        .map(|s| {
+            s["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == "me")
+                .map_or(0, |e| e["num_requests"].as_u64().unwrap_or(0))
+        })
+        .collect()
 }

@@ -24,6 +24,9 @@ pub struct AuthConfig {
     pub max_in_flight: usize,
     /// Copies of each JetStream stream (1 on one server, 3 in a cluster).
     pub stream_replicas: usize,
+    /// How long `me` may answer from memory (zero: always from the database). Status changes
+    /// made by any auth instance drop the entry at once through the account events.
+    pub account_cache_ttl: Duration,
 }
 
 impl AuthConfig {
@@ -32,7 +35,7 @@ impl AuthConfig {
     /// `CAREHUB_ACCESS_TOKEN_TTL` (900 s), `CAREHUB_REFRESH_TOKEN_TTL` (30 days),
     /// `CAREHUB_PASSWORD_RESET_TTL` (1800 s), `CAREHUB_HASH_PERMITS` (the number of CPUs),
     /// `CAREHUB_LOGIN_MAX_FAILURES` (10), `CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES` (50),
-    /// `CAREHUB_LOGIN_WINDOW` (900 s).
+    /// `CAREHUB_LOGIN_WINDOW` (900 s), `CAREHUB_AUTH_ACCOUNT_CACHE_TTL` (10 s).
     ///
     /// # Errors
     /// When a value is set but invalid; the error names the variable.
@@ -63,6 +66,8 @@ impl AuthConfig {
             throttle_window: env.secs("CAREHUB_LOGIN_WINDOW", Duration::from_secs(900))?,
             max_in_flight: common.max_in_flight,
             stream_replicas: common.stream_replicas,
+            account_cache_ttl: env
+                .secs("CAREHUB_AUTH_ACCOUNT_CACHE_TTL", Duration::from_secs(10))?,
         };
         let positive = |var: &str, ok: bool| {
             if ok {

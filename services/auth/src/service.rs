@@ -15,9 +15,11 @@ use carehub_nats::subject::events;
 use carehub_nats::{
     Bus, CallContext, ErrorCode, MicroService, Principal, Role, UserStatus, WireError,
 };
+use carehub_runtime::cache::EventCache;
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
+use futures::StreamExt as _;
 use rand::RngCore as _;
 use sha2::Digest as _;
 use std::sync::Arc;
@@ -38,7 +40,12 @@ struct Inner {
     throttle: Throttle,
     relay: Relay,
     cfg: AuthConfig,
+    /// Accounts as `me` answers them, by user id; `None` when the cache is off.
+    accounts: Option<EventCache<String, User>>,
 }
+
+/// Upper bound on cached accounts.
+const MAX_CACHED_ACCOUNTS: u64 = 100_000;
 
 const GENERIC_REGISTER: &str = "If this address can be registered, the account is ready: sign in to continue. Doctor accounts are usable once an administrator approves them.";
 const GENERIC_RESET: &str = "If an account uses this address, a password reset link is on its way.";
@@ -70,6 +77,22 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
     let relay = Relay::new(db.clone(), js);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
+    let accounts = (!cfg.account_cache_ttl.is_zero()).then(|| {
+        EventCache::new(
+            moka::future::Cache::builder()
+                .max_capacity(MAX_CACHED_ACCOUNTS)
+                .time_to_live(cfg.account_cache_ttl)
+                .build(),
+        )
+    });
+    if let Some(accounts) = &accounts {
+        // Subscribed before serving, so no status change can slip between a read and its event.
+        let changes = watch_account_events(&bus, accounts.clone(), running.stop_token())
+            .await
+            .context("subscribing to account events")?;
+        running.spawn(changes);
+        running.spawn(accounts.watch_connection(&bus, running.stop_token()));
+    }
     let svc = AuthService {
         inner: Arc::new(Inner {
             db,
@@ -79,6 +102,7 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
             throttle,
             relay,
             cfg,
+            accounts,
         }),
     };
     let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
@@ -101,6 +125,35 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         let _ = relay_task.await;
     });
     Ok(running.serving(micro))
+}
+
+/// Drops the cached account of every user an account event names, whichever auth instance
+/// made the change.
+async fn watch_account_events(
+    bus: &Bus,
+    accounts: EventCache<String, User>,
+    stop: CancellationToken,
+) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut sub = bus
+        .client()
+        .subscribe(format!("{}.>", events::USER_PREFIX))
+        .await?;
+    bus.client().flush().await?;
+    Ok(async move {
+        loop {
+            let msg = tokio::select! {
+                () = stop.cancelled() => break,
+                next = sub.next() => match next { Some(m) => m, None => break },
+            };
+            match serde_json::from_slice::<UserEvent>(&msg.payload) {
+                Ok(ev) => accounts.invalidate(&ev.user.id).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable account event; clearing the account cache");
+                    accounts.clear();
+                }
+            }
+        }
+    })
 }
 
 async fn housekeeping(svc: AuthService, stop: CancellationToken) {
@@ -533,10 +586,21 @@ impl AuthService {
     /// `unauthorized` without a principal, `not_found` if the account vanished.
     pub async fn me(&self, ctx: &CallContext, _r: Me) -> Result<User, WireError> {
         let p = principal(ctx)?;
-        let user = store::user_by_id(self.db(), &p.user_id)
+        let accounts = self.inner.accounts.as_ref();
+        if let Some(user) = accounts.map(|a| a.get(&p.user_id))
+            && let Some(user) = user.await
+        {
+            return Ok(user);
+        }
+        let ticket = accounts.map(EventCache::ticket);
+        let row = store::user_by_id(self.db(), &p.user_id)
             .await?
             .ok_or_else(|| WireError::not_found("account not found"))?;
-        to_user(&user)
+        let user = to_user(&row)?;
+        if let (Some(accounts), Some(ticket)) = (accounts, ticket) {
+            accounts.insert(ticket, row.id, user.clone()).await;
+        }
+        Ok(user)
     }
 
     /// Changes the password; every other session and token of the user ends, and the caller
@@ -823,6 +887,10 @@ impl AuthService {
         )
         .await?;
         self.inner.relay.wake();
+        if let Some(accounts) = &self.inner.accounts {
+            // This instance answers from fresh data at once; the others when the event arrives.
+            accounts.invalidate(&r.user_id).await;
+        }
         let Some(row) = row else {
             let current = store::user_by_id(self.db(), &r.user_id)
                 .await?

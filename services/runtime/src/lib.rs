@@ -5,8 +5,9 @@
 //! a service's SQLite file or PostgreSQL schema and runs its migrations, [`telemetry`] sets up
 //! `tracing`, [`shutdown`] turns signals into one cancellation token, [`outbox`] publishes
 //! events written in a service's transactions to JetStream, [`service`] is the handle of a
-//! running service instance.
+//! running service instance, [`cache`] a read-through cache that events invalidate.
 
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod fault;
