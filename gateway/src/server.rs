@@ -153,10 +153,23 @@ fn build_router(state: AppState, cors: Option<CorsLayer>) -> Router {
 /// `index.html` for client-side routes.
 async fn fallback(web: Option<ServeDir<ServeFile>>, req: Request) -> Response {
     match web {
-        Some(dir) if !req.uri().path().starts_with("/api") => match dir.oneshot(req).await {
-            Ok(res) => res.into_response(),
-            Err(never) => match never {},
-        },
+        Some(dir) if !req.uri().path().starts_with("/api") => {
+            // Vite names every file under /assets/ by its content hash: cache those for good,
+            // and have browsers revalidate everything else (index.html above all).
+            let hashed = req.uri().path().starts_with("/assets/");
+            let mut res = match dir.oneshot(req).await {
+                Ok(res) => res.into_response(),
+                Err(never) => match never {},
+            };
+            let cache = if hashed && res.status().is_success() {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            res
+        }
         _ => ApiError::not_found().into_response(),
     }
 }

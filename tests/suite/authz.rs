@@ -460,6 +460,13 @@ fn table(f: &Fixtures<'_>) -> Vec<Row> {
         // Groups and the audit trail.
         row(
             Method::GET,
+            "/api/groups",
+            "",
+            None,
+            private(200, 200, 200),
+        ),
+        row(
+            Method::GET,
             "/api/admin/groups",
             "",
             None,
