@@ -23,6 +23,11 @@ export function formatWithZone(iso: string, zone: string = viewerZone()): string
   return `${formatDateTime(iso, zone)} (${zone})`;
 }
 
+/** "Mon 23 Nov" in `zone`. */
+export function formatDay(iso: string, zone: string = viewerZone()): string {
+  return new Intl.DateTimeFormat('en-GB', { timeZone: zone, weekday: 'short', day: 'numeric', month: 'short' }).format(new Date(iso));
+}
+
 /** "10:00" in `zone`. */
 export function formatTime(iso: string, zone: string = viewerZone()): string {
   return new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(
@@ -88,7 +93,8 @@ export function wallToIso(local: string, zone: string = viewerZone()): string {
     candidates.add(guess - zoneOffsetMinutes(new Date(probe), zone) * 60000);
   }
   const exact = [...candidates].filter((t) => isoToWall(new Date(t).toISOString(), zone) === local.slice(0, 16)).sort((a, b) => a - b);
-  const t = exact[0] ?? guess - zoneOffsetMinutes(new Date(guess), zone) * 60000;
+  // In a gap, the offset in force before the jump carries the time past it.
+  const t = exact[0] ?? guess - zoneOffsetMinutes(new Date(guess - 86400000), zone) * 60000;
   return new Date(t).toISOString().replace('.000Z', 'Z');
 }
 

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router-dom';
 import { api, newKey } from '../lib/api';
-import { addDays, dayKey, formatDateTime, formatTime, viewerZone } from '../lib/time';
+import { addDays, dayKey, formatDateTime, formatDay, formatTime, viewerZone } from '../lib/time';
 import type { Appointment, DoctorSummary, PublicProfile, Slot } from '../lib/types';
 import { Empty, ErrorMsg, Loading, useAction, useLoad, useSession } from '../lib/ui';
 
@@ -105,7 +105,7 @@ export function DoctorPage() {
             <legend>Book instantly: choose a time ({zone})</legend>
             {[...byDay.entries()].map(([day, list]) => (
               <div key={day} className="slot-day">
-                <h3>{formatDateTime(list[0].start, zone).split(',')[0]}</h3>
+                <h3>{formatDay(list[0].start, zone)}</h3>
                 <div className="slot-list">
                   {list.map((s) => (
                     <label key={s.start} className={`slot ${chosen?.start === s.start ? 'chosen' : ''}`}>
@@ -130,7 +130,7 @@ export function DoctorPage() {
         <ul className="slot-summary" aria-label="Free times">
           {[...byDay.entries()].map(([day, list]) => (
             <li key={day}>
-              <strong>{formatDateTime(list[0].start, zone).split(',')[0]}</strong>:{' '}
+              <strong>{formatDay(list[0].start, zone)}</strong>:{' '}
               <span data-testid="slot-range">
                 {formatTime(list[0].start, zone)}–{formatTime(list[list.length - 1].end, zone)} ({zone})
               </span>

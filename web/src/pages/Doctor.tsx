@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
 import { api, newKey } from '../lib/api';
-import { addDays, dayKey, formatDateTime, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
+import { addDays, dayKey, formatDateTime, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, Offer, Slot } from '../lib/types';
 import { Empty, ErrorMsg, Loading, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { when } from './Appointments';
@@ -119,7 +119,7 @@ export function Schedule() {
       <div className={`week week-${mode}`}>
         {[...byDay.entries()].map(([d, list]) => (
           <div key={d} className="day">
-            <h2 className="h3">{formatDateTime(`${d}T12:00:00Z`, 'UTC').split(',')[0]}</h2>
+            <h2 className="h3">{formatDay(`${d}T12:00:00Z`, 'UTC')}</h2>
             {list.length === 0 && <p className="muted small">Free</p>}
             <ul>
               {list
