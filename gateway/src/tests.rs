@@ -645,7 +645,9 @@ async fn static_files_are_served_with_a_single_page_app_fallback_but_not_under_a
     let res = h.gateway.router().oneshot(get("/")).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()[header::CACHE_CONTROL], "no-cache");
-    let csp = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
     assert!(csp.contains("default-src 'self'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert!(read(res).await.contains("<p>app</p>"));
@@ -675,7 +677,10 @@ async fn static_files_are_served_with_a_single_page_app_fallback_but_not_under_a
         .oneshot(get("/assets/missing-000.js"))
         .await
         .unwrap();
-    assert_ne!(res.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_ne!(
+        res.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
     let (res, body) = send(&h, get("/api/unknown")).await;
     assert_error(&res, &body, 404, "not_found");
     let _ = std::fs::remove_dir_all(&dir);

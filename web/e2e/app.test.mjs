@@ -222,7 +222,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     await patient.waitForURL(/\/appointments\/[A-Za-z0-9_-]+$/);
     await patient.getByTestId('appointment-status').waitFor();
     await patient.goto('/profile');
-    await patient.getByRole('heading', { name: 'Medical history' }).waitFor();
+    await patient.getByRole('heading', { name: 'Medical history', exact: true }).waitFor();
     await screen(patient, 'phone-profile');
     assert.ok((await patient.evaluate(() => document.documentElement.scrollWidth)) <= 390);
     await patient.context().close();

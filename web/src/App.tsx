@@ -65,7 +65,9 @@ function Header() {
       )}
       <div className="who">
         <Link to="/notifications" className="bell" aria-label={`Notifications, ${unread} unread`} data-testid="bell">
-          <span aria-hidden="true">🔔</span>
+          <svg aria-hidden="true" width="20" height="20" viewBox="0 0 24 24" className="bell-icon">
+            <path d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1Z" />
+          </svg>
           <span className="count" data-testid="unread-count">
             {unread}
           </span>

@@ -380,7 +380,8 @@ export function Dashboard() {
   const requests = count((a) => dayKey(a.created_at, zone));
   const accepted = data.offers.filter((o) => o.status === 'accepted' && o.decided_at);
   const confirmations = days.map((d) => accepted.filter((o) => dayKey(o.decided_at!, zone) === d).length);
-  const expiries = count((a) => (a.status === 'expired' ? dayKey(a.window_end < a.created_at ? a.created_at : a.window_start, zone) : null));
+  // An appointment does not record when it lapsed: expiries count on the day the request was made.
+  const expiries = count((a) => (a.status === 'expired' ? dayKey(a.created_at, zone) : null));
   const names = new Map(data.doctors.map((d) => [d.id, d.display_name]));
   const perDoctor = new Map<string, { offers: number; accepted: number; secs: number[] }>();
   for (const o of data.offers) {
@@ -405,7 +406,7 @@ export function Dashboard() {
         series={[
           { label: 'requests', cls: 's1', values: requests },
           { label: 'confirmations', cls: 's2', values: confirmations },
-          { label: 'expiries', cls: 's3', values: expiries },
+          { label: 'expiries (by request day)', cls: 's3', values: expiries },
         ]}
       />
       <h2>Offers per doctor</h2>
