@@ -116,7 +116,6 @@ export class Clinic {
         CAREHUB_HUB_ADDR: `127.0.0.1:${innerHub}`,
         CAREHUB_HUB_URL: `ws://127.0.0.1:${hub}/ws`,
         CAREHUB_WEB_DIR: dist,
-        CAREHUB_COOKIE_SECURE: 'false',
         CAREHUB_RATE_LIMIT_PER_SEC: '2000',
         CAREHUB_RATE_LIMIT_BURST: '4000',
       },

@@ -16,8 +16,8 @@ export interface Appointment {
   close_reason: string | null;
   created_at: string;
   version: number;
-  pending_change?: { start?: string; kind?: string; [k: string]: unknown } | null;
-  last_call?: { started_at?: string; ended_at?: string; total_secs?: number; [k: string]: unknown } | null;
+  pending_change?: { by: string; window_start?: string; window_end?: string; start?: string } | null;
+  last_call?: { started_at: string; ended_at: string; total_seconds: number } | null;
 }
 
 export interface Offer {

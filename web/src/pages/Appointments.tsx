@@ -95,6 +95,12 @@ export function AppointmentDetail() {
           </>
         )}
       </dl>
+      {a.last_call && (
+        <p className="small">
+          Last video call: {formatWithZone(a.last_call.started_at, zone)}, {Math.round(a.last_call.total_seconds / 60)} min
+        </p>
+      )}
+      {a.pending_change && <PendingChange a={a} onDone={reload} />}
       <h2>History</h2>
       <ol className="timeline">
         <li>Requested {formatWithZone(a.created_at, zone)}</li>
@@ -158,5 +164,64 @@ export function AppointmentDetail() {
       )}
       {a.doctor_id && ['confirmed', 'completed', 'no_show'].includes(a.status) && user?.role !== 'admin' && <Chat room={a.id} />}
     </section>
+  );
+}
+
+/** A reschedule in progress: the patient asked for a new window, the doctor proposes a time in it. */
+function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
+  const { user } = useSession();
+  const zone = viewerZone();
+  const p = a.pending_change!;
+  const [start, setStart] = useState('');
+  const [busy, error, run, setError] = useAction();
+  const slots = useLoad(
+    () =>
+      user?.role === 'doctor' && p.window_start && p.window_end && !p.start
+        ? api.get<{ slots: { start: string }[] }>(`/api/doctors/${user.id}/slots?from=${encodeURIComponent(p.window_start)}&to=${encodeURIComponent(p.window_end)}`)
+        : Promise.resolve({ slots: [] }),
+    [a.id, a.version],
+  );
+  const post = (path: string, body: unknown) => run(() => api.post(`/api/appointments/${a.id}/${path}`, body)).then((ok) => ok && onDone());
+  return (
+    <div className="card" aria-labelledby="pending-h">
+      <h2 id="pending-h" className="h3">
+        Reschedule in progress
+      </h2>
+      {p.window_start && p.window_end && (
+        <p className="small">
+          New window asked for: {formatWithZone(p.window_start, zone)} – {formatWithZone(p.window_end, zone)}
+        </p>
+      )}
+      {p.start && <p className="small">Proposed time: {formatWithZone(p.start, zone)}</p>}
+      {user?.role === 'patient' && p.start && (
+        <div className="row">
+          <button disabled={busy} onClick={() => post('proposal', { accept: true })}>
+            Accept the proposed time
+          </button>
+          <button disabled={busy} className="secondary" onClick={() => post('proposal', { accept: false })}>
+            Keep the current time
+          </button>
+        </div>
+      )}
+      {user?.role === 'doctor' && !p.start && (
+        <div className="row">
+          <label>
+            Free time ({zone})
+            <select value={start} onChange={(e) => setStart(e.target.value)}>
+              <option value="">{slots.loading ? 'Loading…' : 'Choose…'}</option>
+              {slots.data?.slots.map((s) => (
+                <option key={s.start} value={s.start}>
+                  {formatWithZone(s.start, zone)}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button disabled={busy} onClick={() => (start ? post('propose', { start }) : setError('Choose a free time.'))}>
+            Propose this time
+          </button>
+        </div>
+      )}
+      <ErrorMsg error={error} />
+    </div>
   );
 }
