@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing carehub needs and the machine lacks, and nothing else:
 # nats-server, PostgreSQL's server binaries and coturn (Debian packages; the suite's TURN server),
-# schemathesis 4 and aiosmtpd (PyPI; the suite's SMTP server).
+# schemathesis 4 and aiosmtpd (PyPI; the suite's SMTP server), and for the web client Node.js with
+# npm and chromium (Debian packages; the browser tests' browser) and web/node_modules (`npm ci`).
 # Safe to run again: it installs only what is missing and runs `apt-get update` only then.
 #
 # It never starts the machine's own NATS or PostgreSQL service: the tests start private ones on
@@ -48,6 +49,23 @@ if ! schemathesis_bin >/dev/null; then
     elif ! python3 -m pip --version >/dev/null 2>&1; then
         apt_packages+=(python3-pip)
     fi
+fi
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_packages+=(nodejs npm)
+    missing+=("Node.js and npm")
+fi
+if [[ ! -x /usr/bin/chromium ]]; then
+    apt_packages+=(chromium)
+    missing+=("chromium (/usr/bin/chromium)")
+fi
+# web/node_modules must hold what web/package-lock.json names (`npm ls` fails otherwise).
+web_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../web" && pwd)"
+need_npm_ci=false
+if [[ ! -d $web_dir/node_modules ]] || ! command -v npm >/dev/null 2>&1 ||
+    ! (cd "$web_dir" && npm ls --all >/dev/null 2>&1); then
+    need_npm_ci=true
+    missing+=("web/node_modules (npm ci)")
 fi
 
 need_aiosmtpd=false
@@ -110,6 +128,10 @@ sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNA
     fi
 fi
 
+if $need_npm_ci; then
+    (cd "$web_dir" && npm ci --no-audit --no-fund)
+fi
+
 # Verify rather than trust the package managers.
 nats_server_bin >/dev/null || die "nats-server still missing"
 postgres_initdb_bin >/dev/null || die "PostgreSQL's initdb still missing"
@@ -117,4 +139,7 @@ command -v curl >/dev/null 2>&1 || die "curl still missing"
 command -v turnserver >/dev/null 2>&1 || die "coturn's turnserver still missing"
 schemathesis_bin >/dev/null || die "schemathesis 4.x still missing (is pip's script directory on PATH?)"
 python3 -c 'import aiosmtpd' >/dev/null 2>&1 || die "aiosmtpd still missing"
+command -v npm >/dev/null 2>&1 || die "npm still missing"
+[[ -x /usr/bin/chromium ]] || die "chromium still missing"
+[[ -d $web_dir/node_modules ]] || die "web/node_modules still missing"
 echo "install-deps: done"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs carehub on this machine: installs what it needs (nats-server, if missing), builds a
-# release binary and starts `carehub up --demo` with its data in ./data. With an existing ./data it starts without
+# Runs carehub on this machine: installs what it needs (nats-server, if missing), builds the web
+# client (web/dist, when its sources changed) and a release binary, and starts `carehub up --demo`
+# with its data in ./data; the gateway serves the client at /. With an existing ./data it starts without
 # the demo seed (the seed only runs into an empty database).
 #
 # Usage: scripts/run.sh [extra arguments for `carehub up`]
@@ -16,6 +17,20 @@ if ! nats_server_bin >/dev/null; then
     "${sudo[@]}" apt-get update
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nats-server
 fi
+if ! command -v npm >/dev/null 2>&1; then
+    die "npm is missing: run scripts/install-deps.sh (or install Node.js 20 and npm)"
+fi
+if [[ ! -d web/node_modules ]] || ! (cd web && npm ls --all >/dev/null 2>&1); then
+    step "npm ci (web)"
+    (cd web && npm ci --no-audit --no-fund)
+fi
+# Rebuild the client when anything it is built from is newer than the build.
+if [[ ! -f web/dist/index.html ]] ||
+    [[ -n $(find web/src web/index.html web/package-lock.json web/vite.config.ts -newer web/dist/index.html -print -quit) ]]; then
+    step "npm run build (web)"
+    (cd web && npm run build)
+fi
+export CAREHUB_WEB_DIR=${CAREHUB_WEB_DIR:-$PWD/web/dist}
 step "cargo build --release --bin carehub"
 cargo build --release --bin carehub
 export CAREHUB_DATA_DIR=${CAREHUB_DATA_DIR:-$PWD/data}

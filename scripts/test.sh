@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command, run as is by CI (.ci/run) and documented in the README:
 # formatting, lints, the whole Rust test suite (every backend test on SQLite and on a private
-# PostgreSQL, against a private nats-server), then schemathesis against the running API.
+# PostgreSQL, against a private nats-server), the web client's unit tests (vitest) and browser
+# tests (Debian's chromium driven by playwright-core against a carehub they start), then
+# schemathesis against the running API.
 #
 # Needs the tools that scripts/install-deps.sh installs. Stops at the first failing step.
 set -euo pipefail
@@ -39,9 +41,30 @@ if ((test_status != 0)); then
     exit "$test_status"
 fi
 
+step "web: npm test (vitest)"
+web_log=$(mktemp -t carehub-web-test.XXXXXX)
+trap 'rm -f "$test_log" "$web_log"' EXIT
+(cd web && npm test 2>&1) | tee "$web_log"
+step "web: npm run build"
+(cd web && npm run build)
+step "cargo build --bin carehub (for the browser tests)"
+cargo build --bin carehub
+step "web: npm run e2e (chromium)"
+(cd web && npm run e2e 2>&1) | tee -a "$web_log"
+# vitest prints "Tests  24 passed (24)", node's runner "# pass 8" and "# fail 0".
+web_summary=$(sed 's/\x1b\[[0-9;]*m//g' "$web_log" | awk '
+    /^ *Tests +[0-9]+ passed/ { passed += $2 }
+    /^ *Tests +[0-9]+ failed/ { failed += $2 }
+    /^# pass / { passed += $3 }
+    /^# fail / { failed += $3 }
+    END { printf "%d passed, %d failed", passed, failed }')
+
 step "scripts/schemathesis.sh"
 scripts/schemathesis.sh
 
 step "result"
-echo "fmt, clippy, cargo test and schemathesis passed"
-echo "tests: $summary"
+echo "fmt, clippy, cargo test, web tests and schemathesis passed"
+echo "web tests: $web_summary"
+read -r cp _ cf _ cs _ <<<"${summary//,/}"
+read -r wp _ wf _ <<<"${web_summary//,/}"
+echo "tests: $((cp + wp)) passed, $((cf + wf)) failed, $cs skipped"

@@ -106,7 +106,10 @@ impl GatewayConfig {
             rate_limit_burst: burst,
             required_services: required,
             cookie_secure: env.flag("CAREHUB_COOKIE_SECURE", d.cookie_secure)?,
-            web_dir: env.raw("CAREHUB_WEB_DIR").map(PathBuf::from),
+            web_dir: env
+                .raw("CAREHUB_WEB_DIR")
+                .map(PathBuf::from)
+                .or_else(default_web_dir),
             hub_urls: hub_urls(env, d.hub_urls)?,
             hub_idle_timeout: env.secs("CAREHUB_HUB_IDLE_TIMEOUT", d.hub_idle_timeout)?,
         })
@@ -250,4 +253,10 @@ mod tests {
         );
         assert!(IpNet::parse("not-an-ip").is_none());
     }
+}
+
+/// `web/dist` under the working directory when it holds a built client.
+fn default_web_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from("web/dist");
+    dir.join("index.html").is_file().then_some(dir)
 }

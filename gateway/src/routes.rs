@@ -72,6 +72,7 @@ pub fn api() -> OpenApiRouter<AppState> {
             appointments::create_group
         ))
         .routes(routes!(appointments::replace_group))
+        .routes(routes!(appointments::list_groups_public))
         .routes(routes!(appointments::audit))
         .routes(routes!(patients::get_my_profile, patients::put_my_profile))
         .routes(routes!(patients::get_my_record, patients::put_my_record))

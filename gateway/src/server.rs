@@ -127,11 +127,10 @@ impl Gateway {
 
 fn build_router(state: AppState, cors: Option<CorsLayer>) -> Router {
     let (api, _) = routes::api().split_for_parts();
-    let web = state
-        .cfg
-        .web_dir
-        .as_ref()
-        .map(|dir| ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html"))));
+    let web = state.cfg.web_dir.as_ref().map(|dir| Web {
+        pages: ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html"))),
+        assets: ServeDir::new(dir),
+    });
     api.route("/api/openapi.json", get(docs::openapi_json))
         .route("/api/docs", get(docs::docs_page))
         .route("/ws", routes::ws::route(&state.cfg))
@@ -149,14 +148,40 @@ fn build_router(state: AppState, cors: Option<CorsLayer>) -> Router {
         .with_state(state)
 }
 
+/// The web client's files: client-side routes fall back to `index.html`; `/assets/` does not (a
+/// missing script must be a 404, not a page).
+#[derive(Clone)]
+struct Web {
+    pages: ServeDir<ServeFile>,
+    assets: ServeDir,
+}
+
 /// Unknown `/api` paths are JSON 404s; other paths are static files when a web dir is set, with
 /// `index.html` for client-side routes.
-async fn fallback(web: Option<ServeDir<ServeFile>>, req: Request) -> Response {
+async fn fallback(web: Option<Web>, req: Request) -> Response {
     match web {
-        Some(dir) if !req.uri().path().starts_with("/api") => match dir.oneshot(req).await {
-            Ok(res) => res.into_response(),
-            Err(never) => match never {},
-        },
+        Some(web) if !req.uri().path().starts_with("/api") => {
+            // Vite names every file under /assets/ by its content hash: cache those for good,
+            // and have browsers revalidate everything else (index.html above all).
+            let hashed = req.uri().path().starts_with("/assets/");
+            let served = if hashed {
+                web.assets.oneshot(req).await
+            } else {
+                web.pages.oneshot(req).await
+            };
+            let mut res = match served {
+                Ok(res) => res.into_response(),
+                Err(never) => match never {},
+            };
+            let cache = if hashed && res.status().is_success() {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            res
+        }
         _ => ApiError::not_found().into_response(),
     }
 }

@@ -616,6 +616,8 @@ async fn static_files_are_served_with_a_single_page_app_fallback_but_not_under_a
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("index.html"), "<!doctype html><p>app</p>").unwrap();
     std::fs::write(dir.join("app.js"), "console.log(1)").unwrap();
+    std::fs::create_dir_all(dir.join("assets")).unwrap();
+    std::fs::write(dir.join("assets/index-3f2a1b.js"), "export {}").unwrap();
     let h = harness(GatewayConfig {
         web_dir: Some(dir.clone()),
         ..cfg()
@@ -639,6 +641,46 @@ async fn static_files_are_served_with_a_single_page_app_fallback_but_not_under_a
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.headers().contains_key("content-security-policy"));
     assert!(read(res).await.contains("<p>app</p>"));
+    // The page itself: revalidated on every visit, under the strict policy.
+    let res = h.gateway.router().oneshot(get("/")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-cache");
+    let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(read(res).await.contains("<p>app</p>"));
+    // A hashed asset: cached for good, same policy.
+    let res = h
+        .gateway
+        .router()
+        .oneshot(get("/assets/index-3f2a1b.js"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    assert_eq!(read(res).await, "export {}");
+    // A missing asset is not the page.
+    let res = h
+        .gateway
+        .router()
+        .oneshot(get("/assets/missing-000.js"))
+        .await
+        .unwrap();
+    assert_ne!(
+        res.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
     let (res, body) = send(&h, get("/api/unknown")).await;
     assert_error(&res, &body, 404, "not_found");
     let _ = std::fs::remove_dir_all(&dir);

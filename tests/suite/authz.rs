@@ -458,6 +458,7 @@ fn table(f: &Fixtures<'_>) -> Vec<Row> {
             private(403, 403, 200),
         ),
         // Groups and the audit trail.
+        row(Method::GET, "/api/groups", "", None, private(200, 200, 200)),
         row(
             Method::GET,
             "/api/admin/groups",

@@ -753,6 +753,17 @@ pub async fn list_groups(
     Ok(Json(s.bus.request(&ctx, &ListGroups {}).await?))
 }
 
+/// Every doctor group, for anyone signed in: patients book a group by its id.
+#[utoipa::path(get, path = "/api/groups", tag = "appointments", security(("bearer" = [])),
+    responses((status = 200, description = "The groups", body = GroupList),
+        (status = 401, description = "No or bad token", body = ErrorBody)))]
+pub async fn list_groups_public(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+) -> Result<Json<GroupList>, ApiError> {
+    Ok(Json(s.bus.request(&ctx, &ListGroups {}).await?))
+}
+
 /// Create a doctor group (admins).
 #[utoipa::path(post, path = "/api/admin/groups", tag = "admin", security(("bearer" = [])),
     request_body(content = inline(GroupBody), description = "The group"),

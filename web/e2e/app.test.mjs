@@ -1,0 +1,282 @@
+// Browser tests of the web client against a real carehub (see harness.mjs). The flows run in
+// order and share one clinic: the booking made in the first is chatted about and called on later.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Clinic, checkScreen, sleep, until } from './harness.mjs';
+
+const clinic = new Clinic();
+const axeProblems = [];
+let confirmedId = null;
+
+async function screen(page, name) {
+  axeProblems.push(...(await checkScreen(page, name)));
+}
+
+function nyTime(iso, zone) {
+  return new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
+}
+
+describe('web client in Chromium', { timeout: 600_000 }, () => {
+  before(async () => {
+    await clinic.start();
+  }, { timeout: 240_000 });
+
+  after(async () => {
+    await clinic.stop();
+  });
+
+  test('a patient books a group, a doctor sees the offer live and accepts, the bell shows it without reload', async () => {
+    const patient = await clinic.pageAs(clinic.byEmail('ada.'));
+    const doctor = await clinic.pageAs(clinic.byEmail('sara.'));
+    await doctor.goto('/offers');
+    await doctor.getByRole('heading', { name: 'Incoming offers' }).waitFor();
+    await screen(doctor, 'doctor-offers-empty');
+
+    await patient.goto('/appointments');
+    await patient.getByRole('heading', { name: 'Appointments' }).waitFor();
+    const unreadBefore = Number(await patient.getByTestId('unread-count').textContent());
+
+    await patient.getByRole('link', { name: 'Book' }).click();
+    await patient.getByRole('heading', { name: 'Request an appointment' }).waitFor();
+    await patient.getByRole('combobox', { name: /^Group/ }).selectOption({ label: 'Dermatology' });
+    const reason = `Rash on the arm ${Date.now()}`;
+    await patient.getByLabel('Reason').fill(reason);
+    await screen(patient, 'patient-book');
+    await patient.getByRole('button', { name: 'Send request' }).click();
+    await patient.waitForURL(/\/appointments\/[A-Za-z0-9_-]+$/);
+    confirmedId = patient.url().split('/').pop();
+
+    // The doctor's page was open all along: the offer arrives without a reload.
+    const card = doctor.getByTestId('offer').filter({ hasText: reason });
+    await card.waitFor({ timeout: 30_000 });
+    await screen(doctor, 'doctor-offers');
+    const select = card.getByLabel(/Free time/);
+    await until('free slots in the offer', async () => (await select.locator('option').count()) > 1, 20_000);
+    const value = await select.locator('option').nth(1).getAttribute('value');
+    await select.selectOption(value);
+    await card.getByRole('button', { name: 'Accept' }).click();
+    await card.waitFor({ state: 'detached', timeout: 20_000 });
+
+    // The patient's page was not reloaded: the bell count rises and the status turns confirmed.
+    await until('the bell to count the confirmation', async () => Number(await patient.getByTestId('unread-count').textContent()) > unreadBefore, 30_000);
+    await patient.getByTestId('appointment-status').filter({ hasText: 'confirmed' }).waitFor({ timeout: 30_000 });
+    await screen(patient, 'patient-appointment');
+    await patient.getByTestId('bell').click();
+    await patient.getByRole('heading', { name: 'Notifications' }).waitFor();
+    await patient.getByTestId('notifications').locator('li').first().waitFor();
+    await screen(patient, 'patient-notifications');
+    await patient.context().close();
+    await doctor.context().close();
+  });
+
+  test('patient and doctor chat live, and the history survives a reload', async () => {
+    assert.ok(confirmedId, 'needs the booking of the first test');
+    const patient = await clinic.pageAs(clinic.byEmail('ada.'));
+    const doctor = await clinic.pageAs(clinic.byEmail('sara.'));
+    await patient.goto(`/appointments/${confirmedId}`);
+    await doctor.goto(`/appointments/${confirmedId}`);
+    for (const p of [patient, doctor]) await p.getByRole('heading', { name: 'Chat' }).waitFor();
+    await patient.getByRole('textbox', { name: 'Message' }).fill('Hello doctor, the rash is spreading.');
+    await patient.getByRole('button', { name: 'Send' }).click();
+    await doctor.getByTestId('messages').getByText('Hello doctor, the rash is spreading.').waitFor({ timeout: 20_000 });
+    await doctor.getByRole('textbox', { name: 'Message' }).fill('Please send a photo before the call.');
+    await doctor.getByRole('button', { name: 'Send' }).click();
+    await patient.getByTestId('messages').getByText('Please send a photo before the call.').waitFor({ timeout: 20_000 });
+    await screen(doctor, 'doctor-appointment-chat');
+    await patient.reload();
+    await patient.getByTestId('messages').getByText('Hello doctor, the rash is spreading.').waitFor({ timeout: 20_000 });
+    await patient.getByTestId('messages').getByText('Please send a photo before the call.').waitFor();
+    await patient.context().close();
+    await doctor.context().close();
+  });
+
+  test('a video call connects with the fake camera, and reconnects when the hub drops the socket', async () => {
+    assert.ok(confirmedId, 'needs the booking of the first test');
+    const patient = await clinic.pageAs(clinic.byEmail('ada.'));
+    const doctor = await clinic.pageAs(clinic.byEmail('sara.'));
+    await doctor.goto(`/call/${confirmedId}`);
+    await patient.goto(`/call/${confirmedId}`);
+    await patient.getByRole('button', { name: 'Start call' }).click();
+    await doctor.getByRole('button', { name: 'Answer' }).click({ timeout: 20_000 });
+    const state = (p) => p.getByTestId('call-state');
+    for (const p of [patient, doctor]) await state(p).filter({ hasText: /^Connected$/ }).waitFor({ timeout: 30_000 });
+    const frames = (p) => p.getByTestId('remote-video').evaluate((v) => v.getVideoPlaybackQuality().totalVideoFrames);
+    for (const p of [patient, doctor]) {
+      const a = await frames(p);
+      await sleep(1500);
+      const b = await frames(p);
+      assert.ok(b > a, `remote video frames should rise: ${a} then ${b}`);
+    }
+    await screen(patient, 'call-connected');
+
+    // The hub goes away: both pages lose their socket and say so.
+    await clinic.stopHub();
+    for (const p of [patient, doctor]) await state(p).filter({ hasText: 'Reconnecting' }).waitFor({ timeout: 20_000 });
+    await screen(doctor, 'call-reconnecting');
+    clinic.startHub();
+    for (const p of [patient, doctor]) await state(p).filter({ hasText: /^Connected$/ }).waitFor({ timeout: 60_000 });
+    const a = await frames(patient);
+    await sleep(1500);
+    assert.ok((await frames(patient)) > a, 'remote video plays again after the reconnect');
+    await patient.getByRole('button', { name: 'Hang up' }).click();
+    await state(doctor).filter({ hasText: 'Call ended' }).waitFor({ timeout: 20_000 });
+    await patient.context().close();
+    await doctor.context().close();
+  });
+
+  test('an admin creates a group and approves a doctor who then appears in the directory', async () => {
+    const email = `new.doctor.${Date.now()}@example.test`;
+    const signup = await clinic.pageAs(null);
+    await signup.goto('/signup');
+    await screen(signup, 'signup');
+    await signup.getByLabel('Name').fill('Dr. Nadia Okafor');
+    await signup.getByLabel('Email').fill(email);
+    await signup.getByLabel(/Password/).fill('a long enough password');
+    await signup.getByLabel('doctor').check();
+    await signup.getByRole('button', { name: 'Create account' }).click();
+    await signup.getByRole('heading', { name: 'Account requested' }).waitFor();
+    await signup.context().close();
+
+    const admin = await clinic.pageAs(clinic.account('admin'));
+    await admin.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await screen(admin, 'admin-dashboard');
+    await admin.getByRole('link', { name: 'Groups' }).click();
+    await admin.getByRole('heading', { name: 'New group' }).waitFor();
+    await admin.getByLabel('Name').fill('Weekend clinic');
+    await admin.getByLabel('Specialty').fill('general-practice');
+    await admin.getByLabel('Strategy').selectOption('least_loaded');
+    await admin.getByLabel('Dr. Kofi Mensah').check();
+    await admin.getByRole('button', { name: 'Create group' }).click();
+    await admin.getByRole('list', { name: 'Groups' }).getByRole('heading', { name: 'Weekend clinic' }).waitFor();
+    await screen(admin, 'admin-groups');
+
+    await admin.getByRole('link', { name: 'Users' }).click();
+    await admin.getByLabel('Status').selectOption('pending');
+    const row = admin.locator(`tr[data-email="${email}"]`);
+    await row.waitFor({ timeout: 30_000 });
+    await screen(admin, 'admin-users');
+    await row.getByRole('button', { name: 'Approve Dr. Nadia Okafor' }).click();
+    await row.waitFor({ state: 'detached' });
+    for (const path of ['/admin/appointments', '/admin/audit']) {
+      await admin.goto(path);
+      await admin.locator('h1').waitFor();
+      await screen(admin, `admin-${path.split('/').pop()}`);
+    }
+
+    const patient = await clinic.pageAs(clinic.byEmail('grace.'));
+    await patient.goto('/doctors');
+    await patient.getByLabel('Name').fill('Okafor');
+    await until(
+      'the approved doctor in the directory',
+      async () => {
+        await patient.getByRole('button', { name: 'Search' }).click();
+        await sleep(300);
+        return patient.getByRole('link', { name: 'Dr. Nadia Okafor' }).isVisible();
+      },
+      30_000,
+    );
+    await screen(patient, 'patient-directory');
+    await admin.context().close();
+    await patient.context().close();
+  });
+
+  test('a booking completed with the keyboard alone', async () => {
+    const patient = await clinic.pageAs(clinic.byEmail('grace.'));
+    const doc = clinic.byEmail('ines.');
+    const token = await clinic.token(clinic.byEmail('grace.'));
+    const list = await clinic.api('GET', '/api/doctors?q=Moreau', token);
+    const ines = list.doctors[0];
+    assert.ok(ines, `${doc.name} in the directory`);
+    await patient.goto(`/doctors/${ines.id}`);
+    await patient.getByRole('group', { name: /Book instantly/ }).waitFor();
+    await screen(patient, 'patient-doctor-instant');
+    const k = patient.keyboard;
+    let reached = false;
+    for (let i = 0; i < 60 && !reached; i++) {
+      await k.press('Tab');
+      reached = await patient.evaluate(() => document.activeElement?.getAttribute('name') === 'slot');
+    }
+    assert.ok(reached, 'Tab reaches the first free time');
+    await k.press('Space');
+    await k.press('Tab');
+    assert.equal(await patient.evaluate(() => document.activeElement?.tagName), 'TEXTAREA');
+    await k.type('Yearly check-up');
+    await k.press('Tab');
+    await k.press('Enter');
+    await patient.waitForURL(/\/appointments\/[A-Za-z0-9_-]+$/, { timeout: 20_000 });
+    await patient.getByTestId('appointment-status').filter({ hasText: 'confirmed' }).waitFor({ timeout: 20_000 });
+    await patient.context().close();
+  });
+
+  test('a patient on a 390×844 phone screen requests an appointment by specialty', async () => {
+    const patient = await clinic.pageAs(clinic.byEmail('alan.'), { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await patient.goto('/book');
+    await patient.getByLabel('any doctor of a specialty').check();
+    await patient.getByRole('combobox', { name: /^Specialty/ }).selectOption('cardiology');
+    await patient.getByLabel('Reason').fill('Palpitations at night');
+    await screen(patient, 'phone-book');
+    const wide = await patient.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `no sideways scrolling on a phone (page is ${wide}px wide)`);
+    await patient.getByRole('button', { name: 'Send request' }).click();
+    await patient.waitForURL(/\/appointments\/[A-Za-z0-9_-]+$/);
+    await patient.getByTestId('appointment-status').waitFor();
+    await patient.goto('/profile');
+    await patient.getByRole('heading', { name: 'Medical history', exact: true }).waitFor();
+    await screen(patient, 'phone-profile');
+    assert.ok((await patient.evaluate(() => document.documentElement.scrollWidth)) <= 390);
+    await patient.context().close();
+  });
+
+  test('a viewer in America/New_York sees a Europe/Berlin doctor’s slots converted, with the zone named', async () => {
+    const zone = 'America/New_York';
+    const patient = await clinic.pageAs(clinic.byEmail('alan.'), { timezoneId: zone });
+    const token = await clinic.token(clinic.byEmail('alan.'));
+    const kofi = (await clinic.api('GET', '/api/doctors?q=Mensah', token)).doctors[0];
+    const from = new Date(Date.now() + 3600_000).toISOString();
+    const to = new Date(Date.now() + 8 * 86400_000).toISOString();
+    const slots = await clinic.api('GET', `/api/doctors/${kofi.id}/slots?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, token);
+    assert.equal(slots.time_zone, 'Europe/Berlin');
+    const first = slots.slots[0].start;
+    assert.equal(nyTime(first, 'Europe/Berlin'), '09:00', 'the first slot starts at 09:00 Berlin time');
+    await patient.goto(`/doctors/${kofi.id}`);
+    await patient.getByText('Works in Europe/Berlin').waitFor();
+    const range = patient.getByTestId('slot-range').first();
+    await range.waitFor();
+    const text = await range.textContent();
+    assert.equal(text, `${nyTime(first, zone)}–${nyTime(slots.slots.filter((s) => s.start.slice(0, 10) === first.slice(0, 10)).at(-1).end, zone)} (${zone})`);
+    assert.notEqual(nyTime(first, zone), '09:00');
+    await screen(patient, 'patient-doctor-new-york');
+    await patient.context().close();
+  });
+
+  test('the remaining main screens pass axe-core with no serious or critical issue', async () => {
+    const login = await clinic.pageAs(null);
+    await login.goto('/login');
+    await login.getByRole('heading', { name: 'Sign in to carehub' }).waitFor();
+    await screen(login, 'login');
+    await login.context().close();
+    const doctor = await clinic.pageAs(clinic.byEmail('sara.'));
+    for (const [path, name] of [
+      ['/schedule', 'doctor-schedule'],
+      ['/availability', 'doctor-availability'],
+      ['/appointments', 'doctor-appointments'],
+    ]) {
+      await doctor.goto(path);
+      await doctor.locator('h1').waitFor();
+      await screen(doctor, name);
+    }
+    await doctor.context().close();
+    const patient = await clinic.pageAs(clinic.byEmail('ada.'));
+    for (const [path, name] of [
+      ['/appointments', 'patient-appointments'],
+      ['/profile', 'patient-profile'],
+    ]) {
+      await patient.goto(path);
+      await patient.locator('h1').waitFor();
+      await screen(patient, name);
+    }
+    await patient.context().close();
+    assert.deepEqual(axeProblems, []);
+  });
+});

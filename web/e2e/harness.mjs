@@ -1,0 +1,250 @@
+// Starts a private carehub for the browser tests: its own nats-server on a free port, `carehub up
+// --demo` with a temp data dir serving web/dist, and the comms hub as a separate `carehub serve
+// hub` process the tests can stop and start again. Drives Debian's chromium with playwright-core.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import AxeBuilder from '@axe-core/playwright';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const webDir = resolve(here, '..');
+export const repo = resolve(webDir, '..');
+export const artifacts = join(webDir, 'e2e-artifacts');
+
+function carehubBin() {
+  if (process.env.CAREHUB_BIN) return process.env.CAREHUB_BIN;
+  const target = process.env.CARGO_TARGET_DIR ? resolve(repo, process.env.CARGO_TARGET_DIR) : join(repo, 'target');
+  for (const p of [join(target, 'debug', 'carehub'), join(target, 'release', 'carehub')]) if (existsSync(p)) return p;
+  throw new Error(`no carehub binary under ${target}: run \`cargo build --bin carehub\` first (or set CAREHUB_BIN)`);
+}
+
+function natsBin() {
+  for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) if (existsSync(p)) return p;
+  return 'nats-server';
+}
+
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value or `ms` passes. */
+export async function until(what, fn, ms = 60_000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+function child(name, cmd, args, env, log) {
+  const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  p.out = '';
+  const keep = (d) => {
+    p.out += d.toString();
+    if (p.out.length > 200_000) p.out = p.out.slice(-100_000);
+    if (process.env.E2E_VERBOSE) process.stderr.write(`[${name}] ${d}`);
+  };
+  p.stdout.on('data', keep);
+  p.stderr.on('data', keep);
+  p.exited = new Promise((r) => p.once('exit', (code, signal) => r({ code, signal })));
+  log.push(p);
+  return p;
+}
+
+export class Clinic {
+  procs = [];
+  accounts = [];
+
+  async start() {
+    mkdirSync(artifacts, { recursive: true });
+    this.tmp = mkdtempSync(join(tmpdir(), 'carehub-e2e-'));
+    const [nats, gw, hub, innerHub] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    this.base = `http://127.0.0.1:${gw}`;
+    this.hubPort = hub;
+    const natsUrl = `nats://127.0.0.1:${nats}`;
+    const dist = join(webDir, 'dist');
+    if (!existsSync(join(dist, 'index.html'))) throw new Error('web/dist is missing: run `npm run build` first');
+    this.common = {
+      CAREHUB_NATS_URL: natsUrl,
+      CAREHUB_PUBLIC_URL: this.base,
+      // Calls may start any time before a confirmed appointment (tests book days ahead).
+      CAREHUB_CALL_EARLY: String(30 * 86400),
+      CAREHUB_LOG_JSON: 'false',
+      RUST_LOG: process.env.RUST_LOG ?? 'warn',
+    };
+    this.nats = child('nats', natsBin(), ['-a', '127.0.0.1', '-p', String(nats), '-js', '-sd', join(this.tmp, 'nats')], {}, this.procs);
+    await until('nats-server', async () => {
+      await new Promise((ok, fail) => {
+        const s = createServer();
+        s.once('error', () => ok());
+        s.listen(nats, '127.0.0.1', () => s.close(() => fail(new Error('not listening'))));
+      });
+      return true;
+    }, 20_000);
+    this.bin = carehubBin();
+    this.startHub();
+    this.up = child(
+      'carehub',
+      this.bin,
+      ['up', '--demo'],
+      {
+        ...this.common,
+        CAREHUB_DATA_DIR: join(this.tmp, 'data'),
+        CAREHUB_GATEWAY_ADDR: `127.0.0.1:${gw}`,
+        // `carehub up` runs a hub of its own; the gateway uses the separate one.
+        CAREHUB_HUB_ADDR: `127.0.0.1:${innerHub}`,
+        CAREHUB_HUB_URL: `ws://127.0.0.1:${hub}/ws`,
+        CAREHUB_WEB_DIR: dist,
+        CAREHUB_RATE_LIMIT_PER_SEC: '2000',
+        CAREHUB_RATE_LIMIT_BURST: '4000',
+      },
+      this.procs,
+    );
+    await until('carehub up', async () => {
+      if (this.up.exitCode !== null) throw new Error(`carehub exited:\n${this.up.out.slice(-3000)}`);
+      const r = await fetch(`${this.base}/readyz`);
+      return r.ok && /Sign in with/.test(this.up.out);
+    }, 120_000);
+    for (const line of this.up.out.split('\n')) {
+      const m = /^\s+(patient|doctor|admin)\s+(\S+@\S+)\s+(\S+)\s+\((.+)\)\s*$/.exec(line);
+      if (m) this.accounts.push({ role: m[1], email: m[2], password: m[3], name: m[4] });
+    }
+    if (this.accounts.length < 5) throw new Error(`demo accounts not found in:\n${this.up.out}`);
+    // The demo is furnished in the background: wait for its two groups and the doctors' hours.
+    const admin = await this.token(this.account('admin'));
+    await until('demo groups', async () => {
+      const g = await this.api('GET', '/api/admin/groups', admin);
+      return g.groups?.length >= 2;
+    }, 90_000);
+    const pat = await this.token(this.account('patient'));
+    await until('demo doctors with specialties', async () => {
+      const d = await this.api('GET', '/api/doctors?limit=100', pat);
+      return d.doctors?.filter((x) => x.specialties.length).length >= 4;
+    }, 90_000);
+    this.browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--use-fake-device-for-media-stream',
+        '--use-fake-ui-for-media-stream',
+        '--allow-loopback-in-peer-connection',
+        '--disable-features=WebRtcHideLocalIpsWithMdns',
+      ],
+    });
+  }
+
+  startHub() {
+    this.hub = child(
+      'hub',
+      this.bin,
+      ['serve', 'hub'],
+      { ...this.common, CAREHUB_DATA_DIR: join(this.tmp, 'hub'), CAREHUB_HUB_ADDR: `127.0.0.1:${this.hubPort}` },
+      this.procs,
+    );
+    return this.hub;
+  }
+
+  /** Stops the hub process (it closes its sockets on the way out) and waits until it is gone. */
+  async stopHub() {
+    const h = this.hub;
+    h.kill('SIGTERM');
+    const r = await Promise.race([h.exited, sleep(15_000).then(() => null)]);
+    if (!r) {
+      h.kill('SIGKILL');
+      await h.exited;
+    }
+  }
+
+  async stop() {
+    await this.browser?.close().catch(() => {});
+    for (const p of this.procs.reverse()) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+    await Promise.race([Promise.all(this.procs.map((p) => p.exited)), sleep(15_000)]);
+    for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    if (this.tmp && !process.env.E2E_KEEP) rmSync(this.tmp, { recursive: true, force: true });
+  }
+
+  account(role, n = 0) {
+    const list = this.accounts.filter((a) => a.role === role);
+    return list[n];
+  }
+
+  byEmail(prefix) {
+    return this.accounts.find((a) => a.email.startsWith(prefix));
+  }
+
+  async api(method, path, token, body, headers = {}) {
+    const r = await fetch(this.base + path, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    const json = text ? JSON.parse(text) : null;
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+    return json;
+  }
+
+  async token(acct) {
+    const s = await this.api('POST', '/api/auth/login', null, { email: acct.email, password: acct.password, refresh_token_in: 'body' });
+    return s.access_token;
+  }
+
+  /** A signed-in page in a fresh browser context. */
+  async pageAs(acct, opts = {}) {
+    const ctx = await this.browser.newContext({ baseURL: this.base, ...opts });
+    const page = await ctx.newPage();
+    page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|Refused to/.test(m.text())) console.error(`[csp] ${m.text()}`);
+    });
+    if (acct) await this.login(page, acct);
+    return page;
+  }
+
+  async login(page, acct) {
+    await page.goto('/login');
+    await page.getByLabel('Email').fill(acct.email);
+    await page.getByLabel('Password').fill(acct.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  }
+}
+
+/** Screenshot into e2e-artifacts/ and an axe-core check: no serious or critical violation. */
+export async function checkScreen(page, name) {
+  await page.waitForLoadState('networkidle').catch(() => {});
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+  const result = await new AxeBuilder({ page }).analyze();
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  return bad.map((v) => `${name}: ${v.id} (${v.impact}) ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join('; ')}`);
+}
+
+export { sleep };

@@ -1,0 +1,192 @@
+// The websocket client of the comms hub (docs/PROTOCOL.md): authenticates with the access token
+// in the first frame, renews it before expiry, and reconnects with back-off when the socket drops.
+
+export type HubState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Frame = { type: string; [k: string]: any };
+
+interface SocketLike {
+  readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+export interface HubOptions {
+  url: string;
+  /** The current access token, renewed when needed; null ends the session. */
+  token: (fresh: boolean) => Promise<string | null>;
+  socket?: (url: string) => SocketLike;
+  setTimer?: (fn: () => void, ms: number) => unknown;
+  clearTimer?: (t: unknown) => void;
+  /** Back-off delays in ms for reconnect attempts, the last one repeating. */
+  backoff?: number[];
+}
+
+const OPEN = 1;
+
+/** Close codes after which reconnecting needs a fresh token. */
+const AUTH_CLOSES = new Set([4001, 4003, 4004]);
+
+export class Hub {
+  private ws: SocketLike | null = null;
+  private stateValue: HubState = 'idle';
+  private handlers = new Map<string, Set<(f: Frame) => void>>();
+  private stateListeners = new Set<(s: HubState) => void>();
+  private attempt = 0;
+  private timer: unknown = null;
+  private stopped = true;
+  private authed = false;
+  private needFresh = false;
+  userId: string | null = null;
+  private readonly opts: Required<Omit<HubOptions, 'socket'>> & { socket: (url: string) => SocketLike };
+
+  constructor(opts: HubOptions) {
+    this.opts = {
+      socket: opts.socket ?? ((u) => new WebSocket(u) as unknown as SocketLike),
+      setTimer: opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms)),
+      clearTimer: opts.clearTimer ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>)),
+      backoff: opts.backoff ?? [250, 500, 1000, 2000, 4000],
+      url: opts.url,
+      token: opts.token,
+    };
+  }
+
+  get state(): HubState {
+    return this.stateValue;
+  }
+
+  private setState(s: HubState) {
+    if (s === this.stateValue) return;
+    this.stateValue = s;
+    for (const l of this.stateListeners) l(s);
+  }
+
+  onState(fn: (s: HubState) => void): () => void {
+    this.stateListeners.add(fn);
+    return () => this.stateListeners.delete(fn);
+  }
+
+  /** Subscribes to frames of one `type` (`*` for all). */
+  on(type: string, fn: (f: Frame) => void): () => void {
+    let set = this.handlers.get(type);
+    if (!set) this.handlers.set(type, (set = new Set()));
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.attempt = 0;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    if (this.timer !== null) this.opts.clearTimer(this.timer);
+    this.timer = null;
+    const ws = this.ws;
+    this.ws = null;
+    this.authed = false;
+    if (ws) {
+      ws.onclose = null;
+      ws.close(1000, 'bye');
+    }
+    this.setState('closed');
+  }
+
+  /** Sends a frame when the socket is authenticated; returns whether it went out. */
+  send(frame: Frame): boolean {
+    if (!this.ws || !this.authed || this.ws.readyState !== OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  private emit(f: Frame) {
+    for (const key of [f.type, '*']) {
+      const set = this.handlers.get(key);
+      if (set) for (const h of [...set]) h(f);
+    }
+  }
+
+  private async connect() {
+    if (this.stopped) return;
+    this.setState(this.attempt === 0 && this.stateValue !== 'reconnecting' ? 'connecting' : 'reconnecting');
+    const token = await this.opts.token(this.needFresh);
+    if (this.stopped) return;
+    if (!token) {
+      this.stop();
+      return;
+    }
+    this.needFresh = false;
+    let ws: SocketLike;
+    try {
+      ws = this.opts.socket(this.opts.url);
+    } catch {
+      this.retry();
+      return;
+    }
+    this.ws = ws;
+    this.authed = false;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token }));
+    ws.onmessage = (ev) => {
+      let f: Frame;
+      try {
+        f = JSON.parse(String(ev.data));
+      } catch {
+        return;
+      }
+      if (!f || typeof f.type !== 'string') return;
+      this.handle(ws, f);
+    };
+    ws.onerror = () => {};
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.authed = false;
+      if (AUTH_CLOSES.has(ev.code)) this.needFresh = true;
+      this.retry();
+    };
+  }
+
+  private handle(ws: SocketLike, f: Frame) {
+    if (f.type === 'welcome') {
+      const first = !this.authed;
+      this.authed = true;
+      this.userId = f.user_id;
+      this.attempt = 0;
+      this.setState('connected');
+      if (first) this.emit({ ...f, type: 'welcome' });
+      return;
+    }
+    if (f.type === 'token_expiring') {
+      void this.opts.token(true).then((t) => {
+        if (t && this.ws === ws && ws.readyState === OPEN) ws.send(JSON.stringify({ type: 'auth', token: t }));
+      });
+      return;
+    }
+    this.emit(f);
+  }
+
+  private retry() {
+    if (this.stopped) return;
+    this.setState('reconnecting');
+    const delays = this.opts.backoff;
+    const ms = delays[Math.min(this.attempt, delays.length - 1)];
+    this.attempt += 1;
+    this.timer = this.opts.setTimer(() => {
+      this.timer = null;
+      void this.connect();
+    }, ms);
+  }
+}
+
+/** The hub URL on the page's own origin. */
+export function hubUrl(loc: { protocol: string; host: string } = location): string {
+  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+}

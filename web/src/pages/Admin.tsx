@@ -1,0 +1,442 @@
+import { useState, type FormEvent } from 'react';
+import { Link } from 'react-router-dom';
+import { api, type User } from '../lib/api';
+import { addDays, dayKey, formatWithZone, viewerZone } from '../lib/time';
+import type { Appointment, DoctorSummary, Group, Offer } from '../lib/types';
+import { Empty, ErrorMsg, Loading, StatusBadge, useAction, useLoad } from '../lib/ui';
+import { when } from './Appointments';
+
+export function AdminUsers() {
+  const [role, setRole] = useState('');
+  const [status, setStatus] = useState('');
+  const [q, setQ] = useState('');
+  const { data, error, loading, reload } = useLoad(() => {
+    const p = new URLSearchParams({ limit: '100' });
+    if (role) p.set('role', role);
+    if (status) p.set('status', status);
+    if (q.trim()) p.set('q', q.trim());
+    return api.get<{ users: User[] }>(`/api/admin/users?${p}`);
+  }, [role, status, q]);
+  const [busy, actionError, run] = useAction();
+  const act = (u: User, action: string) => run(() => api.post(`/api/admin/users/${u.id}/${action}`, {})).then((ok) => ok && reload());
+  return (
+    <section>
+      <h1>Users</h1>
+      <div className="row">
+        <label>
+          Role
+          <select value={role} onChange={(e) => setRole(e.target.value)}>
+            <option value="">any</option>
+            <option>patient</option>
+            <option>doctor</option>
+            <option>admin</option>
+          </select>
+        </label>
+        <label>
+          Status
+          <select value={status} onChange={(e) => setStatus(e.target.value)}>
+            <option value="">any</option>
+            <option>pending</option>
+            <option>active</option>
+            <option>disabled</option>
+            <option>rejected</option>
+          </select>
+        </label>
+        <label>
+          Search
+          <input value={q} onChange={(e) => setQ(e.target.value)} />
+        </label>
+      </div>
+      <ErrorMsg error={error ?? actionError} />
+      {loading && !data && <Loading />}
+      {data && data.users.length === 0 && <Empty>No user matches.</Empty>}
+      <table>
+        <caption className="sr-only">Accounts</caption>
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Email</th>
+            <th scope="col">Role</th>
+            <th scope="col">Status</th>
+            <th scope="col">Actions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {data?.users.map((u) => (
+            <tr key={u.id} data-email={u.email}>
+              <td>{u.display_name}</td>
+              <td>{u.email}</td>
+              <td>{u.role}</td>
+              <td>
+                <StatusBadge status={u.status} />
+              </td>
+              <td className="row">
+                {u.status === 'pending' && (
+                  <>
+                    <button disabled={busy} onClick={() => act(u, 'approve')} aria-label={`Approve ${u.display_name}`}>
+                      Approve
+                    </button>
+                    <button disabled={busy} className="secondary" onClick={() => act(u, 'reject')} aria-label={`Reject ${u.display_name}`}>
+                      Reject
+                    </button>
+                  </>
+                )}
+                {u.status === 'active' && (
+                  <button disabled={busy} className="secondary" onClick={() => act(u, 'disable')} aria-label={`Disable ${u.display_name}`}>
+                    Disable
+                  </button>
+                )}
+                {u.status === 'disabled' && (
+                  <button disabled={busy} onClick={() => act(u, 'enable')} aria-label={`Enable ${u.display_name}`}>
+                    Enable
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+export function AdminGroups() {
+  const groups = useLoad(() => api.get<{ groups: Group[] }>('/api/admin/groups'), []);
+  const doctors = useLoad(() => api.get<{ doctors: DoctorSummary[] }>('/api/doctors?limit=100'), []);
+  const [editing, setEditing] = useState<Group | null>(null);
+  const names = new Map((doctors.data?.doctors ?? []).map((d) => [d.id, d.display_name]));
+  return (
+    <section>
+      <h1>Groups</h1>
+      <ErrorMsg error={groups.error ?? doctors.error} />
+      {groups.loading && !groups.data && <Loading />}
+      {groups.data && groups.data.groups.length === 0 && <Empty>No groups yet.</Empty>}
+      <ul className="cards" aria-label="Groups">
+        {groups.data?.groups.map((g) => (
+          <li key={g.id} className="card">
+            <h2 className="h3">{g.name}</h2>
+            <p className="small">
+              {g.specialty ?? 'any specialty'} · {g.strategy.replace('_', ' ')} · {Math.round(g.accept_deadline_secs / 60)} min to accept
+            </p>
+            <p className="small">Members: {g.members.map((m) => names.get(m) ?? m).join(', ')}</p>
+            <button className="link" onClick={() => setEditing(g)}>
+              Edit {g.name}
+            </button>
+          </li>
+        ))}
+      </ul>
+      <GroupForm
+        key={editing?.id ?? 'new'}
+        group={editing}
+        doctors={doctors.data?.doctors ?? []}
+        onDone={() => {
+          setEditing(null);
+          groups.reload();
+        }}
+      />
+    </section>
+  );
+}
+
+function GroupForm({ group, doctors, onDone }: { group: Group | null; doctors: DoctorSummary[]; onDone: () => void }) {
+  const [name, setName] = useState(group?.name ?? '');
+  const [specialty, setSpecialty] = useState(group?.specialty ?? '');
+  const [strategy, setStrategy] = useState(group?.strategy ?? 'round_robin');
+  const [minutes, setMinutes] = useState(group ? Math.round(group.accept_deadline_secs / 60) : 60);
+  const [members, setMembers] = useState<string[]>(group?.members ?? []);
+  const [busy, error, run, setError] = useAction();
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!name.trim()) return setError('Name the group.');
+    if (specialty && !/^[a-z0-9]+(-[a-z0-9]+)*$/.test(specialty)) return setError('A specialty is lowercase words joined by hyphens, e.g. general-practice.');
+    if (!(minutes >= 1 && minutes <= 10080)) return setError('The deadline is 1 minute to 7 days.');
+    if (members.length === 0) return setError('Choose at least one doctor.');
+    const body = { name: name.trim(), specialty: specialty || undefined, strategy, accept_deadline_secs: minutes * 60, members };
+    const ok = await run(() =>
+      group ? api.put(`/api/admin/groups/${group.id}`, body, { 'if-match': `"${group.version}"` }) : api.post('/api/admin/groups', body),
+    );
+    if (ok) onDone();
+  };
+  return (
+    <form onSubmit={submit} aria-labelledby="group-form-h">
+      <h2 id="group-form-h">{group ? `Edit ${group.name}` : 'New group'}</h2>
+      <label>
+        Name
+        <input value={name} onChange={(e) => setName(e.target.value)} maxLength={100} />
+      </label>
+      <label>
+        Specialty
+        <input value={specialty} onChange={(e) => setSpecialty(e.target.value)} placeholder="e.g. cardiology" />
+      </label>
+      <label>
+        Strategy
+        <select value={strategy} onChange={(e) => setStrategy(e.target.value as Group['strategy'])}>
+          <option value="round_robin">round robin</option>
+          <option value="least_loaded">least loaded</option>
+          <option value="broadcast">broadcast</option>
+        </select>
+      </label>
+      <label>
+        Minutes to accept an offer
+        <input type="number" min={1} max={10080} value={minutes} onChange={(e) => setMinutes(Number(e.target.value))} />
+      </label>
+      <fieldset>
+        <legend>Members</legend>
+        {doctors.map((d) => (
+          <label key={d.id} className="inline">
+            <input
+              type="checkbox"
+              checked={members.includes(d.id)}
+              onChange={(e) => setMembers(e.target.checked ? [...members, d.id] : members.filter((m) => m !== d.id))}
+            />{' '}
+            {d.display_name}
+          </label>
+        ))}
+      </fieldset>
+      <ErrorMsg error={error} />
+      <button disabled={busy}>{group ? 'Save group' : 'Create group'}</button>
+    </form>
+  );
+}
+
+async function allAppointments(max = 500): Promise<Appointment[]> {
+  const out: Appointment[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: { appointments: Appointment[]; next_cursor: string | null } = await api.get(
+      `/api/appointments?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
+    out.push(...page.appointments);
+    cursor = page.next_cursor;
+  } while (cursor && out.length < max);
+  return out;
+}
+
+export function AdminAppointments() {
+  const { data, error, loading, reload } = useLoad(() => allAppointments(), []);
+  const groups = useLoad(() => api.get<{ groups: Group[] }>('/api/admin/groups'), []);
+  const [status, setStatus] = useState('');
+  const [who, setWho] = useState('');
+  const [busy, actionError, run] = useAction();
+  const [target, setTarget] = useState<Record<string, string>>({});
+  const list = (data ?? []).filter((a) => (!status || a.status === status) && (!who || [a.patient_id, a.doctor_id ?? ''].some((x) => x.includes(who))));
+  return (
+    <section>
+      <h1>All appointments</h1>
+      <div className="row">
+        <label>
+          Status
+          <select value={status} onChange={(e) => setStatus(e.target.value)}>
+            <option value="">any</option>
+            {['requested', 'offered', 'confirmed', 'completed', 'no_show', 'cancelled', 'expired', 'declined'].map((s) => (
+              <option key={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Patient or doctor id
+          <input value={who} onChange={(e) => setWho(e.target.value)} />
+        </label>
+      </div>
+      <ErrorMsg error={error ?? actionError} />
+      {loading && !data && <Loading />}
+      {data && list.length === 0 && <Empty>No appointment matches.</Empty>}
+      <ul className="cards" aria-label="Appointments">
+        {list.map((a) => (
+          <li key={a.id} className="card">
+            <p>
+              <StatusBadge status={a.status} /> <Link to={`/appointments/${a.id}`}>{a.reason}</Link>
+            </p>
+            <p className="small">{when(a)}</p>
+            {['requested', 'offered'].includes(a.status) && (
+              <div className="row">
+                <label>
+                  Re-route to group
+                  <select value={target[a.id] ?? ''} onChange={(e) => setTarget({ ...target, [a.id]: e.target.value })}>
+                    <option value="">Choose…</option>
+                    {groups.data?.groups.map((g) => (
+                      <option key={g.id} value={g.id}>
+                        {g.name}
+                      </option>
+                    ))}
+                  </select>
+                </label>
+                <button
+                  disabled={busy || !target[a.id]}
+                  onClick={() => run(() => api.post(`/api/admin/appointments/${a.id}/reroute`, { target: { group: target[a.id] } })).then((ok) => ok && reload())}
+                >
+                  Re-route
+                </button>
+              </div>
+            )}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+export function AdminAudit() {
+  const [subject, setSubject] = useState('');
+  const { data, error, loading } = useLoad(
+    () =>
+      api.get<{ entries: { event_id: string; at: number; service: string; actor_id: string; actor_role: string; subject_id: string | null; action: string; reason: string | null }[] }>(
+        `/api/admin/audit?limit=100${/^[A-Za-z0-9_-]{1,100}$/.test(subject) ? `&subject_id=${subject}` : ''}`,
+      ),
+    [subject],
+  );
+  return (
+    <section>
+      <h1>Audit log</h1>
+      <label>
+        Subject id
+        <input value={subject} onChange={(e) => setSubject(e.target.value.trim())} />
+      </label>
+      <ErrorMsg error={error} />
+      {loading && !data && <Loading />}
+      {data && data.entries.length === 0 && <Empty>No entries.</Empty>}
+      <table>
+        <caption className="sr-only">Audit entries</caption>
+        <thead>
+          <tr>
+            <th scope="col">When ({viewerZone()})</th>
+            <th scope="col">Action</th>
+            <th scope="col">Actor</th>
+            <th scope="col">Subject</th>
+          </tr>
+        </thead>
+        <tbody>
+          {data?.entries.map((e) => (
+            <tr key={e.event_id}>
+              <td>{formatWithZone(new Date(e.at > 1e12 ? e.at : e.at * 1000).toISOString()).replace(/ \(.*\)$/, '')}</td>
+              <td>
+                {e.service}: {e.action}
+                {e.reason ? ` (${e.reason})` : ''}
+              </td>
+              <td>
+                {e.actor_role} {e.actor_id.slice(0, 8)}
+              </td>
+              <td>{e.subject_id?.slice(0, 8) ?? ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+/** Bars of counts per day, drawn as SVG. */
+export function BarChart({ title, series, days }: { title: string; series: { label: string; cls: string; values: number[] }[]; days: string[] }) {
+  const max = Math.max(1, ...series.flatMap((s) => s.values));
+  const w = 640;
+  const h = 160;
+  const group = w / days.length;
+  const bw = Math.max(2, (group - 6) / series.length);
+  return (
+    <figure className="chart">
+      <svg viewBox={`0 0 ${w} ${h + 20}`} role="img" aria-label={`${title}: ${series.map((s) => `${s.label} ${s.values.reduce((a, b) => a + b, 0)}`).join(', ')}`}>
+        {days.map((d, i) =>
+          series.map((s, j) => {
+            const v = s.values[i];
+            const bh = (v / max) * h;
+            return <rect key={`${d}-${j}`} className={s.cls} x={i * group + 3 + j * bw} y={h - bh} width={bw} height={bh} />;
+          }),
+        )}
+        {days.map((d, i) =>
+          i % Math.ceil(days.length / 7) === 0 ? (
+            <text key={d} x={i * group + 2} y={h + 15} className="axis">
+              {d.slice(5)}
+            </text>
+          ) : null,
+        )}
+      </svg>
+      <figcaption>
+        {title}:{' '}
+        {series.map((s) => (
+          <span key={s.label} className={`legend ${s.cls}`}>
+            {s.label}
+          </span>
+        ))}
+      </figcaption>
+    </figure>
+  );
+}
+
+export function Dashboard() {
+  const zone = viewerZone();
+  const { data, error, loading } = useLoad(async () => {
+    const apps = await allAppointments(500);
+    // Offers come with each appointment's detail: the newest 60 are enough for the table.
+    const details = await Promise.all(
+      apps.slice(0, 60).map((a) => api.get<{ offers: Offer[] }>(`/api/appointments/${a.id}`).catch(() => ({ offers: [] as Offer[] }))),
+    );
+    const doctors = await api.get<{ doctors: DoctorSummary[] }>('/api/doctors?limit=100');
+    return { apps, offers: details.flatMap((d) => d.offers), doctors: doctors.doctors };
+  }, []);
+  if (loading) return <Loading what="Counting" />;
+  if (!data) return <ErrorMsg error={error} />;
+  const days = Array.from({ length: 14 }, (_, i) => dayKey(addDays(new Date().toISOString(), i - 13), zone));
+  const count = (pred: (a: Appointment) => string | null) => days.map((d) => data.apps.filter((a) => pred(a) === d).length);
+  const requests = count((a) => dayKey(a.created_at, zone));
+  const accepted = data.offers.filter((o) => o.status === 'accepted' && o.decided_at);
+  const confirmations = days.map((d) => accepted.filter((o) => dayKey(o.decided_at!, zone) === d).length);
+  // An appointment does not record when it lapsed: expiries count on the day the request was made.
+  const expiries = count((a) => (a.status === 'expired' ? dayKey(a.created_at, zone) : null));
+  const names = new Map(data.doctors.map((d) => [d.id, d.display_name]));
+  const perDoctor = new Map<string, { offers: number; accepted: number; secs: number[] }>();
+  for (const o of data.offers) {
+    const e = perDoctor.get(o.doctor_id) ?? { offers: 0, accepted: 0, secs: [] };
+    e.offers += 1;
+    if (o.status === 'accepted' && o.decided_at) {
+      e.accepted += 1;
+      e.secs.push((new Date(o.decided_at).getTime() - new Date(o.created_at).getTime()) / 1000);
+    }
+    perDoctor.set(o.doctor_id, e);
+  }
+  const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : null);
+  return (
+    <section>
+      <h1>Dashboard</h1>
+      <p className="small">
+        The last 14 days in {zone}, from {data.apps.length} appointments.
+      </p>
+      <BarChart
+        title="Per day"
+        days={days}
+        series={[
+          { label: 'requests', cls: 's1', values: requests },
+          { label: 'confirmations', cls: 's2', values: confirmations },
+          { label: 'expiries (by request day)', cls: 's3', values: expiries },
+        ]}
+      />
+      <h2>Offers per doctor</h2>
+      {perDoctor.size === 0 && <Empty>No offers yet.</Empty>}
+      <table>
+        <caption className="sr-only">Offers and accept times per doctor</caption>
+        <thead>
+          <tr>
+            <th scope="col">Doctor</th>
+            <th scope="col">Offers</th>
+            <th scope="col">Accepted</th>
+            <th scope="col">Median time to accept</th>
+          </tr>
+        </thead>
+        <tbody>
+          {[...perDoctor.entries()].map(([id, e]) => {
+            const m = median(e.secs);
+            return (
+              <tr key={id}>
+                <td>{names.get(id) ?? id.slice(0, 8)}</td>
+                <td>
+                  <span className="hbar" data-w={Math.min(10, e.offers)} aria-hidden="true" /> {e.offers}
+                </td>
+                <td>{e.accepted}</td>
+                <td>{m === null ? '–' : m < 120 ? `${Math.round(m)} s` : `${Math.round(m / 60)} min`}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </section>
+  );
+}

@@ -1,0 +1,227 @@
+import { useState, type FormEvent } from 'react';
+import { Link, useParams } from 'react-router-dom';
+import { api } from '../lib/api';
+import { formatRange, formatWithZone, isoToWall, viewerZone, wallToIso } from '../lib/time';
+import type { Appointment, Offer } from '../lib/types';
+import { Empty, ErrorMsg, Loading, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
+import { Chat } from './Chat';
+
+export function when(a: Appointment, zone = viewerZone()): string {
+  if (a.start && a.end) return formatRange(a.start, a.end, zone);
+  return `between ${formatWithZone(a.window_start, zone)} and ${formatWithZone(a.window_end, zone)}`;
+}
+
+export function Appointments() {
+  const [status, setStatus] = useState('');
+  const { data, error, loading, reload } = useLoad(
+    () => api.get<{ appointments: Appointment[] }>(`/api/appointments?limit=100${status ? `&status=${status}` : ''}`),
+    [status],
+  );
+  useFrames(['notification'], reload);
+  return (
+    <section>
+      <h1>Appointments</h1>
+      <label className="inline-field">
+        Status
+        <select value={status} onChange={(e) => setStatus(e.target.value)}>
+          <option value="">all</option>
+          {['requested', 'offered', 'confirmed', 'completed', 'no_show', 'cancelled', 'expired', 'declined'].map((s) => (
+            <option key={s}>{s}</option>
+          ))}
+        </select>
+      </label>
+      {loading && !data && <Loading />}
+      <ErrorMsg error={error} />
+      {data && data.appointments.length === 0 && <Empty>No appointments yet.</Empty>}
+      <ul className="cards" aria-label="Appointments">
+        {data?.appointments.map((a) => (
+          <li key={a.id} className="card">
+            <Link to={`/appointments/${a.id}`}>
+              <StatusBadge status={a.status} /> {a.reason}
+            </Link>
+            <p className="small">{when(a)}</p>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+export function AppointmentDetail() {
+  const { id = '' } = useParams();
+  const { user } = useSession();
+  const { data, error, loading, reload } = useLoad(() => api.get<{ appointment: Appointment; offers: Offer[] }>(`/api/appointments/${id}`), [id]);
+  useFrames(['notification'], (f) => f.notification?.appointment_id === id && reload());
+  const [busy, actionError, run, setError] = useAction();
+  const [reason, setReason] = useState('');
+  const [notes, setNotes] = useState('');
+  const zone = viewerZone();
+  const [rs, setRs] = useState('');
+  const [re, setRe] = useState('');
+  if (loading && !data) return <Loading />;
+  if (!data) return <ErrorMsg error={error ?? 'Not found'} />;
+  const a = data.appointment;
+  const open = ['requested', 'offered', 'confirmed'].includes(a.status);
+  const act = (path: string, body: unknown = {}) => run(() => api.post(`/api/appointments/${id}/${path}`, body)).then((ok) => ok && reload());
+  const reschedule = (e: FormEvent) => {
+    e.preventDefault();
+    if (!rs || !re) return setError('Give a new earliest and latest time.');
+    const ws = wallToIso(rs, zone);
+    const we = wallToIso(re, zone);
+    if (new Date(we) <= new Date(ws)) return setError('The latest time must be after the earliest.');
+    void act('reschedule', { window_start: ws, window_end: we });
+  };
+  return (
+    <section>
+      <h1>Appointment</h1>
+      <p>
+        <StatusBadge status={a.status} /> <span data-testid="appointment-status">{a.status}</span>
+      </p>
+      <dl className="facts">
+        <dt>When</dt>
+        <dd>{when(a, zone)}</dd>
+        <dt>Reason</dt>
+        <dd>{a.reason}</dd>
+        {a.specialty && (
+          <>
+            <dt>Specialty</dt>
+            <dd>{a.specialty}</dd>
+          </>
+        )}
+        {a.close_reason && (
+          <>
+            <dt>Closing note</dt>
+            <dd>{a.close_reason}</dd>
+          </>
+        )}
+      </dl>
+      {a.last_call && (
+        <p className="small">
+          Last video call: {formatWithZone(a.last_call.started_at, zone)}, {Math.round(a.last_call.total_seconds / 60)} min
+        </p>
+      )}
+      {a.pending_change && <PendingChange a={a} onDone={reload} />}
+      <h2>History</h2>
+      <ol className="timeline">
+        <li>Requested {formatWithZone(a.created_at, zone)}</li>
+        {data.offers.map((o) => (
+          <li key={o.id}>
+            Offered to a doctor {formatWithZone(o.created_at, zone)}: {o.status.replace('_', ' ')}
+            {o.decided_at ? ` ${formatWithZone(o.decided_at, zone)}` : ''}
+            {o.reason ? ` (${o.reason})` : ''}
+          </li>
+        ))}
+        {a.start && a.status !== 'requested' && <li>Current status: {a.status.replace('_', ' ')}</li>}
+      </ol>
+      <ErrorMsg error={actionError} />
+      {a.status === 'confirmed' && (
+        <p>
+          <Link className="button" to={`/call/${a.id}`}>
+            Open video call
+          </Link>
+        </p>
+      )}
+      {user?.role === 'doctor' && a.status === 'confirmed' && (
+        <div className="actions">
+          <label>
+            Notes
+            <textarea value={notes} onChange={(e) => setNotes(e.target.value)} rows={3} maxLength={5000} />
+          </label>
+          <button disabled={busy} onClick={() => (notes.trim() ? act('complete', { notes: notes.trim() }) : setError('Write the notes first.'))}>
+            Complete with notes
+          </button>{' '}
+          <button disabled={busy} className="secondary" onClick={() => act('no-show', {})}>
+            Mark no-show
+          </button>
+        </div>
+      )}
+      {user?.role === 'patient' && open && (
+        <div className="actions">
+          <label>
+            Reason for cancelling
+            <input value={reason} onChange={(e) => setReason(e.target.value)} maxLength={1000} />
+          </label>
+          <button disabled={busy} className="danger" onClick={() => (reason.trim() ? act('cancel', { reason: reason.trim() }) : setError('Give a reason to cancel.'))}>
+            Cancel appointment
+          </button>
+          {a.status === 'confirmed' && (
+            <form onSubmit={reschedule}>
+              <h3>Reschedule</h3>
+              <div className="row">
+                <label>
+                  New earliest ({zone})
+                  <input type="datetime-local" value={rs || (a.start ? isoToWall(a.start, zone) : '')} onChange={(e) => setRs(e.target.value)} />
+                </label>
+                <label>
+                  New latest ({zone})
+                  <input type="datetime-local" value={re} onChange={(e) => setRe(e.target.value)} />
+                </label>
+              </div>
+              <button disabled={busy}>Ask to reschedule</button>
+            </form>
+          )}
+        </div>
+      )}
+      {a.doctor_id && ['confirmed', 'completed', 'no_show'].includes(a.status) && user?.role !== 'admin' && <Chat room={a.id} />}
+    </section>
+  );
+}
+
+/** A reschedule in progress: the patient asked for a new window, the doctor proposes a time in it. */
+function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
+  const { user } = useSession();
+  const zone = viewerZone();
+  const p = a.pending_change!;
+  const [start, setStart] = useState('');
+  const [busy, error, run, setError] = useAction();
+  const slots = useLoad(
+    () =>
+      user?.role === 'doctor' && p.window_start && p.window_end && !p.start
+        ? api.get<{ slots: { start: string }[] }>(`/api/doctors/${user.id}/slots?from=${encodeURIComponent(p.window_start)}&to=${encodeURIComponent(p.window_end)}`)
+        : Promise.resolve({ slots: [] }),
+    [a.id, a.version],
+  );
+  const post = (path: string, body: unknown) => run(() => api.post(`/api/appointments/${a.id}/${path}`, body)).then((ok) => ok && onDone());
+  return (
+    <div className="card" aria-labelledby="pending-h">
+      <h2 id="pending-h" className="h3">
+        Reschedule in progress
+      </h2>
+      {p.window_start && p.window_end && (
+        <p className="small">
+          New window asked for: {formatWithZone(p.window_start, zone)} – {formatWithZone(p.window_end, zone)}
+        </p>
+      )}
+      {p.start && <p className="small">Proposed time: {formatWithZone(p.start, zone)}</p>}
+      {user?.role === 'patient' && p.start && (
+        <div className="row">
+          <button disabled={busy} onClick={() => post('proposal', { accept: true })}>
+            Accept the proposed time
+          </button>
+          <button disabled={busy} className="secondary" onClick={() => post('proposal', { accept: false })}>
+            Keep the current time
+          </button>
+        </div>
+      )}
+      {user?.role === 'doctor' && !p.start && (
+        <div className="row">
+          <label>
+            Free time ({zone})
+            <select value={start} onChange={(e) => setStart(e.target.value)}>
+              <option value="">{slots.loading ? 'Loading…' : 'Choose…'}</option>
+              {slots.data?.slots.map((s) => (
+                <option key={s.start} value={s.start}>
+                  {formatWithZone(s.start, zone)}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button disabled={busy} onClick={() => (start ? post('propose', { start }) : setError('Choose a free time.'))}>
+            Propose this time
+          </button>
+        </div>
+      )}
+      <ErrorMsg error={error} />
+    </div>
+  );
+}

@@ -1,0 +1,108 @@
+import { useState, type FormEvent } from 'react';
+import { useNavigate, useSearchParams } from 'react-router-dom';
+import { api, newKey } from '../lib/api';
+import { addDays, isoToWall, viewerZone, wallToIso } from '../lib/time';
+import type { Appointment, DoctorSummary, Group } from '../lib/types';
+import { ErrorMsg, useAction, useLoad } from '../lib/ui';
+
+type Kind = 'group' | 'specialty' | 'doctor';
+
+export function BookRequest() {
+  const [params] = useSearchParams();
+  const nav = useNavigate();
+  const zone = viewerZone();
+  const [kind, setKind] = useState<Kind>(params.get('doctor') ? 'doctor' : 'group');
+  const [target, setTarget] = useState(params.get('doctor') ?? '');
+  const tomorrow = new Date(Date.now() + 86400_000);
+  tomorrow.setUTCMinutes(0, 0, 0);
+  const [start, setStart] = useState(isoToWall(tomorrow.toISOString(), zone));
+  const [end, setEnd] = useState(isoToWall(addDays(tomorrow.toISOString(), 3), zone));
+  const [reason, setReason] = useState('');
+  const [busy, error, run, setError] = useAction();
+  const groups = useLoad(() => api.get<{ groups: Group[] }>('/api/groups').catch(() => ({ groups: [] as Group[] })), []);
+  const doctors = useLoad(() => api.get<{ doctors: DoctorSummary[] }>('/api/doctors?limit=100'), []);
+  const specialties = [...new Set((doctors.data?.doctors ?? []).flatMap((d) => d.specialties))].sort();
+  const groupOptions: { id: string; label: string }[] = groups.data?.groups.length
+    ? groups.data.groups.map((g) => ({ id: g.id, label: g.name }))
+    : [];
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!target) return setError(`Choose a ${kind}.`);
+    if (!start || !end) return setError('Give the earliest and latest time that suit you.');
+    let ws: string, we: string;
+    try {
+      ws = wallToIso(start, zone);
+      we = wallToIso(end, zone);
+    } catch {
+      return setError('The times are not valid.');
+    }
+    if (new Date(we) <= new Date(ws)) return setError('The latest time must be after the earliest.');
+    if (new Date(ws) < new Date()) return setError('The earliest time must be in the future.');
+    if (!reason.trim()) return setError('Tell the doctor briefly why you come.');
+    let created: Appointment | null = null;
+    const ok = await run(async () => {
+      created = await api.post<Appointment>(
+        '/api/appointments',
+        { target: { [kind]: target }, window_start: ws, window_end: we, reason: reason.trim() },
+        { 'idempotency-key': newKey() },
+      );
+    });
+    if (ok && created) nav(`/appointments/${(created as Appointment).id}`);
+  };
+  return (
+    <section className="narrow">
+      <h1>Request an appointment</h1>
+      <form onSubmit={submit} noValidate>
+        <fieldset>
+          <legend>Who should see you</legend>
+          {(['group', 'specialty', 'doctor'] as Kind[]).map((k) => (
+            <label key={k} className="inline">
+              <input
+                type="radio"
+                name="kind"
+                checked={kind === k}
+                onChange={() => {
+                  setKind(k);
+                  setTarget('');
+                }}
+              />{' '}
+              {k === 'group' ? 'a group' : k === 'specialty' ? 'any doctor of a specialty' : 'a doctor'}
+            </label>
+          ))}
+        </fieldset>
+        <label>
+          {kind === 'group' ? 'Group' : kind === 'specialty' ? 'Specialty' : 'Doctor'}
+          <select value={target} onChange={(e) => setTarget(e.target.value)} required>
+            <option value="">Choose…</option>
+            {kind === 'group' && groupOptions.map((g) => <option key={g.id} value={g.id}>{g.label}</option>)}
+            {kind === 'specialty' && specialties.map((s) => <option key={s} value={s}>{s}</option>)}
+            {kind === 'doctor' &&
+              doctors.data?.doctors.map((d) => (
+                <option key={d.id} value={d.id}>
+                  {d.display_name} ({d.specialties.join(', ') || 'general'})
+                </option>
+              ))}
+          </select>
+        </label>
+        <div className="row">
+          <label>
+            Earliest ({zone})
+            <input type="datetime-local" value={start} onChange={(e) => setStart(e.target.value)} required />
+          </label>
+          <label>
+            Latest ({zone})
+            <input type="datetime-local" value={end} onChange={(e) => setEnd(e.target.value)} required />
+          </label>
+        </div>
+        <label>
+          Reason
+          <textarea value={reason} onChange={(e) => setReason(e.target.value)} maxLength={1000} rows={3} required />
+        </label>
+        <ErrorMsg error={error} />
+        <button type="submit" disabled={busy}>
+          {busy ? 'Sending…' : 'Send request'}
+        </button>
+      </form>
+    </section>
+  );
+}

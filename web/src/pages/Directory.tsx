@@ -1,0 +1,143 @@
+import { useState, type FormEvent } from 'react';
+import { Link, useNavigate, useParams } from 'react-router-dom';
+import { api, newKey } from '../lib/api';
+import { addDays, dayKey, formatDateTime, formatDay, formatTime, viewerZone } from '../lib/time';
+import type { Appointment, DoctorSummary, PublicProfile, Slot } from '../lib/types';
+import { Empty, ErrorMsg, Loading, useAction, useLoad, useSession } from '../lib/ui';
+
+export function Directory() {
+  const [specialty, setSpecialty] = useState('');
+  const [q, setQ] = useState('');
+  const [query, setQuery] = useState({ specialty: '', q: '' });
+  const { data, error, loading } = useLoad(() => {
+    const p = new URLSearchParams();
+    if (query.specialty) p.set('specialty', query.specialty);
+    if (query.q) p.set('q', query.q);
+    return api.get<{ doctors: DoctorSummary[] }>(`/api/doctors?${p}`);
+  }, [query.specialty, query.q]);
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    setQuery({ specialty: specialty.trim().toLowerCase().replace(/\s+/g, '-'), q: q.trim() });
+  };
+  return (
+    <section>
+      <h1>Find a doctor</h1>
+      <form className="row" onSubmit={submit} role="search">
+        <label>
+          Name
+          <input value={q} onChange={(e) => setQ(e.target.value)} placeholder="e.g. Novák" />
+        </label>
+        <label>
+          Specialty
+          <input value={specialty} onChange={(e) => setSpecialty(e.target.value)} placeholder="e.g. cardiology" />
+        </label>
+        <button type="submit">Search</button>
+      </form>
+      {loading && <Loading />}
+      <ErrorMsg error={error} />
+      {data && data.doctors.length === 0 && <Empty>No doctor matches.</Empty>}
+      <ul className="cards" aria-label="Doctors">
+        {data?.doctors.map((d) => (
+          <li key={d.id} className="card">
+            <h2>
+              <Link to={`/doctors/${d.id}`}>{d.display_name}</Link>
+            </h2>
+            <p className="muted">{d.specialties.join(', ') || 'General'}</p>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+export function DoctorPage() {
+  const { id = '' } = useParams();
+  const { user } = useSession();
+  const nav = useNavigate();
+  const zone = viewerZone();
+  const [from] = useState(() => new Date(Date.now() + 3600_000).toISOString());
+  const doctor = useLoad(() => api.get<PublicProfile>(`/api/doctors/${id}`), [id]);
+  const slots = useLoad(
+    () => api.get<{ slots: Slot[]; time_zone: string }>(`/api/doctors/${id}/slots?from=${encodeURIComponent(from)}&to=${encodeURIComponent(addDays(from, 7))}`),
+    [id],
+  );
+  const [chosen, setChosen] = useState<Slot | null>(null);
+  const [reason, setReason] = useState('');
+  const [busy, error, run, setError] = useAction();
+  if (doctor.loading) return <Loading />;
+  if (doctor.error || !doctor.data) return <ErrorMsg error={doctor.error ?? 'Not found'} />;
+  const d = doctor.data;
+  const byDay = new Map<string, Slot[]>();
+  for (const s of slots.data?.slots ?? []) {
+    const k = dayKey(s.start, zone);
+    byDay.set(k, [...(byDay.get(k) ?? []), s]);
+  }
+  const book = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!chosen) return setError('Choose a time.');
+    if (!reason.trim()) return setError('Tell the doctor briefly why you come.');
+    let created: Appointment | null = null;
+    const ok = await run(async () => {
+      created = await api.post<Appointment>('/api/appointments/book', { doctor_id: d.id, start: chosen.start, reason: reason.trim() }, { 'idempotency-key': newKey() });
+    });
+    if (ok && created) nav(`/appointments/${(created as Appointment).id}`);
+  };
+  return (
+    <section>
+      <h1>{d.display_name}</h1>
+      <p className="muted">{d.specialties.join(', ') || 'General'}</p>
+      {d.bio && <p>{d.bio}</p>}
+      <p className="small">
+        Works in {d.time_zone}; times below are in your zone, <strong>{zone}</strong>.
+      </p>
+      {user?.role === 'patient' && (
+        <p>
+          <Link to={`/book?doctor=${d.id}`}>Request an appointment with {d.display_name}</Link>
+        </p>
+      )}
+      <h2>Free times this week</h2>
+      {slots.loading && <Loading what="Loading free times" />}
+      <ErrorMsg error={slots.error} />
+      {slots.data && slots.data.slots.length === 0 && <Empty>No free times in the next seven days.</Empty>}
+      {d.auto_accept && user?.role === 'patient' ? (
+        <form onSubmit={book}>
+          <fieldset className="slots">
+            <legend>Book instantly: choose a time ({zone})</legend>
+            {[...byDay.entries()].map(([day, list]) => (
+              <div key={day} className="slot-day">
+                <h3>{formatDay(list[0].start, zone)}</h3>
+                <div className="slot-list">
+                  {list.map((s) => (
+                    <label key={s.start} className={`slot ${chosen?.start === s.start ? 'chosen' : ''}`}>
+                      <input type="radio" name="slot" value={s.start} checked={chosen?.start === s.start} onChange={() => setChosen(s)} />
+                      <span data-slot={s.start}>{formatTime(s.start, zone)}</span>
+                    </label>
+                  ))}
+                </div>
+              </div>
+            ))}
+          </fieldset>
+          <label>
+            Reason
+            <textarea value={reason} onChange={(e) => setReason(e.target.value)} maxLength={1000} rows={2} />
+          </label>
+          <ErrorMsg error={error} />
+          <button type="submit" disabled={busy}>
+            {busy ? 'Booking…' : 'Book this time'}
+          </button>
+        </form>
+      ) : (
+        <ul className="slot-summary" aria-label="Free times">
+          {[...byDay.entries()].map(([day, list]) => (
+            <li key={day}>
+              <strong>{formatDay(list[0].start, zone)}</strong>:{' '}
+              <span data-testid="slot-range">
+                {formatTime(list[0].start, zone)}–{formatTime(list[list.length - 1].end, zone)} ({zone})
+              </span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,266 @@
+import { useState, type FormEvent } from 'react';
+import { Link } from 'react-router-dom';
+import { api, newKey } from '../lib/api';
+import { addDays, dayKey, formatDateTime, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
+import type { Appointment, Offer, Slot } from '../lib/types';
+import { Empty, ErrorMsg, Loading, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
+import { when } from './Appointments';
+
+interface OfferItem {
+  offer: Offer;
+  appointment: Appointment;
+}
+
+function OfferCard({ item, onDone }: { item: OfferItem; onDone: () => void }) {
+  const { user } = useSession();
+  const { appointment: a, offer } = item;
+  const zone = viewerZone();
+  const slots = useLoad(
+    () => api.get<{ slots: Slot[] }>(`/api/doctors/${user?.id}/slots?from=${encodeURIComponent(a.window_start)}&to=${encodeURIComponent(a.window_end)}`),
+    [a.id],
+  );
+  const [start, setStart] = useState('');
+  const [reason, setReason] = useState('');
+  const [busy, error, run, setError] = useAction();
+  const accept = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!start) return setError('Choose a free time.');
+    if (await run(() => api.post(`/api/appointments/${a.id}/accept`, { start }, { 'idempotency-key': newKey() }))) onDone();
+  };
+  const decline = async () => {
+    if (!reason.trim()) return setError('Give a reason to decline.');
+    if (await run(() => api.post(`/api/appointments/${a.id}/decline`, { reason: reason.trim() }))) onDone();
+  };
+  return (
+    <li className="card" data-testid="offer">
+      <h2 className="h3">{a.reason}</h2>
+      <p className="small">Wanted {when(a, zone)}</p>
+      <p className="small muted">Answer by {formatWithZone(offer.deadline, zone)}</p>
+      <form onSubmit={accept}>
+        <label>
+          Free time ({zone})
+          <select value={start} onChange={(e) => setStart(e.target.value)}>
+            <option value="">{slots.loading ? 'Loading…' : slots.data?.slots.length ? 'Choose…' : 'No free time in the window'}</option>
+            {slots.data?.slots.map((s) => (
+              <option key={s.start} value={s.start}>
+                {formatDateTime(s.start, zone)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button disabled={busy}>Accept</button>
+      </form>
+      <div className="row">
+        <label className="grow">
+          Reason to decline
+          <input value={reason} onChange={(e) => setReason(e.target.value)} maxLength={1000} />
+        </label>
+        <button className="secondary" disabled={busy} onClick={decline}>
+          Decline
+        </button>
+      </div>
+      <ErrorMsg error={error ?? slots.error} />
+    </li>
+  );
+}
+
+export function Offers() {
+  const { data, error, loading, reload } = useLoad(() => api.get<{ offers: OfferItem[] }>('/api/offers'), []);
+  useFrames(['notification'], reload);
+  const pending = data?.offers.filter((o) => o.offer.status === 'pending') ?? [];
+  return (
+    <section>
+      <h1>Incoming offers</h1>
+      <p className="small muted">New offers appear here as they arrive.</p>
+      {loading && !data && <Loading />}
+      <ErrorMsg error={error} />
+      {data && pending.length === 0 && <Empty>No offers waiting for you.</Empty>}
+      <ul className="cards" aria-label="Offers">
+        {pending.map((o) => (
+          <OfferCard key={o.offer.id} item={o} onDone={reload} />
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+export function Schedule() {
+  const zone = viewerZone();
+  const [mode, setMode] = useState<'day' | 'week'>('week');
+  const [day, setDay] = useState(() => new Date().toISOString());
+  const { data, error, loading } = useLoad(() => api.get<{ appointments: Appointment[] }>('/api/appointments?status=confirmed&limit=100'), []);
+  const days = Array.from({ length: mode === 'day' ? 1 : 7 }, (_, i) => dayKey(addDays(day, i), zone));
+  const byDay = new Map<string, Appointment[]>(days.map((d) => [d, []]));
+  for (const a of data?.appointments ?? []) if (a.start) byDay.get(dayKey(a.start, zone))?.push(a);
+  return (
+    <section>
+      <h1>Schedule</h1>
+      <div className="row">
+        <button className="secondary" onClick={() => setDay(addDays(day, mode === 'day' ? -1 : -7))}>
+          Previous
+        </button>
+        <button className="secondary" onClick={() => setDay(new Date().toISOString())}>
+          Today
+        </button>
+        <button className="secondary" onClick={() => setDay(addDays(day, mode === 'day' ? 1 : 7))}>
+          Next
+        </button>
+        <label className="inline-field">
+          View
+          <select value={mode} onChange={(e) => setMode(e.target.value as 'day' | 'week')}>
+            <option value="day">day</option>
+            <option value="week">week</option>
+          </select>
+        </label>
+      </div>
+      <p className="small">Times in {zone}.</p>
+      {loading && <Loading />}
+      <ErrorMsg error={error} />
+      <div className={`week week-${mode}`}>
+        {[...byDay.entries()].map(([d, list]) => (
+          <div key={d} className="day">
+            <h2 className="h3">{formatDay(`${d}T12:00:00Z`, 'UTC')}</h2>
+            {list.length === 0 && <p className="muted small">Free</p>}
+            <ul>
+              {list
+                .sort((x, y) => (x.start ?? '').localeCompare(y.start ?? ''))
+                .map((a) => (
+                  <li key={a.id}>
+                    <Link to={`/appointments/${a.id}`}>
+                      {formatTime(a.start!, zone)}–{formatTime(a.end!, zone)} {a.reason}
+                    </Link>
+                  </li>
+                ))}
+            </ul>
+          </div>
+        ))}
+      </div>
+    </section>
+  );
+}
+
+const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
+
+interface AvailabilityView {
+  time_zone: string;
+  weekly: { weekday: string; start: string; end: string }[];
+  slot_minutes: number;
+  auto_accept: boolean;
+  time_off: { id: string; start: string; end: string; reason: string }[];
+  version: number;
+}
+
+export function Availability() {
+  const { data, error, loading, reload } = useLoad(() => api.get<AvailabilityView>('/api/doctors/me/availability'), []);
+  if (loading && !data) return <Loading />;
+  if (!data) return <ErrorMsg error={error} />;
+  return <AvailabilityForm key={data.version} view={data} reload={reload} />;
+}
+
+function AvailabilityForm({ view, reload }: { view: AvailabilityView; reload: () => void }) {
+  const [zone, setZone] = useState(view.time_zone);
+  const [weekly, setWeekly] = useState(view.weekly);
+  const [slot, setSlot] = useState(view.slot_minutes);
+  const [auto, setAuto] = useState(view.auto_accept);
+  const [busy, error, run, setError] = useAction();
+  const [saved, setSaved] = useState(false);
+  const [off, setOff] = useState({ start: '', end: '', reason: '' });
+  const save = async (e: FormEvent) => {
+    e.preventDefault();
+    setSaved(false);
+    for (const w of weekly) if (!(w.start < w.end)) return setError(`${w.weekday}: the end must be after the start.`);
+    if (slot % 5 || slot < 5 || slot > 240) return setError('Slot length: a multiple of 5 between 5 and 240 minutes.');
+    if (await run(() => api.put('/api/doctors/me/availability', { expected_version: view.version, time_zone: zone, weekly, slot_minutes: slot, auto_accept: auto }))) {
+      setSaved(true);
+      reload();
+    }
+  };
+  const addOff = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!off.start || !off.end || !off.reason.trim()) return setError('Time off needs a start, an end and a reason.');
+    const start = wallToIso(off.start, zone);
+    const end = wallToIso(off.end, zone);
+    if (end <= start) return setError('Time off must end after it starts.');
+    if (await run(() => api.post('/api/doctors/me/time-off', { start, end, reason: off.reason.trim(), force: false }))) reload();
+  };
+  return (
+    <section>
+      <h1>Availability</h1>
+      <form onSubmit={save}>
+        <label>
+          Time zone (your hours are in this zone)
+          <input value={zone} onChange={(e) => setZone(e.target.value)} />
+        </label>
+        <fieldset>
+          <legend>Weekly hours ({zone})</legend>
+          {weekly.length === 0 && <p className="muted">No hours yet.</p>}
+          {weekly.map((w, i) => (
+            <div className="row" key={i}>
+              <label>
+                Day
+                <select value={w.weekday} onChange={(e) => setWeekly(weekly.map((x, j) => (j === i ? { ...x, weekday: e.target.value } : x)))}>
+                  {WEEKDAYS.map((d) => (
+                    <option key={d}>{d}</option>
+                  ))}
+                </select>
+              </label>
+              <label>
+                From
+                <input type="time" value={w.start} onChange={(e) => setWeekly(weekly.map((x, j) => (j === i ? { ...x, start: e.target.value } : x)))} />
+              </label>
+              <label>
+                To
+                <input type="time" value={w.end} onChange={(e) => setWeekly(weekly.map((x, j) => (j === i ? { ...x, end: e.target.value } : x)))} />
+              </label>
+              <button type="button" className="link" onClick={() => setWeekly(weekly.filter((_, j) => j !== i))}>
+                Remove {w.weekday} {w.start}
+              </button>
+            </div>
+          ))}
+          <button type="button" className="secondary" onClick={() => setWeekly([...weekly, { weekday: 'monday', start: '09:00', end: '17:00' }])}>
+            Add hours
+          </button>
+        </fieldset>
+        <label>
+          Slot length (minutes)
+          <input type="number" min={5} max={240} step={5} value={slot} onChange={(e) => setSlot(Number(e.target.value))} />
+        </label>
+        <label className="inline">
+          <input type="checkbox" checked={auto} onChange={(e) => setAuto(e.target.checked)} /> Patients may book free slots instantly
+        </label>
+        <ErrorMsg error={error} />
+        {saved && <p role="status">Saved.</p>}
+        <button disabled={busy}>Save availability</button>
+      </form>
+      <h2>Time off</h2>
+      {view.time_off.length === 0 && <Empty>No time off planned.</Empty>}
+      <ul>
+        {view.time_off.map((t) => (
+          <li key={t.id}>
+            {formatWithZone(t.start, zone)} – {formatWithZone(t.end, zone)}: {t.reason}{' '}
+            <button className="link" onClick={() => run(() => api.del(`/api/doctors/me/time-off/${t.id}`)).then((ok) => ok && reload())}>
+              Remove
+            </button>
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={addOff} className="row">
+        <label>
+          From ({zone})
+          <input type="datetime-local" value={off.start} onChange={(e) => setOff({ ...off, start: e.target.value })} />
+        </label>
+        <label>
+          To ({zone})
+          <input type="datetime-local" value={off.end} onChange={(e) => setOff({ ...off, end: e.target.value })} />
+        </label>
+        <label>
+          Reason
+          <input value={off.reason} onChange={(e) => setOff({ ...off, reason: e.target.value })} maxLength={500} />
+        </label>
+        <button disabled={busy}>Add time off</button>
+      </form>
+    </section>
+  );
+}
+
+export { StatusBadge };
