@@ -5,6 +5,10 @@
 //! and handles frames in order. The writer writes queued frames, pings every ping interval, and
 //! on close sends the close frame with the code that was asked for. A write blocked for longer
 //! than the write timeout drops the connection.
+//!
+//! Metrics: `carehub_websockets_open` (signed-in sockets), `carehub_hub_frames_total` by
+//! direction, and `carehub_hub_disconnects_total` by reason (`too_slow` for a client that does
+//! not read its frames).
 
 use crate::ops::{self, FrameError, Session};
 use crate::registry::Conn;
@@ -46,6 +50,21 @@ pub fn close_reason(code: u16) -> &'static str {
         close::IDLE => "idle timeout",
         close::INTERNAL => "internal error",
         _ => "bye",
+    }
+}
+
+/// The `reason` label of a socket closed with `code`.
+fn disconnect_reason(code: u16) -> &'static str {
+    match code {
+        1000 => "normal",
+        close::GOING_AWAY => "going_away",
+        close::TOO_BIG => "too_big",
+        close::REVOKED => "revoked",
+        close::TOKEN_EXPIRED => "token_expired",
+        close::TOO_SLOW => "too_slow",
+        close::IDLE => "idle",
+        close::INTERNAL => "internal",
+        _ => "other",
     }
 }
 
@@ -110,6 +129,10 @@ pub async fn serve(hub: Hub, stream: TcpStream) {
         }
     };
     let (tx, rx) = mpsc::channel(hub.config().queue_frames);
+    let _open = carehub_runtime::metrics::Held::new(metrics::gauge!(
+        "carehub_websockets_open",
+        "component" => "hub"
+    ));
     let conn = Arc::new(Conn::new(hub.registry().next_id(), principal, tx));
     let first = hub.registry().register(conn.clone()).await;
     if first {
@@ -119,6 +142,9 @@ pub async fn serve(hub: Hub, stream: TcpStream) {
     let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()));
     read_loop(&hub, &conn, &mut stream).await;
     conn.close(1000);
+    let reason = disconnect_reason(conn.close_code().unwrap_or(1000));
+    metrics::counter!("carehub_hub_disconnects_total", "component" => "hub", "reason" => reason)
+        .increment(1);
     if hub.registry().unregister(&conn) {
         hub.presence().offline(&conn.user_id).await;
     }
@@ -262,6 +288,8 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
     };
     let mut expires = expiry_instant(conn.principal().expires_at);
     let mut warned = false;
+    let frames_in =
+        metrics::counter!("carehub_hub_frames_total", "component" => "hub", "direction" => "in");
     loop {
         let timer = if warned {
             expires
@@ -296,8 +324,12 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
                 tracing::debug!(error = %e, "websocket read failed");
                 return;
             }
-            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(Message::Text(t)))) => {
+                frames_in.increment(1);
+                t
+            }
             Ok(Some(Ok(Message::Binary(_)))) => {
+                frames_in.increment(1);
                 send_error(
                     conn,
                     FrameError::new(code::BAD_FRAME, "frames are JSON text"),
@@ -370,12 +402,17 @@ async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Utf8Bytes>, conn: Arc
     let cfg = hub.config().clone();
     let wt = cfg.write_timeout;
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    let frames_out =
+        metrics::counter!("carehub_hub_frames_total", "component" => "hub", "direction" => "out");
     loop {
         let msg = tokio::select! {
             biased;
             () = conn.closing().cancelled() => break,
             m = rx.recv() => match m {
-                Some(t) => Message::Text(t),
+                Some(t) => {
+                    frames_out.increment(1);
+                    Message::Text(t)
+                }
                 None => break,
             },
             _ = ping.tick() => Message::Ping(bytes::Bytes::new()),

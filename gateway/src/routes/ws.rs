@@ -148,6 +148,10 @@ enum End {
 }
 
 async fn pump(client: WebSocket, upstream: Upstream, idle: Duration) {
+    let _open = carehub_runtime::metrics::Held::new(metrics::gauge!(
+        "carehub_websockets_open",
+        "component" => "gateway"
+    ));
     let (mut c_tx, mut c_rx) = client.split();
     let (mut u_tx, mut u_rx) = upstream.split();
     tokio::select! {
