@@ -30,6 +30,7 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tracing::Instrument as _;
 
 type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
 type Stream = SplitStream<WebSocketStream<TcpStream>>;
@@ -91,7 +92,14 @@ pub async fn serve(hub: Hub, stream: TcpStream) {
         clippy::result_large_err,
         reason = "tungstenite fixes the handshake callback's error type"
     )]
+    let mut request_id = None;
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| carehub_nats::rpc::is_sane_request_id(id))
+            .map(str::to_owned);
         if req.uri().path() != "/ws" {
             return Err(refuse(StatusCode::NOT_FOUND, "not found"));
         }
@@ -115,8 +123,16 @@ pub async fn serve(hub: Hub, stream: TcpStream) {
         }
         Err(_) => return,
     };
+    let request_id = request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let span = tracing::info_span!("ws", request_id = %request_id);
+    socket(hub, ws, request_id).instrument(span).await;
+}
+
+/// An upgraded socket, from the `auth` handshake to its close. Every call made for it carries
+/// `request_id`: the gateway's id of the `/ws` request, or a fresh one.
+async fn socket(hub: Hub, ws: WebSocketStream<TcpStream>, request_id: String) {
     let (mut sink, mut stream) = ws.split();
-    let principal = match handshake(&hub, &mut stream).await {
+    let principal = match handshake(&hub, &mut stream, &request_id).await {
         Ok(p) => p,
         Err((close_code, err)) => {
             let frame = ServerFrame::error(err.code, err.message, Some("auth"));
@@ -139,8 +155,8 @@ pub async fn serve(hub: Hub, stream: TcpStream) {
         hub.presence().online(&conn.user_id).await;
     }
     welcome(&hub, &conn);
-    let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()));
-    read_loop(&hub, &conn, &mut stream).await;
+    let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()).in_current_span());
+    read_loop(&hub, &conn, &mut stream, &request_id).await;
     conn.close(1000);
     let reason = disconnect_reason(conn.close_code().unwrap_or(1000));
     metrics::counter!("carehub_hub_disconnects_total", "component" => "hub", "reason" => reason)
@@ -169,7 +185,11 @@ fn close_message(code: u16) -> Message {
 }
 
 /// Waits for the `auth` frame and verifies its token.
-async fn handshake(hub: &Hub, stream: &mut Stream) -> Result<Principal, (u16, FrameError)> {
+async fn handshake(
+    hub: &Hub,
+    stream: &mut Stream,
+    request_id: &str,
+) -> Result<Principal, (u16, FrameError)> {
     let first = tokio::time::timeout(hub.config().auth_timeout, async {
         loop {
             match stream.next().await {
@@ -196,7 +216,7 @@ async fn handshake(hub: &Hub, stream: &mut Stream) -> Result<Principal, (u16, Fr
         Ok(Some(t)) => t,
     };
     match serde_json::from_str::<ClientFrame>(&text) {
-        Ok(ClientFrame::Auth { token }) => verify(hub, &token)
+        Ok(ClientFrame::Auth { token }) => verify(hub, &token, request_id)
             .await
             .map_err(|e| (close::UNAUTHORIZED, e)),
         _ => Err((
@@ -207,8 +227,11 @@ async fn handshake(hub: &Hub, stream: &mut Stream) -> Result<Principal, (u16, Fr
 }
 
 /// Asks the auth service who a token belongs to.
-async fn verify(hub: &Hub, token: &str) -> Result<Principal, FrameError> {
-    let ctx = CallContext::internal();
+async fn verify(hub: &Hub, token: &str, request_id: &str) -> Result<Principal, FrameError> {
+    let ctx = CallContext {
+        request_id: request_id.to_owned(),
+        ..CallContext::default()
+    };
     match hub
         .bus()
         .request(
@@ -277,9 +300,9 @@ fn send_error(conn: &Conn, e: FrameError, request: Option<&str>, client_id: Opti
     });
 }
 
-async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
+async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, request_id: &str) {
     let cfg = hub.config().clone();
-    let mut session = Session::new(conn.clone());
+    let mut session = Session::new(conn.clone(), request_id.to_owned());
     let mut bucket = Bucket {
         tokens: f64::from(cfg.frame_burst),
         last: Instant::now(),
@@ -371,7 +394,7 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
             _ => None,
         };
         let result = match frame {
-            ClientFrame::Auth { token } => reauth(hub, conn, &token).await.map(|exp| {
+            ClientFrame::Auth { token } => reauth(hub, conn, &token, request_id).await.map(|exp| {
                 expires = expiry_instant(exp);
                 warned = false;
             }),
@@ -384,8 +407,8 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
 }
 
 /// A fresh token for the same user: replaces the socket's principal; returns its expiry.
-async fn reauth(hub: &Hub, conn: &Conn, token: &str) -> Result<i64, FrameError> {
-    let p = verify(hub, token).await?;
+async fn reauth(hub: &Hub, conn: &Conn, token: &str, request_id: &str) -> Result<i64, FrameError> {
+    let p = verify(hub, token, request_id).await?;
     if p.user_id != conn.user_id {
         return Err(FrameError::new(
             code::UNAUTHORIZED,

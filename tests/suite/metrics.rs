@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -356,9 +357,11 @@ fn json_lines(path: &Path) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_id_reaches_the_json_logs_of_the_gateway_and_the_service_in_other_processes() {
-    let clinic = Clinic::start_with(Backend::Sqlite, &[], &[]).await;
-    let (gw, gm, am) = (free_port(), free_port(), free_port());
+    let mut clinic = Clinic::start_with(Backend::Sqlite, &[], &[]).await;
+    let (gw, gm, am, hub) = (free_port(), free_port(), free_port(), free_port());
     let gw_addr = format!("127.0.0.1:{gw}");
+    let hub_addr = format!("127.0.0.1:{hub}");
+    let hub_url = format!("ws://{hub_addr}/ws");
     let gm_addr = format!("127.0.0.1:{gm}");
     let am_addr = format!("127.0.0.1:{am}");
     // Both processes get the same variables; each binds the metrics address of its component.
@@ -369,10 +372,14 @@ async fn a_request_id_reaches_the_json_logs_of_the_gateway_and_the_service_in_ot
         ("CAREHUB_REQUIRED_SERVICES", "auth"),
         ("CAREHUB_GATEWAY_METRICS_ADDR", gm_addr.as_str()),
         ("CAREHUB_AUTH_METRICS_ADDR", am_addr.as_str()),
+        ("CAREHUB_HUB_ADDR", hub_addr.as_str()),
+        ("CAREHUB_HUB_URL", hub_url.as_str()),
     ];
     let (_, auth_log) = clinic.spawn_carehub(&["serve", "auth"], &vars);
     let (_, gateway_log) = clinic.spawn_carehub(&["serve", "gateway"], &vars);
-    let base = format!("http://{gw_addr}");
+    clinic.spawn_carehub(&["serve", "hub"], &vars);
+    clinic.base = format!("http://{gw_addr}");
+    let base = clinic.base.clone();
     ready(&clinic, &base).await;
 
     let id = format!("trace-{}", uuid::Uuid::new_v4().simple());
@@ -419,6 +426,35 @@ async fn a_request_id_reaches_the_json_logs_of_the_gateway_and_the_service_in_ot
         assert!(line["timestamp"].is_string() && line["level"].is_string());
         assert!(line["message"].is_string(), "{line}");
     }
+
+    // A websocket through the gateway: the hub verifies its token under the /ws request's id.
+    let session = clinic.patient(&unique_email("ws")).await;
+    let ws_id = format!("ws-{}", uuid::Uuid::new_v4().simple());
+    let mut req = format!("ws://{gw_addr}/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("x-request-id", ws_id.parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut ws = crate::comms::Ws { socket };
+    ws.send(json!({"type": "auth", "token": token(&session)}))
+        .await;
+    ws.next_of("welcome").await;
+    wait::until(
+        "the hub's verify call under the /ws request id",
+        DEADLINE,
+        || {
+            let found = json_lines(&auth_log)
+                .iter()
+                .any(|l| l["request_id"] == ws_id.as_str() && l["endpoint"] == "verify");
+            async move { found.then_some(()) }
+        },
+    )
+    .await;
+    assert!(
+        json_lines(&gateway_log)
+            .iter()
+            .any(|l| l["request_id"] == ws_id.as_str() && l["route"] == "/ws"),
+        "the gateway logs the /ws request under its id"
+    );
 
     // Each process serves its own component's metrics.
     let auth = Scrape::of(&format!("http://{am_addr}/metrics")).await;
