@@ -88,11 +88,11 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
 /// Serves one accepted TCP connection until it closes.
 pub async fn serve(hub: Hub, stream: TcpStream) {
     let cfg = hub.config().clone();
+    let mut request_id = None;
     #[expect(
         clippy::result_large_err,
         reason = "tungstenite fixes the handshake callback's error type"
     )]
-    let mut request_id = None;
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         request_id = req
             .headers()
