@@ -53,7 +53,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         request_id = %id.0,
         method = %method,
         route = %route,
-        user_id = tracing::field::Empty,
+        caller_id = tracing::field::Empty,
     );
     async move {
         let limited = match (&state.limiter, api) {

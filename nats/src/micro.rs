@@ -232,7 +232,7 @@ async fn handle_one<R, S, F, Fut>(
         service,
         endpoint = R::ENDPOINT,
         request_id = %ctx.request_id,
-        user_id = ctx.principal.as_ref().map(|p| p.user_id.as_str()).unwrap_or(""),
+        caller_id = ctx.principal.as_ref().map(|p| p.user_id.as_str()).unwrap_or(""),
     );
     async move {
         let started = std::time::Instant::now();

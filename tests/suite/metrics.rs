@@ -345,14 +345,47 @@ async fn carehub_up_exposes_every_components_metrics_on_a_listener_of_their_own(
     ready(&clinic, &base).await;
 }
 
-/// Every non-empty line of a log file, as JSON (panics on a line that is not).
+/// Every non-empty line of a log file, as JSON (panics on a line that is not a JSON object
+/// with unique keys).
 fn json_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .map(|l| {
+            let keys: UniqueKeys =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON object ({e}): {l}"));
+            assert!(keys.0, "a key appears twice: {l}");
+            serde_json::from_str(l).unwrap()
+        })
         .collect()
+}
+
+/// Whether a JSON object's top-level keys are unique (`serde_json::Value` would keep the last).
+struct UniqueKeys(bool);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                let mut unique = true;
+                while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    unique &= seen.insert(k);
+                }
+                Ok(UniqueKeys(unique))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

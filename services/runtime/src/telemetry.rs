@@ -12,6 +12,10 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// span it happened in, all at the top level: a line logged while handling a request carries
 /// that request's `request_id` (and `route` at the gateway, `service` and `endpoint` in a
 /// service), so one request can be followed across components with a single filter.
+///
+/// Span fields share the top level with event fields, so an event inside a request span must
+/// not reuse a span field's name (`request_id`, `method`, `route`, `caller_id`, `service`,
+/// `endpoint`): the line would hold the key twice.
 pub fn init(json: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn"));
