@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result<()> {
     match command {
         Command::Up { demo } => up(env, &common, demo).await,
-        Command::Serve { component } => serve(&env, &[component]).await,
+        Command::Serve { component } => serve(&env, &common, &[component]).await,
         Command::Migrate => carehub::admin::migrate(&env).await,
         Command::Admin {
             command:
@@ -181,17 +181,22 @@ async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<(
             });
         }
     }
-    wait_for_signal(system).await
+    wait_for_signal(system, common).await
 }
 
-async fn serve(env: &Env, components: &[Component]) -> anyhow::Result<()> {
+async fn serve(env: &Env, common: &CommonConfig, components: &[Component]) -> anyhow::Result<()> {
     let system = System::start(env, components).await?;
-    wait_for_signal(system).await
+    wait_for_signal(system, common).await
 }
 
-async fn wait_for_signal(system: System) -> anyhow::Result<()> {
+async fn wait_for_signal(system: System, common: &CommonConfig) -> anyhow::Result<()> {
     if let Some(addr) = system.gateway_addr {
-        println!("carehub is up: http://{addr}/  (API docs: http://{addr}/api/docs)");
+        // With JSON logs on stdout, every line there stays JSON.
+        if common.log_json {
+            tracing::info!(%addr, "carehub is up");
+        } else {
+            println!("carehub is up: http://{addr}/  (API docs: http://{addr}/api/docs)");
+        }
     }
     let signal = carehub_runtime::shutdown::on_signal();
     signal.cancelled().await;

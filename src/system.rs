@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use carehub_nats::Bus;
+use carehub_runtime::metrics::MetricsConfig;
 use carehub_runtime::service::Running;
 use carehub_runtime::{CommonConfig, Db, Env};
 use std::net::SocketAddr;
@@ -91,6 +92,8 @@ pub struct System {
     pub gateway_addr: Option<SocketAddr>,
     /// Where the comms hub listens, when it runs here.
     pub hub_addr: Option<SocketAddr>,
+    /// Where Prometheus metrics are served (`CAREHUB_METRICS_ADDR`), when they are on.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -100,6 +103,7 @@ impl std::fmt::Debug for System {
         f.debug_struct("System")
             .field("gateway_addr", &self.gateway_addr)
             .field("hub_addr", &self.hub_addr)
+            .field("metrics_addr", &self.metrics_addr)
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +113,8 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 impl System {
     /// Starts `components` configured by `env`. Each gets its own NATS connection (and the
     /// auth service its own database pool), exactly as when run as separate processes.
+    /// With a metrics address (`CAREHUB_METRICS_ADDR`, or `CAREHUB_<COMPONENT>_METRICS_ADDR`
+    /// when one component starts alone), one listener serves every component's metrics.
     ///
     /// # Errors
     /// When configuration is invalid, NATS or a database cannot be reached, or a listener
@@ -120,9 +126,11 @@ impl System {
         let mut system = Self {
             gateway_addr: None,
             hub_addr: None,
+            metrics_addr: None,
             shutdown,
             tracker,
         };
+        system.start_metrics(env, components).await?;
         for c in Component::ALL.iter().filter(|c| components.contains(c)) {
             if let Err(e) = system.start_one(env, &common, *c).await {
                 system.stop().await;
@@ -130,6 +138,30 @@ impl System {
             }
         }
         Ok(system)
+    }
+
+    /// Installs the metrics recorder and serves it, when an address is configured. Runs before
+    /// any component starts, so every component records into it.
+    async fn start_metrics(&mut self, env: &Env, components: &[Component]) -> anyhow::Result<()> {
+        let alone = match components {
+            [one] => Some(one.name()),
+            _ => None,
+        };
+        let Some(addr) = MetricsConfig::from_env(env, alone)?.addr else {
+            return Ok(());
+        };
+        let handle = carehub_runtime::metrics::install()?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("CAREHUB_METRICS_ADDR: cannot listen on {addr}"))?;
+        self.metrics_addr = Some(listener.local_addr()?);
+        let stop = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            if let Err(e) = carehub_runtime::metrics::serve(listener, handle, stop).await {
+                tracing::error!(error = %e, "metrics listener stopped with an error");
+            }
+        });
+        Ok(())
     }
 
     async fn start_one(

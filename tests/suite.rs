@@ -44,6 +44,8 @@ mod edge;
 mod faults;
 #[path = "suite/flows.rs"]
 mod flows;
+#[path = "suite/metrics.rs"]
+mod metrics;
 #[path = "suite/notifications.rs"]
 mod notifications;
 #[path = "suite/patients.rs"]

@@ -5,6 +5,10 @@
 //! and handles frames in order. The writer writes queued frames, pings every ping interval, and
 //! on close sends the close frame with the code that was asked for. A write blocked for longer
 //! than the write timeout drops the connection.
+//!
+//! Metrics: `carehub_websockets_open` (signed-in sockets), `carehub_hub_frames_total` by
+//! direction, and `carehub_hub_disconnects_total` by reason (`too_slow` for a client that does
+//! not read its frames).
 
 use crate::ops::{self, FrameError, Session};
 use crate::registry::Conn;
@@ -26,6 +30,7 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tracing::Instrument as _;
 
 type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
 type Stream = SplitStream<WebSocketStream<TcpStream>>;
@@ -49,6 +54,21 @@ pub fn close_reason(code: u16) -> &'static str {
     }
 }
 
+/// The `reason` label of a socket closed with `code`.
+fn disconnect_reason(code: u16) -> &'static str {
+    match code {
+        1000 => "normal",
+        close::GOING_AWAY => "going_away",
+        close::TOO_BIG => "too_big",
+        close::REVOKED => "revoked",
+        close::TOKEN_EXPIRED => "token_expired",
+        close::TOO_SLOW => "too_slow",
+        close::IDLE => "idle",
+        close::INTERNAL => "internal",
+        _ => "other",
+    }
+}
+
 fn ws_config(hub: &Hub) -> WebSocketConfig {
     let hard = (hub.config().max_frame_bytes * 4).max(65_536);
     WebSocketConfig::default()
@@ -68,11 +88,18 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
 /// Serves one accepted TCP connection until it closes.
 pub async fn serve(hub: Hub, stream: TcpStream) {
     let cfg = hub.config().clone();
+    let mut request_id = None;
     #[expect(
         clippy::result_large_err,
         reason = "tungstenite fixes the handshake callback's error type"
     )]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| carehub_nats::rpc::is_sane_request_id(id))
+            .map(str::to_owned);
         if req.uri().path() != "/ws" {
             return Err(refuse(StatusCode::NOT_FOUND, "not found"));
         }
@@ -96,8 +123,16 @@ pub async fn serve(hub: Hub, stream: TcpStream) {
         }
         Err(_) => return,
     };
+    let request_id = request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let span = tracing::info_span!("ws", request_id = %request_id);
+    socket(hub, ws, request_id).instrument(span).await;
+}
+
+/// An upgraded socket, from the `auth` handshake to its close. Every call made for it carries
+/// `request_id`: the gateway's id of the `/ws` request, or a fresh one.
+async fn socket(hub: Hub, ws: WebSocketStream<TcpStream>, request_id: String) {
     let (mut sink, mut stream) = ws.split();
-    let principal = match handshake(&hub, &mut stream).await {
+    let principal = match handshake(&hub, &mut stream, &request_id).await {
         Ok(p) => p,
         Err((close_code, err)) => {
             let frame = ServerFrame::error(err.code, err.message, Some("auth"));
@@ -110,15 +145,22 @@ pub async fn serve(hub: Hub, stream: TcpStream) {
         }
     };
     let (tx, rx) = mpsc::channel(hub.config().queue_frames);
+    let _open = carehub_runtime::metrics::Held::new(metrics::gauge!(
+        "carehub_websockets_open",
+        "component" => "hub"
+    ));
     let conn = Arc::new(Conn::new(hub.registry().next_id(), principal, tx));
     let first = hub.registry().register(conn.clone()).await;
     if first {
         hub.presence().online(&conn.user_id).await;
     }
     welcome(&hub, &conn);
-    let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()));
-    read_loop(&hub, &conn, &mut stream).await;
+    let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()).in_current_span());
+    read_loop(&hub, &conn, &mut stream, &request_id).await;
     conn.close(1000);
+    let reason = disconnect_reason(conn.close_code().unwrap_or(1000));
+    metrics::counter!("carehub_hub_disconnects_total", "component" => "hub", "reason" => reason)
+        .increment(1);
     if hub.registry().unregister(&conn) {
         hub.presence().offline(&conn.user_id).await;
     }
@@ -143,7 +185,11 @@ fn close_message(code: u16) -> Message {
 }
 
 /// Waits for the `auth` frame and verifies its token.
-async fn handshake(hub: &Hub, stream: &mut Stream) -> Result<Principal, (u16, FrameError)> {
+async fn handshake(
+    hub: &Hub,
+    stream: &mut Stream,
+    request_id: &str,
+) -> Result<Principal, (u16, FrameError)> {
     let first = tokio::time::timeout(hub.config().auth_timeout, async {
         loop {
             match stream.next().await {
@@ -170,7 +216,7 @@ async fn handshake(hub: &Hub, stream: &mut Stream) -> Result<Principal, (u16, Fr
         Ok(Some(t)) => t,
     };
     match serde_json::from_str::<ClientFrame>(&text) {
-        Ok(ClientFrame::Auth { token }) => verify(hub, &token)
+        Ok(ClientFrame::Auth { token }) => verify(hub, &token, request_id)
             .await
             .map_err(|e| (close::UNAUTHORIZED, e)),
         _ => Err((
@@ -181,8 +227,11 @@ async fn handshake(hub: &Hub, stream: &mut Stream) -> Result<Principal, (u16, Fr
 }
 
 /// Asks the auth service who a token belongs to.
-async fn verify(hub: &Hub, token: &str) -> Result<Principal, FrameError> {
-    let ctx = CallContext::internal();
+async fn verify(hub: &Hub, token: &str, request_id: &str) -> Result<Principal, FrameError> {
+    let ctx = CallContext {
+        request_id: request_id.to_owned(),
+        ..CallContext::default()
+    };
     match hub
         .bus()
         .request(
@@ -251,9 +300,9 @@ fn send_error(conn: &Conn, e: FrameError, request: Option<&str>, client_id: Opti
     });
 }
 
-async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
+async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, request_id: &str) {
     let cfg = hub.config().clone();
-    let mut session = Session::new(conn.clone());
+    let mut session = Session::new(conn.clone(), request_id.to_owned());
     let mut bucket = Bucket {
         tokens: f64::from(cfg.frame_burst),
         last: Instant::now(),
@@ -262,6 +311,8 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
     };
     let mut expires = expiry_instant(conn.principal().expires_at);
     let mut warned = false;
+    let frames_in =
+        metrics::counter!("carehub_hub_frames_total", "component" => "hub", "direction" => "in");
     loop {
         let timer = if warned {
             expires
@@ -296,8 +347,12 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
                 tracing::debug!(error = %e, "websocket read failed");
                 return;
             }
-            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(Message::Text(t)))) => {
+                frames_in.increment(1);
+                t
+            }
             Ok(Some(Ok(Message::Binary(_)))) => {
+                frames_in.increment(1);
                 send_error(
                     conn,
                     FrameError::new(code::BAD_FRAME, "frames are JSON text"),
@@ -339,7 +394,7 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
             _ => None,
         };
         let result = match frame {
-            ClientFrame::Auth { token } => reauth(hub, conn, &token).await.map(|exp| {
+            ClientFrame::Auth { token } => reauth(hub, conn, &token, request_id).await.map(|exp| {
                 expires = expiry_instant(exp);
                 warned = false;
             }),
@@ -352,8 +407,8 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
 }
 
 /// A fresh token for the same user: replaces the socket's principal; returns its expiry.
-async fn reauth(hub: &Hub, conn: &Conn, token: &str) -> Result<i64, FrameError> {
-    let p = verify(hub, token).await?;
+async fn reauth(hub: &Hub, conn: &Conn, token: &str, request_id: &str) -> Result<i64, FrameError> {
+    let p = verify(hub, token, request_id).await?;
     if p.user_id != conn.user_id {
         return Err(FrameError::new(
             code::UNAUTHORIZED,
@@ -370,12 +425,17 @@ async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Utf8Bytes>, conn: Arc
     let cfg = hub.config().clone();
     let wt = cfg.write_timeout;
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    let frames_out =
+        metrics::counter!("carehub_hub_frames_total", "component" => "hub", "direction" => "out");
     loop {
         let msg = tokio::select! {
             biased;
             () = conn.closing().cancelled() => break,
             m = rx.recv() => match m {
-                Some(t) => Message::Text(t),
+                Some(t) => {
+                    frames_out.increment(1);
+                    Message::Text(t)
+                }
                 None => break,
             },
             _ = ping.tick() => Message::Ping(bytes::Bytes::new()),

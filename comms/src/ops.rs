@@ -81,13 +81,16 @@ impl From<BusError> for FrameError {
 #[derive(Debug)]
 pub struct Session {
     pub conn: Arc<Conn>,
+    /// The id of the socket's `/ws` request, carried by every call made for it.
+    pub request_id: String,
     appointments: HashMap<String, (Instant, Appointment)>,
 }
 
 impl Session {
-    pub fn new(conn: Arc<Conn>) -> Self {
+    pub fn new(conn: Arc<Conn>, request_id: String) -> Self {
         Self {
             conn,
+            request_id,
             appointments: HashMap::new(),
         }
     }
@@ -105,7 +108,7 @@ impl Session {
             return Ok(a.clone());
         }
         let ctx = CallContext {
-            request_id: uuid::Uuid::now_v7().to_string(),
+            request_id: self.request_id.clone(),
             principal: Some(self.conn.principal()),
             client_ip: None,
         };

@@ -2,9 +2,10 @@
 //!
 //! It fixes the request id and the client address, opens the request's tracing span, applies
 //! the rate limit to `/api`, turns every error response (ours, axum's or a tower layer's) into
-//! the one JSON error body, and adds the security headers.
+//! the one JSON error body, adds the security headers, and records the request's metrics.
 
 pub mod client_addr;
+pub mod http_metrics;
 pub mod rate_limit;
 pub mod request_id;
 
@@ -39,19 +40,20 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let client = client_addr::client_addr(peer, req.headers(), &state.cfg);
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "<unmatched>".to_owned(), |m| m.as_str().to_owned());
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched
+        .as_ref()
+        .map_or(http_metrics::UNMATCHED, MatchedPath::as_str);
+    let method = req.method().clone();
     let api = req.uri().path().starts_with("/api");
     req.extensions_mut().insert(id.clone());
     req.extensions_mut().insert(ClientAddr(client));
     let span = tracing::info_span!(
         "http",
         request_id = %id.0,
-        method = %req.method(),
+        method = %method,
         route = %route,
-        user_id = tracing::field::Empty,
+        caller_id = tracing::field::Empty,
     );
     async move {
         let limited = match (&state.limiter, api) {
@@ -69,7 +71,9 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
             h.insert(X_REQUEST_ID, v);
         }
         security_headers(h, api, state.cfg.cookie_secure);
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        let elapsed = started.elapsed();
+        http_metrics::record(route, &method, status, elapsed);
+        let elapsed_ms = elapsed.as_secs_f64() * 1e3;
         if status >= 500 {
             tracing::warn!(status, elapsed_ms, "request failed");
         } else {

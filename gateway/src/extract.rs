@@ -176,7 +176,7 @@ impl FromRequestParts<AppState> for AuthCtx {
         let Ctx(mut ctx) = Ctx::from_request_parts(parts, state).await?;
         let token = bearer(parts)?;
         let principal = state.tokens.verify(&ctx, token).await?;
-        tracing::Span::current().record("user_id", principal.user_id.as_str());
+        tracing::Span::current().record("caller_id", principal.user_id.as_str());
         ctx.principal = Some(principal);
         Ok(Self(ctx))
     }

@@ -3,12 +3,19 @@
 //! [`Bus::connect`] sets the options every carehub component wants (a name, endless reconnects
 //! with backoff, an optional per-component user and inbox prefix) and exposes connection changes
 //! as [`ConnectionEvent`]s, so callers can drop state they may have missed events for.
+//!
+//! Metrics (labelled with the component, the connection name without its `carehub-` prefix):
+//! `carehub_nats_connected`, `carehub_nats_reconnects_total`, `carehub_nats_disconnects_total`,
+//! `carehub_nats_errors_total{kind}` and `carehub_nats_request_errors_total{subject,kind}`.
 
 use crate::error::{BusError, ErrorCode, WireError};
 use crate::rpc::{CallContext, Rpc, headers};
 use async_nats::service::{NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE};
 use async_nats::{Client, ConnectOptions, RequestErrorKind};
+use metrics::SharedString;
 use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -61,6 +68,36 @@ pub enum ConnectionEvent {
 pub struct Bus {
     client: Client,
     events: broadcast::Sender<ConnectionEvent>,
+    /// The `component` label of this connection's metrics.
+    component: SharedString,
+}
+
+/// Counts a connection event in the metrics.
+fn record_event(component: &SharedString, event: &async_nats::Event, first: &AtomicBool) {
+    let c = component.clone();
+    match event {
+        async_nats::Event::Connected => {
+            metrics::gauge!("carehub_nats_connected", "component" => c.clone()).set(1.0);
+            if !first.swap(false, Ordering::Relaxed) {
+                metrics::counter!("carehub_nats_reconnects_total", "component" => c).increment(1);
+            }
+        }
+        async_nats::Event::Disconnected => {
+            metrics::gauge!("carehub_nats_connected", "component" => c.clone()).set(0.0);
+            metrics::counter!("carehub_nats_disconnects_total", "component" => c).increment(1);
+        }
+        other => {
+            let kind = match other {
+                async_nats::Event::SlowConsumer(_) => "slow_consumer",
+                async_nats::Event::ServerError(_) => "server_error",
+                async_nats::Event::ClientError(_) => "client_error",
+                async_nats::Event::LameDuckMode => "lame_duck_mode",
+                _ => return,
+            };
+            metrics::counter!("carehub_nats_errors_total", "component" => c, "kind" => kind)
+                .increment(1);
+        }
+    }
 }
 
 impl Bus {
@@ -71,6 +108,14 @@ impl Bus {
     pub async fn connect(cfg: &BusConfig, deadline: Duration) -> Result<Self, BusError> {
         let (events, _) = broadcast::channel(64);
         let tx = events.clone();
+        let component = SharedString::from(
+            cfg.name
+                .strip_prefix("carehub-")
+                .unwrap_or(&cfg.name)
+                .to_owned(),
+        );
+        let label = component.clone();
+        let first = Arc::new(AtomicBool::new(true));
         let mut opts = ConnectOptions::new()
             .name(&cfg.name)
             .max_reconnects(None)
@@ -82,6 +127,7 @@ impl Bus {
             })
             .event_callback(move |event| {
                 let tx = tx.clone();
+                record_event(&label, &event, &first);
                 async move {
                     match event {
                         async_nats::Event::Connected => {
@@ -131,7 +177,11 @@ impl Bus {
         .await
         .map_err(|_| transport(format!("no NATS server answered at {}", cfg.url)))?
         .map_err(|e| transport(e.to_string()))?;
-        Ok(Self { client, events })
+        Ok(Self {
+            client,
+            events,
+            component,
+        })
     }
 
     /// The raw client, for subscriptions and the micro service API.
@@ -181,17 +231,36 @@ impl Bus {
             .client
             .send_request(subject, request)
             .await
-            .map_err(|e| match e.kind() {
-                RequestErrorKind::NoResponders => BusError::NoResponders {
-                    subject: subject.into(),
-                },
-                RequestErrorKind::TimedOut => BusError::TimedOut {
-                    subject: subject.into(),
-                },
-                _ => BusError::Transport {
-                    subject: subject.into(),
-                    message: e.to_string(),
-                },
+            .map_err(|e| {
+                let (kind, err) = match e.kind() {
+                    RequestErrorKind::NoResponders => (
+                        "no_responders",
+                        BusError::NoResponders {
+                            subject: subject.into(),
+                        },
+                    ),
+                    RequestErrorKind::TimedOut => (
+                        "timed_out",
+                        BusError::TimedOut {
+                            subject: subject.into(),
+                        },
+                    ),
+                    _ => (
+                        "transport",
+                        BusError::Transport {
+                            subject: subject.into(),
+                            message: e.to_string(),
+                        },
+                    ),
+                };
+                metrics::counter!(
+                    "carehub_nats_request_errors_total",
+                    "component" => self.component.clone(),
+                    "subject" => subject,
+                    "kind" => kind
+                )
+                .increment(1);
+                err
             })?;
         decode_reply::<R::Reply>(subject, &msg)
     }

@@ -4,6 +4,10 @@
 //! and has one endpoint per [`Rpc`] type in the default queue group, so several instances share
 //! the load. Handlers get the decoded request and its [`CallContext`]; errors go back as the micro
 //! protocol's error headers plus our stable code.
+//!
+//! Every endpoint records `carehub_rpc_requests_total` (by outcome), `carehub_rpc_errors_total`
+//! (by error code) and `carehub_rpc_duration_seconds` under its service's name as `component`
+//! (see `docs/METRICS.md`); the handling span carries the caller's `request_id`.
 
 use crate::bus::Bus;
 use crate::error::{BusError, ErrorCode, WireError};
@@ -112,6 +116,7 @@ impl MicroService {
         let tracker = self.tracker.clone();
         let permits = self.permits.clone();
         let service = self.spec.name;
+        let metrics = Arc::new(EndpointMetrics::new(service, R::ENDPOINT));
         self.tracker.spawn(async move {
             loop {
                 let request = tokio::select! {
@@ -123,9 +128,10 @@ impl MicroService {
                 };
                 let state = state.clone();
                 let handler = handler.clone();
+                let metrics = metrics.clone();
                 tracker.spawn(async move {
                     let _permit = permit;
-                    handle_one::<R, S, F, Fut>(service, request, state, handler).await;
+                    handle_one::<R, S, F, Fut>(service, &metrics, request, state, handler).await;
                 });
             }
             // Unsubscribe so queued requests go to another instance instead of waiting here.
@@ -153,8 +159,65 @@ impl MicroService {
     }
 }
 
+/// An endpoint's metric handles, registered once so a request records without a lookup.
+struct EndpointMetrics {
+    service: &'static str,
+    endpoint: &'static str,
+    ok: metrics::Counter,
+    rejected: metrics::Counter,
+    failed: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl EndpointMetrics {
+    fn new(service: &'static str, endpoint: &'static str) -> Self {
+        let requests = |outcome: &'static str| {
+            metrics::counter!(
+                "carehub_rpc_requests_total",
+                "component" => service,
+                "endpoint" => endpoint,
+                "outcome" => outcome
+            )
+        };
+        Self {
+            service,
+            endpoint,
+            ok: requests("ok"),
+            rejected: requests("rejected"),
+            failed: requests("error"),
+            duration: metrics::histogram!(
+                "carehub_rpc_duration_seconds",
+                "component" => service,
+                "endpoint" => endpoint
+            ),
+        }
+    }
+
+    fn record(&self, result: Result<(), ErrorCode>, elapsed: Duration) {
+        self.duration.record(elapsed.as_secs_f64());
+        match result {
+            Ok(()) => self.ok.increment(1),
+            Err(code) => {
+                if code.http_status() >= 500 {
+                    self.failed.increment(1);
+                } else {
+                    self.rejected.increment(1);
+                }
+                metrics::counter!(
+                    "carehub_rpc_errors_total",
+                    "component" => self.service,
+                    "endpoint" => self.endpoint,
+                    "code" => code.as_str()
+                )
+                .increment(1);
+            }
+        }
+    }
+}
+
 async fn handle_one<R, S, F, Fut>(
     service: &'static str,
+    metrics: &EndpointMetrics,
     request: async_nats::service::Request,
     state: S,
     handler: F,
@@ -169,7 +232,7 @@ async fn handle_one<R, S, F, Fut>(
         service,
         endpoint = R::ENDPOINT,
         request_id = %ctx.request_id,
-        user_id = ctx.principal.as_ref().map(|p| p.user_id.as_str()).unwrap_or(""),
+        caller_id = ctx.principal.as_ref().map(|p| p.user_id.as_str()).unwrap_or(""),
     );
     async move {
         let started = std::time::Instant::now();
@@ -185,6 +248,8 @@ async fn handle_one<R, S, F, Fut>(
             Err(e) if e.code.http_status() >= 500 => "error",
             Err(_) => "rejected",
         };
+        let elapsed = started.elapsed();
+        metrics.record(result.as_ref().map(|_| ()).map_err(|e| e.code), elapsed);
         let sent = match result
             .and_then(|reply| serde_json::to_vec(&reply).map_err(|_| WireError::internal()))
         {
@@ -202,11 +267,7 @@ async fn handle_one<R, S, F, Fut>(
                 request.respond_with_headers(Err(status), h).await
             }
         };
-        tracing::debug!(
-            outcome,
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "handled"
-        );
+        tracing::debug!(outcome, elapsed_us = elapsed.as_micros() as u64, "handled");
         if let Err(e) = sent {
             tracing::warn!(error = %e, "could not send reply");
         }

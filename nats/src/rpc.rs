@@ -108,6 +108,15 @@ pub mod headers {
     pub const RETRY_AFTER: &str = "Carehub-Retry-After";
 }
 
+/// Whether `id` may be taken as a request id from outside: 1..=64 characters of
+/// `[A-Za-z0-9-_.]`, so it is safe to log and to put in headers.
+pub fn is_sane_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// Who is calling and on whose behalf. Travels in NATS headers so request bodies stay pure.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallContext {

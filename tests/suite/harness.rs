@@ -162,6 +162,30 @@ impl Clinic {
         children.len() - 1
     }
 
+    /// Runs the `carehub` binary with `args` (e.g. `["up"]`) as a child process with this
+    /// clinic's configuration plus `overrides` (any variables, `RUST_LOG` too). Its stdout
+    /// (where logs go) is the returned file; stop it with [`Clinic::kill_child`].
+    pub fn spawn_carehub(&self, args: &[&str], overrides: &[(&str, &str)]) -> (usize, PathBuf) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        for (k, v) in overrides {
+            cmd.env(k, v);
+        }
+        let mut children = self.children.lock().unwrap();
+        let stem = format!("{}-{}", args.join("-"), children.len());
+        let out = self.dir.join(format!("{stem}.out"));
+        let stdout = std::fs::File::create(&out).expect("stdout file");
+        let stderr = std::fs::File::create(self.dir.join(format!("{stem}.err"))).expect("stderr");
+        cmd.stdout(stdout).stderr(stderr);
+        children.push(cmd.spawn().expect("spawn carehub"));
+        (children.len() - 1, out)
+    }
+
     /// SIGKILLs a child started with [`Clinic::spawn_child`].
     pub fn kill_child(&self, i: usize) {
         let mut children = self.children.lock().unwrap();

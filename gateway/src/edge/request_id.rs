@@ -14,10 +14,7 @@ pub fn sanitize(incoming: Option<&str>) -> RequestId {
 }
 
 fn is_sane(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    carehub_nats::rpc::is_sane_request_id(id)
 }
 
 #[cfg(test)]

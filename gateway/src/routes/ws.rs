@@ -1,6 +1,7 @@
 //! `GET /ws`: the comms hub's websocket, forwarded so the web client needs one origin.
 //!
-//! The gateway opens the hub connection first, passing the client's `Origin` along, so the
+//! The gateway opens the hub connection first, passing the client's `Origin` along (and the
+//! request id, under which the hub logs the socket and makes its calls), so the
 //! hub's own Origin check decides (a refusal becomes the same HTTP status here). Only then is the
 //! client's upgrade accepted, and frames are pumped both ways unchanged: the hub speaks the
 //! protocol (docs/PROTOCOL.md), authenticates and limits frames; the gateway adds no rate limit
@@ -12,10 +13,11 @@
 //! the hub's pings itself. This route is not in the OpenAPI document.
 
 use crate::config::GatewayConfig;
+use crate::edge::request_id::RequestId;
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -66,10 +68,12 @@ pub fn route(cfg: &GatewayConfig) -> MethodRouter<AppState> {
 /// Connects to a hub node, then accepts the client's upgrade and pumps frames.
 async fn forward(
     State(f): State<Arc<Forwarder>>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let upstream = match f.connect(headers.get(header::ORIGIN)).await {
+    let id = request_id.map(|Extension(id)| id.0);
+    let upstream = match f.connect(headers.get(header::ORIGIN), id.as_deref()).await {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
@@ -96,7 +100,11 @@ impl Forwarder {
     /// # Errors
     /// The hub's HTTP refusal (a foreign Origin is `403`) as the same status, or
     /// `service_unavailable` when no hub node can be reached.
-    async fn connect(&self, origin: Option<&HeaderValue>) -> Result<Upstream, ApiError> {
+    async fn connect(
+        &self,
+        origin: Option<&HeaderValue>,
+        request_id: Option<&str>,
+    ) -> Result<Upstream, ApiError> {
         let n = self.urls.len();
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
@@ -110,6 +118,10 @@ impl Forwarder {
             };
             if let Some(o) = origin {
                 req.headers_mut().insert(header::ORIGIN, o.clone());
+            }
+            // The hub logs the socket and makes its calls under this request's id.
+            if let Some(v) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+                req.headers_mut().insert("x-request-id", v);
             }
             let attempt =
                 tokio_tungstenite::connect_async_with_config(req, Some(ws_config()), true);
@@ -148,6 +160,10 @@ enum End {
 }
 
 async fn pump(client: WebSocket, upstream: Upstream, idle: Duration) {
+    let _open = carehub_runtime::metrics::Held::new(metrics::gauge!(
+        "carehub_websockets_open",
+        "component" => "gateway"
+    ));
     let (mut c_tx, mut c_rx) = client.split();
     let (mut u_tx, mut u_rx) = upstream.split();
     tokio::select! {

@@ -21,6 +21,7 @@
 
 pub mod doctor;
 pub mod group;
+pub mod mailbox;
 pub mod router;
 
 use crate::config::AdminConfig;

@@ -5,6 +5,7 @@ use crate::config::AdminConfig;
 use crate::domain::{Window, cancellable_from, fmt_time, parse_time, text};
 use crate::events::{self, view};
 use crate::routing::Core;
+use crate::routing::mailbox::Envelope;
 use crate::routing::router::{Router, RouterMsg};
 use crate::store::{self, Accepted, AppointmentRow, NewAppointment, Owner, SaveGroupRow};
 use crate::{SPEC, migrator, slots};
@@ -26,7 +27,7 @@ pub struct AdminService {
 
 struct Inner {
     core: Core,
-    router: ActorRef<RouterMsg>,
+    router: ActorRef<Envelope<RouterMsg>>,
 }
 
 /// Migrates, starts the routing actors and the feeds, and serves every endpoint.
@@ -41,7 +42,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
     carehub_nats::streams::ensure(&js, &carehub_nats::streams::ALL, cfg.stream_replicas)
         .await
         .context("creating the event streams")?;
-    let relay = Relay::new(db.clone(), js.clone());
+    let relay = Relay::new(SPEC.name, db.clone(), js.clone());
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     running.spawn(async move {
@@ -194,7 +195,7 @@ impl AdminService {
         if self
             .inner
             .router
-            .cast(RouterMsg::Route(id.to_owned()))
+            .cast(RouterMsg::Route(id.to_owned()).into())
             .is_err()
         {
             tracing::error!(appointment_id = %id, "router unavailable; the request is routed on restart");
@@ -890,7 +891,10 @@ impl AdminService {
             "group.create"
         };
         record(self.db(), admin, None, action, Some(&name)).await?;
-        let _ = self.inner.router.cast(RouterMsg::GroupChanged(id.clone()));
+        let _ = self
+            .inner
+            .router
+            .cast(RouterMsg::GroupChanged(id.clone()).into());
         let (g, members) = store::group(self.db(), &id)
             .await?
             .ok_or_else(WireError::internal)?;

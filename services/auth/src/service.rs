@@ -74,7 +74,7 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
     )
     .await
     .context("creating the account event stream")?;
-    let relay = Relay::new(db.clone(), js);
+    let relay = Relay::new(crate::SPEC.name, db.clone(), js);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     let accounts = (!cfg.account_cache_ttl.is_zero()).then(|| {

@@ -50,7 +50,7 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     )
     .await
     .context("creating the account and doctor event streams")?;
-    let relay = Relay::new(db.clone(), js.clone());
+    let relay = Relay::new(SPEC.name, db.clone(), js.clone());
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     let svc = DoctorService {

@@ -59,7 +59,7 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
     )
     .await
     .context("creating the account and audit streams")?;
-    let relay = Relay::new(db.clone(), js.clone());
+    let relay = Relay::new(SPEC.name, db.clone(), js.clone());
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     running.spawn(async move {

@@ -3,14 +3,16 @@
 //!
 //! Map: [`config`] reads typed `CAREHUB_*` settings (naming the variable on error), [`db`] opens
 //! a service's SQLite file or PostgreSQL schema and runs its migrations, [`telemetry`] sets up
-//! `tracing`, [`shutdown`] turns signals into one cancellation token, [`outbox`] publishes
-//! events written in a service's transactions to JetStream, [`service`] is the handle of a
-//! running service instance, [`cache`] a read-through cache that events invalidate.
+//! `tracing`, [`metrics`] installs the Prometheus recorder and serves its listener, [`shutdown`]
+//! turns signals into one cancellation token, [`outbox`] publishes events written in a
+//! service's transactions to JetStream, [`service`] is the handle of a running service
+//! instance, [`cache`] a read-through cache that events invalidate.
 
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod fault;
+pub mod metrics;
 pub mod outbox;
 pub mod service;
 pub mod shutdown;

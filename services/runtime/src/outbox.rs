@@ -72,8 +72,13 @@ struct Row {
 }
 
 /// Publishes outbox rows to JetStream in order, deleting each once the stream acknowledged it.
+///
+/// With metrics on, it reports `carehub_outbox_backlog` (sampled at most once a second),
+/// `carehub_outbox_published_total` and `carehub_outbox_publish_failures_total`.
 #[derive(Clone)]
 pub struct Relay {
+    /// The owning service: the `component` label of the relay's metrics.
+    service: &'static str,
     db: Db,
     js: jetstream::Context,
     wake: Arc<Notify>,
@@ -88,10 +93,14 @@ impl std::fmt::Debug for Relay {
 const BATCH: i64 = 100;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The backlog gauge is refreshed at most this often.
+const BACKLOG_EVERY: Duration = Duration::from_secs(1);
 
 impl Relay {
-    pub fn new(db: Db, js: jetstream::Context) -> Self {
+    /// The relay of `service`'s outbox.
+    pub fn new(service: &'static str, db: Db, js: jetstream::Context) -> Self {
         Self {
+            service,
             db,
             js,
             wake: Arc::new(Notify::new()),
@@ -106,7 +115,14 @@ impl Relay {
     /// Runs until `stop` is cancelled.
     pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            let mut sampled: Option<tokio::time::Instant> = None;
             loop {
+                if crate::metrics::enabled()
+                    && sampled.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY)
+                {
+                    sampled = Some(tokio::time::Instant::now());
+                    self.report_backlog().await;
+                }
                 let sent = match self.drain_once().await {
                     Ok(n) => n,
                     Err(e) => {
@@ -140,6 +156,8 @@ impl Relay {
         for row in rows {
             crate::fault::hit("outbox_before_publish");
             if let Err(e) = self.publish(&row).await {
+                ::metrics::counter!("carehub_outbox_publish_failures_total", "component" => self.service)
+                    .increment(1);
                 let backoff = 200i64 * (1i64 << row.attempts.clamp(0, 8));
                 tracing::warn!(error = %e, event_id = %row.id, attempts = row.attempts + 1, "event publish failed; will retry");
                 let retry =
@@ -150,6 +168,10 @@ impl Relay {
             crate::fault::hit("outbox_after_publish");
             with_db!(&self.db, p => sqlx::query("DELETE FROM outbox WHERE id = $1").bind(&row.id).execute(p).await?.rows_affected());
             sent += 1;
+        }
+        if sent > 0 {
+            ::metrics::counter!("carehub_outbox_published_total", "component" => self.service)
+                .increment(sent as u64);
         }
         Ok(sent)
     }
@@ -167,6 +189,16 @@ impl Relay {
             .map_err(|_| "no acknowledgement from JetStream".to_owned())?
             .map_err(|e| e.to_string())?;
         Ok(())
+    }
+
+    async fn report_backlog(&self) {
+        match self.backlog().await {
+            Ok(n) => {
+                ::metrics::gauge!("carehub_outbox_backlog", "component" => self.service)
+                    .set(n as f64);
+            }
+            Err(e) => tracing::debug!(error = %e, "outbox backlog count"),
+        }
     }
 
     /// Rows waiting to be published (for metrics and tests).

@@ -9,6 +9,7 @@
 //! `pre_start` re-arms a timer for every pending offer of the doctor from the database, so a
 //! restart loses no deadline.
 
+use super::mailbox::{Envelope, Kind};
 use super::router::RouterMsg;
 use super::{Core, time_out};
 use crate::store;
@@ -24,28 +25,32 @@ pub enum DoctorMsg {
     Fire(String),
 }
 
+impl Kind for DoctorMsg {
+    const KIND: &'static str = "doctor";
+}
+
 pub struct DoctorActor;
 
 pub struct DoctorState {
     core: Core,
     doctor_id: String,
-    router: ActorRef<RouterMsg>,
+    router: ActorRef<Envelope<RouterMsg>>,
 }
 
-fn arm(me: &ActorRef<DoctorMsg>, appointment_id: String, deadline: i64) {
+fn arm(me: &ActorRef<Envelope<DoctorMsg>>, appointment_id: String, deadline: i64) {
     let wait = Duration::from_millis(u64::try_from(deadline - now_ms()).unwrap_or(0));
-    me.send_after(wait, move || DoctorMsg::Fire(appointment_id));
+    me.send_after(wait, move || DoctorMsg::Fire(appointment_id).into());
 }
 
 impl Actor for DoctorActor {
-    type Msg = DoctorMsg;
+    type Msg = Envelope<DoctorMsg>;
     type State = DoctorState;
-    type Arguments = (Core, String, ActorRef<RouterMsg>);
+    type Arguments = (Core, String, ActorRef<Envelope<RouterMsg>>);
 
     async fn pre_start(
         &self,
-        me: ActorRef<DoctorMsg>,
-        (core, doctor_id, router): (Core, String, ActorRef<RouterMsg>),
+        me: ActorRef<Envelope<DoctorMsg>>,
+        (core, doctor_id, router): (Core, String, ActorRef<Envelope<RouterMsg>>),
     ) -> Result<DoctorState, ActorProcessingErr> {
         for offer in store::pending_offers_for(&core.db, &doctor_id).await? {
             arm(&me, offer.appointment_id, offer.deadline);
@@ -59,10 +64,11 @@ impl Actor for DoctorActor {
 
     async fn handle(
         &self,
-        me: ActorRef<DoctorMsg>,
-        msg: DoctorMsg,
+        me: ActorRef<Envelope<DoctorMsg>>,
+        msg: Envelope<DoctorMsg>,
         st: &mut DoctorState,
     ) -> Result<(), ActorProcessingErr> {
+        let (msg, _queued) = msg.open();
         match msg {
             DoctorMsg::Track {
                 appointment_id,
@@ -74,7 +80,7 @@ impl Actor for DoctorActor {
                     .is_some()
                 {
                     tracing::info!(appointment_id = %appointment_id, doctor_id = %st.doctor_id, "offer timed out");
-                    let _ = st.router.cast(RouterMsg::Route(appointment_id));
+                    let _ = st.router.cast(RouterMsg::Route(appointment_id).into());
                 }
             }
         }

@@ -7,6 +7,7 @@
 //!   database at each pick, so a restart keeps the rotation.
 //! - `Reload`: re-reads the group after an admin changed it.
 
+use super::mailbox::{Envelope, Kind};
 use super::{Core, available};
 use crate::store::{self, AppointmentRow, GroupRow};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -30,6 +31,10 @@ pub enum GroupMsg {
     Reload,
 }
 
+impl Kind for GroupMsg {
+    const KIND: &'static str = "group";
+}
+
 pub struct GroupActor;
 
 pub struct GroupState {
@@ -39,13 +44,13 @@ pub struct GroupState {
 }
 
 impl Actor for GroupActor {
-    type Msg = GroupMsg;
+    type Msg = Envelope<GroupMsg>;
     type State = GroupState;
     type Arguments = (Core, String);
 
     async fn pre_start(
         &self,
-        _me: ActorRef<GroupMsg>,
+        _me: ActorRef<Envelope<GroupMsg>>,
         (core, group_id): (Core, String),
     ) -> Result<GroupState, ActorProcessingErr> {
         let group = store::group(&core.db, &group_id).await?;
@@ -58,10 +63,11 @@ impl Actor for GroupActor {
 
     async fn handle(
         &self,
-        _me: ActorRef<GroupMsg>,
-        msg: GroupMsg,
+        _me: ActorRef<Envelope<GroupMsg>>,
+        msg: Envelope<GroupMsg>,
         st: &mut GroupState,
     ) -> Result<(), ActorProcessingErr> {
+        let (msg, _queued) = msg.open();
         match msg {
             GroupMsg::Reload => st.group = store::group(&st.core.db, &st.group_id).await?,
             GroupMsg::Pick {

@@ -16,6 +16,7 @@
 
 use super::doctor::{DoctorActor, DoctorMsg};
 use super::group::{GroupActor, GroupMsg, Pick};
+use super::mailbox::{Envelope, Kind};
 use super::{Core, available, expire, time_out};
 use crate::events;
 use crate::store::{self, AppointmentRow};
@@ -31,8 +32,15 @@ pub enum RouterMsg {
     GroupChanged(String),
 }
 
+impl Kind for RouterMsg {
+    const KIND: &'static str = "router";
+}
+
 /// Adopts the open requests of instances whose lease ran out and gets them moving again.
-async fn adopt(me: &ActorRef<RouterMsg>, st: &mut RouterState) -> Result<(), ActorProcessingErr> {
+async fn adopt(
+    me: &ActorRef<Envelope<RouterMsg>>,
+    st: &mut RouterState,
+) -> Result<(), ActorProcessingErr> {
     let now = now_ms();
     let lease = i64::try_from(st.core.cfg.lease.as_millis()).unwrap_or(10_000);
     store::renew_lease(&st.core.db, &st.core.instance, now + lease, now).await?;
@@ -47,10 +55,10 @@ async fn adopt(me: &ActorRef<RouterMsg>, st: &mut RouterState) -> Result<(), Act
         for o in store::offers_of(&st.core.db, &id).await? {
             if o.status == "pending" {
                 let d = doctor_actor(me, st, &o.doctor_id).await?;
-                let _ = d.cast(DoctorMsg::Track {
+                let _ = d.cast(Envelope::from(DoctorMsg::Track {
                     appointment_id: id.clone(),
                     deadline: o.deadline,
-                });
+                }));
             }
         }
     }
@@ -61,23 +69,23 @@ pub struct Router;
 
 pub struct RouterState {
     core: Core,
-    groups: HashMap<String, ActorRef<GroupMsg>>,
-    doctors: HashMap<String, ActorRef<DoctorMsg>>,
+    groups: HashMap<String, ActorRef<Envelope<GroupMsg>>>,
+    doctors: HashMap<String, ActorRef<Envelope<DoctorMsg>>>,
 }
 
 const PICK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Actor for Router {
-    type Msg = RouterMsg;
+    type Msg = Envelope<RouterMsg>;
     type State = RouterState;
     type Arguments = Core;
 
     async fn pre_start(
         &self,
-        me: ActorRef<RouterMsg>,
+        me: ActorRef<Envelope<RouterMsg>>,
         core: Core,
     ) -> Result<RouterState, ActorProcessingErr> {
-        me.send_interval(core.cfg.sweep_every, || RouterMsg::Sweep);
+        me.send_interval(core.cfg.sweep_every, || RouterMsg::Sweep.into());
         let mut st = RouterState {
             core,
             groups: HashMap::new(),
@@ -92,7 +100,7 @@ impl Actor for Router {
                 }
             }
             if a.status == "requested" && !a.in_admin_queue {
-                let _ = me.cast(RouterMsg::Route(a.id));
+                let _ = me.cast(RouterMsg::Route(a.id).into());
             }
         }
         Ok(st)
@@ -100,16 +108,17 @@ impl Actor for Router {
 
     async fn handle(
         &self,
-        me: ActorRef<RouterMsg>,
-        msg: RouterMsg,
+        me: ActorRef<Envelope<RouterMsg>>,
+        msg: Envelope<RouterMsg>,
         st: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
+        let (msg, _queued) = msg.open();
         let result = match msg {
             RouterMsg::Route(id) => route(&me, st, &id).await,
             RouterMsg::Sweep => sweep(&me, st).await,
             RouterMsg::GroupChanged(id) => {
                 if let Some(g) = st.groups.get(&id) {
-                    let _ = g.cast(GroupMsg::Reload);
+                    let _ = g.cast(GroupMsg::Reload.into());
                 }
                 Ok(())
             }
@@ -123,7 +132,7 @@ impl Actor for Router {
 
     async fn post_stop(
         &self,
-        _me: ActorRef<RouterMsg>,
+        _me: ActorRef<Envelope<RouterMsg>>,
         st: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
         // Let the other instances adopt this one's requests now rather than after the lease.
@@ -135,7 +144,7 @@ impl Actor for Router {
 
     async fn handle_supervisor_evt(
         &self,
-        _me: ActorRef<RouterMsg>,
+        _me: ActorRef<Envelope<RouterMsg>>,
         evt: SupervisionEvent,
         st: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
@@ -154,10 +163,10 @@ impl Actor for Router {
 }
 
 async fn doctor_actor(
-    me: &ActorRef<RouterMsg>,
+    me: &ActorRef<Envelope<RouterMsg>>,
     st: &mut RouterState,
     doctor_id: &str,
-) -> Result<ActorRef<DoctorMsg>, ActorProcessingErr> {
+) -> Result<ActorRef<Envelope<DoctorMsg>>, ActorProcessingErr> {
     if let Some(a) = st.doctors.get(doctor_id) {
         return Ok(a.clone());
     }
@@ -173,10 +182,10 @@ async fn doctor_actor(
 }
 
 async fn group_actor(
-    me: &ActorRef<RouterMsg>,
+    me: &ActorRef<Envelope<RouterMsg>>,
     st: &mut RouterState,
     group_id: &str,
-) -> Result<ActorRef<GroupMsg>, ActorProcessingErr> {
+) -> Result<ActorRef<Envelope<GroupMsg>>, ActorProcessingErr> {
     if let Some(a) = st.groups.get(group_id) {
         return Ok(a.clone());
     }
@@ -192,7 +201,7 @@ async fn group_actor(
 }
 
 async fn pick_from_group(
-    me: &ActorRef<RouterMsg>,
+    me: &ActorRef<Envelope<RouterMsg>>,
     st: &mut RouterState,
     group_id: &str,
     a: &AppointmentRow,
@@ -202,10 +211,12 @@ async fn pick_from_group(
     let appointment = Box::new(a.clone());
     match g
         .call(
-            |reply| GroupMsg::Pick {
-                appointment,
-                tried,
-                reply,
+            |reply| {
+                Envelope::from(GroupMsg::Pick {
+                    appointment,
+                    tried,
+                    reply,
+                })
             },
             Some(PICK_TIMEOUT),
         )
@@ -248,7 +259,7 @@ fn ms(d: Duration) -> i64 {
 }
 
 async fn route(
-    me: &ActorRef<RouterMsg>,
+    me: &ActorRef<Envelope<RouterMsg>>,
     st: &mut RouterState,
     id: &str,
 ) -> Result<(), ActorProcessingErr> {
@@ -340,17 +351,20 @@ async fn route(
         st.core.relay.wake();
         for d in &pick.doctors {
             let actor = doctor_actor(me, st, d).await?;
-            let _ = actor.cast(DoctorMsg::Track {
+            let _ = actor.cast(Envelope::from(DoctorMsg::Track {
                 appointment_id: id.to_owned(),
                 deadline,
-            });
+            }));
         }
         tracing::info!(appointment_id = %id, doctors = pick.doctors.len(), "offered");
     }
     Ok(())
 }
 
-async fn sweep(me: &ActorRef<RouterMsg>, st: &mut RouterState) -> Result<(), ActorProcessingErr> {
+async fn sweep(
+    me: &ActorRef<Envelope<RouterMsg>>,
+    st: &mut RouterState,
+) -> Result<(), ActorProcessingErr> {
     adopt(me, st).await?;
     let now = now_ms();
     let owner = st.core.instance.clone();
@@ -359,12 +373,12 @@ async fn sweep(me: &ActorRef<RouterMsg>, st: &mut RouterState) -> Result<(), Act
             .await?
             .is_some()
         {
-            let _ = me.cast(RouterMsg::Route(appointment_id));
+            let _ = me.cast(RouterMsg::Route(appointment_id).into());
         }
     }
     // Requests that wait for routing: a decline answered by another instance, a lost message.
     for id in store::owned_waiting(&st.core.db, &owner).await? {
-        let _ = me.cast(RouterMsg::Route(id));
+        let _ = me.cast(RouterMsg::Route(id).into());
     }
     for id in store::due_expiries(&st.core.db, &owner, now).await? {
         if expire(&st.core, &id).await?.is_some() {
