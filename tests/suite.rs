@@ -46,6 +46,8 @@ mod faults;
 mod flows;
 #[path = "suite/notifications.rs"]
 mod notifications;
+#[path = "suite/ops.rs"]
+mod ops;
 #[path = "suite/patients.rs"]
 mod patients;
 #[path = "suite/reschedule.rs"]
