@@ -26,6 +26,8 @@ mod admin;
 mod appointments;
 #[path = "suite/authz.rs"]
 mod authz;
+#[path = "suite/backup.rs"]
+mod backup;
 #[path = "suite/cli.rs"]
 mod cli;
 #[path = "suite/comms.rs"]
