@@ -41,6 +41,23 @@ enum Command {
     },
     /// Measure a running carehub (see docs/BENCHMARKS.md).
     Bench(carehub::bench::BenchArgs),
+    /// Operations on a running carehub over NATS (see docs/OPERATIONS.md).
+    Ops {
+        #[command(subcommand)]
+        command: OpsCommand,
+    },
+    /// Copy every service's SQLite file consistently into a new directory, while carehub runs.
+    Backup {
+        /// A directory that does not exist yet (or is empty).
+        dest: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpsCommand {
+    /// Every service instance with its endpoints, requests, errors and processing times (the
+    /// table of `nats micro ls` and `nats micro stats`).
+    Status(carehub::ops::StatusArgs),
 }
 
 #[derive(Subcommand)]
@@ -75,7 +92,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let env = Env::from_process();
     let common = CommonConfig::from_env(&env)?;
-    carehub_runtime::telemetry::init(common.log_json);
+    // `ops` prints tables and JSON on stdout for scripts; log lines would mix in.
+    if !matches!(cli.command, Command::Ops { .. }) {
+        carehub_runtime::telemetry::init(common.log_json);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -134,6 +154,14 @@ async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result
             Ok(())
         }
         Command::Bench(args) => carehub::bench::run(args).await,
+        Command::Ops {
+            command: OpsCommand::Status(args),
+        } => carehub::ops::status(&env, &args).await,
+        Command::Backup { dest } => {
+            let manifest = carehub::backup::run(&env, &dest).await?;
+            carehub::backup::print(&manifest, &dest);
+            Ok(())
+        }
     }
 }
 

@@ -26,6 +26,8 @@ mod admin;
 mod appointments;
 #[path = "suite/authz.rs"]
 mod authz;
+#[path = "suite/backup.rs"]
+mod backup;
 #[path = "suite/cli.rs"]
 mod cli;
 #[path = "suite/comms.rs"]
@@ -48,6 +50,8 @@ mod flows;
 mod metrics;
 #[path = "suite/notifications.rs"]
 mod notifications;
+#[path = "suite/ops.rs"]
+mod ops;
 #[path = "suite/patients.rs"]
 mod patients;
 #[path = "suite/reschedule.rs"]
