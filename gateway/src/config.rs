@@ -201,6 +201,12 @@ fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
     a[full] & mask == b[full] & mask
 }
 
+/// `web/dist` under the working directory when it holds a built client.
+fn default_web_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from("web/dist");
+    dir.join("index.html").is_file().then_some(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,10 +259,4 @@ mod tests {
         );
         assert!(IpNet::parse("not-an-ip").is_none());
     }
-}
-
-/// `web/dist` under the working directory when it holds a built client.
-fn default_web_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from("web/dist");
-    dir.join("index.html").is_file().then_some(dir)
 }
