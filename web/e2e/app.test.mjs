@@ -84,7 +84,9 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     await doctor.getByRole('button', { name: 'Send' }).click();
     await patient.getByTestId('messages').getByText('Please send a photo before the call.').waitFor({ timeout: 20_000 });
     await screen(doctor, 'doctor-appointment-chat');
+    // A reload keeps no token in the page: the refresh cookie signs the patient in again.
     await patient.reload();
+    await patient.getByRole('button', { name: 'Sign out' }).waitFor();
     await patient.getByTestId('messages').getByText('Hello doctor, the rash is spreading.').waitFor({ timeout: 20_000 });
     await patient.getByTestId('messages').getByText('Please send a photo before the call.').waitFor();
     await patient.context().close();
@@ -278,5 +280,6 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     }
     await patient.context().close();
     assert.deepEqual(axeProblems, []);
+    assert.deepEqual(clinic.cspErrors, [], 'no page broke the Content-Security-Policy');
   });
 });

@@ -75,6 +75,8 @@ function child(name, cmd, args, env, log) {
 export class Clinic {
   procs = [];
   accounts = [];
+  /** Content-Security-Policy violations any page reported. */
+  cspErrors = [];
 
   async start() {
     mkdirSync(artifacts, { recursive: true });
@@ -223,7 +225,7 @@ export class Clinic {
     const page = await ctx.newPage();
     page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
     page.on('console', (m) => {
-      if (m.type() === 'error' && /Content Security Policy|Refused to/.test(m.text())) console.error(`[csp] ${m.text()}`);
+      if (m.type() === 'error' && /Content Security Policy|Refused to/.test(m.text())) this.cspErrors.push(m.text());
     });
     if (acct) await this.login(page, acct);
     return page;
