@@ -113,10 +113,28 @@ impl MicroService {
         let permits = self.permits.clone();
         let service = self.spec.name;
         self.tracker.spawn(async move {
+            let mut stopping = false;
             loop {
-                let request = tokio::select! {
-                    () = stop.cancelled() => break,
-                    next = endpoint.next() => match next { Some(r) => r, None => break },
+                let request = if stopping {
+                    match endpoint.next().await {
+                        Some(r) => r,
+                        None => break,
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        next = endpoint.next() => match next { Some(r) => r, None => break },
+                        () = stop.cancelled() => {
+                            // Unsubscribe so new requests go to another instance, then answer
+                            // the ones already delivered here: the stream ends after them.
+                            stopping = true;
+                            if let Err(e) = endpoint.stop().await {
+                                tracing::debug!(error = %e, endpoint = R::ENDPOINT, "endpoint stop");
+                                break;
+                            }
+                            continue;
+                        }
+                    }
                 };
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
@@ -127,10 +145,6 @@ impl MicroService {
                     let _permit = permit;
                     handle_one::<R, S, F, Fut>(service, request, state, handler).await;
                 });
-            }
-            // Unsubscribe so queued requests go to another instance instead of waiting here.
-            if let Err(e) = endpoint.stop().await {
-                tracing::debug!(error = %e, endpoint = R::ENDPOINT, "endpoint stop");
             }
         });
         Ok(())
