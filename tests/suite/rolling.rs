@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// A child: its component, its index in the harness, its extra variables.
+type Child = (String, usize, Vec<(String, String)>);
+
 const SERVICES: [&str; 6] = ["auth", "doctor", "patient", "notify", "admin", "hub"];
 
 /// Two gateways; each call goes to the next one, and to the other on a refused connection.
@@ -78,7 +81,7 @@ async fn restarting_every_instance_in_turn_under_load_loses_and_duplicates_nothi
         &[],
     )
     .await;
-    let mut children: Vec<(String, usize, Vec<(String, String)>)> = Vec::new();
+    let mut children: Vec<Child> = Vec::new();
     for s in SERVICES {
         for _ in 0..2 {
             let vars = if s == "hub" {
@@ -211,8 +214,8 @@ async fn restarting_every_instance_in_turn_under_load_loses_and_duplicates_nothi
     }
 
     // One at a time: SIGTERM, exit, replacement, replacement answering, next.
-    for k in 0..children.len() {
-        let (name, old, vars) = children[k].clone();
+    for child in &mut children {
+        let (name, old, vars) = child.clone();
         let before = booked.lock().unwrap().len() + registered.lock().unwrap().len();
         assert!(
             clinic.stop_child(old).await,
@@ -220,7 +223,7 @@ async fn restarting_every_instance_in_turn_under_load_loses_and_duplicates_nothi
         );
         let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let new = clinic.spawn_child(&name, &refs);
-        children[k].1 = new;
+        child.1 = new;
         if name == "gateway" {
             let base = format!("http://{}", vars[0].1);
             clinic
