@@ -60,6 +60,8 @@ mod reschedule;
 mod resilience;
 #[path = "suite/revocation.rs"]
 mod revocation;
+#[path = "suite/rolling.rs"]
+mod rolling;
 #[path = "suite/routing.rs"]
 mod routing;
 #[path = "suite/throttle.rs"]

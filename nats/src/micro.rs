@@ -118,10 +118,28 @@ impl MicroService {
         let service = self.spec.name;
         let metrics = Arc::new(EndpointMetrics::new(service, R::ENDPOINT));
         self.tracker.spawn(async move {
+            let mut stopping = false;
             loop {
-                let request = tokio::select! {
-                    () = stop.cancelled() => break,
-                    next = endpoint.next() => match next { Some(r) => r, None => break },
+                let request = if stopping {
+                    match endpoint.next().await {
+                        Some(r) => r,
+                        None => break,
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        next = endpoint.next() => match next { Some(r) => r, None => break },
+                        () = stop.cancelled() => {
+                            // Unsubscribe so new requests go to another instance, then answer
+                            // the ones already delivered here: the stream ends after them.
+                            stopping = true;
+                            if let Err(e) = endpoint.stop().await {
+                                tracing::debug!(error = %e, endpoint = R::ENDPOINT, "endpoint stop");
+                                break;
+                            }
+                            continue;
+                        }
+                    }
                 };
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
@@ -133,10 +151,6 @@ impl MicroService {
                     let _permit = permit;
                     handle_one::<R, S, F, Fut>(service, &metrics, request, state, handler).await;
                 });
-            }
-            // Unsubscribe so queued requests go to another instance instead of waiting here.
-            if let Err(e) = endpoint.stop().await {
-                tracing::debug!(error = %e, endpoint = R::ENDPOINT, "endpoint stop");
             }
         });
         Ok(())

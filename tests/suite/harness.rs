@@ -194,6 +194,25 @@ impl Clinic {
         c.wait().expect("reap");
     }
 
+    /// Stops a child started with [`Clinic::spawn_child`] gracefully (SIGTERM) and waits until it
+    /// has exited; returns whether it exited successfully.
+    pub async fn stop_child(&self, i: usize) -> bool {
+        let pid = self.children.lock().unwrap()[i].id();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "SIGTERM to child {i}");
+        wait::until("the child to exit", Duration::from_secs(30), || async {
+            let mut children = self.children.lock().unwrap();
+            children[i]
+                .try_wait()
+                .expect("try_wait")
+                .map(|s| s.success())
+        })
+        .await
+    }
+
     /// Whether a child started with [`Clinic::spawn_child`] has exited (it crashed, or was
     /// killed).
     pub fn child_exited(&self, i: usize) -> bool {
@@ -305,6 +324,8 @@ impl Clinic {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         while out.len() < expect {
             match tokio::time::timeout_at(deadline, sub.next()).await {
+                // An empty status message: no instance subscribed (yet).
+                Ok(Some(m)) if m.payload.is_empty() => {}
                 Ok(Some(m)) => out.push(serde_json::from_slice(&m.payload).expect("srv json")),
                 _ => break,
             }
