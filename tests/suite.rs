@@ -44,6 +44,8 @@ mod edge;
 mod faults;
 #[path = "suite/flows.rs"]
 mod flows;
+#[path = "suite/nats_permissions.rs"]
+mod nats_permissions;
 #[path = "suite/notifications.rs"]
 mod notifications;
 #[path = "suite/patients.rs"]
