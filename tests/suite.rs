@@ -28,6 +28,8 @@ mod appointments;
 mod authz;
 #[path = "suite/cli.rs"]
 mod cli;
+#[path = "suite/cluster.rs"]
+mod cluster;
 #[path = "suite/comms.rs"]
 mod comms;
 #[path = "suite/comms_gateway.rs"]
@@ -36,6 +38,10 @@ mod comms_gateway;
 mod comms_presence;
 #[path = "suite/comms_webrtc.rs"]
 mod comms_webrtc;
+#[path = "suite/compose.rs"]
+mod compose;
+#[path = "suite/deploy.rs"]
+mod deploy;
 #[path = "suite/doctors.rs"]
 mod doctors;
 #[path = "suite/edge.rs"]

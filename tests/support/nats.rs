@@ -107,7 +107,12 @@ impl NatsServer {
                 .unwrap_or_else(|e| panic!("cannot write the NATS config: {e:#}"));
         let mut env = setup.credentials.server_env();
         env.extend(setup.env);
-        let mut args = vec!["-m".to_owned(), "-1".to_owned()];
+        // A random monitoring port unless the caller chose one.
+        let mut args = if setup.args.iter().any(|a| a == "-m") {
+            Vec::new()
+        } else {
+            vec!["-m".to_owned(), "-1".to_owned()]
+        };
         args.extend(setup.args);
         Self::run(NatsServer {
             port: 0,
