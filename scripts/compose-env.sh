@@ -10,8 +10,10 @@ out=${1:-.env}
 [[ -e $out ]] && { echo "compose-env: $out exists; remove it first to rotate every password" >&2; exit 1; }
 password() {
     local p
-    p=$(LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 31)
-    printf 'p%s' "$p"
+    # 600 random bytes keep about 145 letters and digits; no pipe is cut short (pipefail).
+    p=$(LC_ALL=C tr -dc 'A-Za-z0-9' < <(head -c 600 /dev/urandom))
+    ((${#p} >= 31)) || { echo "compose-env: not enough randomness" >&2; exit 1; }
+    printf 'p%s' "${p:0:31}"
 }
 umask 077
 {
