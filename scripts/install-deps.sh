@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing carehub needs and the machine lacks, and nothing else:
-# nats-server, PostgreSQL's server binaries and coturn (Debian packages; the suite's TURN server),
-# schemathesis 4 and aiosmtpd (PyPI; the suite's SMTP server), and for the web client Node.js with
-# npm and chromium (Debian packages; the browser tests' browser) and web/node_modules (`npm ci`).
+# nats-server, PostgreSQL's server binaries, coturn (the suite's TURN server) and docker-compose
+# (only to check docker-compose.yml; no Docker engine runs here) as Debian packages, schemathesis 4
+# and aiosmtpd (PyPI; the suite's SMTP server), and for the web client Node.js with npm and
+# chromium (Debian packages; the browser tests' browser) and web/node_modules (`npm ci`).
 # Safe to run again: it installs only what is missing and runs `apt-get update` only then.
 #
 # It never starts the machine's own NATS or PostgreSQL service: the tests start private ones on
@@ -36,6 +37,10 @@ fi
 if ! command -v turnserver >/dev/null 2>&1; then
     apt_packages+=(coturn)
     missing+=("coturn (turnserver)")
+fi
+if ! command -v docker-compose >/dev/null 2>&1; then
+    apt_packages+=(docker-compose)
+    missing+=("docker-compose (to check docker-compose.yml)")
 fi
 if ! command -v curl >/dev/null 2>&1; then
     apt_packages+=(curl ca-certificates)
@@ -137,6 +142,7 @@ nats_server_bin >/dev/null || die "nats-server still missing"
 postgres_initdb_bin >/dev/null || die "PostgreSQL's initdb still missing"
 command -v curl >/dev/null 2>&1 || die "curl still missing"
 command -v turnserver >/dev/null 2>&1 || die "coturn's turnserver still missing"
+command -v docker-compose >/dev/null 2>&1 || die "docker-compose still missing"
 schemathesis_bin >/dev/null || die "schemathesis 4.x still missing (is pip's script directory on PATH?)"
 python3 -c 'import aiosmtpd' >/dev/null 2>&1 || die "aiosmtpd still missing"
 command -v npm >/dev/null 2>&1 || die "npm still missing"

@@ -172,7 +172,13 @@ async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<(
             common.data_dir.display()
         )
     })?;
-    let _nats = carehub::natsd::ensure(&common.nats_url, &common.data_dir)?;
+    let nats = carehub::natsd::ensure(&common.nats_url, &common.data_dir)?;
+    if let Some(child) = &nats {
+        // The server started here knows only its generated passwords: connect with them.
+        for (k, v) in child.credentials.client_env() {
+            env.set(k, v);
+        }
+    }
     let key_file = carehub::admin::key_file(&env)?;
     if env.raw("CAREHUB_AUTH_KEY_FILE").is_none() && carehub_auth::keys::ensure_key_file(&key_file)?
     {

@@ -170,7 +170,7 @@ impl System {
         common: &CommonConfig,
         c: Component,
     ) -> anyhow::Result<()> {
-        let bus = Bus::connect(&common.bus_config(env, c.name()), CONNECT_DEADLINE)
+        let bus = Bus::connect(&common.bus_config(env, c.name())?, CONNECT_DEADLINE)
             .await
             .with_context(|| format!("connecting to NATS at {}", common.nats_url))?;
         let stop = self.shutdown.clone();

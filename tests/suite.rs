@@ -30,6 +30,8 @@ mod authz;
 mod backup;
 #[path = "suite/cli.rs"]
 mod cli;
+#[path = "suite/cluster.rs"]
+mod cluster;
 #[path = "suite/comms.rs"]
 mod comms;
 #[path = "suite/comms_gateway.rs"]
@@ -38,6 +40,10 @@ mod comms_gateway;
 mod comms_presence;
 #[path = "suite/comms_webrtc.rs"]
 mod comms_webrtc;
+#[path = "suite/compose.rs"]
+mod compose;
+#[path = "suite/deploy.rs"]
+mod deploy;
 #[path = "suite/doctors.rs"]
 mod doctors;
 #[path = "suite/edge.rs"]
@@ -48,6 +54,8 @@ mod faults;
 mod flows;
 #[path = "suite/metrics.rs"]
 mod metrics;
+#[path = "suite/nats_permissions.rs"]
+mod nats_permissions;
 #[path = "suite/notifications.rs"]
 mod notifications;
 #[path = "suite/ops.rs"]

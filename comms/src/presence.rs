@@ -47,18 +47,29 @@ impl Presence {
         ttl: Duration,
         replicas: usize,
     ) -> anyhow::Result<Self> {
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: subject::PRESENCE_STREAM.into(),
-                subjects: vec![format!("{}.*", subject::PRESENCE_PREFIX)],
-                description: Some("carehub hub presence: user id -> node".into()),
-                max_messages_per_subject: 1,
-                max_age: ttl,
-                storage: stream::StorageType::Memory,
-                num_replicas: replicas.max(1),
-                ..Default::default()
-            })
-            .await?;
+        let config = stream::Config {
+            name: subject::PRESENCE_STREAM.into(),
+            subjects: vec![format!("{}.*", subject::PRESENCE_PREFIX)],
+            description: Some("carehub hub presence: user id -> node".into()),
+            max_messages_per_subject: 1,
+            max_age: ttl,
+            storage: stream::StorageType::Memory,
+            num_replicas: replicas.max(1),
+            ..Default::default()
+        };
+        // Hub nodes starting together race to create it: the losers find it on a retry.
+        let mut attempt = 0u32;
+        let stream = loop {
+            match js.get_or_create_stream(config.clone()).await {
+                Ok(s) => break s,
+                Err(e) if attempt < 8 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, "presence stream not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(250) * attempt).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         Ok(Self {
             js: js.clone(),
             stream,

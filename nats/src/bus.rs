@@ -138,6 +138,11 @@ impl Bus {
                             tracing::warn!("nats disconnected");
                             let _ = tx.send(ConnectionEvent::Disconnected);
                         }
+                        // A permissions violation: the deployment's NATS permissions and
+                        // this build disagree about what the component may do.
+                        async_nats::Event::ServerError(e) => {
+                            tracing::error!(error = %e, "nats server refused an operation");
+                        }
                         other => tracing::debug!(event = %other, "nats event"),
                     }
                 }

@@ -46,6 +46,9 @@ pub const AUDIT: StreamSpec = StreamSpec {
 /// Every stream carehub uses.
 pub const ALL: [StreamSpec; 4] = [USERS, DOCTORS, APPOINTMENTS, AUDIT];
 
+/// How often creating a stream is retried before a service gives up starting.
+const CREATE_ATTEMPTS: u32 = 8;
+
 /// How long a duplicate `Nats-Msg-Id` is recognised.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
@@ -71,12 +74,25 @@ pub async fn ensure(
             max_age: Duration::from_secs(365 * 86_400),
             ..Default::default()
         };
-        js.get_or_create_stream(config)
-            .await
-            .map_err(|e| crate::BusError::Transport {
-                subject: format!("$JS.API.STREAM.CREATE.{}", spec.name),
-                message: e.to_string(),
-            })?;
+        // Services starting together race to create the same stream, and a cluster may still be
+        // electing leaders: a few retries let the first creator win and the rest find it.
+        let mut attempt = 0u32;
+        loop {
+            match js.get_or_create_stream(config.clone()).await {
+                Ok(_) => break,
+                Err(e) if attempt < CREATE_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(stream = spec.name, error = %e, "stream not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(250) * attempt).await;
+                }
+                Err(e) => {
+                    return Err(crate::BusError::Transport {
+                        subject: format!("$JS.API.STREAM.CREATE.{}", spec.name),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
     }
     Ok(())
 }

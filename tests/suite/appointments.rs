@@ -199,7 +199,7 @@ pub(crate) async fn doctors<'a>(clinic: &'a Clinic, n: usize) -> Vec<As<'a>> {
         "the admin service applied the doctors",
         DEADLINE,
         || async {
-            let js = async_nats::jetstream::new(clinic.nats_client().await);
+            let js = async_nats::jetstream::new(clinic.nats_client_as("ops").await);
             let stream = js.get_stream("CAREHUB_DOCTORS").await.ok()?;
             let mut c = stream
                 .get_consumer::<async_nats::jetstream::consumer::pull::Config>("admin-doctors")

@@ -1,4 +1,5 @@
-//! The `carehub` command itself: `up --demo` on a machine where no NATS server runs yet.
+//! The `carehub` command itself: `up --demo` on a machine where no NATS server runs yet (it
+//! starts one with carehub's NATS users and generated passwords).
 
 use crate::harness::client;
 use crate::support::{net::free_port, wait};
@@ -53,6 +54,20 @@ async fn up_demo_starts_its_own_nats_seeds_random_passwords_and_refuses_to_seed_
         async move { (http.get(url).send().await.ok()?.status() == 200).then_some(()) }
     })
     .await;
+    // Secure by default: the nats-server it started has carehub's users and generated
+    // passwords, so a client without credentials is turned away.
+    let anonymous = async_nats::connect(format!("nats://127.0.0.1:{nats_port}")).await;
+    if let Ok(nc) = anonymous {
+        assert!(
+            nc.flush().await.is_err(),
+            "an anonymous NATS client was served"
+        );
+    }
+    let conf = std::fs::read_to_string(dir.join("nats-conf/permissions.conf")).unwrap();
+    assert!(
+        conf.contains("$NATS_GATEWAY_PASSWORD"),
+        "no password is written out"
+    );
     let r = http
         .post(format!("{base}/api/auth/login"))
         .json(&json!({"email": admin.0, "password": admin.1, "refresh_token_in": "body"}))

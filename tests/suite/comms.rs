@@ -654,7 +654,8 @@ async fn a_call_is_signaled_between_its_participants_and_recorded_when_it_ends()
         ],
     )
     .await;
-    let nc = clinic.nats_client().await;
+    // Listens beside the admin service, as the admin user (the only one that may).
+    let nc = clinic.nats_client_as("admin").await;
     let mut records = nc.subscribe("carehub.admin.record_call").await.unwrap();
     nc.flush().await.unwrap();
     let p = pair(&clinic).await;

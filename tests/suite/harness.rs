@@ -66,7 +66,9 @@ impl Clinic {
         if std::env::var_os("RUST_LOG").is_some() {
             carehub_runtime::telemetry::init(false);
         }
-        let nats = NatsServer::start().await;
+        // carehub's NATS users and permissions are on for every test: each component connects
+        // as itself, so a missing permission fails the test that needs it.
+        let nats = NatsServer::start_secured().await;
         let dir =
             std::env::temp_dir().join(format!("carehub-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -87,6 +89,11 @@ impl Clinic {
             ("CAREHUB_COOKIE_SECURE".into(), "false".into()),
             ("CAREHUB_SHUTDOWN_GRACE".into(), "2".into()),
         ];
+        vars.extend(
+            nats.credentials()
+                .expect("a secured nats-server")
+                .client_env(),
+        );
         if backend == Backend::Postgres {
             vars.push((
                 "CAREHUB_DATABASE_URL".into(),
@@ -239,11 +246,10 @@ impl Clinic {
         format!("{}{path}", self.base)
     }
 
-    /// A raw NATS client for this clinic's server.
-    pub async fn nats_client(&self) -> async_nats::Client {
-        async_nats::connect(self.nats.url())
-            .await
-            .expect("nats connect")
+    /// A raw NATS client for this clinic's server, connected as carehub's NATS user `user`
+    /// (a component's name, or `ops`) with that user's permissions.
+    pub async fn nats_client_as(&self, user: &str) -> async_nats::Client {
+        self.nats.client_as(user).await
     }
 
     /// Creates an account directly in the auth database (as `carehub admin create-user` does).
@@ -308,7 +314,7 @@ impl Clinic {
     /// Sends `$SRV.<verb>.<service>` and gathers replies until `expect` arrived (or 3 s passed).
     pub async fn srv(&self, verb: &str, service: &str, expect: usize) -> Vec<Value> {
         use futures::StreamExt as _;
-        let nc = self.nats_client().await;
+        let nc = self.nats_client_as("ops").await;
         let inbox = nc.new_inbox();
         let mut sub = nc.subscribe(inbox.clone()).await.expect("sub");
         let subject = if service.is_empty() {
@@ -337,7 +343,7 @@ impl Clinic {
     pub async fn stream_messages(&self, stream: &str, filter: &str) -> Vec<Value> {
         use async_nats::jetstream::consumer::pull;
         use futures::StreamExt as _;
-        let js = async_nats::jetstream::new(self.nats_client().await);
+        let js = async_nats::jetstream::new(self.nats_client_as("ops").await);
         let Ok(s) = js.get_stream(stream).await else {
             return Vec::new();
         };
@@ -362,9 +368,10 @@ impl Clinic {
         out
     }
 
-    /// Subscribes to the password reset tokens published for the notification side.
+    /// Subscribes to the password reset tokens published for the notification side (as the
+    /// notify user: nobody else may read them).
     pub async fn reset_subscription(&self) -> (async_nats::Client, async_nats::Subscriber) {
-        let nc = self.nats_client().await;
+        let nc = self.nats_client_as("notify").await;
         let sub = nc
             .subscribe(carehub_nats::subject::events::PASSWORD_RESET)
             .await

@@ -241,13 +241,14 @@ async fn appointment_events_become_notifications_once_and_the_api_manages_them(b
     let doc = clinic.create_user(Role::Doctor, &unique_email("doc")).await;
     let doc_id = doc["id"].as_str().unwrap().to_owned();
 
-    let nc = clinic.nats_client().await;
+    // Live pushes are for the hub; appointment events come from the admin service.
+    let nc = clinic.nats_client_as("hub").await;
     let mut pushes = nc
         .subscribe(carehub_nats::notify::push_subject(&pat_id))
         .await
         .unwrap();
     nc.flush().await.unwrap();
-    let js = async_nats::jetstream::new(nc.clone());
+    let js = async_nats::jetstream::new(clinic.nats_client_as("admin").await);
     let confirmed = appointment_event(AppointmentEventKind::Confirmed, &pat_id, &doc_id, None);
     publish(&js, &confirmed, &confirmed.event_id).await;
     publish(&js, &confirmed, &confirmed.event_id).await; // deduplicated by the stream

@@ -360,7 +360,7 @@ async fn fake_care_relations(
     lapsed: String,
 ) -> tokio::task::JoinHandle<()> {
     use futures::StreamExt as _;
-    let nc = clinic.nats_client().await;
+    let nc = clinic.nats_client_as("admin").await;
     let mut sub = nc
         .subscribe(carehub_nats::appointment::subject::CARE_RELATION)
         .await

@@ -16,6 +16,7 @@ use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpStream;
 
 use super::net::free_port;
+pub use carehub::natsd::{NatsCredentials, conf};
 
 /// How long nats-server gets to accept connections after it was spawned.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -30,8 +31,25 @@ pub struct NatsServer {
     port: u16,
     dir: PathBuf,
     config: Option<PathBuf>,
+    /// The config enables JetStream and names the store itself (`-js -sd` would clash).
+    config_has_store: bool,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    credentials: Option<NatsCredentials>,
     server: Option<Child>,
     watchdog: Option<Child>,
+}
+
+/// How to start a server from one of carehub's own configuration files (`nats/conf`).
+pub struct Secured<'a> {
+    /// The main file's text, e.g. [`conf::SINGLE`] or one of [`conf::NODES`].
+    pub main: &'a str,
+    /// Passwords of carehub's users (the same for every node of a cluster).
+    pub credentials: NatsCredentials,
+    /// More environment for nats-server (e.g. `NATS_ROUTES` of a cluster node).
+    pub env: Vec<(String, String)>,
+    /// More command-line arguments (e.g. `--cluster nats://127.0.0.1:<port>`).
+    pub args: Vec<String>,
 }
 
 impl NatsServer {
@@ -59,6 +77,57 @@ impl NatsServer {
         Self::start_inner(Some(conf)).await
     }
 
+    /// Starts a server with carehub's NATS users and permissions (`nats/conf/permissions.conf`)
+    /// and freshly generated passwords (see [`credentials`](Self::credentials)).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub async fn start_secured() -> NatsServer {
+        Self::start_secured_with(Secured {
+            main: conf::SINGLE,
+            credentials: NatsCredentials::generate(),
+            env: Vec::new(),
+            args: Vec::new(),
+        })
+        .await
+    }
+
+    /// Starts a server from `setup`: its main file written beside `permissions.conf` with the
+    /// JetStream store moved into the server's directory, a free client port, a random
+    /// monitoring port, and the passwords in the environment.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub async fn start_secured_with(setup: Secured<'_>) -> NatsServer {
+        let dir = unique_temp_dir("carehub-nats");
+        let config =
+            carehub::natsd::write_config(&dir.join("conf"), setup.main, &dir.join("jetstream"))
+                .unwrap_or_else(|e| panic!("cannot write the NATS config: {e:#}"));
+        let mut env = setup.credentials.server_env();
+        env.extend(setup.env);
+        // A random monitoring port unless the caller chose one.
+        let mut args = if setup.args.iter().any(|a| a == "-m") {
+            Vec::new()
+        } else {
+            vec!["-m".to_owned(), "-1".to_owned()]
+        };
+        args.extend(setup.args);
+        Self::run(NatsServer {
+            port: 0,
+            dir,
+            config: Some(config),
+            config_has_store: true,
+            env,
+            args,
+            credentials: Some(setup.credentials),
+            server: None,
+            watchdog: None,
+        })
+        .await
+    }
+
     async fn start_inner(conf: Option<&str>) -> NatsServer {
         let dir = unique_temp_dir("carehub-nats");
         let config = conf.map(|text| {
@@ -67,13 +136,21 @@ impl NatsServer {
                 .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
             path
         });
-        let mut server = NatsServer {
+        Self::run(NatsServer {
             port: 0,
             dir,
             config,
+            config_has_store: false,
+            env: Vec::new(),
+            args: Vec::new(),
+            credentials: None,
             server: None,
             watchdog: None,
-        };
+        })
+        .await
+    }
+
+    async fn run(mut server: NatsServer) -> NatsServer {
         for attempt in 1..=START_ATTEMPTS {
             server.port = free_port();
             match server.spawn_and_wait().await {
@@ -89,6 +166,42 @@ impl NatsServer {
     /// The URL clients connect to, `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The passwords of carehub's users, when started with [`start_secured`](Self::start_secured).
+    pub fn credentials(&self) -> Option<&NatsCredentials> {
+        self.credentials.as_ref()
+    }
+
+    /// Connects as carehub's NATS user `user` (with its inbox prefix `_INBOX_<user>`), or
+    /// without credentials on a server started without users.
+    ///
+    /// # Panics
+    ///
+    /// When the connection fails or `user` is not one of carehub's users.
+    pub async fn client_as(&self, user: &str) -> async_nats::Client {
+        self.options_as(user)
+            .connect(self.url())
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {} as {user}: {e}", self.url()))
+    }
+
+    /// Connection options for carehub's NATS user `user` (see [`client_as`](Self::client_as)).
+    ///
+    /// # Panics
+    ///
+    /// When `user` is not one of carehub's users.
+    pub fn options_as(&self, user: &str) -> async_nats::ConnectOptions {
+        let opts = async_nats::ConnectOptions::new().custom_inbox_prefix(format!("_INBOX_{user}"));
+        match &self.credentials {
+            None => opts,
+            Some(c) => {
+                let password = c
+                    .password(user)
+                    .unwrap_or_else(|| panic!("{user} is not a carehub NATS user"));
+                opts.user_and_password(user.to_owned(), password.to_owned())
+            }
+        }
     }
 
     /// The port the server listens on; it stays the same across [`restart`](Self::restart).
@@ -167,16 +280,13 @@ impl NatsServer {
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
         }
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        if !self.config_has_store {
+            command.args(["-js", "-sd"]).arg(self.store_dir());
+        }
         command
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.store_dir())
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr);

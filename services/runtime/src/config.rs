@@ -183,21 +183,42 @@ impl CommonConfig {
 
     /// NATS settings for `component`: credentials from `CAREHUB_<COMPONENT>_NATS_USER` /
     /// `_NATS_PASSWORD` (falling back to `CAREHUB_NATS_USER` / `CAREHUB_NATS_PASSWORD`), inbox
-    /// prefix `_INBOX_<component>` so each component's replies can be kept private.
-    pub fn bus_config(&self, env: &Env, component: &str) -> BusConfig {
+    /// prefix `_INBOX_<component>` so each component's replies can be kept private (the NATS
+    /// permissions of `nats/conf/permissions.conf` rely on it).
+    ///
+    /// # Errors
+    /// When a user is configured without a password or a password without a user.
+    pub fn bus_config(&self, env: &Env, component: &str) -> Result<BusConfig, ConfigError> {
         let upper = component.to_ascii_uppercase();
         let pick = |suffix: &str| {
-            env.raw(&format!("CAREHUB_{upper}_{suffix}"))
-                .or_else(|| env.raw(&format!("CAREHUB_{suffix}")))
-                .map(str::to_owned)
+            let own = format!("CAREHUB_{upper}_{suffix}");
+            env.raw(&own)
+                .map(|v| (own.clone(), v))
+                .or_else(|| {
+                    let shared = format!("CAREHUB_{suffix}");
+                    env.raw(&shared).map(|v| (shared, v))
+                })
+                .map(|(var, v)| (var, v.to_owned()))
         };
-        BusConfig {
+        let (user, password) = match (pick("NATS_USER"), pick("NATS_PASSWORD")) {
+            (Some((_, u)), Some((_, p))) => (Some(u), Some(p)),
+            (None, None) => (None, None),
+            (Some((var, _)), None) | (None, Some((var, _))) => {
+                return Err(ConfigError {
+                    var,
+                    message: format!(
+                        "NATS credentials of {component} need both CAREHUB_{upper}_NATS_USER and CAREHUB_{upper}_NATS_PASSWORD (or the shared CAREHUB_NATS_USER and CAREHUB_NATS_PASSWORD)"
+                    ),
+                });
+            }
+        };
+        Ok(BusConfig {
             url: self.nats_url.clone(),
             name: format!("carehub-{component}"),
-            user: pick("NATS_USER"),
-            password: pick("NATS_PASSWORD"),
+            user,
+            password,
             inbox_prefix: Some(format!("_INBOX_{component}")),
-        }
+        })
     }
 }
 
@@ -237,6 +258,36 @@ mod tests {
             c.database_url_for(&env, "doctor").as_deref(),
             Some("postgres://shared")
         );
+    }
+
+    #[test]
+    fn each_component_gets_its_own_nats_user_and_inbox() {
+        let env = Env::from_pairs([
+            ("CAREHUB_NATS_USER", "shared"),
+            ("CAREHUB_NATS_PASSWORD", "shared-pw"),
+            ("CAREHUB_AUTH_NATS_USER", "auth"),
+            ("CAREHUB_AUTH_NATS_PASSWORD", "auth-pw"),
+        ]);
+        let c = CommonConfig::from_env(&env).unwrap();
+        let auth = c.bus_config(&env, "auth").unwrap();
+        assert_eq!(auth.user.as_deref(), Some("auth"));
+        assert_eq!(auth.password.as_deref(), Some("auth-pw"));
+        assert_eq!(auth.inbox_prefix.as_deref(), Some("_INBOX_auth"));
+        let hub = c.bus_config(&env, "hub").unwrap();
+        assert_eq!(hub.user.as_deref(), Some("shared"));
+        assert_eq!(hub.inbox_prefix.as_deref(), Some("_INBOX_hub"));
+        let none = Env::from_pairs([("CAREHUB_NATS_URL", "nats://x:1")]);
+        let plain = CommonConfig::from_env(&none).unwrap();
+        assert_eq!(plain.bus_config(&none, "admin").unwrap().user, None);
+    }
+
+    #[test]
+    fn a_nats_user_without_a_password_is_refused() {
+        let env = Env::from_pairs([("CAREHUB_PATIENT_NATS_USER", "patient")]);
+        let c = CommonConfig::from_env(&env).unwrap();
+        let err = c.bus_config(&env, "patient").unwrap_err();
+        assert_eq!(err.var, "CAREHUB_PATIENT_NATS_USER");
+        assert!(c.bus_config(&env, "auth").unwrap().user.is_none());
     }
 
     #[test]

@@ -1,0 +1,147 @@
+//! What CI can check of the deployment without a Docker engine: the NATS configs pass
+//! `nats-server -t`, docker-compose.yml passes `docker-compose config -q` (and refuses to run
+//! without its passwords), and every carehub service of the compose file, run with its exact
+//! command and environment as a local process, makes the gateway ready.
+
+use crate::deploy::{Deployment, compose_file};
+use crate::support::nats::NatsCredentials;
+use std::path::Path;
+use std::process::Command;
+
+fn nats_server() -> &'static str {
+    if Path::new("/usr/sbin/nats-server").is_file() {
+        "/usr/sbin/nats-server"
+    } else {
+        "nats-server"
+    }
+}
+
+#[test]
+fn every_nats_config_passes_nats_server_test_mode() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nats/conf");
+    let creds = NatsCredentials::generate();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("conf") {
+            continue;
+        }
+        let out = Command::new(nats_server())
+            .arg("-c")
+            .arg(&path)
+            .arg("-t")
+            .envs(creds.server_env())
+            .env("NATS_CLUSTER_PASSWORD", "pRoutes")
+            .env(
+                "NATS_ROUTES",
+                "[nats-route://route:pRoutes@nats-1:6222, nats-route://route:pRoutes@nats-2:6222]",
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 5,
+        "permissions, single and three node configs are checked"
+    );
+    // Without its passwords a config is refused: nothing falls back to an open server.
+    let out = Command::new(nats_server())
+        .arg("-c")
+        .arg(dir.join("single.conf"))
+        .arg("-t")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "single.conf passed without passwords"
+    );
+}
+
+#[test]
+fn docker_compose_config_is_valid_with_its_env_file_and_refused_without() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir =
+        std::env::temp_dir().join(format!("carehub-compose-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let env_file = dir.join("test.env");
+    let made = Command::new("bash")
+        .arg(root.join("scripts/compose-env.sh"))
+        .arg(&env_file)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    assert!(text.contains("NATS_GATEWAY_PASSWORD=p"), "{text}");
+    let check = |env_file: Option<&Path>| {
+        let mut cmd = Command::new("docker-compose");
+        cmd.current_dir(root)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        if let Some(f) = env_file {
+            cmd.arg("--env-file").arg(f);
+        } else {
+            // An empty env file: the repository's own .env (if any) must not count.
+            let empty = dir.join("empty.env");
+            std::fs::write(&empty, "").unwrap();
+            cmd.arg("--env-file").arg(empty);
+        }
+        cmd.arg("-f")
+            .arg(compose_file())
+            .args(["config", "-q"])
+            .output()
+            .expect("docker-compose (scripts/install-deps.sh installs it)")
+    };
+    let ok = check(Some(&env_file));
+    assert!(
+        ok.status.success(),
+        "docker-compose config -q: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refused = check(None);
+    assert!(!refused.status.success(), "compose ran without passwords");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("scripts/compose-env.sh"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let again = Command::new("bash")
+        .arg(root.join("scripts/compose-env.sh"))
+        .arg(&env_file)
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "an existing env file was overwritten"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_compose_service_runs_as_a_local_process_until_the_gateway_is_ready() {
+    let mut d = Deployment::start().await;
+    assert!(d.exited().is_empty(), "exited: {:?}", d.exited());
+    // Streams were created with three copies, as CAREHUB_STREAM_REPLICAS=3 asks.
+    let js = async_nats::jetstream::new(d.nats.client_as("ops").await);
+    let mut stream = js.get_stream("CAREHUB_APPOINTMENTS").await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.config.num_replicas, 3);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/auth/register", d.base))
+        .json(
+            &serde_json::json!({"email": crate::harness::unique_email("compose"),
+            "password": crate::harness::PASSWORD, "display_name": "Com Pose"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "auth answers through the gateway");
+}
