@@ -113,7 +113,7 @@ struct StatsEndpoint {
 /// When NATS cannot be reached, or no service instance answers.
 pub async fn status(env: &Env, args: &StatusArgs) -> anyhow::Result<()> {
     let common = CommonConfig::from_env(env)?;
-    let bus = Bus::connect(&common.bus_config(env, "ops"), Duration::from_secs(10))
+    let bus = Bus::connect(&common.bus_config(env, "ops")?, Duration::from_secs(10))
         .await
         .with_context(|| format!("connecting to NATS at {}", common.nats_url))?;
     let wait = Duration::from_secs_f64(args.wait.clamp(0.1, 60.0));

@@ -183,6 +183,7 @@ mod tests {
             ("/api/admin/groups", "post"),
             ("/api/admin/groups/{id}", "put"),
             ("/api/admin/audit", "get"),
+            ("/api/groups", "get"),
             ("/api/patients/me/profile", "get"),
             ("/api/patients/me/profile", "put"),
             ("/api/patients/me/record", "get"),

@@ -252,6 +252,11 @@ impl Clinic {
         self.nats.client_as(user).await
     }
 
+    /// A raw NATS client with every right (a test-only user), for breaking things on purpose.
+    pub async fn harness_nats_client(&self) -> async_nats::Client {
+        self.nats.harness_client().await
+    }
+
     /// Creates an account directly in the auth database (as `carehub admin create-user` does).
     pub async fn create_user(&self, role: carehub_nats::Role, email: &str) -> Value {
         let env = self.env(&[]);

@@ -318,7 +318,7 @@ async fn carehub_up_exposes_every_components_metrics_on_a_listener_of_their_own(
     .await;
 
     // A backlog: with the users stream gone, a registration's event cannot be published.
-    let js = async_nats::jetstream::new(clinic.nats_client().await);
+    let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
     js.delete_stream("CAREHUB_USERS")
         .await
         .expect("delete stream");

@@ -50,7 +50,7 @@ fn requests_of(stats: &Value, endpoint: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_nats_commands_show_services_streams_consumers_and_replay_events() {
     let clinic = Clinic::start(Backend::Sqlite).await;
-    let nc = clinic.nats_client().await;
+    let nc = clinic.nats_client_as("ops").await;
 
     // nats micro ping / ls / info: every service answers, each with its endpoints.
     let pings = clinic.srv("PING", "", SERVICES.len()).await;
@@ -141,7 +141,7 @@ async fn the_documented_nats_commands_show_services_streams_consumers_and_replay
         Duration::from_secs(20),
         || async {
             let i = js_api(
-                &clinic.nats_client().await,
+                &clinic.nats_client_as("ops").await,
                 "$JS.API.STREAM.INFO.CAREHUB_APPOINTMENTS".into(),
                 json!({}),
             )

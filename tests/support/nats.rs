@@ -36,6 +36,8 @@ pub struct NatsServer {
     env: Vec<(String, String)>,
     args: Vec<String>,
     credentials: Option<NatsCredentials>,
+    /// The password of the test-only `harness` user (see [`NatsServer::harness_client`]).
+    harness_password: Option<String>,
     server: Option<Child>,
     watchdog: Option<Child>,
 }
@@ -105,7 +107,20 @@ impl NatsServer {
         let config =
             carehub::natsd::write_config(&dir.join("conf"), setup.main, &dir.join("jetstream"))
                 .unwrap_or_else(|e| panic!("cannot write the NATS config: {e:#}"));
+        // A test-only user with every right, so a test can break things on purpose (delete a
+        // stream); carehub's own users and rules stay exactly as shipped.
+        let permissions = dir.join("conf").join("permissions.conf");
+        let shipped = std::fs::read_to_string(&permissions).expect("read permissions.conf");
+        let with_harness = shipped.replacen(
+            "users: [",
+            "users: [\n    { user: harness, password: $NATS_HARNESS_PASSWORD }",
+            1,
+        );
+        assert_ne!(shipped, with_harness, "permissions.conf has a users list");
+        std::fs::write(&permissions, with_harness).expect("write permissions.conf");
+        let harness_password = carehub::natsd::random_nats_password();
         let mut env = setup.credentials.server_env();
+        env.push(("NATS_HARNESS_PASSWORD".into(), harness_password.clone()));
         env.extend(setup.env);
         // A random monitoring port unless the caller chose one.
         let mut args = if setup.args.iter().any(|a| a == "-m") {
@@ -122,6 +137,7 @@ impl NatsServer {
             env,
             args,
             credentials: Some(setup.credentials),
+            harness_password: Some(harness_password),
             server: None,
             watchdog: None,
         })
@@ -144,6 +160,7 @@ impl NatsServer {
             env: Vec::new(),
             args: Vec::new(),
             credentials: None,
+            harness_password: None,
             server: None,
             watchdog: None,
         })
@@ -202,6 +219,23 @@ impl NatsServer {
                 opts.user_and_password(user.to_owned(), password.to_owned())
             }
         }
+    }
+
+    /// Connects as the test-only `harness` user, which may do anything (on a server without
+    /// users, without credentials). Only for breaking things on purpose.
+    ///
+    /// # Panics
+    ///
+    /// When the connection fails.
+    pub async fn harness_client(&self) -> async_nats::Client {
+        let opts = match &self.harness_password {
+            Some(p) => async_nats::ConnectOptions::new()
+                .user_and_password("harness".into(), p.clone()),
+            None => async_nats::ConnectOptions::new(),
+        };
+        opts.connect(self.url())
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {} as harness: {e}", self.url()))
     }
 
     /// The port the server listens on; it stays the same across [`restart`](Self::restart).
