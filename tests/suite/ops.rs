@@ -263,6 +263,11 @@ async fn ops_status(clinic: &Clinic, args: &[&str]) -> String {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CAREHUB_NATS_URL", clinic.nats.url());
+    // As an operator would: with the `ops` user's credentials only.
+    if let Some(c) = clinic.nats.credentials() {
+        cmd.env("CAREHUB_NATS_USER", "ops")
+            .env("CAREHUB_NATS_PASSWORD", c.password("ops").unwrap());
+    }
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
