@@ -339,11 +339,13 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream) {
             _ => None,
         };
         let result = match frame {
-            ClientFrame::Auth { token } => reauth(hub, conn, &token).await.map(|exp| {
+            ClientFrame::Auth { token } => Box::pin(reauth(hub, conn, &token)).await.map(|exp| {
                 expires = expiry_instant(exp);
                 warned = false;
             }),
-            other => ops::handle(hub, &mut session, other).await,
+            // Boxed: the handlers' futures are large, and inline they would be part of every
+            // idle socket's task for its whole life.
+            other => Box::pin(ops::handle(hub, &mut session, other)).await,
         };
         if let Err(e) = result {
             send_error(conn, e, Some(kind), client_id);
