@@ -144,6 +144,8 @@ pub struct Figures {
     pub paths: Vec<PathCost>,
     pub call_rounds_ms: Vec<f64>,
     pub call_setup_median_ms: f64,
+    /// Invite until the caller got `call_accept`: the hub's signaling alone.
+    pub call_accept_median_ms: f64,
     pub targets: Vec<Target>,
 }
 
@@ -212,6 +214,12 @@ fn open_files_limit(pid: u32) -> String {
 async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
     tokio::time::sleep(SETTLE).await;
     rss(pid)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
@@ -479,8 +487,9 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
     // 4. Call setup.
     step(&format!("call setup, {} rounds", args.call_rounds));
     let mut call_rounds_ms = Vec::new();
+    let mut accepted_ms = Vec::new();
     for _ in 0..args.call_rounds {
-        let took = call::round(
+        let (took, accepted) = call::round(
             sys.hub_a,
             &sys.doctor.token,
             &sys.chatters[0].token,
@@ -488,10 +497,10 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
         )
         .await?;
         call_rounds_ms.push(took.as_secs_f64() * 1000.0);
+        accepted_ms.push(accepted.as_secs_f64() * 1000.0);
     }
-    let mut sorted = call_rounds_ms.clone();
-    sorted.sort_by(f64::total_cmp);
-    let call_setup_median_ms = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    let call_setup_median_ms = median(&call_rounds_ms);
+    let call_accept_median_ms = median(&accepted_ms);
     machine.finished();
     drop(sys);
 
@@ -512,6 +521,7 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
         paths,
         call_rounds_ms,
         call_setup_median_ms,
+        call_accept_median_ms,
         targets: Vec::new(),
     };
     f.judge();
@@ -663,6 +673,11 @@ impl Figures {
             self.call_setup_median_ms,
             rounds.len(),
             rounds.join(", ")
+        );
+        let _ = writeln!(
+            s,
+            "  of which invite -> call_accept back at the caller (hub signaling only): median {:.2} ms",
+            self.call_accept_median_ms
         );
         let _ = writeln!(s, "\ntargets:");
         for t in &self.targets {

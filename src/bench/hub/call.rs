@@ -147,7 +147,7 @@ async fn signal(
 }
 
 /// One call from invite to both peers connected; the doctor hangs up afterwards. Returns the
-/// setup time.
+/// setup time, and the part of it until the caller got `call_accept` (hub signaling alone).
 ///
 /// # Errors
 /// When a frame is refused, a peer fails or the peers do not connect in time.
@@ -156,7 +156,7 @@ pub async fn round(
     doctor_token: &str,
     patient_token: &str,
     room: &str,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, Duration)> {
     let mut doctor = ws::signed_in(hub, None, doctor_token).await?;
     let mut patient = ws::signed_in(hub, None, patient_token).await?;
     let started = Instant::now();
@@ -173,6 +173,7 @@ pub async fn round(
     )
     .await?;
     ws::expect(&mut doctor, "call_accept").await?;
+    let accepted = started.elapsed();
     let mut caller = peer(ice_servers(&joined)?).await?;
     let mut callee = peer(ice_servers(&ring)?).await?;
     // An offer needs a media section: a data channel gives it one.
@@ -217,5 +218,5 @@ pub async fn round(
     )
     .await?;
     ws::expect(&mut patient, "call_hangup").await?;
-    Ok(took)
+    Ok((took, accepted))
 }
