@@ -692,3 +692,21 @@ impl Figures {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_a_resident_size_and_an_open_files_limit() {
+        assert!(rss(std::process::id()).unwrap() > 0);
+        assert!(open_files_limit(std::process::id()).parse::<u64>().unwrap() > 0);
+    }
+
+    #[test]
+    fn the_median_of_an_odd_and_an_even_count() {
+        assert!((median(&[5.0, 1.0, 3.0]) - 3.0).abs() < f64::EPSILON);
+        assert!((median(&[4.0, 1.0]) - 4.0).abs() < f64::EPSILON);
+        assert!(median(&[]).abs() < f64::EPSILON);
+    }
+}

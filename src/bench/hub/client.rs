@@ -270,3 +270,20 @@ impl LoadClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_take_source_addresses_from_127_0_0_2_in_blocks() {
+        assert_eq!(source(0, 1000).unwrap(), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source(999, 1000).unwrap(), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source(19_499, 1000).unwrap(), Ipv4Addr::new(127, 0, 0, 21));
+        assert_eq!(source(252, 1).unwrap(), Ipv4Addr::new(127, 0, 0, 254));
+        assert!(
+            source(253, 1).is_err(),
+            "127.0.0.255 is the broadcast address"
+        );
+    }
+}
