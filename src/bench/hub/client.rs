@@ -3,7 +3,8 @@
 //! and up, then counts which of them receive a chat message.
 //!
 //! It talks with the bench over its standard streams, one JSON object a line: the bench sends a
-//! [`Plan`] (tokens go this way, never in the command line), the client answers [`Opened`];
+//! [`Plan`] (tokens go this way, never in the command line), the client answers [`Opened`]
+//! (answers start with `hub-client: `, since its log shares standard output);
 //! then each `await <sockets> <seconds>` line is answered with [`Reached`] once that many
 //! sockets got a `chat_message` (or the seconds ran out). End of input ends the client.
 
@@ -21,6 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio_tungstenite::tungstenite::Message;
+
+/// Starts each answer line on the client's standard output, which it shares with its log.
+const ANSWER: &str = "hub-client: ";
 
 /// How long opening every socket may take before the bench gives up.
 const OPEN_DEADLINE: Duration = Duration::from_secs(600);
@@ -159,7 +163,8 @@ pub async fn run() -> anyhow::Result<()> {
 }
 
 async fn say(answer: &impl Serialize) -> anyhow::Result<()> {
-    let mut line = serde_json::to_vec(answer)?;
+    let mut line = ANSWER.as_bytes().to_vec();
+    line.extend(serde_json::to_vec(answer)?);
     line.push(b'\n');
     let mut out = tokio::io::stdout();
     out.write_all(&line).await?;
@@ -239,11 +244,18 @@ impl LoadClient {
         &mut self,
         within: Duration,
     ) -> anyhow::Result<T> {
-        let line = tokio::time::timeout(within, self.stdout.next_line())
-            .await
-            .context("the load client answered nothing in time")??
-            .context("the load client exited")?;
-        serde_json::from_str(&line).with_context(|| format!("the load client said {line}"))
+        // Log lines the client printed before its answer are skipped.
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.stdout.next_line())
+                .await
+                .context("the load client answered nothing in time")??
+                .context("the load client exited")?;
+            if let Some(json) = line.strip_prefix(ANSWER) {
+                return serde_json::from_str(json)
+                    .with_context(|| format!("the load client said {line}"));
+            }
+        }
     }
 
     /// Waits until `sockets` sockets received a chat message, at most `secs` seconds.
