@@ -5,11 +5,13 @@
 //! Map: [`cluster`] starts and stops the children, [`load`] is the load generator every
 //! scenario shares, [`cpu`] reads process CPU times, [`scenarios`] holds one function per
 //! measurement, [`report`] the figures, targets and table. [`booking`] is the appointment
-//! booking benchmark (`carehub bench booking`), with its own system under test.
+//! booking benchmark (`carehub bench booking`), with its own system under test; [`hub`] the
+//! comms hub benchmark (`carehub bench hub`), which reuses it.
 
 pub mod booking;
 mod cluster;
 mod cpu;
+pub mod hub;
 mod load;
 mod report;
 mod scenarios;
@@ -62,6 +64,12 @@ pub enum Scenario {
     /// Patients racing to book one auto-accept doctor's free slots, and request-to-offer
     /// latency, on SQLite and PostgreSQL.
     Booking(booking::BookingArgs),
+    /// The comms hub: many sockets on one node and their memory, a broadcast to all of them,
+    /// chat latency on one node and across two, the gateway's `/ws` cost, call setup time.
+    Hub(hub::HubArgs),
+    /// The load client process of `carehub bench hub` (reads its plan on stdin).
+    #[command(hide = true)]
+    HubClient,
 }
 
 /// Runs every scenario against a freshly started system and prints the report.
@@ -70,8 +78,11 @@ pub enum Scenario {
 /// When the system cannot be started, a scenario fails outright, the JSON file cannot be
 /// written, on Ctrl-C, or (with `--strict`) when a target is missed.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(Scenario::Booking(booking)) = args.scenario {
-        return booking::run(booking).await;
+    match args.scenario {
+        Some(Scenario::Booking(booking)) => return booking::run(booking).await,
+        Some(Scenario::Hub(hub)) => return hub::run(hub).await,
+        Some(Scenario::HubClient) => return hub::client::run().await,
+        None => {}
     }
     let secs = |v: f64, name: &str| {
         Duration::try_from_secs_f64(v)

@@ -104,8 +104,14 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result<()> {
     match command {
-        Command::Up { demo } => up(env, &common, demo).await,
-        Command::Serve { component } => serve(&env, &common, &[component]).await,
+        Command::Up { demo } => {
+            carehub::system::raise_open_files_limit();
+            up(env, &common, demo).await
+        }
+        Command::Serve { component } => {
+            carehub::system::raise_open_files_limit();
+            serve(&env, &common, &[component]).await
+        }
         Command::Migrate => carehub::admin::migrate(&env).await,
         Command::Admin {
             command:

@@ -263,3 +263,21 @@ impl System {
         self.wait().await;
     }
 }
+
+/// Raises this process's soft limit on open files to its hard limit (a hub node or gateway
+/// holds one descriptor per socket, two per forwarded one) and returns the soft limit now in
+/// force; 0 when it cannot be read.
+pub fn raise_open_files_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    if soft < hard {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            tracing::warn!(error = %e, soft, hard, "cannot raise the open-files limit");
+            return soft;
+        }
+        return hard;
+    }
+    soft
+}

@@ -394,11 +394,15 @@ async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, request_id:
             _ => None,
         };
         let result = match frame {
-            ClientFrame::Auth { token } => reauth(hub, conn, &token, request_id).await.map(|exp| {
-                expires = expiry_instant(exp);
-                warned = false;
-            }),
-            other => ops::handle(hub, &mut session, other).await,
+            ClientFrame::Auth { token } => Box::pin(reauth(hub, conn, &token, request_id))
+                .await
+                .map(|exp| {
+                    expires = expiry_instant(exp);
+                    warned = false;
+                }),
+            // Boxed: the handlers' futures are large, and inline they would be part of every
+            // idle socket's task for its whole life.
+            other => Box::pin(ops::handle(hub, &mut session, other)).await,
         };
         if let Err(e) = result {
             send_error(conn, e, Some(kind), client_id);

@@ -264,7 +264,11 @@ async fn chat_send(
     let mut attempt = 0;
     let appended = loop {
         attempt += 1;
-        match store::append(hub.db(), room, s.me(), client_id, body, now_ms()).await {
+        let stored = {
+            let _turn = hub.chat_append_lock().await;
+            store::append(hub.db(), room, s.me(), client_id, body, now_ms()).await
+        };
+        match stored {
             Ok(x) => break x,
             Err(e) if e.is_conflict() && attempt < APPEND_ATTEMPTS => {
                 tokio::time::sleep(Duration::from_millis(2 * attempt as u64)).await;

@@ -101,6 +101,13 @@ impl Gateway {
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
+        // Small writes go out at once: without TCP_NODELAY, a `/ws` frame written right after
+        // another waits for the client's delayed ACK (tens of milliseconds).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let server =
             axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut running = tokio::spawn(async move { server.await });

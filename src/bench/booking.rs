@@ -6,7 +6,7 @@
 //! PostgreSQL for the PostgreSQL run; this file drives the scenario and prints the figures.
 
 mod postgres;
-mod system;
+pub(super) mod system;
 
 use super::report::Machine;
 use anyhow::Context as _;
@@ -252,16 +252,16 @@ pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
 
 /// One signed-in account.
 #[derive(Debug, Clone)]
-struct Signed {
-    token: String,
-    id: String,
+pub(super) struct Signed {
+    pub(super) token: String,
+    pub(super) id: String,
 }
 
-fn patient_email(i: usize) -> String {
+pub(super) fn patient_email(i: usize) -> String {
     format!("patient-{i}@bench.example.org")
 }
 
-fn doctor_email(i: usize) -> String {
+pub(super) fn doctor_email(i: usize) -> String {
     format!("doctor-{i}@bench.example.org")
 }
 
@@ -352,22 +352,22 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
     })
 }
 
-fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+pub(super) fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-fn histogram() -> anyhow::Result<Histogram<u64>> {
+pub(super) fn histogram() -> anyhow::Result<Histogram<u64>> {
     // 1 µs .. 120 s at 3 significant digits.
     Histogram::new_with_bounds(1, 120_000_000, 3).context("histogram bounds")
 }
 
-fn micros(d: Duration) -> u64 {
+pub(super) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Writes the patients and two doctors straight into the auth database (as `carehub admin
 /// create-user` does); auth publishes them when it starts.
-async fn create_accounts(carehub: &Carehub, patients: usize) -> anyhow::Result<()> {
+pub(super) async fn create_accounts(carehub: &Carehub, patients: usize) -> anyhow::Result<()> {
     let db = Arc::new(carehub.db("auth").await?);
     // `create_user` migrates too; doing it once first keeps the concurrent calls from racing
     // to create the same tables.
@@ -391,7 +391,11 @@ async fn create_accounts(carehub: &Carehub, patients: usize) -> anyhow::Result<(
     Ok(())
 }
 
-async fn sign_in(http: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<Signed> {
+pub(super) async fn sign_in(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+) -> anyhow::Result<Signed> {
     let r = http
         .post(format!("{base}/api/auth/login"))
         .json(&json!({"email": email, "password": PASSWORD, "refresh_token_in": "body"}))
@@ -436,7 +440,7 @@ async fn sign_in_patients(
 }
 
 /// Gives `doctor` every day 00:00–23:30 UTC in 30-minute slots; returns the new version.
-async fn set_availability(
+pub(super) async fn set_availability(
     http: &reqwest::Client,
     base: &str,
     doctor: &Signed,
@@ -487,7 +491,10 @@ async fn set_availability(
 
 /// Waits until the doctors' availability events (at `versions`) are in `CAREHUB_DOCTORS` and
 /// the admin service's durable consumer has acknowledged everything in it.
-async fn wait_doctors_applied(nats_url: &str, versions: &[(String, i64)]) -> anyhow::Result<()> {
+pub(super) async fn wait_doctors_applied(
+    nats_url: &str,
+    versions: &[(String, i64)],
+) -> anyhow::Result<()> {
     use async_nats::jetstream::consumer::pull;
     let nc = async_nats::connect(nats_url).await?;
     let js = async_nats::jetstream::new(nc);
@@ -535,7 +542,7 @@ async fn wait_doctors_applied(nats_url: &str, versions: &[(String, i64)]) -> any
 }
 
 /// The first `n` free slot starts of `doctor` from tomorrow 00:00 UTC.
-async fn free_slots(
+pub(super) async fn free_slots(
     http: &reqwest::Client,
     base: &str,
     asker: &Signed,
@@ -758,12 +765,12 @@ async fn offer_latency(
 }
 
 /// Midnight UTC today, in Unix milliseconds.
-fn today_ms() -> i64 {
+pub(super) fn today_ms() -> i64 {
     carehub_runtime::db::now_ms() / DAY_MS * DAY_MS
 }
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(ms: i64) -> String {
+pub(super) fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -70,7 +70,7 @@ impl CpuSample {
 }
 
 /// utime + stime of `/proc/<pid>/stat`, in ticks.
-fn ticks(pid: &str) -> anyhow::Result<u64> {
+pub(super) fn ticks(pid: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     parse_stat(&stat).with_context(|| format!("unexpected format of {path}"))

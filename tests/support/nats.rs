@@ -229,8 +229,9 @@ impl NatsServer {
     /// When the connection fails.
     pub async fn harness_client(&self) -> async_nats::Client {
         let opts = match &self.harness_password {
-            Some(p) => async_nats::ConnectOptions::new()
-                .user_and_password("harness".into(), p.clone()),
+            Some(p) => {
+                async_nats::ConnectOptions::new().user_and_password("harness".into(), p.clone())
+            }
             None => async_nats::ConnectOptions::new(),
         };
         opts.connect(self.url())

@@ -141,7 +141,7 @@ impl Carehub {
     /// When a child exits early or the gateway is not ready in time.
     pub async fn start_services(&mut self, http: &reqwest::Client) -> anyhow::Result<()> {
         for c in ["auth", "doctor", "patient", "notify", "admin", "gateway"] {
-            self.spawn_carehub(c)?;
+            self.spawn_carehub(c, c, &[])?;
         }
         let deadline = Instant::now() + READY_DEADLINE;
         let url = format!("{}/readyz", self.base);
@@ -172,8 +172,35 @@ impl Carehub {
         self.spawn("nats-server", cmd)
     }
 
-    /// `carehub serve <component>` with this run's variables only (plus `PATH`, `RUST_LOG`).
-    fn spawn_carehub(&mut self, component: &str) -> anyhow::Result<()> {
+    /// Adds a variable every child started from now on gets.
+    pub fn set_var(&mut self, var: &str, value: impl Into<String>) {
+        self.vars.push((var.to_owned(), value.into()));
+    }
+
+    /// The process id of the child called `name`.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, c, _)| c.id())
+    }
+
+    /// The directory every child keeps its data and log in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// `carehub serve <component>` as the child `name`, with this run's variables only (plus
+    /// `PATH`, `RUST_LOG`) and `extra`.
+    ///
+    /// # Errors
+    /// When the executable or its log file cannot be had.
+    pub fn spawn_carehub(
+        &mut self,
+        name: &str,
+        component: &str,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("locating the carehub executable")?;
         let mut cmd = Command::new(exe);
         cmd.arg("serve").arg(component).env_clear();
@@ -183,7 +210,8 @@ impl Carehub {
             }
         }
         cmd.envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        self.spawn(component, cmd)
+        cmd.envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        self.spawn(name, cmd)
     }
 
     fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
@@ -201,7 +229,7 @@ impl Carehub {
     }
 
     /// Fails with the child's log when one has exited.
-    fn check_children(&mut self) -> anyhow::Result<()> {
+    pub fn check_children(&mut self) -> anyhow::Result<()> {
         for (name, child, log) in &mut self.children {
             if let Some(status) = child.try_wait()? {
                 anyhow::bail!(
@@ -213,7 +241,11 @@ impl Carehub {
         Ok(())
     }
 
-    async fn wait_for_port(&mut self, port: u16) -> anyhow::Result<()> {
+    /// Waits until something accepts connections on `127.0.0.1:port`.
+    ///
+    /// # Errors
+    /// When a child exits early or nothing listens in time.
+    pub async fn wait_for_port(&mut self, port: u16) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_DEADLINE;
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -222,7 +254,7 @@ impl Carehub {
             self.check_children()?;
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "nats-server did not listen on port {port} within {READY_DEADLINE:?}"
+                "nothing listened on port {port} within {READY_DEADLINE:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
