@@ -19,9 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tower::ServiceExt;
 
+/// A nats-server with carehub's NATS users and permissions (`nats/conf/permissions.conf`) and
+/// fresh passwords, so the gateway is tested with exactly the rights it has when deployed.
 struct Nats {
     child: Child,
     url: String,
+    dir: std::path::PathBuf,
+    password: String,
 }
 
 impl Nats {
@@ -31,8 +35,36 @@ impl Nats {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("/usr/sbin/nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        let dir = std::env::temp_dir().join(format!(
+            "carehub-gateway-nats-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        // nats-server includes files relative to the including one.
+        std::fs::write(
+            dir.join("permissions.conf"),
+            include_str!("../../nats/conf/permissions.conf"),
+        )
+        .unwrap();
+        let conf = dir.join("nats.conf");
+        std::fs::write(
+            &conf,
+            format!("listen: 127.0.0.1:{port}\ninclude permissions.conf\n"),
+        )
+        .unwrap();
+        // One password for every user is enough here: what is tested is each user's rights.
+        let password = format!("p{}", uuid::Uuid::new_v4().simple());
+        let mut cmd = Command::new("/usr/sbin/nats-server");
+        cmd.arg("-c").arg(&conf);
+        for user in [
+            "auth", "doctor", "patient", "notify", "admin", "hub", "gateway", "ops",
+        ] {
+            cmd.env(
+                format!("NATS_{}_PASSWORD", user.to_ascii_uppercase()),
+                &password,
+            );
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -40,13 +72,18 @@ impl Nats {
         Self {
             child,
             url: format!("nats://127.0.0.1:{port}"),
+            dir,
+            password,
         }
     }
 
-    async fn bus(&self, name: &str) -> Bus {
-        Bus::connect(&BusConfig::new(&self.url, name), Duration::from_secs(10))
-            .await
-            .unwrap()
+    /// A connection as carehub's NATS user `user`, with its inbox prefix.
+    async fn bus(&self, user: &str) -> Bus {
+        let mut cfg = BusConfig::new(&self.url, format!("{user}-test"));
+        cfg.user = Some(user.to_owned());
+        cfg.password = Some(self.password.clone());
+        cfg.inbox_prefix = Some(format!("_INBOX_{user}"));
+        Bus::connect(&cfg, Duration::from_secs(10)).await.unwrap()
     }
 }
 
@@ -54,6 +91,7 @@ impl Drop for Nats {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -138,13 +176,14 @@ async fn fake_auth(bus: &Bus) -> (MicroService, Arc<AtomicUsize>) {
 struct Harness {
     nats: Nats,
     gateway: Gateway,
+    /// Connected as `auth`: the stand-in auth service serves and publishes on it.
     bus: Bus,
 }
 
 async fn harness(cfg: GatewayConfig) -> Harness {
     let nats = Nats::start();
-    let bus = nats.bus("gateway-test").await;
-    let gateway = Gateway::new(cfg, bus.clone()).await.unwrap();
+    let gateway = Gateway::new(cfg, nats.bus("gateway").await).await.unwrap();
+    let bus = nats.bus("auth").await;
     Harness { nats, gateway, bus }
 }
 
@@ -524,7 +563,7 @@ async fn serve_stops_when_shutdown_is_cancelled() {
 #[tokio::test]
 async fn revocations_drop_exactly_the_matching_cache_entries() {
     let nats = Nats::start();
-    let tokens = crate::tokens::Tokens::new(nats.bus("cache-test").await, Duration::from_secs(30));
+    let tokens = crate::tokens::Tokens::new(nats.bus("gateway").await, Duration::from_secs(30));
     let p = |user: &str, jti: &str, session: &str| Principal {
         user_id: user.into(),
         role: Role::Patient,
@@ -572,7 +611,7 @@ async fn revocations_drop_exactly_the_matching_cache_entries() {
 #[tokio::test]
 async fn an_expired_principal_is_never_served_from_the_cache() {
     let nats = Nats::start();
-    let tokens = crate::tokens::Tokens::new(nats.bus("cache-test").await, Duration::from_secs(30));
+    let tokens = crate::tokens::Tokens::new(nats.bus("gateway").await, Duration::from_secs(30));
     let mut p = principal("patient").unwrap();
     p.expires_at = 1;
     tokens.insert_for_test("old", p).await;

@@ -280,30 +280,13 @@ async fn a_status_change_reaches_the_account_cache_of_every_auth_instance(b: Bac
     })
     .await;
     // Both instances now answer with the new status: none serves the stale entry.
-    let before = me_counts(&clinic).await;
+    let before = clinic.endpoint_requests("auth", "me", 2).await;
     for _ in 0..40 {
         assert_eq!(me_status().await, "active");
     }
-    let after = me_counts(&clinic).await;
+    let after = clinic.endpoint_requests("auth", "me", 2).await;
     assert!(
         before.iter().zip(&after).all(|(b, a)| a > b),
         "both instances answered some of the 40 calls: {before:?} -> {after:?}"
     );
-}
-
-/// `me` requests each auth instance has answered, in a stable (instance id) order.
-async fn me_counts(clinic: &Clinic) -> Vec<u64> {
-    let mut stats = clinic.srv("STATS", "auth", 2).await;
-    stats.sort_by_key(|s| s["id"].as_str().unwrap_or_default().to_owned());
-    stats
-        .iter()
-        .map(|s| {
-            s["endpoints"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["name"] == "me")
-                .map_or(0, |e| e["num_requests"].as_u64().unwrap_or(0))
-        })
-        .collect()
 }

@@ -344,6 +344,29 @@ impl Clinic {
         out
     }
 
+    /// How many requests `endpoint` of each of `instances` instances of `service` has answered
+    /// (`$SRV.STATS`), in a stable order (by instance id).
+    pub async fn endpoint_requests(
+        &self,
+        service: &str,
+        endpoint: &str,
+        instances: usize,
+    ) -> Vec<u64> {
+        let mut stats = self.srv("STATS", service, instances).await;
+        stats.sort_by_key(|s| s["id"].as_str().unwrap_or_default().to_owned());
+        stats
+            .iter()
+            .map(|s| {
+                s["endpoints"]
+                    .as_array()
+                    .expect("endpoints")
+                    .iter()
+                    .find(|e| e["name"] == endpoint)
+                    .map_or(0, |e| e["num_requests"].as_u64().unwrap_or(0))
+            })
+            .collect()
+    }
+
     /// Every message currently in `stream` on subjects matching `filter`, decoded as JSON.
     pub async fn stream_messages(&self, stream: &str, filter: &str) -> Vec<Value> {
         use async_nats::jetstream::consumer::pull;

@@ -77,11 +77,15 @@ async fn two_auth_instances_share_the_verify_load(b: Backend) {
     clinic.start_more(&[], &[Component::Auth]).await;
     let s = clinic.patient(&unique_email("share")).await;
     let t = token(&s);
-    let before: u64 = verify_counts(&clinic).await.iter().sum();
+    let before: u64 = clinic
+        .endpoint_requests("auth", "verify", 2)
+        .await
+        .iter()
+        .sum();
     for _ in 0..200 {
         assert_eq!(clinic.me_at(&clinic.base, &t).await.status(), 200);
     }
-    let counts = verify_counts(&clinic).await;
+    let counts = clinic.endpoint_requests("auth", "verify", 2).await;
     assert_eq!(counts.len(), 2, "both instances answer $SRV.STATS");
     let total: u64 = counts.iter().sum::<u64>() - before;
     assert!(total >= 200, "every call verified (cache off): {counts:?}");
@@ -91,22 +95,4 @@ async fn two_auth_instances_share_the_verify_load(b: Backend) {
             "each instance handled at least 20% of 200 verify calls: {counts:?}"
         );
     }
-}
-
-async fn verify_counts(clinic: &Clinic) -> Vec<u64> {
-    clinic
-        .srv("STATS", "auth", 2)
-        .await
-        .iter()
-        .map(|s| {
-            s["endpoints"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["name"] == "verify")
-                .unwrap()["num_requests"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect()
 }

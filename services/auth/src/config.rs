@@ -14,7 +14,9 @@ pub struct AuthConfig {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub reset_ttl: Duration,
-    /// Concurrent argon2 computations; more wait their turn.
+    /// Concurrent argon2 computations; more wait their turn. The default leaves one CPU to
+    /// everything else, so a flood of logins (or of password guesses) cannot take the whole
+    /// machine: every other request keeps a core.
     pub hash_permits: usize,
     /// Failed logins per (account, client address) in one window before 429.
     pub max_failures_per_address: i64,
@@ -33,7 +35,7 @@ impl AuthConfig {
     /// Reads `CAREHUB_AUTH_KEY_FILE` (default `<data dir>/auth-signing-keys.json`),
     /// `CAREHUB_AUTH_ISSUER` (`carehub`), `CAREHUB_AUTH_AUDIENCE` (`carehub-api`),
     /// `CAREHUB_ACCESS_TOKEN_TTL` (900 s), `CAREHUB_REFRESH_TOKEN_TTL` (30 days),
-    /// `CAREHUB_PASSWORD_RESET_TTL` (1800 s), `CAREHUB_HASH_PERMITS` (the number of CPUs),
+    /// `CAREHUB_PASSWORD_RESET_TTL` (1800 s), `CAREHUB_HASH_PERMITS` (the number of CPUs less one, at least one),
     /// `CAREHUB_LOGIN_MAX_FAILURES` (10), `CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES` (50),
     /// `CAREHUB_LOGIN_WINDOW` (900 s), `CAREHUB_AUTH_ACCOUNT_CACHE_TTL` (10 s).
     ///
@@ -60,7 +62,7 @@ impl AuthConfig {
                 Duration::from_secs(30 * 86_400),
             )?,
             reset_ttl: env.secs("CAREHUB_PASSWORD_RESET_TTL", Duration::from_secs(1_800))?,
-            hash_permits: env.get("CAREHUB_HASH_PERMITS", cpus)?,
+            hash_permits: env.get("CAREHUB_HASH_PERMITS", cpus.saturating_sub(1).max(1))?,
             max_failures_per_address: env.get("CAREHUB_LOGIN_MAX_FAILURES", 10)?,
             max_failures_per_account: env.get("CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES", 50)?,
             throttle_window: env.secs("CAREHUB_LOGIN_WINDOW", Duration::from_secs(900))?,

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router-dom';
 import { api } from '../lib/api';
 import { formatRange, formatWithZone, isoToWall, viewerZone, wallToIso } from '../lib/time';
-import type { Appointment, Offer } from '../lib/types';
+import type { Appointment, Offer, PublicProfile } from '../lib/types';
 import { Empty, ErrorMsg, Loading, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { Chat } from './Chat';
 
@@ -11,7 +11,32 @@ export function when(a: Appointment, zone = viewerZone()): string {
   return `between ${formatWithZone(a.window_start, zone)} and ${formatWithZone(a.window_end, zone)}`;
 }
 
+/** Doctors' names by id, each asked for once per page load. */
+const doctorNames = new Map<string, Promise<string>>();
+
+function doctorName(id: string): Promise<string> {
+  let name = doctorNames.get(id);
+  if (!name) {
+    name = api
+      .get<PublicProfile>(`/api/doctors/${encodeURIComponent(id)}`)
+      .then((d) => d.display_name)
+      .catch(() => {
+        doctorNames.delete(id);
+        return 'a doctor no longer listed';
+      });
+    doctorNames.set(id, name);
+  }
+  return name;
+}
+
+/** The name of the appointment's doctor, for patients and admins (a doctor knows who they are). */
+function DoctorName({ id }: { id: string }) {
+  const { data } = useLoad(() => doctorName(id), [id]);
+  return <>{data ?? '…'}</>;
+}
+
 export function Appointments() {
+  const { user } = useSession();
   const [status, setStatus] = useState('');
   const { data, error, loading, reload } = useLoad(
     () => api.get<{ appointments: Appointment[] }>(`/api/appointments?limit=100${status ? `&status=${status}` : ''}`),
@@ -39,7 +64,15 @@ export function Appointments() {
             <Link to={`/appointments/${a.id}`}>
               <StatusBadge status={a.status} /> {a.reason}
             </Link>
-            <p className="small">{when(a)}</p>
+            <p className="small">
+              {when(a)}
+              {a.doctor_id && user?.role !== 'doctor' && (
+                <>
+                  {' '}
+                  with <DoctorName id={a.doctor_id} />
+                </>
+              )}
+            </p>
           </li>
         ))}
       </ul>
@@ -80,6 +113,14 @@ export function AppointmentDetail() {
       <dl className="facts">
         <dt>When</dt>
         <dd>{when(a, zone)}</dd>
+        {a.doctor_id && user?.role !== 'doctor' && (
+          <>
+            <dt>Doctor</dt>
+            <dd>
+              <DoctorName id={a.doctor_id} />
+            </dd>
+          </>
+        )}
         <dt>Reason</dt>
         <dd>{a.reason}</dd>
         {a.specialty && (
