@@ -139,19 +139,7 @@ pub(crate) async fn doctors<'a>(clinic: &'a Clinic, n: usize) -> Vec<As<'a>> {
         let s = clinic.login(&email, PASSWORD).await;
         out.push(signed_in(clinic, &s).await);
     }
-    let days = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ];
-    let weekly: Vec<Value> = days
-        .iter()
-        .map(|d| json!({"weekday": d, "start": "00:00", "end": "23:30"}))
-        .collect();
+    let weekly = crate::harness::every_day("00:00", "23:30");
     let mut versions = HashMap::new();
     for d in &out {
         let v = wait::until("the doctor service knows the doctor", DEADLINE, || async {

@@ -48,18 +48,7 @@ async fn doctor(d: &Deployment, http: &reqwest::Client) -> String {
         v["version"].as_i64()
     })
     .await;
-    let weekly: Vec<Value> = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .map(|d| json!({"weekday": d, "start": "00:00", "end": "23:30"}))
-    .collect();
+    let weekly = crate::harness::every_day("00:00", "23:30");
     let r = http
         .put(&url)
         .bearer_auth(&token)

@@ -195,18 +195,7 @@ pub(crate) async fn people(clinic: &Clinic) -> Pair {
         }
     })
     .await;
-    let weekly: Vec<Value> = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .map(|d| json!({"weekday": d, "start": "00:00", "end": "23:30"}))
-    .collect();
+    let weekly = crate::harness::every_day("00:00", "23:30");
     let r = http
         .put(clinic.url("/api/doctors/me/availability"))
         .bearer_auth(&doctor)

@@ -77,21 +77,6 @@ async fn profile_of(doctor: &As<'_>) -> Value {
     .await
 }
 
-fn every_day(start: &str, end: &str) -> Vec<Value> {
-    [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .map(|d| json!({"weekday": d, "start": start, "end": end}))
-    .collect()
-}
-
 fn starts(slots: &Value) -> Vec<String> {
     slots["slots"]
         .as_array()
@@ -213,7 +198,7 @@ async fn an_approved_doctor_is_listed_and_offers_slots_that_respect_daylight_sav
         .as_i64()
         .unwrap();
     let night = json!({"expected_version": v, "time_zone": "Europe/Berlin",
-        "weekly": every_day("01:00", "04:00"), "slot_minutes": 30, "auto_accept": false});
+        "weekly": crate::harness::every_day("01:00", "04:00"), "slot_minutes": 30, "auto_accept": false});
     let r = doctor
         .send(reqwest::Method::PUT, "/api/doctors/me/availability", &night)
         .await;
@@ -366,7 +351,7 @@ async fn the_me_routes_only_ever_touch_the_caller_and_patients_cannot_write(b: B
 
     // Patients cannot use the doctor routes at all.
     let body = json!({"expected_version": before["version"], "time_zone": "Asia/Tokyo",
-        "weekly": every_day("09:00", "12:00"), "slot_minutes": 15});
+        "weekly": crate::harness::every_day("09:00", "12:00"), "slot_minutes": 15});
     let r = patient
         .send(reqwest::Method::PUT, "/api/doctors/me/availability", &body)
         .await;

@@ -149,17 +149,7 @@ impl Clinic {
 
     /// Runs `carehub serve <component>` as a child process with this clinic's configuration.
     pub fn spawn_child(&self, component: &str, overrides: &[(&str, &str)]) -> usize {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
-        cmd.arg("serve")
-            .arg(component)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in &self.vars {
-            cmd.env(k, v);
-        }
-        for (k, v) in overrides {
-            cmd.env(k, v);
-        }
+        let mut cmd = self.carehub_command(&["serve", component], overrides);
         let mut children = self.children.lock().unwrap();
         let log =
             std::fs::File::create(self.dir.join(format!("{component}-{}.log", children.len())))
@@ -173,16 +163,7 @@ impl Clinic {
     /// clinic's configuration plus `overrides` (any variables, `RUST_LOG` too). Its stdout
     /// (where logs go) is the returned file; stop it with [`Clinic::kill_child`].
     pub fn spawn_carehub(&self, args: &[&str], overrides: &[(&str, &str)]) -> (usize, PathBuf) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in &self.vars {
-            cmd.env(k, v);
-        }
-        for (k, v) in overrides {
-            cmd.env(k, v);
-        }
+        let mut cmd = self.carehub_command(args, overrides);
         let mut children = self.children.lock().unwrap();
         let stem = format!("{}-{}", args.join("-"), children.len());
         let out = self.dir.join(format!("{stem}.out"));
@@ -191,6 +172,23 @@ impl Clinic {
         cmd.stdout(stdout).stderr(stderr);
         children.push(cmd.spawn().expect("spawn carehub"));
         (children.len() - 1, out)
+    }
+
+    /// The `carehub` binary with `args`, only this clinic's variables plus `overrides`.
+    fn carehub_command(&self, args: &[&str], overrides: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(overrides.iter().copied())
+        {
+            cmd.env(k, v);
+        }
+        cmd
     }
 
     /// SIGKILLs a child started with [`Clinic::spawn_child`].
@@ -487,6 +485,22 @@ pub fn refresh_token(session: &Value) -> String {
         .as_str()
         .expect("refresh_token")
         .to_owned()
+}
+
+/// A weekly availability with the same hours every day of the week.
+pub fn every_day(start: &str, end: &str) -> Vec<Value> {
+    [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+    .iter()
+    .map(|d| json!({"weekday": d, "start": start, "end": end}))
+    .collect()
 }
 
 pub fn unique_email(tag: &str) -> String {
