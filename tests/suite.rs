@@ -52,6 +52,8 @@ mod edge;
 mod faults;
 #[path = "suite/flows.rs"]
 mod flows;
+#[path = "suite/handoff.rs"]
+mod handoff;
 #[path = "suite/metrics.rs"]
 mod metrics;
 #[path = "suite/nats_permissions.rs"]

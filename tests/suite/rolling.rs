@@ -69,11 +69,6 @@ impl Client {
     }
 }
 
-// Ignored by default: it fails in a minority of runs (one 504 in about one run of six) because a
-// request NATS routes to an instance in the moment it unsubscribes is dropped by the client (see
-// "Rolling restarts" in docs/OPERATIONS.md). Run it with `cargo test --test suite -- --ignored
-// rolling::`; it goes back into the default run when endpoints drain instead of unsubscribing.
-#[ignore = "a request routed to an instance as it unsubscribes can still be lost (docs/OPERATIONS.md)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_every_instance_in_turn_under_load_loses_and_duplicates_nothing() {
     // Nothing in-process: every component is a child process.
