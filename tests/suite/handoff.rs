@@ -130,7 +130,7 @@ async fn a_stopping_instance_hands_its_requests_over_without_losing_one() {
         c.await.unwrap();
     }
 
-    let t = tally.lock().unwrap();
+    let t = std::mem::take(&mut *tally.lock().unwrap());
     assert!(
         t.failures.is_empty(),
         "{} of {} calls failed: {:?}",
