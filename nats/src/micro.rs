@@ -16,7 +16,7 @@
 
 use crate::bus::Bus;
 use crate::error::{BusError, ErrorCode, WireError};
-use crate::rpc::{CallContext, Rpc, headers};
+use crate::rpc::{CallContext, Rpc, headers, with_request_id};
 use async_nats::service::{
     self as protocol, NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE, endpoint,
 };
@@ -653,6 +653,7 @@ where
     Fut: Future<Output = Result<R::Reply, WireError>>,
 {
     let ctx = CallContext::from_headers(message.headers.as_ref());
+    let request_id = ctx.request_id.clone();
     let span = tracing::info_span!(
         "rpc",
         service,
@@ -663,7 +664,7 @@ where
     async move {
         let started = Instant::now();
         let result = match serde_json::from_slice::<R>(&message.payload) {
-            Ok(req) => handler(state, ctx, req).await,
+            Ok(req) => with_request_id(Some(request_id), handler(state, ctx, req)).await,
             Err(e) => Err(WireError::new(
                 ErrorCode::BadRequest,
                 format!("invalid request body: {e}"),

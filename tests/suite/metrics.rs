@@ -411,6 +411,7 @@ async fn a_request_id_reaches_the_json_logs_of_the_gateway_and_the_service_in_ot
     let (_, auth_log) = clinic.spawn_carehub(&["serve", "auth"], &vars);
     let (_, gateway_log) = clinic.spawn_carehub(&["serve", "gateway"], &vars);
     clinic.spawn_carehub(&["serve", "hub"], &vars);
+    let (_, patient_log) = clinic.spawn_carehub(&["serve", "patient"], &vars);
     clinic.base = format!("http://{gw_addr}");
     let base = clinic.base.clone();
     ready(&clinic, &base).await;
@@ -487,6 +488,37 @@ async fn a_request_id_reaches_the_json_logs_of_the_gateway_and_the_service_in_ot
             .iter()
             .any(|l| l["request_id"] == ws_id.as_str() && l["route"] == "/ws"),
         "the gateway logs the /ws request under its id"
+    );
+
+    // An event carries the id on: auth records `user.registered` while handling the request,
+    // and the patient service, another process, handles that event under the same id.
+    let reg_id = format!("reg-{}", uuid::Uuid::new_v4().simple());
+    let r = clinic
+        .http
+        .post(format!("{base}/api/auth/register"))
+        .header("x-request-id", &reg_id)
+        .json(&json!({"email": unique_email("traced"), "password": PASSWORD, "display_name": "Traced"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let handled = wait::until(
+        "the patient service to handle the registration event",
+        DEADLINE,
+        || {
+            let lines: Vec<Value> = json_lines(&patient_log)
+                .into_iter()
+                .filter(|l| l["request_id"] == reg_id.as_str())
+                .collect();
+            async move { (!lines.is_empty()).then_some(lines) }
+        },
+    )
+    .await;
+    assert!(
+        handled.iter().any(|l| l["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("carehub.events.user."))),
+        "the patient service's lines for the event: {handled:?}"
     );
 
     // Each process serves its own component's metrics.

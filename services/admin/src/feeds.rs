@@ -98,7 +98,13 @@ pub async fn consume<F, Fut>(
             }
         };
         while let Some(Ok(msg)) = batch.next().await {
-            match apply(msg.payload.clone()).await {
+            let applied = carehub_nats::rpc::handling_event(
+                &msg.subject,
+                msg.headers.as_ref(),
+                apply(msg.payload.clone()),
+            )
+            .await;
+            match applied {
                 Ok(()) => {
                     if let Err(e) = msg.double_ack().await {
                         tracing::warn!(error = %e, "ack failed; the message will be redelivered");

@@ -68,7 +68,12 @@ async fn run(
             anyhow::bail!("the account event subscription ended");
         };
         let message = message?;
-        handle(svc, &message).await;
+        carehub_nats::rpc::handling_event(
+            &message.subject,
+            message.headers.as_ref(),
+            handle(svc, &message),
+        )
+        .await;
     }
 }
 
@@ -77,7 +82,7 @@ async fn handle(svc: &DoctorService, message: &jetstream::Message) {
         Ok(e) => e,
         Err(e) => {
             // A message this build cannot read will never become readable: drop it.
-            tracing::error!(error = %e, subject = %message.subject, "undecodable account event dropped");
+            tracing::error!(error = %e, "undecodable account event dropped");
             if let Err(e) = message.ack_with(AckKind::Term).await {
                 tracing::warn!(error = %e, "terminating an account event");
             }

@@ -80,7 +80,13 @@ where
                 tracing::error!(error = %e, subject = %msg.subject, "undecodable event skipped");
                 AckKind::Term
             }
-            Ok(event) => match handle(event).await {
+            Ok(event) => match carehub_nats::rpc::handling_event(
+                &msg.subject,
+                msg.headers.as_ref(),
+                handle(event),
+            )
+            .await
+            {
                 Ok(()) => AckKind::Ack,
                 Err(e) => {
                     tracing::warn!(error = %e, subject = %msg.subject, "event not applied; will retry");

@@ -75,7 +75,13 @@ async fn consume(db: &Db, js: &jetstream::Context, stop: &CancellationToken) -> 
             display_name: &event.user.display_name,
             event_at: event.at,
         };
-        match store::apply_account(db, &facts).await {
+        let applied = carehub_nats::rpc::handling_event(
+            &msg.subject,
+            msg.headers.as_ref(),
+            store::apply_account(db, &facts),
+        )
+        .await;
+        match applied {
             Ok(()) => msg.double_ack().await.map_err(|e| anyhow::anyhow!("{e}"))?,
             Err(e) => {
                 tracing::warn!(error = %e, event_id = %event.event_id, "account event not applied; will retry");

@@ -2,6 +2,8 @@
 //! transaction as the change it describes, and a relay publishes it to JetStream afterwards,
 //! with the event id as `Nats-Msg-Id`. A crash between commit and publish loses nothing (the row
 //! waits), and a publish repeated after a crash is stored once (the stream's duplicate window).
+//! An event recorded while handling a call or another event keeps that request id and is
+//! published with it (`Carehub-Request-Id`), so consumers log under the id that caused it.
 //!
 //! Each service creates the table in its own migrations:
 //!
@@ -10,6 +12,7 @@
 //!     id TEXT PRIMARY KEY, subject TEXT NOT NULL, payload TEXT NOT NULL,
 //!     created_at BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL
 //! );
+//! ALTER TABLE outbox ADD COLUMN request_id TEXT;
 //! ```
 
 use crate::db::{Db, StoreError, now_ms};
@@ -21,8 +24,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Insert statement for one pending event; bind `id`, `subject`, `payload`, `created_at`.
-pub const INSERT: &str = "INSERT INTO outbox (id, subject, payload, created_at, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, 0, $4)";
+/// Insert statement for one pending event; bind `id`, `subject`, `payload`, `created_at`,
+/// `request_id`.
+pub const INSERT: &str = "INSERT INTO outbox (id, subject, payload, created_at, attempts, next_attempt_at, request_id) VALUES ($1, $2, $3, $4, 0, $4, $5)";
 
 /// An event ready to be written to the outbox.
 #[derive(Debug, Clone)]
@@ -31,9 +35,13 @@ pub struct Pending {
     pub subject: String,
     pub payload: String,
     pub created_at: i64,
+    /// The request being handled when the event was recorded, if any.
+    pub request_id: Option<String>,
 }
 
 impl Pending {
+    /// The event, with the current request id ([`carehub_nats::rpc::current_request_id`]).
+    ///
     /// # Errors
     /// When the event cannot be encoded as JSON.
     pub fn new<T: Serialize>(subject: &str, id: &str, event: &T) -> Result<Self, StoreError> {
@@ -44,6 +52,7 @@ impl Pending {
             subject: subject.to_owned(),
             payload,
             created_at: now_ms(),
+            request_id: carehub_nats::rpc::current_request_id(),
         })
     }
 }
@@ -58,6 +67,7 @@ macro_rules! enqueue {
             .bind(&p.subject)
             .bind(&p.payload)
             .bind(p.created_at)
+            .bind(&p.request_id)
             .execute($executor)
             .await
     }};
@@ -69,6 +79,7 @@ struct Row {
     subject: String,
     payload: String,
     attempts: i64,
+    request_id: Option<String>,
 }
 
 /// Publishes outbox rows to JetStream in order, deleting each once the stream acknowledged it.
@@ -149,7 +160,7 @@ impl Relay {
     /// On storage failure.
     pub async fn drain_once(&self) -> Result<usize, StoreError> {
         let now = now_ms();
-        let sql = "SELECT id, subject, payload, attempts FROM outbox WHERE next_attempt_at <= $1 ORDER BY id LIMIT $2";
+        let sql = "SELECT id, subject, payload, attempts, request_id FROM outbox WHERE next_attempt_at <= $1 ORDER BY id LIMIT $2";
         let rows: Vec<Row> =
             with_db!(&self.db, p => sqlx::query_as(sql).bind(now).bind(BATCH).fetch_all(p).await?);
         let mut sent = 0;
@@ -179,6 +190,9 @@ impl Relay {
     async fn publish(&self, row: &Row) -> Result<(), String> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", row.id.as_str());
+        if let Some(id) = &row.request_id {
+            headers.insert(carehub_nats::rpc::headers::REQUEST_ID, id.as_str());
+        }
         let ack = self
             .js
             .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
