@@ -7,6 +7,7 @@
 //! connection is refused (a stopped gateway); requests to the services are never retried.
 
 use crate::appointments::{doctors, signed_in, window_in};
+use crate::both_backends;
 use crate::harness::{Backend, Clinic, PASSWORD, token};
 use crate::support::{net::free_port, wait};
 use serde_json::{Value, json};
@@ -302,4 +303,41 @@ async fn wait_instances(clinic: &Clinic, name: &str, n: usize) {
         || async { (clinic.srv("PING", name, n).await.len() == n).then_some(()) },
     )
     .await;
+}
+
+both_backends!(an_instance_of_the_previous_version_starts_after_a_newer_one_migrated);
+
+/// Mid-upgrade, an old instance restarts (or the upgrade is rolled back) after the new version
+/// applied a migration the old build does not have: the old build must still migrate and start.
+async fn an_instance_of_the_previous_version_starts_after_a_newer_one_migrated(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let env = clinic.env(&[]);
+    let common = carehub_runtime::CommonConfig::from_env(&env).unwrap();
+    let db = carehub_runtime::Db::connect(
+        "auth",
+        common.database_url_for(&env, "auth").as_deref(),
+        &common.data_dir,
+    )
+    .await
+    .unwrap();
+    // What a newer version's migrator records for a migration of its own.
+    let newer = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99990101000000, 'from a newer version', TRUE, $1, 0)";
+    let checksum = vec![0u8; 48];
+    match &db {
+        carehub_runtime::Db::Sqlite(p) => {
+            sqlx::query(newer).bind(&checksum).execute(p).await.unwrap();
+        }
+        carehub_runtime::Db::Postgres(p) => {
+            sqlx::query(newer).bind(&checksum).execute(p).await.unwrap();
+        }
+    }
+    db.migrate(&carehub_auth::MIGRATOR)
+        .await
+        .expect("this build migrates beside a newer version's migration");
+    // And a second auth instance of this build starts and serves beside the first.
+    let mut clinic = clinic;
+    clinic
+        .start_more(&[], &[carehub::system::Component::Auth])
+        .await;
+    assert_eq!(clinic.srv("PING", "auth", 2).await.len(), 2);
 }

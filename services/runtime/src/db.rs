@@ -185,10 +185,18 @@ impl Db {
 
     /// Runs the service's migrations (idempotent; PostgreSQL serializes concurrent runners).
     ///
+    /// Migrations that a newer version applied and this build does not know are left alone:
+    /// migrations only expand the schema while two versions may run (docs/OPERATIONS.md), so an
+    /// instance of the previous version must still start, e.g. when it restarts in the middle
+    /// of a rolling upgrade or after a rollback.
+    ///
     /// # Errors
     /// When a migration fails or an applied one was edited.
     pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
         use anyhow::Context as _;
+        let mut migrator = Migrator::with_migrations(migrator.iter().cloned().collect());
+        migrator.set_ignore_missing(true);
+        let migrator = &migrator;
         match self {
             // PostgreSQL: sqlx holds an advisory lock, so concurrent runners take turns.
             Self::Postgres(pool) => migrator.run(pool).await.context("running migrations"),
