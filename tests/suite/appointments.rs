@@ -692,15 +692,7 @@ async fn only_the_people_concerned_see_an_appointment_and_only_doctors_accept(b:
 
 async fn the_database_refuses_overlapping_confirmed_appointments_of_one_doctor(b: Backend) {
     let clinic = Clinic::start(b).await;
-    let env = clinic.env(&[]);
-    let common = carehub_runtime::CommonConfig::from_env(&env).unwrap();
-    let db = carehub_runtime::Db::connect(
-        "admin",
-        common.database_url_for(&env, "admin").as_deref(),
-        &common.data_dir,
-    )
-    .await
-    .unwrap();
+    let db = clinic.service_db("admin").await;
     let doctor = uuid::Uuid::new_v4().to_string();
     let t0 = 4_102_444_800_000_i64; // 2100-01-01
     let min = 60_000;

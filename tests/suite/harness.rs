@@ -124,6 +124,20 @@ impl Clinic {
         }
     }
 
+    /// The database of `service`, opened as this clinic's services open it (for checks and
+    /// changes a test makes behind the services' backs).
+    pub async fn service_db(&self, service: &str) -> carehub_runtime::Db {
+        let env = self.env(&[]);
+        let common = carehub_runtime::CommonConfig::from_env(&env).expect("config");
+        carehub_runtime::Db::connect(
+            service,
+            common.database_url_for(&env, service).as_deref(),
+            &common.data_dir,
+        )
+        .await
+        .expect("the service's database")
+    }
+
     pub fn env(&self, overrides: &[(&str, &str)]) -> Env {
         let mut env = Env::from_pairs(self.vars.clone());
         for (k, v) in overrides {

@@ -311,15 +311,7 @@ both_backends!(an_instance_of_the_previous_version_starts_after_a_newer_one_migr
 /// applied a migration the old build does not have: the old build must still migrate and start.
 async fn an_instance_of_the_previous_version_starts_after_a_newer_one_migrated(b: Backend) {
     let clinic = Clinic::start(b).await;
-    let env = clinic.env(&[]);
-    let common = carehub_runtime::CommonConfig::from_env(&env).unwrap();
-    let db = carehub_runtime::Db::connect(
-        "auth",
-        common.database_url_for(&env, "auth").as_deref(),
-        &common.data_dir,
-    )
-    .await
-    .unwrap();
+    let db = clinic.service_db("auth").await;
     // What a newer version's migrator records for a migration of its own.
     let newer = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99990101000000, 'from a newer version', TRUE, $1, 0)";
     let checksum = vec![0u8; 48];

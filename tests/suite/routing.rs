@@ -8,7 +8,7 @@ use crate::both_backends;
 use crate::harness::{Backend, Clinic};
 use crate::support::wait;
 use carehub::system::Component;
-use carehub_runtime::{CommonConfig, Db};
+use carehub_runtime::Db;
 use serde_json::json;
 
 both_backends!(
@@ -28,15 +28,7 @@ async fn clinic_without_admin(b: Backend) -> Clinic {
 }
 
 async fn admin_db(clinic: &Clinic) -> Db {
-    let env = clinic.env(&[]);
-    let common = CommonConfig::from_env(&env).unwrap();
-    Db::connect(
-        "admin",
-        common.database_url_for(&env, "admin").as_deref(),
-        &common.data_dir,
-    )
-    .await
-    .unwrap()
+    clinic.service_db("admin").await
 }
 
 /// Runs a query returning rows of (text, bigint) on either backend.
