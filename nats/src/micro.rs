@@ -281,40 +281,57 @@ async fn run_endpoint<R, S, F, Fut>(
         .connects
         .load(Ordering::Relaxed)
         == connects;
-    if same_connection {
-        // Take what the client already holds, so `taken` is the client's count bar what is in
-        // flight this very moment.
-        while let Some(next) = requests.next().now_or_never() {
-            let Some(m) = next else { return };
-            taken += 1;
-            recent.add();
-            dispatch.dispatch(m).await;
-        }
-        if requests
-            .unsubscribe_after(taken + recent.count().max(HANDOFF_REQUESTS))
-            .await
-            .is_ok()
-        {
-            let wait = linger.get().copied().unwrap_or(HANDOFF_LINGER);
-            let quiet = tokio::time::sleep(wait);
-            tokio::pin!(quiet);
-            loop {
-                tokio::select! {
-                    () = &mut quiet => break,
-                    next = requests.next() => match next {
-                        Some(m) => dispatch.dispatch(m).await,
-                        // The count was reached: NATS routes nothing more here.
-                        None => return,
-                    },
-                }
-            }
-        }
+    let wait = linger.get().copied().unwrap_or(HANDOFF_LINGER);
+    if same_connection && hand_over(&mut requests, &dispatch, taken, recent, wait).await {
+        return;
     }
     if let Err(e) = requests.unsubscribe().await {
         tracing::debug!(error = %e, endpoint = R::ENDPOINT, "endpoint unsubscribe");
     }
     while let Some(m) = requests.next().await {
         dispatch.dispatch(m).await;
+    }
+}
+
+/// Asks NATS to route `requests` only a counted few more and serves them; `true` once the
+/// subscription has ended that way, `false` when it is still open after `wait` (a quiet
+/// endpoint) or the count could not be sent. `taken` and `recent` count what was received.
+async fn hand_over<R, S, F, Fut>(
+    requests: &mut Subscriber,
+    dispatch: &Dispatch<R, S, F>,
+    mut taken: u64,
+    mut recent: RecentCount,
+    wait: Duration,
+) -> bool
+where
+    R: Rpc,
+    S: Clone + Send + Sync + 'static,
+    F: Fn(S, CallContext, R) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<R::Reply, WireError>> + Send + 'static,
+{
+    // Take what the client already holds, so `taken` is the client's count bar what is in
+    // flight this very moment.
+    while let Some(next) = requests.next().now_or_never() {
+        let Some(m) = next else { return true };
+        taken += 1;
+        recent.add();
+        dispatch.dispatch(m).await;
+    }
+    let count = taken + recent.count().max(HANDOFF_REQUESTS);
+    if requests.unsubscribe_after(count).await.is_err() {
+        return false;
+    }
+    let quiet = tokio::time::sleep(wait);
+    tokio::pin!(quiet);
+    loop {
+        tokio::select! {
+            () = &mut quiet => return false,
+            next = requests.next() => match next {
+                Some(m) => dispatch.dispatch(m).await,
+                // The count was reached: NATS routes nothing more here.
+                None => return true,
+            },
+        }
     }
 }
 

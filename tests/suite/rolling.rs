@@ -310,7 +310,7 @@ both_backends!(an_instance_of_the_previous_version_starts_after_a_newer_one_migr
 /// Mid-upgrade, an old instance restarts (or the upgrade is rolled back) after the new version
 /// applied a migration the old build does not have: the old build must still migrate and start.
 async fn an_instance_of_the_previous_version_starts_after_a_newer_one_migrated(b: Backend) {
-    let clinic = Clinic::start(b).await;
+    let mut clinic = Clinic::start(b).await;
     let db = clinic.service_db("auth").await;
     // What a newer version's migrator records for a migration of its own.
     let newer = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99990101000000, 'from a newer version', TRUE, $1, 0)";
@@ -327,7 +327,6 @@ async fn an_instance_of_the_previous_version_starts_after_a_newer_one_migrated(b
         .await
         .expect("this build migrates beside a newer version's migration");
     // And a second auth instance of this build starts and serves beside the first.
-    let mut clinic = clinic;
     clinic
         .start_more(&[], &[carehub::system::Component::Auth])
         .await;
