@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Api, ApiError } from './api';
+import { Api, ApiError, SESSION_HINT_KEY } from './api';
 
 interface Call {
   path: string;
@@ -120,5 +120,74 @@ describe('Api token handling', () => {
     const e = await api.login('a', 'b').catch((x) => x);
     expect(e).toBeInstanceOf(ApiError);
     expect(e).toMatchObject({ status: 422, code: 'validation_failed', message: 'reason: 1 to 1000 characters', requestId: 'r1' });
+  });
+
+  it('sends the ETag it read back as If-Match, exactly, and reads the new one', async () => {
+    const seen: Record<string, string>[] = [];
+    let version = 3;
+    const fetch = async (path: string, init?: RequestInit) => {
+      const headers = (init?.headers ?? {}) as Record<string, string>;
+      seen.push(headers);
+      if (path === '/api/auth/login') return json(200, session('t0'));
+      if (init?.method === 'PUT') {
+        if (headers['if-match'] !== `"${version}"`) return json(412, { error: { code: 'precondition_failed', message: 'stale' } });
+        version += 1;
+      }
+      return new Response(JSON.stringify({ version }), { status: 200, headers: { etag: `"${version}"` } });
+    };
+    const api = new Api({ fetch, ...noTimers, hints: null });
+    await api.login('a@b.c', 'secret-password');
+    const read = await api.getVersioned<{ version: number }>('/api/patients/me/profile');
+    expect(read.etag).toBe('"3"');
+    const saved = await api.putVersioned('/api/patients/me/profile', {}, read.etag);
+    expect(seen.at(-1)?.['if-match']).toBe('"3"');
+    expect(saved.etag).toBe('"4"');
+    const stale = await api.putVersioned('/api/patients/me/profile', {}, read.etag).catch((x) => x);
+    expect(stale).toMatchObject({ status: 412, code: 'precondition_failed' });
+  });
+});
+
+/** An in-memory stand-in for localStorage. */
+function memoryStore() {
+  const m = new Map<string, string>();
+  return {
+    m,
+    getItem: (k: string) => m.get(k) ?? null,
+    setItem: (k: string, v: string) => void m.set(k, v),
+    removeItem: (k: string) => void m.delete(k),
+  };
+}
+
+describe('the session hint', () => {
+  it('makes no refresh request on a load without the hint', async () => {
+    const s = server({ refreshOk: false });
+    const api = new Api({ fetch: s.fetch, ...noTimers, hints: memoryStore() });
+    expect(api.mayHaveSession()).toBe(false);
+    expect(await api.refresh()).toBe(false);
+    expect(s.calls).toEqual([]);
+  });
+
+  it('is set on sign-in and cleared on sign-out', async () => {
+    const s = server({ refreshOk: true });
+    const store = memoryStore();
+    const api = new Api({ fetch: s.fetch, ...noTimers, hints: store });
+    await api.login('a@b.c', 'secret-password');
+    expect(store.m.get(SESSION_HINT_KEY)).toBe('1');
+    // A reload: a new client with the same storage tries the refresh cookie.
+    const reloaded = new Api({ fetch: s.fetch, ...noTimers, hints: store });
+    expect(await reloaded.refresh()).toBe(true);
+    await reloaded.logout();
+    expect(store.m.has(SESSION_HINT_KEY)).toBe(false);
+  });
+
+  it('is cleared when the server refuses the refresh, kept when the network fails', async () => {
+    const store = memoryStore();
+    store.setItem(SESSION_HINT_KEY, '1');
+    const offline = new Api({ fetch: async () => Promise.reject(new TypeError('offline')), ...noTimers, hints: store });
+    expect(await offline.refresh()).toBe(false);
+    expect(store.m.get(SESSION_HINT_KEY)).toBe('1');
+    const refused = new Api({ fetch: server({ refreshOk: false }).fetch, ...noTimers, hints: store });
+    expect(await refused.refresh()).toBe(false);
+    expect(store.m.has(SESSION_HINT_KEY)).toBe(false);
   });
 });

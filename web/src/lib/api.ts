@@ -1,5 +1,10 @@
 // The HTTP API client. The access token lives in this object only (never in storage); the
 // refresh token is an HttpOnly cookie scoped to /api/auth that the browser sends on refresh.
+//
+// Page JavaScript cannot see that cookie, so a page load cannot tell whether there is a session
+// to bring back. A non-secret hint in localStorage answers that: set when a session starts,
+// cleared on sign-out and when a refresh is refused. Without it a load makes no refresh call
+// (which would only fail with a 401 for a signed-out visitor).
 
 export type Role = 'patient' | 'doctor' | 'admin';
 
@@ -33,6 +38,30 @@ export class ApiError extends Error {
 
 type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
 
+/** Where the "a session may exist" hint lives; its value is only ever `1`. */
+export const SESSION_HINT_KEY = 'carehub.session';
+
+/** The small part of `Storage` the hint needs. */
+export interface HintStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+function browserStore(): HintStore | null {
+  try {
+    return typeof localStorage === 'undefined' ? null : localStorage;
+  } catch {
+    return null;
+  }
+}
+
+/** A body read with its validator: send `etag` back as `If-Match` to update it. */
+export interface Versioned<T> {
+  data: T;
+  etag: string;
+}
+
 export interface ApiOptions {
   fetch?: FetchFn;
   base?: string;
@@ -40,6 +69,8 @@ export interface ApiOptions {
   renewBefore?: number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (t: unknown) => void;
+  /** Where the session hint is kept (default: localStorage; none: always try the refresh). */
+  hints?: HintStore | null;
 }
 
 export class Api {
@@ -53,6 +84,7 @@ export class Api {
   private readonly renewBefore: number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (t: unknown) => void;
+  private readonly hints: HintStore | null;
 
   constructor(opts: ApiOptions = {}) {
     this.fetchFn = opts.fetch ?? ((i, init) => fetch(i, init));
@@ -60,6 +92,29 @@ export class Api {
     this.renewBefore = opts.renewBefore ?? 60;
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>));
+    this.hints = opts.hints === undefined ? browserStore() : opts.hints;
+  }
+
+  /**
+   * Whether a session may exist to be brought back by the refresh cookie. Where storage is not
+   * available the answer is yes (and the refresh decides).
+   */
+  mayHaveSession(): boolean {
+    if (!this.hints) return true;
+    try {
+      return this.hints.getItem(SESSION_HINT_KEY) === '1';
+    } catch {
+      return true;
+    }
+  }
+
+  private hint(on: boolean) {
+    try {
+      if (on) this.hints?.setItem(SESSION_HINT_KEY, '1');
+      else this.hints?.removeItem(SESSION_HINT_KEY);
+    } catch {
+      // Storage refused (private mode, quota): the refresh just gets tried on the next load.
+    }
   }
 
   get currentUser(): User | null {
@@ -81,6 +136,7 @@ export class Api {
     this.token = s?.access_token ?? null;
     const changed = (this.user?.id ?? null) !== (s?.user.id ?? null) || this.user?.status !== s?.user.status;
     this.user = s?.user ?? null;
+    this.hint(s !== null);
     if (s) {
       const ms = Math.max(5, s.expires_in - this.renewBefore) * 1000;
       this.timer = this.setTimer(() => void this.refresh(), ms);
@@ -98,6 +154,16 @@ export class Api {
     return this.raw('POST', '/api/auth/register', { email, password, display_name: displayName, role });
   }
 
+  /** Asks for a reset mail; the answer is the same whether or not the email is known. */
+  async requestPasswordReset(email: string): Promise<void> {
+    await this.raw('POST', '/api/auth/password/reset-request', { email });
+  }
+
+  /** Sets a new password with the token from the reset mail (single use). */
+  async confirmPasswordReset(token: string, newPassword: string): Promise<void> {
+    await this.raw('POST', '/api/auth/password/reset-confirm', { token, new_password: newPassword });
+  }
+
   async logout(): Promise<void> {
     try {
       await this.raw('POST', '/api/auth/logout', {}, this.token);
@@ -113,14 +179,18 @@ export class Api {
    * session ends locally and listeners hear `null`.
    */
   refresh(): Promise<boolean> {
+    if (!this.token && !this.mayHaveSession()) return Promise.resolve(false);
     if (!this.refreshing) {
       this.refreshing = (async () => {
         try {
           const s = await this.raw<Session>('POST', '/api/auth/refresh', {});
           this.setSession(s);
           return true;
-        } catch {
+        } catch (e) {
+          // A refused refresh ends the session; a network failure keeps the hint for next time.
+          const refused = e instanceof ApiError && e.status !== 0;
           this.setSession(null);
+          if (!refused) this.hint(true);
           return false;
         } finally {
           this.refreshing = null;
@@ -149,19 +219,38 @@ export class Api {
     return this.request<T>('DELETE', path);
   }
 
+  /** A GET that also gives the body's `ETag`, to send back as `If-Match` on an update. */
+  async getVersioned<T>(path: string): Promise<Versioned<T>> {
+    const res = await this.requestFull<T>('GET', path);
+    return { data: res.data, etag: etagOf(res.headers, res.data) };
+  }
+
+  /**
+   * A PUT that applies only if the resource is still at `etag` (sent as `If-Match`, exactly as
+   * it was read: never `*`). A stale `etag` fails with `precondition_failed` and changes nothing.
+   */
+  async putVersioned<T>(path: string, body: unknown, etag: string): Promise<Versioned<T>> {
+    const res = await this.requestFull<T>('PUT', path, body, { 'if-match': etag });
+    return { data: res.data, etag: etagOf(res.headers, res.data) };
+  }
+
   /** An authenticated request; a 401 renews the token once and retries. */
   async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    return (await this.requestFull<T>(method, path, body, headers)).data;
+  }
+
+  private async requestFull<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ data: T; headers: Headers }> {
     if (!this.token && !(await this.refresh())) {
       throw new ApiError(401, 'unauthorized', 'Your session has ended; please sign in again.');
     }
     const sent = this.token;
     try {
-      return await this.raw<T>(method, path, body, sent, headers);
+      return await this.rawFull<T>(method, path, body, sent, headers);
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 401) throw e;
       // Another call may have renewed the token meanwhile.
       if (this.token === sent && !(await this.refresh())) throw e;
-      return this.raw<T>(method, path, body, this.token, headers);
+      return this.rawFull<T>(method, path, body, this.token, headers);
     }
   }
 
@@ -172,6 +261,16 @@ export class Api {
     token?: string | null,
     extra: Record<string, string> = {},
   ): Promise<T> {
+    return (await this.rawFull<T>(method, path, body, token, extra)).data;
+  }
+
+  private async rawFull<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    token?: string | null,
+    extra: Record<string, string> = {},
+  ): Promise<{ data: T; headers: Headers }> {
     const headers: Record<string, string> = { accept: 'application/json', ...extra };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (token) headers.authorization = `Bearer ${token}`;
@@ -197,10 +296,27 @@ export class Api {
     }
     if (!res.ok) {
       const err = (json as { error?: { code?: string; message?: string; request_id?: string } } | null)?.error;
-      throw new ApiError(res.status, err?.code ?? 'http_' + res.status, err?.message ?? res.statusText, err?.request_id);
+      throw new ApiError(
+        res.status,
+        err?.code ?? 'http_' + res.status,
+        err?.message ?? res.statusText,
+        err?.request_id ?? res.headers.get('x-request-id') ?? undefined,
+      );
     }
-    return json as T;
+    return { data: json as T, headers: res.headers };
   }
+}
+
+/**
+ * The ETag of a versioned answer. The API sends it as a header; a body's `version` is the same
+ * number, which serves when a proxy dropped the header.
+ */
+function etagOf(headers: Headers, body: unknown): string {
+  const tag = headers.get('etag');
+  if (tag) return tag;
+  const v = (body as { version?: unknown } | null)?.version;
+  if (typeof v === 'number') return `"${v}"`;
+  throw new ApiError(0, 'missing_etag', 'The answer had no version to save against.');
 }
 
 /** A key for Idempotency-Key headers. */

@@ -2,6 +2,7 @@
 // makes the offers, so the two sides never offer at once: after a call is accepted, and again
 // (an ICE restart) whenever either side rejoins after its socket dropped.
 
+import { frameErrorSentence } from './errors';
 import type { Frame, Hub } from './hub';
 
 export type CallPhase =
@@ -58,7 +59,8 @@ export class CallSession {
     on('rtc_ice', (f) => void this.ice(f.candidate));
     this.offs.push(
       hub.on('error', (f) => {
-        if (f.request?.startsWith('call_') && !this.inCall) this.set('failed', f.message);
+        if (f.request?.startsWith('call_') && !this.inCall)
+          this.set('failed', frameErrorSentence(f.code, { forbidden: 'This call cannot start: the appointment is not confirmed, or not yours.' }));
       }),
     );
     this.offs.push(
@@ -199,7 +201,7 @@ export class CallSession {
       await pc.setLocalDescription(offer);
       this.hub.send({ type: 'rtc_offer', appointment_id: this.appointmentId, sdp: pc.localDescription?.sdp ?? offer.sdp });
     } catch (e) {
-      this.message = `Could not start the connection: ${(e as Error).message}`;
+      this.message = 'Could not start the video connection. Hang up and try again.';
       this.update();
     }
   }
@@ -217,7 +219,7 @@ export class CallSession {
       await pc.setLocalDescription(answer);
       this.hub.send({ type: 'rtc_answer', appointment_id: this.appointmentId, sdp: pc.localDescription?.sdp ?? answer.sdp });
     } catch (e) {
-      this.message = `Could not answer the connection: ${(e as Error).message}`;
+      this.message = 'Could not answer the video connection. Hang up and try again.';
     }
     this.update();
   }
@@ -229,7 +231,7 @@ export class CallSession {
       await pc.setRemoteDescription({ type: 'answer', sdp });
       await this.flushIce();
     } catch (e) {
-      this.message = `Could not complete the connection: ${(e as Error).message}`;
+      this.message = 'Could not complete the video connection. Hang up and try again.';
     }
     if (this.offerAgain) {
       this.offerAgain = false;

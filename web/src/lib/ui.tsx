@@ -1,5 +1,6 @@
 import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
-import { api, ApiError, type User } from './api';
+import { api, type User } from './api';
+import { errorSentence } from './errors';
 import { Hub, hubUrl, type HubState } from './hub';
 
 /** Loads data; gives loading, error and a reload. */
@@ -31,9 +32,9 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): {
   return { data, error, loading, reload: useCallback(() => setTick((t) => t + 1), []) };
 }
 
-export function errorText(e: unknown): string {
-  if (e instanceof ApiError) return e.message || e.code;
-  return (e as Error)?.message ?? String(e);
+/** The sentence shown for an error (never the API's own message: see errors.ts). */
+export function errorText(e: unknown, overrides?: Record<string, string>): string {
+  return errorSentence(e, overrides);
 }
 
 export function Loading({ what = 'Loading' }: { what?: string }) {
@@ -57,10 +58,26 @@ export function Empty({ children }: { children: ReactNode }) {
   return <p className="empty">{children}</p>;
 }
 
-/** Runs an action, showing its error; returns a busy flag and the runner. */
-export function useAction(): [boolean, string | null, (fn: () => Promise<unknown>) => Promise<boolean>, (e: string | null) => void] {
+/** The confirmation after a save; a status region, so screen readers announce it. */
+export function Saved({ show, children = 'Saved.' }: { show: boolean; children?: ReactNode }) {
+  return (
+    <p role="status" className="saved" data-testid="saved">
+      {show ? children : ''}
+    </p>
+  );
+}
+
+/**
+ * Runs an action, showing its error as a sentence; returns a busy flag and the runner.
+ * `overrides` give this screen its own sentence for some error codes.
+ */
+export function useAction(
+  overrides?: Record<string, string>,
+): [boolean, string | null, (fn: () => Promise<unknown>) => Promise<boolean>, (e: string | null) => void] {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const over = useRef(overrides);
+  over.current = overrides;
   const run = useCallback(async (fn: () => Promise<unknown>) => {
     setBusy(true);
     setError(null);
@@ -68,7 +85,7 @@ export function useAction(): [boolean, string | null, (fn: () => Promise<unknown
       await fn();
       return true;
     } catch (e) {
-      setError(errorText(e));
+      setError(errorText(e, over.current));
       return false;
     } finally {
       setBusy(false);
@@ -108,8 +125,9 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   const [unread, setUnread] = useState(0);
   useEffect(() => {
     const off = api.onUser(setUser);
-    // A reload keeps no token: the refresh cookie brings the session back silently.
-    if (!api.currentUser) void api.refresh().finally(() => setReady(true));
+    // A reload keeps no token: the refresh cookie brings the session back silently, when the
+    // hint says there may be one (a signed-out visitor's load makes no failing request).
+    if (!api.currentUser && api.mayHaveSession()) void api.refresh().finally(() => setReady(true));
     else setReady(true);
     return () => {
       off();
@@ -152,6 +170,30 @@ export function useFrames(types: string[], fn: (f: import('./hub').Frame) => voi
   }, [types.join(',')]);
 }
 
-export function StatusBadge({ status }: { status: string }) {
-  return <span className={`badge badge-${status}`}>{status.replace('_', ' ')}</span>;
+const STATUS_LABELS: Record<string, string> = {
+  requested: 'requested',
+  offered: 'offered to a doctor',
+  confirmed: 'confirmed',
+  completed: 'completed',
+  no_show: 'missed (no-show)',
+  cancelled: 'cancelled',
+  expired: 'expired',
+  declined: 'declined',
+  pending: 'waiting for approval',
+  active: 'active',
+  disabled: 'disabled',
+  rejected: 'rejected',
+};
+
+/** A status in words. */
+export function statusLabel(status: string): string {
+  return STATUS_LABELS[status] ?? status.replace(/_/g, ' ');
+}
+
+export function StatusBadge({ status, testId }: { status: string; testId?: string }) {
+  return (
+    <span className={`badge badge-${status}`} data-testid={testId}>
+      {statusLabel(status)}
+    </span>
+  );
 }

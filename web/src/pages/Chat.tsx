@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { newKey } from '../lib/api';
+import { frameErrorSentence } from '../lib/errors';
 import { lastSeq, mergeMessages, settlePending, type ChatMessage, type Pending } from '../lib/chat';
 import { formatTime } from '../lib/time';
 import { hub, useSession } from '../lib/ui';
@@ -41,7 +42,8 @@ export function Chat({ room }: { room: string }) {
       hub.on('typing', (f) => mine(f) && f.user_id !== me && setTyping(f.active)),
       hub.on('chat_read', (f) => mine(f) && f.user_id !== me && setOtherRead(f.seq)),
       hub.on('error', (f) => {
-        if (f.request?.startsWith('chat') || f.request === 'resume') setError(f.message);
+        if (f.request?.startsWith('chat') || f.request === 'resume')
+          setError(frameErrorSentence(f.code, { forbidden: 'The chat of this appointment is not open to you.', not_found: 'This appointment’s chat is not available.' }));
       }),
     ];
     const join = () => {
