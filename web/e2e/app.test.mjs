@@ -35,7 +35,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
 
     await patient.goto('/appointments');
     await patient.getByRole('heading', { name: 'Appointments' }).waitFor();
-    const unreadBefore = Number(await patient.getByTestId('unread-count').textContent());
+    const unreadBefore = await clinic.unread(patient);
 
     await patient.getByRole('link', { name: 'Book' }).click();
     await patient.getByRole('heading', { name: 'Request an appointment' }).waitFor();
@@ -51,23 +51,34 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     const card = doctor.getByTestId('offer').filter({ hasText: reason });
     await card.waitFor({ timeout: 30_000 });
     await screen(doctor, 'doctor-offers');
-    const select = card.getByLabel(/Free time/);
-    await until('free slots in the offer', async () => (await select.locator('option').count()) > 1, 20_000);
-    const value = await select.locator('option').nth(1).getAttribute('value');
-    await select.selectOption(value);
+    const picker = card.getByRole('group', { name: /Free time/ });
+    await picker.getByRole('radio').first().waitFor({ timeout: 20_000 });
+    // Every free time is named by weekday, date and time, not by the time alone.
+    const slotName = await picker.getByRole('radio').first().getAttribute('aria-label');
+    assert.match(slotName, /^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday) \d{1,2} [A-Z][a-z]+ \d{4}, \d{2}:\d{2}$/);
+    await picker.getByRole('radio').first().check();
     await card.getByRole('button', { name: 'Accept' }).click();
     await card.waitFor({ state: 'detached', timeout: 20_000 });
 
     // The patient's page was not reloaded: the bell count rises and the status turns confirmed.
-    await until('the bell to count the confirmation', async () => Number(await patient.getByTestId('unread-count').textContent()) > unreadBefore, 30_000);
+    await until('the bell to count the confirmation', async () => (await clinic.unread(patient)) > unreadBefore, 30_000);
+    assert.match(await patient.getByTestId('unread-count').textContent(), /^\d+$/);
     await patient.getByTestId('appointment-status').filter({ hasText: 'confirmed' }).waitFor({ timeout: 30_000 });
+    // The status is said once, not as a badge and again as text.
+    assert.equal((await patient.locator('main').innerText()).match(/confirmed/gi)?.length ?? 0, 1, 'the word "confirmed" once on the page');
     await screen(patient, 'patient-appointment');
     await patient.getByTestId('bell').click();
     await patient.getByRole('heading', { name: 'Notifications' }).waitFor();
     await patient.getByTestId('notifications').locator('li').first().waitFor();
+    // Times in notifications are in the viewer's zone, named; none is left in UTC.
+    const texts = await patient.getByTestId('notifications').innerText();
+    assert.doesNotMatch(texts, /\d{2}:\d{2}(–\d{2}:\d{2})? UTC/);
     await screen(patient, 'patient-notifications');
-    await patient.context().close();
-    await doctor.context().close();
+    // Once all are read, the bell shows no badge (not a red "0").
+    await patient.getByRole('button', { name: 'Mark all as read' }).click();
+    await patient.getByTestId('unread-count').waitFor({ state: 'detached' });
+    assert.equal(await patient.getByTestId('bell').getAttribute('aria-label'), 'Notifications');
+    await clinic.close(patient, doctor);
   });
 
   test('patient and doctor chat live, and the history survives a reload', async () => {
@@ -89,8 +100,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     await patient.getByRole('button', { name: 'Sign out' }).waitFor();
     await patient.getByTestId('messages').getByText('Hello doctor, the rash is spreading.').waitFor({ timeout: 20_000 });
     await patient.getByTestId('messages').getByText('Please send a photo before the call.').waitFor();
-    await patient.context().close();
-    await doctor.context().close();
+    await clinic.close(patient, doctor);
   });
 
   test('a video call connects with the fake camera, and reconnects when the hub drops the socket', async () => {
@@ -112,7 +122,11 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     }
     await screen(patient, 'call-connected');
 
-    // The hub goes away: both pages lose their socket and say so.
+    // The hub goes away: both pages lose their socket and say so (the failed reconnects are expected).
+    for (const p of [patient, doctor]) {
+      clinic.allow(p, '*', /\/ws/);
+      clinic.allowConsole(p, /WebSocket connection to .*\/ws.* failed/);
+    }
     await clinic.stopHub();
     for (const p of [patient, doctor]) await state(p).filter({ hasText: 'Reconnecting' }).waitFor({ timeout: 20_000 });
     await screen(doctor, 'call-reconnecting');
@@ -123,8 +137,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     assert.ok((await frames(patient)) > a, 'remote video plays again after the reconnect');
     await patient.getByRole('button', { name: 'Hang up' }).click();
     await state(doctor).filter({ hasText: 'Call ended' }).waitFor({ timeout: 20_000 });
-    await patient.context().close();
-    await doctor.context().close();
+    await clinic.close(patient, doctor);
   });
 
   test('an admin creates a group and approves a doctor who then appears in the directory', async () => {
@@ -138,7 +151,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     await signup.getByLabel('doctor').check();
     await signup.getByRole('button', { name: 'Create account' }).click();
     await signup.getByRole('heading', { name: 'Account requested' }).waitFor();
-    await signup.context().close();
+    await clinic.close(signup);
 
     const admin = await clinic.pageAs(clinic.account('admin'));
     await admin.getByRole('heading', { name: 'Dashboard' }).waitFor();
@@ -179,8 +192,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
       30_000,
     );
     await screen(patient, 'patient-directory');
-    await admin.context().close();
-    await patient.context().close();
+    await clinic.close(admin, patient);
   });
 
   test('a booking completed with the keyboard alone', async () => {
@@ -208,7 +220,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     await k.press('Enter');
     await patient.waitForURL(/\/appointments\/[A-Za-z0-9_-]+$/, { timeout: 20_000 });
     await patient.getByTestId('appointment-status').filter({ hasText: 'confirmed' }).waitFor({ timeout: 20_000 });
-    await patient.context().close();
+    await clinic.close(patient);
   });
 
   test('a patient on a 390×844 phone screen requests an appointment by specialty', async () => {
@@ -227,7 +239,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     await patient.getByRole('heading', { name: 'Medical history', exact: true }).waitFor();
     await screen(patient, 'phone-profile');
     assert.ok((await patient.evaluate(() => document.documentElement.scrollWidth)) <= 390);
-    await patient.context().close();
+    await clinic.close(patient);
   });
 
   test('a viewer in America/New_York sees a Europe/Berlin doctor’s slots converted, with the zone named', async () => {
@@ -249,7 +261,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     assert.equal(text, `${nyTime(first, zone)}–${nyTime(slots.slots.filter((s) => s.start.slice(0, 10) === first.slice(0, 10)).at(-1).end, zone)} (${zone})`);
     assert.notEqual(nyTime(first, zone), '09:00');
     await screen(patient, 'patient-doctor-new-york');
-    await patient.context().close();
+    await clinic.close(patient);
   });
 
   test('the remaining main screens pass axe-core with no serious or critical issue', async () => {
@@ -257,18 +269,25 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     await login.goto('/login');
     await login.getByRole('heading', { name: 'Sign in to carehub' }).waitFor();
     await screen(login, 'login');
-    await login.context().close();
+    await login.getByRole('link', { name: 'Forgot password?' }).click();
+    await login.getByRole('heading', { name: 'Reset your password' }).waitFor();
+    await screen(login, 'forgot-password');
+    await login.goto('/reset-password#token=not-a-real-token');
+    await login.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+    await screen(login, 'reset-password');
+    await clinic.close(login);
     const doctor = await clinic.pageAs(clinic.byEmail('sara.'));
     for (const [path, name] of [
       ['/schedule', 'doctor-schedule'],
       ['/availability', 'doctor-availability'],
       ['/appointments', 'doctor-appointments'],
+      ['/profile', 'doctor-profile'],
     ]) {
       await doctor.goto(path);
       await doctor.locator('h1').waitFor();
       await screen(doctor, name);
     }
-    await doctor.context().close();
+    await clinic.close(doctor);
     const patient = await clinic.pageAs(clinic.byEmail('ada.'));
     for (const [path, name] of [
       ['/appointments', 'patient-appointments'],
@@ -278,7 +297,7 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
       await patient.locator('h1').waitFor();
       await screen(patient, name);
     }
-    await patient.context().close();
+    await clinic.close(patient);
     assert.deepEqual(axeProblems, []);
     assert.deepEqual(clinic.cspErrors, [], 'no page broke the Content-Security-Policy');
   });

@@ -3,7 +3,7 @@
 // hub` process the tests can stop and start again. Drives Debian's chromium with playwright-core.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -72,11 +72,70 @@ function child(name, cmd, args, env, log) {
   return p;
 }
 
+/**
+ * What a page must not do unless a test provoked it: log a console error, fail a request, get an
+ * HTTP answer of 400 or more, or show the API's own error message (people read sentences).
+ */
+class Watch {
+  /** `[status, url pattern]` pairs a test provoked on purpose. */
+  allowed = [];
+  /** Console error patterns a test provoked on purpose. */
+  allowedConsole = [];
+  problems = [];
+  /** `error.message` of every API error answer the page received. */
+  apiMessages = new Set();
+
+  constructor(page) {
+    this.page = page;
+    page.on('pageerror', (e) => this.problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return;
+      const text = m.text();
+      const url = m.location()?.url ?? '';
+      // Chromium logs every HTTP error answer as a console error too; judged with the response.
+      const status = /status of (\d{3})/.exec(text);
+      if (status && this.isAllowed(Number(status[1]), url)) return;
+      if (this.allowedConsole.some((re) => re.test(text))) return;
+      this.problems.push(`console error: ${text} (${url})`);
+    });
+    page.on('requestfailed', (r) => {
+      const why = r.failure()?.errorText ?? '';
+      // A navigation or a closing page cancels what is in flight: not a failure of the app.
+      if (why === 'net::ERR_ABORTED') return;
+      if (this.isAllowed(0, r.url())) return;
+      this.problems.push(`request failed: ${r.method()} ${r.url()} ${why}`);
+    });
+    page.on('response', async (r) => {
+      if (r.status() < 400) return;
+      const url = r.url();
+      try {
+        const body = JSON.parse(await r.text());
+        if (body?.error?.message) this.apiMessages.add(body.error.message);
+      } catch {
+        // Not JSON, or the page went away first.
+      }
+      if (!this.isAllowed(r.status(), url)) this.problems.push(`HTTP ${r.status()}: ${r.request().method()} ${url}`);
+    });
+  }
+
+  isAllowed(status, url) {
+    return this.allowed.some(([s, re]) => (s === status || s === '*') && re.test(url));
+  }
+
+  /** Fails when an API error message is on screen now. */
+  async rawMessagesShown() {
+    if (this.page.isClosed()) return [];
+    const text = await this.page.evaluate(() => document.body.innerText).catch(() => '');
+    return [...this.apiMessages].filter((m) => m.length > 3 && text.includes(m));
+  }
+}
+
 export class Clinic {
   procs = [];
   accounts = [];
   /** Content-Security-Policy violations any page reported. */
   cspErrors = [];
+  watches = new Map();
 
   async start() {
     mkdirSync(artifacts, { recursive: true });
@@ -223,6 +282,7 @@ export class Clinic {
   async pageAs(acct, opts = {}) {
     const ctx = await this.browser.newContext({ baseURL: this.base, ...opts });
     const page = await ctx.newPage();
+    this.watches.set(page, new Watch(page));
     page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
     page.on('console', (m) => {
       if (m.type() === 'error' && /Content Security Policy|Refused to/.test(m.text())) this.cspErrors.push(m.text());
@@ -236,7 +296,66 @@ export class Clinic {
     await page.getByLabel('Email').fill(acct.email);
     await page.getByLabel('Password').fill(acct.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    // The bell shows on every screen size (the sign-out button sits behind a menu on a phone).
+    await page.getByTestId('bell').waitFor();
+  }
+
+  /**
+   * Lets `page` receive an HTTP `status` (or, with 0, a failed request; with '*', any) from
+   * URLs matching `url` without failing the test: the test provokes it on purpose.
+   */
+  allow(page, status, url) {
+    this.watches.get(page).allowed.push([status, url]);
+  }
+
+  /** Lets `page` log console errors matching `re`: the test provokes them on purpose. */
+  allowConsole(page, re) {
+    this.watches.get(page).allowedConsole.push(re);
+  }
+
+  /** What went wrong on `page` so far that no test asked for (and raw API messages on screen). */
+  async problems(page) {
+    const w = this.watches.get(page);
+    const raw = await w.rawMessagesShown();
+    return [...w.problems, ...raw.map((m) => `the API's own message is on screen: ${m}`)];
+  }
+
+  /** Checks `page` had no unprovoked problem, then closes its context. */
+  async close(...pages) {
+    const found = [];
+    for (const page of pages) {
+      found.push(...(await this.problems(page)));
+      this.watches.delete(page);
+      await page.context().close();
+    }
+    if (found.length) throw new Error(`problems on the page:\n${found.join('\n')}`);
+  }
+
+  /** The unread count the bell shows (no badge: none unread). */
+  async unread(page) {
+    return Number((await page.getByTestId('bell').getAttribute('data-unread')) ?? 'NaN');
+  }
+
+  /** Names of the mail files the clinic has written so far. */
+  mailFiles() {
+    const dir = join(this.tmp, 'data', 'mail');
+    return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.eml')) : [];
+  }
+
+  /**
+   * Waits for a mail to `to` that is not among `before` (names from `mailFiles()`); carehub writes
+   * mail as .eml files under its data dir when no SMTP server is configured.
+   */
+  async mailTo(to, before = []) {
+    const dir = join(this.tmp, 'data', 'mail');
+    return until(`a mail to ${to}`, () => {
+      for (const f of this.mailFiles()) {
+        if (before.includes(f)) continue;
+        const text = readFileSync(join(dir, f), 'utf8');
+        if (text.includes(to)) return text;
+      }
+      return null;
+    }, 30_000);
   }
 }
 

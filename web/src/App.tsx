@@ -1,9 +1,10 @@
-import { BrowserRouter, Link, Navigate, NavLink, Route, Routes, useNavigate } from 'react-router-dom';
+import { BrowserRouter, Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from 'react-router-dom';
 import { api } from './lib/api';
 import { viewerZone } from './lib/time';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Loading, SessionProvider, useFrames, useSession } from './lib/ui';
-import { Login, Signup } from './pages/Auth';
+import { ForgotPassword, Login, ResetPassword, Signup } from './pages/Auth';
+import { DoctorProfile } from './pages/DoctorProfile';
 import { Directory, DoctorPage } from './pages/Directory';
 import { BookRequest } from './pages/Book';
 import { AppointmentDetail, Appointments } from './pages/Appointments';
@@ -16,7 +17,11 @@ import { CallPage } from './pages/Call';
 function Header() {
   const { user, unread, hubState } = useSession();
   const nav = useNavigate();
+  const { pathname } = useLocation();
   const [ring, setRing] = useState<string | null>(null);
+  // On a phone the links sit behind a menu button; following one closes the menu.
+  const [open, setOpen] = useState(false);
+  useEffect(() => setOpen(false), [pathname]);
   useFrames(['call_ring'], (f) => setRing(f.appointment_id));
   useFrames(['call_cancel', 'call_hangup', 'call_accept'], () => setRing(null));
   if (!user) return null;
@@ -34,6 +39,7 @@ function Header() {
             ['/schedule', 'Schedule'],
             ['/availability', 'Availability'],
             ['/appointments', 'Appointments'],
+            ['/profile', 'Profile'],
           ]
         : [
             ['/admin', 'Dashboard'],
@@ -44,51 +50,66 @@ function Header() {
           ];
   return (
     <header className="top">
-      <Link to="/" className="brand">
-        carehub
-      </Link>
-      <nav aria-label="Main">
-        <ul>
-          {links.map(([to, label]) => (
-            <li key={to}>
-              <NavLink to={to} end>
-                {label}
-              </NavLink>
-            </li>
-          ))}
-        </ul>
-      </nav>
+      <div className="bar">
+        <Link to="/" className="brand">
+          carehub
+        </Link>
+        <Link
+          to="/notifications"
+          className="bell"
+          aria-label={unread > 0 ? `Notifications, ${unread} unread` : 'Notifications'}
+          data-testid="bell"
+          data-unread={unread}
+        >
+          <svg aria-hidden="true" width="20" height="20" viewBox="0 0 24 24" className="bell-icon">
+            <path d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1Z" />
+          </svg>
+          {unread > 0 && (
+            <span className="count" data-testid="unread-count" aria-hidden="true">
+              {unread > 99 ? '99+' : unread}
+            </span>
+          )}
+        </Link>
+        <button type="button" className="menu-toggle secondary" aria-expanded={open} aria-controls="header-menu" onClick={() => setOpen(!open)}>
+          Menu
+        </button>
+      </div>
+      <div id="header-menu" className={`menu ${open ? 'open' : ''}`}>
+        <nav aria-label="Main">
+          <ul>
+            {links.map(([to, label]) => (
+              <li key={to}>
+                <NavLink to={to} end>
+                  {label}
+                </NavLink>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div className="who">
+          <span className={`conn conn-${hubState}`} title="Live connection">
+            {hubState === 'connected' ? 'live' : hubState === 'reconnecting' ? 'reconnecting…' : hubState}
+          </span>
+          <span className="muted small">
+            {user.display_name} · {viewerZone()}
+          </span>
+          <button
+            type="button"
+            className="link"
+            onClick={async () => {
+              await api.logout();
+              nav('/login');
+            }}
+          >
+            Sign out
+          </button>
+        </div>
+      </div>
       {ring && (
         <p className="ring" role="alert">
           Incoming video call. <Link to={`/call/${ring}`} onClick={() => setRing(null)}>Open the call</Link>
         </p>
       )}
-      <div className="who">
-        <Link to="/notifications" className="bell" aria-label={`Notifications, ${unread} unread`} data-testid="bell">
-          <svg aria-hidden="true" width="20" height="20" viewBox="0 0 24 24" className="bell-icon">
-            <path d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1Z" />
-          </svg>
-          <span className="count" data-testid="unread-count">
-            {unread}
-          </span>
-        </Link>
-        <span className={`conn conn-${hubState}`} title="Live connection">
-          {hubState === 'connected' ? 'live' : hubState === 'reconnecting' ? 'reconnecting…' : hubState}
-        </span>
-        <span className="muted small">
-          {user.display_name} · {viewerZone()}
-        </span>
-        <button
-          type="button"
-          className="link"
-          onClick={async () => {
-            await api.logout();
-            nav('/login');
-          }}
-        >
-          Sign out
-        </button>
-      </div>
     </header>
   );
 }
@@ -118,6 +139,14 @@ function Guard({ children, role }: { children: React.ReactNode; role?: string })
   return <>{children}</>;
 }
 
+/** A patient's profile is their medical details; a doctor's is what the directory shows. */
+function RoleProfile() {
+  const { user } = useSession();
+  if (user?.role === 'patient') return <Profile />;
+  if (user?.role === 'doctor') return <DoctorProfile />;
+  return <p role="alert">This page is for patients and doctors.</p>;
+}
+
 function Shell() {
   const { ready } = useSession();
   return (
@@ -134,6 +163,8 @@ function Shell() {
             <Route path="/" element={<Home />} />
             <Route path="/login" element={<Login />} />
             <Route path="/signup" element={<Signup />} />
+            <Route path="/forgot-password" element={<ForgotPassword />} />
+            <Route path="/reset-password" element={<ResetPassword />} />
             <Route path="/pending" element={<Pending />} />
             <Route path="/doctors" element={<Guard><Directory /></Guard>} />
             <Route path="/doctors/:id" element={<Guard><DoctorPage /></Guard>} />
@@ -141,7 +172,7 @@ function Shell() {
             <Route path="/appointments" element={<Guard><Appointments /></Guard>} />
             <Route path="/appointments/:id" element={<Guard><AppointmentDetail /></Guard>} />
             <Route path="/notifications" element={<Guard><Notifications /></Guard>} />
-            <Route path="/profile" element={<Guard role="patient"><Profile /></Guard>} />
+            <Route path="/profile" element={<Guard><RoleProfile /></Guard>} />
             <Route path="/offers" element={<Guard role="doctor"><Offers /></Guard>} />
             <Route path="/schedule" element={<Guard role="doctor"><Schedule /></Guard>} />
             <Route path="/availability" element={<Guard role="doctor"><Availability /></Guard>} />

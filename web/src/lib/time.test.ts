@@ -49,3 +49,25 @@ describe('time zones', () => {
     expect(() => wallToIso('tomorrow', 'UTC')).toThrow(RangeError);
   });
 });
+
+describe('times in words', () => {
+  it('names a free time by weekday, date and time', async () => {
+    const { slotName } = await import('./time');
+    expect(slotName('2026-12-08T08:30:00Z', 'Europe/Berlin')).toBe('Tuesday 8 December 2026, 09:30');
+    expect(slotName('2026-12-08T03:30:00Z', 'America/New_York')).toBe('Monday 7 December 2026, 22:30');
+  });
+
+  it('rewrites UTC times in notification texts into the viewer’s zone', async () => {
+    const { localizeUtcTimes } = await import('./time');
+    expect(localizeUtcTimes('Your appointment with Dr. X is confirmed: Mon 2 Mar 2026 10:30 UTC.', 'Europe/Berlin')).toBe(
+      'Your appointment with Dr. X is confirmed: Mon, 2 Mar 2026, 11:30 (Europe/Berlin).',
+    );
+    expect(localizeUtcTimes('New request for Mon 2 Mar 2026 09:00–12:00 UTC from Ada', 'America/New_York')).toBe(
+      'New request for Mon, 2 Mar 2026, 04:00–07:00 (America/New_York) from Ada',
+    );
+    expect(localizeUtcTimes('Mon 2 Mar 2026 23:00 UTC – Tue 3 Mar 2026 12:00 UTC', 'Asia/Tokyo')).toBe(
+      'Tue, 3 Mar 2026, 08:00 (Asia/Tokyo) – Tue, 3 Mar 2026, 21:00 (Asia/Tokyo)',
+    );
+    expect(localizeUtcTimes('No time here.', 'Europe/Berlin')).toBe('No time here.');
+  });
+});

@@ -109,3 +109,38 @@ export function isoToWall(iso: string, zone: string = viewerZone()): string {
 export function addDays(iso: string, days: number): string {
   return new Date(new Date(iso).getTime() + days * 86400000).toISOString();
 }
+
+/** "Tuesday 8 December 2026" in `zone`: a day said in full, for headings and accessible names. */
+export function formatLongDay(iso: string, zone: string = viewerZone()): string {
+  const p = new Intl.DateTimeFormat('en-GB', { timeZone: zone, weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }).formatToParts(
+    new Date(iso),
+  );
+  const get = (t: string) => p.find((x) => x.type === t)?.value ?? '';
+  return `${get('weekday')} ${get('day')} ${get('month')} ${get('year')}`;
+}
+
+/** "Tuesday 8 December 2026, 09:30" in `zone`: the accessible name of a free time. */
+export function slotName(iso: string, zone: string = viewerZone()): string {
+  return `${formatLongDay(iso, zone)}, ${formatTime(iso, zone)}`;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * Notification texts are written by the server with times in UTC ("Mon 2 Mar 2026 10:30 UTC",
+ * "Mon 2 Mar 2026 09:00–12:00 UTC"). This rewrites those times into `zone`, named, so a reader
+ * never converts from UTC in their head. Text without such a time is returned unchanged.
+ */
+export function localizeUtcTimes(text: string, zone: string = viewerZone()): string {
+  const re = /\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) (\d{2}):(\d{2})(?:[–-](\d{2}):(\d{2}))? UTC\b/g;
+  return text.replace(re, (whole, d: string, mon: string, y: string, h: string, mi: string, h2?: string, mi2?: string) => {
+    const month = MONTHS.indexOf(mon);
+    const start = new Date(Date.UTC(+y, month, +d, +h, +mi));
+    if (Number.isNaN(start.getTime())) return whole;
+    const first = formatDateTime(start.toISOString(), zone);
+    if (h2 === undefined || mi2 === undefined) return `${first} (${zone})`;
+    let end = Date.UTC(+y, month, +d, +h2, +mi2);
+    if (end <= start.getTime()) end += 86400000;
+    return `${first}–${formatTime(new Date(end).toISOString(), zone)} (${zone})`;
+  });
+}

@@ -3,7 +3,7 @@ import { Link } from 'react-router-dom';
 import { api, type User } from '../lib/api';
 import { addDays, dayKey, formatWithZone, viewerZone } from '../lib/time';
 import type { Appointment, DoctorSummary, Group, Offer } from '../lib/types';
-import { Empty, ErrorMsg, Loading, StatusBadge, useAction, useLoad } from '../lib/ui';
+import { Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
 import { when } from './Appointments';
 
 export function AdminUsers() {
@@ -18,7 +18,13 @@ export function AdminUsers() {
     return api.get<{ users: User[] }>(`/api/admin/users?${p}`);
   }, [role, status, q]);
   const [busy, actionError, run] = useAction();
-  const act = (u: User, action: string) => run(() => api.post(`/api/admin/users/${u.id}/${action}`, {})).then((ok) => ok && reload());
+  const [done, setDone] = useState<string | null>(null);
+  const PAST: Record<string, string> = { approve: 'approved', reject: 'rejected', disable: 'disabled', enable: 'enabled' };
+  const act = (u: User, action: string) =>
+    run(() => api.post(`/api/admin/users/${u.id}/${action}`, {})).then((ok) => {
+      setDone(ok ? `${u.display_name}: ${PAST[action] ?? action}.` : null);
+      if (ok) reload();
+    });
   return (
     <section>
       <h1>Users</h1>
@@ -48,9 +54,10 @@ export function AdminUsers() {
         </label>
       </div>
       <ErrorMsg error={error ?? actionError} />
+      <Saved show={!!done && !busy}>{done}</Saved>
       {loading && !data && <Loading />}
-      {data && data.users.length === 0 && <Empty>No user matches.</Empty>}
-      <table>
+      {data && data.users.length === 0 && <Empty>{role || status || q.trim() ? 'No account matches these filters.' : 'No accounts yet.'}</Empty>}
+      <table hidden={!data?.users.length}>
         <caption className="sr-only">Accounts</caption>
         <thead>
           <tr>
@@ -104,21 +111,23 @@ export function AdminGroups() {
   const groups = useLoad(() => api.get<{ groups: Group[] }>('/api/admin/groups'), []);
   const doctors = useLoad(() => api.get<{ doctors: DoctorSummary[] }>('/api/doctors?limit=100'), []);
   const [editing, setEditing] = useState<Group | null>(null);
+  const [saved, setSaved] = useState<string | null>(null);
   const names = new Map((doctors.data?.doctors ?? []).map((d) => [d.id, d.display_name]));
   return (
     <section>
       <h1>Groups</h1>
       <ErrorMsg error={groups.error ?? doctors.error} />
       {groups.loading && !groups.data && <Loading />}
-      {groups.data && groups.data.groups.length === 0 && <Empty>No groups yet.</Empty>}
-      <ul className="cards" aria-label="Groups">
+      {groups.data && groups.data.groups.length === 0 && <Empty>No groups yet. Create the first one below.</Empty>}
+      <Saved show={!!saved}>{saved}</Saved>
+      <ul className="cards" aria-label="Groups" hidden={!groups.data?.groups.length}>
         {groups.data?.groups.map((g) => (
           <li key={g.id} className="card">
             <h2 className="h3">{g.name}</h2>
             <p className="small">
               {g.specialty ?? 'any specialty'} · {g.strategy.replace('_', ' ')} · {Math.round(g.accept_deadline_secs / 60)} min to accept
             </p>
-            <p className="small">Members: {g.members.map((m) => names.get(m) ?? m).join(', ')}</p>
+            <p className="small">Members: {g.members.length ? g.members.map((m) => names.get(m) ?? 'a doctor no longer listed').join(', ') : 'none yet'}</p>
             <button className="link" onClick={() => setEditing(g)}>
               Edit {g.name}
             </button>
@@ -129,7 +138,8 @@ export function AdminGroups() {
         key={editing?.id ?? 'new'}
         group={editing}
         doctors={doctors.data?.doctors ?? []}
-        onDone={() => {
+        onDone={(name) => {
+          setSaved(`Group “${name}” saved.`);
           setEditing(null);
           groups.reload();
         }}
@@ -138,13 +148,16 @@ export function AdminGroups() {
   );
 }
 
-function GroupForm({ group, doctors, onDone }: { group: Group | null; doctors: DoctorSummary[]; onDone: () => void }) {
+function GroupForm({ group, doctors, onDone }: { group: Group | null; doctors: DoctorSummary[]; onDone: (name: string) => void }) {
   const [name, setName] = useState(group?.name ?? '');
   const [specialty, setSpecialty] = useState(group?.specialty ?? '');
   const [strategy, setStrategy] = useState(group?.strategy ?? 'round_robin');
   const [minutes, setMinutes] = useState(group ? Math.round(group.accept_deadline_secs / 60) : 60);
   const [members, setMembers] = useState<string[]>(group?.members ?? []);
-  const [busy, error, run, setError] = useAction();
+  const [busy, error, run, setError] = useAction({
+    precondition_failed: 'Changed elsewhere: reload to see the latest.',
+    conflict: 'Changed elsewhere, or the name is taken: reload to see the latest.',
+  });
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (!name.trim()) return setError('Name the group.');
@@ -155,7 +168,7 @@ function GroupForm({ group, doctors, onDone }: { group: Group | null; doctors: D
     const ok = await run(() =>
       group ? api.put(`/api/admin/groups/${group.id}`, body, { 'if-match': `"${group.version}"` }) : api.post('/api/admin/groups', body),
     );
-    if (ok) onDone();
+    if (ok) onDone(name.trim());
   };
   return (
     <form onSubmit={submit} aria-labelledby="group-form-h">
@@ -182,6 +195,7 @@ function GroupForm({ group, doctors, onDone }: { group: Group | null; doctors: D
       </label>
       <fieldset>
         <legend>Members</legend>
+        {doctors.length === 0 && <Empty>No approved doctors yet.</Empty>}
         {doctors.map((d) => (
           <label key={d.id} className="inline">
             <input
@@ -229,7 +243,9 @@ export function AdminAppointments() {
           <select value={status} onChange={(e) => setStatus(e.target.value)}>
             <option value="">any</option>
             {['requested', 'offered', 'confirmed', 'completed', 'no_show', 'cancelled', 'expired', 'declined'].map((s) => (
-              <option key={s}>{s}</option>
+              <option key={s} value={s}>
+                {statusLabel(s)}
+              </option>
             ))}
           </select>
         </label>
@@ -240,8 +256,8 @@ export function AdminAppointments() {
       </div>
       <ErrorMsg error={error ?? actionError} />
       {loading && !data && <Loading />}
-      {data && list.length === 0 && <Empty>No appointment matches.</Empty>}
-      <ul className="cards" aria-label="Appointments">
+      {data && list.length === 0 && <Empty>{data.length ? 'No appointment matches these filters.' : 'No appointments yet.'}</Empty>}
+      <ul className="cards" aria-label="Appointments" hidden={!list.length}>
         {list.map((a) => (
           <li key={a.id} className="card">
             <p>
@@ -294,8 +310,8 @@ export function AdminAudit() {
       </label>
       <ErrorMsg error={error} />
       {loading && !data && <Loading />}
-      {data && data.entries.length === 0 && <Empty>No entries.</Empty>}
-      <table>
+      {data && data.entries.length === 0 && <Empty>{subject ? 'No entries about this subject.' : 'No entries yet.'}</Empty>}
+      <table hidden={!data?.entries.length}>
         <caption className="sr-only">Audit entries</caption>
         <thead>
           <tr>
@@ -411,7 +427,7 @@ export function Dashboard() {
       />
       <h2>Offers per doctor</h2>
       {perDoctor.size === 0 && <Empty>No offers yet.</Empty>}
-      <table>
+      <table hidden={perDoctor.size === 0}>
         <caption className="sr-only">Offers and accept times per doctor</caption>
         <thead>
           <tr>

@@ -3,7 +3,8 @@ import { Link, useParams } from 'react-router-dom';
 import { api } from '../lib/api';
 import { formatRange, formatWithZone, isoToWall, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, Offer, PublicProfile } from '../lib/types';
-import { Empty, ErrorMsg, Loading, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
+import { SlotPicker } from '../lib/SlotPicker';
+import { Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { Chat } from './Chat';
 
 export function when(a: Appointment, zone = viewerZone()): string {
@@ -51,15 +52,27 @@ export function Appointments() {
         <select value={status} onChange={(e) => setStatus(e.target.value)}>
           <option value="">all</option>
           {['requested', 'offered', 'confirmed', 'completed', 'no_show', 'cancelled', 'expired', 'declined'].map((s) => (
-            <option key={s}>{s}</option>
+            <option key={s} value={s}>
+              {statusLabel(s)}
+            </option>
           ))}
         </select>
       </label>
       {loading && !data && <Loading />}
       <ErrorMsg error={error} />
-      {data && data.appointments.length === 0 && <Empty>No appointments yet.</Empty>}
-      <ul className="cards" aria-label="Appointments">
-        {data?.appointments.map((a) => (
+      {data && data.appointments.length === 0 && (
+        <Empty>
+          {status
+            ? `No ${statusLabel(status)} appointments.`
+            : user?.role === 'patient'
+              ? <>No appointments yet. <Link to="/book">Request one</Link> or <Link to="/doctors">find a doctor</Link>.</>
+              : user?.role === 'doctor'
+                ? 'No appointments yet. Accepted offers appear here.'
+                : 'No appointments yet.'}
+        </Empty>
+      )}
+      {data && data.appointments.length > 0 && <ul className="cards" aria-label="Appointments">
+        {data.appointments.map((a) => (
           <li key={a.id} className="card">
             <Link to={`/appointments/${a.id}`}>
               <StatusBadge status={a.status} /> {a.reason}
@@ -75,7 +88,7 @@ export function Appointments() {
             </p>
           </li>
         ))}
-      </ul>
+      </ul>}
     </section>
   );
 }
@@ -91,11 +104,22 @@ export function AppointmentDetail() {
   const zone = viewerZone();
   const [rs, setRs] = useState('');
   const [re, setRe] = useState('');
+  const [done, setDone] = useState<string | null>(null);
   if (loading && !data) return <Loading />;
   if (!data) return <ErrorMsg error={error ?? 'Not found'} />;
   const a = data.appointment;
   const open = ['requested', 'offered', 'confirmed'].includes(a.status);
-  const act = (path: string, body: unknown = {}) => run(() => api.post(`/api/appointments/${id}/${path}`, body)).then((ok) => ok && reload());
+  const DONE: Record<string, string> = {
+    cancel: 'Appointment cancelled.',
+    reschedule: 'Reschedule asked for: the doctor will propose a time.',
+    complete: 'Appointment completed; notes saved.',
+    'no-show': 'Marked as a no-show.',
+  };
+  const act = (path: string, body: unknown = {}) =>
+    run(() => api.post(`/api/appointments/${id}/${path}`, body)).then((ok) => {
+      setDone(ok ? (DONE[path] ?? 'Saved.') : null);
+      if (ok) reload();
+    });
   const reschedule = (e: FormEvent) => {
     e.preventDefault();
     if (!rs || !re) return setError('Give a new earliest and latest time.');
@@ -108,7 +132,7 @@ export function AppointmentDetail() {
     <section>
       <h1>Appointment</h1>
       <p>
-        <StatusBadge status={a.status} /> <span data-testid="appointment-status">{a.status}</span>
+        Status: <StatusBadge status={a.status} testId="appointment-status" />
       </p>
       <dl className="facts">
         <dt>When</dt>
@@ -152,9 +176,10 @@ export function AppointmentDetail() {
             {o.reason ? ` (${o.reason})` : ''}
           </li>
         ))}
-        {a.start && a.status !== 'requested' && <li>Current status: {a.status.replace('_', ' ')}</li>}
+        {data.offers.length === 0 && a.status === 'requested' && <li>Waiting to be offered to a doctor.</li>}
       </ol>
       <ErrorMsg error={actionError} />
+      <Saved show={!!done && !busy}>{done}</Saved>
       {a.status === 'confirmed' && (
         <p>
           <Link className="button" to={`/call/${a.id}`}>
@@ -218,7 +243,7 @@ function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
   const slots = useLoad(
     () =>
       user?.role === 'doctor' && p.window_start && p.window_end && !p.start
-        ? api.get<{ slots: { start: string }[] }>(`/api/doctors/${user.id}/slots?from=${encodeURIComponent(p.window_start)}&to=${encodeURIComponent(p.window_end)}`)
+        ? api.get<{ slots: { start: string; end: string }[] }>(`/api/doctors/${user.id}/slots?from=${encodeURIComponent(p.window_start)}&to=${encodeURIComponent(p.window_end)}`)
         : Promise.resolve({ slots: [] }),
     [a.id, a.version],
   );
@@ -245,18 +270,12 @@ function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
         </div>
       )}
       {user?.role === 'doctor' && !p.start && (
-        <div className="row">
-          <label>
-            Free time ({zone})
-            <select value={start} onChange={(e) => setStart(e.target.value)}>
-              <option value="">{slots.loading ? 'Loading…' : 'Choose…'}</option>
-              {slots.data?.slots.map((s) => (
-                <option key={s.start} value={s.start}>
-                  {formatWithZone(s.start, zone)}
-                </option>
-              ))}
-            </select>
-          </label>
+        <div>
+          {slots.loading && !slots.data && <Loading what="Loading your free times" />}
+          {slots.data && slots.data.slots.length === 0 && <Empty>You have no free time in the asked window.</Empty>}
+          {slots.data && slots.data.slots.length > 0 && (
+            <SlotPicker slots={slots.data.slots} zone={zone} name="propose-slot" legend={`Free time (${zone})`} value={start || null} onChange={(s) => setStart(s.start)} />
+          )}
           <button disabled={busy} onClick={() => (start ? post('propose', { start }) : setError('Choose a free time.'))}>
             Propose this time
           </button>

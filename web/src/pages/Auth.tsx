@@ -1,14 +1,23 @@
 import { useState, type FormEvent } from 'react';
-import { Link, Navigate, useNavigate } from 'react-router-dom';
+import { Link, Navigate, useLocation, useNavigate } from 'react-router-dom';
 import { api } from '../lib/api';
 import { ErrorMsg, useAction, useSession } from '../lib/ui';
+
+/** Passwords: the same rule the sign-up form checks before the API does. */
+function passwordProblem(password: string, email?: string): string | null {
+  const n = Array.from(password).length;
+  if (n < 10) return 'The password needs at least 10 characters.';
+  if (n > 128) return 'The password can have at most 128 characters.';
+  if (email && password.trim().toLowerCase() === email.trim().toLowerCase()) return 'The password must not be your email address.';
+  return null;
+}
 
 export function Login() {
   const { user } = useSession();
   const nav = useNavigate();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
-  const [busy, error, run, setError] = useAction();
+  const [busy, error, run, setError] = useAction({ validation_failed: 'Enter your email address and password.' });
   if (user) return <Navigate to="/" replace />;
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -34,8 +43,103 @@ export function Login() {
         </button>
       </form>
       <p>
+        <Link to="/forgot-password">Forgot password?</Link>
+      </p>
+      <p>
         New here? <Link to="/signup">Create an account</Link>
       </p>
+    </section>
+  );
+}
+
+/** Asks for a reset mail. The answer is the same whether or not the email has an account. */
+export function ForgotPassword() {
+  const [email, setEmail] = useState('');
+  const [sent, setSent] = useState(false);
+  const [busy, error, run, setError] = useAction({ validation_failed: 'Enter a valid email address.' });
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email.trim())) return setError('Enter a valid email address.');
+    if (await run(() => api.requestPasswordReset(email.trim()))) setSent(true);
+  };
+  return (
+    <section className="narrow">
+      <h1>Reset your password</h1>
+      {sent ? (
+        <p role="status">
+          If <strong>{email.trim()}</strong> belongs to an account, we have sent it a link to choose a new password. The link works once
+          and expires soon.
+        </p>
+      ) : (
+        <form onSubmit={submit} noValidate>
+          <p>Enter the email address of your account and we will send you a link to choose a new password.</p>
+          <label>
+            Email
+            <input type="email" autoComplete="username" value={email} onChange={(e) => setEmail(e.target.value)} required />
+          </label>
+          <ErrorMsg error={error} />
+          <button type="submit" disabled={busy}>
+            {busy ? 'Sending…' : 'Send reset link'}
+          </button>
+        </form>
+      )}
+      <p>
+        <Link to="/login">Back to sign in</Link>
+      </p>
+    </section>
+  );
+}
+
+/** The page the reset mail links to: `/reset-password#token=…` (the token never reaches a server log). */
+export function ResetPassword() {
+  const { hash } = useLocation();
+  const token = new URLSearchParams(hash.replace(/^#/, '')).get('token') ?? '';
+  const [password, setPassword] = useState('');
+  const [again, setAgain] = useState('');
+  const [done, setDone] = useState(false);
+  const [busy, error, run, setError] = useAction({
+    unauthorized: 'This reset link has expired or was already used. Ask for a new one.',
+    validation_failed: 'The password needs 10 to 128 characters.',
+  });
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const problem = passwordProblem(password);
+    if (problem) return setError(problem);
+    if (password !== again) return setError('The two passwords are not the same.');
+    if (await run(() => api.confirmPasswordReset(token, password))) setDone(true);
+  };
+  if (!token)
+    return (
+      <section className="narrow">
+        <h1>Choose a new password</h1>
+        <p role="alert">This link is not complete. Open the link from the mail again, or ask for a new one.</p>
+        <Link to="/forgot-password">Ask for a new link</Link>
+      </section>
+    );
+  return (
+    <section className="narrow">
+      <h1>Choose a new password</h1>
+      {done ? (
+        <>
+          <p role="status">Your password is changed. Sign in with the new password.</p>
+          <Link to="/login">Sign in</Link>
+        </>
+      ) : (
+        <form onSubmit={submit} noValidate>
+          <label>
+            New password (at least 10 characters)
+            <input type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} required minLength={10} />
+          </label>
+          <label>
+            New password again
+            <input type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} required />
+          </label>
+          <ErrorMsg error={error} />
+          <button type="submit" disabled={busy}>
+            {busy ? 'Saving…' : 'Set new password'}
+          </button>
+        </form>
+      )}
     </section>
   );
 }
@@ -51,8 +155,8 @@ export function Signup() {
     e.preventDefault();
     if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) return setError('Enter a valid email address.');
     if (!name.trim()) return setError('Enter your name.');
-    if (password.length < 10) return setError('The password needs at least 10 characters.');
-    if (password === email) return setError('The password must not be your email address.');
+    const problem = passwordProblem(password, email);
+    if (problem) return setError(problem);
     if (await run(() => api.register(email.trim(), password, name.trim(), role))) setDone(true);
   };
   if (done)

@@ -1,7 +1,9 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router-dom';
 import { api, newKey } from '../lib/api';
-import { addDays, dayKey, formatDateTime, formatDay, formatTime, viewerZone } from '../lib/time';
+import { specialtiesText } from '../lib/doctors';
+import { SlotPicker } from '../lib/SlotPicker';
+import { addDays, dayKey, formatDay, formatTime, viewerZone } from '../lib/time';
 import type { Appointment, DoctorSummary, PublicProfile, Slot } from '../lib/types';
 import { Empty, ErrorMsg, Loading, useAction, useLoad, useSession } from '../lib/ui';
 
@@ -35,17 +37,21 @@ export function Directory() {
       </form>
       {loading && <Loading />}
       <ErrorMsg error={error} />
-      {data && data.doctors.length === 0 && <Empty>No doctor matches.</Empty>}
-      <ul className="cards" aria-label="Doctors">
-        {data?.doctors.map((d) => (
-          <li key={d.id} className="card">
-            <h2>
-              <Link to={`/doctors/${d.id}`}>{d.display_name}</Link>
-            </h2>
-            <p className="muted">{d.specialties.join(', ') || 'General'}</p>
-          </li>
-        ))}
-      </ul>
+      {data && data.doctors.length === 0 && (
+        <Empty>{query.q || query.specialty ? 'No doctor matches. Try another name or specialty.' : 'No doctors are listed yet.'}</Empty>
+      )}
+      {data && data.doctors.length > 0 && (
+        <ul className="cards" aria-label="Doctors">
+          {data.doctors.map((d) => (
+            <li key={d.id} className="card" data-testid="doctor-card">
+              <h2>
+                <Link to={`/doctors/${d.id}`}>{d.display_name}</Link>
+              </h2>
+              <p className="muted">{specialtiesText(d.specialties)}</p>
+            </li>
+          ))}
+        </ul>
+      )}
     </section>
   );
 }
@@ -75,17 +81,20 @@ export function DoctorPage() {
   const book = async (e: FormEvent) => {
     e.preventDefault();
     if (!chosen) return setError('Choose a time.');
+    const slot = chosen;
     if (!reason.trim()) return setError('Tell the doctor briefly why you come.');
     let created: Appointment | null = null;
     const ok = await run(async () => {
-      created = await api.post<Appointment>('/api/appointments/book', { doctor_id: d.id, start: chosen.start, reason: reason.trim() }, { 'idempotency-key': newKey() });
+      created = await api.post<Appointment>('/api/appointments/book', { doctor_id: d.id, start: slot.start, reason: reason.trim() }, { 'idempotency-key': newKey() });
     });
     if (ok && created) nav(`/appointments/${(created as Appointment).id}`);
+    // Taken meanwhile (or the hours changed): show what is free now.
+    else if (!ok) slots.reload();
   };
   return (
     <section>
       <h1>{d.display_name}</h1>
-      <p className="muted">{d.specialties.join(', ') || 'General'}</p>
+      <p className="muted" data-testid="doctor-specialties">{specialtiesText(d.specialties)}</p>
       {d.bio && <p>{d.bio}</p>}
       <p className="small">
         Works in {d.time_zone}; times below are in your zone, <strong>{zone}</strong>.
@@ -99,24 +108,17 @@ export function DoctorPage() {
       {slots.loading && <Loading what="Loading free times" />}
       <ErrorMsg error={slots.error} />
       {slots.data && slots.data.slots.length === 0 && <Empty>No free times in the next seven days.</Empty>}
-      {d.auto_accept && user?.role === 'patient' ? (
+      {d.auto_accept && user?.role === 'patient' && (slots.data?.slots.length ?? 0) > 0 ? (
         <form onSubmit={book}>
-          <fieldset className="slots">
-            <legend>Book instantly: choose a time ({zone})</legend>
-            {[...byDay.entries()].map(([day, list]) => (
-              <div key={day} className="slot-day">
-                <h3>{formatDay(list[0].start, zone)}</h3>
-                <div className="slot-list">
-                  {list.map((s) => (
-                    <label key={s.start} className={`slot ${chosen?.start === s.start ? 'chosen' : ''}`}>
-                      <input type="radio" name="slot" value={s.start} checked={chosen?.start === s.start} onChange={() => setChosen(s)} />
-                      <span data-slot={s.start}>{formatTime(s.start, zone)}</span>
-                    </label>
-                  ))}
-                </div>
-              </div>
-            ))}
-          </fieldset>
+          <SlotPicker
+            slots={slots.data?.slots ?? []}
+            zone={zone}
+            name="slot"
+            legend={`Book instantly: choose a time (${zone})`}
+            value={chosen?.start ?? null}
+            onChange={setChosen}
+            days={Array.from({ length: 7 }, (_, i) => dayKey(addDays(from, i), zone))}
+          />
           <label>
             Reason
             <textarea value={reason} onChange={(e) => setReason(e.target.value)} maxLength={1000} rows={2} />
@@ -126,7 +128,7 @@ export function DoctorPage() {
             {busy ? 'Booking…' : 'Book this time'}
           </button>
         </form>
-      ) : (
+      ) : (slots.data?.slots.length ?? 0) > 0 && (
         <ul className="slot-summary" aria-label="Free times">
           {[...byDay.entries()].map(([day, list]) => (
             <li key={day}>

@@ -1,9 +1,10 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
 import { api, newKey } from '../lib/api';
-import { addDays, dayKey, formatDateTime, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
+import { SlotPicker } from '../lib/SlotPicker';
+import { addDays, dayKey, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, Offer, Slot } from '../lib/types';
-import { Empty, ErrorMsg, Loading, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
+import { Empty, ErrorMsg, Loading, Saved, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { when } from './Appointments';
 
 interface OfferItem {
@@ -37,17 +38,11 @@ function OfferCard({ item, onDone }: { item: OfferItem; onDone: () => void }) {
       <p className="small">Wanted {when(a, zone)}</p>
       <p className="small muted">Answer by {formatWithZone(offer.deadline, zone)}</p>
       <form onSubmit={accept}>
-        <label>
-          Free time ({zone})
-          <select value={start} onChange={(e) => setStart(e.target.value)}>
-            <option value="">{slots.loading ? 'Loading…' : slots.data?.slots.length ? 'Choose…' : 'No free time in the window'}</option>
-            {slots.data?.slots.map((s) => (
-              <option key={s.start} value={s.start}>
-                {formatDateTime(s.start, zone)}
-              </option>
-            ))}
-          </select>
-        </label>
+        {slots.loading && !slots.data && <Loading what="Loading your free times" />}
+        {slots.data && slots.data.slots.length === 0 && <Empty>You have no free time in the wanted window: decline, or free some time first.</Empty>}
+        {slots.data && slots.data.slots.length > 0 && (
+          <SlotPicker slots={slots.data.slots} zone={zone} name={`slot-${offer.id}`} legend={`Free time (${zone})`} value={start || null} onChange={(s) => setStart(s.start)} />
+        )}
         <button disabled={busy}>Accept</button>
       </form>
       <div className="row">
@@ -116,6 +111,9 @@ export function Schedule() {
       <p className="small">Times in {zone}.</p>
       {loading && <Loading />}
       <ErrorMsg error={error} />
+      {data && [...byDay.values()].every((l) => l.length === 0) && (
+        <Empty>{mode === 'day' ? 'No confirmed appointments on this day.' : 'No confirmed appointments in these seven days.'}</Empty>
+      )}
       <div className={`week week-${mode}`}>
         {[...byDay.entries()].map(([d, list]) => (
           <div key={d} className="day">
@@ -152,28 +150,51 @@ interface AvailabilityView {
 
 export function Availability() {
   const { data, error, loading, reload } = useLoad(() => api.get<AvailabilityView>('/api/doctors/me/availability'), []);
+  // Lives here, not in the form: the form starts afresh from each saved version.
+  const [saved, setSaved] = useState<string | null>(null);
   if (loading && !data) return <Loading />;
   if (!data) return <ErrorMsg error={error} />;
-  return <AvailabilityForm key={data.version} view={data} reload={reload} />;
+  return (
+    <AvailabilityForm
+      key={data.version}
+      view={data}
+      reload={reload}
+      saved={saved}
+      onSaved={(what) => {
+        setSaved(what);
+        reload();
+      }}
+    />
+  );
 }
 
-function AvailabilityForm({ view, reload }: { view: AvailabilityView; reload: () => void }) {
+function AvailabilityForm({
+  view,
+  reload,
+  saved,
+  onSaved,
+}: {
+  view: AvailabilityView;
+  reload: () => void;
+  saved: string | null;
+  onSaved: (what: string | null) => void;
+}) {
   const [zone, setZone] = useState(view.time_zone);
   const [weekly, setWeekly] = useState(view.weekly);
   const [slot, setSlot] = useState(view.slot_minutes);
   const [auto, setAuto] = useState(view.auto_accept);
-  const [busy, error, run, setError] = useAction();
-  const [saved, setSaved] = useState(false);
+  const [busy, error, run, setError] = useAction({
+    conflict: 'Changed elsewhere: reload to see the latest.',
+    validation_failed:
+      'The time zone or the hours are not accepted: use a time zone such as Europe/Berlin, and hours that end after they start and do not overlap.',
+  });
   const [off, setOff] = useState({ start: '', end: '', reason: '' });
   const save = async (e: FormEvent) => {
     e.preventDefault();
-    setSaved(false);
+    onSaved(null);
     for (const w of weekly) if (!(w.start < w.end)) return setError(`${w.weekday}: the end must be after the start.`);
     if (slot % 5 || slot < 5 || slot > 240) return setError('Slot length: a multiple of 5 between 5 and 240 minutes.');
-    if (await run(() => api.put('/api/doctors/me/availability', { expected_version: view.version, time_zone: zone, weekly, slot_minutes: slot, auto_accept: auto }))) {
-      setSaved(true);
-      reload();
-    }
+    if (await run(() => api.put('/api/doctors/me/availability', { expected_version: view.version, time_zone: zone, weekly, slot_minutes: slot, auto_accept: auto }))) onSaved('Availability saved.');
   };
   const addOff = async (e: FormEvent) => {
     e.preventDefault();
@@ -181,7 +202,7 @@ function AvailabilityForm({ view, reload }: { view: AvailabilityView; reload: ()
     const start = wallToIso(off.start, zone);
     const end = wallToIso(off.end, zone);
     if (end <= start) return setError('Time off must end after it starts.');
-    if (await run(() => api.post('/api/doctors/me/time-off', { start, end, reason: off.reason.trim(), force: false }))) reload();
+    if (await run(() => api.post('/api/doctors/me/time-off', { start, end, reason: off.reason.trim(), force: false }))) onSaved('Time off added.');
   };
   return (
     <section>
@@ -229,7 +250,7 @@ function AvailabilityForm({ view, reload }: { view: AvailabilityView; reload: ()
           <input type="checkbox" checked={auto} onChange={(e) => setAuto(e.target.checked)} /> Patients may book free slots instantly
         </label>
         <ErrorMsg error={error} />
-        {saved && <p role="status">Saved.</p>}
+        <Saved show={!!saved && !busy}>{saved}</Saved>
         <button disabled={busy}>Save availability</button>
       </form>
       <h2>Time off</h2>
@@ -238,8 +259,8 @@ function AvailabilityForm({ view, reload }: { view: AvailabilityView; reload: ()
         {view.time_off.map((t) => (
           <li key={t.id}>
             {formatWithZone(t.start, zone)} – {formatWithZone(t.end, zone)}: {t.reason}{' '}
-            <button className="link" onClick={() => run(() => api.del(`/api/doctors/me/time-off/${t.id}`)).then((ok) => ok && reload())}>
-              Remove
+            <button className="link" onClick={() => run(() => api.del(`/api/doctors/me/time-off/${t.id}`)).then((ok) => ok && onSaved('Time off removed.'))}>
+              Remove<span className="sr-only"> time off from {formatWithZone(t.start, zone)}</span>
             </button>
           </li>
         ))}

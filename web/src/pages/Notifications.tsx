@@ -1,6 +1,6 @@
 import { Link } from 'react-router-dom';
 import { api } from '../lib/api';
-import { formatWithZone } from '../lib/time';
+import { formatWithZone, localizeUtcTimes } from '../lib/time';
 import type { Notification } from '../lib/types';
 import { Empty, ErrorMsg, Loading, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 
@@ -18,19 +18,21 @@ export function Notifications() {
   return (
     <section>
       <h1>Notifications</h1>
-      <button disabled={busy} onClick={() => act(() => api.post('/api/notifications/read-all'))}>
-        Mark all as read
-      </button>
+      {data && data.notifications.some((n) => !n.read_at) && (
+        <button disabled={busy} onClick={() => act(() => api.post('/api/notifications/read-all'))}>
+          Mark all as read
+        </button>
+      )}
       <ErrorMsg error={error ?? actionError} />
       {loading && !data && <Loading />}
-      {data && data.notifications.length === 0 && <Empty>No notifications.</Empty>}
-      <ul className="cards" aria-label="Notifications" data-testid="notifications">
+      {data && data.notifications.length === 0 && <Empty>No notifications. News about your appointments will appear here.</Empty>}
+      <ul className="cards" aria-label="Notifications" data-testid="notifications" hidden={!data?.notifications.length}>
         {data?.notifications.map((n) => (
           <li key={n.id} className={`card ${n.read_at ? 'read' : 'unread'}`}>
             <h2 className="h3">
-              {n.read_at ? '' : <span className="dot" aria-label="unread" role="img" />} {n.title}
+              {n.read_at ? '' : <span className="dot" aria-label="unread" role="img" />} {localizeUtcTimes(n.title)}
             </h2>
-            <p>{n.body}</p>
+            <p>{localizeUtcTimes(n.body)}</p>
             <p className="small muted">{formatWithZone(n.created_at)}</p>
             <div className="row">
               {n.appointment_id && <Link to={`/appointments/${n.appointment_id}`}>Open appointment</Link>}

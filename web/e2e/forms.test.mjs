@@ -1,0 +1,309 @@
+// Browser tests of the forms: each fills a form in Chromium, presses its button, reloads, and
+// checks the stored state through the API, not only what the page shows. Errors are provoked
+// on purpose (and allowed for that page only): the page must show a sentence, never the API's
+// own message. Runs against its own clinic (see harness.mjs).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Clinic, checkScreen, until } from './harness.mjs';
+
+const clinic = new Clinic();
+const axeProblems = [];
+const stamp = Date.now().toString(36);
+
+async function screen(page, name) {
+  axeProblems.push(...(await checkScreen(page, name)));
+}
+
+/** A new account made through the API (doctors are approved by the demo admin). */
+async function newAccount(role, name) {
+  const email = `${name.toLowerCase().replace(/[^a-z]+/g, '.')}.${stamp}@example.test`;
+  const acct = { role, email, password: `pw-${stamp}-long-enough`, name };
+  await clinic.api('POST', '/api/auth/register', null, { email, password: acct.password, display_name: name, role });
+  if (role === 'doctor') {
+    const admin = await clinic.token(clinic.account('admin'));
+    const users = await until('the new doctor in the user list', async () => {
+      const r = await clinic.api('GET', `/api/admin/users?q=${encodeURIComponent(email)}&status=pending`, admin);
+      return r.users.length ? r.users : null;
+    });
+    await clinic.api('POST', `/api/admin/users/${users[0].id}/approve`, admin, {});
+  }
+  acct.token = await clinic.token(acct);
+  return acct;
+}
+
+/** A request whose answer headers matter (the ETag). */
+async function raw(method, path, token, body, headers = {}) {
+  const r = await fetch(clinic.base + path, {
+    method,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, etag: r.headers.get('etag'), json: await r.json().catch(() => null) };
+}
+
+describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () => {
+  before(async () => {
+    await clinic.start();
+  }, { timeout: 240_000 });
+
+  after(async () => {
+    await clinic.stop();
+  });
+
+  test('a signed-out load makes no request that fails; the session hint follows sign-in and sign-out', async () => {
+    const page = await clinic.pageAs(null);
+    const refreshes = [];
+    page.on('request', (r) => r.url().includes('/api/auth/refresh') && refreshes.push(r.url()));
+    for (const path of ['/', '/login', '/appointments', '/signup']) {
+      await page.goto(path);
+      await page.locator('h1').waitFor();
+      await page.waitForLoadState('networkidle');
+    }
+    assert.deepEqual(refreshes, [], 'no refresh is tried without a session hint');
+    await clinic.login(page, clinic.byEmail('grace.'));
+    assert.equal(await page.evaluate(() => localStorage.getItem('carehub.session')), '1');
+    await page.reload();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    assert.equal(refreshes.length, 1, 'a reload with the hint brings the session back');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to carehub' }).waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem('carehub.session')), null);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Sign in to carehub' }).waitFor();
+    await page.waitForLoadState('networkidle');
+    assert.equal(refreshes.length, 1, 'no refresh after signing out');
+    await clinic.close(page);
+  });
+
+  test('a patient saves profile and medical history; reloads show them and the API stores them', async () => {
+    const acct = await newAccount('patient', 'Mira Profile');
+    const page = await clinic.pageAs(acct);
+    await page.goto('/appointments');
+    await page.getByText('No appointments yet.').waitFor();
+    await page.goto('/profile');
+    await page.getByLabel('Date of birth').fill('1984-02-29');
+    await page.getByLabel('Phone').fill('+44 20 7946 0958');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
+
+    // Blood types read as people write them; the API gets its own spelling.
+    const blood = page.getByLabel('Blood type');
+    const labels = await blood.locator('option').allTextContents();
+    assert.deepEqual([...labels].sort(), ['A+', 'A-', 'AB+', 'AB-', 'B+', 'B-', 'O+', 'O-', 'Unknown']);
+    await blood.selectOption({ label: 'O+' });
+    await page.getByLabel('Notes for your doctors').fill('Penicillin made me dizzy once.');
+    await page.getByRole('button', { name: 'Save medical history' }).click();
+    await page.getByRole('status').filter({ hasText: 'Medical history saved.' }).waitFor();
+    await screen(page, 'patient-profile-saved');
+
+    await page.reload();
+    await page.getByTestId('profile-form').waitFor();
+    assert.equal(await page.getByLabel('Date of birth').inputValue(), '1984-02-29');
+    assert.equal(await page.getByLabel('Phone').inputValue(), '+44 20 7946 0958');
+    assert.equal(await page.getByLabel('Blood type').locator('option:checked').textContent(), 'O+');
+    assert.equal(await page.getByLabel('Notes for your doctors').inputValue(), 'Penicillin made me dizzy once.');
+    let profile = await clinic.api('GET', '/api/patients/me/profile', acct.token);
+    let record = await clinic.api('GET', '/api/patients/me/record', acct.token);
+    assert.equal(profile.date_of_birth, '1984-02-29');
+    assert.equal(profile.phone, '+44 20 7946 0958');
+    assert.equal(record.blood_type, 'O+');
+    assert.equal(record.notes, 'Penicillin made me dizzy once.');
+
+    // "Unknown" saves too, a second time on the same page (the form keeps the new ETag).
+    await page.getByLabel('Blood type').selectOption({ label: 'Unknown' });
+    await page.getByRole('button', { name: 'Save medical history' }).click();
+    await page.getByRole('status').filter({ hasText: 'Medical history saved.' }).waitFor();
+    await page.getByLabel('Notes for your doctors').fill('Penicillin: dizziness.');
+    await page.getByRole('button', { name: 'Save medical history' }).click();
+    await page.getByRole('status').filter({ hasText: 'Medical history saved.' }).waitFor();
+    record = await clinic.api('GET', '/api/patients/me/record', acct.token);
+    assert.equal(record.blood_type, 'unknown');
+    assert.equal(record.notes, 'Penicillin: dizziness.');
+    await page.reload();
+    assert.equal(await page.getByLabel('Blood type').locator('option:checked').textContent(), 'Unknown');
+    await clinic.close(page);
+  });
+
+  test('after any number of reloads the profile form is there once, and a save after a reload stores', async () => {
+    const acct = await newAccount('patient', 'Rhea Reload');
+    const page = await clinic.pageAs(acct);
+    await page.goto('/profile');
+    for (let i = 0; i < 5; i++) {
+      await page.reload();
+      await page.getByTestId('record-form').waitFor();
+      await page.waitForLoadState('networkidle');
+      assert.equal(await page.getByTestId('profile-form').count(), 1, `one profile form after reload ${i + 1}`);
+      assert.equal(await page.getByRole('heading', { name: 'Profile', exact: true }).count(), 1);
+      assert.equal(await page.getByRole('button', { name: 'Save profile' }).count(), 1);
+    }
+    await page.getByLabel('Phone').fill('0049 30 1234567');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
+    assert.equal((await clinic.api('GET', '/api/patients/me/profile', acct.token)).phone, '0049 30 1234567');
+    await screen(page, 'patient-profile-after-reloads');
+    await clinic.close(page);
+  });
+
+  test('a save over a change made elsewhere is refused with a sentence and keeps what was typed (412)', async () => {
+    const acct = await newAccount('patient', 'Theo Stale');
+    const page = await clinic.pageAs(acct);
+    await page.goto('/profile');
+    await page.getByTestId('profile-form').waitFor();
+    // Another device saves first.
+    const read = await raw('GET', '/api/patients/me/profile', acct.token);
+    const other = await raw('PUT', '/api/patients/me/profile', acct.token, { phone: '+1 212 555 0100' }, { 'if-match': read.etag });
+    assert.equal(other.status, 200);
+    clinic.allow(page, 412, /\/api\/patients\/me\/profile$/);
+    await page.getByLabel('Phone').fill('+1 212 555 0199');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Changed elsewhere: reload to see the latest.' }).waitFor();
+    assert.equal(await page.getByLabel('Phone').inputValue(), '+1 212 555 0199', 'what the user typed stays');
+    assert.equal((await clinic.api('GET', '/api/patients/me/profile', acct.token)).phone, '+1 212 555 0100', 'nothing changed');
+    await screen(page, 'patient-profile-stale');
+    await page.getByRole('button', { name: /Load the latest profile/ }).click();
+    await until('the latest phone in the form', async () => (await page.getByLabel('Phone').inputValue()) === '+1 212 555 0100');
+    await clinic.close(page);
+  });
+
+  test('a time taken meanwhile (409) and an unknown time zone (422) are said in sentences', async () => {
+    const acct = await newAccount('patient', 'Sol Taken');
+    const rival = await newAccount('patient', 'Ivo Rival');
+    const ines = (await clinic.api('GET', '/api/doctors?q=Moreau', acct.token)).doctors[0];
+    const page = await clinic.pageAs(acct);
+    await page.goto(`/doctors/${ines.id}`);
+    const first = page.getByRole('group', { name: /Book instantly/ }).getByRole('radio').first();
+    await first.waitFor();
+    const start = await first.getAttribute('value');
+    await first.check();
+    await page.getByLabel('Reason').fill('Follow-up');
+    // Someone else books that very time first.
+    await clinic.api('POST', '/api/appointments/book', rival.token, { doctor_id: ines.id, start, reason: 'Also me' }, { 'idempotency-key': `rival-${stamp}` });
+    clinic.allow(page, 409, /\/api\/appointments\/book$/);
+    await page.getByRole('button', { name: 'Book this time' }).click();
+    await page.getByRole('alert').filter({ hasText: 'That time has just been taken. Please choose another time.' }).waitFor();
+    await screen(page, 'patient-slot-taken');
+    const mine = await clinic.api('GET', '/api/appointments?limit=10', acct.token);
+    assert.equal(mine.appointments.length, 0, 'nothing was booked');
+    await clinic.close(page);
+
+    const doctor = await clinic.pageAs(clinic.byEmail('sara.'));
+    const sara = await clinic.token(clinic.byEmail('sara.'));
+    const zoneBefore = (await clinic.api('GET', '/api/doctors/me/availability', sara)).time_zone;
+    await doctor.goto('/availability');
+    clinic.allow(doctor, 422, /\/api\/doctors\/me\/availability$/);
+    await doctor.getByLabel(/^Time zone/).fill('Mars/Olympus_Mons');
+    await doctor.getByRole('button', { name: 'Save availability' }).click();
+    await doctor.getByRole('alert').filter({ hasText: 'The time zone or the hours are not accepted' }).waitFor();
+    assert.equal((await clinic.api('GET', '/api/doctors/me/availability', sara)).time_zone, zoneBefore, 'nothing changed');
+    await clinic.close(doctor);
+  });
+
+  test('forgot password: the mailed link sets a new password that signs in', async () => {
+    const acct = await newAccount('patient', 'Nell Forgetful');
+    const page = await clinic.pageAs(null);
+    await page.goto('/login');
+    await page.getByRole('link', { name: 'Forgot password?' }).click();
+    await page.getByRole('heading', { name: 'Reset your password' }).waitFor();
+    const before = clinic.mailFiles();
+    await page.getByLabel('Email').fill(acct.email);
+    await page.getByRole('button', { name: 'Send reset link' }).click();
+    await page.getByRole('status').filter({ hasText: 'we have sent it a link' }).waitFor();
+    const mail = await clinic.mailTo(acct.email, before);
+    const link = /(https?:\/\/\S+\/reset-password#token=\S+)/.exec(mail)?.[1];
+    assert.ok(link, `a reset link in the mail:\n${mail}`);
+    await page.goto(link);
+    const fresh = `new-${stamp}-password`;
+    await page.getByLabel('New password (at least 10 characters)').fill(fresh);
+    await page.getByLabel('New password again').fill(fresh);
+    await page.getByRole('button', { name: 'Set new password' }).click();
+    await page.getByRole('status').filter({ hasText: 'Your password is changed' }).waitFor();
+    await screen(page, 'reset-password-done');
+    await page.getByRole('link', { name: 'Sign in' }).click();
+    await clinic.login(page, { ...acct, password: fresh });
+    await page.reload();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    // Through the API: the new password signs in, the old one no longer does.
+    assert.ok(await clinic.token({ ...acct, password: fresh }));
+    await assert.rejects(clinic.token(acct), /401/);
+    await clinic.close(page);
+  });
+
+  test('an approved doctor sets specialties and a bio; the directory and the API show them', async () => {
+    const acct = await newAccount('doctor', 'Dr. Lena Sato');
+    await until('the doctor profile to exist', async () => {
+      const r = await raw('GET', '/api/doctors/me/profile', acct.token);
+      return r.status === 200 && r.json.approved;
+    });
+    const page = await clinic.pageAs(acct);
+    await page.getByRole('link', { name: 'Profile' }).click();
+    await page.getByRole('heading', { name: 'Your profile' }).waitFor();
+    await page.getByText('No specialty listed yet').waitFor();
+    await page.getByRole('textbox', { name: /^Specialties/ }).fill('Sports Medicine, nutrition');
+    await page.getByLabel('Bio', { exact: true }).fill('Runner, and a doctor of runners.');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
+    await screen(page, 'doctor-profile-saved');
+    await page.reload();
+    await page.getByRole('heading', { name: 'Your profile' }).waitFor();
+    assert.equal(await page.getByRole('textbox', { name: /^Specialties/ }).inputValue(), 'sports-medicine, nutrition');
+    assert.equal(await page.getByLabel('Bio', { exact: true }).inputValue(), 'Runner, and a doctor of runners.');
+    const mine = await clinic.api('GET', '/api/doctors/me/profile', acct.token);
+    assert.deepEqual(mine.specialties, ['sports-medicine', 'nutrition']);
+    assert.equal(mine.bio, 'Runner, and a doctor of runners.');
+
+    const patient = await clinic.pageAs(clinic.byEmail('grace.'));
+    await patient.goto('/doctors');
+    await patient.getByLabel('Name').fill('Sato');
+    const card = patient.getByTestId('doctor-card').filter({ hasText: 'Dr. Lena Sato' });
+    await until('the doctor with her specialties in the directory', async () => {
+      await patient.getByRole('button', { name: 'Search' }).click();
+      await patient.waitForLoadState('networkidle');
+      return (await card.count()) === 1 && /Sports medicine, Nutrition/.test(await card.innerText());
+    }, 30_000);
+    const listed = (await clinic.api('GET', '/api/doctors?q=Sato', await clinic.token(clinic.byEmail('grace.')))).doctors[0];
+    assert.deepEqual(listed.specialties, ['sports-medicine', 'nutrition']);
+    await card.getByRole('link', { name: 'Dr. Lena Sato' }).click();
+    await patient.getByText('Runner, and a doctor of runners.').waitFor();
+    await clinic.close(page, patient);
+  });
+
+  test('on a 390×844 phone the header is compact and free times show one day at a time', async () => {
+    const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
+    const acct = await newAccount('patient', 'Pia Phone');
+    const page = await clinic.pageAs(acct, phone);
+    const header = await page.locator('header.top').boundingBox();
+    assert.ok(header.height <= 100, `the header is ${header.height}px tall`);
+    assert.equal(await page.getByRole('link', { name: 'Appointments' }).isVisible(), false, 'links wait behind the menu');
+    await page.getByRole('button', { name: 'Menu' }).click();
+    await page.getByRole('link', { name: 'Doctors' }).click();
+    await page.getByRole('heading', { name: 'Find a doctor' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Menu' }).getAttribute('aria-expanded'), 'false', 'the menu closes');
+    await screen(page, 'phone-directory');
+
+    const ines = (await clinic.api('GET', '/api/doctors?q=Moreau', acct.token)).doctors[0];
+    await page.goto(`/doctors/${ines.id}`);
+    const picker = page.getByRole('group', { name: /Book instantly/ });
+    await picker.getByRole('radio').first().waitFor();
+    const visibleDays = async () => {
+      const days = picker.getByTestId('slot-day');
+      let n = 0;
+      for (let i = 0; i < (await days.count()); i++) if (await days.nth(i).isVisible()) n++;
+      return n;
+    };
+    assert.equal(await visibleDays(), 1, 'one day at a time');
+    const firstName = await picker.getByRole('radio').filter({ visible: true }).first().getAttribute('aria-label');
+    assert.match(firstName, /^[A-Z][a-z]+day \d{1,2} [A-Z][a-z]+ \d{4}, \d{2}:\d{2}$/);
+    await picker.getByRole('button', { name: 'Next day' }).click();
+    assert.equal(await visibleDays(), 1);
+    const next = await page.locator('.day-nav-title').textContent();
+    assert.ok(!firstName.startsWith(next), `the next day shows (${next})`);
+    await picker.getByRole('button', { name: 'Previous day' }).click();
+    assert.ok(firstName.startsWith(await page.locator('.day-nav-title').textContent()));
+    await screen(page, 'phone-slots');
+    assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390);
+    await clinic.close(page);
+    assert.deepEqual(axeProblems, []);
+    assert.deepEqual(clinic.cspErrors, [], 'no page broke the Content-Security-Policy');
+  });
+});
