@@ -28,6 +28,8 @@ mod appointments;
 mod authz;
 #[path = "suite/backup.rs"]
 mod backup;
+#[path = "suite/booking.rs"]
+mod booking;
 #[path = "suite/cli.rs"]
 mod cli;
 #[path = "suite/cluster.rs"]
@@ -74,6 +76,8 @@ mod revocation;
 mod rolling;
 #[path = "suite/routing.rs"]
 mod routing;
+#[path = "suite/slots_live.rs"]
+mod slots_live;
 #[path = "suite/throttle.rs"]
 mod throttle;
 #[path = "suite/tokens.rs"]

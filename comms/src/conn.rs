@@ -161,6 +161,7 @@ async fn socket(hub: Hub, ws: WebSocketStream<TcpStream>, request_id: String) {
     let reason = disconnect_reason(conn.close_code().unwrap_or(1000));
     metrics::counter!("carehub_hub_disconnects_total", "component" => "hub", "reason" => reason)
         .increment(1);
+    hub.slot_watches().forget(conn.id);
     if hub.registry().unregister(&conn) {
         hub.presence().offline(&conn.user_id).await;
     }

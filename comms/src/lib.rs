@@ -16,6 +16,7 @@ pub mod ops;
 pub mod origin;
 pub mod presence;
 pub mod registry;
+pub mod slots;
 pub mod store;
 pub mod turn;
 
@@ -61,6 +62,7 @@ struct Inner {
     db: Db,
     registry: Registry,
     presence: Presence,
+    slot_watches: slots::SlotWatches,
     /// Taken around chat appends on SQLite (see [`Hub::chat_append_lock`]).
     chat_appends: tokio::sync::Mutex<()>,
 }
@@ -96,6 +98,7 @@ impl Hub {
                 bus,
                 db,
                 presence,
+                slot_watches: slots::SlotWatches::default(),
                 chat_appends: tokio::sync::Mutex::new(()),
             }),
         })
@@ -131,6 +134,9 @@ impl Hub {
     }
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+    pub fn slot_watches(&self) -> &slots::SlotWatches {
+        &self.inner.slot_watches
     }
     pub fn presence(&self) -> &Presence {
         &self.inner.presence
@@ -169,6 +175,13 @@ impl Hub {
             .await
             .context("subscribing to revocations")?;
         tasks.spawn(revocations(self.registry().clone(), revoked, stop.clone()));
+        let watches = self.slot_watches().clone();
+        let (client, until) = (self.bus().client().clone(), stop.clone());
+        tasks.spawn(async move {
+            if let Err(e) = watches.listen(client, until).await {
+                tracing::error!(error = %e, "slot updates stopped: subscribing to events failed");
+            }
+        });
         tasks.spawn(
             self.presence()
                 .clone()

@@ -202,6 +202,36 @@ pub async fn handle(hub: &Hub, s: &mut Session, frame: ClientFrame) -> Result<()
             });
             Ok(())
         }
+        ClientFrame::SlotsWatch {
+            doctor_id,
+            from,
+            to,
+        } => {
+            check_id("doctor id", &doctor_id)?;
+            let (f, t) = crate::slots::range(&from, &to).map_err(FrameError::validation)?;
+            hub.slot_watches()
+                .watch(&s.conn, &doctor_id, f, t)
+                .map_err(|_| {
+                    FrameError::new(
+                        code::TOO_MANY_WATCHES,
+                        format!(
+                            "a socket watches at most {} doctors' slots; unwatch one first",
+                            crate::slots::MAX_WATCHES
+                        ),
+                    )
+                })?;
+            s.conn.send(&ServerFrame::SlotsWatching {
+                doctor_id,
+                from,
+                to,
+            });
+            Ok(())
+        }
+        ClientFrame::SlotsUnwatch { doctor_id } => {
+            hub.slot_watches().unwatch(s.conn.id, &doctor_id);
+            s.conn.send(&ServerFrame::SlotsUnwatched { doctor_id });
+            Ok(())
+        }
         ClientFrame::CallInvite { appointment_id } => call_invite(hub, s, &appointment_id).await,
         ClientFrame::CallAccept { appointment_id } => call_accept(hub, s, &appointment_id).await,
         ClientFrame::CallDecline { appointment_id } => {

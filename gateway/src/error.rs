@@ -61,6 +61,10 @@ impl ApiError {
             ),
             408 | 504 => (ErrorCode::Timeout, "the request took too long"),
             409 => (ErrorCode::Conflict, "conflict"),
+            412 => (
+                ErrorCode::PreconditionFailed,
+                "the version you sent is no longer current",
+            ),
             413 => (ErrorCode::PayloadTooLarge, "the request body is too large"),
             415 => (
                 ErrorCode::UnsupportedMediaType,

@@ -28,6 +28,28 @@ use tower_http::timeout::TimeoutLayer;
 /// their own timeout, fit well inside).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Room a request needs on the bus besides its body: the headers (request id, principal,
+/// client address) and the few fields a route adds to the body.
+pub const BUS_OVERHEAD: usize = 16 * 1024;
+
+/// A body the gateway accepts must fit into one NATS message, or it would answer 503 instead
+/// of 413: refuses a `CAREHUB_BODY_LIMIT` larger than the server's `max_payload` less
+/// [`BUS_OVERHEAD`].
+///
+/// # Errors
+/// Naming both values, when the limit is too large.
+pub fn check_body_limit(body_limit: usize, max_payload: usize) -> anyhow::Result<()> {
+    let room = max_payload.saturating_sub(BUS_OVERHEAD);
+    if body_limit > room {
+        anyhow::bail!(
+            "CAREHUB_BODY_LIMIT is {body_limit} bytes, but NATS carries at most {max_payload} bytes per message \
+             (max_payload) and a request needs {BUS_OVERHEAD} of them besides its body: set CAREHUB_BODY_LIMIT \
+             to at most {room}, or raise max_payload in the NATS server configuration"
+        );
+    }
+    Ok(())
+}
+
 /// The HTTP gateway: owns the shared state and the background tasks that keep the token cache
 /// honest (revocation events, connection changes) and the rate limiter small.
 pub struct Gateway {
@@ -45,6 +67,7 @@ impl Gateway {
     /// When the revocation subscription fails, a CORS origin is not a valid header value, or
     /// the OpenAPI document cannot be rendered.
     pub async fn new(cfg: GatewayConfig, bus: Bus) -> anyhow::Result<Self> {
+        check_body_limit(cfg.body_limit, bus.client().server_info().max_payload)?;
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let tokens = Tokens::new(bus.clone(), cfg.verify_cache_ttl);

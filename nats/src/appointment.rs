@@ -16,6 +16,9 @@ pub mod subject {
     pub const CONFIRMED_OVERLAPPING: &str = "carehub.admin.confirmed_overlapping";
     /// Service-to-service: cancel them (forced time off, a disabled doctor).
     pub const CANCEL_OVERLAPPING: &str = "carehub.admin.cancel_overlapping";
+    /// Service-to-service: the times of a doctor that are not free (the doctor service asks
+    /// while listing free slots).
+    pub const TAKEN: &str = "carehub.admin.taken";
 }
 
 /// Where an appointment is in its life.
@@ -564,6 +567,30 @@ impl Rpc for CancelOverlapping {
     type Reply = AppointmentList;
     const SUBJECT: &'static str = subject::CANCEL_OVERLAPPING;
     const ENDPOINT: &'static str = "cancel_overlapping";
+}
+
+/// The times in `[from, to)` that no slot query may list as free: the doctor's confirmed
+/// appointments and the new times the doctor proposed for a move; with `patient_id`, also
+/// that patient's own confirmed appointments (with any doctor). Instants in Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TakenTimes {
+    pub doctor_id: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<String>,
+}
+
+/// Half-open intervals `[start_ms, end_ms)`, sorted by start; they may overlap.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TakenList {
+    pub taken: Vec<(i64, i64)>,
+}
+
+impl Rpc for TakenTimes {
+    type Reply = TakenList;
+    const SUBJECT: &'static str = subject::TAKEN;
+    const ENDPOINT: &'static str = "taken";
 }
 
 /// A short human list of appointments for a 409 message: `<id> at <start>`.

@@ -73,6 +73,8 @@ pub mod code {
     pub const BAD_SDP: &str = "bad_sdp";
     /// A service the hub depends on is not answering; retry.
     pub const UNAVAILABLE: &str = "service_unavailable";
+    /// A `slots_watch` for a sixth doctor on one socket.
+    pub const TOO_MANY_WATCHES: &str = "too_many_watches";
     /// Anything else; details are in the hub's logs.
     pub const INTERNAL: &str = "internal";
 }
@@ -114,6 +116,18 @@ pub enum ClientFrame {
     Typing {
         room: String,
         active: bool,
+    },
+    /// Watch a doctor's free slots in `[from, to)` (RFC 3339, at most 62 days): the hub sends
+    /// `slots_changed` when that range may have changed. At most 5 doctors per socket;
+    /// watching a doctor again replaces its range. Answered by `slots_watching`.
+    SlotsWatch {
+        doctor_id: String,
+        from: String,
+        to: String,
+    },
+    /// Stop watching a doctor's slots. Answered by `slots_unwatched`.
+    SlotsUnwatch {
+        doctor_id: String,
     },
     /// Whether the other participant of an appointment is online.
     PresenceGet {
@@ -160,6 +174,8 @@ impl ClientFrame {
             Self::Resume { .. } => "resume",
             Self::ChatRead { .. } => "chat_read",
             Self::Typing { .. } => "typing",
+            Self::SlotsWatch { .. } => "slots_watch",
+            Self::SlotsUnwatch { .. } => "slots_unwatch",
             Self::PresenceGet { .. } => "presence_get",
             Self::CallInvite { .. } => "call_invite",
             Self::CallAccept { .. } => "call_accept",
@@ -237,7 +253,9 @@ pub enum ServerFrame {
         client_id: Option<String>,
     },
     /// The token expires soon; send a fresh `auth` frame or the socket closes (4004).
-    TokenExpiring { expires_at: i64 },
+    TokenExpiring {
+        expires_at: i64,
+    },
     /// The caller's `chat_send` is stored (also the answer to a retry).
     ChatAck {
         room: String,
@@ -246,7 +264,9 @@ pub enum ServerFrame {
         sent_at: i64,
     },
     /// A stored message, to every socket of both participants.
-    ChatMessage { message: ChatMessage },
+    ChatMessage {
+        message: ChatMessage,
+    },
     /// A page of messages, oldest first; `has_more` when older ones exist.
     ChatHistory {
         room: String,
@@ -280,6 +300,22 @@ pub enum ServerFrame {
         appointment_id: String,
         user_id: String,
         online: bool,
+    },
+    /// The socket now watches the doctor's slots in this range.
+    SlotsWatching {
+        doctor_id: String,
+        from: String,
+        to: String,
+    },
+    SlotsUnwatched {
+        doctor_id: String,
+    },
+    /// The doctor's free slots in `[from, to)` may have changed (a booking, a cancel, a move,
+    /// new hours): ask for them again. Never says who or what.
+    SlotsChanged {
+        doctor_id: String,
+        from: String,
+        to: String,
     },
     /// To the inviter (and a rejoining participant): the call and the ICE servers to use.
     CallJoined {

@@ -26,8 +26,18 @@ pub enum ErrorCode {
     NotFound,
     /// A concurrent change won, or a version check failed.
     Conflict,
+    /// The time is taken: another confirmed appointment, or a held time, overlaps it.
+    SlotTaken,
+    /// The patient already has a confirmed appointment overlapping this time.
+    PatientBusy,
+    /// A start that is not a slot start of the doctor's availability on that day.
+    OffSlotGrid,
+    /// An `Idempotency-Key` used before by this caller for a different request.
+    IdempotencyKeyReused,
     /// A versioned update came without the version it expects (`If-Match`).
     PreconditionRequired,
+    /// The version an update expects (`If-Match`) is no longer current; nothing changed.
+    PreconditionFailed,
     /// Too many attempts; see `retry_after_secs`.
     RateLimited,
     PayloadTooLarge,
@@ -49,13 +59,14 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             Self::BadRequest => 400,
-            Self::ValidationFailed => 422,
+            Self::ValidationFailed | Self::OffSlotGrid | Self::IdempotencyKeyReused => 422,
             Self::Unauthorized | Self::TokenExpired | Self::InvalidCredentials => 401,
             Self::AccountDisabled | Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::Conflict => 409,
+            Self::Conflict | Self::SlotTaken | Self::PatientBusy => 409,
             Self::PreconditionRequired => 428,
+            Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,
@@ -77,7 +88,12 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
+            Self::SlotTaken => "slot_taken",
+            Self::PatientBusy => "patient_busy",
+            Self::OffSlotGrid => "off_slot_grid",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PreconditionRequired => "precondition_required",
+            Self::PreconditionFailed => "precondition_failed",
             Self::RateLimited => "rate_limited",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -203,7 +219,12 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::Conflict,
+            ErrorCode::SlotTaken,
+            ErrorCode::PatientBusy,
+            ErrorCode::OffSlotGrid,
+            ErrorCode::IdempotencyKeyReused,
             ErrorCode::PreconditionRequired,
+            ErrorCode::PreconditionFailed,
             ErrorCode::RateLimited,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,

@@ -230,10 +230,12 @@ pub struct MedicalRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GetMyProfile {}
 
-/// Replaces the caller's profile if it is still at `expected_version`.
+/// Replaces the caller's profile if it is still at `expected_version` (`None`: whatever the
+/// current version is, as `If-Match: *`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateMyProfile {
-    pub expected_version: i64,
+    #[serde(default)]
+    pub expected_version: Option<i64>,
     #[serde(flatten)]
     pub fields: ProfileFields,
 }
@@ -242,10 +244,12 @@ pub struct UpdateMyProfile {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GetMyRecord {}
 
-/// Replaces the caller's medical record if it is still at `expected_version`.
+/// Replaces the caller's medical record if it is still at `expected_version` (`None`:
+/// whatever the current version is, as `If-Match: *`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateMyRecord {
-    pub expected_version: i64,
+    #[serde(default)]
+    pub expected_version: Option<i64>,
     #[serde(flatten)]
     pub fields: RecordFields,
 }
@@ -293,7 +297,7 @@ mod tests {
     #[test]
     fn record_update_snapshot() {
         let r = UpdateMyRecord {
-            expected_version: 3,
+            expected_version: Some(3),
             fields: RecordFields {
                 allergies: vec![Allergy {
                     substance: "penicillin".into(),

@@ -132,6 +132,16 @@ pub(crate) async fn admin<'a>(clinic: &'a Clinic) -> As<'a> {
 /// `n` approved doctors working every day 00:00–23:30 UTC in 30-minute slots, once the admin
 /// service has applied their availability (its consumer of `CAREHUB_DOCTORS` caught up).
 pub(crate) async fn doctors<'a>(clinic: &'a Clinic, n: usize) -> Vec<As<'a>> {
+    doctors_with(clinic, n, 30, false).await
+}
+
+/// As [`doctors`], with `slot_minutes` and whether patients may book them directly.
+pub(crate) async fn doctors_with<'a>(
+    clinic: &'a Clinic,
+    n: usize,
+    slot_minutes: u32,
+    auto_accept: bool,
+) -> Vec<As<'a>> {
     let mut out = Vec::new();
     for _ in 0..n {
         let email = unique_email("doc");
@@ -152,7 +162,7 @@ pub(crate) async fn doctors<'a>(clinic: &'a Clinic, n: usize) -> Vec<As<'a>> {
         })
         .await;
         let body = json!({"expected_version": v, "time_zone": "UTC", "weekly": weekly,
-            "slot_minutes": 30, "auto_accept": false});
+            "slot_minutes": slot_minutes, "auto_accept": auto_accept});
         let r = d
             .send(
                 reqwest::Method::PUT,

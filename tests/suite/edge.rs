@@ -2,7 +2,7 @@
 
 use crate::both_backends;
 use crate::harness::{Backend, Clinic, error_code, token, unique_email};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 both_backends!(
     health_and_readiness_answer_when_everything_runs,
@@ -174,5 +174,56 @@ async fn the_openapi_document_and_docs_page_are_served(b: Backend) {
     assert!(
         !html.contains("cdn"),
         "the docs page loads nothing from elsewhere"
+    );
+}
+
+/// A body of exactly `CAREHUB_BODY_LIMIT` bytes reaches the service and one byte more is 413;
+/// a limit larger than one NATS message can carry stops the gateway at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_limit_fits_the_bus_and_one_byte_more_is_413() {
+    const LIMIT: usize = 65_536;
+    let clinic = Clinic::start(Backend::Sqlite).await;
+    let s = clinic.patient(&unique_email("limit")).await;
+    let small = json!({"blood_type": "O+"}).to_string();
+    let put = |body: String| {
+        clinic
+            .http
+            .put(clinic.url("/api/patients/me/record"))
+            .bearer_auth(token(&s))
+            .header("content-type", "application/json")
+            .header("if-match", "*")
+            .body(body)
+            .send()
+    };
+    // JSON allows trailing whitespace: the padded body is the same record.
+    let exact = format!("{small}{}", " ".repeat(LIMIT - small.len()));
+    assert_eq!(exact.len(), LIMIT);
+    let r = put(exact.clone()).await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "exactly the limit: {}",
+        r.text().await.unwrap()
+    );
+    let r = put(format!("{exact} ")).await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(error_code(r).await, "payload_too_large");
+
+    let out = clinic.run_carehub(
+        &["serve", "gateway"],
+        &[
+            ("CAREHUB_BODY_LIMIT", "2000000"),
+            ("CAREHUB_GATEWAY_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    assert!(!out.status.success(), "the gateway must not start");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("CAREHUB_BODY_LIMIT is 2000000") && said.contains("1048576"),
+        "names both values: {said}"
     );
 }

@@ -205,6 +205,26 @@ impl Clinic {
         cmd
     }
 
+    /// Runs the `carehub` binary with `args` to its end (at most 60 s) with this clinic's
+    /// configuration plus `overrides`; returns its exit status and output.
+    pub fn run_carehub(&self, args: &[&str], overrides: &[(&str, &str)]) -> std::process::Output {
+        let mut child = self
+            .carehub_command(args, overrides)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn carehub");
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > give_up {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.wait_with_output().expect("output")
+    }
+
     /// SIGKILLs a child started with [`Clinic::spawn_child`].
     pub fn kill_child(&self, i: usize) {
         let mut children = self.children.lock().unwrap();

@@ -130,8 +130,19 @@ async fn a_patient_edits_their_record_by_version_and_a_stale_edit_changes_nothin
         &other,
     )
     .await;
-    assert_eq!(r.status(), 409);
-    assert_eq!(error_code(r).await, "conflict");
+    assert_eq!(r.status(), 412, "a stale If-Match is a failed precondition");
+    assert_eq!(error_code(r).await, "precondition_failed");
+    // Comparison is strong: the weak form of the current version never matches either.
+    let r = put(
+        &clinic,
+        &s,
+        "/api/patients/me/record",
+        Some("W/\"2\""),
+        &other,
+    )
+    .await;
+    assert_eq!(r.status(), 412, "a weak validator never matches");
+    assert_eq!(error_code(r).await, "precondition_failed");
     let r = get(&clinic, &s, "/api/patients/me/record").await;
     assert_eq!(etag(&r), "\"2\"");
     let now: Value = r.json().await.unwrap();
@@ -154,6 +165,35 @@ async fn a_patient_edits_their_record_by_version_and_a_stale_edit_changes_nothin
         json!([]),
         "an update replaces the record"
     );
+
+    // `If-Match: *` replaces whatever version is current, on the record and the profile.
+    let r = put(
+        &clinic,
+        &s,
+        "/api/patients/me/record",
+        Some("*"),
+        &a_record(),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "If-Match: *: {}", r.text().await.unwrap());
+    assert_eq!(etag(&r), "\"4\"");
+    let r = put(
+        &clinic,
+        &s,
+        "/api/patients/me/profile",
+        Some("*"),
+        &json!({"phone": "+49 30 1234567"}),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        200,
+        "If-Match: * on the profile: {}",
+        r.text().await.unwrap()
+    );
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["phone"], "+49 30 1234567");
+    assert_eq!(p["version"], 2);
 }
 
 async fn a_patient_edits_their_profile_by_version_and_sees_their_account_name(b: Backend) {

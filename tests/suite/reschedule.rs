@@ -164,7 +164,7 @@ async fn a_proposed_time_swaps_in_when_the_patient_accepts_unless_it_was_taken_m
         )
         .await;
     assert_eq!(r.status(), 409);
-    assert_eq!(error_code(r).await, "conflict");
+    assert_eq!(error_code(r).await, "slot_taken");
     let a = detail(&pat2, &id2).await;
     assert_eq!(a["start"], start2.as_str(), "the old time stays");
     let r = pat2

@@ -2,8 +2,9 @@
 //! service, which holds the access rules.
 //!
 //! Versions travel as HTTP validators: a read answers `ETag: "<version>"`, and an update must
-//! send it back as `If-Match` (missing: 428 `precondition_required`; not a quoted version: 400
-//! `bad_request`; no longer current: 409 `conflict`, and nothing changed). Only patients use the
+//! send it back as `If-Match` (missing: 428 `precondition_required`; not a quoted version or `*`:
+//! 400 `bad_request`; no longer current, or weak: 412 `precondition_failed`, and nothing
+//! changed; `*`: whatever the current version is). Only patients use the
 //! `me` routes; a doctor or admin reads a patient's record by id, never edits it.
 
 use crate::error::{ApiError, ErrorBody};
@@ -35,21 +36,32 @@ impl FromRequestParts<AppState> for PatientCtx {
     }
 }
 
-/// The version an update expects, from `If-Match: "<version>"`.
-fn expected_version(headers: &HeaderMap) -> Result<i64, ApiError> {
+/// The version an update expects, from `If-Match: "<version>"`; `None` for `If-Match: *`
+/// (whatever the current version is, RFC 9110). Comparison is strong: a weak validator
+/// (`W/"3"`) never matches, so it answers 412 like a stale version.
+fn expected_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Err(ApiError::new(
             ErrorCode::PreconditionRequired,
             "send If-Match with the ETag of the version you read",
         ));
     };
-    let bad = || ApiError::bad_request("If-Match: expected one quoted version such as \"3\"");
+    let bad = || ApiError::bad_request("If-Match: expected one quoted version such as \"3\", or *");
     let text = value.to_str().map_err(|_| bad())?.trim();
-    let text = text.strip_prefix("W/").unwrap_or(text);
+    if text == "*" {
+        return Ok(None);
+    }
+    if text.starts_with("W/") {
+        return Err(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "If-Match: a weak validator never matches; send the ETag as it was read",
+        ));
+    }
     text.strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|v| *v >= 1)
+        .map(Some)
         .ok_or_else(bad)
 }
 
@@ -77,13 +89,13 @@ pub async fn get_my_profile(
 
 /// Replace the caller's profile (every field; absent ones are cleared).
 #[utoipa::path(put, path = "/api/patients/me/profile", tag = "patients", security(("bearer" = [])),
-    params(("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\"")),
+    params(("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\" (strong comparison: a weak `W/` validator never matches), or `*` for whatever version is current")),
     request_body = ProfileFields,
     responses((status = 200, description = "The profile after the change", body = PatientProfile,
             headers(("ETag" = String, description = "The new version, quoted"))),
-        (status = 400, description = "If-Match is not one quoted version", body = ErrorBody),
+        (status = 400, description = "If-Match is neither one quoted version nor `*`", body = ErrorBody),
         (status = 403, description = "Not an active patient", body = ErrorBody),
-        (status = 409, description = "The profile changed since that version; nothing was changed", body = ErrorBody),
+        (status = 412, description = "The profile changed since that version (or a weak validator was sent); nothing was changed", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
         (status = 428, description = "If-Match is missing", body = ErrorBody)))]
 pub async fn put_my_profile(
@@ -115,13 +127,13 @@ pub async fn get_my_record(
 
 /// Replace the caller's medical record (every field; absent lists are emptied).
 #[utoipa::path(put, path = "/api/patients/me/record", tag = "patients", security(("bearer" = [])),
-    params(("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\"")),
+    params(("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\" (strong comparison: a weak `W/` validator never matches), or `*` for whatever version is current")),
     request_body = RecordFields,
     responses((status = 200, description = "The record after the change", body = MedicalRecord,
             headers(("ETag" = String, description = "The new version, quoted"))),
-        (status = 400, description = "If-Match is not one quoted version", body = ErrorBody),
+        (status = 400, description = "If-Match is neither one quoted version nor `*`", body = ErrorBody),
         (status = 403, description = "Not an active patient", body = ErrorBody),
-        (status = 409, description = "The record changed since that version; nothing was changed", body = ErrorBody),
+        (status = 412, description = "The record changed since that version (or a weak validator was sent); nothing was changed", body = ErrorBody),
         (status = 422, description = "A field is invalid (e.g. an unknown blood type, notes over 5000 characters)", body = ErrorBody),
         (status = 428, description = "If-Match is missing", body = ErrorBody)))]
 pub async fn put_my_record(
@@ -168,16 +180,19 @@ mod tests {
     }
 
     #[test]
-    fn if_match_carries_one_quoted_version() {
-        assert_eq!(expected_version(&with_if_match(Some("\"3\""))).unwrap(), 3);
+    fn if_match_carries_one_quoted_version_or_a_star() {
         assert_eq!(
-            expected_version(&with_if_match(Some(" W/\"12\" "))).unwrap(),
-            12
+            expected_version(&with_if_match(Some("\"3\""))).unwrap(),
+            Some(3)
         );
+        assert_eq!(expected_version(&with_if_match(Some(" * "))).unwrap(), None);
+        let weak = expected_version(&with_if_match(Some(" W/\"12\" "))).unwrap_err();
+        assert_eq!(weak.code, ErrorCode::PreconditionFailed);
+        assert_eq!(weak.status().as_u16(), 412);
         let missing = expected_version(&with_if_match(None)).unwrap_err();
         assert_eq!(missing.code, ErrorCode::PreconditionRequired);
         assert_eq!(missing.status().as_u16(), 428);
-        for bad in ["3", "*", "\"0\"", "\"-1\"", "\"1\", \"2\"", "\"x\""] {
+        for bad in ["3", "\"0\"", "\"-1\"", "\"1\", \"2\"", "\"x\"", "**"] {
             let e = expected_version(&with_if_match(Some(bad))).unwrap_err();
             assert_eq!(e.code, ErrorCode::BadRequest, "{bad}");
         }

@@ -18,6 +18,8 @@ pub struct AdminConfig {
     /// How long an instance's routing lease lasts without renewal; after that, others adopt
     /// its open requests.
     pub lease: Duration,
+    /// How long an `Idempotency-Key` and its stored answer are kept.
+    pub idempotency_ttl: Duration,
     pub max_in_flight: usize,
     pub stream_replicas: usize,
 }
@@ -25,7 +27,8 @@ pub struct AdminConfig {
 impl AdminConfig {
     /// Reads `CAREHUB_REQUEST_MAX_WAIT` (seconds, default 172800 = 48 h),
     /// `CAREHUB_MIN_NOTICE` (3600), `CAREHUB_OFFER_DEADLINE` (14400), `CAREHUB_DEADLINE_SWEEP`
-    /// (1), `CAREHUB_BOOKING_HORIZON` (31536000 = 1 year), `CAREHUB_ADMIN_LEASE` (10).
+    /// (1), `CAREHUB_BOOKING_HORIZON` (31536000 = 1 year), `CAREHUB_ADMIN_LEASE` (10),
+    /// `CAREHUB_IDEMPOTENCY_TTL` (86400 = 24 h).
     ///
     /// # Errors
     /// When a value is set but invalid.
@@ -37,6 +40,7 @@ impl AdminConfig {
             sweep_every: env.secs("CAREHUB_DEADLINE_SWEEP", Duration::from_secs(1))?,
             max_horizon: env.secs("CAREHUB_BOOKING_HORIZON", Duration::from_secs(365 * 86_400))?,
             lease: env.secs("CAREHUB_ADMIN_LEASE", Duration::from_secs(10))?,
+            idempotency_ttl: env.secs("CAREHUB_IDEMPOTENCY_TTL", Duration::from_secs(86_400))?,
             max_in_flight: common.max_in_flight,
             stream_replicas: common.stream_replicas,
         };
@@ -50,6 +54,12 @@ impl AdminConfig {
             return Err(ConfigError {
                 var: "CAREHUB_ADMIN_LEASE".into(),
                 message: "must be longer than CAREHUB_DEADLINE_SWEEP (the lease is renewed at each sweep)".into(),
+            });
+        }
+        if cfg.idempotency_ttl.is_zero() {
+            return Err(ConfigError {
+                var: "CAREHUB_IDEMPOTENCY_TTL".into(),
+                message: "must be greater than zero".into(),
             });
         }
         if cfg.sweep_every.is_zero() {

@@ -11,6 +11,7 @@ pub mod doctors;
 pub mod domain;
 pub mod events;
 pub mod feeds;
+pub mod idempotency;
 pub mod routing;
 pub mod service;
 pub mod slots;

@@ -7,12 +7,15 @@ use crate::events::{self, view};
 use crate::routing::Core;
 use crate::routing::mailbox::Envelope;
 use crate::routing::router::{Router, RouterMsg};
+use crate::slots::GridCheck;
 use crate::store::{self, Accepted, AppointmentRow, NewAppointment, Owner, SaveGroupRow};
-use crate::{SPEC, migrator, slots};
+use crate::{SPEC, idempotency, migrator, slots};
 use anyhow::Context as _;
 use carehub_nats::appointment::{Actor as Who, *};
 use carehub_nats::audit::AuditEntry;
-use carehub_nats::{Bus, CallContext, MicroService, Principal, Role, UserStatus, WireError};
+use carehub_nats::{
+    Bus, CallContext, ErrorCode, MicroService, Principal, Role, UserStatus, WireError,
+};
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
@@ -92,6 +95,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
         CareRelation => care_relation,
         carehub_nats::comms::RecordCall => record_call,
         ConfirmedOverlapping => confirmed_overlapping,
+        TakenTimes => taken,
         CancelOverlapping => cancel_overlapping,
     );
     Ok(running.serving(micro))
@@ -115,7 +119,42 @@ fn active(ctx: &CallContext, role: Role) -> Result<&Principal, WireError> {
 }
 
 fn slot_taken() -> WireError {
-    WireError::conflict("that time overlaps another confirmed appointment; pick another slot")
+    WireError::new(
+        ErrorCode::SlotTaken,
+        "that time overlaps another confirmed appointment; pick another slot",
+    )
+}
+
+fn patient_busy() -> WireError {
+    WireError::new(
+        ErrorCode::PatientBusy,
+        "the patient already has a confirmed appointment at that time",
+    )
+}
+
+/// The slot starting at `start` on the doctor's grid (its end), or the 422 saying why not:
+/// `off_slot_grid` inside working hours, `validation_failed` with `outside` otherwise.
+fn on_grid(d: &store::DoctorRow, start: i64, outside: &str) -> Result<i64, WireError> {
+    match slots::grid(d, start) {
+        GridCheck::Slot { end } => Ok(end),
+        GridCheck::OffGrid => Err(WireError::new(
+            ErrorCode::OffSlotGrid,
+            format!(
+                "start: not a slot start; this doctor's slots are {} minutes long, counted from the start of their hours",
+                slots::slot_ms(d) / 60_000
+            ),
+        )),
+        GridCheck::Outside => Err(WireError::validation(outside)),
+    }
+}
+
+/// The request without its idempotency key, as the key's stored request is compared.
+fn without_key(r: &impl serde::Serialize) -> Result<serde_json::Value, WireError> {
+    let mut v = serde_json::to_value(r).map_err(|_| WireError::internal())?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("idempotency_key");
+    }
+    Ok(v)
 }
 
 fn not_found() -> WireError {
@@ -202,6 +241,67 @@ impl AdminService {
         }
     }
 
+    /// Runs `run` once per caller and `Idempotency-Key` (see [`crate::idempotency`]); without
+    /// a key, simply runs it.
+    async fn idempotent<F, Fut>(
+        &self,
+        p: &Principal,
+        operation: &str,
+        key: Option<&str>,
+        request: serde_json::Value,
+        run: F,
+    ) -> Result<Appointment, WireError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Appointment, WireError>>,
+    {
+        let Some(key) = key else {
+            return run().await;
+        };
+        let call = idempotency::Call {
+            caller: &p.user_id,
+            key,
+            operation,
+            request,
+        };
+        idempotency::once(self.db(), self.core().cfg.idempotency_ttl, call, run).await
+    }
+
+    /// Why an overlap guard refused a confirmed time: the patient's own appointment
+    /// (`patient_busy`) or the doctor's (`slot_taken`).
+    async fn overlap_error(
+        &self,
+        patient_id: &str,
+        start: i64,
+        end: i64,
+        except: Option<&str>,
+    ) -> WireError {
+        match store::patient_busy(self.db(), patient_id, start, end, except).await {
+            Ok(true) => patient_busy(),
+            Ok(false) => slot_taken(),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Refuses a confirmed time the patient or the doctor already holds, before writing it
+    /// (the database guard still decides races; see [`Self::overlap_error`]).
+    async fn check_free(
+        &self,
+        patient_id: &str,
+        doctor_id: &str,
+        start: i64,
+        end: i64,
+        except: Option<&str>,
+    ) -> Result<(), WireError> {
+        if store::patient_busy(self.db(), patient_id, start, end, except).await? {
+            return Err(patient_busy());
+        }
+        if store::held_by_proposal(self.db(), doctor_id, start, end, except).await? {
+            return Err(slot_taken());
+        }
+        Ok(())
+    }
+
     async fn doctor_name(&self, id: &str) -> Option<String> {
         store::doctor(self.db(), id)
             .await
@@ -247,6 +347,19 @@ impl AdminService {
         r: RequestAppointment,
     ) -> Result<Appointment, WireError> {
         let p = active(ctx, Role::Patient)?;
+        let key = r.idempotency_key.clone();
+        let request = without_key(&r)?;
+        self.idempotent(p, "request_appointment", key.as_deref(), request, || {
+            self.request_once(p, r)
+        })
+        .await
+    }
+
+    async fn request_once(
+        &self,
+        p: &Principal,
+        r: RequestAppointment,
+    ) -> Result<Appointment, WireError> {
         let now = now_ms();
         let cfg = &self.core().cfg;
         let w = Window::parse(&r.window_start, &r.window_end, now, cfg.max_horizon)?;
@@ -269,7 +382,7 @@ impl AdminService {
             end_at: None,
             reason: &reason,
             final_deadline: deadline,
-            idempotency_key: r.idempotency_key.as_deref(),
+            idempotency_key: None,
             now,
         };
         let who = actor(p, None);
@@ -302,6 +415,15 @@ impl AdminService {
         r: BookSlot,
     ) -> Result<Appointment, WireError> {
         let p = active(ctx, Role::Patient)?;
+        let key = r.idempotency_key.clone();
+        let request = without_key(&r)?;
+        self.idempotent(p, "book_slot", key.as_deref(), request, || {
+            self.book_once(p, r)
+        })
+        .await
+    }
+
+    async fn book_once(&self, p: &Principal, r: BookSlot) -> Result<Appointment, WireError> {
         let now = now_ms();
         let d = match store::doctor(self.db(), &r.doctor_id).await? {
             Some(d) if d.approved => d,
@@ -313,13 +435,14 @@ impl AdminService {
             ));
         }
         let start = parse_time("start", &r.start)?;
-        let end = start + slots::slot_ms(&d);
-        if start <= now || !slots::covers(&d, start, end) {
-            return Err(WireError::validation(
-                "start: not one of the doctor's free slots",
-            ));
+        let outside = "start: not one of the doctor's free slots";
+        if start <= now {
+            return Err(WireError::validation(outside));
         }
+        let end = on_grid(&d, start, outside)?;
         let reason = text("reason", &r.reason, 1000)?;
+        self.check_free(&p.user_id, &d.doctor_id, start, end, None)
+            .await?;
         let id = uuid::Uuid::now_v7().to_string();
         let new = NewAppointment {
             id: &id,
@@ -336,7 +459,7 @@ impl AdminService {
             end_at: Some(end),
             reason: &reason,
             final_deadline: start,
-            idempotency_key: r.idempotency_key.as_deref(),
+            idempotency_key: None,
             now,
         };
         let who = actor(p, None);
@@ -354,7 +477,9 @@ impl AdminService {
                 self.core().relay.wake();
                 Ok(view(&row))
             }
-            Err(StoreError::Conflict(_)) => Err(slot_taken()),
+            Err(StoreError::Conflict(_)) => {
+                Err(self.overlap_error(&p.user_id, start, end, None).await)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -462,12 +587,15 @@ impl AdminService {
         r: AcceptOffer,
     ) -> Result<Appointment, WireError> {
         let p = active(ctx, Role::Doctor)?;
-        if let Some(key) = &r.idempotency_key
-            && let Some(done) =
-                store::idempotent_result(self.db(), &p.user_id, key, "accept").await?
-        {
-            return serde_json::from_str(&done).map_err(|_| WireError::internal());
-        }
+        let key = r.idempotency_key.clone();
+        let request = without_key(&r)?;
+        self.idempotent(p, "accept_offer", key.as_deref(), request, || {
+            self.accept_once(p, r)
+        })
+        .await
+    }
+
+    async fn accept_once(&self, p: &Principal, r: AcceptOffer) -> Result<Appointment, WireError> {
         let a = store::appointment(self.db(), &r.appointment_id)
             .await?
             .ok_or_else(not_found)?;
@@ -494,17 +622,18 @@ impl AdminService {
         if a.status == "confirmed" && a.change_by.as_deref() == Some("patient") {
             return self.accept_change(p, &a, &d, start).await;
         }
-        let end = start + slots::slot_ms(&d);
+        let end = on_grid(
+            &d,
+            start,
+            "start: outside your working hours or during time off",
+        )?;
         if start < a.window_start || end > a.window_end {
             return Err(WireError::validation(
                 "start: must lie inside the patient's preferred window",
             ));
         }
-        if !slots::covers(&d, start, end) {
-            return Err(WireError::validation(
-                "start: outside your working hours or during time off",
-            ));
-        }
+        self.check_free(&a.patient_id, &p.user_id, start, end, None)
+            .await?;
         let who = actor(p, Some(d.display_name.clone()));
         let outcome = store::accept_offer(
             self.db(),
@@ -533,16 +662,13 @@ impl AdminService {
                     "the request changed meanwhile; reload it",
                 ));
             }
-            Err(StoreError::Conflict(_)) => return Err(slot_taken()),
+            Err(StoreError::Conflict(_)) => {
+                return Err(self.overlap_error(&a.patient_id, start, end, None).await);
+            }
             Err(e) => return Err(e.into()),
         };
         self.core().relay.wake();
-        let v = view(&row);
-        if let Some(key) = &r.idempotency_key {
-            let json = serde_json::to_string(&v).map_err(|_| WireError::internal())?;
-            store::remember_result(self.db(), &p.user_id, key, "accept", &json, now_ms()).await?;
-        }
-        Ok(v)
+        Ok(view(&row))
     }
 
     /// A doctor declines their offer with a reason; the request moves on.
@@ -991,6 +1117,26 @@ impl AdminService {
         Ok((from, to))
     }
 
+    /// The times of a doctor no slot query may list as free (asked by the doctor service; the
+    /// subject carries no user identity and only the doctor service may publish it).
+    ///
+    /// # Errors
+    /// `validation_failed` for a reversed range; storage failures.
+    pub async fn taken(&self, _ctx: &CallContext, r: TakenTimes) -> Result<TakenList, WireError> {
+        if r.to_ms <= r.from_ms {
+            return Err(WireError::validation("to: must be after from"));
+        }
+        let taken = store::taken(
+            self.db(),
+            &r.doctor_id,
+            r.from_ms,
+            r.to_ms,
+            r.patient_id.as_deref(),
+        )
+        .await?;
+        Ok(TakenList { taken })
+    }
+
     /// A doctor's confirmed appointments in a period (asked before time off or disabling).
     ///
     /// # Errors
@@ -1123,12 +1269,13 @@ impl AdminService {
             .ok_or_else(|| WireError::forbidden("your doctor profile is not known yet"))?;
         let now = now_ms();
         let start = parse_time("start", &r.start)?;
-        let end = start + slots::slot_ms(&d);
-        if start <= now || !slots::covers(&d, start, end) {
-            return Err(WireError::validation(
-                "start: must be a future time inside your working hours",
-            ));
+        let outside = "start: must be a future time inside your working hours";
+        if start <= now {
+            return Err(WireError::validation(outside));
         }
+        let end = on_grid(&d, start, outside)?;
+        self.check_free(&a.patient_id, &p.user_id, start, end, Some(&a.id))
+            .await?;
         let who = actor(p, Some(d.display_name.clone()));
         let row = store::propose_change(self.db(), &a.id, start, end, now, &move |row| {
             events::to_participants(
@@ -1203,7 +1350,11 @@ impl AdminService {
                     "the proposal changed meanwhile; reload it",
                 ));
             }
-            Err(StoreError::Conflict(_)) => return Err(slot_taken()),
+            Err(StoreError::Conflict(_)) => {
+                return Err(self
+                    .overlap_error(&a.patient_id, start, end, Some(&a.id))
+                    .await);
+            }
             Err(e) => return Err(e.into()),
         };
         self.core().relay.wake();
@@ -1218,20 +1369,21 @@ impl AdminService {
         d: &store::DoctorRow,
         start: i64,
     ) -> Result<Appointment, WireError> {
-        let end = start + slots::slot_ms(d);
         let (Some(ws), Some(we)) = (a.change_window_start, a.change_window_end) else {
             return Err(WireError::conflict("there is no move to accept"));
         };
+        let end = on_grid(
+            d,
+            start,
+            "start: outside your working hours or during time off",
+        )?;
         if start < ws || end > we {
             return Err(WireError::validation(
                 "start: must lie inside the patient's new window",
             ));
         }
-        if !slots::covers(d, start, end) {
-            return Err(WireError::validation(
-                "start: outside your working hours or during time off",
-            ));
-        }
+        self.check_free(&a.patient_id, &p.user_id, start, end, Some(&a.id))
+            .await?;
         let who = actor(p, Some(d.display_name.clone()));
         let result = store::apply_change(
             self.db(),
@@ -1257,7 +1409,9 @@ impl AdminService {
                 Ok(view(&row))
             }
             Ok(None) => Err(WireError::conflict("the offer is no longer open")),
-            Err(StoreError::Conflict(_)) => Err(slot_taken()),
+            Err(StoreError::Conflict(_)) => Err(self
+                .overlap_error(&a.patient_id, start, end, Some(&a.id))
+                .await),
             Err(e) => Err(e.into()),
         }
     }

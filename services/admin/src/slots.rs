@@ -76,3 +76,32 @@ pub fn covers(d: &DoctorRow, start: i64, end: i64) -> bool {
 pub fn slot_ms(d: &DoctorRow) -> i64 {
     availability(d).map_or(30, |a| i64::from(a.slot_minutes())) * 60_000
 }
+
+/// Where a start stands against the doctor's slot grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GridCheck {
+    /// A slot start: the slot ends here (Unix milliseconds).
+    Slot { end: i64 },
+    /// Inside working hours, but not a slot start.
+    OffGrid,
+    /// Outside working hours, during time off, or no hours at all.
+    Outside,
+}
+
+/// Checks `start` against the doctor's slots (slot length, zone and DST as the doctor service
+/// lists them).
+pub fn grid(d: &DoctorRow, start: i64) -> GridCheck {
+    let Some(a) = availability(d) else {
+        return GridCheck::Outside;
+    };
+    if let Some(s) = a.slot_at(utc(start)) {
+        return GridCheck::Slot {
+            end: s.end.timestamp_millis(),
+        };
+    }
+    if a.covers(utc(start), utc(start + 1)) {
+        GridCheck::OffGrid
+    } else {
+        GridCheck::Outside
+    }
+}

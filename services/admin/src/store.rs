@@ -710,39 +710,6 @@ pub async fn list_audit(
     )
 }
 
-/// The stored result of an idempotent call, if the key was used before.
-///
-/// # Errors
-/// On storage failure.
-pub async fn idempotent_result(
-    db: &Db,
-    user_id: &str,
-    key: &str,
-    operation: &str,
-) -> Result<Option<String>, StoreError> {
-    let q = "SELECT result FROM idempotency WHERE user_id = $1 AND key = $2 AND operation = $3";
-    Ok(
-        with_db!(db, p => sqlx::query_scalar(q).bind(user_id).bind(key).bind(operation).fetch_optional(p).await?),
-    )
-}
-
-/// Remembers the result of an idempotent call (first write wins).
-///
-/// # Errors
-/// On storage failure.
-pub async fn remember_result(
-    db: &Db,
-    user_id: &str,
-    key: &str,
-    operation: &str,
-    result: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    let q = "INSERT INTO idempotency (user_id, key, operation, result, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-    with_db!(db, p => sqlx::query(q).bind(user_id).bind(key).bind(operation).bind(result).bind(now).execute(p).await?.rows_affected());
-    Ok(())
-}
-
 /// Open requests owned by `owner` (for its router's rebuild).
 ///
 /// # Errors
@@ -1006,4 +973,69 @@ pub async fn record_call(
         }
         Ok::<_, StoreError>(row)
     })
+}
+
+/// The times in `[from, to)` no slot query lists as free: the doctor's confirmed appointments,
+/// the new times the doctor proposed for a move (held until the patient answers), and, with
+/// `patient_id`, that patient's own confirmed appointments. Sorted by start.
+///
+/// # Errors
+/// On storage failure.
+pub async fn taken(
+    db: &Db,
+    doctor_id: &str,
+    from: i64,
+    to: i64,
+    patient_id: Option<&str>,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let q = "SELECT start_at, end_at FROM appointments
+               WHERE doctor_id = $1 AND status = 'confirmed' AND start_at < $3 AND $2 < end_at
+             UNION ALL
+             SELECT change_start, change_end FROM appointments
+               WHERE doctor_id = $1 AND status = 'confirmed' AND change_by = 'doctor'
+                 AND change_start < $3 AND $2 < change_end
+             UNION ALL
+             SELECT start_at, end_at FROM appointments
+               WHERE patient_id = $4 AND status = 'confirmed' AND start_at < $3 AND $2 < end_at
+             ORDER BY 1";
+    Ok(
+        with_db!(db, p => sqlx::query_as(q).bind(doctor_id).bind(from).bind(to).bind(patient_id).fetch_all(p).await?),
+    )
+}
+
+/// Whether the patient has a confirmed appointment overlapping `[start, end)`, other than
+/// `except` (the appointment being moved).
+///
+/// # Errors
+/// On storage failure.
+pub async fn patient_busy(
+    db: &Db,
+    patient_id: &str,
+    start: i64,
+    end: i64,
+    except: Option<&str>,
+) -> Result<bool, StoreError> {
+    let q = "SELECT COUNT(*) FROM appointments WHERE patient_id = $1 AND status = 'confirmed'
+               AND start_at < $3 AND $2 < end_at AND ($4 IS NULL OR id <> $4)";
+    let n: i64 = with_db!(db, p => sqlx::query_scalar(q).bind(patient_id).bind(start).bind(end).bind(except).fetch_one(p).await?);
+    Ok(n > 0)
+}
+
+/// Whether a time the doctor proposed for a move (still unanswered) overlaps `[start, end)`,
+/// other than on `except`.
+///
+/// # Errors
+/// On storage failure.
+pub async fn held_by_proposal(
+    db: &Db,
+    doctor_id: &str,
+    start: i64,
+    end: i64,
+    except: Option<&str>,
+) -> Result<bool, StoreError> {
+    let q = "SELECT COUNT(*) FROM appointments WHERE doctor_id = $1 AND status = 'confirmed'
+               AND change_by = 'doctor' AND change_start < $3 AND $2 < change_end
+               AND ($4 IS NULL OR id <> $4)";
+    let n: i64 = with_db!(db, p => sqlx::query_scalar(q).bind(doctor_id).bind(start).bind(end).bind(except).fetch_one(p).await?);
+    Ok(n > 0)
 }

@@ -14,11 +14,13 @@ use crate::domain;
 use crate::store::{self, Change, ChangeError, DirectoryFilter, Doctor, DoctorRow};
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
+use carehub_nats::appointment::TakenTimes;
 use carehub_nats::doctor::*;
 use carehub_nats::{Bus, CallContext, MicroService, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
+use carehub_schedule::ScheduleError;
 use chrono::DateTime;
 use std::sync::Arc;
 
@@ -367,12 +369,16 @@ impl DoctorService {
         })
     }
 
-    /// Free slots of an approved doctor: working hours minus time off (not bookings).
+    /// Free slots of an approved doctor: working hours minus time off minus what the admin
+    /// service holds as taken (confirmed appointments, the doctor's proposed new times, and,
+    /// for a patient, their own confirmed appointments). Both reads are of committed data, so
+    /// a query sent after any change was answered sees it, through any instance.
     ///
     /// # Errors
-    /// `unauthorized`, `not_found`, `validation_failed` for a bad, reversed or too long window.
+    /// `unauthorized`, `not_found`, `validation_failed` for a bad, reversed or too long window;
+    /// `service_unavailable` / `timeout` when the admin service cannot answer.
     pub async fn free_slots(&self, ctx: &CallContext, r: FreeSlots) -> Result<SlotList, WireError> {
-        principal(ctx)?;
+        let caller = principal(ctx)?;
         let from = domain::instant("from", &r.from)?;
         let to = domain::instant("to", &r.to)?;
         let d = self
@@ -394,8 +400,37 @@ impl DoctorService {
             slot_minutes_of(&d.row),
         )
         .map_err(|_| corrupt(&d.row.id, "availability"))?;
+        // A bad window is refused before asking anyone.
+        if to <= from {
+            return Err(domain::schedule_error(&ScheduleError::EmptyWindow));
+        }
+        if to - from > chrono::Duration::days(carehub_schedule::MAX_WINDOW_DAYS) {
+            return Err(domain::schedule_error(&ScheduleError::WindowTooLong));
+        }
+        let ask = TakenTimes {
+            doctor_id: d.row.id.clone(),
+            from_ms: from.timestamp_millis(),
+            to_ms: to.timestamp_millis(),
+            patient_id: (caller.role == Role::Patient).then(|| caller.user_id.clone()),
+        };
+        let taken = self
+            .inner
+            .bus
+            .request(ctx, &ask)
+            .await
+            .map_err(|e| e.to_wire())?
+            .taken;
+        let busy: Vec<_> = taken
+            .iter()
+            .filter_map(|&(s, e)| {
+                Some((
+                    DateTime::from_timestamp_millis(s)?,
+                    DateTime::from_timestamp_millis(e)?,
+                ))
+            })
+            .collect();
         let slots = availability
-            .slots(from, to, &[])
+            .slots(from, to, &busy)
             .map_err(|e| domain::schedule_error(&e))?;
         Ok(SlotList {
             doctor_id: d.row.id.clone(),

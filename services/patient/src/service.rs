@@ -20,7 +20,9 @@ use anyhow::Context as _;
 use carehub_nats::appointment::CareRelation;
 use carehub_nats::audit::AuditEntry;
 use carehub_nats::patient::*;
-use carehub_nats::{Bus, CallContext, MicroService, Principal, Role, UserStatus, WireError};
+use carehub_nats::{
+    Bus, CallContext, ErrorCode, MicroService, Principal, Role, UserStatus, WireError,
+};
 use carehub_runtime::db::{Db, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
@@ -192,9 +194,12 @@ fn to_record(row: &PatientRow) -> Result<MedicalRecord, WireError> {
 }
 
 fn stale(what: &str, current: i64) -> WireError {
-    WireError::conflict(format!(
-        "the {what} was changed since you read it (it is at version {current}); reload and try again"
-    ))
+    WireError::new(
+        ErrorCode::PreconditionFailed,
+        format!(
+            "the {what} was changed since you read it (it is at version {current}); reload and try again"
+        ),
+    )
 }
 
 impl PatientService {
@@ -222,7 +227,7 @@ impl PatientService {
     /// Replaces the caller's profile if it is still at the expected version.
     ///
     /// # Errors
-    /// `validation_failed` for bad input, `conflict` for a stale version (nothing changes),
+    /// `validation_failed` for bad input, `precondition_failed` for a stale version (nothing changes),
     /// `forbidden` for anyone but an active patient.
     pub async fn update_profile(
         &self,
@@ -262,7 +267,7 @@ impl PatientService {
     /// Replaces the caller's medical record if it is still at the expected version.
     ///
     /// # Errors
-    /// `validation_failed` for bad input, `conflict` for a stale version (nothing changes),
+    /// `validation_failed` for bad input, `precondition_failed` for a stale version (nothing changes),
     /// `forbidden` for anyone but an active patient.
     pub async fn update_record(
         &self,

@@ -89,14 +89,14 @@ pub enum Update {
 pub async fn update_profile(
     db: &Db,
     id: &str,
-    expected: i64,
+    expected: Option<i64>,
     c: &ProfileCols,
     now: i64,
 ) -> Result<Update, StoreError> {
     let sql =
         "UPDATE patients SET date_of_birth = $1, phone = $2, address = $3, emergency_contact = $4,
                    profile_version = profile_version + 1, profile_updated_at = $5
-               WHERE id = $6 AND profile_version = $7";
+               WHERE id = $6 AND ($7 IS NULL OR profile_version = $7)";
     write_tx!(db, tx => {
         let n = sqlx::query(sql)
             .bind(&c.date_of_birth).bind(&c.phone).bind(&c.address).bind(&c.emergency_contact)
@@ -114,14 +114,14 @@ pub async fn update_profile(
 pub async fn update_record(
     db: &Db,
     id: &str,
-    expected: i64,
+    expected: Option<i64>,
     c: &RecordCols,
     now: i64,
 ) -> Result<Update, StoreError> {
     let sql =
         "UPDATE patients SET allergies = $1, conditions = $2, medications = $3, blood_type = $4,
                    notes = $5, record_version = record_version + 1, record_updated_at = $6
-               WHERE id = $7 AND record_version = $8";
+               WHERE id = $7 AND ($8 IS NULL OR record_version = $8)";
     write_tx!(db, tx => {
         let n = sqlx::query(sql)
             .bind(&c.allergies).bind(&c.conditions).bind(&c.medications).bind(c.blood_type)

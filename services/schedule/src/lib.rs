@@ -313,6 +313,23 @@ impl Availability {
         Ok(slots)
     }
 
+    /// The slot that starts exactly at `start`, if that is a slot start of this availability:
+    /// on the grid of a working range that day (counted from the range's start, in elapsed
+    /// time), wholly inside the range, and overlapping no time off.
+    pub fn slot_at(&self, start: DateTime<Utc>) -> Option<Slot> {
+        let len = Duration::minutes(i64::from(self.slot_minutes));
+        let end = start + len;
+        self.working_intervals(start, end)
+            .into_iter()
+            .find(|&(s, e)| {
+                s <= start
+                    && end <= e
+                    && (start - s).num_milliseconds() % len.num_milliseconds() == 0
+            })
+            .filter(|_| !self.in_time_off(start, end))
+            .map(|_| Slot { start, end })
+    }
+
     /// Whether `[start, end)` lies inside one working range and overlaps no time off. Not
     /// bound to the slot grid: any interval inside working hours qualifies.
     pub fn covers(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
@@ -354,6 +371,40 @@ mod tests {
             end,
         })
         .collect()
+    }
+
+    #[test]
+    fn slot_at_accepts_grid_starts_only() {
+        let tz = parse_time_zone("Europe/Berlin").unwrap();
+        let a = Availability::new(tz, every_day(t(8, 0), t(12, 0)), Vec::new(), 15).unwrap();
+        // 08:00 Berlin in December is 07:00 UTC.
+        let on = a.slot_at(utc("2026-12-07T07:15:00Z")).unwrap();
+        assert_eq!(on.end, utc("2026-12-07T07:30:00Z"));
+        assert!(
+            a.slot_at(utc("2026-12-07T07:07:00Z")).is_none(),
+            "off the grid"
+        );
+        assert!(
+            a.slot_at(utc("2026-12-07T10:45:00Z")).is_some(),
+            "the last slot"
+        );
+        assert!(
+            a.slot_at(utc("2026-12-07T11:00:00Z")).is_none(),
+            "after hours"
+        );
+        assert!(
+            a.slot_at(utc("2026-12-07T06:45:00Z")).is_none(),
+            "before hours"
+        );
+        let every: Vec<_> = a
+            .slots(
+                utc("2026-12-07T00:00:00Z"),
+                utc("2026-12-08T00:00:00Z"),
+                &[],
+            )
+            .unwrap();
+        assert_eq!(every.len(), 16);
+        assert!(every.iter().all(|s| a.slot_at(s.start) == Some(*s)));
     }
 
     fn berlin_night(slot: u32) -> Availability {

@@ -45,6 +45,10 @@ async fn adopt(
     let lease = i64::try_from(st.core.cfg.lease.as_millis()).unwrap_or(10_000);
     store::renew_lease(&st.core.db, &st.core.instance, now + lease, now).await?;
     let adopted = store::adopt_orphans(&st.core.db, &st.core.instance, now).await?;
+    if now - st.purged_at >= PURGE_EVERY_MS {
+        st.purged_at = now;
+        crate::idempotency::purge_expired(&st.core.db, now).await?;
+    }
     if !adopted.is_empty() {
         tracing::warn!(
             count = adopted.len(),
@@ -71,7 +75,12 @@ pub struct RouterState {
     core: Core,
     groups: HashMap<String, ActorRef<Envelope<GroupMsg>>>,
     doctors: HashMap<String, ActorRef<Envelope<DoctorMsg>>>,
+    /// When expired idempotency keys were last deleted.
+    purged_at: i64,
 }
+
+/// How often the sweep deletes expired idempotency keys.
+const PURGE_EVERY_MS: i64 = 60_000;
 
 const PICK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -90,6 +99,7 @@ impl Actor for Router {
             core,
             groups: HashMap::new(),
             doctors: HashMap::new(),
+            purged_at: 0,
         };
         // Rebuild: every doctor with pending offers gets its timers back; every request that
         // waits for a doctor is routed again.
