@@ -74,6 +74,19 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     const texts = await patient.getByTestId('notifications').innerText();
     assert.doesNotMatch(texts, /\d{2}:\d{2}(–\d{2}:\d{2})? UTC/);
     await screen(patient, 'patient-notifications');
+    // The server writes the accepted time in UTC; a viewer in Tokyo reads it in Tokyo time.
+    const token = await clinic.token(clinic.byEmail('ada.'));
+    const list = (await clinic.api('GET', '/api/notifications?limit=50', token)).notifications;
+    const utc = list.map((n) => /\w{3} (\d{1,2}) (\w{3}) (\d{4}) (\d{2}):(\d{2}) UTC/.exec(n.body)).find(Boolean);
+    assert.ok(utc, 'a notification with a time in it');
+    const instant = new Date(`${utc[1]} ${utc[2]} ${utc[3]} ${utc[4]}:${utc[5]} UTC`);
+    const tokyo = new Intl.DateTimeFormat('en-GB', {
+      timeZone: 'Asia/Tokyo', weekday: 'short', day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+    }).format(instant);
+    const abroad = await clinic.pageAs(clinic.byEmail('ada.'), { timezoneId: 'Asia/Tokyo' });
+    await abroad.goto('/notifications');
+    await abroad.getByTestId('notifications').getByText(`${tokyo} (Asia/Tokyo)`).first().waitFor();
+    await clinic.close(abroad);
     // Once all are read, the bell shows no badge (not a red "0").
     await patient.getByRole('button', { name: 'Mark all as read' }).click();
     await patient.getByTestId('unread-count').waitFor({ state: 'detached' });

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { dayKey, formatLongDay, formatTime, slotName } from './time';
+import { dayKey, formatDay, formatLongDay, formatTime, slotName } from './time';
 import type { Slot } from './types';
 
 /**
@@ -57,7 +57,7 @@ export function SlotPicker({
           <div key={day} className={`slot-day ${i === current ? 'current' : ''}`} data-testid="slot-day">
             <h3 className="h3">
               <span className="sr-only">{dayTitle(day)}</span>
-              <span aria-hidden="true">{formatLongDay(`${day}T12:00:00Z`, 'UTC').replace(/ \d{4}$/, '')}</span>
+              <span aria-hidden="true">{formatDay(`${day}T12:00:00Z`, 'UTC')}</span>
             </h3>
             {list.length === 0 && <p className="muted small">No free times</p>}
             <div className="slot-list">
