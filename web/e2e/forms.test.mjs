@@ -236,6 +236,8 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
       return r.status === 200 && r.json.approved;
     });
     const page = await clinic.pageAs(acct);
+    await page.getByRole('heading', { name: 'Incoming offers' }).waitFor();
+    await page.getByText('Patients see you without a specialty.').waitFor();
     await page.getByRole('link', { name: 'Profile' }).click();
     await page.getByRole('heading', { name: 'Your profile' }).waitFor();
     await page.getByText('No specialty listed yet').waitFor();
@@ -251,6 +253,11 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     const mine = await clinic.api('GET', '/api/doctors/me/profile', acct.token);
     assert.deepEqual(mine.specialties, ['sports-medicine', 'nutrition']);
     assert.equal(mine.bio, 'Runner, and a doctor of runners.');
+
+    await page.getByRole('link', { name: 'Offers' }).click();
+    await page.getByRole('heading', { name: 'Incoming offers' }).waitFor();
+    await page.waitForLoadState('networkidle');
+    assert.equal(await page.getByText('Patients see you without a specialty.').count(), 0);
 
     const patient = await clinic.pageAs(clinic.byEmail('grace.'));
     await patient.goto('/doctors');

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
 import { api, newKey } from '../lib/api';
+import { doctors } from '../lib/doctors';
 import { SlotPicker } from '../lib/SlotPicker';
 import { addDays, dayKey, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, Offer, Slot } from '../lib/types';
@@ -59,6 +60,17 @@ function OfferCard({ item, onDone }: { item: OfferItem; onDone: () => void }) {
   );
 }
 
+/** An approved doctor without specialties is hard to find: say where to add them. */
+function NoSpecialtyHint() {
+  const { data } = useLoad(() => doctors.myProfile(), []);
+  if (!data || data.specialties.length > 0) return null;
+  return (
+    <p className="notice">
+      Patients see you without a specialty. <Link to="/profile">Add your specialties and a short bio</Link> so they can find you.
+    </p>
+  );
+}
+
 export function Offers() {
   const { data, error, loading, reload } = useLoad(() => api.get<{ offers: OfferItem[] }>('/api/offers'), []);
   useFrames(['notification'], reload);
@@ -66,6 +78,7 @@ export function Offers() {
   return (
     <section>
       <h1>Incoming offers</h1>
+      <NoSpecialtyHint />
       <p className="small muted">New offers appear here as they arrive.</p>
       {loading && !data && <Loading />}
       <ErrorMsg error={error} />
