@@ -35,6 +35,12 @@ const SETUP_DEADLINE: Duration = Duration::from_secs(60);
 const OFFER_DEADLINE: Duration = Duration::from_secs(10);
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
+/// Concurrent clients of the slot-listing figures.
+const SLOT_CLIENTS: usize = 16;
+/// Confirmed appointments the listed doctor holds, spread over four weeks.
+const BOOKED_FOR_LISTING: usize = 500;
+/// Slot queries (7-day windows) measured against them.
+const SLOT_QUERIES: usize = 4_000;
 
 /// Which storage backends to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,6 +106,18 @@ pub struct Figures {
     /// `POST /api/appointments` answer time during the same requests.
     pub request_p50_ms: f64,
     pub request_p99_ms: f64,
+    /// `GET /api/doctors/{id}/slots` (7-day windows, 16 clients) while the race runs.
+    pub race_slot_queries: usize,
+    pub race_slot_queries_per_sec: f64,
+    pub race_slot_p99_ms: f64,
+    /// The same for a doctor with 500 confirmed appointments over four weeks.
+    pub listing_booked: usize,
+    pub listing_queries: usize,
+    pub listing_per_sec: f64,
+    pub listing_p50_ms: f64,
+    pub listing_p99_ms: f64,
+    /// Slot queries, during the race and after it, that listed a slot already won.
+    pub listed_taken: usize,
 }
 
 impl Figures {
@@ -113,6 +131,7 @@ impl Figures {
             && self.distinct_slots_won == self.slots
             && self.confirmed_in_db == i64::try_from(self.slots).unwrap_or(i64::MAX)
             && self.overlapping_pairs_in_db == 0
+            && self.listed_taken == 0
     }
 
     /// The human-readable report.
@@ -180,6 +199,30 @@ impl Figures {
             "  (POST /api/appointments answered 201 in p50 {:.2} ms, p99 {:.2} ms)",
             self.request_p50_ms, self.request_p99_ms
         );
+        let _ = writeln!(
+            s,
+            "\n{:<44} {:>8} {:>10} {:>8} {:>8}",
+            "GET /api/doctors/{id}/slots, 7 days, 16 clients", "queries", "queries/s", "p50 ms", "p99 ms"
+        );
+        let _ = writeln!(
+            s,
+            "{:<44} {:>8} {:>10.1} {:>8} {:>8.2}",
+            "  during the race", self.race_slot_queries, self.race_slot_queries_per_sec, "", self.race_slot_p99_ms
+        );
+        let _ = writeln!(
+            s,
+            "{:<44} {:>8} {:>10.1} {:>8.2} {:>8.2}",
+            format!("  doctor with {} confirmed over 4 weeks", self.listing_booked),
+            self.listing_queries,
+            self.listing_per_sec,
+            self.listing_p50_ms,
+            self.listing_p99_ms
+        );
+        let _ = writeln!(
+            s,
+            "slot queries listing a slot already booked: {}",
+            self.listed_taken
+        );
         let verdict = if self.correct() { "PASS" } else { "FAIL" };
         let _ = writeln!(
             s,
@@ -196,6 +239,16 @@ impl Figures {
             s,
             "  {target}  answered attempts/s >= 500             {:.1}",
             self.answered_per_sec
+        );
+        let listing = if self.listing_p99_ms <= 10.0 {
+            "PASS"
+        } else {
+            "FAIL"
+        };
+        let _ = writeln!(
+            s,
+            "  {listing}  slot listing p99 <= 10 ms (500 booked)   {:.2}",
+            self.listing_p99_ms
         );
         s
     }
@@ -305,8 +358,18 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
     let patients = sign_in_patients(&http, &base, args.patients).await?;
     let slots = free_slots(&http, &base, &patients[0], &booking_doctor.id, args.slots).await?;
 
-    step("the booking race");
+    step("the booking race, with 16 clients listing the slots meanwhile");
+    let window = (
+        today_ms() + DAY_MS,
+        today_ms() + DAY_MS + 7 * DAY_MS,
+    );
+    let listers = Listers::start(&http, &base, &patients, &booking_doctor.id, window);
     let race = race(&http, &base, &patients, &booking_doctor.id, &slots).await?;
+    let during = listers.stop(&race.won).await?;
+    step(&format!(
+        "booking {BOOKED_FOR_LISTING} appointments over four weeks, then listing the slots"
+    ));
+    let listing = listing(&http, &base, &patients, &booking_doctor.id, &race.won).await?;
     let db = carehub.db("admin").await?;
     let (confirmed, overlaps) = check_database(&db, &booking_doctor.id).await;
     db.close().await;
@@ -349,7 +412,206 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
         offer_p99_ms: ms(&offers.offered, 0.99),
         request_p50_ms: ms(&offers.answered, 0.5),
         request_p99_ms: ms(&offers.answered, 0.99),
+        race_slot_queries: during.queries,
+        race_slot_queries_per_sec: during.queries as f64 / during.wall.as_secs_f64().max(1e-9),
+        race_slot_p99_ms: ms(&during.latency, 0.99),
+        listing_booked: listing.booked,
+        listing_queries: listing.queries,
+        listing_per_sec: listing.queries as f64 / listing.wall.as_secs_f64().max(1e-9),
+        listing_p50_ms: ms(&listing.latency, 0.5),
+        listing_p99_ms: ms(&listing.latency, 0.99),
+        listed_taken: during.listed_taken + listing.listed_taken,
     })
+}
+
+/// What a run of slot queries measured.
+struct SlotQueries {
+    queries: usize,
+    latency: Histogram<u64>,
+    wall: Duration,
+    /// Queries that listed a slot already won before they were sent.
+    listed_taken: usize,
+    booked: usize,
+}
+
+/// One `GET /api/doctors/{id}/slots` for `[from, to)`: the listed starts.
+async fn list_slots(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    doctor: &str,
+    (from, to): (i64, i64),
+) -> anyhow::Result<Vec<String>> {
+    let r = http
+        .get(format!("{base}/api/doctors/{doctor}/slots"))
+        .query(&[("from", rfc3339(from)), ("to", rfc3339(to))])
+        .bearer_auth(token)
+        .send()
+        .await?;
+    let status = r.status();
+    let list: Value = r.json().await?;
+    anyhow::ensure!(status.is_success(), "slots: {status} {list}");
+    Ok(list["slots"]
+        .as_array()
+        .context("slots answer without slots")?
+        .iter()
+        .filter_map(|s| s["start"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Clients listing a doctor's slots in a loop until stopped.
+struct Listers {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    started: Instant,
+    tasks: tokio::task::JoinSet<anyhow::Result<(Vec<(Instant, Vec<String>)>, Histogram<u64>)>>,
+}
+
+impl Listers {
+    fn start(
+        http: &reqwest::Client,
+        base: &str,
+        patients: &[Signed],
+        doctor: &str,
+        window: (i64, i64),
+    ) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = tokio::task::JoinSet::new();
+        for p in patients.iter().rev().take(SLOT_CLIENTS) {
+            let (http, base, doctor, token) =
+                (http.clone(), base.to_owned(), doctor.to_owned(), p.token.clone());
+            let stop = Arc::clone(&stop);
+            tasks.spawn(async move {
+                let mut seen = Vec::new();
+                let mut latency = histogram()?;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    let listed = list_slots(&http, &base, &token, &doctor, window).await?;
+                    latency.saturating_record(micros(sent.elapsed()));
+                    seen.push((sent, listed));
+                }
+                Ok((seen, latency))
+            });
+        }
+        Self {
+            stop,
+            started: Instant::now(),
+            tasks,
+        }
+    }
+
+    /// Stops the clients; counts the queries that listed a slot of `won` although they were
+    /// sent after the race ended (every 201 had been received by then).
+    async fn stop(mut self, won: &HashSet<String>) -> anyhow::Result<SlotQueries> {
+        let race_over = Instant::now();
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut out = SlotQueries {
+            queries: 0,
+            latency: histogram()?,
+            wall: Duration::ZERO,
+            listed_taken: 0,
+            booked: won.len(),
+        };
+        while let Some(joined) = self.tasks.join_next().await {
+            let (seen, latency) = joined.context("a slot lister panicked")??;
+            out.queries += seen.len();
+            out.latency.add(&latency).context("merging histograms")?;
+            out.listed_taken += seen
+                .iter()
+                .filter(|(sent, listed)| *sent > race_over && listed.iter().any(|s| won.contains(s)))
+                .count();
+        }
+        out.wall = race_over.duration_since(self.started);
+        Ok(out)
+    }
+}
+
+/// Books the doctor up to [`BOOKED_FOR_LISTING`] confirmed appointments spread over the next
+/// four weeks (one patient each), then times [`SLOT_QUERIES`] 7-day slot queries from
+/// [`SLOT_CLIENTS`] clients at once, checking none lists a booked slot.
+async fn listing(
+    http: &reqwest::Client,
+    base: &str,
+    patients: &[Signed],
+    doctor: &str,
+    won: &HashSet<String>,
+) -> anyhow::Result<SlotQueries> {
+    let start = today_ms() + DAY_MS;
+    let weeks = (start, start + 28 * DAY_MS);
+    let mut free = Vec::new();
+    for half in [(weeks.0, weeks.0 + 14 * DAY_MS), (weeks.0 + 14 * DAY_MS, weeks.1)] {
+        free.extend(list_slots(http, base, &patients[0].token, doctor, half).await?);
+    }
+    let needed = BOOKED_FOR_LISTING.saturating_sub(won.len());
+    anyhow::ensure!(
+        free.len() >= needed && patients.len() >= needed + won.len(),
+        "too few free slots or patients to book {BOOKED_FOR_LISTING} appointments"
+    );
+    let step = free.len() / needed.max(1);
+    let picks: Vec<(usize, String)> = free
+        .iter()
+        .step_by(step.max(1))
+        .take(needed)
+        .cloned()
+        .enumerate()
+        .collect();
+    let url = format!("{base}/api/appointments/book");
+    let mut booked: HashSet<String> = won.clone();
+    let results: Vec<anyhow::Result<String>> = futures::stream::iter(picks)
+        .map(|(i, slot)| {
+            // Patients who did not win in the race hold no appointment yet.
+            let p = &patients[won.len() + i];
+            let req = http
+                .post(&url)
+                .bearer_auth(&p.token)
+                .header("Idempotency-Key", format!("bench-fill-{i}"))
+                .json(&json!({"doctor_id": doctor, "start": slot, "reason": "a check-up"}));
+            async move {
+                let r = req.send().await?;
+                let status = r.status();
+                anyhow::ensure!(status.as_u16() == 201, "booking {slot}: {status}");
+                Ok(slot)
+            }
+        })
+        .buffer_unordered(SLOT_CLIENTS)
+        .collect()
+        .await;
+    for r in results {
+        booked.insert(r?);
+    }
+    let window = (weeks.0 + 7 * DAY_MS, weeks.0 + 14 * DAY_MS);
+    let per_client = SLOT_QUERIES / SLOT_CLIENTS;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in patients.iter().rev().take(SLOT_CLIENTS) {
+        let (http, base, doctor, token) =
+            (http.clone(), base.to_owned(), doctor.to_owned(), p.token.clone());
+        let booked = booked.clone();
+        tasks.spawn(async move {
+            let mut latency = histogram()?;
+            let mut listed_taken = 0;
+            for _ in 0..per_client {
+                let sent = Instant::now();
+                let listed = list_slots(&http, &base, &token, &doctor, window).await?;
+                latency.saturating_record(micros(sent.elapsed()));
+                listed_taken += usize::from(listed.iter().any(|s| booked.contains(s)));
+            }
+            anyhow::Ok((latency, listed_taken))
+        });
+    }
+    let mut out = SlotQueries {
+        queries: per_client * SLOT_CLIENTS,
+        latency: histogram()?,
+        wall: Duration::ZERO,
+        listed_taken: 0,
+        booked: booked.len(),
+    };
+    while let Some(joined) = tasks.join_next().await {
+        let (latency, taken) = joined.context("a slot client panicked")??;
+        out.latency.add(&latency).context("merging histograms")?;
+        out.listed_taken += taken;
+    }
+    out.wall = started.elapsed();
+    Ok(out)
 }
 
 pub(super) fn ms(h: &Histogram<u64>, q: f64) -> f64 {

@@ -228,7 +228,7 @@ async fn a_patient_edits_their_profile_by_version_and_sees_their_account_name(b:
         &json!({}),
     )
     .await;
-    assert_eq!(r.status(), 409);
+    assert_eq!(r.status(), 412);
 
     // The display name comes from the account, once its event has arrived.
     let shown = wait::until(
