@@ -84,6 +84,8 @@ class Watch {
   problems = [];
   /** `error.message` of every API error answer the page received. */
   apiMessages = new Set();
+  /** Error bodies still being read. */
+  pending = [];
 
   constructor(page) {
     this.page = page;
@@ -105,16 +107,19 @@ class Watch {
       if (this.isAllowed(0, r.url())) return;
       this.problems.push(`request failed: ${r.method()} ${r.url()} ${why}`);
     });
-    page.on('response', async (r) => {
+    page.on('response', (r) => {
       if (r.status() < 400) return;
       const url = r.url();
-      try {
-        const body = JSON.parse(await r.text());
-        if (body?.error?.message) this.apiMessages.add(body.error.message);
-      } catch {
-        // Not JSON, or the page went away first.
-      }
       if (!this.isAllowed(r.status(), url)) this.problems.push(`HTTP ${r.status()}: ${r.request().method()} ${url}`);
+      this.pending.push(
+        r
+          .text()
+          .then((t) => {
+            const message = JSON.parse(t)?.error?.message;
+            if (message) this.apiMessages.add(message);
+          })
+          .catch(() => {}), // Not JSON, or the page went away first.
+      );
     });
   }
 
@@ -124,6 +129,8 @@ class Watch {
 
   /** Fails when an API error message is on screen now. */
   async rawMessagesShown() {
+    // A body the page never read may never arrive: wait a little, not forever.
+    await Promise.race([Promise.all(this.pending), sleep(5000)]);
     if (this.page.isClosed()) return [];
     const text = await this.page.evaluate(() => document.body.innerText).catch(() => '');
     return [...this.apiMessages].filter((m) => m.length > 3 && text.includes(m));
