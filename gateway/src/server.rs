@@ -246,3 +246,23 @@ fn cors_layer(cfg: &GatewayConfig) -> anyhow::Result<Option<CorsLayer>> {
             .expose_headers([x_request_id, header::RETRY_AFTER]),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_limit_must_leave_room_for_the_bus_envelope() {
+        let mib = 1_048_576;
+        assert!(check_body_limit(65_536, mib).is_ok());
+        assert!(check_body_limit(mib - BUS_OVERHEAD, mib).is_ok());
+        let e = check_body_limit(mib - BUS_OVERHEAD + 1, mib)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CAREHUB_BODY_LIMIT is 1032193") && e.contains("1048576"),
+            "{e}"
+        );
+        assert!(check_body_limit(1, 0).is_err());
+    }
+}

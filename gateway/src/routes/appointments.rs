@@ -402,8 +402,8 @@ fn save_group(
     responses((status = 201, description = "The appointment as requested", body = Appointment),
         (status = 400, description = "Malformed JSON, or `Idempotency-Key` missing or malformed", body = ErrorBody),
         (status = 403, description = "Not an active patient", body = ErrorBody),
-        (status = 409, description = "The idempotency key was used for a different request", body = ErrorBody),
-        (status = 422, description = "A field is invalid: the window is reversed, in the past, too long or too soon, or the doctor, group or specialty is unknown", body = ErrorBody)))]
+        (status = 409, description = "`conflict`: the first request with this key is still being processed; retry shortly", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a field is invalid (the window is reversed, in the past, too long or too soon, or the doctor, group or specialty is unknown); `idempotency_key_reused`: the key was used for a different request", body = ErrorBody)))]
 pub async fn request(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
@@ -432,8 +432,8 @@ pub async fn request(
     responses((status = 201, description = "The confirmed appointment", body = Appointment),
         (status = 400, description = "Malformed JSON, or `Idempotency-Key` missing or malformed", body = ErrorBody),
         (status = 403, description = "Not an active patient", body = ErrorBody),
-        (status = 409, description = "The slot is taken, or the key was used for a different booking", body = ErrorBody),
-        (status = 422, description = "An unknown doctor, one who does not take direct bookings, or not one of their free slot starts", body = ErrorBody)))]
+        (status = 409, description = "`slot_taken`: another appointment holds the time; `patient_busy`: the caller has a confirmed appointment at that time; `conflict`: the first request with this key is still being processed", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: an unknown doctor, one who does not take direct bookings, or a time outside their hours; `off_slot_grid`: not a slot start of the doctor's availability that day; `idempotency_key_reused`: the key was used for a different booking", body = ErrorBody)))]
 pub async fn book(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
@@ -537,8 +537,8 @@ pub async fn offers(
         (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key`", body = ErrorBody),
         (status = 403, description = "Not an active doctor", body = ErrorBody),
         (status = 404, description = "No such appointment offered to the caller", body = ErrorBody),
-        (status = 409, description = "The offer is no longer pending (another doctor accepted, it timed out or was withdrawn), or the time is taken", body = ErrorBody),
-        (status = 422, description = "The start is not a slot of the caller inside the patient's window", body = ErrorBody)))]
+        (status = 409, description = "`conflict`: the offer is no longer pending (another doctor accepted, it timed out or was withdrawn); `slot_taken`: the time is taken; `patient_busy`: the patient has another confirmed appointment then", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the start is outside the caller's hours or the patient's window; `off_slot_grid`: not a slot start of the caller's availability that day; `idempotency_key_reused`: the key was used for a different accept", body = ErrorBody)))]
 pub async fn accept(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
@@ -612,8 +612,8 @@ pub async fn reschedule(
     responses((status = 200, description = "The appointment with its pending move", body = Appointment),
         (status = 403, description = "Not an active doctor", body = ErrorBody),
         (status = 404, description = "No such appointment of the caller", body = ErrorBody),
-        (status = 409, description = "Not confirmed, or a move is pending", body = ErrorBody),
-        (status = 422, description = "Not a future time inside the doctor's working hours", body = ErrorBody)))]
+        (status = 409, description = "`conflict`: not confirmed, or a move is pending; `slot_taken` / `patient_busy`: the time is held by another appointment of the doctor or the patient", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: not a future time inside the doctor's working hours; `off_slot_grid`: not a slot start of the doctor's availability that day", body = ErrorBody)))]
 pub async fn propose(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
@@ -636,7 +636,7 @@ pub async fn propose(
     responses((status = 200, description = "The appointment after the answer", body = Appointment),
         (status = 403, description = "Not an active patient", body = ErrorBody),
         (status = 404, description = "No such appointment of the caller", body = ErrorBody),
-        (status = 409, description = "No proposal to answer, or the proposed time was taken meanwhile", body = ErrorBody)))]
+        (status = 409, description = "`conflict`: no proposal to answer; `slot_taken` / `patient_busy`: the proposed time was taken meanwhile", body = ErrorBody)))]
 pub async fn answer_proposal(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
