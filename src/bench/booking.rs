@@ -202,17 +202,28 @@ impl Figures {
         let _ = writeln!(
             s,
             "\n{:<44} {:>8} {:>10} {:>8} {:>8}",
-            "GET /api/doctors/{id}/slots, 7 days, 16 clients", "queries", "queries/s", "p50 ms", "p99 ms"
+            "GET /api/doctors/{id}/slots, 7 days, 16 clients",
+            "queries",
+            "queries/s",
+            "p50 ms",
+            "p99 ms"
         );
         let _ = writeln!(
             s,
             "{:<44} {:>8} {:>10.1} {:>8} {:>8.2}",
-            "  during the race", self.race_slot_queries, self.race_slot_queries_per_sec, "", self.race_slot_p99_ms
+            "  during the race",
+            self.race_slot_queries,
+            self.race_slot_queries_per_sec,
+            "",
+            self.race_slot_p99_ms
         );
         let _ = writeln!(
             s,
             "{:<44} {:>8} {:>10.1} {:>8.2} {:>8.2}",
-            format!("  doctor with {} confirmed over 4 weeks", self.listing_booked),
+            format!(
+                "  doctor with {} confirmed over 4 weeks",
+                self.listing_booked
+            ),
             self.listing_queries,
             self.listing_per_sec,
             self.listing_p50_ms,
@@ -359,21 +370,18 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
     let slots = free_slots(&http, &base, &patients[0], &booking_doctor.id, args.slots).await?;
 
     step("the booking race, with 16 clients listing the slots meanwhile");
-    let window = (
-        today_ms() + DAY_MS,
-        today_ms() + DAY_MS + 7 * DAY_MS,
-    );
+    let window = (today_ms() + DAY_MS, today_ms() + DAY_MS + 7 * DAY_MS);
     let listers = Listers::start(&http, &base, &patients, &booking_doctor.id, window);
     let race = race(&http, &base, &patients, &booking_doctor.id, &slots).await?;
     let during = listers.stop(&race.won).await?;
-    step(&format!(
-        "booking {BOOKED_FOR_LISTING} appointments over four weeks, then listing the slots"
-    ));
-    let listing = listing(&http, &base, &patients, &booking_doctor.id, &race.won).await?;
     let db = carehub.db("admin").await?;
     let (confirmed, overlaps) = check_database(&db, &booking_doctor.id).await;
     db.close().await;
     let (confirmed, overlaps) = (confirmed?, overlaps?);
+    step(&format!(
+        "booking {BOOKED_FOR_LISTING} appointments over four weeks, then listing the slots"
+    ));
+    let listing = listing(&http, &base, &patients, &booking_doctor.id, &race.won).await?;
 
     step("request-to-offer latency");
     let offers = offer_latency(
@@ -477,8 +485,12 @@ impl Listers {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tasks = tokio::task::JoinSet::new();
         for p in patients.iter().rev().take(SLOT_CLIENTS) {
-            let (http, base, doctor, token) =
-                (http.clone(), base.to_owned(), doctor.to_owned(), p.token.clone());
+            let (http, base, doctor, token) = (
+                http.clone(),
+                base.to_owned(),
+                doctor.to_owned(),
+                p.token.clone(),
+            );
             let stop = Arc::clone(&stop);
             tasks.spawn(async move {
                 let mut seen = Vec::new();
@@ -517,7 +529,9 @@ impl Listers {
             out.latency.add(&latency).context("merging histograms")?;
             out.listed_taken += seen
                 .iter()
-                .filter(|(sent, listed)| *sent > race_over && listed.iter().any(|s| won.contains(s)))
+                .filter(|(sent, listed)| {
+                    *sent > race_over && listed.iter().any(|s| won.contains(s))
+                })
                 .count();
         }
         out.wall = race_over.duration_since(self.started);
@@ -538,7 +552,10 @@ async fn listing(
     let start = today_ms() + DAY_MS;
     let weeks = (start, start + 28 * DAY_MS);
     let mut free = Vec::new();
-    for half in [(weeks.0, weeks.0 + 14 * DAY_MS), (weeks.0 + 14 * DAY_MS, weeks.1)] {
+    for half in [
+        (weeks.0, weeks.0 + 14 * DAY_MS),
+        (weeks.0 + 14 * DAY_MS, weeks.1),
+    ] {
         free.extend(list_slots(http, base, &patients[0].token, doctor, half).await?);
     }
     let needed = BOOKED_FOR_LISTING.saturating_sub(won.len());
@@ -558,7 +575,7 @@ async fn listing(
     let mut booked: HashSet<String> = won.clone();
     let results: Vec<anyhow::Result<String>> = futures::stream::iter(picks)
         .map(|(i, slot)| {
-            // Patients who did not win in the race hold no appointment yet.
+            // One patient per booking; the times differ from every race winner's, so nobody is busy.
             let p = &patients[won.len() + i];
             let req = http
                 .post(&url)
@@ -583,8 +600,12 @@ async fn listing(
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for p in patients.iter().rev().take(SLOT_CLIENTS) {
-        let (http, base, doctor, token) =
-            (http.clone(), base.to_owned(), doctor.to_owned(), p.token.clone());
+        let (http, base, doctor, token) = (
+            http.clone(),
+            base.to_owned(),
+            doctor.to_owned(),
+            p.token.clone(),
+        );
         let booked = booked.clone();
         tasks.spawn(async move {
             let mut latency = histogram()?;
