@@ -248,7 +248,7 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     await screen(page, 'doctor-profile-saved');
     await page.reload();
     await page.getByRole('heading', { name: 'Your profile' }).waitFor();
-    assert.equal(await page.getByRole('textbox', { name: /^Specialties/ }).inputValue(), 'sports-medicine, nutrition');
+    assert.equal(await page.getByRole('textbox', { name: /^Specialties/ }).inputValue(), 'Sports medicine, Nutrition');
     assert.equal(await page.getByLabel('Bio', { exact: true }).inputValue(), 'Runner, and a doctor of runners.');
     const mine = await clinic.api('GET', '/api/doctors/me/profile', acct.token);
     assert.deepEqual(mine.specialties, ['sports-medicine', 'nutrition']);

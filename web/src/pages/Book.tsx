@@ -1,9 +1,10 @@
 import { useState, type FormEvent } from 'react';
 import { useNavigate, useSearchParams } from 'react-router-dom';
 import { api, newKey } from '../lib/api';
+import { specialtiesText, specialtyLabel } from '../lib/doctors';
 import { addDays, isoToWall, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, DoctorSummary, Group } from '../lib/types';
-import { ErrorMsg, useAction, useLoad } from '../lib/ui';
+import { Empty, ErrorMsg, useAction, useLoad } from '../lib/ui';
 
 type Kind = 'group' | 'specialty' | 'doctor';
 
@@ -75,15 +76,18 @@ export function BookRequest() {
           <select value={target} onChange={(e) => setTarget(e.target.value)} required>
             <option value="">Choose…</option>
             {kind === 'group' && groupOptions.map((g) => <option key={g.id} value={g.id}>{g.label}</option>)}
-            {kind === 'specialty' && specialties.map((s) => <option key={s} value={s}>{s}</option>)}
+            {kind === 'specialty' && specialties.map((s) => <option key={s} value={s}>{specialtyLabel(s)}</option>)}
             {kind === 'doctor' &&
               doctors.data?.doctors.map((d) => (
                 <option key={d.id} value={d.id}>
-                  {d.display_name} ({d.specialties.join(', ') || 'general'})
+                  {d.display_name} ({specialtiesText(d.specialties)})
                 </option>
               ))}
           </select>
         </label>
+        {kind === 'group' && groups.data && groupOptions.length === 0 && <Empty>No groups take requests yet: choose a specialty or a doctor.</Empty>}
+        {kind === 'specialty' && doctors.data && specialties.length === 0 && <Empty>No doctor lists a specialty yet: choose a doctor.</Empty>}
+        {kind === 'doctor' && doctors.data && doctors.data.doctors.length === 0 && <Empty>No doctors are listed yet.</Empty>}
         <div className="row">
           <label>
             Earliest ({zone})

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
 import { ApiError } from '../lib/api';
-import { doctors, MAX_BIO, MAX_SPECIALTIES, specialtiesText, specialtySlug, type DoctorProfile as Profile } from '../lib/doctors';
+import { doctors, MAX_BIO, MAX_SPECIALTIES, specialtiesText, specialtyLabel, specialtySlug, type DoctorProfile as Profile } from '../lib/doctors';
 import { ErrorMsg, Loading, Saved, useAction, useLoad } from '../lib/ui';
 
 const STALE = { conflict: 'Changed elsewhere: reload to see the latest.' };
@@ -22,7 +22,7 @@ export function DoctorProfile() {
 
 function DoctorProfileForm({ profile, onReload }: { profile: Profile; onReload: () => void }) {
   const [version, setVersion] = useState(profile.version);
-  const [specialties, setSpecialties] = useState(profile.specialties.join(', '));
+  const [specialties, setSpecialties] = useState(profile.specialties.map(specialtyLabel).join(', '));
   const [bio, setBio] = useState(profile.bio);
   const [shown, setShown] = useState(profile.specialties);
   const [saved, setSaved] = useState(false);
@@ -49,7 +49,7 @@ function DoctorProfileForm({ profile, onReload }: { profile: Profile; onReload: 
         const next = await doctors.saveMyProfile(slugs, bio.trim(), version);
         setVersion(next.version);
         setShown(next.specialties);
-        setSpecialties(next.specialties.join(', '));
+        setSpecialties(next.specialties.map(specialtyLabel).join(', '));
         setBio(next.bio);
       } catch (err) {
         if (err instanceof ApiError && err.code === 'conflict') setStale(true);
