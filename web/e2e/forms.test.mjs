@@ -283,6 +283,8 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     assert.ok(header.height <= 100, `the header is ${header.height}px tall`);
     assert.equal(await page.getByRole('link', { name: 'Appointments' }).isVisible(), false, 'links wait behind the menu');
     await page.getByRole('button', { name: 'Menu' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await screen(page, 'phone-menu-open');
     await page.getByRole('link', { name: 'Doctors' }).click();
     await page.getByRole('heading', { name: 'Find a doctor' }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Menu' }).getAttribute('aria-expanded'), 'false', 'the menu closes');
@@ -309,6 +311,23 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     assert.ok(firstName.startsWith(await page.locator('.day-nav-title').textContent()));
     await screen(page, 'phone-slots');
     assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390);
+    // Booking from the one-day view stores the chosen time.
+    await picker.getByRole('button', { name: 'Next day' }).click();
+    const radio = picker.getByRole('radio').filter({ visible: true }).nth(1);
+    const start = await radio.getAttribute('value');
+    await radio.check();
+    await page.getByLabel('Reason').fill('Knee pain after running');
+    await page.getByRole('button', { name: 'Book this time' }).click();
+    await page.waitForURL(/\/appointments\/[A-Za-z0-9_-]+$/);
+    await page.reload();
+    await page.getByTestId('appointment-status').filter({ hasText: 'confirmed' }).waitFor();
+    const booked = await clinic.api('GET', `/api/appointments/${page.url().split('/').pop()}`, acct.token);
+    assert.equal(new Date(booked.appointment.start).getTime(), new Date(start).getTime(), 'the time chosen is the time booked');
+    assert.equal(booked.appointment.doctor_id, ines.id);
+    // Signing out on a phone goes through the menu too.
+    await page.getByRole('button', { name: 'Menu' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to carehub' }).waitFor();
     await clinic.close(page);
     assert.deepEqual(axeProblems, []);
     assert.deepEqual(clinic.cspErrors, [], 'no page broke the Content-Security-Policy');
