@@ -467,11 +467,14 @@ async fn list_slots(
         .collect())
 }
 
+/// One lister's queries (when each was sent, what it listed) and their latencies.
+type Listed = (Vec<(Instant, Vec<String>)>, Histogram<u64>);
+
 /// Clients listing a doctor's slots in a loop until stopped.
 struct Listers {
     stop: Arc<std::sync::atomic::AtomicBool>,
     started: Instant,
-    tasks: tokio::task::JoinSet<anyhow::Result<(Vec<(Instant, Vec<String>)>, Histogram<u64>)>>,
+    tasks: tokio::task::JoinSet<anyhow::Result<Listed>>,
 }
 
 impl Listers {

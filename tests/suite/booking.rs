@@ -507,7 +507,7 @@ async fn slot_queries_never_list_a_slot_already_booked_during_a_race_across_inst
         statuses.iter().all(|&s| s == 201 || s == 409),
         "only 201 and 409: {statuses:?}"
     );
-    let won = won.lock().unwrap();
+    let won = won.lock().unwrap().clone();
     assert_eq!(
         won.len(),
         usize::try_from(SLOTS).unwrap(),
