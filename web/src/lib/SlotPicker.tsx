@@ -1,6 +1,115 @@
-import { useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
+import { api, ApiError } from './api';
+import { hasSlot, SlotWatches, TAKEN_NOTICE } from './slots';
 import { dayKey, formatDay, formatLongDay, formatTime, slotName } from './time';
 import type { Slot } from './types';
+import { hub, useLoad } from './ui';
+
+/** The socket's slot watches, shared by every picker on the page. */
+const watches = new SlotWatches(hub);
+
+/** How long a burst of `slots_changed` may last before the picker asks again. */
+const REFRESH_DEBOUNCE_MS = 150;
+
+/**
+ * A doctor's free slots in `[from, to)` (null `doctorId`: none to show), kept fresh while the
+ * caller is mounted: watched over the hub, asked again (debounced) on `slots_changed` and after
+ * a reconnect, unwatched on unmount or when the range changes. `refresh` asks at once.
+ */
+export function useLiveSlots(doctorId: string | null | undefined, from: string, to: string) {
+  const { data, error, loading, reload } = useLoad(
+    () =>
+      doctorId
+        ? api.get<{ slots: Slot[] }>(`/api/doctors/${encodeURIComponent(doctorId)}/slots?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`)
+        : Promise.resolve({ slots: [] }),
+    [doctorId, from, to],
+  );
+  useEffect(() => {
+    if (!doctorId) return;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const stop = watches.watch(doctorId, from, to, () => {
+      if (timer !== null) clearTimeout(timer);
+      timer = setTimeout(() => {
+        timer = null;
+        reload();
+      }, REFRESH_DEBOUNCE_MS);
+    });
+    return () => {
+      stop();
+      if (timer !== null) clearTimeout(timer);
+    };
+  }, [doctorId, from, to, reload]);
+  return { slots: data?.slots ?? null, error, loading, refresh: reload };
+}
+
+/**
+ * The time chosen in a picker. When fresh `slots` no longer hold it, it is deselected and
+ * `notice` says so (never a silent change). `clear` deselects without a notice, for a screen
+ * that already says why (a refused booking). `hold(true)` keeps the choice while it is being
+ * booked: the booking's own push may come before its answer, and the time is then ours, not taken.
+ */
+export function useSlotChoice(slots: Slot[] | null) {
+  const [chosen, setChosen] = useState<Slot | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [held, hold] = useState(false);
+  useEffect(() => {
+    if (!held && chosen && slots && !hasSlot(slots, chosen.start)) {
+      setChosen(null);
+      setNotice(TAKEN_NOTICE);
+    }
+    // Only fresh slots (or a released hold) can take a choice away; a new choice is in them.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [slots, held]);
+  const choose = useCallback((s: Slot) => {
+    setChosen(s);
+    setNotice(null);
+  }, []);
+  const clear = useCallback(() => {
+    setChosen(null);
+    setNotice(null);
+  }, []);
+  return { chosen, choose, clear, notice, hold };
+}
+
+/**
+ * Runs a booking-like action `fn` with the chosen time held, and returns the error code it
+ * failed with (null when it succeeded). Codes that mean "that time cannot be had" deselect it
+ * without a notice, since the action's own error says so; every failure asks for the slots again.
+ */
+export async function withChoice(
+  choice: ReturnType<typeof useSlotChoice>,
+  refresh: () => void,
+  run: (fn: () => Promise<unknown>) => Promise<boolean>,
+  fn: () => Promise<unknown>,
+): Promise<{ ok: boolean; code: string | null }> {
+  let code: string | null = null;
+  choice.hold(true);
+  const ok = await run(async () => {
+    try {
+      await fn();
+    } catch (e) {
+      if (e instanceof ApiError) code = e.code;
+      throw e;
+    }
+  });
+  if (ok) return { ok, code };
+  if (code && GONE_CODES.has(code)) choice.clear();
+  choice.hold(false);
+  refresh();
+  return { ok, code };
+}
+
+/** Refusals after which the chosen time is not to be had. */
+const GONE_CODES = new Set(['slot_taken', 'patient_busy', 'off_slot_grid']);
+
+/** The polite status line of a picker (always in the page, so screen readers hear changes). */
+export function SlotNotice({ notice }: { notice: string | null }) {
+  return (
+    <p role="status" className="slot-notice" data-testid="slot-notice">
+      {notice ?? ''}
+    </p>
+  );
+}
 
 /**
  * Free times as a week: one column per day, a radio per time. Every radio is named by its

@@ -6,6 +6,66 @@ export type HubState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'c
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Frame = { type: string; [k: string]: any };
 
+// Frames with their exact shape, as `ClientFrame` and `ServerFrame` in nats/src/comms.rs define
+// them (docs/PROTOCOL.md). Times are RFC 3339.
+
+/** Client: watch a doctor's free slots in `[from, to)` (at most 62 days, at most 5 doctors per socket). */
+export interface SlotsWatchFrame {
+  type: 'slots_watch';
+  doctor_id: string;
+  from: string;
+  to: string;
+}
+
+/** Client: stop watching a doctor's free slots. */
+export interface SlotsUnwatchFrame {
+  type: 'slots_unwatch';
+  doctor_id: string;
+}
+
+/** Server: the socket now watches the doctor's slots in this range. */
+export interface SlotsWatchingFrame {
+  type: 'slots_watching';
+  doctor_id: string;
+  from: string;
+  to: string;
+}
+
+/** Server: the answer to `slots_unwatch`. */
+export interface SlotsUnwatchedFrame {
+  type: 'slots_unwatched';
+  doctor_id: string;
+}
+
+/** Server: the doctor's free slots in `[from, to)` may have changed; ask for them again. */
+export interface SlotsChangedFrame {
+  type: 'slots_changed';
+  doctor_id: string;
+  from: string;
+  to: string;
+}
+
+/** Server: a frame could not be handled; the connection stays usable. */
+export interface ErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+  /** The `type` of the client frame this answers, when known. */
+  request?: string;
+  client_id?: string;
+}
+
+/** Server frames whose handlers get the exact type. */
+export interface TypedServerFrames {
+  slots_watching: SlotsWatchingFrame;
+  slots_unwatched: SlotsUnwatchedFrame;
+  slots_changed: SlotsChangedFrame;
+  error: ErrorFrame;
+}
+
+/** Client frames sent with their exact type. */
+export type TypedClientFrame = SlotsWatchFrame | SlotsUnwatchFrame;
+
 interface SocketLike {
   readyState: number;
   send(data: string): void;
@@ -72,6 +132,8 @@ export class Hub {
   }
 
   /** Subscribes to frames of one `type` (`*` for all). */
+  on<K extends keyof TypedServerFrames>(type: K, fn: (f: TypedServerFrames[K]) => void): () => void;
+  on(type: string, fn: (f: Frame) => void): () => void;
   on(type: string, fn: (f: Frame) => void): () => void {
     let set = this.handlers.get(type);
     if (!set) this.handlers.set(type, (set = new Set()));
@@ -101,7 +163,7 @@ export class Hub {
   }
 
   /** Sends a frame when the socket is authenticated; returns whether it went out. */
-  send(frame: Frame): boolean {
+  send(frame: TypedClientFrame | Frame): boolean {
     if (!this.ws || !this.authed || this.ws.readyState !== OPEN) return false;
     this.ws.send(JSON.stringify(frame));
     return true;

@@ -3,7 +3,7 @@ import { Link, useParams } from 'react-router-dom';
 import { api } from '../lib/api';
 import { formatRange, formatWithZone, isoToWall, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, Offer, PublicProfile } from '../lib/types';
-import { SlotPicker } from '../lib/SlotPicker';
+import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
 import { Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { Chat } from './Chat';
 
@@ -238,16 +238,18 @@ function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
   const { user } = useSession();
   const zone = viewerZone();
   const p = a.pending_change!;
-  const [start, setStart] = useState('');
   const [busy, error, run, setError] = useAction();
-  const slots = useLoad(
-    () =>
-      user?.role === 'doctor' && p.window_start && p.window_end && !p.start
-        ? api.get<{ slots: { start: string; end: string }[] }>(`/api/doctors/${user.id}/slots?from=${encodeURIComponent(p.window_start)}&to=${encodeURIComponent(p.window_end)}`)
-        : Promise.resolve({ slots: [] }),
-    [a.id, a.version],
-  );
+  // Live: the doctor's free times in the asked window, while they are choosing one.
+  const choosing = user?.role === 'doctor' && !!p.window_start && !!p.window_end && !p.start;
+  const slots = useLiveSlots(choosing ? user?.id : null, p.window_start ?? '', p.window_end ?? '');
+  const choice = useSlotChoice(slots.slots);
   const post = (path: string, body: unknown) => run(() => api.post(`/api/appointments/${a.id}/${path}`, body)).then((ok) => ok && onDone());
+  const propose = async () => {
+    const slot = choice.chosen;
+    if (!slot) return setError('Choose a free time.');
+    const { ok } = await withChoice(choice, slots.refresh, run, () => api.post(`/api/appointments/${a.id}/propose`, { start: slot.start }));
+    if (ok) onDone();
+  };
   return (
     <div className="card" aria-labelledby="pending-h">
       <h2 id="pending-h" className="h3">
@@ -271,12 +273,13 @@ function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
       )}
       {user?.role === 'doctor' && !p.start && (
         <div>
-          {slots.loading && !slots.data && <Loading what="Loading your free times" />}
-          {slots.data && slots.data.slots.length === 0 && <Empty>You have no free time in the asked window.</Empty>}
-          {slots.data && slots.data.slots.length > 0 && (
-            <SlotPicker slots={slots.data.slots} zone={zone} name="propose-slot" legend={`Free time (${zone})`} value={start || null} onChange={(s) => setStart(s.start)} />
+          {slots.loading && !slots.slots && <Loading what="Loading your free times" />}
+          <SlotNotice notice={choice.notice} />
+          {slots.slots && slots.slots.length === 0 && <Empty>You have no free time in the asked window.</Empty>}
+          {slots.slots && slots.slots.length > 0 && (
+            <SlotPicker slots={slots.slots} zone={zone} name="propose-slot" legend={`Free time (${zone})`} value={choice.chosen?.start ?? null} onChange={choice.choose} />
           )}
-          <button disabled={busy} onClick={() => (start ? post('propose', { start }) : setError('Choose a free time.'))}>
+          <button disabled={busy} onClick={propose}>
             Propose this time
           </button>
         </div>

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router-dom';
 import { api, newKey } from '../lib/api';
 import { specialtiesText } from '../lib/doctors';
-import { SlotPicker } from '../lib/SlotPicker';
+import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
 import { addDays, dayKey, formatDay, formatTime, viewerZone } from '../lib/time';
 import type { Appointment, DoctorSummary, PublicProfile, Slot } from '../lib/types';
 import { Empty, ErrorMsg, Loading, useAction, useLoad, useSession } from '../lib/ui';
@@ -62,34 +62,34 @@ export function DoctorPage() {
   const nav = useNavigate();
   const zone = viewerZone();
   const [from] = useState(() => new Date(Date.now() + 3600_000).toISOString());
+  const [to] = useState(() => addDays(from, 7));
   const doctor = useLoad(() => api.get<PublicProfile>(`/api/doctors/${id}`), [id]);
-  const slots = useLoad(
-    () => api.get<{ slots: Slot[]; time_zone: string }>(`/api/doctors/${id}/slots?from=${encodeURIComponent(from)}&to=${encodeURIComponent(addDays(from, 7))}`),
-    [id],
-  );
-  const [chosen, setChosen] = useState<Slot | null>(null);
+  // Live: a time booked or freed by anyone shows here without a reload.
+  const slots = useLiveSlots(id, from, to);
+  const choice = useSlotChoice(slots.slots);
   const [reason, setReason] = useState('');
   const [busy, error, run, setError] = useAction();
   if (doctor.loading) return <Loading />;
   if (doctor.error || !doctor.data) return <ErrorMsg error={doctor.error ?? 'Not found'} />;
   const d = doctor.data;
+  const free = slots.slots ?? [];
   const byDay = new Map<string, Slot[]>();
-  for (const s of slots.data?.slots ?? []) {
+  for (const s of free) {
     const k = dayKey(s.start, zone);
     byDay.set(k, [...(byDay.get(k) ?? []), s]);
   }
+  const instant = d.auto_accept && user?.role === 'patient';
   const book = async (e: FormEvent) => {
     e.preventDefault();
-    if (!chosen) return setError('Choose a time.');
-    const slot = chosen;
+    const slot = choice.chosen;
+    if (!slot) return setError('Choose a time.');
     if (!reason.trim()) return setError('Tell the doctor briefly why you come.');
     let created: Appointment | null = null;
-    const ok = await run(async () => {
+    // Taken meanwhile (or the hours changed): the picker shows what is free now, at once.
+    const { ok } = await withChoice(choice, slots.refresh, run, async () => {
       created = await api.post<Appointment>('/api/appointments/book', { doctor_id: d.id, start: slot.start, reason: reason.trim() }, { 'idempotency-key': newKey() });
     });
     if (ok && created) nav(`/appointments/${(created as Appointment).id}`);
-    // Taken meanwhile (or the hours changed): show what is free now.
-    else if (!ok) slots.reload();
   };
   return (
     <section>
@@ -105,18 +105,19 @@ export function DoctorPage() {
         </p>
       )}
       <h2>Free times this week</h2>
-      {slots.loading && <Loading what="Loading free times" />}
+      {slots.loading && !slots.slots && <Loading what="Loading free times" />}
       <ErrorMsg error={slots.error} />
-      {slots.data && slots.data.slots.length === 0 && <Empty>No free times in the next seven days.</Empty>}
-      {d.auto_accept && user?.role === 'patient' && (slots.data?.slots.length ?? 0) > 0 ? (
+      {instant && <SlotNotice notice={choice.notice} />}
+      {slots.slots && free.length === 0 && <Empty>No free times in the next seven days.</Empty>}
+      {instant && free.length > 0 ? (
         <form onSubmit={book}>
           <SlotPicker
-            slots={slots.data?.slots ?? []}
+            slots={free}
             zone={zone}
             name="slot"
             legend={`Book instantly: choose a time (${zone})`}
-            value={chosen?.start ?? null}
-            onChange={setChosen}
+            value={choice.chosen?.start ?? null}
+            onChange={choice.choose}
             days={Array.from({ length: 7 }, (_, i) => dayKey(addDays(from, i), zone))}
           />
           <label>
@@ -128,7 +129,7 @@ export function DoctorPage() {
             {busy ? 'Booking…' : 'Book this time'}
           </button>
         </form>
-      ) : (slots.data?.slots.length ?? 0) > 0 && (
+      ) : free.length > 0 && (
         <ul className="slot-summary" aria-label="Free times">
           {[...byDay.entries()].map(([day, list]) => (
             <li key={day}>

@@ -2,9 +2,9 @@ import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
 import { api, newKey } from '../lib/api';
 import { doctors } from '../lib/doctors';
-import { SlotPicker } from '../lib/SlotPicker';
+import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
 import { addDays, dayKey, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
-import type { Appointment, Offer, Slot } from '../lib/types';
+import type { Appointment, Offer } from '../lib/types';
 import { Empty, ErrorMsg, Loading, Saved, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { when } from './Appointments';
 
@@ -17,17 +17,17 @@ function OfferCard({ item, onDone }: { item: OfferItem; onDone: () => void }) {
   const { user } = useSession();
   const { appointment: a, offer } = item;
   const zone = viewerZone();
-  const slots = useLoad(
-    () => api.get<{ slots: Slot[] }>(`/api/doctors/${user?.id}/slots?from=${encodeURIComponent(a.window_start)}&to=${encodeURIComponent(a.window_end)}`),
-    [a.id],
-  );
-  const [start, setStart] = useState('');
+  // Live: a time the doctor gives away elsewhere (another offer, a move) leaves this picker.
+  const slots = useLiveSlots(user?.id, a.window_start, a.window_end);
+  const choice = useSlotChoice(slots.slots);
   const [reason, setReason] = useState('');
   const [busy, error, run, setError] = useAction();
   const accept = async (e: FormEvent) => {
     e.preventDefault();
-    if (!start) return setError('Choose a free time.');
-    if (await run(() => api.post(`/api/appointments/${a.id}/accept`, { start }, { 'idempotency-key': newKey() }))) onDone();
+    const slot = choice.chosen;
+    if (!slot) return setError('Choose a free time.');
+    const { ok } = await withChoice(choice, slots.refresh, run, () => api.post(`/api/appointments/${a.id}/accept`, { start: slot.start }, { 'idempotency-key': newKey() }));
+    if (ok) onDone();
   };
   const decline = async () => {
     if (!reason.trim()) return setError('Give a reason to decline.');
@@ -39,10 +39,11 @@ function OfferCard({ item, onDone }: { item: OfferItem; onDone: () => void }) {
       <p className="small">Wanted {when(a, zone)}</p>
       <p className="small muted">Answer by {formatWithZone(offer.deadline, zone)}</p>
       <form onSubmit={accept}>
-        {slots.loading && !slots.data && <Loading what="Loading your free times" />}
-        {slots.data && slots.data.slots.length === 0 && <Empty>You have no free time in the wanted window: decline, or free some time first.</Empty>}
-        {slots.data && slots.data.slots.length > 0 && (
-          <SlotPicker slots={slots.data.slots} zone={zone} name={`slot-${offer.id}`} legend={`Free time (${zone})`} value={start || null} onChange={(s) => setStart(s.start)} />
+        {slots.loading && !slots.slots && <Loading what="Loading your free times" />}
+        <SlotNotice notice={choice.notice} />
+        {slots.slots && slots.slots.length === 0 && <Empty>You have no free time in the wanted window: decline, or free some time first.</Empty>}
+        {slots.slots && slots.slots.length > 0 && (
+          <SlotPicker slots={slots.slots} zone={zone} name={`slot-${offer.id}`} legend={`Free time (${zone})`} value={choice.chosen?.start ?? null} onChange={choice.choose} />
         )}
         <button disabled={busy}>Accept</button>
       </form>
