@@ -8,6 +8,7 @@ both_backends!(
     health_and_readiness_answer_when_everything_runs,
     bad_input_gets_one_json_error_body_and_never_a_5xx,
     the_openapi_document_and_docs_page_are_served,
+    the_body_limit_fits_the_bus_and_one_byte_more_is_413,
 );
 
 async fn health_and_readiness_answer_when_everything_runs(b: Backend) {
@@ -179,10 +180,9 @@ async fn the_openapi_document_and_docs_page_are_served(b: Backend) {
 
 /// A body of exactly `CAREHUB_BODY_LIMIT` bytes reaches the service and one byte more is 413;
 /// a limit larger than one NATS message can carry stops the gateway at start.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_body_limit_fits_the_bus_and_one_byte_more_is_413() {
+async fn the_body_limit_fits_the_bus_and_one_byte_more_is_413(b: Backend) {
     const LIMIT: usize = 65_536;
-    let clinic = Clinic::start(Backend::Sqlite).await;
+    let clinic = Clinic::start(b).await;
     let s = clinic.patient(&unique_email("limit")).await;
     let small = json!({"blood_type": "O+"}).to_string();
     let put = |body: String| {
