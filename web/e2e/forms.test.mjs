@@ -170,18 +170,32 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     const acct = await newAccount('patient', 'Sol Taken');
     const rival = await newAccount('patient', 'Ivo Rival');
     const ines = (await clinic.api('GET', '/api/doctors?q=Moreau', acct.token)).doctors[0];
-    const page = await clinic.pageAs(acct);
+    const page = await clinic.pageAs(null);
+    // The live push is a hint that may come after the click: hold it back, so the click races
+    // ahead of it and the booking itself meets the taken time.
+    const held = [];
+    await page.routeWebSocket(/\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((m) => (String(m).includes('"slots_changed"') ? held.push(m) : ws.send(m)));
+    });
+    await clinic.login(page, acct);
     await page.goto(`/doctors/${ines.id}`);
-    const first = page.getByRole('group', { name: /Book instantly/ }).getByRole('radio').first();
+    const picker = page.getByRole('group', { name: /Book instantly/ });
+    const first = picker.getByRole('radio').first();
     await first.waitFor();
     const start = await first.getAttribute('value');
+    const name = await first.getAttribute('aria-label');
     await first.check();
     await page.getByLabel('Reason').fill('Follow-up');
     // Someone else books that very time first.
     await clinic.api('POST', '/api/appointments/book', rival.token, { doctor_id: ines.id, start, reason: 'Also me' }, { 'idempotency-key': `rival-${stamp}` });
+    await until('the push about the booking, held back', () => held.length > 0, 10_000);
     clinic.allow(page, 409, /\/api\/appointments\/book$/);
     await page.getByRole('button', { name: 'Book this time' }).click();
     await page.getByRole('alert').filter({ hasText: 'That time has just been taken. Please choose another time.' }).waitFor();
+    // The picker asks again at once (the push is still held back): the taken time is gone.
+    await picker.getByRole('radio', { name, exact: true }).waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal(await picker.getByRole('radio', { checked: true }).count(), 0, 'nothing stays selected');
     await screen(page, 'patient-slot-taken');
     const mine = await clinic.api('GET', '/api/appointments?limit=10', acct.token);
     assert.equal(mine.appointments.length, 0, 'nothing was booked');
@@ -197,6 +211,76 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     await doctor.getByRole('alert').filter({ hasText: 'The time zone or the hours are not accepted' }).waitFor();
     assert.equal((await clinic.api('GET', '/api/doctors/me/availability', sara)).time_zone, zoneBefore, 'nothing changed');
     await clinic.close(doctor);
+  });
+
+  test('an open booking picker loses a time another patient books, live, gets it back when they cancel, and catches up after a hub restart', async () => {
+    const acct = await newAccount('patient', 'Lea Live');
+    const other = await newAccount('patient', 'Bo Other');
+    const ines = (await clinic.api('GET', '/api/doctors?q=Moreau', acct.token)).doctors[0];
+    const page = await clinic.pageAs(acct);
+    // What the hub tells the page, read off the wire: the test waits for the watch to stand.
+    const frames = [];
+    page.on('websocket', (ws) =>
+      ws.on('framereceived', ({ payload }) => {
+        try {
+          frames.push(JSON.parse(String(payload)));
+        } catch {
+          // Not JSON: not a frame of the hub.
+        }
+      }),
+    );
+    await page.goto(`/doctors/${ines.id}`);
+    const picker = page.getByRole('group', { name: /Book instantly/ });
+    const radio = picker.getByRole('radio').last();
+    await radio.waitFor();
+    await until('the picker watching the doctor’s slots', () => frames.some((f) => f.type === 'slots_watching' && f.doctor_id === ines.id), 20_000);
+    const start = await radio.getAttribute('value');
+    const name = await radio.getAttribute('aria-label');
+    const time = picker.getByRole('radio', { name, exact: true });
+    await time.check();
+    await page.evaluate(() => {
+      window.notReloaded = true;
+    });
+
+    // Another patient books that time through the API.
+    const booked = await clinic.api('POST', '/api/appointments/book', other.token, { doctor_id: ines.id, start, reason: 'Checkup' }, { 'idempotency-key': `live-${stamp}` });
+    const stored = await clinic.api('GET', `/api/appointments/${booked.id}`, other.token);
+    assert.equal(stored.appointment.status, 'confirmed');
+    assert.equal(new Date(stored.appointment.start).getTime(), new Date(start).getTime());
+    await time.waitFor({ state: 'detached', timeout: 10_000 });
+    await page.getByRole('status').filter({ hasText: 'That time was just taken; please pick another.' }).waitFor();
+    assert.equal(await picker.getByRole('radio', { checked: true }).count(), 0, 'the taken time is no longer selected');
+    assert.ok(await picker.getByRole('radio').count() > 0, 'the other times stay');
+    await screen(page, 'patient-slot-taken-live');
+    const to = new Date(new Date(start).getTime() + 3600_000).toISOString();
+    const listed = async () =>
+      (await clinic.api('GET', `/api/doctors/${ines.id}/slots?from=${encodeURIComponent(start)}&to=${encodeURIComponent(to)}`, acct.token)).slots.some(
+        (s) => new Date(s.start).getTime() === new Date(start).getTime(),
+      );
+    assert.equal(await listed(), false, 'the API no longer lists the time');
+
+    // They cancel: the time comes back, still without a reload.
+    await clinic.api('POST', `/api/appointments/${booked.id}/cancel`, other.token, { reason: 'Plans changed' });
+    assert.equal((await clinic.api('GET', `/api/appointments/${booked.id}`, other.token)).appointment.status, 'cancelled');
+    await time.waitFor({ state: 'visible', timeout: 10_000 });
+    assert.equal(await listed(), true, 'the API lists the time again');
+
+    // The hub goes away (the failed reconnects are expected); a booking made meanwhile reaches
+    // no one, yet the picker shows it once it is connected again: it asks after a reconnect.
+    clinic.allow(page, '*', /\/ws/);
+    clinic.allowConsole(page, /WebSocket connection to .*\/ws.* failed/);
+    await clinic.stopHub();
+    await page.locator('.conn-reconnecting').waitFor({ timeout: 20_000 });
+    const again = await clinic.api('POST', '/api/appointments/book', other.token, { doctor_id: ines.id, start, reason: 'Checkup after all' }, { 'idempotency-key': `live-again-${stamp}` });
+    assert.equal((await clinic.api('GET', `/api/appointments/${again.id}`, other.token)).appointment.status, 'confirmed');
+    assert.equal(await time.isVisible(), true, 'no push while the hub is away');
+    clinic.startHub();
+    await page.locator('.conn-connected').waitFor({ timeout: 60_000 });
+    await time.waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal(await listed(), false);
+    assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
+    assert.equal((await clinic.api('GET', '/api/appointments?limit=10', acct.token)).appointments.length, 0, 'the watching patient booked nothing');
+    await clinic.close(page);
   });
 
   test('forgot password: the mailed link sets a new password that signs in', async () => {
