@@ -56,6 +56,19 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     // Every free time is named by weekday, date and time, not by the time alone.
     const slotName = await picker.getByRole('radio').first().getAttribute('aria-label');
     assert.match(slotName, /^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday) \d{1,2} [A-Z][a-z]+ \d{4}, \d{2}:\d{2}$/);
+    // The accept picker is live too: time off taken elsewhere leaves it, and comes back when removed.
+    const sara = await clinic.token(clinic.byEmail('sara.'));
+    const last = picker.getByRole('radio').last();
+    const offStart = await last.getAttribute('value');
+    const offTime = picker.getByRole('radio', { name: await last.getAttribute('aria-label'), exact: true });
+    const { slot_minutes: minutes } = await clinic.api('GET', '/api/doctors/me/availability', sara);
+    const offEnd = new Date(new Date(offStart).getTime() + minutes * 60_000).toISOString();
+    await clinic.api('POST', '/api/doctors/me/time-off', sara, { start: offStart, end: offEnd, reason: 'Training', force: false });
+    await offTime.waitFor({ state: 'detached', timeout: 10_000 });
+    const off = (await clinic.api('GET', '/api/doctors/me/availability', sara)).time_off.find((t) => new Date(t.start).getTime() === new Date(offStart).getTime());
+    assert.ok(off, 'the time off is stored');
+    await clinic.api('DELETE', `/api/doctors/me/time-off/${off.id}`, sara);
+    await offTime.waitFor({ state: 'visible', timeout: 10_000 });
     await picker.getByRole('radio').first().check();
     await card.getByRole('button', { name: 'Accept' }).click();
     await card.waitFor({ state: 'detached', timeout: 20_000 });
