@@ -182,11 +182,8 @@ pub struct AvailabilityView {
 pub struct ReplaceAvailability {
     /// The `version` the change was based on; a different current version is a 409 `conflict`.
     pub expected_version: i64,
-    /// An IANA time zone name, e.g. `Europe/Berlin`; an unknown name is 422.
-    #[schema(
-        example = "Europe/Berlin",
-        pattern = r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$"
-    )]
+    /// An IANA time zone name, e.g. `Europe/Berlin`.
+    #[schema(schema_with = time_zone_name)]
     pub time_zone: String,
     /// At most 50 ranges; ranges of one day must not overlap (touching is fine: 09:00–12:00
     /// and 12:00–17:00).
@@ -275,6 +272,18 @@ pub struct SlotList {
 pub const MAX_SPECIALTY_CHARS: usize = 50;
 /// Most specialties a doctor lists.
 pub const MAX_SPECIALTIES: usize = 10;
+
+/// The schema of [`ReplaceAvailability::time_zone`]: every name of the IANA time zone database
+/// the doctor service knows (the same release of it, so the list is what is accepted).
+fn time_zone_name() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+        .examples(["Europe/Berlin"])
+        .description(Some("An IANA time zone name, e.g. `Europe/Berlin`"))
+        .build()
+}
 
 /// The schema of [`UpdateProfile::specialties`] (the derive cannot put a pattern on items).
 fn specialty_list() -> utoipa::openapi::Array {
