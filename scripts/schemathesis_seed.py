@@ -8,7 +8,7 @@ Creates, besides the admin the script made with the CLI:
     the admin run may approve, reject, disable and enable at will;
   * a group routing `cardiology` to the approved doctor;
   * two confirmed bookings of the patient (one to keep, one for the cancel operation) and
-    one open request to the approved doctor.
+    one open request to the approved doctor, and so a notification for the patient.
 
 Prints `export NAME=value` lines for the shell: a bearer token per role and the ids that
 scripts/schemathesis.toml puts into path parameters.
@@ -157,6 +157,16 @@ requested = call("POST", "/api/appointments", patient,
                      "reason": "seeded request",
                  })["id"]
 
+
+
+def first_notification():
+    page = call("GET", "/api/notifications?limit=1", patient)["notifications"]
+    return page[0]["id"] if page else None
+
+
+# The bookings above notify the patient (through the event stream).
+notification = until("a notification for the patient", first_notification)
+
 values = {
     "CAREHUB_ST_ADMIN_TOKEN": ADMIN,
     "CAREHUB_ST_PATIENT_TOKEN": patient,
@@ -171,6 +181,7 @@ values = {
     "CAREHUB_ST_BOOKED_ID": booked,
     "CAREHUB_ST_CANCEL_ID": to_cancel,
     "CAREHUB_ST_REQUESTED_ID": requested,
+    "CAREHUB_ST_NOTIFICATION_ID": notification,
 }
 for name, value in values.items():
     print(f"export {name}={shlex.quote(value)}")
