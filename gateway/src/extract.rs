@@ -51,6 +51,15 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Err(json_rejection(&rejection))
 }
 
+/// [`integral_floats_to_integers`] on each value (all of them, not stopping at the first change).
+fn rewrite_all<'a>(values: impl Iterator<Item = &'a mut serde_json::Value>) -> bool {
+    let mut changed = false;
+    for v in values {
+        changed |= integral_floats_to_integers(v);
+    }
+    changed
+}
+
 /// Rewrites every number with a zero fraction that fits an `i64` or `u64` as that integer;
 /// whether anything changed.
 fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
@@ -74,12 +83,8 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
             *n = integer;
             true
         }
-        Value::Array(items) => items.iter_mut().fold(false, |changed, v| {
-            integral_floats_to_integers(v) || changed
-        }),
-        Value::Object(fields) => fields.values_mut().fold(false, |changed, v| {
-            integral_floats_to_integers(v) || changed
-        }),
+        Value::Array(items) => rewrite_all(items.iter_mut()),
+        Value::Object(fields) => rewrite_all(fields.values_mut()),
         Value::Null | Value::Bool(_) | Value::String(_) => false,
     }
 }
