@@ -3,11 +3,18 @@
 #
 # Builds the `carehub` binary, starts a private nats-server (JetStream, free port, temporary
 # store), creates an admin user, starts `carehub up` (all services and the gateway) with its
-# data in a temporary directory, logs the admin in, and runs every schemathesis check with the
-# admin's bearer token. Everything it started is stopped on exit, whatever happens.
+# data in a temporary directory, logs the admin in, and seeds through the API a patient, an
+# approved doctor (weekly hours, instant booking), a pending doctor, a group and appointments
+# (scripts/schemathesis_seed.py). Then it runs every schemathesis check as each role in turn:
+# anonymous, patient, pending doctor, approved doctor, admin; scripts/schemathesis.toml puts the
+# seeded ids into path parameters and lists, per operation, the answers no schema can express.
+# It fails if any run has a finding. Everything it started is stopped on exit, whatever happens.
 #
 # Environment:
-#   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation (default 30)
+#   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation and role (default 30)
+#   SCHEMATHESIS_ANONYMOUS_MAX_EXAMPLES  the same for the anonymous run (default 10: every
+#                              operation but sign-up, login and password reset answers 401, and
+#                              those four are fuzzed by the other runs too)
 #   SCHEMATHESIS_WORKERS       concurrent workers (default 2)
 #   SCHEMATHESIS_EXTRA_ARGS    more `schemathesis run` arguments, split on spaces
 #   READY_TIMEOUT              seconds to wait for /readyz (default 60)
@@ -19,6 +26,7 @@ repo=$PWD
 source scripts/lib.sh
 
 max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-30}
+anonymous_max_examples=${SCHEMATHESIS_ANONYMOUS_MAX_EXAMPLES:-10}
 workers=${SCHEMATHESIS_WORKERS:-2}
 ready_timeout=${READY_TIMEOUT:-60}
 
@@ -82,6 +90,8 @@ export CAREHUB_GATEWAY_ADDR=127.0.0.1:$gateway_port
 # Schemathesis sends far more requests than a person would; the limiter is not under test here.
 export CAREHUB_RATE_LIMIT_PER_SEC=100000
 export CAREHUB_RATE_LIMIT_BURST=100000
+# The seeded tokens serve all five runs; they must not expire in between.
+export CAREHUB_ACCESS_TOKEN_TTL=3600
 mkdir -p "$CAREHUB_DATA_DIR"
 
 step "create the admin user"
@@ -109,22 +119,30 @@ login_body=$(printf '{"email":"%s","password":"%s","refresh_token_in":"body"}' \
 login_reply=$(curl -sS --fail-with-body --max-time 30 -X POST \
     -H 'Content-Type: application/json' -d "$login_body" "$base_url/api/auth/login") ||
     die "login failed: $login_reply"
-access_token=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])' \
+admin_token=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])' \
     <<<"$login_reply") || die "no access_token in the login reply: $login_reply"
 
-# Logging out revokes the token every other operation is tested with, so logout gets a run of
-# its own after the rest.
+step "seed a patient, doctors, a group and appointments through the API"
+seed=$(python3 scripts/schemathesis_seed.py "$base_url" "$admin_token") || die "seeding failed"
+# The ids scripts/schemathesis.toml puts into path parameters, and a token per role.
+eval "$seed"
+
+# One run of every operation as one caller (no token: anonymous). Logging out revokes the token
+# every other operation is tested with, so logout gets a run of its own after the rest.
 run_schemathesis() {
+    local token=$1 examples=$max_examples
+    shift
+    [[ -z $token ]] && examples=$anonymous_max_examples
     local args=(
         run "$base_url/api/openapi.json"
         --checks all
-        --max-examples "$max_examples"
+        --max-examples "$examples"
         --workers "$workers"
-        --header "Authorization: Bearer $access_token"
         # Nothing kept between runs, and no files left in the work tree.
         --generation-database none
         "$@"
     )
+    [[ -n $token ]] && args+=(--header "Authorization: Bearer $token")
     # The gateway's own origin, whatever `servers` the document lists (only 4.x releases that
     # know the option; without it the document's own location serves as the base URL).
     if "$schemathesis" run --help | grep -q -- '--origin'; then
@@ -138,7 +156,29 @@ run_schemathesis() {
     wait "$!"
 }
 
-step "schemathesis run $base_url/api/openapi.json (every operation but logout)"
-run_schemathesis --exclude-path /api/auth/logout
-step "schemathesis run $base_url/api/openapi.json (logout)"
-run_schemathesis --include-path /api/auth/logout
+# The admin goes last: its run approves, rejects and disables accounts and declines requests.
+roles=(anonymous patient pending-doctor doctor admin)
+declare -A tokens=(
+    [anonymous]=""
+    [patient]=$CAREHUB_ST_PATIENT_TOKEN
+    [pending-doctor]=$CAREHUB_ST_PENDING_DOCTOR_TOKEN
+    [doctor]=$CAREHUB_ST_DOCTOR_TOKEN
+    [admin]=$CAREHUB_ST_ADMIN_TOKEN
+)
+declare -A took=()
+failed=()
+for role in "${roles[@]}"; do
+    started=$SECONDS
+    step "schemathesis as $role (every operation but logout)"
+    run_schemathesis "${tokens[$role]}" --exclude-path /api/auth/logout || failed+=("$role")
+    step "schemathesis as $role (logout)"
+    run_schemathesis "${tokens[$role]}" --include-path /api/auth/logout || failed+=("$role (logout)")
+    took[$role]=$((SECONDS - started))
+done
+
+step "summary"
+for role in "${roles[@]}"; do
+    printf '  %-15s %4ss\n' "$role" "${took[$role]}"
+done
+((${#failed[@]} == 0)) || die "schemathesis found problems as: ${failed[*]}"
+echo "schemathesis: no findings as any role"

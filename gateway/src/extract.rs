@@ -29,10 +29,63 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             ));
         }
         object_only(&bytes)?;
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(json_rejection(&rejection)),
+        decode::<T>(&bytes).map(Self)
+    }
+}
+
+/// Decodes a body, reading a number with a zero fraction (`3.0`, `1e3`) where an integer is
+/// expected: JSON Schema's `integer` (what the document states) is any number with a zero
+/// fractional part, while serde only reads integer tokens into integer fields.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let rejection = match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(v)) => return Ok(v),
+        Err(rejection) => rejection,
+    };
+    if matches!(rejection, JsonRejection::JsonDataError(_))
+        && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && integral_floats_to_integers(&mut value)
+        && let Ok(v) = serde_json::from_value(value)
+    {
+        return Ok(v);
+    }
+    Err(json_rejection(&rejection))
+}
+
+/// [`integral_floats_to_integers`] on each value (all of them, not stopping at the first change).
+fn rewrite_all<'a>(values: impl Iterator<Item = &'a mut serde_json::Value>) -> bool {
+    let mut changed = false;
+    for v in values {
+        changed |= integral_floats_to_integers(v);
+    }
+    changed
+}
+
+/// Rewrites every number with a zero fraction that fits an `i64` or `u64` as that integer;
+/// whether anything changed.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    // 2^63 and 2^64, exactly representable as f64.
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
+    const U64_END: f64 = 18_446_744_073_709_551_616.0;
+    match value {
+        Value::Number(n) => {
+            let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) else {
+                return false;
+            };
+            // The range and the zero fraction are checked first, so each cast is exact.
+            let integer = if (-I64_END..I64_END).contains(&f) {
+                serde_json::Number::from(f as i64)
+            } else if (0.0..U64_END).contains(&f) {
+                serde_json::Number::from(f as u64)
+            } else {
+                return false;
+            };
+            *n = integer;
+            true
         }
+        Value::Array(items) => rewrite_all(items.iter_mut()),
+        Value::Object(fields) => rewrite_all(fields.values_mut()),
+        Value::Null | Value::Bool(_) | Value::String(_) => false,
     }
 }
 
@@ -93,10 +146,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
         if bytes.trim_ascii() != b"null" {
             object_only(&bytes)?;
         }
-        match axum::Json::<Option<T>>::from_bytes(&bytes) {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(json_rejection(&rejection)),
-        }
+        decode::<Option<T>>(&bytes).map(Self)
     }
 }
 
@@ -226,6 +276,32 @@ mod tests {
             b = b.header(header::AUTHORIZATION, a);
         }
         b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn integers_may_be_written_with_a_zero_fraction_as_json_schema_allows() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Body {
+            version: i64,
+            minutes: u32,
+            items: Vec<u64>,
+        }
+        let b: Body = decode(br#"{"version": -3.0, "minutes": 3e1, "items": [1, 1e19]}"#).unwrap();
+        assert_eq!(
+            (b.version, b.minutes, b.items),
+            (-3, 30, vec![1, 10_u64.pow(19)])
+        );
+        let b: Body = decode(br#"{"version": 7.0, "minutes": 30, "items": [2.0]}"#).unwrap();
+        assert_eq!((b.version, b.minutes, b.items), (7, 30, vec![2]));
+        for bad in [
+            r#"{"version": 7.5, "minutes": 30, "items": []}"#,
+            r#"{"version": 1e19, "minutes": 30, "items": []}"#,
+            r#"{"version": 1, "minutes": 5e9, "items": []}"#,
+            r#"{"version": "1", "minutes": 30, "items": []}"#,
+        ] {
+            let e = decode::<Body>(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ValidationFailed, "{bad}");
+        }
     }
 
     #[test]

@@ -237,4 +237,53 @@ mod tests {
             "bearer"
         );
     }
+
+    /// The schema of an operation's JSON body, inline or referenced.
+    fn body<'a>(doc: &'a serde_json::Value, path: &str, method: &str) -> &'a serde_json::Value {
+        let schema =
+            &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+        match schema["$ref"].as_str() {
+            Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+            None => schema,
+        }
+    }
+
+    #[test]
+    fn bodies_state_the_rules_the_services_check_and_say_the_rest_in_words() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let time_off = &body(&doc, "/api/doctors/me/time-off", "post")["properties"];
+        for field in ["start", "end"] {
+            assert_eq!(time_off[field]["format"], "date-time", "time off {field}");
+        }
+        assert!(
+            time_off["end"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("after `start`")
+        );
+        let specialties =
+            &body(&doc, "/api/doctors/me/profile", "put")["properties"]["specialties"];
+        assert_eq!(specialties["minItems"], 1);
+        assert_eq!(specialties["maxItems"], 10);
+        assert_eq!(specialties["items"]["minLength"], 1);
+        assert_eq!(specialties["items"]["maxLength"], 50);
+        assert!(specialties["items"]["pattern"].is_string());
+        let availability = &body(&doc, "/api/doctors/me/availability", "put")["properties"];
+        let zones = availability["time_zone"]["enum"].as_array().unwrap();
+        for zone in ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires"] {
+            assert!(zones.iter().any(|z| z == zone), "{zone}");
+        }
+        let book = &body(&doc, "/api/appointments/book", "post")["properties"];
+        let start = book["start"]["description"].as_str().unwrap();
+        assert!(
+            start.contains("slot start") && start.contains("future"),
+            "{start}"
+        );
+        let slots = doc["paths"]["/api/doctors/{id}/slots"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let to = slots.iter().find(|p| p["name"] == "to").unwrap();
+        assert_eq!(to["schema"]["format"], "date-time");
+        assert!(to["description"].as_str().unwrap().contains("after `from`"));
+    }
 }

@@ -74,15 +74,20 @@ pub struct Appointment {
     pub specialty: Option<String>,
     pub status: AppointmentStatus,
     /// The patient's preferred window.
+    #[schema(format = DateTime)]
     pub window_start: String,
+    #[schema(format = DateTime)]
     pub window_end: String,
     /// The fixed time, once confirmed.
+    #[schema(format = DateTime)]
     pub start: Option<String>,
+    #[schema(format = DateTime)]
     pub end: Option<String>,
     pub reason: String,
     /// Who cancelled, declined or completed it, and why / notes.
     pub closed_by: Option<String>,
     pub close_reason: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Incremented on every transition (optimistic concurrency).
     pub version: i64,
@@ -98,7 +103,9 @@ pub struct Appointment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CallSummary {
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub started_at: String,
+    #[schema(format = DateTime)]
     pub ended_at: String,
     /// Seconds of every call of the appointment together.
     pub total_seconds: i64,
@@ -111,12 +118,16 @@ pub struct PendingChange {
     /// `doctor` (proposed a time; the patient accepts or declines).
     pub by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub window_start: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub window_end: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub start: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub end: Option<String>,
 }
 
@@ -318,8 +329,11 @@ pub struct Offer {
     pub doctor_id: String,
     pub status: OfferStatus,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub deadline: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub decided_at: Option<String>,
     pub reason: Option<String>,
 }

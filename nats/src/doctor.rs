@@ -49,7 +49,8 @@ pub struct WeeklyHours {
     /// Local `HH:MM`.
     #[schema(example = "09:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start: String,
-    /// Local `HH:MM`, after `start`.
+    /// Local `HH:MM`, after `start` on the same day (a range cannot end at or past midnight:
+    /// `00:00` is the start of a day, never an end).
     #[schema(example = "17:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub end: String,
 }
@@ -59,8 +60,10 @@ pub struct WeeklyHours {
 pub struct TimeOff {
     pub id: String,
     /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     pub start: String,
     /// RFC 3339 UTC, after `start`.
+    #[schema(format = DateTime)]
     pub end: String,
     pub reason: String,
 }
@@ -141,8 +144,9 @@ pub struct DoctorProfile {
 /// Replace the caller's specialties and bio.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateProfile {
-    /// 1 to 10 specialties, normalized to lowercase slugs (`Family Medicine` → `family-medicine`).
-    #[schema(min_items = 1, max_items = 10)]
+    /// 1 to 10 specialties, normalized to lowercase slugs (`Family Medicine` → `family-medicine`;
+    /// two that normalize alike are kept once).
+    #[schema(schema_with = specialty_list)]
     pub specialties: Vec<String>,
     /// At most 2000 characters.
     #[serde(default)]
@@ -178,10 +182,11 @@ pub struct AvailabilityView {
 pub struct ReplaceAvailability {
     /// The `version` the change was based on; a different current version is a 409 `conflict`.
     pub expected_version: i64,
-    /// IANA time zone name, e.g. `Europe/Berlin`.
-    #[schema(example = "Europe/Berlin")]
+    /// An IANA time zone name, e.g. `Europe/Berlin`.
+    #[schema(schema_with = time_zone_name)]
     pub time_zone: String,
-    /// At most 50 ranges; ranges of one day must not overlap.
+    /// At most 50 ranges; ranges of one day must not overlap (touching is fine: 09:00–12:00
+    /// and 12:00–17:00).
     #[schema(max_items = 50)]
     pub weekly: Vec<WeeklyHours>,
     /// A multiple of 5 between 5 and 240.
@@ -195,8 +200,10 @@ pub struct ReplaceAvailability {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AddTimeOff {
     /// RFC 3339.
+    #[schema(format = DateTime, example = "2026-08-03T00:00:00Z")]
     pub start: String,
-    /// RFC 3339, after `start`.
+    /// RFC 3339, after `start` and at most 366 days later.
+    #[schema(format = DateTime, example = "2026-08-17T00:00:00Z")]
     pub end: String,
     /// At most 500 characters.
     #[serde(default)]
@@ -246,7 +253,9 @@ pub struct FreeSlots {
 /// One slot `[start, end)`, RFC 3339 UTC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SlotView {
+    #[schema(format = DateTime)]
     pub start: String,
+    #[schema(format = DateTime)]
     pub end: String,
 }
 
@@ -257,6 +266,41 @@ pub struct SlotList {
     pub time_zone: String,
     pub slot_minutes: u32,
     pub slots: Vec<SlotView>,
+}
+
+/// Longest specialty as given (letters, digits, spaces, `-` and `_`).
+pub const MAX_SPECIALTY_CHARS: usize = 50;
+/// Most specialties a doctor lists.
+pub const MAX_SPECIALTIES: usize = 10;
+
+/// The schema of [`ReplaceAvailability::time_zone`]: every name of the IANA time zone database
+/// the doctor service knows (the same release of it, so the list is what is accepted).
+fn time_zone_name() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+        .examples(["Europe/Berlin"])
+        .description(Some("An IANA time zone name, e.g. `Europe/Berlin`"))
+        .build()
+}
+
+/// The schema of [`UpdateProfile::specialties`] (the derive cannot put a pattern on items).
+fn specialty_list() -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, Type};
+    let item = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_SPECIALTY_CHARS))
+        .pattern(Some(r"^[ _-]*[A-Za-z0-9][A-Za-z0-9 _-]*$"))
+        .description(Some(
+            "Letters, digits, spaces, `-` and `_`, with at least one letter or digit",
+        ));
+    ArrayBuilder::new()
+        .items(item)
+        .min_items(Some(1))
+        .max_items(Some(MAX_SPECIALTIES))
+        .build()
 }
 
 macro_rules! rpc {

@@ -25,47 +25,101 @@ pub mod subject {
 /// A postal address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Address {
-    #[schema(min_length = 1, max_length = 200)]
+    /// Not only spaces; no control characters but tabs and line breaks (as for every text of a
+    /// profile or record). Surrounding spaces are trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+    )]
     pub line1: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 200)]
+    /// Blank clears it.
+    #[schema(max_length = 200, pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$")]
     pub line2: Option<String>,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+    )]
     pub city: String,
-    #[schema(min_length = 1, max_length = 20)]
+    #[schema(
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+    )]
     pub postal_code: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+    )]
     pub country: String,
 }
 
 /// Whom to call in an emergency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EmergencyContact {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+    )]
     pub name: String,
-    /// Digits with optional `+`, spaces, dots, dashes and parentheses; 6 to 15 digits.
-    #[schema(min_length = 6, max_length = 32, example = "+44 20 7946 0958")]
+    /// Digits with an optional leading `+`, spaces, dots, dashes and parentheses; 6 to 15 digits.
+    #[schema(
+        min_length = 6,
+        max_length = 32,
+        example = "+44 20 7946 0958",
+        pattern = r"^\s*\+?[ .()-]*([0-9][ .()-]*){6,15}\s*$"
+    )]
     pub phone: String,
+    /// Blank clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 50)]
+    #[schema(max_length = 50, pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$")]
     pub relationship: Option<String>,
 }
 
 /// The editable part of a patient's profile. Absent fields are cleared by an update.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 pub struct ProfileFields {
-    /// `YYYY-MM-DD`, not in the future, not before 1900.
+    /// `YYYY-MM-DD`, not in the future, not before 1900; blank clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = Date, example = "1980-04-02")]
+    #[schema(schema_with = optional_date, example = "1980-04-02")]
     pub date_of_birth: Option<String>,
-    /// Digits with optional `+`, spaces, dots, dashes and parentheses; 6 to 15 digits.
+    /// Digits with an optional leading `+`, spaces, dots, dashes and parentheses; 6 to 15
+    /// digits. Blank clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 6, max_length = 32, example = "+44 20 7946 0958")]
+    #[schema(
+        max_length = 32,
+        example = "+44 20 7946 0958",
+        pattern = r"^\s*(\+?[ .()-]*([0-9][ .()-]*){6,15})?\s*$"
+    )]
     pub phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Address>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency_contact: Option<EmergencyContact>,
+}
+
+/// The schema of an optional date: a `YYYY-MM-DD` date, a blank string (clears the field) or
+/// `null`.
+fn optional_date() -> utoipa::openapi::Schema {
+    use utoipa::openapi::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^\s*$")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
 }
 
 /// A patient's profile as its owner sees it.
@@ -97,9 +151,14 @@ pub enum AllergySeverity {
 /// One known allergy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Allergy {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+    )]
     pub substance: String,
-    #[schema(max_length = 500)]
+    /// May be blank.
+    #[schema(max_length = 500, pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$")]
     pub reaction: String,
     pub severity: AllergySeverity,
 }
@@ -107,25 +166,47 @@ pub struct Allergy {
 /// One condition (diagnosis).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Condition {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+    )]
     pub name: String,
-    /// `YYYY-MM-DD`, not in the future.
+    /// `YYYY-MM-DD`, not in the future; blank clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = Date, example = "2019-06-01")]
+    #[schema(schema_with = optional_date, example = "2019-06-01")]
     pub since: Option<String>,
+    /// Blank clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 1000)]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+    )]
     pub notes: Option<String>,
 }
 
 /// One current medication.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Medication {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+    )]
     pub name: String,
-    #[schema(min_length = 1, max_length = 100, example = "500 mg")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$",
+        example = "500 mg"
+    )]
     pub dose: String,
-    #[schema(min_length = 1, max_length = 100, example = "twice daily")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$",
+        example = "twice daily"
+    )]
     pub frequency: String,
 }
 
@@ -199,12 +280,15 @@ impl BloodType {
 pub struct RecordFields {
     /// At most 100.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub allergies: Vec<Allergy>,
     /// At most 100.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub conditions: Vec<Condition>,
     /// At most 100.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub medications: Vec<Medication>,
     #[serde(default)]
     pub blood_type: BloodType,

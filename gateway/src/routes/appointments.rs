@@ -60,9 +60,12 @@ pub struct RequestBody {
 /// A patient books a free slot of a doctor who lets patients book directly.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BookBody {
+    /// An approved doctor who takes direct bookings (`auto_accept` in their profile); any
+    /// other id is 422.
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
     pub doctor_id: String,
-    /// RFC 3339; the start of one of the doctor's free slots.
+    /// RFC 3339; must lie in the future and be a slot start of the doctor's availability
+    /// (see `GET /api/doctors/{id}/slots`) that is still free.
     #[schema(format = DateTime)]
     pub start: String,
     #[schema(
@@ -76,7 +79,8 @@ pub struct BookBody {
 /// A doctor accepts their offer and fixes the time.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AcceptBody {
-    /// RFC 3339; a slot start from the doctor's availability inside the patient's window.
+    /// RFC 3339; must lie in the future and be a slot start of the caller's availability
+    /// (inside the patient's window, when accepting).
     #[schema(format = DateTime)]
     pub start: String,
 }

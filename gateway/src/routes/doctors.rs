@@ -188,14 +188,14 @@ pub async fn put_availability(
     Ok(Json(s.bus.request(&ctx, &body).await?))
 }
 
-/// Add a time off period.
+/// Add a time off period: `end` after `start`, at most 366 days later.
 #[utoipa::path(post, path = "/api/doctors/me/time-off", tag = "doctors", security(("bearer" = [])),
     request_body = AddTimeOff,
     responses((status = 201, description = "The period added and the new version", body = TimeOffAdded),
         (status = 403, description = "Not an active doctor", body = ErrorBody),
         (status = 404, description = "The profile does not exist yet", body = ErrorBody),
         (status = 409, description = "`expected_version` is not the current version, too many upcoming periods, or the period overlaps confirmed appointments (listed; send `force: true` to cancel them)", body = ErrorBody),
-        (status = 422, description = "A time is not RFC 3339, the end is not after the start, or the reason is too long", body = ErrorBody),
+        (status = 422, description = "A time is not RFC 3339, the end is not after the start or more than 366 days later, or the reason is too long", body = ErrorBody),
         (status = 503, description = "The admin service, which checks appointments, is unavailable", body = ErrorBody),
         (status = 504, description = "The admin service did not answer in time", body = ErrorBody)))]
 pub async fn add_time_off(

@@ -89,7 +89,8 @@ pub async fn get_my_profile(
 
 /// Replace the caller's profile (every field; absent ones are cleared).
 #[utoipa::path(put, path = "/api/patients/me/profile", tag = "patients", security(("bearer" = [])),
-    params(("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\" (strong comparison: a weak `W/` validator never matches), or `*` for whatever version is current")),
+    params(("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\" (strong comparison: a weak `W/` validator never matches, 412), or `*` for whatever version is current",
+        pattern = r#"^(\*|(W/)?"\+?0*[1-9][0-9]{0,17}")$"#)),
     request_body = ProfileFields,
     responses((status = 200, description = "The profile after the change", body = PatientProfile,
             headers(("ETag" = String, description = "The new version, quoted"))),
@@ -127,7 +128,8 @@ pub async fn get_my_record(
 
 /// Replace the caller's medical record (every field; absent lists are emptied).
 #[utoipa::path(put, path = "/api/patients/me/record", tag = "patients", security(("bearer" = [])),
-    params(("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\" (strong comparison: a weak `W/` validator never matches), or `*` for whatever version is current")),
+    params(("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\" (strong comparison: a weak `W/` validator never matches, 412), or `*` for whatever version is current",
+        pattern = r#"^(\*|(W/)?"\+?0*[1-9][0-9]{0,17}")$"#)),
     request_body = RecordFields,
     responses((status = 200, description = "The record after the change", body = MedicalRecord,
             headers(("ETag" = String, description = "The new version, quoted"))),

@@ -6,9 +6,9 @@ use carehub_schedule::{Availability, ScheduleError, TimeOff, WeeklyHours};
 use chrono::{DateTime, NaiveTime, SecondsFormat, Utc};
 
 /// Most specialties a doctor may list.
-pub const MAX_SPECIALTIES: usize = 10;
-/// Longest specialty slug.
-pub const MAX_SLUG_LEN: usize = 50;
+pub const MAX_SPECIALTIES: usize = wire::MAX_SPECIALTIES;
+/// Longest specialty slug, and longest specialty as given.
+pub const MAX_SLUG_LEN: usize = wire::MAX_SPECIALTY_CHARS;
 /// Longest bio, in characters.
 pub const MAX_BIO_CHARS: usize = 2000;
 /// Longest time off reason, in characters.
@@ -45,14 +45,23 @@ pub fn slug(raw: &str) -> Option<String> {
     (!out.is_empty() && out.len() <= MAX_SLUG_LEN).then_some(out)
 }
 
-/// 1..=10 distinct specialty slugs, in the order given.
+/// 1..=10 distinct specialty slugs, in the order given, from 1..=10 specialties as given: each
+/// at most 50 letters, digits, spaces, `-` and `_`, with a letter or digit (what the OpenAPI
+/// document states, so the raw form is checked, not only the slug).
 ///
 /// # Errors
-/// `validation_failed` for an empty list, too many, or one that is not a slug.
+/// `validation_failed` for an empty list, too many, or one that is not a specialty.
 pub fn specialties(raw: &[String]) -> Result<Vec<String>, WireError> {
+    if raw.is_empty() || raw.len() > MAX_SPECIALTIES {
+        return Err(WireError::validation(format!(
+            "specialties: between 1 and {MAX_SPECIALTIES} specialties"
+        )));
+    }
     let mut out: Vec<String> = Vec::new();
     for r in raw {
-        let s = slug(r).ok_or_else(|| {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_');
+        let given = r.chars().count() <= MAX_SLUG_LEN && r.chars().all(allowed);
+        let s = given.then(|| slug(r)).flatten().ok_or_else(|| {
             WireError::validation(format!(
                 "specialties: '{}' is not a specialty (letters, digits, spaces and '-', at most {MAX_SLUG_LEN})",
                 r.chars().take(60).collect::<String>()
@@ -220,6 +229,10 @@ mod tests {
         assert!(specialties(&["   ".into()]).is_err());
         assert!(specialties(&["drop table;".into()]).is_err());
         assert!(specialties(&["kardiologie-ä".into()]).is_err());
+        assert!(specialties(&["\tcardiology".into()]).is_err());
+        assert!(specialties(&[format!("{}a", " ".repeat(50))]).is_err());
+        let repeated: Vec<String> = (0..11).map(|_| "cardiology".to_owned()).collect();
+        assert!(specialties(&repeated).is_err());
         let eleven: Vec<String> = (0..11).map(|i| format!("s{i}")).collect();
         assert!(specialties(&eleven).is_err());
     }
