@@ -15,7 +15,9 @@
 #   SCHEMATHESIS_ANONYMOUS_MAX_EXAMPLES  the same for the anonymous run (default 10: every
 #                              operation but sign-up, login and password reset answers 401, and
 #                              those four are fuzzed by the other runs too)
-#   SCHEMATHESIS_WORKERS       concurrent workers (default 2)
+#   SCHEMATHESIS_WORKERS       concurrent workers (default 1: with more, schemathesis's threads
+#                              parse Python source at once, which CPython before 3.11.8 / 3.12.1
+#                              can fail with "AST constructor recursion depth mismatch")
 #   SCHEMATHESIS_EXTRA_ARGS    more `schemathesis run` arguments, split on spaces
 #   READY_TIMEOUT              seconds to wait for /readyz (default 60)
 #   CAREHUB_BIN                an already built carehub binary to use instead of building one
@@ -27,7 +29,7 @@ source scripts/lib.sh
 
 max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-30}
 anonymous_max_examples=${SCHEMATHESIS_ANONYMOUS_MAX_EXAMPLES:-10}
-workers=${SCHEMATHESIS_WORKERS:-2}
+workers=${SCHEMATHESIS_WORKERS:-1}
 ready_timeout=${READY_TIMEOUT:-60}
 
 schemathesis=$(schemathesis_bin) || die "schemathesis 4.x not found: run scripts/install-deps.sh"
