@@ -1,10 +1,11 @@
 //! The admin service: it owns appointments and offers, routes every request to a doctor or a
 //! doctor group with ractor actors, and keeps the audit trail admins read.
 //!
-//! Map: [`config`] settings, [`domain`] validated times, windows and transitions, [`store`]
-//! every SQL statement (the overlap guards live in the migrations, per backend), [`routing`] the
-//! router, group and doctor actors, [`service`] the operations and their NATS endpoints,
-//! [`feeds`] the durable consumers (doctor copies, audit entries).
+//! Map: [`config`] settings, [`domain`] validated times and windows, [`lifecycle`] the allowed
+//! status transitions and who may make each, [`store`] every SQL statement (the overlap guards
+//! live in the migrations, per backend), [`routing`] the router, group and doctor actors,
+//! [`service`] the operations and their NATS endpoints, [`feeds`] the durable consumers (doctor
+//! copies, audit entries).
 
 pub mod config;
 pub mod doctors;
@@ -12,6 +13,7 @@ pub mod domain;
 pub mod events;
 pub mod feeds;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod routing;
 pub mod service;
 pub mod slots;

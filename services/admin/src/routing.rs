@@ -26,8 +26,9 @@ pub mod router;
 
 use crate::config::AdminConfig;
 use crate::events;
+use crate::lifecycle::{self, Action, Party};
 use crate::store::{self, AppointmentRow, DoctorRow};
-use carehub_nats::appointment::AppointmentEventKind;
+use carehub_nats::appointment::{AppointmentEventKind, AppointmentStatus, OfferStatus};
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::outbox::Relay;
 
@@ -74,12 +75,12 @@ pub async fn time_out(
         &core.db,
         appointment_id,
         doctor_id,
-        "timed_out",
+        OfferStatus::TimedOut,
         None,
         true,
         now_ms(),
         &move |row| {
-            if row.status == "confirmed" {
+            if row.status == AppointmentStatus::Confirmed {
                 // A patient's move the doctor did not answer: the old time stands.
                 let why = Some("the doctor did not answer in time");
                 let notify = vec![row.patient_id.clone(), doctor.clone()];
@@ -115,11 +116,14 @@ pub async fn time_out(
 /// On storage failure.
 pub async fn expire(core: &Core, id: &str) -> Result<Option<AppointmentRow>, StoreError> {
     let now = now_ms();
+    let Some(step) = lifecycle::step(Action::Expire, Party::System) else {
+        return Ok(None);
+    };
     let row = store::transition(
         &core.db,
         id,
-        &["requested", "offered"],
-        "expired",
+        &step.from,
+        step.to,
         None,
         Some("nobody could accept the request in time"),
         None,

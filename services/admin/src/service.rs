@@ -2,8 +2,9 @@
 //! [`AdminService`], and encode; routing happens in the [`crate::routing`] actors.
 
 use crate::config::AdminConfig;
-use crate::domain::{Window, cancellable_from, fmt_time, parse_time, text};
+use crate::domain::{Window, fmt_time, parse_time, text};
 use crate::events::{self, view};
+use crate::lifecycle::{self, Action, Party};
 use crate::routing::Core;
 use crate::routing::mailbox::Envelope;
 use crate::routing::router::{Router, RouterMsg};
@@ -375,7 +376,7 @@ impl AdminService {
             group_id: group.as_deref(),
             specialty: specialty.as_deref(),
             target_kind: kind,
-            status: "requested",
+            status: AppointmentStatus::Requested,
             window_start: w.start,
             window_end: w.end,
             start_at: None,
@@ -452,7 +453,7 @@ impl AdminService {
             group_id: None,
             specialty: None,
             target_kind: "slot",
-            status: "confirmed",
+            status: AppointmentStatus::Confirmed,
             window_start: start,
             window_end: end,
             start_at: Some(start),
@@ -501,9 +502,8 @@ impl AdminService {
             Role::Admin => Owner::Anyone,
         };
         let limit = limit(r.limit)?;
-        let status = r.status.map(AppointmentStatus::as_str);
         let mut rows =
-            store::list_appointments(self.db(), owner, status, r.cursor.as_deref(), limit + 1)
+            store::list_appointments(self.db(), owner, r.status, r.cursor.as_deref(), limit + 1)
                 .await?;
         let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -605,21 +605,23 @@ impl AdminService {
         let Some(mine) = offers
             .iter()
             .filter(|o| o.doctor_id == p.user_id)
-            .max_by_key(|o| (o.status == "pending", o.id.clone()))
+            .max_by_key(|o| (o.status == OfferStatus::Pending, o.id.clone()))
         else {
             return Err(not_found());
         };
-        if mine.status != "pending" {
+        if mine.status != OfferStatus::Pending {
             return Err(WireError::conflict(format!(
                 "your offer is {}; it can no longer be accepted",
-                mine.status
+                mine.status.as_str()
             )));
         }
         let d = store::doctor(self.db(), &p.user_id)
             .await?
             .ok_or_else(|| WireError::forbidden("your doctor profile is not known yet"))?;
         let start = parse_time("start", &r.start)?;
-        if a.status == "confirmed" && a.change_by.as_deref() == Some("patient") {
+        if lifecycle::may(Party::Doctor, a.status, Action::AcceptMove)
+            && a.change_by.as_deref() == Some("patient")
+        {
             return self.accept_change(p, &a, &d, start).await;
         }
         let end = on_grid(
@@ -683,7 +685,7 @@ impl AdminService {
         let p = active(ctx, Role::Doctor)?;
         let reason = text("reason", &r.reason, 1000)?;
         if let Some(a) = store::appointment(self.db(), &r.appointment_id).await?
-            && a.status == "confirmed"
+            && lifecycle::may(Party::Doctor, a.status, Action::DeclineMove)
             && a.change_by.as_deref() == Some("patient")
             && a.doctor_id.as_deref() == Some(p.user_id.as_str())
         {
@@ -696,7 +698,7 @@ impl AdminService {
             self.db(),
             &r.appointment_id,
             &p.user_id,
-            "declined",
+            OfferStatus::Declined,
             Some(&reason),
             false,
             now_ms(),
@@ -718,20 +720,18 @@ impl AdminService {
         Ok(view(&row))
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one audited transition, spelled out at the call"
-    )]
     async fn close(
         &self,
         p: &Principal,
         id: &str,
-        from: &[&str],
-        to: &str,
+        action: Action,
         kind: AppointmentEventKind,
         reason: Option<&str>,
         started_by: Option<i64>,
     ) -> Result<Option<AppointmentRow>, WireError> {
+        let Some(step) = lifecycle::step(action, Party::from(p.role)) else {
+            return Ok(None);
+        };
         let name = if p.role == Role::Doctor {
             self.doctor_name(&p.user_id).await
         } else {
@@ -744,8 +744,8 @@ impl AdminService {
         let row = store::transition(
             self.db(),
             id,
-            from,
-            to,
+            &step.from,
+            step.to,
             Some(&p.user_id),
             reason,
             started_by,
@@ -800,13 +800,17 @@ impl AdminService {
         let p = principal(ctx)?;
         let reason = text("reason", &r.reason, 1000)?;
         let a = self.owned(p, &r.id).await?;
-        let from = cancellable_from(p.role, now_ms(), a.start_at);
+        // Patients and doctors only before the start; admins any open appointment.
+        let action = if a.start_at.is_some_and(|s| s <= now_ms()) {
+            Action::CancelStarted
+        } else {
+            Action::Cancel
+        };
         let row = self
             .close(
                 p,
                 &a.id,
-                from,
-                "cancelled",
+                action,
                 AppointmentEventKind::Cancelled,
                 Some(&reason),
                 None,
@@ -815,7 +819,7 @@ impl AdminService {
         row.map(|r| view(&r)).ok_or_else(|| {
             WireError::conflict(format!(
                 "a {} appointment cannot be cancelled now",
-                a.status
+                a.status.as_str()
             ))
         })
     }
@@ -836,8 +840,7 @@ impl AdminService {
             .close(
                 p,
                 &a.id,
-                &["confirmed"],
-                "completed",
+                Action::Complete,
                 AppointmentEventKind::Completed,
                 Some(&notes),
                 Some(now_ms()),
@@ -863,8 +866,7 @@ impl AdminService {
             .close(
                 p,
                 &a.id,
-                &["confirmed"],
-                "no_show",
+                Action::NoShow,
                 AppointmentEventKind::NoShow,
                 None,
                 Some(now_ms()),
@@ -891,8 +893,7 @@ impl AdminService {
             .close(
                 p,
                 &a.id,
-                &["requested", "offered"],
-                "declined",
+                Action::AdminDecline,
                 AppointmentEventKind::Declined,
                 Some(&reason),
                 None,
@@ -989,7 +990,7 @@ impl AdminService {
             id: &id,
             name: &name,
             specialty: specialty.as_deref(),
-            strategy: r.strategy.as_str(),
+            strategy: r.strategy,
             accept_deadline_secs: r.accept_deadline_secs,
             members: &r.members,
             expected_version: r.expected_version,
@@ -1166,14 +1167,19 @@ impl AdminService {
         let (from, to) = Self::period(&r.start, r.end.as_deref())?;
         let reason = text("reason", &r.reason, 1000)?;
         let mut cancelled = Vec::new();
+        let Some(step) = lifecycle::step(Action::CancelForAbsence, Party::System) else {
+            return Ok(AppointmentList {
+                appointments: cancelled,
+            });
+        };
         for a in store::confirmed_overlapping(self.db(), &r.doctor_id, from, to).await? {
             let who = r.actor.clone();
             let reason_ev = reason.clone();
             let row = store::transition(
                 self.db(),
                 &a.id,
-                &["confirmed"],
-                "cancelled",
+                &step.from,
+                step.to,
                 Some(&r.actor.user_id),
                 Some(&reason),
                 None,
@@ -1222,7 +1228,8 @@ impl AdminService {
         let deadline = w.final_deadline(now, cfg.offer_deadline, cfg.min_notice)?;
         let (Some(doctor), true) = (
             a.doctor_id.clone(),
-            a.status == "confirmed" && a.start_at.is_some_and(|s| s > now),
+            lifecycle::may(Party::Patient, a.status, Action::RequestMove)
+                && a.start_at.is_some_and(|s| s > now),
         ) else {
             return Err(WireError::conflict(
                 "only a confirmed appointment that has not started can be moved",
@@ -1501,18 +1508,11 @@ impl AdminService {
 }
 
 fn offer_view(o: &store::OfferRow) -> Offer {
-    let status = match o.status.as_str() {
-        "pending" => OfferStatus::Pending,
-        "accepted" => OfferStatus::Accepted,
-        "declined" => OfferStatus::Declined,
-        "withdrawn" => OfferStatus::Withdrawn,
-        _ => OfferStatus::TimedOut,
-    };
     Offer {
         id: o.id.clone(),
         appointment_id: o.appointment_id.clone(),
         doctor_id: o.doctor_id.clone(),
-        status,
+        status: o.status,
         deadline: fmt_time(o.deadline),
         created_at: fmt_time(o.created_at),
         decided_at: o.decided_at.map(fmt_time),
@@ -1521,16 +1521,11 @@ fn offer_view(o: &store::OfferRow) -> Offer {
 }
 
 fn group_view(g: &store::GroupRow, members: Vec<String>) -> Group {
-    let strategy = match g.strategy.as_str() {
-        "least_loaded" => Strategy::LeastLoaded,
-        "broadcast" => Strategy::Broadcast,
-        _ => Strategy::RoundRobin,
-    };
     Group {
         id: g.id.clone(),
         name: g.name.clone(),
         specialty: g.specialty.clone(),
-        strategy,
+        strategy: g.strategy,
         accept_deadline_secs: g.accept_deadline_secs,
         members,
         version: g.version,

@@ -2,6 +2,8 @@
 //! overlap guards (triggers / exclusion constraints) live in the per-backend migrations and
 //! surface here as [`StoreError::Conflict`].
 
+use crate::lifecycle::Stored;
+use carehub_nats::appointment::{AppointmentStatus, OfferStatus, Strategy};
 use carehub_runtime::db::{Db, StoreError};
 use carehub_runtime::outbox::Pending;
 use carehub_runtime::{enqueue, with_db, write_tx};
@@ -17,7 +19,8 @@ pub struct AppointmentRow {
     pub group_id: Option<String>,
     pub specialty: Option<String>,
     pub target_kind: String,
-    pub status: String,
+    #[sqlx(try_from = "Stored")]
+    pub status: AppointmentStatus,
     pub window_start: i64,
     pub window_end: i64,
     pub start_at: Option<i64>,
@@ -48,7 +51,8 @@ pub struct OfferRow {
     pub id: String,
     pub appointment_id: String,
     pub doctor_id: String,
-    pub status: String,
+    #[sqlx(try_from = "Stored")]
+    pub status: OfferStatus,
     pub deadline: i64,
     pub created_at: i64,
     pub decided_at: Option<i64>,
@@ -76,7 +80,8 @@ pub struct GroupRow {
     pub id: String,
     pub name: String,
     pub specialty: Option<String>,
-    pub strategy: String,
+    #[sqlx(try_from = "Stored")]
+    pub strategy: Strategy,
     pub accept_deadline_secs: i64,
     pub rr_cursor: i64,
     pub version: i64,
@@ -100,7 +105,7 @@ pub struct NewAppointment<'a> {
     pub group_id: Option<&'a str>,
     pub specialty: Option<&'a str>,
     pub target_kind: &'a str,
-    pub status: &'a str,
+    pub status: AppointmentStatus,
     pub window_start: i64,
     pub window_end: i64,
     pub start_at: Option<i64>,
@@ -133,7 +138,7 @@ pub async fn insert_appointment(
     write_tx!(db, tx => {
         let row: Option<AppointmentRow> = sqlx::query_as(insert)
             .bind(a.id).bind(a.patient_id).bind(a.doctor_id).bind(a.group_id).bind(a.specialty)
-            .bind(a.target_kind).bind(a.status).bind(a.window_start).bind(a.window_end)
+            .bind(a.target_kind).bind(a.status.as_str()).bind(a.window_start).bind(a.window_end)
             .bind(a.start_at).bind(a.end_at).bind(a.reason).bind(a.final_deadline)
             .bind(a.idempotency_key).bind(a.now).bind(a.owner)
             .fetch_optional(&mut *tx).await?;
@@ -197,10 +202,11 @@ pub enum Owner<'a> {
 pub async fn list_appointments(
     db: &Db,
     owner: Owner<'_>,
-    status: Option<&str>,
+    status: Option<AppointmentStatus>,
     before_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AppointmentRow>, StoreError> {
+    let status = status.map(AppointmentStatus::as_str);
     let (patient, doctor) = match owner {
         Owner::Patient(p) => (Some(p), None),
         Owner::Doctor(d) => (None, Some(d)),
@@ -371,7 +377,7 @@ pub async fn close_offer(
     db: &Db,
     appointment_id: &str,
     doctor_id: &str,
-    to: &str,
+    to: OfferStatus,
     reason: Option<&str>,
     due_only: bool,
     now: i64,
@@ -388,7 +394,7 @@ pub async fn close_offer(
     ));
     write_tx!(db, tx => {
         let n = sqlx::query("UPDATE offers SET status = $1, reason = $2, decided_at = $3 WHERE appointment_id = $4 AND doctor_id = $5 AND status = 'pending' AND ($6 = FALSE OR deadline <= $3)")
-            .bind(to).bind(reason).bind(now).bind(appointment_id).bind(doctor_id).bind(due_only)
+            .bind(to.as_str()).bind(reason).bind(now).bind(appointment_id).bind(doctor_id).bind(due_only)
             .execute(&mut *tx).await?.rows_affected();
         if n != 1 {
             return Ok(None);
@@ -437,29 +443,34 @@ pub async fn due_expiries(db: &Db, owner: &str, now: i64) -> Result<Vec<String>,
 pub async fn transition(
     db: &Db,
     id: &str,
-    from: &[&str],
-    to: &str,
+    from: &[AppointmentStatus],
+    to: AppointmentStatus,
     closed_by: Option<&str>,
     close_reason: Option<&str>,
     started_by: Option<i64>,
     now: i64,
     events: Events<'_>,
 ) -> Result<Option<AppointmentRow>, StoreError> {
-    let (a, b, c) = (
-        from.first().copied().unwrap_or(""),
-        from.get(1).copied().unwrap_or(""),
-        from.get(2).copied().unwrap_or(""),
-    );
+    if from.is_empty() {
+        return Ok(None);
+    }
+    let from_params = (7..7 + from.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let upd = sql(format!(
         "UPDATE appointments SET status = $1, closed_by = COALESCE($2, closed_by), close_reason = COALESCE($3, close_reason),
              in_admin_queue = FALSE, version = version + 1, updated_at = $4,
              change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL
-         WHERE id = $5 AND status IN ($6, $7, $8) AND ($9 IS NULL OR start_at <= $9) RETURNING {APPT_COLS}"
+         WHERE id = $5 AND ($6 IS NULL OR start_at <= $6) AND status IN ({from_params}) RETURNING {APPT_COLS}"
     ));
     write_tx!(db, tx => {
-        let row: Option<AppointmentRow> = sqlx::query_as(upd)
-            .bind(to).bind(closed_by).bind(close_reason).bind(now).bind(id).bind(a).bind(b).bind(c).bind(started_by)
-            .fetch_optional(&mut *tx).await?;
+        let mut q = sqlx::query_as(upd)
+            .bind(to.as_str()).bind(closed_by).bind(close_reason).bind(now).bind(id).bind(started_by);
+        for s in from {
+            q = q.bind(s.as_str());
+        }
+        let row: Option<AppointmentRow> = q.fetch_optional(&mut *tx).await?;
         let Some(row) = row else { return Ok(None) };
         sqlx::query("UPDATE offers SET status = 'withdrawn', decided_at = $1 WHERE appointment_id = $2 AND status = 'pending'")
             .bind(now).bind(id).execute(&mut *tx).await?;
@@ -613,7 +624,7 @@ pub struct SaveGroupRow<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub specialty: Option<&'a str>,
-    pub strategy: &'a str,
+    pub strategy: Strategy,
     pub accept_deadline_secs: i64,
     pub members: &'a [String],
     /// `None` inserts; `Some(v)` replaces only if the stored version is `v`.
@@ -628,10 +639,10 @@ pub async fn save_group(db: &Db, g: &SaveGroupRow<'_>, now: i64) -> Result<bool,
     write_tx!(db, tx => {
         let n = match g.expected_version {
             None => sqlx::query("INSERT INTO doctor_groups (id, name, specialty, strategy, accept_deadline_secs, rr_cursor, version, created_at) VALUES ($1, $2, $3, $4, $5, 0, 1, $6)")
-                .bind(g.id).bind(g.name).bind(g.specialty).bind(g.strategy).bind(g.accept_deadline_secs).bind(now)
+                .bind(g.id).bind(g.name).bind(g.specialty).bind(g.strategy.as_str()).bind(g.accept_deadline_secs).bind(now)
                 .execute(&mut *tx).await?.rows_affected(),
             Some(v) => sqlx::query("UPDATE doctor_groups SET name = $1, specialty = $2, strategy = $3, accept_deadline_secs = $4, version = version + 1 WHERE id = $5 AND version = $6")
-                .bind(g.name).bind(g.specialty).bind(g.strategy).bind(g.accept_deadline_secs).bind(g.id).bind(v)
+                .bind(g.name).bind(g.specialty).bind(g.strategy.as_str()).bind(g.accept_deadline_secs).bind(g.id).bind(v)
                 .execute(&mut *tx).await?.rows_affected(),
         };
         if n != 1 {

@@ -10,6 +10,7 @@
 use super::mailbox::{Envelope, Kind};
 use super::{Core, available};
 use crate::store::{self, AppointmentRow, GroupRow};
+use carehub_nats::appointment::Strategy;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 /// The doctors a pick chose.
@@ -114,13 +115,13 @@ async fn pick(
         });
     }
     let n = i64::try_from(members.len()).unwrap_or(1).max(1);
-    match group.strategy.as_str() {
-        "broadcast" => Ok(Pick {
+    match group.strategy {
+        Strategy::Broadcast => Ok(Pick {
             doctors: candidates.into_iter().map(|(_, d)| d).collect(),
             deadline_ms,
             rr_cursor: None,
         }),
-        "least_loaded" => {
+        Strategy::LeastLoaded => {
             let mut best: Option<(i64, usize, String)> = None;
             for (pos, d) in candidates {
                 let load = store::load(&st.core.db, &d, a.window_start, a.window_end).await?;
@@ -134,7 +135,7 @@ async fn pick(
                 rr_cursor: None,
             })
         }
-        _ => {
+        Strategy::RoundRobin => {
             // Round robin: the first available member at or after the stored cursor.
             let fresh = store::group(&st.core.db, &group.id).await?;
             let cursor = fresh

@@ -20,7 +20,7 @@ use super::mailbox::{Envelope, Kind};
 use super::{Core, available, expire, time_out};
 use crate::events;
 use crate::store::{self, AppointmentRow};
-use carehub_nats::appointment::AppointmentEventKind;
+use carehub_nats::appointment::{AppointmentEventKind, AppointmentStatus, OfferStatus};
 use carehub_runtime::db::{StoreError, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
@@ -57,7 +57,7 @@ async fn adopt(
     }
     for id in adopted {
         for o in store::offers_of(&st.core.db, &id).await? {
-            if o.status == "pending" {
+            if o.status == OfferStatus::Pending {
                 let d = doctor_actor(me, st, &o.doctor_id).await?;
                 let _ = d.cast(Envelope::from(DoctorMsg::Track {
                     appointment_id: id.clone(),
@@ -105,11 +105,11 @@ impl Actor for Router {
         // waits for a doctor is routed again.
         for a in store::open_appointments(&st.core.db).await? {
             for o in store::offers_of(&st.core.db, &a.id).await? {
-                if o.status == "pending" {
+                if o.status == OfferStatus::Pending {
                     doctor_actor(&me, &mut st, &o.doctor_id).await?;
                 }
             }
-            if a.status == "requested" && !a.in_admin_queue {
+            if a.status == AppointmentStatus::Requested && !a.in_admin_queue {
                 let _ = me.cast(RouterMsg::Route(a.id).into());
             }
         }
@@ -276,7 +276,7 @@ async fn route(
     let Some(a) = store::appointment(&st.core.db, id).await? else {
         return Ok(());
     };
-    if a.status != "requested" || a.in_admin_queue {
+    if a.status != AppointmentStatus::Requested || a.in_admin_queue {
         return Ok(());
     }
     let tried = store::tried_doctors(&st.core.db, id).await?;
