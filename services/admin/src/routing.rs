@@ -71,38 +71,37 @@ pub async fn time_out(
     doctor_id: &str,
 ) -> Result<Option<AppointmentRow>, StoreError> {
     let doctor = doctor_id.to_owned();
-    let row = store::close_offer(
-        &core.db,
+    let close = store::CloseOffer {
         appointment_id,
         doctor_id,
-        OfferStatus::TimedOut,
-        None,
-        true,
-        now_ms(),
-        &move |row| {
-            if row.status == AppointmentStatus::Confirmed {
-                // A patient's move the doctor did not answer: the old time stands.
-                let why = Some("the doctor did not answer in time");
-                let notify = vec![row.patient_id.clone(), doctor.clone()];
-                return events::one(
-                    AppointmentEventKind::ChangeDeclined,
-                    row,
-                    Some(&doctor),
-                    None,
-                    why,
-                    notify,
-                );
-            }
-            events::one(
-                AppointmentEventKind::OfferTimedOut,
+        to: OfferStatus::TimedOut,
+        reason: None,
+        due_only: true,
+        now: now_ms(),
+    };
+    let row = store::close_offer(&core.db, &close, &move |row| {
+        if row.status == AppointmentStatus::Confirmed {
+            // A patient's move the doctor did not answer: the old time stands.
+            let why = Some("the doctor did not answer in time");
+            let notify = vec![row.patient_id.clone(), doctor.clone()];
+            return events::one(
+                AppointmentEventKind::ChangeDeclined,
                 row,
                 Some(&doctor),
                 None,
-                None,
-                vec![doctor.clone()],
-            )
-        },
-    )
+                why,
+                notify,
+            );
+        }
+        events::one(
+            AppointmentEventKind::OfferTimedOut,
+            row,
+            Some(&doctor),
+            None,
+            None,
+            vec![doctor.clone()],
+        )
+    })
     .await?;
     if row.is_some() {
         core.relay.wake();
@@ -119,29 +118,28 @@ pub async fn expire(core: &Core, id: &str) -> Result<Option<AppointmentRow>, Sto
     let Some(step) = lifecycle::step(Action::Expire, Party::System) else {
         return Ok(None);
     };
-    let row = store::transition(
-        &core.db,
+    let change = store::StatusChange {
         id,
-        &step.from,
-        step.to,
-        None,
-        Some("nobody could accept the request in time"),
-        None,
+        from: &step.from,
+        to: step.to,
+        closed_by: None,
+        close_reason: Some("nobody could accept the request in time"),
+        started_by: None,
         now,
-        &|row| {
-            if row.final_deadline > now {
-                return Err(StoreError::Conflict("not due".into()));
-            }
-            events::one(
-                AppointmentEventKind::Expired,
-                row,
-                None,
-                None,
-                None,
-                vec![row.patient_id.clone()],
-            )
-        },
-    )
+    };
+    let row = store::transition(&core.db, &change, &|row| {
+        if row.final_deadline > now {
+            return Err(StoreError::Conflict("not due".into()));
+        }
+        events::one(
+            AppointmentEventKind::Expired,
+            row,
+            None,
+            None,
+            None,
+            vec![row.patient_id.clone()],
+        )
+    })
     .await;
     match row {
         Ok(Some(r)) => {

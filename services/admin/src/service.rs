@@ -214,6 +214,16 @@ async fn record(
     Ok(store::insert_audit(db, &row).await?)
 }
 
+/// A closing action on one appointment (cancel, complete, no-show, decline).
+struct Closing<'a> {
+    id: &'a str,
+    action: Action,
+    kind: AppointmentEventKind,
+    reason: Option<&'a str>,
+    /// Only once the appointment started by this time.
+    started_by: Option<i64>,
+}
+
 fn limit(l: Option<u32>) -> Result<i64, WireError> {
     let l = i64::from(l.unwrap_or(50));
     if !(1..=200).contains(&l) {
@@ -637,29 +647,28 @@ impl AdminService {
         self.check_free(&a.patient_id, &p.user_id, start, end, None)
             .await?;
         let who = actor(p, Some(d.display_name.clone()));
-        let outcome = store::accept_offer(
-            self.db(),
-            &a.id,
-            &p.user_id,
+        let acceptance = store::Acceptance {
+            appointment_id: &a.id,
+            doctor_id: &p.user_id,
             start,
             end,
-            now_ms(),
-            &move |row| {
-                events::to_participants(
-                    AppointmentEventKind::Confirmed,
-                    row,
-                    Some(who.clone()),
-                    None,
-                )
-            },
-        )
+            now: now_ms(),
+        };
+        let outcome = store::accept_offer(self.db(), &acceptance, &move |row| {
+            events::to_participants(
+                AppointmentEventKind::Confirmed,
+                row,
+                Some(who.clone()),
+                None,
+            )
+        })
         .await;
         let row = match outcome {
             Ok(Accepted::Confirmed(row)) => *row,
             Ok(Accepted::NoOffer) => {
                 return Err(WireError::conflict("the offer is no longer open"));
             }
-            Err(StoreError::Conflict(m)) if m.contains("changed meanwhile") => {
+            Ok(Accepted::RequestChanged) => {
                 return Err(WireError::conflict(
                     "the request changed meanwhile; reload it",
                 ));
@@ -694,25 +703,24 @@ impl AdminService {
         let doctor = p.user_id.clone();
         let who = actor(p, self.doctor_name(&p.user_id).await);
         let reason_ev = reason.clone();
-        let row = store::close_offer(
-            self.db(),
-            &r.appointment_id,
-            &p.user_id,
-            OfferStatus::Declined,
-            Some(&reason),
-            false,
-            now_ms(),
-            &move |row| {
-                events::one(
-                    AppointmentEventKind::OfferDeclined,
-                    row,
-                    Some(&doctor),
-                    Some(who.clone()),
-                    Some(&reason_ev),
-                    Vec::new(),
-                )
-            },
-        )
+        let close = store::CloseOffer {
+            appointment_id: &r.appointment_id,
+            doctor_id: &p.user_id,
+            to: OfferStatus::Declined,
+            reason: Some(&reason),
+            due_only: false,
+            now: now_ms(),
+        };
+        let row = store::close_offer(self.db(), &close, &move |row| {
+            events::one(
+                AppointmentEventKind::OfferDeclined,
+                row,
+                Some(&doctor),
+                Some(who.clone()),
+                Some(&reason_ev),
+                Vec::new(),
+            )
+        })
         .await?
         .ok_or_else(|| WireError::not_found("no open offer for this appointment"))?;
         self.core().relay.wake();
@@ -720,15 +728,20 @@ impl AdminService {
         Ok(view(&row))
     }
 
+    /// Applies a closing action of `p` (see [`Closing`]), with its event and, for an admin,
+    /// an audit entry. `None` when the appointment is not in a status `p` may take it from.
     async fn close(
         &self,
         p: &Principal,
-        id: &str,
-        action: Action,
-        kind: AppointmentEventKind,
-        reason: Option<&str>,
-        started_by: Option<i64>,
+        c: Closing<'_>,
     ) -> Result<Option<AppointmentRow>, WireError> {
+        let Closing {
+            id,
+            action,
+            kind,
+            reason,
+            started_by,
+        } = c;
         let Some(step) = lifecycle::step(action, Party::from(p.role)) else {
             return Ok(None);
         };
@@ -740,30 +753,29 @@ impl AdminService {
         let who = actor(p, name);
         let reason_ev = reason.map(str::to_owned);
         let admin = (p.role == Role::Admin).then(|| p.clone());
-        let action = format!("appointment.{}", kind.as_str());
-        let row = store::transition(
-            self.db(),
+        let audit_action = format!("appointment.{}", kind.as_str());
+        let change = store::StatusChange {
             id,
-            &step.from,
-            step.to,
-            Some(&p.user_id),
-            reason,
+            from: &step.from,
+            to: step.to,
+            closed_by: Some(&p.user_id),
+            close_reason: reason,
             started_by,
-            now_ms(),
-            &move |row| {
-                let mut out =
-                    events::to_participants(kind, row, Some(who.clone()), reason_ev.as_deref())?;
-                if let Some(a) = &admin {
-                    out.push(audit(
-                        a,
-                        Some(&row.patient_id),
-                        &action,
-                        reason_ev.as_deref(),
-                    )?);
-                }
-                Ok(out)
-            },
-        )
+            now: now_ms(),
+        };
+        let row = store::transition(self.db(), &change, &move |row| {
+            let mut out =
+                events::to_participants(kind, row, Some(who.clone()), reason_ev.as_deref())?;
+            if let Some(a) = &admin {
+                out.push(audit(
+                    a,
+                    Some(&row.patient_id),
+                    &audit_action,
+                    reason_ev.as_deref(),
+                )?);
+            }
+            Ok(out)
+        })
         .await?;
         if row.is_some() {
             self.core().relay.wake();
@@ -809,11 +821,13 @@ impl AdminService {
         let row = self
             .close(
                 p,
-                &a.id,
-                action,
-                AppointmentEventKind::Cancelled,
-                Some(&reason),
-                None,
+                Closing {
+                    id: &a.id,
+                    action,
+                    kind: AppointmentEventKind::Cancelled,
+                    reason: Some(&reason),
+                    started_by: None,
+                },
             )
             .await?;
         row.map(|r| view(&r)).ok_or_else(|| {
@@ -839,11 +853,13 @@ impl AdminService {
         let row = self
             .close(
                 p,
-                &a.id,
-                Action::Complete,
-                AppointmentEventKind::Completed,
-                Some(&notes),
-                Some(now_ms()),
+                Closing {
+                    id: &a.id,
+                    action: Action::Complete,
+                    kind: AppointmentEventKind::Completed,
+                    reason: Some(&notes),
+                    started_by: Some(now_ms()),
+                },
             )
             .await?;
         row.map(|r| view(&r)).ok_or_else(|| {
@@ -865,11 +881,13 @@ impl AdminService {
         let row = self
             .close(
                 p,
-                &a.id,
-                Action::NoShow,
-                AppointmentEventKind::NoShow,
-                None,
-                Some(now_ms()),
+                Closing {
+                    id: &a.id,
+                    action: Action::NoShow,
+                    kind: AppointmentEventKind::NoShow,
+                    reason: None,
+                    started_by: Some(now_ms()),
+                },
             )
             .await?;
         row.map(|r| view(&r)).ok_or_else(|| {
@@ -892,11 +910,13 @@ impl AdminService {
         let row = self
             .close(
                 p,
-                &a.id,
-                Action::AdminDecline,
-                AppointmentEventKind::Declined,
-                Some(&reason),
-                None,
+                Closing {
+                    id: &a.id,
+                    action: Action::AdminDecline,
+                    kind: AppointmentEventKind::Declined,
+                    reason: Some(&reason),
+                    started_by: None,
+                },
             )
             .await?;
         row.map(|r| view(&r))
@@ -917,16 +937,13 @@ impl AdminService {
         // An unknown appointment is not found, whatever the target.
         self.owned(p, &r.id).await?;
         let (kind, doctor, group, specialty) = self.check_target(&r.target).await?;
-        let row = store::retarget(
-            self.db(),
-            &r.id,
+        let target = store::Routing {
             kind,
-            doctor.as_deref(),
-            group.as_deref(),
-            specialty.as_deref(),
-            now_ms(),
-        )
-        .await?;
+            doctor_id: doctor.as_deref(),
+            group_id: group.as_deref(),
+            specialty: specialty.as_deref(),
+        };
+        let row = store::retarget(self.db(), &r.id, &target, now_ms()).await?;
         let Some(row) = row else {
             return match store::appointment(self.db(), &r.id).await? {
                 Some(_) => Err(WireError::conflict("only an open request can be re-routed")),
@@ -1175,24 +1192,23 @@ impl AdminService {
         for a in store::confirmed_overlapping(self.db(), &r.doctor_id, from, to).await? {
             let who = r.actor.clone();
             let reason_ev = reason.clone();
-            let row = store::transition(
-                self.db(),
-                &a.id,
-                &step.from,
-                step.to,
-                Some(&r.actor.user_id),
-                Some(&reason),
-                None,
-                now_ms(),
-                &move |row| {
-                    events::to_participants(
-                        AppointmentEventKind::Cancelled,
-                        row,
-                        Some(who.clone()),
-                        Some(&reason_ev),
-                    )
-                },
-            )
+            let change = store::StatusChange {
+                id: &a.id,
+                from: &step.from,
+                to: step.to,
+                closed_by: Some(&r.actor.user_id),
+                close_reason: Some(&reason),
+                started_by: None,
+                now: now_ms(),
+            };
+            let row = store::transition(self.db(), &change, &move |row| {
+                events::to_participants(
+                    AppointmentEventKind::Cancelled,
+                    row,
+                    Some(who.clone()),
+                    Some(&reason_ev),
+                )
+            })
             .await?;
             if let Some(row) = row {
                 cancelled.push(view(&row));
@@ -1236,23 +1252,22 @@ impl AdminService {
             ));
         };
         let who = actor(p, None);
-        let row = store::request_change(
-            self.db(),
-            &a.id,
-            &doctor,
-            w.start,
-            w.end,
+        let request = store::MoveRequest {
+            id: &a.id,
+            doctor_id: &doctor,
+            window_start: w.start,
+            window_end: w.end,
             deadline,
             now,
-            &move |row| {
-                events::to_participants(
-                    AppointmentEventKind::ChangeRequested,
-                    row,
-                    Some(who.clone()),
-                    None,
-                )
-            },
-        )
+        };
+        let row = store::request_change(self.db(), &request, &move |row| {
+            events::to_participants(
+                AppointmentEventKind::ChangeRequested,
+                row,
+                Some(who.clone()),
+                None,
+            )
+        })
         .await?
         .ok_or_else(|| WireError::conflict("a move of this appointment is already pending"))?;
         self.core().relay.wake();
@@ -1319,28 +1334,25 @@ impl AdminService {
             return Err(WireError::conflict("there is no proposed time to answer"));
         };
         let who = actor(p, None);
-        let now = now_ms();
+        let answer = store::MoveAnswer {
+            id: &a.id,
+            by: "doctor",
+            offer_doctor: None,
+            reason: None,
+            now: now_ms(),
+        };
         let result = if r.accept {
-            store::apply_change(
-                self.db(),
-                &a.id,
-                "doctor",
-                start,
-                end,
-                None,
-                now,
-                &move |row| {
-                    events::to_participants(
-                        AppointmentEventKind::Rescheduled,
-                        row,
-                        Some(who.clone()),
-                        None,
-                    )
-                },
-            )
+            store::apply_change(self.db(), &answer, start, end, &move |row| {
+                events::to_participants(
+                    AppointmentEventKind::Rescheduled,
+                    row,
+                    Some(who.clone()),
+                    None,
+                )
+            })
             .await
         } else {
-            store::drop_change(self.db(), &a.id, "doctor", None, None, now, &move |row| {
+            store::drop_change(self.db(), &answer, &move |row| {
                 events::to_participants(
                     AppointmentEventKind::ChangeDeclined,
                     row,
@@ -1392,23 +1404,21 @@ impl AdminService {
         self.check_free(&a.patient_id, &p.user_id, start, end, Some(&a.id))
             .await?;
         let who = actor(p, Some(d.display_name.clone()));
-        let result = store::apply_change(
-            self.db(),
-            &a.id,
-            "patient",
-            start,
-            end,
-            Some(&p.user_id),
-            now_ms(),
-            &move |row| {
-                events::to_participants(
-                    AppointmentEventKind::Rescheduled,
-                    row,
-                    Some(who.clone()),
-                    None,
-                )
-            },
-        )
+        let answer = store::MoveAnswer {
+            id: &a.id,
+            by: "patient",
+            offer_doctor: Some(&p.user_id),
+            reason: None,
+            now: now_ms(),
+        };
+        let result = store::apply_change(self.db(), &answer, start, end, &move |row| {
+            events::to_participants(
+                AppointmentEventKind::Rescheduled,
+                row,
+                Some(who.clone()),
+                None,
+            )
+        })
         .await;
         match result {
             Ok(Some(row)) => {
@@ -1432,22 +1442,21 @@ impl AdminService {
     ) -> Result<Appointment, WireError> {
         let who = actor(p, self.doctor_name(&p.user_id).await);
         let why = reason.to_owned();
-        let row = store::drop_change(
-            self.db(),
-            &a.id,
-            "patient",
-            Some(&p.user_id),
-            Some(reason),
-            now_ms(),
-            &move |row| {
-                events::to_participants(
-                    AppointmentEventKind::ChangeDeclined,
-                    row,
-                    Some(who.clone()),
-                    Some(&why),
-                )
-            },
-        )
+        let answer = store::MoveAnswer {
+            id: &a.id,
+            by: "patient",
+            offer_doctor: Some(&p.user_id),
+            reason: Some(reason),
+            now: now_ms(),
+        };
+        let row = store::drop_change(self.db(), &answer, &move |row| {
+            events::to_participants(
+                AppointmentEventKind::ChangeDeclined,
+                row,
+                Some(who.clone()),
+                Some(&why),
+            )
+        })
         .await?
         .ok_or_else(|| WireError::not_found("no open offer for this appointment"))?;
         self.core().relay.wake();

@@ -273,26 +273,38 @@ pub async fn busy(
     Ok(with_db!(db, p => sqlx::query_as(q).bind(doctor_id).bind(from).bind(to).fetch_all(p).await?))
 }
 
+/// One routing step: offers of a request to some doctors.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOffers<'a> {
+    pub appointment_id: &'a str,
+    /// The version the router read; the step applies only if nothing changed since.
+    pub expected_version: i64,
+    pub doctors: &'a [String],
+    pub deadline: i64,
+    pub now: i64,
+    /// Round robin: the group and the cursor to store with the offers.
+    pub rr_cursor: Option<(&'a str, i64)>,
+}
+
 /// Offers the appointment to `doctors` (one new pending offer each), moves it to `offered`,
 /// advances a group's round-robin cursor, and writes the events, atomically. `None` when the
 /// appointment changed meanwhile (another owner routed it).
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when an offer to one of the doctors is already pending.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one routing step, spelled out at the call"
-)]
 pub async fn create_offers(
     db: &Db,
-    appointment_id: &str,
-    expected_version: i64,
-    doctors: &[String],
-    deadline: i64,
-    now: i64,
-    rr: Option<(&str, i64)>,
+    o: &NewOffers<'_>,
     events: Events<'_>,
 ) -> Result<Option<AppointmentRow>, StoreError> {
+    let NewOffers {
+        appointment_id,
+        expected_version,
+        doctors,
+        deadline,
+        now,
+        rr_cursor: rr,
+    } = *o;
     let upd = sql(format!(
         "UPDATE appointments SET status = 'offered', in_admin_queue = FALSE, version = version + 1, updated_at = $1
          WHERE id = $2 AND version = $3 AND status IN ('requested', 'offered') RETURNING {APPT_COLS}"
@@ -322,6 +334,19 @@ pub enum Accepted {
     /// The doctor has no pending offer for it (never had, already decided, timed out, or
     /// another doctor won).
     NoOffer,
+    /// The offer was still open but the request was no longer `offered` (re-routed, declined
+    /// or cancelled meanwhile); nothing was written.
+    RequestChanged,
+}
+
+/// A doctor's accept of their offer at `[start, end)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Acceptance<'a> {
+    pub appointment_id: &'a str,
+    pub doctor_id: &'a str,
+    pub start: i64,
+    pub end: i64,
+    pub now: i64,
 }
 
 /// Accepts a doctor's pending offer and confirms the appointment at [start, end), withdrawing
@@ -329,16 +354,19 @@ pub enum Accepted {
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when the time overlaps another confirmed appointment of the doctor
-/// or the patient (the database guard), or the appointment changed meanwhile.
+/// or the patient (the database guard).
 pub async fn accept_offer(
     db: &Db,
-    appointment_id: &str,
-    doctor_id: &str,
-    start: i64,
-    end: i64,
-    now: i64,
+    a: &Acceptance<'_>,
     events: Events<'_>,
 ) -> Result<Accepted, StoreError> {
+    let Acceptance {
+        appointment_id,
+        doctor_id,
+        start,
+        end,
+        now,
+    } = *a;
     let upd = sql(format!(
         "UPDATE appointments SET status = 'confirmed', doctor_id = $1, start_at = $2, end_at = $3, in_admin_queue = FALSE,
              version = version + 1, updated_at = $4
@@ -351,9 +379,8 @@ pub async fn accept_offer(
             return Ok(Accepted::NoOffer);
         }
         let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(doctor_id).bind(start).bind(end).bind(now).bind(appointment_id).fetch_optional(&mut *tx).await?;
-        let Some(row) = row else {
-            return Err(StoreError::Conflict("the request changed meanwhile".into()));
-        };
+        // Returning before the commit rolls the claimed offer back.
+        let Some(row) = row else { return Ok(Accepted::RequestChanged) };
         sqlx::query("UPDATE offers SET status = 'withdrawn', decided_at = $1 WHERE appointment_id = $2 AND status = 'pending'")
             .bind(now).bind(appointment_id).execute(&mut *tx).await?;
         for e in events(&row)? {
@@ -363,26 +390,38 @@ pub async fn accept_offer(
     })
 }
 
+/// A doctor's pending offer to close.
+#[derive(Debug, Clone, Copy)]
+pub struct CloseOffer<'a> {
+    pub appointment_id: &'a str,
+    pub doctor_id: &'a str,
+    /// `Declined` or `TimedOut`.
+    pub to: OfferStatus,
+    pub reason: Option<&'a str>,
+    /// Only once its deadline passed (a time-out).
+    pub due_only: bool,
+    pub now: i64,
+}
+
 /// Closes a doctor's pending offer as `declined` or `timed_out` (for a time-out only once its
 /// deadline passed). When it was the last pending offer the appointment goes back to
 /// `requested` so routing moves on. `None` when there was no such pending offer.
 ///
 /// # Errors
 /// On storage failure.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one audited transition, spelled out at the call"
-)]
 pub async fn close_offer(
     db: &Db,
-    appointment_id: &str,
-    doctor_id: &str,
-    to: OfferStatus,
-    reason: Option<&str>,
-    due_only: bool,
-    now: i64,
+    c: &CloseOffer<'_>,
     events: Events<'_>,
 ) -> Result<Option<AppointmentRow>, StoreError> {
+    let CloseOffer {
+        appointment_id,
+        doctor_id,
+        to,
+        reason,
+        due_only,
+        now,
+    } = *c;
     let back = sql(format!(
         "UPDATE appointments SET status = CASE WHEN status = 'offered' AND NOT EXISTS
                (SELECT 1 FROM offers o WHERE o.appointment_id = appointments.id AND o.status = 'pending') THEN 'requested' ELSE status END,
@@ -430,27 +469,40 @@ pub async fn due_expiries(db: &Db, owner: &str, now: i64) -> Result<Vec<String>,
     Ok(with_db!(db, p => sqlx::query_scalar(q).bind(now).bind(owner).fetch_all(p).await?))
 }
 
+/// A status change to apply by compare-and-set.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusChange<'a> {
+    pub id: &'a str,
+    /// The statuses it may start from (see [`crate::lifecycle::step`]).
+    pub from: &'a [AppointmentStatus],
+    pub to: AppointmentStatus,
+    pub closed_by: Option<&'a str>,
+    pub close_reason: Option<&'a str>,
+    /// Only once the appointment started by this time.
+    pub started_by: Option<i64>,
+    pub now: i64,
+}
+
 /// A status change by compare-and-set: from one of `from` to `to`, optionally only once the
 /// appointment started (`started_by`), withdrawing pending offers, with its events. `None`
 /// when the appointment is not in an allowed state.
 ///
 /// # Errors
 /// On storage failure.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one audited transition, spelled out at the call"
-)]
 pub async fn transition(
     db: &Db,
-    id: &str,
-    from: &[AppointmentStatus],
-    to: AppointmentStatus,
-    closed_by: Option<&str>,
-    close_reason: Option<&str>,
-    started_by: Option<i64>,
-    now: i64,
+    c: &StatusChange<'_>,
     events: Events<'_>,
 ) -> Result<Option<AppointmentRow>, StoreError> {
+    let StatusChange {
+        id,
+        from,
+        to,
+        closed_by,
+        close_reason,
+        started_by,
+        now,
+    } = *c;
     if from.is_empty() {
         return Ok(None);
     }
@@ -506,6 +558,15 @@ pub async fn escalate(
     })
 }
 
+/// Where a request is routed: `kind` is `doctor`, `group` or `specialty`, with its id or name.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing<'a> {
+    pub kind: &'a str,
+    pub doctor_id: Option<&'a str>,
+    pub group_id: Option<&'a str>,
+    pub specialty: Option<&'a str>,
+}
+
 /// Points an open request at a new target (admin re-route), withdrawing pending offers and
 /// taking it out of the admin queue. `None` when it is no longer open.
 ///
@@ -514,12 +575,15 @@ pub async fn escalate(
 pub async fn retarget(
     db: &Db,
     id: &str,
-    kind: &str,
-    doctor_id: Option<&str>,
-    group_id: Option<&str>,
-    specialty: Option<&str>,
+    target: &Routing<'_>,
     now: i64,
 ) -> Result<Option<AppointmentRow>, StoreError> {
+    let Routing {
+        kind,
+        doctor_id,
+        group_id,
+        specialty,
+    } = *target;
     let upd = sql(format!(
         "UPDATE appointments SET target_kind = $1, doctor_id = $2, group_id = $3, specialty = $4, status = 'requested',
              in_admin_queue = FALSE, version = version + 1, updated_at = $5
@@ -804,26 +868,38 @@ pub async fn confirmed_overlapping(
     Ok(with_db!(db, p => sqlx::query_as(q).bind(doctor_id).bind(from).bind(to).fetch_all(p).await?))
 }
 
+/// A patient's request to move a confirmed appointment into a new window.
+#[derive(Debug, Clone, Copy)]
+pub struct MoveRequest<'a> {
+    pub id: &'a str,
+    /// The doctor who gets the offer to choose a time in the window.
+    pub doctor_id: &'a str,
+    pub window_start: i64,
+    pub window_end: i64,
+    /// The offer's deadline.
+    pub deadline: i64,
+    pub now: i64,
+}
+
 /// A patient's move request: records the new window and offers it to the doctor, atomically,
 /// while the confirmed time holds. `None` when the appointment is not confirmed or a move is
 /// already pending.
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when an offer to the doctor is already pending.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one audited transition, spelled out at the call"
-)]
 pub async fn request_change(
     db: &Db,
-    id: &str,
-    doctor_id: &str,
-    window_start: i64,
-    window_end: i64,
-    deadline: i64,
-    now: i64,
+    m: &MoveRequest<'_>,
     events: Events<'_>,
 ) -> Result<Option<AppointmentRow>, StoreError> {
+    let MoveRequest {
+        id,
+        doctor_id,
+        window_start,
+        window_end,
+        deadline,
+        now,
+    } = *m;
     let upd = sql(format!(
         "UPDATE appointments SET change_by = 'patient', change_window_start = $1, change_window_end = $2,
              version = version + 1, updated_at = $3
@@ -871,26 +947,39 @@ pub async fn propose_change(
     })
 }
 
+/// The answer to a pending move.
+#[derive(Debug, Clone, Copy)]
+pub struct MoveAnswer<'a> {
+    pub id: &'a str,
+    /// Who asked for the move: `patient` or `doctor`.
+    pub by: &'a str,
+    /// For a patient's move: the doctor whose pending offer the answer closes.
+    pub offer_doctor: Option<&'a str>,
+    /// Why it was declined (stored on the doctor's offer).
+    pub reason: Option<&'a str>,
+    pub now: i64,
+}
+
 /// Applies a pending move: the new time replaces the old in one update (the overlap guard
 /// checks it against every other confirmed appointment). For a patient's move, the doctor's
 /// offer is accepted in the same transaction. `None` when no such move is pending.
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when the new time overlaps another confirmed appointment.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one audited transition, spelled out at the call"
-)]
 pub async fn apply_change(
     db: &Db,
-    id: &str,
-    by: &str,
+    m: &MoveAnswer<'_>,
     start: i64,
     end: i64,
-    offer_doctor: Option<&str>,
-    now: i64,
     events: Events<'_>,
 ) -> Result<Option<AppointmentRow>, StoreError> {
+    let MoveAnswer {
+        id,
+        by,
+        offer_doctor,
+        now,
+        ..
+    } = *m;
     let upd = sql(format!(
         "UPDATE appointments SET start_at = $1, end_at = $2,
              window_start = COALESCE(change_window_start, $1), window_end = COALESCE(change_window_end, $2),
@@ -922,13 +1011,16 @@ pub async fn apply_change(
 /// On storage failure.
 pub async fn drop_change(
     db: &Db,
-    id: &str,
-    by: &str,
-    offer_doctor: Option<&str>,
-    reason: Option<&str>,
-    now: i64,
+    m: &MoveAnswer<'_>,
     events: Events<'_>,
 ) -> Result<Option<AppointmentRow>, StoreError> {
+    let MoveAnswer {
+        id,
+        by,
+        offer_doctor,
+        reason,
+        now,
+    } = *m;
     let upd = sql(format!(
         "UPDATE appointments SET change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL,
              version = version + 1, updated_at = $1

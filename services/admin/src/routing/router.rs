@@ -333,29 +333,28 @@ async fn route(
         _ => None,
     };
     let doctors = pick.doctors.clone();
-    let created = store::create_offers(
-        &st.core.db,
-        id,
-        a.version,
-        &pick.doctors,
+    let offers = store::NewOffers {
+        appointment_id: id,
+        expected_version: a.version,
+        doctors: &pick.doctors,
         deadline,
         now,
-        rr,
-        &move |row| {
-            let mut out = Vec::new();
-            for d in &doctors {
-                out.extend(events::one(
-                    AppointmentEventKind::Offered,
-                    row,
-                    Some(d),
-                    None,
-                    None,
-                    vec![d.clone()],
-                )?);
-            }
-            Ok(out)
-        },
-    )
+        rr_cursor: rr,
+    };
+    let created = store::create_offers(&st.core.db, &offers, &move |row| {
+        let mut out = Vec::new();
+        for d in &doctors {
+            out.extend(events::one(
+                AppointmentEventKind::Offered,
+                row,
+                Some(d),
+                None,
+                None,
+                vec![d.clone()],
+            )?);
+        }
+        Ok(out)
+    })
     .await?;
     if created.is_some() {
         st.core.relay.wake();
