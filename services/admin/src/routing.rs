@@ -5,7 +5,8 @@
 //!   nobody can take to the admin queue, and sweeps deadlines (offers that timed out, requests
 //!   past their final deadline). It supervises its children and rebuilds itself from the
 //!   database in `pre_start`.
-//! - [`group::GroupActor`] (one per doctor group) applies the group's strategy.
+//! - [`group::GroupActor`] (one per doctor group) applies the group's strategy, one of the pure
+//!   functions of [`strategy`] over a snapshot of the members.
 //! - [`doctor::DoctorActor`] (one per doctor with pending offers) holds that doctor's offer
 //!   deadlines as timers and times offers out when they fire.
 //!
@@ -23,6 +24,7 @@ pub mod doctor;
 pub mod group;
 pub mod mailbox;
 pub mod router;
+pub mod strategy;
 
 use crate::config::AdminConfig;
 use crate::events;

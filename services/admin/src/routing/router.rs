@@ -17,6 +17,7 @@
 use super::doctor::{DoctorActor, DoctorMsg};
 use super::group::{GroupActor, GroupMsg, Pick};
 use super::mailbox::{Envelope, Kind};
+use super::strategy::{self, Member, Snapshot};
 use super::{Core, available, expire, time_out};
 use crate::events;
 use crate::store::{self, AppointmentRow};
@@ -245,20 +246,24 @@ async fn pick_specialty(
     a: &AppointmentRow,
     tried: &[String],
 ) -> Result<Pick, StoreError> {
-    let mut best: Option<(i64, String)> = None;
+    let mut snapshot = Snapshot::default();
     for d in store::doctors_of_specialty(&core.db, specialty).await? {
-        if tried.contains(&d.doctor_id)
-            || !available(core, &d, a.window_start, a.window_end).await?
-        {
-            continue;
-        }
-        let load = store::load(&core.db, &d.doctor_id, a.window_start, a.window_end).await?;
-        if best.as_ref().is_none_or(|(l, _)| load < *l) {
-            best = Some((load, d.doctor_id));
-        }
+        let tried = tried.contains(&d.doctor_id);
+        let available = !tried && available(core, &d, a.window_start, a.window_end).await?;
+        let load = if available {
+            store::load(&core.db, &d.doctor_id, a.window_start, a.window_end).await?
+        } else {
+            0
+        };
+        snapshot.members.push(Member {
+            id: d.doctor_id,
+            tried,
+            available,
+            load,
+        });
     }
     Ok(Pick {
-        doctors: best.map(|(_, d)| vec![d]).unwrap_or_default(),
+        doctors: strategy::least_loaded(&snapshot).doctors,
         deadline_ms: ms(core.cfg.offer_deadline),
         rr_cursor: None,
     })
