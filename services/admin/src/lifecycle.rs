@@ -1,7 +1,10 @@
 //! The appointment lifecycle as data: which action may move an appointment from which status to
-//! which, and who may take it. The service asks this table before every status change; the store
-//! then applies the change by compare-and-set on the statuses the table allows, so a concurrent
-//! change can only make the store refuse, never let a forbidden transition through.
+//! which, and who may take it. Closing an appointment (cancel, complete, no-show, an admin's
+//! decline, expiry, a doctor's absence) asks [`step`] for the statuses it may start from and the
+//! store applies it by compare-and-set on exactly those, so a concurrent change can only make the
+//! store refuse; moves and accepting or declining a move ask [`may`] first. The routing steps
+//! (offer, escalate, accept, an offer declined or timed out) are compare-and-sets whose SQL
+//! filters are the rows listed here for them.
 //!
 //! The text of a status in the database and on the wire is `as_str()` of the wire enums
 //! ([`AppointmentStatus`], [`OfferStatus`], [`Strategy`]); [`Stored`] decodes it once, where a

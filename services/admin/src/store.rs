@@ -1,7 +1,6 @@
 //! Every SQL statement of the admin service. The same text runs on SQLite and PostgreSQL; the
 //! overlap guards (triggers / exclusion constraints) live in the per-backend migrations and
 //! surface here as [`StoreError::Conflict`].
-
 //!
 //! This module holds the row types; the statements are grouped by use case and re-exported
 //! here: `requests` (insert, read, list, status changes, escalation, re-routing), `offers`,
