@@ -1,7 +1,6 @@
-//! Validated inputs and the lifecycle rules, free of I/O.
+//! Validated inputs, free of I/O (the lifecycle rules are in [`crate::lifecycle`]).
 
-use carehub_nats::appointment::AppointmentStatus;
-use carehub_nats::{Role, WireError};
+use carehub_nats::WireError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::Duration;
 
@@ -102,30 +101,6 @@ pub fn text(field: &str, s: &str, max: usize) -> Result<String, WireError> {
     Ok(t.to_owned())
 }
 
-/// Parses a stored status.
-pub fn status(s: &str) -> AppointmentStatus {
-    match s {
-        "requested" => AppointmentStatus::Requested,
-        "offered" => AppointmentStatus::Offered,
-        "confirmed" => AppointmentStatus::Confirmed,
-        "completed" => AppointmentStatus::Completed,
-        "no_show" => AppointmentStatus::NoShow,
-        "cancelled" => AppointmentStatus::Cancelled,
-        "expired" => AppointmentStatus::Expired,
-        _ => AppointmentStatus::Declined,
-    }
-}
-
-/// Which statuses `role` may cancel from, at `now` for an appointment starting at `start`.
-/// Patients and doctors only before the start; admins any open appointment.
-pub fn cancellable_from(role: Role, now: i64, start: Option<i64>) -> &'static [&'static str] {
-    match role {
-        Role::Admin => &["requested", "offered", "confirmed"],
-        _ if start.is_some_and(|s| s <= now) => &["requested", "offered"],
-        _ => &["requested", "offered", "confirmed"],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,12 +176,5 @@ mod tests {
                 )
                 .is_err()
         );
-    }
-
-    #[test]
-    fn patients_cannot_cancel_a_started_appointment_but_admins_can() {
-        assert!(!cancellable_from(Role::Patient, 10, Some(5)).contains(&"confirmed"));
-        assert!(cancellable_from(Role::Patient, 1, Some(5)).contains(&"confirmed"));
-        assert!(cancellable_from(Role::Admin, 10, Some(5)).contains(&"confirmed"));
     }
 }

@@ -1,6 +1,6 @@
 //! Appointment views and the events every transition writes to the outbox.
 
-use crate::domain::{fmt_time, status};
+use crate::domain::fmt_time;
 use crate::store::AppointmentRow;
 use carehub_nats::appointment::{
     Actor, Appointment, AppointmentEvent, AppointmentEventKind, CallSummary, PendingChange,
@@ -16,7 +16,7 @@ pub fn view(r: &AppointmentRow) -> Appointment {
         doctor_id: r.doctor_id.clone(),
         group_id: r.group_id.clone(),
         specialty: r.specialty.clone(),
-        status: status(&r.status),
+        status: r.status,
         window_start: fmt_time(r.window_start),
         window_end: fmt_time(r.window_end),
         start: r.start_at.map(fmt_time),

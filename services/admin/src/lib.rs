@@ -1,10 +1,13 @@
 //! The admin service: it owns appointments and offers, routes every request to a doctor or a
 //! doctor group with ractor actors, and keeps the audit trail admins read.
 //!
-//! Map: [`config`] settings, [`domain`] validated times, windows and transitions, [`store`]
-//! every SQL statement (the overlap guards live in the migrations, per backend), [`routing`] the
-//! router, group and doctor actors, [`service`] the operations and their NATS endpoints,
-//! [`feeds`] the durable consumers (doctor copies, audit entries).
+//! Map: [`config`] settings, [`domain`] validated times and windows, [`lifecycle`] the allowed
+//! status transitions and who may make each, [`store`] every SQL statement by use case (the
+//! overlap guards live in the migrations, per backend), [`routing`] the router, group and doctor
+//! actors and the pure [`routing::strategy`] functions, [`service`] the operations and their
+//! NATS endpoints by use case, [`idempotency`] `Idempotency-Key` handling, [`slots`] the slot
+//! grid, [`events`] views and outbox events, [`feeds`] and [`doctors`] the durable consumers
+//! (audit entries, doctor copies).
 
 pub mod config;
 pub mod doctors;
@@ -12,6 +15,7 @@ pub mod domain;
 pub mod events;
 pub mod feeds;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod routing;
 pub mod service;
 pub mod slots;

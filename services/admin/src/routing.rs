@@ -5,7 +5,8 @@
 //!   nobody can take to the admin queue, and sweeps deadlines (offers that timed out, requests
 //!   past their final deadline). It supervises its children and rebuilds itself from the
 //!   database in `pre_start`.
-//! - [`group::GroupActor`] (one per doctor group) applies the group's strategy.
+//! - [`group::GroupActor`] (one per doctor group) applies the group's strategy, one of the pure
+//!   functions of [`strategy`] over a snapshot of the members.
 //! - [`doctor::DoctorActor`] (one per doctor with pending offers) holds that doctor's offer
 //!   deadlines as timers and times offers out when they fire.
 //!
@@ -23,11 +24,13 @@ pub mod doctor;
 pub mod group;
 pub mod mailbox;
 pub mod router;
+pub mod strategy;
 
 use crate::config::AdminConfig;
 use crate::events;
+use crate::lifecycle::{self, Action, Party};
 use crate::store::{self, AppointmentRow, DoctorRow};
-use carehub_nats::appointment::AppointmentEventKind;
+use carehub_nats::appointment::{AppointmentEventKind, AppointmentStatus, OfferStatus};
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::outbox::Relay;
 
@@ -70,38 +73,37 @@ pub async fn time_out(
     doctor_id: &str,
 ) -> Result<Option<AppointmentRow>, StoreError> {
     let doctor = doctor_id.to_owned();
-    let row = store::close_offer(
-        &core.db,
+    let close = store::CloseOffer {
         appointment_id,
         doctor_id,
-        "timed_out",
-        None,
-        true,
-        now_ms(),
-        &move |row| {
-            if row.status == "confirmed" {
-                // A patient's move the doctor did not answer: the old time stands.
-                let why = Some("the doctor did not answer in time");
-                let notify = vec![row.patient_id.clone(), doctor.clone()];
-                return events::one(
-                    AppointmentEventKind::ChangeDeclined,
-                    row,
-                    Some(&doctor),
-                    None,
-                    why,
-                    notify,
-                );
-            }
-            events::one(
-                AppointmentEventKind::OfferTimedOut,
+        to: OfferStatus::TimedOut,
+        reason: None,
+        due_only: true,
+        now: now_ms(),
+    };
+    let row = store::close_offer(&core.db, &close, &move |row| {
+        if row.status == AppointmentStatus::Confirmed {
+            // A patient's move the doctor did not answer: the old time stands.
+            let why = Some("the doctor did not answer in time");
+            let notify = vec![row.patient_id.clone(), doctor.clone()];
+            return events::one(
+                AppointmentEventKind::ChangeDeclined,
                 row,
                 Some(&doctor),
                 None,
-                None,
-                vec![doctor.clone()],
-            )
-        },
-    )
+                why,
+                notify,
+            );
+        }
+        events::one(
+            AppointmentEventKind::OfferTimedOut,
+            row,
+            Some(&doctor),
+            None,
+            None,
+            vec![doctor.clone()],
+        )
+    })
     .await?;
     if row.is_some() {
         core.relay.wake();
@@ -115,29 +117,31 @@ pub async fn time_out(
 /// On storage failure.
 pub async fn expire(core: &Core, id: &str) -> Result<Option<AppointmentRow>, StoreError> {
     let now = now_ms();
-    let row = store::transition(
-        &core.db,
+    let Some(step) = lifecycle::step(Action::Expire, Party::System) else {
+        return Ok(None);
+    };
+    let change = store::StatusChange {
         id,
-        &["requested", "offered"],
-        "expired",
-        None,
-        Some("nobody could accept the request in time"),
-        None,
+        from: &step.from,
+        to: step.to,
+        closed_by: None,
+        close_reason: Some("nobody could accept the request in time"),
+        started_by: None,
         now,
-        &|row| {
-            if row.final_deadline > now {
-                return Err(StoreError::Conflict("not due".into()));
-            }
-            events::one(
-                AppointmentEventKind::Expired,
-                row,
-                None,
-                None,
-                None,
-                vec![row.patient_id.clone()],
-            )
-        },
-    )
+    };
+    let row = store::transition(&core.db, &change, &|row| {
+        if row.final_deadline > now {
+            return Err(StoreError::Conflict("not due".into()));
+        }
+        events::one(
+            AppointmentEventKind::Expired,
+            row,
+            None,
+            None,
+            None,
+            vec![row.patient_id.clone()],
+        )
+    })
     .await;
     match row {
         Ok(Some(r)) => {

@@ -1,15 +1,19 @@
 //! One actor per doctor group: applies the group's routing strategy.
 //!
 //! Messages:
-//! - `Pick { appointment, tried, reply }`: answers the doctors to offer the request to (none
-//!   when no member is available), and for round robin the cursor to store with the offers.
+//! - `Pick { appointment, tried, reply }`: reads a [`Snapshot`] of the members (tried,
+//!   available, loads, cursor) and answers what the group's [`strategy`] picks from it: the
+//!   doctors to offer the request to (none when no member is available), and for round robin
+//!   the cursor to store with the offers.
 //!   The group definition is loaded in `pre_start`; the round-robin cursor is read from the
 //!   database at each pick, so a restart keeps the rotation.
 //! - `Reload`: re-reads the group after an admin changed it.
 
 use super::mailbox::{Envelope, Kind};
+use super::strategy::{self, Member, Snapshot};
 use super::{Core, available};
 use crate::store::{self, AppointmentRow, GroupRow};
+use carehub_nats::appointment::Strategy;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 /// The doctors a pick chose.
@@ -93,69 +97,41 @@ async fn pick(
     let Some((group, members)) = &st.group else {
         return Ok(Pick::default());
     };
-    let mut candidates = Vec::new();
-    for (pos, m) in members.iter().enumerate() {
-        if tried.contains(m) {
-            continue;
-        }
-        let Some(d) = store::doctor(&st.core.db, m).await? else {
-            continue;
-        };
-        if available(&st.core, &d, a.window_start, a.window_end).await? {
-            candidates.push((pos, m.clone()));
-        }
-    }
     let deadline_ms = group.accept_deadline_secs.saturating_mul(1000);
-    if candidates.is_empty() {
-        return Ok(Pick {
-            doctors: Vec::new(),
-            deadline_ms,
-            rr_cursor: None,
+    let mut snapshot = Snapshot::default();
+    for m in members {
+        let tried = tried.contains(m);
+        let available = !tried
+            && match store::doctor(&st.core.db, m).await? {
+                Some(d) => available(&st.core, &d, a.window_start, a.window_end).await?,
+                None => false,
+            };
+        snapshot.members.push(Member {
+            id: m.clone(),
+            tried,
+            available,
+            load: 0,
         });
     }
-    let n = i64::try_from(members.len()).unwrap_or(1).max(1);
-    match group.strategy.as_str() {
-        "broadcast" => Ok(Pick {
-            doctors: candidates.into_iter().map(|(_, d)| d).collect(),
-            deadline_ms,
-            rr_cursor: None,
-        }),
-        "least_loaded" => {
-            let mut best: Option<(i64, usize, String)> = None;
-            for (pos, d) in candidates {
-                let load = store::load(&st.core.db, &d, a.window_start, a.window_end).await?;
-                if best.as_ref().is_none_or(|(l, p, _)| (load, pos) < (*l, *p)) {
-                    best = Some((load, pos, d));
+    if snapshot.has_candidate() {
+        match group.strategy {
+            Strategy::LeastLoaded => {
+                for m in snapshot.members.iter_mut().filter(|m| m.available) {
+                    m.load = store::load(&st.core.db, &m.id, a.window_start, a.window_end).await?;
                 }
             }
-            Ok(Pick {
-                doctors: best.map(|(_, _, d)| vec![d]).unwrap_or_default(),
-                deadline_ms,
-                rr_cursor: None,
-            })
-        }
-        _ => {
-            // Round robin: the first available member at or after the stored cursor.
-            let fresh = store::group(&st.core.db, &group.id).await?;
-            let cursor = fresh
-                .map_or(group.rr_cursor, |(g, _)| g.rr_cursor)
-                .rem_euclid(n);
-            let chosen = candidates
-                .iter()
-                .min_by_key(|(pos, _)| (i64::try_from(*pos).unwrap_or(0) - cursor).rem_euclid(n))
-                .cloned();
-            Ok(match chosen {
-                Some((pos, d)) => Pick {
-                    doctors: vec![d],
-                    deadline_ms,
-                    rr_cursor: Some((i64::try_from(pos).unwrap_or(0) + 1).rem_euclid(n)),
-                },
-                None => Pick {
-                    doctors: Vec::new(),
-                    deadline_ms,
-                    rr_cursor: None,
-                },
-            })
+            // The cursor as stored now: another instance may have moved it since the load.
+            Strategy::RoundRobin => {
+                let fresh = store::group(&st.core.db, &group.id).await?;
+                snapshot.cursor = fresh.map_or(group.rr_cursor, |(g, _)| g.rr_cursor);
+            }
+            Strategy::Broadcast => {}
         }
     }
+    let choice = strategy::pick(group.strategy, &snapshot);
+    Ok(Pick {
+        doctors: choice.doctors,
+        deadline_ms,
+        rr_cursor: choice.next_cursor,
+    })
 }

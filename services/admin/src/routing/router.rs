@@ -17,10 +17,11 @@
 use super::doctor::{DoctorActor, DoctorMsg};
 use super::group::{GroupActor, GroupMsg, Pick};
 use super::mailbox::{Envelope, Kind};
+use super::strategy::{self, Member, Snapshot};
 use super::{Core, available, expire, time_out};
 use crate::events;
 use crate::store::{self, AppointmentRow};
-use carehub_nats::appointment::AppointmentEventKind;
+use carehub_nats::appointment::{AppointmentEventKind, AppointmentStatus, OfferStatus};
 use carehub_runtime::db::{StoreError, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
@@ -57,7 +58,7 @@ async fn adopt(
     }
     for id in adopted {
         for o in store::offers_of(&st.core.db, &id).await? {
-            if o.status == "pending" {
+            if o.status == OfferStatus::Pending {
                 let d = doctor_actor(me, st, &o.doctor_id).await?;
                 let _ = d.cast(Envelope::from(DoctorMsg::Track {
                     appointment_id: id.clone(),
@@ -105,11 +106,11 @@ impl Actor for Router {
         // waits for a doctor is routed again.
         for a in store::open_appointments(&st.core.db).await? {
             for o in store::offers_of(&st.core.db, &a.id).await? {
-                if o.status == "pending" {
+                if o.status == OfferStatus::Pending {
                     doctor_actor(&me, &mut st, &o.doctor_id).await?;
                 }
             }
-            if a.status == "requested" && !a.in_admin_queue {
+            if a.status == AppointmentStatus::Requested && !a.in_admin_queue {
                 let _ = me.cast(RouterMsg::Route(a.id).into());
             }
         }
@@ -245,20 +246,24 @@ async fn pick_specialty(
     a: &AppointmentRow,
     tried: &[String],
 ) -> Result<Pick, StoreError> {
-    let mut best: Option<(i64, String)> = None;
+    let mut snapshot = Snapshot::default();
     for d in store::doctors_of_specialty(&core.db, specialty).await? {
-        if tried.contains(&d.doctor_id)
-            || !available(core, &d, a.window_start, a.window_end).await?
-        {
-            continue;
-        }
-        let load = store::load(&core.db, &d.doctor_id, a.window_start, a.window_end).await?;
-        if best.as_ref().is_none_or(|(l, _)| load < *l) {
-            best = Some((load, d.doctor_id));
-        }
+        let tried = tried.contains(&d.doctor_id);
+        let available = !tried && available(core, &d, a.window_start, a.window_end).await?;
+        let load = if available {
+            store::load(&core.db, &d.doctor_id, a.window_start, a.window_end).await?
+        } else {
+            0
+        };
+        snapshot.members.push(Member {
+            id: d.doctor_id,
+            tried,
+            available,
+            load,
+        });
     }
     Ok(Pick {
-        doctors: best.map(|(_, d)| vec![d]).unwrap_or_default(),
+        doctors: strategy::least_loaded(&snapshot).doctors,
         deadline_ms: ms(core.cfg.offer_deadline),
         rr_cursor: None,
     })
@@ -276,7 +281,7 @@ async fn route(
     let Some(a) = store::appointment(&st.core.db, id).await? else {
         return Ok(());
     };
-    if a.status != "requested" || a.in_admin_queue {
+    if a.status != AppointmentStatus::Requested || a.in_admin_queue {
         return Ok(());
     }
     let tried = store::tried_doctors(&st.core.db, id).await?;
@@ -333,29 +338,28 @@ async fn route(
         _ => None,
     };
     let doctors = pick.doctors.clone();
-    let created = store::create_offers(
-        &st.core.db,
-        id,
-        a.version,
-        &pick.doctors,
+    let offers = store::NewOffers {
+        appointment_id: id,
+        expected_version: a.version,
+        doctors: &pick.doctors,
         deadline,
         now,
-        rr,
-        &move |row| {
-            let mut out = Vec::new();
-            for d in &doctors {
-                out.extend(events::one(
-                    AppointmentEventKind::Offered,
-                    row,
-                    Some(d),
-                    None,
-                    None,
-                    vec![d.clone()],
-                )?);
-            }
-            Ok(out)
-        },
-    )
+        rr_cursor: rr,
+    };
+    let created = store::create_offers(&st.core.db, &offers, &move |row| {
+        let mut out = Vec::new();
+        for d in &doctors {
+            out.extend(events::one(
+                AppointmentEventKind::Offered,
+                row,
+                Some(d),
+                None,
+                None,
+                vec![d.clone()],
+            )?);
+        }
+        Ok(out)
+    })
     .await?;
     if created.is_some() {
         st.core.relay.wake();

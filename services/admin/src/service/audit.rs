@@ -1,0 +1,102 @@
+//! The audit trail: entries written with a change, entries recorded directly, and the listing.
+
+use super::{AdminService, active, limit};
+use crate::SPEC;
+use crate::store;
+use carehub_nats::appointment::*;
+use carehub_nats::audit::AuditEntry;
+use carehub_nats::{CallContext, Principal, Role, WireError};
+use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::outbox::Pending;
+
+/// The audit entry of an admin's change, written to the outbox together with it.
+pub(super) fn audit(
+    p: &Principal,
+    subject: Option<&str>,
+    action: &str,
+    reason: Option<&str>,
+) -> Result<Pending, StoreError> {
+    let entry = AuditEntry {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        at: now_ms(),
+        service: SPEC.name.into(),
+        actor_id: p.user_id.clone(),
+        actor_role: p.role.as_str().into(),
+        subject_id: subject.map(str::to_owned),
+        action: action.into(),
+        reason: reason.map(str::to_owned),
+    };
+    Pending::new(
+        &carehub_nats::audit::subject(SPEC.name),
+        &entry.event_id,
+        &entry,
+    )
+}
+
+/// Records an admin action in the audit log kept by this service.
+pub(super) async fn record(
+    db: &Db,
+    p: &Principal,
+    subject: Option<&str>,
+    action: &str,
+    reason: Option<&str>,
+) -> Result<(), WireError> {
+    let row = store::AuditRow {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        at: now_ms(),
+        service: SPEC.name.into(),
+        actor_id: p.user_id.clone(),
+        actor_role: p.role.as_str().into(),
+        subject_id: subject.map(str::to_owned),
+        action: action.into(),
+        reason: reason.map(str::to_owned),
+    };
+    Ok(store::insert_audit(db, &row).await?)
+}
+
+impl AdminService {
+    /// The audit trail, newest first (admin).
+    ///
+    /// # Errors
+    /// `forbidden`, `validation_failed` for a bad limit.
+    pub async fn list_audit(
+        &self,
+        ctx: &CallContext,
+        r: ListAudit,
+    ) -> Result<AuditPage, WireError> {
+        active(ctx, Role::Admin)?;
+        let limit = limit(r.limit)?;
+        let mut rows = store::list_audit(
+            self.db(),
+            r.subject_id.as_deref(),
+            r.actor_id.as_deref(),
+            r.cursor.as_deref(),
+            limit + 1,
+        )
+        .await?;
+        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = if more {
+            rows.last().map(|a| a.event_id.clone())
+        } else {
+            None
+        };
+        let entries = rows
+            .into_iter()
+            .map(|a| AuditEntry {
+                event_id: a.event_id,
+                at: a.at,
+                service: a.service,
+                actor_id: a.actor_id,
+                actor_role: a.actor_role,
+                subject_id: a.subject_id,
+                action: a.action,
+                reason: a.reason,
+            })
+            .collect();
+        Ok(AuditPage {
+            entries,
+            next_cursor,
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! Moves of a confirmed appointment: a patient's new window, a doctor's proposed time, and the
+//! answer that applies or drops either while the confirmed time holds.
+
+use super::{APPT_COLS, AppointmentRow, Events, sql};
+use carehub_runtime::db::{Db, StoreError};
+use carehub_runtime::{enqueue, write_tx};
+
+/// A patient's request to move a confirmed appointment into a new window.
+#[derive(Debug, Clone, Copy)]
+pub struct MoveRequest<'a> {
+    pub id: &'a str,
+    /// The doctor who gets the offer to choose a time in the window.
+    pub doctor_id: &'a str,
+    pub window_start: i64,
+    pub window_end: i64,
+    /// The offer's deadline.
+    pub deadline: i64,
+    pub now: i64,
+}
+
+/// A patient's move request: records the new window and offers it to the doctor, atomically,
+/// while the confirmed time holds. `None` when the appointment is not confirmed or a move is
+/// already pending.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when an offer to the doctor is already pending.
+pub async fn request_change(
+    db: &Db,
+    m: &MoveRequest<'_>,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let MoveRequest {
+        id,
+        doctor_id,
+        window_start,
+        window_end,
+        deadline,
+        now,
+    } = *m;
+    let upd = sql(format!(
+        "UPDATE appointments SET change_by = 'patient', change_window_start = $1, change_window_end = $2,
+             version = version + 1, updated_at = $3
+         WHERE id = $4 AND status = 'confirmed' AND change_by IS NULL RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(window_start).bind(window_end).bind(now).bind(id)
+            .fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        sqlx::query("INSERT INTO offers (id, appointment_id, doctor_id, status, deadline, created_at) VALUES ($1, $2, $3, 'pending', $4, $5)")
+            .bind(uuid::Uuid::now_v7().to_string()).bind(id).bind(doctor_id).bind(deadline).bind(now)
+            .execute(&mut *tx).await?;
+        for e in events(&row)? {
+            enqueue!(&mut *tx, e)?;
+        }
+        Ok::<_, StoreError>(Some(row))
+    })
+}
+
+/// A doctor's proposed time: recorded while the confirmed time holds. `None` when not
+/// confirmed or a move is already pending.
+///
+/// # Errors
+/// On storage failure.
+pub async fn propose_change(
+    db: &Db,
+    id: &str,
+    start: i64,
+    end: i64,
+    now: i64,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let upd = sql(format!(
+        "UPDATE appointments SET change_by = 'doctor', change_start = $1, change_end = $2, version = version + 1, updated_at = $3
+         WHERE id = $4 AND status = 'confirmed' AND change_by IS NULL RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(start).bind(end).bind(now).bind(id).fetch_optional(&mut *tx).await?;
+        if let Some(row) = &row {
+            for e in events(row)? {
+                enqueue!(&mut *tx, e)?;
+            }
+        }
+        Ok::<_, StoreError>(row)
+    })
+}
+
+/// The answer to a pending move.
+#[derive(Debug, Clone, Copy)]
+pub struct MoveAnswer<'a> {
+    pub id: &'a str,
+    /// Who asked for the move: `patient` or `doctor`.
+    pub by: &'a str,
+    /// For a patient's move: the doctor whose pending offer the answer closes.
+    pub offer_doctor: Option<&'a str>,
+    /// Why it was declined (stored on the doctor's offer).
+    pub reason: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Applies a pending move: the new time replaces the old in one update (the overlap guard
+/// checks it against every other confirmed appointment). For a patient's move, the doctor's
+/// offer is accepted in the same transaction. `None` when no such move is pending.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when the new time overlaps another confirmed appointment.
+pub async fn apply_change(
+    db: &Db,
+    m: &MoveAnswer<'_>,
+    start: i64,
+    end: i64,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let MoveAnswer {
+        id,
+        by,
+        offer_doctor,
+        now,
+        ..
+    } = *m;
+    let upd = sql(format!(
+        "UPDATE appointments SET start_at = $1, end_at = $2,
+             window_start = COALESCE(change_window_start, $1), window_end = COALESCE(change_window_end, $2),
+             change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL,
+             version = version + 1, updated_at = $3
+         WHERE id = $4 AND status = 'confirmed' AND change_by = $5 RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        if let Some(d) = offer_doctor {
+            let n = sqlx::query("UPDATE offers SET status = 'accepted', decided_at = $1 WHERE appointment_id = $2 AND doctor_id = $3 AND status = 'pending' AND deadline > $1")
+                .bind(now).bind(id).bind(d).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Ok(None);
+            }
+        }
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(start).bind(end).bind(now).bind(id).bind(by).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        for e in events(&row)? {
+            enqueue!(&mut *tx, e)?;
+        }
+        Ok::<_, StoreError>(Some(row))
+    })
+}
+
+/// Drops a pending move (declined): the confirmed time stands; a doctor's pending offer for
+/// it is declined. `None` when no such move is pending.
+///
+/// # Errors
+/// On storage failure.
+pub async fn drop_change(
+    db: &Db,
+    m: &MoveAnswer<'_>,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let MoveAnswer {
+        id,
+        by,
+        offer_doctor,
+        reason,
+        now,
+    } = *m;
+    let upd = sql(format!(
+        "UPDATE appointments SET change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL,
+             version = version + 1, updated_at = $1
+         WHERE id = $2 AND status = 'confirmed' AND change_by = $3 RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        if let Some(d) = offer_doctor {
+            let n = sqlx::query("UPDATE offers SET status = 'declined', reason = $1, decided_at = $2 WHERE appointment_id = $3 AND doctor_id = $4 AND status = 'pending'")
+                .bind(reason).bind(now).bind(id).bind(d).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Ok(None);
+            }
+        }
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(now).bind(id).bind(by).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        for e in events(&row)? {
+            enqueue!(&mut *tx, e)?;
+        }
+        Ok::<_, StoreError>(Some(row))
+    })
+}

@@ -1,0 +1,143 @@
+//! What other services ask about appointments (care relations, taken times, confirmed
+//! appointments in a period) and the calls the comms hub records, plus the overlap checks.
+
+use super::{APPT_COLS, AppointmentRow, Events, sql};
+use carehub_runtime::db::{Db, StoreError};
+use carehub_runtime::{enqueue, with_db, write_tx};
+
+/// What relation a doctor has with a patient: (open offer, confirmed, end of the last
+/// completed appointment).
+///
+/// # Errors
+/// On storage failure.
+pub async fn care_relation(
+    db: &Db,
+    doctor_id: &str,
+    patient_id: &str,
+) -> Result<(bool, bool, Option<i64>), StoreError> {
+    let q = "SELECT
+               CAST(CASE WHEN EXISTS (SELECT 1 FROM offers o JOIN appointments a ON a.id = o.appointment_id
+                    WHERE o.doctor_id = $1 AND a.patient_id = $2 AND o.status = 'pending') THEN 1 ELSE 0 END AS BIGINT),
+               CAST(CASE WHEN EXISTS (SELECT 1 FROM appointments WHERE doctor_id = $1 AND patient_id = $2 AND status = 'confirmed') THEN 1 ELSE 0 END AS BIGINT),
+               (SELECT MAX(end_at) FROM appointments WHERE doctor_id = $1 AND patient_id = $2 AND status = 'completed')";
+    let (o, c, last): (i64, i64, Option<i64>) =
+        with_db!(db, p => sqlx::query_as(q).bind(doctor_id).bind(patient_id).fetch_one(p).await?);
+    Ok((o == 1, c == 1, last))
+}
+
+/// A doctor's confirmed appointments overlapping `[from, to)` (`to` = `None`: from `from` on).
+///
+/// # Errors
+/// On storage failure.
+pub async fn confirmed_overlapping(
+    db: &Db,
+    doctor_id: &str,
+    from: i64,
+    to: Option<i64>,
+) -> Result<Vec<AppointmentRow>, StoreError> {
+    let q = sql(format!(
+        "SELECT {APPT_COLS} FROM appointments WHERE doctor_id = $1 AND status = 'confirmed'
+           AND end_at > $2 AND ($3 IS NULL OR start_at < $3) ORDER BY start_at"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as(q).bind(doctor_id).bind(from).bind(to).fetch_all(p).await?))
+}
+
+/// Records a finished call of an appointment: once per call id. Returns the appointment when
+/// this call was new, `None` when it was recorded before or the appointment does not exist.
+///
+/// # Errors
+/// On storage failure.
+pub async fn record_call(
+    db: &Db,
+    call_id: &str,
+    appointment_id: &str,
+    started: i64,
+    ended: i64,
+    events: Events<'_>,
+) -> Result<Option<AppointmentRow>, StoreError> {
+    let upd = sql(format!(
+        "UPDATE appointments SET last_call_started = $1, last_call_ended = $2,
+             call_seconds = call_seconds + $3, version = version + 1, updated_at = $2
+         WHERE id = $4 RETURNING {APPT_COLS}"
+    ));
+    write_tx!(db, tx => {
+        let n = sqlx::query("INSERT INTO calls (call_id, appointment_id, started_at, ended_at) VALUES ($1, $2, $3, $4) ON CONFLICT (call_id) DO NOTHING")
+            .bind(call_id).bind(appointment_id).bind(started).bind(ended).execute(&mut *tx).await?.rows_affected();
+        if n != 1 {
+            return Ok(None);
+        }
+        let seconds = (ended - started) / 1000;
+        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(started).bind(ended).bind(seconds).bind(appointment_id).fetch_optional(&mut *tx).await?;
+        if let Some(row) = &row {
+            for e in events(row)? {
+                enqueue!(&mut *tx, e)?;
+            }
+        }
+        Ok::<_, StoreError>(row)
+    })
+}
+
+/// The times in `[from, to)` no slot query lists as free: the doctor's confirmed appointments,
+/// the new times the doctor proposed for a move (held until the patient answers), and, with
+/// `patient_id`, that patient's own confirmed appointments. Sorted by start.
+///
+/// # Errors
+/// On storage failure.
+pub async fn taken(
+    db: &Db,
+    doctor_id: &str,
+    from: i64,
+    to: i64,
+    patient_id: Option<&str>,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let q = "SELECT start_at, end_at FROM appointments
+               WHERE doctor_id = $1 AND status = 'confirmed' AND start_at < $3 AND $2 < end_at
+             UNION ALL
+             SELECT change_start, change_end FROM appointments
+               WHERE doctor_id = $1 AND status = 'confirmed' AND change_by = 'doctor'
+                 AND change_start < $3 AND $2 < change_end
+             UNION ALL
+             SELECT start_at, end_at FROM appointments
+               WHERE patient_id = $4 AND status = 'confirmed' AND start_at < $3 AND $2 < end_at
+             ORDER BY 1";
+    Ok(
+        with_db!(db, p => sqlx::query_as(q).bind(doctor_id).bind(from).bind(to).bind(patient_id).fetch_all(p).await?),
+    )
+}
+
+/// Whether the patient has a confirmed appointment overlapping `[start, end)`, other than
+/// `except` (the appointment being moved).
+///
+/// # Errors
+/// On storage failure.
+pub async fn patient_busy(
+    db: &Db,
+    patient_id: &str,
+    start: i64,
+    end: i64,
+    except: Option<&str>,
+) -> Result<bool, StoreError> {
+    let q = "SELECT COUNT(*) FROM appointments WHERE patient_id = $1 AND status = 'confirmed'
+               AND start_at < $3 AND $2 < end_at AND ($4 IS NULL OR id <> $4)";
+    let n: i64 = with_db!(db, p => sqlx::query_scalar(q).bind(patient_id).bind(start).bind(end).bind(except).fetch_one(p).await?);
+    Ok(n > 0)
+}
+
+/// Whether a time the doctor proposed for a move (still unanswered) overlaps `[start, end)`,
+/// other than on `except`.
+///
+/// # Errors
+/// On storage failure.
+pub async fn held_by_proposal(
+    db: &Db,
+    doctor_id: &str,
+    start: i64,
+    end: i64,
+    except: Option<&str>,
+) -> Result<bool, StoreError> {
+    let q = "SELECT COUNT(*) FROM appointments WHERE doctor_id = $1 AND status = 'confirmed'
+               AND change_by = 'doctor' AND change_start < $3 AND $2 < change_end
+               AND ($4 IS NULL OR id <> $4)";
+    let n: i64 = with_db!(db, p => sqlx::query_scalar(q).bind(doctor_id).bind(start).bind(end).bind(except).fetch_one(p).await?);
+    Ok(n > 0)
+}
