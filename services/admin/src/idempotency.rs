@@ -23,6 +23,26 @@ const WAIT_FOR_FIRST: Duration = Duration::from_millis(4_500);
 const STALE_AFTER: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(25);
 
+/// A request that may carry an `Idempotency-Key`.
+pub trait Keyed {
+    fn idempotency_key(&self) -> Option<&str>;
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => {$(
+        impl Keyed for $t {
+            fn idempotency_key(&self) -> Option<&str> {
+                self.idempotency_key.as_deref()
+            }
+        }
+    )*};
+}
+keyed!(
+    carehub_nats::appointment::RequestAppointment,
+    carehub_nats::appointment::BookSlot,
+    carehub_nats::appointment::AcceptOffer
+);
+
 /// What a call ended in, as stored.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -209,28 +209,28 @@ impl AdminService {
 
     /// Runs `run` once per caller and `Idempotency-Key` (see [`crate::idempotency`]); without
     /// a key, simply runs it.
-    async fn idempotent<F, Fut>(
+    async fn idempotent<R, F, Fut>(
         &self,
         p: &Principal,
         operation: &str,
-        key: Option<&str>,
-        request: serde_json::Value,
+        r: R,
         run: F,
     ) -> Result<Appointment, WireError>
     where
-        F: FnOnce() -> Fut,
+        R: idempotency::Keyed + serde::Serialize,
+        F: FnOnce(R) -> Fut,
         Fut: std::future::Future<Output = Result<Appointment, WireError>>,
     {
-        let Some(key) = key else {
-            return run().await;
+        let Some(key) = r.idempotency_key().map(str::to_owned) else {
+            return run(r).await;
         };
         let call = idempotency::Call {
             caller: &p.user_id,
-            key,
+            key: &key,
             operation,
-            request,
+            request: without_key(&r)?,
         };
-        idempotency::once(self.db(), self.core().cfg.idempotency_ttl, call, run).await
+        idempotency::once(self.db(), self.core().cfg.idempotency_ttl, call, || run(r)).await
     }
 
     /// Why an overlap guard refused a confirmed time: the patient's own appointment

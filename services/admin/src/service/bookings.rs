@@ -1,6 +1,6 @@
 //! Instant bookings of a free slot.
 
-use super::{AdminService, active, actor, on_grid, without_key};
+use super::{AdminService, active, actor, on_grid};
 use crate::domain::{parse_time, text};
 use crate::events::{self, view};
 use crate::store::{self, NewAppointment};
@@ -20,12 +20,8 @@ impl AdminService {
         r: BookSlot,
     ) -> Result<Appointment, WireError> {
         let p = active(ctx, Role::Patient)?;
-        let key = r.idempotency_key.clone();
-        let request = without_key(&r)?;
-        self.idempotent(p, "book_slot", key.as_deref(), request, || {
-            self.book_once(p, r)
-        })
-        .await
+        self.idempotent(p, "book_slot", r, |r| self.book_once(p, r))
+            .await
     }
 
     async fn book_once(&self, p: &Principal, r: BookSlot) -> Result<Appointment, WireError> {

@@ -1,6 +1,6 @@
 //! Offers as doctors see them: listing, accepting at a time, declining.
 
-use super::{AdminService, active, actor, not_found, on_grid, without_key};
+use super::{AdminService, active, actor, not_found, on_grid};
 use crate::domain::{fmt_time, parse_time, text};
 use crate::events::{self, view};
 use crate::lifecycle::{self, Action, Party};
@@ -56,12 +56,8 @@ impl AdminService {
         r: AcceptOffer,
     ) -> Result<Appointment, WireError> {
         let p = active(ctx, Role::Doctor)?;
-        let key = r.idempotency_key.clone();
-        let request = without_key(&r)?;
-        self.idempotent(p, "accept_offer", key.as_deref(), request, || {
-            self.accept_once(p, r)
-        })
-        .await
+        self.idempotent(p, "accept_offer", r, |r| self.accept_once(p, r))
+            .await
     }
 
     async fn accept_once(&self, p: &Principal, r: AcceptOffer) -> Result<Appointment, WireError> {

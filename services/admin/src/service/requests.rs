@@ -3,7 +3,7 @@
 
 use super::audit::{audit, record};
 use super::offers::offer_view;
-use super::{AdminService, active, actor, limit, not_found, principal, without_key};
+use super::{AdminService, active, actor, limit, not_found, principal};
 use crate::domain::{Window, text};
 use crate::events::{self, view};
 use crate::lifecycle::{self, Action, Party};
@@ -60,12 +60,8 @@ impl AdminService {
         r: RequestAppointment,
     ) -> Result<Appointment, WireError> {
         let p = active(ctx, Role::Patient)?;
-        let key = r.idempotency_key.clone();
-        let request = without_key(&r)?;
-        self.idempotent(p, "request_appointment", key.as_deref(), request, || {
-            self.request_once(p, r)
-        })
-        .await
+        self.idempotent(p, "request_appointment", r, |r| self.request_once(p, r))
+            .await
     }
 
     async fn request_once(
