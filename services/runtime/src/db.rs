@@ -200,17 +200,20 @@ impl Db {
         match self {
             // PostgreSQL: sqlx holds an advisory lock, so concurrent runners take turns.
             Self::Postgres(pool) => migrator.run(pool).await.context("running migrations"),
-            // SQLite has no such lock: two instances starting together may both try the same
-            // migration, and the loser fails on objects the winner just created. Its
-            // transaction rolled back, so running again sees the winner's work and skips it.
+            // SQLite has no such lock, so instances starting together take turns on an
+            // advisory lock file beside the database (`<file>.migrate.lock`). Instances of an
+            // older build do not take it; for them a lost race rolls back and running again
+            // sees the winner's work and skips it.
             Self::Sqlite(pool) => {
+                let _turn = sqlite_migration_lock(pool).await?;
                 let mut attempt = 0;
                 loop {
                     match migrator.run(pool).await {
                         Ok(()) => return Ok(()),
-                        Err(e) if attempt < 3 => {
+                        Err(e) if attempt < 5 => {
                             attempt += 1;
                             tracing::info!(error = %e, attempt, "migration raced another instance; retrying");
+                            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
                         }
                         Err(e) => return Err(e).context("running migrations"),
                     }
@@ -235,6 +238,33 @@ impl Db {
     pub async fn close(&self) {
         with_db!(self, pool => pool.close().await);
     }
+}
+
+/// Takes the exclusive advisory lock of the SQLite file behind `pool`, waiting for another
+/// process that holds it. Released when the returned file is dropped (or the process exits).
+/// An in-memory database needs no lock.
+async fn sqlite_migration_lock(pool: &SqlitePool) -> anyhow::Result<Option<std::fs::File>> {
+    use anyhow::Context as _;
+    let db = pool.connect_options().get_filename().to_path_buf();
+    if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let mut path = db.into_os_string();
+    path.push(".migrate.lock");
+    let path = std::path::PathBuf::from(path);
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(Some(file))
+    })
+    .await
+    .context("waiting for the migration lock")?
 }
 
 fn schema_name(service: &str) -> String {
