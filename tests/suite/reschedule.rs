@@ -2,7 +2,7 @@
 //! times swap in one step (the database's overlap guard applies to the new time).
 
 use crate::absence::confirmed;
-use crate::appointments::{As, DEADLINE, doctors, events, window_in};
+use crate::appointments::{As, DEADLINE, doctors, events, wait_offered, window_in};
 use crate::both_backends;
 use crate::harness::{Backend, Clinic, error_code};
 use crate::support::wait;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 both_backends!(
     a_patients_move_keeps_the_old_time_until_the_doctor_accepts_a_time_in_the_new_window,
     a_doctor_declining_a_move_keeps_the_old_time,
-    a_proposed_time_swaps_in_when_the_patient_accepts_unless_it_was_taken_meanwhile,
+    a_proposed_time_must_be_free_and_swaps_in_when_the_patient_accepts_unless_taken_meanwhile,
 );
 
 async fn detail(who: &As<'_>, id: &str) -> Value {
@@ -122,11 +122,11 @@ async fn a_doctor_declining_a_move_keeps_the_old_time(b: Backend) {
     assert!(events(&clinic, "rescheduled", &id).await.is_empty());
 }
 
-async fn a_proposed_time_swaps_in_when_the_patient_accepts_unless_it_was_taken_meanwhile(
+async fn a_proposed_time_must_be_free_and_swaps_in_when_the_patient_accepts_unless_taken_meanwhile(
     b: Backend,
 ) {
     let clinic = Clinic::start(b).await;
-    let docs = doctors(&clinic, 1).await;
+    let docs = doctors(&clinic, 2).await;
     let (pat, id, _) = confirmed(&clinic, &docs[0]).await;
     let new_start = window_in(6).start;
     let r = docs[0]
@@ -147,8 +147,8 @@ async fn a_proposed_time_swaps_in_when_the_patient_accepts_unless_it_was_taken_m
     assert_eq!(detail(&pat, &id).await["start"], new_start.as_str());
     one_event(&clinic, "rescheduled", &id).await;
 
-    // A second appointment of the same doctor; the doctor proposes the first one's time, which
-    // is taken: accepting is refused and the old time stays.
+    // A second appointment of the same doctor. The first one's time is taken, so proposing it
+    // is refused and nothing is pending.
     let (pat2, id2, start2) = confirmed(&clinic, &docs[0]).await;
     let r = docs[0]
         .post(
@@ -156,7 +156,29 @@ async fn a_proposed_time_swaps_in_when_the_patient_accepts_unless_it_was_taken_m
             &json!({"start": new_start}),
         )
         .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 409, "propose a taken time");
+    assert_eq!(error_code(r).await, "slot_taken");
+    assert!(detail(&pat2, &id2).await["pending_change"].is_null());
+
+    // A free time is proposed; meanwhile the patient confirms another doctor at that time, so
+    // accepting is refused and the old time stays.
+    let later = window_in(7);
+    let r = docs[0]
+        .post(
+            &format!("/api/appointments/{id2}/propose"),
+            &json!({"start": later.start}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "propose: {}", r.text().await.unwrap());
+    let other = pat2.requested(json!({"doctor": docs[1].id}), &later).await;
+    wait_offered(&docs[1], &other).await;
+    let r = docs[1]
+        .post(
+            &format!("/api/appointments/{other}/accept"),
+            &json!({"start": later.start}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "accept: {}", r.text().await.unwrap());
     let r = pat2
         .post(
             &format!("/api/appointments/{id2}/proposal"),
@@ -164,7 +186,7 @@ async fn a_proposed_time_swaps_in_when_the_patient_accepts_unless_it_was_taken_m
         )
         .await;
     assert_eq!(r.status(), 409);
-    assert_eq!(error_code(r).await, "slot_taken");
+    assert_eq!(error_code(r).await, "patient_busy");
     let a = detail(&pat2, &id2).await;
     assert_eq!(a["start"], start2.as_str(), "the old time stays");
     let r = pat2

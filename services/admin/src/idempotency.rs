@@ -170,16 +170,17 @@ async fn claim(
     now: i64,
     expires_at: i64,
 ) -> Result<bool, StoreError> {
-    let expired =
-        "DELETE FROM idempotent_calls WHERE caller = $1 AND key = $2 AND expires_at <= $3";
-    let insert =
+    // One write: a new row, or a fresh claim over an expired one; nothing when the key is
+    // live (running or done), which the caller then reads.
+    let q =
         "INSERT INTO idempotent_calls (caller, key, request_hash, state, started_at, expires_at)
-                  VALUES ($1, $2, $3, 'running', $4, $5) ON CONFLICT (caller, key) DO NOTHING";
-    let n = with_db!(db, p => {
-        sqlx::query(expired).bind(call.caller).bind(call.key).bind(now).execute(p).await?;
-        sqlx::query(insert).bind(call.caller).bind(call.key).bind(hash).bind(now).bind(expires_at)
-            .execute(p).await?.rows_affected()
-    });
+                  VALUES ($1, $2, $3, 'running', $4, $5)
+             ON CONFLICT (caller, key) DO UPDATE
+                SET request_hash = excluded.request_hash, state = 'running', response = NULL,
+                    started_at = excluded.started_at, expires_at = excluded.expires_at
+              WHERE idempotent_calls.expires_at <= excluded.started_at";
+    let n = with_db!(db, p => sqlx::query(q).bind(call.caller).bind(call.key).bind(hash).bind(now)
+        .bind(expires_at).execute(p).await?.rows_affected());
     Ok(n == 1)
 }
 

@@ -259,10 +259,11 @@ impl AdminService {
         end: i64,
         except: Option<&str>,
     ) -> Result<(), WireError> {
-        if store::patient_busy(self.db(), patient_id, start, end, except).await? {
+        let h = store::holders(self.db(), patient_id, doctor_id, start, end, except).await?;
+        if h.patient {
             return Err(patient_busy());
         }
-        if store::held_by_proposal(self.db(), doctor_id, start, end, except).await? {
+        if h.doctor {
             return Err(slot_taken());
         }
         Ok(())

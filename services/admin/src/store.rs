@@ -33,7 +33,7 @@ pub use offers::{
     due_offers, load, offers_of, pending_offers_for, tried_doctors,
 };
 pub use queries::{
-    care_relation, confirmed_overlapping, held_by_proposal, patient_busy, record_call, taken,
+    care_relation, confirmed_overlapping, holders, patient_busy, record_call, taken,
 };
 pub use requests::{
     NewAppointment, Owner, Routing, StatusChange, appointment, due_expiries, escalate,

@@ -123,21 +123,39 @@ pub async fn patient_busy(
     Ok(n > 0)
 }
 
-/// Whether a time the doctor proposed for a move (still unanswered) overlaps `[start, end)`,
-/// other than on `except`.
+/// Who already holds `[start, end)`, other than the appointment `except` (the one being moved
+/// or swapped): the patient with a confirmed appointment, and the doctor with a confirmed
+/// appointment or a time they proposed for a move that is still unanswered. One read, so a
+/// booking that lost its slot is refused before it writes anything.
 ///
 /// # Errors
 /// On storage failure.
-pub async fn held_by_proposal(
+pub async fn holders(
     db: &Db,
+    patient_id: &str,
     doctor_id: &str,
     start: i64,
     end: i64,
     except: Option<&str>,
-) -> Result<bool, StoreError> {
-    let q = "SELECT COUNT(*) FROM appointments WHERE doctor_id = $1 AND status = 'confirmed'
-               AND change_by = 'doctor' AND change_start < $3 AND $2 < change_end
-               AND ($4 IS NULL OR id <> $4)";
-    let n: i64 = with_db!(db, p => sqlx::query_scalar(q).bind(doctor_id).bind(start).bind(end).bind(except).fetch_one(p).await?);
-    Ok(n > 0)
+) -> Result<Holders, StoreError> {
+    let q = "SELECT
+               (SELECT COUNT(*) FROM appointments WHERE patient_id = $1 AND status = 'confirmed'
+                  AND start_at < $4 AND $3 < end_at AND ($5 IS NULL OR id <> $5)),
+               (SELECT COUNT(*) FROM appointments WHERE doctor_id = $2 AND status = 'confirmed'
+                  AND (start_at < $4 AND $3 < end_at
+                       OR change_by = 'doctor' AND change_start < $4 AND $3 < change_end)
+                  AND ($5 IS NULL OR id <> $5))";
+    let (patient, doctor): (i64, i64) = with_db!(db, p => sqlx::query_as(q)
+        .bind(patient_id).bind(doctor_id).bind(start).bind(end).bind(except).fetch_one(p).await?);
+    Ok(Holders {
+        patient: patient > 0,
+        doctor: doctor > 0,
+    })
+}
+
+/// The answer of [`holders`].
+#[derive(Debug, Clone, Copy)]
+pub struct Holders {
+    pub patient: bool,
+    pub doctor: bool,
 }
