@@ -5,6 +5,12 @@ use carehub::system::{Component, System};
 use carehub_runtime::{CommonConfig, Env};
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: the services allocate many small, short-lived
+/// buffers across threads (JSON, NATS messages, SQL rows), where glibc's arenas spend a visible
+/// share of the CPU (docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "carehub",

@@ -381,9 +381,26 @@ impl DoctorService {
         let caller = principal(ctx)?;
         let from = domain::instant("from", &r.from)?;
         let to = domain::instant("to", &r.to)?;
-        let d = self
-            .approved_doctor(&r.doctor_id, from.timestamp_millis())
-            .await?;
+        // A bad window is refused before asking anyone.
+        if to <= from {
+            return Err(domain::schedule_error(&ScheduleError::EmptyWindow));
+        }
+        if to - from > chrono::Duration::days(carehub_schedule::MAX_WINDOW_DAYS) {
+            return Err(domain::schedule_error(&ScheduleError::WindowTooLong));
+        }
+        // The doctor's hours (ours) and what is taken (the admin service's), read together.
+        let ask = TakenTimes {
+            doctor_id: r.doctor_id.clone(),
+            from_ms: from.timestamp_millis(),
+            to_ms: to.timestamp_millis(),
+            patient_id: (caller.role == Role::Patient).then(|| caller.user_id.clone()),
+        };
+        let (d, taken) = tokio::join!(
+            self.approved_doctor(&r.doctor_id, from.timestamp_millis()),
+            self.inner.bus.request(ctx, &ask)
+        );
+        let d = d?;
+        let taken = taken.map_err(|e| e.to_wire())?.taken;
         let time_off = d
             .time_off
             .iter()
@@ -400,26 +417,6 @@ impl DoctorService {
             slot_minutes_of(&d.row),
         )
         .map_err(|_| corrupt(&d.row.id, "availability"))?;
-        // A bad window is refused before asking anyone.
-        if to <= from {
-            return Err(domain::schedule_error(&ScheduleError::EmptyWindow));
-        }
-        if to - from > chrono::Duration::days(carehub_schedule::MAX_WINDOW_DAYS) {
-            return Err(domain::schedule_error(&ScheduleError::WindowTooLong));
-        }
-        let ask = TakenTimes {
-            doctor_id: d.row.id.clone(),
-            from_ms: from.timestamp_millis(),
-            to_ms: to.timestamp_millis(),
-            patient_id: (caller.role == Role::Patient).then(|| caller.user_id.clone()),
-        };
-        let taken = self
-            .inner
-            .bus
-            .request(ctx, &ask)
-            .await
-            .map_err(|e| e.to_wire())?
-            .taken;
         let busy: Vec<_> = taken
             .iter()
             .filter_map(|&(s, e)| {

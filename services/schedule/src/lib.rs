@@ -150,6 +150,31 @@ pub struct Availability {
     slot_minutes: u32,
 }
 
+/// `intervals` sorted by start with overlapping or touching ones joined, so that a slot is
+/// checked against them by binary search.
+fn merged(intervals: &[(DateTime<Utc>, DateTime<Utc>)]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut v: Vec<_> = intervals.iter().copied().filter(|(s, e)| s < e).collect();
+    v.sort_unstable();
+    let mut out: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// Whether `[start, end)` overlaps one of `merged` (disjoint, sorted; see [`merged`]).
+fn overlaps_any(
+    merged: &[(DateTime<Utc>, DateTime<Utc>)],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> bool {
+    let i = merged.partition_point(|&(_, e)| e <= start);
+    merged.get(i).is_some_and(|&(s, _)| s < end)
+}
+
 /// Whether `[a0, a1)` and `[b0, b1)` share any instant.
 fn overlaps<T: PartialOrd + Copy>(a0: T, a1: T, b0: T, b1: T) -> bool {
     a0 < b1 && b0 < a1
@@ -293,6 +318,7 @@ impl Availability {
             return Err(ScheduleError::WindowTooLong);
         }
         let len = Duration::minutes(i64::from(self.slot_minutes));
+        let busy = merged(busy);
         let mut slots = Vec::new();
         for (range_start, range_end) in self.working_intervals(from, to) {
             let mut start = range_start;
@@ -301,7 +327,7 @@ impl Availability {
                 if start >= from
                     && end <= to
                     && !self.in_time_off(start, end)
-                    && !busy.iter().any(|&(b0, b1)| overlaps(start, end, b0, b1))
+                    && !overlaps_any(&busy, start, end)
                 {
                     slots.push(Slot { start, end });
                 }
@@ -646,5 +672,32 @@ mod tests {
         // Before working hours; and an empty interval.
         assert!(!a.covers(utc("2026-03-30T06:00:00Z"), utc("2026-03-30T07:30:00Z")));
         assert!(!a.covers(utc("2026-03-30T07:00:00Z"), utc("2026-03-30T07:00:00Z")));
+    }
+    #[test]
+    fn busy_intervals_are_checked_like_a_scan_of_every_one() {
+        let base = utc("2026-03-02T00:00:00Z");
+        let m = |x: i64| base + Duration::minutes(x);
+        // Nested, overlapping, touching, empty and reversed intervals, unsorted.
+        let busy = [
+            (m(100), m(130)),
+            (m(0), m(15)),
+            (m(120), m(125)),
+            (m(15), m(30)),
+            (m(200), m(200)),
+            (m(310), m(300)),
+            (m(55), m(65)),
+            (m(125), m(180)),
+        ];
+        let merged = merged(&busy);
+        for s in (0..330).step_by(5) {
+            for len in [5, 15, 30] {
+                let (a, b) = (m(s), m(s + len));
+                let scan = busy
+                    .iter()
+                    .any(|&(b0, b1)| b0 < b1 && overlaps(a, b, b0, b1));
+                assert_eq!(overlaps_any(&merged, a, b), scan, "[{s}, {})", s + len);
+            }
+        }
+        assert_eq!(merged.len(), 3, "{merged:?}");
     }
 }
