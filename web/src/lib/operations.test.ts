@@ -1,14 +1,15 @@
 // Every operation of the OpenAPI document has its row in web/README.md ("Every operation has a
 // place"): method, path, roles, screen, browser test. A row that says "API only" gives a reason.
 
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import readme from '../../README.md?raw';
+import openapi from '../../openapi.json?raw';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
 /** `METHOD /path` of every operation in the committed document. */
 function documented(): string[] {
-  const doc = JSON.parse(readFileSync(new URL('../../openapi.json', import.meta.url), 'utf8')) as {
+  const doc = JSON.parse(openapi) as {
     paths: Record<string, Partial<Record<(typeof METHODS)[number], unknown>>>;
   };
   return Object.entries(doc.paths).flatMap(([path, item]) => METHODS.filter((m) => item[m]).map((m) => `${m.toUpperCase()} ${path}`));
@@ -23,7 +24,6 @@ interface Row {
 
 /** The rows of the README's table of operations. */
 function rows(): Row[] {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   const section = readme.split('## Every operation has a place')[1]?.split('\n## ')[0] ?? '';
   return section
     .split('\n')
