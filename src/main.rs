@@ -57,6 +57,9 @@ enum Command {
         /// A directory that does not exist yet (or is empty).
         dest: std::path::PathBuf,
     },
+    /// Print the gateway's OpenAPI document (the one served at /api/openapi.json) without
+    /// starting anything; `npm run gen` in web/ generates the client's types from it.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +99,9 @@ fn parse_role(s: &str) -> Result<carehub_nats::Role, String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Openapi) {
+        return print_openapi();
+    }
     let env = Env::from_process();
     let common = CommonConfig::from_env(&env)?;
     // `ops` prints tables and JSON on stdout for scripts; log lines would mix in.
@@ -169,12 +175,20 @@ async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result
         Command::Ops {
             command: OpsCommand::Status(args),
         } => carehub::ops::status(&env, &args).await,
+        Command::Openapi => print_openapi(),
         Command::Backup { dest } => {
             let manifest = carehub::backup::run(&env, &dest).await?;
             carehub::backup::print(&manifest, &dest);
             Ok(())
         }
     }
+}
+
+/// Prints the OpenAPI document, indented so a committed copy diffs line by line.
+fn print_openapi() -> anyhow::Result<()> {
+    let doc = carehub_gateway::openapi::to_json().context("serialising the OpenAPI document")?;
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
 }
 
 async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<()> {

@@ -60,6 +60,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The document as JSON: what `/api/openapi.json` serves and `carehub openapi` prints (the
+/// web client's types are generated from it).
+///
+/// # Errors
+/// When the document cannot be serialised (a bug).
+pub fn to_json() -> serde_json::Result<serde_json::Value> {
+    serde_json::to_value(openapi())
+}
+
 /// Adds the error responses that follow from an operation's shape: any `/api` call can be rate
 /// limited or find a service down or slow; a body can be malformed, too large, of the wrong type
 /// or invalid; parameters can be malformed; a bearer token can be missing or bad.
@@ -200,6 +209,15 @@ mod tests {
             );
         }
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        // Operation ids are unique (OpenAPI requires it; the client's generator refuses repeats).
+        let mut ids = std::collections::BTreeSet::new();
+        for item in paths.values() {
+            for op in item.as_object().unwrap().values() {
+                if let Some(id) = op["operationId"].as_str() {
+                    assert!(ids.insert(id), "operationId {id} repeats");
+                }
+            }
+        }
         // Every reference resolves (schemathesis skips what it cannot resolve).
         let text = doc.to_string();
         for name in text.split("#/components/schemas/").skip(1) {

@@ -1,7 +1,7 @@
 //! The `carehub` command itself: `up --demo` on a machine where no NATS server runs yet (it
-//! starts one with carehub's NATS users and generated passwords).
+//! starts one with carehub's NATS users and generated passwords), and `openapi`.
 
-use crate::harness::client;
+use crate::harness::{Backend, Clinic, client};
 use crate::support::{net::free_port, wait};
 use serde_json::json;
 use std::io::{BufRead as _, BufReader};
@@ -16,6 +16,34 @@ fn carehub(dir: &std::path::Path, nats_port: u16, http_port: u16) -> Command {
         .env("CAREHUB_NATS_URL", format!("nats://127.0.0.1:{nats_port}"))
         .env("CAREHUB_GATEWAY_ADDR", format!("127.0.0.1:{http_port}"));
     cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_prints_the_served_document_without_configuration_or_services() {
+    let clinic = Clinic::start(Backend::Sqlite).await;
+    let served: serde_json::Value = clinic
+        .http
+        .get(clinic.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // No variables, no NATS, no data directory: the command needs none of them.
+    let out = Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .env_clear()
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, served);
+    assert!(printed["paths"]["/api/patients/me/profile"]["put"].is_object());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

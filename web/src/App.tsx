@@ -1,7 +1,7 @@
 import { BrowserRouter, Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from 'react-router-dom';
 import { api } from './lib/api';
 import { viewerZone } from './lib/time';
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { Loading, SessionProvider, useFrames, useSession } from './lib/ui';
 import { ForgotPassword, Login, ResetPassword, Signup } from './pages/Auth';
 import { DoctorProfile } from './pages/DoctorProfile';
@@ -20,8 +20,9 @@ function Header() {
   const { pathname } = useLocation();
   const [ring, setRing] = useState<string | null>(null);
   // On a phone the links sit behind a menu button; following one closes the menu.
-  const [open, setOpen] = useState(false);
-  useEffect(() => setOpen(false), [pathname]);
+  // Open on the page where it was opened: moving to another page closes it.
+  const [openOn, setOpenOn] = useState<string | null>(null);
+  const open = openOn === pathname;
   useFrames(['call_ring'], (f) => setRing(f.appointment_id));
   useFrames(['call_cancel', 'call_hangup', 'call_accept'], () => setRing(null));
   if (!user) return null;
@@ -70,7 +71,7 @@ function Header() {
             </span>
           )}
         </Link>
-        <button type="button" className="menu-toggle secondary" aria-expanded={open} aria-controls="header-menu" onClick={() => setOpen(!open)}>
+        <button type="button" className="menu-toggle secondary" aria-expanded={open} aria-controls="header-menu" onClick={() => setOpenOn(open ? null : pathname)}>
           Menu
         </button>
       </div>

@@ -13,12 +13,12 @@ pub struct Docs {
 }
 
 impl Docs {
-    /// Renders both from [`crate::openapi::openapi`].
+    /// Renders both from [`crate::openapi::to_json`].
     ///
     /// # Errors
     /// When the document cannot be serialised (a bug).
     pub fn build() -> anyhow::Result<Self> {
-        let value = serde_json::to_value(crate::openapi::openapi())?;
+        let value = crate::openapi::to_json()?;
         Ok(Self {
             html: crate::openapi::html::render(&value),
             json: serde_json::to_string(&value)?,

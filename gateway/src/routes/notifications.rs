@@ -29,6 +29,7 @@ pub struct ListQuery {
 
 /// The caller's notifications, newest first.
 #[utoipa::path(get, path = "/api/notifications", tag = "notifications", security(("bearer" = [])),
+    operation_id = "list_notifications",
     params(ListQuery),
     responses((status = 200, description = "A page of notifications", body = NotificationPage),
         (status = 422, description = "`limit` outside 1..=100", body = ErrorBody)))]

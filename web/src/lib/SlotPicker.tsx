@@ -20,8 +20,8 @@ export function useLiveSlots(doctorId: string | null | undefined, from: string, 
   const { data, error, loading, reload } = useLoad(
     () =>
       doctorId
-        ? api.get<{ slots: Slot[] }>(`/api/doctors/${encodeURIComponent(doctorId)}/slots?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`)
-        : Promise.resolve({ slots: [] }),
+        ? api.call((h) => h.GET('/api/doctors/{id}/slots', { params: { path: { id: doctorId }, query: { from, to } } }))
+        : Promise.resolve({ slots: [] as Slot[] }),
     [doctorId, from, to],
   );
   useEffect(() => {
@@ -52,14 +52,15 @@ export function useSlotChoice(slots: Slot[] | null) {
   const [chosen, setChosen] = useState<Slot | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [held, hold] = useState(false);
-  useEffect(() => {
+  // Only fresh slots (or a released hold) can take a choice away; a new choice is in them.
+  const [seen, setSeen] = useState({ slots, held });
+  if (seen.slots !== slots || seen.held !== held) {
+    setSeen({ slots, held });
     if (!held && chosen && slots && !hasSlot(slots, chosen.start)) {
       setChosen(null);
       setNotice(TAKEN_NOTICE);
     }
-    // Only fresh slots (or a released hold) can take a choice away; a new choice is in them.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [slots, held]);
+  }
   const choose = useCallback((s: Slot) => {
     setChosen(s);
     setNotice(null);

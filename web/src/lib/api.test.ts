@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { Api, ApiError, SESSION_HINT_KEY } from './api';
+import { Api, ApiError, SESSION_HINT_KEY, type ApiOptions } from './api';
+
+/** Requests go to this origin (node's `Request` needs an absolute URL). */
+const base = 'http://clinic.test';
+const me = (api: Api) => api.call((h) => h.GET('/api/me'));
 
 interface Call {
   path: string;
@@ -20,9 +24,10 @@ function server(opts: { refreshOk: boolean; delayRefresh?: Promise<void> }) {
   const calls: Call[] = [];
   let current = 't0';
   let n = 0;
-  const fetch = async (path: string, init?: RequestInit) => {
-    const headers = (init?.headers ?? {}) as Record<string, string>;
-    calls.push({ path, method: init?.method ?? 'GET', auth: headers.authorization ?? null });
+  const fetch = async (req: Request) => {
+    const path = new URL(req.url).pathname;
+    const auth = req.headers.get('authorization');
+    calls.push({ path, method: req.method, auth });
     if (path === '/api/auth/login') return json(200, session(current));
     if (path === '/api/auth/refresh') {
       await opts.delayRefresh;
@@ -30,8 +35,8 @@ function server(opts: { refreshOk: boolean; delayRefresh?: Promise<void> }) {
       current = `t${++n}`;
       return json(200, session(current));
     }
-    if (headers.authorization !== `Bearer ${current}`) return json(401, { error: { code: 'unauthorized', message: 'expired' } });
-    return json(200, { ok: true, token: current });
+    if (auth !== `Bearer ${current}`) return json(401, { error: { code: 'unauthorized', message: 'expired' } });
+    return json(200, { id: current });
   };
   return {
     calls,
@@ -42,7 +47,7 @@ function server(opts: { refreshOk: boolean; delayRefresh?: Promise<void> }) {
   };
 }
 
-const noTimers = { setTimer: () => 0, clearTimer: () => {} };
+const noTimers: ApiOptions = { base, setTimer: () => 0, clearTimer: () => {} };
 
 describe('Api token handling', () => {
   it('keeps the access token in memory and sends it as a bearer token', async () => {
@@ -50,7 +55,7 @@ describe('Api token handling', () => {
     const api = new Api({ fetch: s.fetch, ...noTimers });
     await api.login('a@b.c', 'secret-password');
     expect(api.accessToken()).toBe('t0');
-    await api.get('/api/me');
+    await me(api);
     expect(s.calls.at(-1)?.auth).toBe('Bearer t0');
   });
 
@@ -60,8 +65,8 @@ describe('Api token handling', () => {
     await api.login('a@b.c', 'secret-password');
     s.expire();
     // The server no longer accepts t0; a refresh gives t1 and the retry carries it.
-    const r = await api.get<{ token: string }>('/api/me');
-    expect(r.token).toBe('t1');
+    const r = await me(api);
+    expect(r.id).toBe('t1');
     expect(s.calls.map((c) => c.path)).toEqual(['/api/auth/login', '/api/me', '/api/auth/refresh', '/api/me']);
   });
 
@@ -82,8 +87,8 @@ describe('Api token handling', () => {
     const s = server({ refreshOk: true });
     const api = new Api({ fetch: s.fetch, ...noTimers });
     // No token in memory (a fresh page): the first request refreshes first.
-    const r = await api.get<{ token: string }>('/api/me');
-    expect(r.token).toBe('t1');
+    const r = await me(api);
+    expect(r.id).toBe('t1');
     expect(s.calls[0].path).toBe('/api/auth/refresh');
   });
 
@@ -94,7 +99,7 @@ describe('Api token handling', () => {
     const seen: (string | null)[] = [];
     api.onUser((u) => seen.push(u?.id ?? null));
     s.expire();
-    await expect(api.get('/api/me')).rejects.toMatchObject({ status: 401 });
+    await expect(me(api)).rejects.toMatchObject({ status: 401 });
     expect(api.accessToken()).toBeNull();
     expect(api.currentUser).toBeNull();
     expect(seen).toEqual([null]);
@@ -103,7 +108,7 @@ describe('Api token handling', () => {
   it('renews in the background before the token expires', async () => {
     const s = server({ refreshOk: true });
     const timers: { fn: () => void; ms: number }[] = [];
-    const api = new Api({ fetch: s.fetch, renewBefore: 60, setTimer: (fn, ms) => timers.push({ fn, ms }), clearTimer: () => {} });
+    const api = new Api({ base, fetch: s.fetch, renewBefore: 60, setTimer: (fn, ms) => timers.push({ fn, ms }), clearTimer: () => {} });
     await api.login('a@b.c', 'secret-password');
     expect(timers[0].ms).toBe((900 - 60) * 1000);
     timers[0].fn();
@@ -122,27 +127,43 @@ describe('Api token handling', () => {
     expect(e).toMatchObject({ status: 422, code: 'validation_failed', message: 'reason: 1 to 1000 characters', requestId: 'r1' });
   });
 
+  it('keeps the request id of an error answer without a JSON body', async () => {
+    const api = new Api({
+      fetch: async () => new Response('bad gateway', { status: 502, statusText: 'Bad Gateway', headers: { 'x-request-id': 'r9' } }),
+      ...noTimers,
+    });
+    const e = await api.login('a', 'b').catch((x) => x);
+    expect(e).toMatchObject({ status: 502, code: 'http_502', requestId: 'r9' });
+  });
+
+  it('turns a failed fetch into a network error', async () => {
+    const api = new Api({ fetch: async () => Promise.reject(new TypeError('offline')), ...noTimers });
+    const e = await api.login('a', 'b').catch((x) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e).toMatchObject({ status: 0, code: 'network' });
+  });
+
   it('sends the ETag it read back as If-Match, exactly, and reads the new one', async () => {
-    const seen: Record<string, string>[] = [];
+    const seen: (string | null)[] = [];
     let version = 3;
-    const fetch = async (path: string, init?: RequestInit) => {
-      const headers = (init?.headers ?? {}) as Record<string, string>;
-      seen.push(headers);
-      if (path === '/api/auth/login') return json(200, session('t0'));
-      if (init?.method === 'PUT') {
-        if (headers['if-match'] !== `"${version}"`) return json(412, { error: { code: 'precondition_failed', message: 'stale' } });
+    const fetch = async (req: Request) => {
+      seen.push(req.headers.get('if-match'));
+      if (new URL(req.url).pathname === '/api/auth/login') return json(200, session('t0'));
+      if (req.method === 'PUT') {
+        if (req.headers.get('if-match') !== `"${version}"`) return json(412, { error: { code: 'precondition_failed', message: 'stale' } });
         version += 1;
       }
       return new Response(JSON.stringify({ version }), { status: 200, headers: { etag: `"${version}"` } });
     };
     const api = new Api({ fetch, ...noTimers, hints: null });
     await api.login('a@b.c', 'secret-password');
-    const read = await api.getVersioned<{ version: number }>('/api/patients/me/profile');
+    const read = await api.callVersioned((h) => h.GET('/api/patients/me/profile'));
     expect(read.etag).toBe('"3"');
-    const saved = await api.putVersioned('/api/patients/me/profile', {}, read.etag);
-    expect(seen.at(-1)?.['if-match']).toBe('"3"');
+    const put = (etag: string) => api.callVersioned((h) => h.PUT('/api/patients/me/profile', { body: {}, params: { header: { 'If-Match': etag } } }));
+    const saved = await put(read.etag);
+    expect(seen.at(-1)).toBe('"3"');
     expect(saved.etag).toBe('"4"');
-    const stale = await api.putVersioned('/api/patients/me/profile', {}, read.etag).catch((x) => x);
+    const stale = await put(read.etag).catch((x) => x);
     expect(stale).toMatchObject({ status: 412, code: 'precondition_failed' });
   });
 });

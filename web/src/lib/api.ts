@@ -6,22 +6,34 @@
 // cleared on sign-out and when a refresh is refused. Without it a load makes no refresh call
 // (which would only fail with a 401 for a signed-out visitor).
 
-export type Role = 'patient' | 'doctor' | 'admin';
+import createClient, { type Client } from 'openapi-fetch';
+import type { components, paths } from './api.gen';
 
-export interface User {
-  id: string;
-  email: string;
-  display_name: string;
-  role: Role;
-  status: 'active' | 'pending' | 'rejected' | 'disabled';
-  created_at: string;
-}
+/** A schema of the OpenAPI document, by name: `Schema<'Appointment'>`. */
+export type Schema<N extends keyof components['schemas']> = components['schemas'][N];
+export type User = Schema<'User'>;
+type UserQuery = NonNullable<paths['/api/admin/users']['get']['parameters']['query']>;
+/** A role (the document spells `User.role` as a string; the admin filter lists the values). */
+export type Role = NonNullable<UserQuery['role']>;
+/** An account's status, as the admin filter lists them. */
+export type UserStatus = NonNullable<UserQuery['status']>;
+export type Session = Schema<'Session'>;
 
-export interface Session {
-  access_token: string;
-  expires_in: number;
-  user: User;
-}
+/** The JSON body an operation takes: `Body<'/api/appointments', 'post'>`. */
+export type Body<P extends keyof paths, M extends 'post' | 'put'> = NonNullable<paths[P][M]>['requestBody'] extends
+  | { content: { 'application/json': infer B } }
+  | undefined
+  ? B
+  : never;
+
+/** The typed client of the API's paths (openapi-fetch over the generated types). */
+export type Http = Client<paths>;
+
+/**
+ * One call through the typed client, as `(http) => http.GET('/api/me')`: the path, its
+ * parameters, headers and body are checked against the OpenAPI document by `tsc`.
+ */
+export type Send<T> = (http: Http) => Promise<{ data?: T; error?: unknown; response: Response }>;
 
 /** An error answer of the API (`{"error":{"code","message","request_id"}}`) or a network failure. */
 export class ApiError extends Error {
@@ -36,7 +48,7 @@ export class ApiError extends Error {
   }
 }
 
-type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
+type FetchFn = (request: Request) => Promise<Response>;
 
 /** Where the "a session may exist" hint lives; its value is only ever `1`. */
 export const SESSION_HINT_KEY = 'carehub.session';
@@ -64,6 +76,7 @@ export interface Versioned<T> {
 
 export interface ApiOptions {
   fetch?: FetchFn;
+  /** The origin of the API (default: the page's own). */
   base?: string;
   /** Seconds before expiry at which the token is renewed in the background. */
   renewBefore?: number;
@@ -79,16 +92,32 @@ export class Api {
   private refreshing: Promise<boolean> | null = null;
   private timer: unknown = null;
   private listeners = new Set<(u: User | null) => void>();
-  private readonly fetchFn: FetchFn;
-  private readonly base: string;
+  /** Calls that carry the access token (added as each request leaves). */
+  private readonly http: Http;
+  /** Calls that must not carry it: sign-in, sign-up, refresh, password reset. */
+  private readonly anon: Http;
   private readonly renewBefore: number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (t: unknown) => void;
   private readonly hints: HintStore | null;
 
   constructor(opts: ApiOptions = {}) {
-    this.fetchFn = opts.fetch ?? ((i, init) => fetch(i, init));
-    this.base = opts.base ?? '';
+    const fetchFn = opts.fetch ?? ((r: Request) => fetch(r));
+    const client = () =>
+      createClient<paths>({
+        baseUrl: opts.base ?? '',
+        fetch: fetchFn,
+        credentials: 'same-origin',
+        headers: { accept: 'application/json' },
+      });
+    this.anon = client();
+    this.http = client();
+    this.http.use({
+      onRequest: ({ request }) => {
+        if (this.token) request.headers.set('authorization', `Bearer ${this.token}`);
+        return request;
+      },
+    });
     this.renewBefore = opts.renewBefore ?? 60;
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>));
@@ -145,28 +174,31 @@ export class Api {
   }
 
   async login(email: string, password: string): Promise<User> {
-    const s = await this.raw<Session>('POST', '/api/auth/login', { email, password });
-    this.setSession(s);
-    return s.user;
+    const s = await this.send(this.anon, (h) => h.POST('/api/auth/login', { body: { email, password } }));
+    this.setSession(s.data);
+    return s.data.user;
   }
 
-  async register(email: string, password: string, displayName: string, role: 'patient' | 'doctor') {
-    return this.raw('POST', '/api/auth/register', { email, password, display_name: displayName, role });
+  async register(email: string, password: string, displayName: string, role: Schema<'SignupRole'>) {
+    return (await this.send(this.anon, (h) => h.POST('/api/auth/register', { body: { email, password, display_name: displayName, role } }))).data;
   }
 
   /** Asks for a reset mail; the answer is the same whether or not the email is known. */
   async requestPasswordReset(email: string): Promise<void> {
-    await this.raw('POST', '/api/auth/password/reset-request', { email });
+    await this.send(this.anon, (h) => h.POST('/api/auth/password/reset-request', { body: { email } }));
   }
 
   /** Sets a new password with the token from the reset mail (single use). */
   async confirmPasswordReset(token: string, newPassword: string): Promise<void> {
-    await this.raw('POST', '/api/auth/password/reset-confirm', { token, new_password: newPassword });
+    await this.send(this.anon, (h) => h.POST('/api/auth/password/reset-confirm', { body: { token, new_password: newPassword } }));
   }
 
   async logout(): Promise<void> {
+    const token = this.token;
     try {
-      await this.raw('POST', '/api/auth/logout', {}, this.token);
+      await this.send(this.anon, (h) =>
+        h.POST('/api/auth/logout', { body: {}, headers: token ? { authorization: `Bearer ${token}` } : {} }),
+      );
     } catch {
       // The session ends locally whatever the server says.
     }
@@ -183,8 +215,8 @@ export class Api {
     if (!this.refreshing) {
       this.refreshing = (async () => {
         try {
-          const s = await this.raw<Session>('POST', '/api/auth/refresh', {});
-          this.setSession(s);
+          const s = await this.send(this.anon, (h) => h.POST('/api/auth/refresh', { body: {} }));
+          this.setSession(s.data);
           return true;
         } catch (e) {
           // A refused refresh ends the session; a network failure keeps the hint for next time.
@@ -206,96 +238,51 @@ export class Api {
     return (await this.refresh()) ? this.token : null;
   }
 
-  async get<T>(path: string): Promise<T> {
-    return this.request<T>('GET', path);
-  }
-  async post<T>(path: string, body: unknown = {}, headers: Record<string, string> = {}): Promise<T> {
-    return this.request<T>('POST', path, body, headers);
-  }
-  async put<T>(path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
-    return this.request<T>('PUT', path, body, headers);
-  }
-  async del<T>(path: string): Promise<T> {
-    return this.request<T>('DELETE', path);
-  }
-
-  /** A GET that also gives the body's `ETag`, to send back as `If-Match` on an update. */
-  async getVersioned<T>(path: string): Promise<Versioned<T>> {
-    const res = await this.requestFull<T>('GET', path);
-    return { data: res.data, etag: etagOf(res.headers, res.data) };
+  /**
+   * An authenticated call, resolving to the answer's body: `api.call((h) => h.GET('/api/me'))`.
+   * A 401 renews the token once and retries; an error answer throws an [`ApiError`].
+   */
+  async call<T>(send: Send<T>): Promise<T> {
+    return (await this.callFull(send)).data;
   }
 
   /**
-   * A PUT that applies only if the resource is still at `etag` (sent as `If-Match`, exactly as
-   * it was read: never `*`). A stale `etag` fails with `precondition_failed` and changes nothing.
+   * A call whose answer is versioned: the body with its `ETag`. Send the ETag back exactly as
+   * read (never `*`) in the update's `If-Match`; a stale one fails with `precondition_failed`
+   * and changes nothing.
    */
-  async putVersioned<T>(path: string, body: unknown, etag: string): Promise<Versioned<T>> {
-    const res = await this.requestFull<T>('PUT', path, body, { 'if-match': etag });
-    return { data: res.data, etag: etagOf(res.headers, res.data) };
+  async callVersioned<T>(send: Send<T>): Promise<Versioned<T>> {
+    const res = await this.callFull(send);
+    return { data: res.data, etag: etagOf(res.response.headers, res.data) };
   }
 
-  /** An authenticated request; a 401 renews the token once and retries. */
-  async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-    return (await this.requestFull<T>(method, path, body, headers)).data;
-  }
-
-  private async requestFull<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ data: T; headers: Headers }> {
+  private async callFull<T>(send: Send<T>): Promise<{ data: T; response: Response }> {
     if (!this.token && !(await this.refresh())) {
       throw new ApiError(401, 'unauthorized', 'Your session has ended; please sign in again.');
     }
+    // The middleware reads the token synchronously as the request leaves: this one.
     const sent = this.token;
     try {
-      return await this.rawFull<T>(method, path, body, sent, headers);
+      return await this.send(this.http, send);
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 401) throw e;
       // Another call may have renewed the token meanwhile.
       if (this.token === sent && !(await this.refresh())) throw e;
-      return this.rawFull<T>(method, path, body, this.token, headers);
+      return this.send(this.http, send);
     }
   }
 
-  private async raw<T>(
-    method: string,
-    path: string,
-    body?: unknown,
-    token?: string | null,
-    extra: Record<string, string> = {},
-  ): Promise<T> {
-    return (await this.rawFull<T>(method, path, body, token, extra)).data;
-  }
-
-  private async rawFull<T>(
-    method: string,
-    path: string,
-    body?: unknown,
-    token?: string | null,
-    extra: Record<string, string> = {},
-  ): Promise<{ data: T; headers: Headers }> {
-    const headers: Record<string, string> = { accept: 'application/json', ...extra };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (token) headers.authorization = `Bearer ${token}`;
-    let res: Response;
+  /** Runs one call; an error answer or a network failure becomes an [`ApiError`]. */
+  private async send<T>(http: Http, send: Send<T>): Promise<{ data: T; response: Response }> {
+    let r: Awaited<ReturnType<Send<T>>>;
     try {
-      res = await this.fetchFn(this.base + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: 'same-origin',
-      });
+      r = await send(http);
     } catch {
       throw new ApiError(0, 'network', 'The server cannot be reached. Check your connection and try again.');
     }
-    const text = await res.text();
-    let json: unknown = null;
-    if (text) {
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = null;
-      }
-    }
+    const res = r.response;
     if (!res.ok) {
-      const err = (json as { error?: { code?: string; message?: string; request_id?: string } } | null)?.error;
+      const err = (r.error as Partial<Schema<'ErrorBody'>> | undefined)?.error;
       throw new ApiError(
         res.status,
         err?.code ?? 'http_' + res.status,
@@ -303,7 +290,7 @@ export class Api {
         err?.request_id ?? res.headers.get('x-request-id') ?? undefined,
       );
     }
-    return { data: json as T, headers: res.headers };
+    return { data: r.data as T, response: res };
   }
 }
 

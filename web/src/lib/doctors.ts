@@ -1,15 +1,28 @@
-// The doctor's own profile (`/api/doctors/me/profile`): specialties and bio, as the directory
-// shows them. Versioned by `expected_version` in the body.
+// Doctors (`/api/doctors/...`): the directory and a doctor's public page, and a doctor's own
+// profile (specialties and bio, as the directory shows them), weekly hours and time off. The
+// doctor's own data is versioned by `expected_version` in the body.
 
-import { api } from './api';
+import { api, type Body, type Schema } from './api';
 
-export interface DoctorProfile {
-  id: string;
-  display_name: string;
-  specialties: string[];
-  bio: string;
-  approved: boolean;
-  version: number;
+export type DoctorProfile = Schema<'DoctorProfile'>;
+export type AvailabilityView = Schema<'AvailabilityView'>;
+export type WeeklyHours = Schema<'WeeklyHours'>;
+export type Weekday = Schema<'Weekday'>;
+/** An IANA time zone the API accepts (the document lists them). */
+export type TimeZone = Schema<'ReplaceAvailability'>['time_zone'];
+
+// A record over the generated enum, so a day added to or dropped from the API fails `tsc`.
+const WEEKDAY_ORDER: Record<Weekday, number> = { monday: 0, tuesday: 1, wednesday: 2, thursday: 3, friday: 4, saturday: 5, sunday: 6 };
+
+/** The days of the week, Monday first, as the API spells them. */
+export const WEEKDAYS = (Object.keys(WEEKDAY_ORDER) as Weekday[]).sort((a, b) => WEEKDAY_ORDER[a] - WEEKDAY_ORDER[b]);
+
+/**
+ * A time zone typed by a person. The API's list of zones is not in the bundle, so it is taken as
+ * given: the service refuses an unknown zone with `validation_failed`, which the form words.
+ */
+export function asTimeZone(typed: string): TimeZone {
+  return typed.trim() as TimeZone;
 }
 
 export const MAX_SPECIALTIES = 10;
@@ -43,8 +56,17 @@ export function specialtiesText(slugs: string[]): string {
 }
 
 export const doctors = {
-  myProfile: () => api.get<DoctorProfile>('/api/doctors/me/profile'),
+  /** The directory: approved doctors by name (`q`) or specialty. */
+  search: (query: { specialty?: string; q?: string; limit?: number } = {}) =>
+    api.call((h) => h.GET('/api/doctors', { params: { query } })),
+  /** A doctor's public page. */
+  get: (id: string) => api.call((h) => h.GET('/api/doctors/{id}', { params: { path: { id } } })),
+  availability: (): Promise<AvailabilityView> => api.call((h) => h.GET('/api/doctors/me/availability')),
+  saveAvailability: (body: Schema<'ReplaceAvailability'>) => api.call((h) => h.PUT('/api/doctors/me/availability', { body })),
+  addTimeOff: (body: Body<'/api/doctors/me/time-off', 'post'>) => api.call((h) => h.POST('/api/doctors/me/time-off', { body })),
+  removeTimeOff: (id: string) => api.call((h) => h.DELETE('/api/doctors/me/time-off/{id}', { params: { path: { id } } })),
+  myProfile: (): Promise<DoctorProfile> => api.call((h) => h.GET('/api/doctors/me/profile')),
   /** Replaces specialties and bio if the doctor is still at `version` (else `conflict`). */
   saveMyProfile: (specialties: string[], bio: string, version: number) =>
-    api.put<DoctorProfile>('/api/doctors/me/profile', { specialties, bio, expected_version: version }),
+    api.call((h) => h.PUT('/api/doctors/me/profile', { body: { specialties, bio, expected_version: version } satisfies Schema<'UpdateProfile'> })),
 };

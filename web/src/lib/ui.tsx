@@ -1,6 +1,7 @@
-import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
+import { createContext, useCallback, useContext, useEffect, useEffectEvent, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
 import { api, type User } from './api';
 import { errorSentence } from './errors';
+import { notifications } from './notifications';
 import { Hub, hubUrl, type HubState } from './hub';
 
 /** Loads data; gives loading, error and a reload. */
@@ -14,13 +15,18 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): {
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
   const [tick, setTick] = useState(0);
-  const loadRef = useRef(load);
-  loadRef.current = load;
+  // Loading again as soon as what is loaded changes, in the same render (not one render late).
+  const key = [...deps, tick];
+  const [loadedKey, setLoadedKey] = useState(key);
+  if (key.length !== loadedKey.length || key.some((k, i) => !Object.is(k, loadedKey[i]))) {
+    setLoadedKey(key);
+    setLoading(true);
+  }
+  // The latest `load` (it closes over the caller's state), without restarting the effect.
+  const run = useEffectEvent(() => load());
   useEffect(() => {
     let live = true;
-    setLoading(true);
-    loadRef
-      .current()
+    run()
       .then((d) => live && (setData(d), setError(null)))
       .catch((e) => live && setError(errorText(e)))
       .finally(() => live && setLoading(false));
@@ -76,8 +82,11 @@ export function useAction(
 ): [boolean, string | null, (fn: () => Promise<unknown>) => Promise<boolean>, (e: string | null) => void] {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  // The latest wording, for a failure that comes after a re-render.
   const over = useRef(overrides);
-  over.current = overrides;
+  useLayoutEffect(() => {
+    over.current = overrides;
+  });
   const run = useCallback(async (fn: () => Promise<unknown>) => {
     setBusy(true);
     setError(null);
@@ -124,32 +133,35 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   const [hubState, setHubState] = useState<HubState>(hub.state);
   const [unread, setUnread] = useState(0);
   useEffect(() => {
-    const off = api.onUser(setUser);
+    const off = api.onUser((u) => {
+      setUser(u);
+      if (!u) setUnread(0);
+    });
     // A reload keeps no token: the refresh cookie brings the session back silently, when the
     // hint says there may be one (a signed-out visitor's load makes no failing request).
-    if (!api.currentUser && api.mayHaveSession()) void api.refresh().finally(() => setReady(true));
-    else setReady(true);
+    const restore = !api.currentUser && api.mayHaveSession() ? api.refresh() : Promise.resolve(true);
+    void restore.finally(() => setReady(true));
     return () => {
       off();
     };
   }, []);
   useEffect(() => hub.onState(setHubState), []);
+  const userId = user?.id;
   useEffect(() => {
-    if (!user) {
+    if (!userId) {
       hub.stop();
-      setUnread(0);
       return;
     }
     hub.start();
-    api
-      .get<{ unread: number }>('/api/notifications/unread-count')
+    notifications
+      .unreadCount()
       .then((r) => setUnread(r.unread))
       .catch(() => {});
     const off = hub.on('notification', (f) => setUnread(f.unread_count));
     return () => {
       off();
     };
-  }, [user?.id]);
+  }, [userId]);
   return <SessionCtx.Provider value={{ user, ready, hub, hubState, unread, setUnread }}>{children}</SessionCtx.Provider>;
 }
 
@@ -161,10 +173,9 @@ export function useSession(): Ctx {
 
 /** Calls `fn` on every live frame of these types (e.g. to reload a list). */
 export function useFrames(types: string[], fn: (f: import('./hub').Frame) => void) {
-  const ref = useRef(fn);
-  ref.current = fn;
+  const onFrame = useEffectEvent(fn);
   useEffect(() => {
-    const offs = types.map((t) => hub.on(t, (f) => ref.current(f)));
+    const offs = types.map((t) => hub.on(t, (f) => onFrame(f)));
     return () => offs.forEach((o) => o());
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [types.join(',')]);

@@ -1,28 +1,29 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
-import { api, type User } from '../lib/api';
+import { admin, type AccountAction } from '../lib/admin';
+import type { Role, User, UserStatus } from '../lib/api';
+import { appointments } from '../lib/appointments';
+import { doctors as directory } from '../lib/doctors';
+import { groups as groupsApi } from '../lib/groups';
 import { addDays, dayKey, formatWithZone, viewerZone } from '../lib/time';
 import type { Appointment, DoctorSummary, Group, Offer } from '../lib/types';
 import { Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
 import { when } from './Appointments';
 
 export function AdminUsers() {
-  const [role, setRole] = useState('');
-  const [status, setStatus] = useState('');
+  const [role, setRole] = useState<Role | ''>('');
+  const [status, setStatus] = useState<UserStatus | ''>('');
   const [q, setQ] = useState('');
-  const { data, error, loading, reload } = useLoad(() => {
-    const p = new URLSearchParams({ limit: '100' });
-    if (role) p.set('role', role);
-    if (status) p.set('status', status);
-    if (q.trim()) p.set('q', q.trim());
-    return api.get<{ users: User[] }>(`/api/admin/users?${p}`);
-  }, [role, status, q]);
+  const { data, error, loading, reload } = useLoad(
+    () => admin.users({ role: role || undefined, status: status || undefined, q: q.trim() || undefined }),
+    [role, status, q],
+  );
   const [busy, actionError, run] = useAction();
   const [done, setDone] = useState<string | null>(null);
-  const PAST: Record<string, string> = { approve: 'approved', reject: 'rejected', disable: 'disabled', enable: 'enabled' };
-  const act = (u: User, action: string) =>
-    run(() => api.post(`/api/admin/users/${u.id}/${action}`, {})).then((ok) => {
-      setDone(ok ? `${u.display_name}: ${PAST[action] ?? action}.` : null);
+  const PAST: Record<AccountAction, string> = { approve: 'approved', reject: 'rejected', disable: 'disabled', enable: 'enabled' };
+  const act = (u: User, action: AccountAction) =>
+    run(() => admin.account(u.id, action)).then((ok) => {
+      setDone(ok ? `${u.display_name}: ${PAST[action]}.` : null);
       if (ok) reload();
     });
   return (
@@ -31,7 +32,7 @@ export function AdminUsers() {
       <div className="row">
         <label>
           Role
-          <select value={role} onChange={(e) => setRole(e.target.value)}>
+          <select value={role} onChange={(e) => setRole(e.target.value as Role | '')}>
             <option value="">any</option>
             <option>patient</option>
             <option>doctor</option>
@@ -40,7 +41,7 @@ export function AdminUsers() {
         </label>
         <label>
           Status
-          <select value={status} onChange={(e) => setStatus(e.target.value)}>
+          <select value={status} onChange={(e) => setStatus(e.target.value as UserStatus | '')}>
             <option value="">any</option>
             <option>pending</option>
             <option>active</option>
@@ -108,8 +109,8 @@ export function AdminUsers() {
 }
 
 export function AdminGroups() {
-  const groups = useLoad(() => api.get<{ groups: Group[] }>('/api/admin/groups'), []);
-  const doctors = useLoad(() => api.get<{ doctors: DoctorSummary[] }>('/api/doctors?limit=100'), []);
+  const groups = useLoad(() => groupsApi.all(), []);
+  const doctors = useLoad(() => directory.search({ limit: 100 }), []);
   const [editing, setEditing] = useState<Group | null>(null);
   const [saved, setSaved] = useState<string | null>(null);
   const names = new Map((doctors.data?.doctors ?? []).map((d) => [d.id, d.display_name]));
@@ -166,7 +167,7 @@ function GroupForm({ group, doctors, onDone }: { group: Group | null; doctors: D
     if (members.length === 0) return setError('Choose at least one doctor.');
     const body = { name: name.trim(), specialty: specialty || undefined, strategy, accept_deadline_secs: minutes * 60, members };
     const ok = await run(() =>
-      group ? api.put(`/api/admin/groups/${group.id}`, body, { 'if-match': `"${group.version}"` }) : api.post('/api/admin/groups', body),
+      group ? groupsApi.update(group.id, group.version, body) : groupsApi.create(body),
     );
     if (ok) onDone(name.trim());
   };
@@ -215,20 +216,18 @@ function GroupForm({ group, doctors, onDone }: { group: Group | null; doctors: D
 
 async function allAppointments(max = 500): Promise<Appointment[]> {
   const out: Appointment[] = [];
-  let cursor: string | null = null;
+  let cursor: string | undefined;
   do {
-    const page: { appointments: Appointment[]; next_cursor: string | null } = await api.get(
-      `/api/appointments?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-    );
+    const page = await admin.appointments(cursor);
     out.push(...page.appointments);
-    cursor = page.next_cursor;
+    cursor = page.next_cursor ?? undefined;
   } while (cursor && out.length < max);
   return out;
 }
 
 export function AdminAppointments() {
   const { data, error, loading, reload } = useLoad(() => allAppointments(), []);
-  const groups = useLoad(() => api.get<{ groups: Group[] }>('/api/admin/groups'), []);
+  const groups = useLoad(() => groupsApi.all(), []);
   const [status, setStatus] = useState('');
   const [who, setWho] = useState('');
   const [busy, actionError, run] = useAction();
@@ -279,7 +278,7 @@ export function AdminAppointments() {
                 </label>
                 <button
                   disabled={busy || !target[a.id]}
-                  onClick={() => run(() => api.post(`/api/admin/appointments/${a.id}/reroute`, { target: { group: target[a.id] } })).then((ok) => ok && reload())}
+                  onClick={() => run(() => admin.reroute(a.id, target[a.id])).then((ok) => ok && reload())}
                 >
                   Re-route
                 </button>
@@ -296,9 +295,7 @@ export function AdminAudit() {
   const [subject, setSubject] = useState('');
   const { data, error, loading } = useLoad(
     () =>
-      api.get<{ entries: { event_id: string; at: number; service: string; actor_id: string; actor_role: string; subject_id: string | null; action: string; reason: string | null }[] }>(
-        `/api/admin/audit?limit=100${/^[A-Za-z0-9_-]{1,100}$/.test(subject) ? `&subject_id=${subject}` : ''}`,
-      ),
+      admin.audit(/^[A-Za-z0-9_-]{1,100}$/.test(subject) ? subject : undefined),
     [subject],
   );
   return (
@@ -384,9 +381,9 @@ export function Dashboard() {
     const apps = await allAppointments(500);
     // Offers come with each appointment's detail: the newest 60 are enough for the table.
     const details = await Promise.all(
-      apps.slice(0, 60).map((a) => api.get<{ offers: Offer[] }>(`/api/appointments/${a.id}`).catch(() => ({ offers: [] as Offer[] }))),
+      apps.slice(0, 60).map((a) => appointments.detail(a.id).catch(() => ({ offers: [] as Offer[] }))),
     );
-    const doctors = await api.get<{ doctors: DoctorSummary[] }>('/api/doctors?limit=100');
+    const doctors = await directory.search({ limit: 100 });
     return { apps, offers: details.flatMap((d) => d.offers), doctors: doctors.doctors };
   }, []);
   if (loading) return <Loading what="Counting" />;

@@ -1,8 +1,9 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router-dom';
-import { api } from '../lib/api';
+import { appointments, STATUSES } from '../lib/appointments';
+import { doctors } from '../lib/doctors';
 import { formatRange, formatWithZone, isoToWall, viewerZone, wallToIso } from '../lib/time';
-import type { Appointment, Offer, PublicProfile } from '../lib/types';
+import type { Appointment, Status } from '../lib/types';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
 import { Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { Chat } from './Chat';
@@ -18,8 +19,8 @@ const doctorNames = new Map<string, Promise<string>>();
 function doctorName(id: string): Promise<string> {
   let name = doctorNames.get(id);
   if (!name) {
-    name = api
-      .get<PublicProfile>(`/api/doctors/${encodeURIComponent(id)}`)
+    name = doctors
+      .get(id)
       .then((d) => d.display_name)
       .catch(() => {
         doctorNames.delete(id);
@@ -38,9 +39,9 @@ function DoctorName({ id }: { id: string }) {
 
 export function Appointments() {
   const { user } = useSession();
-  const [status, setStatus] = useState('');
+  const [status, setStatus] = useState<Status | ''>('');
   const { data, error, loading, reload } = useLoad(
-    () => api.get<{ appointments: Appointment[] }>(`/api/appointments?limit=100${status ? `&status=${status}` : ''}`),
+    () => appointments.list(status || undefined),
     [status],
   );
   useFrames(['notification'], reload);
@@ -49,9 +50,9 @@ export function Appointments() {
       <h1>Appointments</h1>
       <label className="inline-field">
         Status
-        <select value={status} onChange={(e) => setStatus(e.target.value)}>
+        <select value={status} onChange={(e) => setStatus(e.target.value as Status | '')}>
           <option value="">all</option>
-          {['requested', 'offered', 'confirmed', 'completed', 'no_show', 'cancelled', 'expired', 'declined'].map((s) => (
+          {STATUSES.map((s) => (
             <option key={s} value={s}>
               {statusLabel(s)}
             </option>
@@ -96,7 +97,7 @@ export function Appointments() {
 export function AppointmentDetail() {
   const { id = '' } = useParams();
   const { user } = useSession();
-  const { data, error, loading, reload } = useLoad(() => api.get<{ appointment: Appointment; offers: Offer[] }>(`/api/appointments/${id}`), [id]);
+  const { data, error, loading, reload } = useLoad(() => appointments.detail(id), [id]);
   useFrames(['notification'], (f) => f.notification?.appointment_id === id && reload());
   const [busy, actionError, run, setError] = useAction();
   const [reason, setReason] = useState('');
@@ -109,15 +110,10 @@ export function AppointmentDetail() {
   if (!data) return <ErrorMsg error={error ?? 'Not found'} />;
   const a = data.appointment;
   const open = ['requested', 'offered', 'confirmed'].includes(a.status);
-  const DONE: Record<string, string> = {
-    cancel: 'Appointment cancelled.',
-    reschedule: 'Reschedule asked for: the doctor will propose a time.',
-    complete: 'Appointment completed; notes saved.',
-    'no-show': 'Marked as a no-show.',
-  };
-  const act = (path: string, body: unknown = {}) =>
-    run(() => api.post(`/api/appointments/${id}/${path}`, body)).then((ok) => {
-      setDone(ok ? (DONE[path] ?? 'Saved.') : null);
+  /** Runs one change; when it is stored, says `done` and shows the stored state. */
+  const act = (done: string, change: () => Promise<unknown>) =>
+    run(change).then((ok) => {
+      setDone(ok ? done : null);
       if (ok) reload();
     });
   const reschedule = (e: FormEvent) => {
@@ -126,7 +122,7 @@ export function AppointmentDetail() {
     const ws = wallToIso(rs, zone);
     const we = wallToIso(re, zone);
     if (new Date(we) <= new Date(ws)) return setError('The latest time must be after the earliest.');
-    void act('reschedule', { window_start: ws, window_end: we });
+    void act('Reschedule asked for: the doctor will propose a time.', () => appointments.reschedule(id, ws, we));
   };
   return (
     <section>
@@ -193,10 +189,10 @@ export function AppointmentDetail() {
             Notes
             <textarea value={notes} onChange={(e) => setNotes(e.target.value)} rows={3} maxLength={5000} />
           </label>
-          <button disabled={busy} onClick={() => (notes.trim() ? act('complete', { notes: notes.trim() }) : setError('Write the notes first.'))}>
+          <button disabled={busy} onClick={() => (notes.trim() ? act('Appointment completed; notes saved.', () => appointments.complete(id, notes.trim())) : setError('Write the notes first.'))}>
             Complete with notes
           </button>{' '}
-          <button disabled={busy} className="secondary" onClick={() => act('no-show', {})}>
+          <button disabled={busy} className="secondary" onClick={() => act('Marked as a no-show.', () => appointments.noShow(id))}>
             Mark no-show
           </button>
         </div>
@@ -207,7 +203,7 @@ export function AppointmentDetail() {
             Reason for cancelling
             <input value={reason} onChange={(e) => setReason(e.target.value)} maxLength={1000} />
           </label>
-          <button disabled={busy} className="danger" onClick={() => (reason.trim() ? act('cancel', { reason: reason.trim() }) : setError('Give a reason to cancel.'))}>
+          <button disabled={busy} className="danger" onClick={() => (reason.trim() ? act('Appointment cancelled.', () => appointments.cancel(id, reason.trim())) : setError('Give a reason to cancel.'))}>
             Cancel appointment
           </button>
           {a.status === 'confirmed' && (
@@ -243,11 +239,11 @@ function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
   const choosing = user?.role === 'doctor' && !!p.window_start && !!p.window_end && !p.start;
   const slots = useLiveSlots(choosing ? user?.id : null, p.window_start ?? '', p.window_end ?? '');
   const choice = useSlotChoice(slots.slots);
-  const post = (path: string, body: unknown) => run(() => api.post(`/api/appointments/${a.id}/${path}`, body)).then((ok) => ok && onDone());
+  const answer = (accept: boolean) => run(() => appointments.answerProposal(a.id, accept)).then((ok) => ok && onDone());
   const propose = async () => {
     const slot = choice.chosen;
     if (!slot) return setError('Choose a free time.');
-    const { ok } = await withChoice(choice, slots.refresh, run, () => api.post(`/api/appointments/${a.id}/propose`, { start: slot.start }));
+    const { ok } = await withChoice(choice, slots.refresh, run, () => appointments.propose(a.id, slot.start));
     if (ok) onDone();
   };
   return (
@@ -263,10 +259,10 @@ function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
       {p.start && <p className="small">Proposed time: {formatWithZone(p.start, zone)}</p>}
       {user?.role === 'patient' && p.start && (
         <div className="row">
-          <button disabled={busy} onClick={() => post('proposal', { accept: true })}>
+          <button disabled={busy} onClick={() => answer(true)}>
             Accept the proposed time
           </button>
-          <button disabled={busy} className="secondary" onClick={() => post('proposal', { accept: false })}>
+          <button disabled={busy} className="secondary" onClick={() => answer(false)}>
             Keep the current time
           </button>
         </div>

@@ -1,9 +1,10 @@
 import { useState, type FormEvent } from 'react';
 import { useNavigate, useSearchParams } from 'react-router-dom';
-import { api, newKey } from '../lib/api';
-import { specialtiesText, specialtyLabel } from '../lib/doctors';
+import { appointments, type Target } from '../lib/appointments';
+import { doctors as directory, specialtiesText, specialtyLabel } from '../lib/doctors';
+import { groups as groupsApi } from '../lib/groups';
 import { addDays, isoToWall, viewerZone, wallToIso } from '../lib/time';
-import type { Appointment, DoctorSummary, Group } from '../lib/types';
+import type { Appointment, Group } from '../lib/types';
 import { Empty, ErrorMsg, useAction, useLoad } from '../lib/ui';
 
 type Kind = 'group' | 'specialty' | 'doctor';
@@ -14,14 +15,18 @@ export function BookRequest() {
   const zone = viewerZone();
   const [kind, setKind] = useState<Kind>(params.get('doctor') ? 'doctor' : 'group');
   const [target, setTarget] = useState(params.get('doctor') ?? '');
-  const tomorrow = new Date(Date.now() + 86400_000);
-  tomorrow.setUTCMinutes(0, 0, 0);
-  const [start, setStart] = useState(isoToWall(tomorrow.toISOString(), zone));
-  const [end, setEnd] = useState(isoToWall(addDays(tomorrow.toISOString(), 3), zone));
+  // Tomorrow at this hour, as the page opened.
+  const [tomorrow] = useState(() => {
+    const t = new Date(Date.now() + 86400_000);
+    t.setUTCMinutes(0, 0, 0);
+    return t.toISOString();
+  });
+  const [start, setStart] = useState(isoToWall(tomorrow, zone));
+  const [end, setEnd] = useState(isoToWall(addDays(tomorrow, 3), zone));
   const [reason, setReason] = useState('');
   const [busy, error, run, setError] = useAction();
-  const groups = useLoad(() => api.get<{ groups: Group[] }>('/api/groups').catch(() => ({ groups: [] as Group[] })), []);
-  const doctors = useLoad(() => api.get<{ doctors: DoctorSummary[] }>('/api/doctors?limit=100'), []);
+  const groups = useLoad(() => groupsApi.list().catch(() => ({ groups: [] as Group[] })), []);
+  const doctors = useLoad(() => directory.search({ limit: 100 }), []);
   const specialties = [...new Set((doctors.data?.doctors ?? []).flatMap((d) => d.specialties))].sort();
   const groupOptions: { id: string; label: string }[] = groups.data?.groups.length
     ? groups.data.groups.map((g) => ({ id: g.id, label: g.name }))
@@ -42,11 +47,8 @@ export function BookRequest() {
     if (!reason.trim()) return setError('Tell the doctor briefly why you come.');
     let created: Appointment | null = null;
     const ok = await run(async () => {
-      created = await api.post<Appointment>(
-        '/api/appointments',
-        { target: { [kind]: target }, window_start: ws, window_end: we, reason: reason.trim() },
-        { 'idempotency-key': newKey() },
-      );
+      const to: Target = kind === 'group' ? { group: target } : kind === 'specialty' ? { specialty: target } : { doctor: target };
+      created = await appointments.request({ target: to, window_start: ws, window_end: we, reason: reason.trim() });
     });
     if (ok && created) nav(`/appointments/${(created as Appointment).id}`);
   };

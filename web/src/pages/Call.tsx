@@ -20,8 +20,9 @@ export function CallPage() {
   const localRef = useRef<HTMLVideoElement>(null);
   const remoteRef = useRef<HTMLVideoElement>(null);
   const [stream, setStream] = useState<MediaStream | null>(null);
-  const [mediaError, setMediaError] = useState<string | null>(null);
-  const [mediaReady, setMediaReady] = useState(false);
+  const noMedia = !navigator.mediaDevices;
+  const [mediaError, setMediaError] = useState<string | null>(noMedia ? 'This browser cannot use a camera here.' : null);
+  const [mediaReady, setMediaReady] = useState(noMedia);
   const [view, setView] = useState<CallView>({ phase: 'idle', message: '', remote: null });
   const [ringing, setRinging] = useState(() => rings.has(id));
   const [muted, setMuted] = useState(false);
@@ -42,10 +43,6 @@ export function CallPage() {
       })
       .catch((e) => setMediaError(mediaErrorMessage(e)))
       .finally(() => live && setMediaReady(true));
-    if (!navigator.mediaDevices) {
-      setMediaError('This browser cannot use a camera here.');
-      setMediaReady(true);
-    }
     return () => {
       live = false;
       s?.getTracks().forEach((t) => t.stop());
@@ -56,15 +53,17 @@ export function CallPage() {
     if (localRef.current) localRef.current.srcObject = stream;
   }, [stream]);
 
+  const role = user?.role;
   useEffect(() => {
-    if (!mediaReady || !user) return;
-    const c = new CallSession(hub, id, user.role === 'doctor', stream, setView);
+    if (!mediaReady || !role) return;
+    // `stream` is set before `mediaReady`, and never after it.
+    const c = new CallSession(hub, id, role === 'doctor', stream, setView);
     session.current = c;
     return () => {
       c.dispose();
       session.current = null;
     };
-  }, [mediaReady, id, user?.role]);
+  }, [mediaReady, id, role, stream]);
 
   useEffect(() => {
     if (remoteRef.current && remoteRef.current.srcObject !== view.remote) remoteRef.current.srcObject = view.remote;

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState, type FormEvent } from 'react';
 import { newKey } from '../lib/api';
 import { frameErrorSentence } from '../lib/errors';
 import { lastSeq, mergeMessages, settlePending, type ChatMessage, type Pending } from '../lib/chat';
@@ -14,10 +14,13 @@ export function Chat({ room }: { room: string }) {
   const [otherRead, setOtherRead] = useState(0);
   const [text, setText] = useState('');
   const [error, setError] = useState<string | null>(null);
+  // The latest lists for the frame handlers, set as soon as React commits them.
   const msgsRef = useRef(messages);
-  msgsRef.current = messages;
   const pendingRef = useRef(pending);
-  pendingRef.current = pending;
+  useLayoutEffect(() => {
+    msgsRef.current = messages;
+    pendingRef.current = pending;
+  });
   const me = user?.id ?? '';
   const typingSent = useRef(false);
 

@@ -1,10 +1,10 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router-dom';
-import { api, newKey } from '../lib/api';
-import { specialtiesText } from '../lib/doctors';
+import { appointments } from '../lib/appointments';
+import { doctors, specialtiesText } from '../lib/doctors';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
 import { addDays, dayKey, formatDay, formatTime, viewerZone } from '../lib/time';
-import type { Appointment, DoctorSummary, PublicProfile, Slot } from '../lib/types';
+import type { Appointment, Slot } from '../lib/types';
 import { Empty, ErrorMsg, Loading, useAction, useLoad, useSession } from '../lib/ui';
 
 export function Directory() {
@@ -12,10 +12,7 @@ export function Directory() {
   const [q, setQ] = useState('');
   const [query, setQuery] = useState({ specialty: '', q: '' });
   const { data, error, loading } = useLoad(() => {
-    const p = new URLSearchParams();
-    if (query.specialty) p.set('specialty', query.specialty);
-    if (query.q) p.set('q', query.q);
-    return api.get<{ doctors: DoctorSummary[] }>(`/api/doctors?${p}`);
+    return doctors.search({ specialty: query.specialty || undefined, q: query.q || undefined });
   }, [query.specialty, query.q]);
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -63,7 +60,7 @@ export function DoctorPage() {
   const zone = viewerZone();
   const [from] = useState(() => new Date(Date.now() + 3600_000).toISOString());
   const [to] = useState(() => addDays(from, 7));
-  const doctor = useLoad(() => api.get<PublicProfile>(`/api/doctors/${id}`), [id]);
+  const doctor = useLoad(() => doctors.get(id), [id]);
   // Live: a time booked or freed by anyone shows here without a reload.
   const slots = useLiveSlots(id, from, to);
   const choice = useSlotChoice(slots.slots);
@@ -87,7 +84,7 @@ export function DoctorPage() {
     let created: Appointment | null = null;
     // Taken meanwhile (or the hours changed): the picker shows what is free now, at once.
     const { ok } = await withChoice(choice, slots.refresh, run, async () => {
-      created = await api.post<Appointment>('/api/appointments/book', { doctor_id: d.id, start: slot.start, reason: reason.trim() }, { 'idempotency-key': newKey() });
+      created = await appointments.book({ doctor_id: d.id, start: slot.start, reason: reason.trim() });
     });
     if (ok && created) nav(`/appointments/${(created as Appointment).id}`);
   };

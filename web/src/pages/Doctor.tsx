@@ -1,17 +1,15 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
-import { api, newKey } from '../lib/api';
-import { doctors } from '../lib/doctors';
+import { appointments } from '../lib/appointments';
+import { asTimeZone, doctors, WEEKDAYS, type AvailabilityView, type Weekday } from '../lib/doctors';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
 import { addDays, dayKey, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
-import type { Appointment, Offer } from '../lib/types';
+import type { Schema } from '../lib/api';
+import type { Appointment } from '../lib/types';
 import { Empty, ErrorMsg, Loading, Saved, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { when } from './Appointments';
 
-interface OfferItem {
-  offer: Offer;
-  appointment: Appointment;
-}
+type OfferItem = Schema<'OfferWithAppointment'>;
 
 function OfferCard({ item, onDone }: { item: OfferItem; onDone: () => void }) {
   const { user } = useSession();
@@ -26,12 +24,12 @@ function OfferCard({ item, onDone }: { item: OfferItem; onDone: () => void }) {
     e.preventDefault();
     const slot = choice.chosen;
     if (!slot) return setError('Choose a free time.');
-    const { ok } = await withChoice(choice, slots.refresh, run, () => api.post(`/api/appointments/${a.id}/accept`, { start: slot.start }, { 'idempotency-key': newKey() }));
+    const { ok } = await withChoice(choice, slots.refresh, run, () => appointments.accept(a.id, slot.start));
     if (ok) onDone();
   };
   const decline = async () => {
     if (!reason.trim()) return setError('Give a reason to decline.');
-    if (await run(() => api.post(`/api/appointments/${a.id}/decline`, { reason: reason.trim() }))) onDone();
+    if (await run(() => appointments.decline(a.id, reason.trim()))) onDone();
   };
   return (
     <li className="card" data-testid="offer">
@@ -73,7 +71,7 @@ function NoSpecialtyHint() {
 }
 
 export function Offers() {
-  const { data, error, loading, reload } = useLoad(() => api.get<{ offers: OfferItem[] }>('/api/offers'), []);
+  const { data, error, loading, reload } = useLoad(() => appointments.offers(), []);
   useFrames(['notification'], reload);
   const pending = data?.offers.filter((o) => o.offer.status === 'pending') ?? [];
   return (
@@ -97,7 +95,7 @@ export function Schedule() {
   const zone = viewerZone();
   const [mode, setMode] = useState<'day' | 'week'>('week');
   const [day, setDay] = useState(() => new Date().toISOString());
-  const { data, error, loading } = useLoad(() => api.get<{ appointments: Appointment[] }>('/api/appointments?status=confirmed&limit=100'), []);
+  const { data, error, loading } = useLoad(() => appointments.confirmed(), []);
   const days = Array.from({ length: mode === 'day' ? 1 : 7 }, (_, i) => dayKey(addDays(day, i), zone));
   const byDay = new Map<string, Appointment[]>(days.map((d) => [d, []]));
   for (const a of data?.appointments ?? []) if (a.start) byDay.get(dayKey(a.start, zone))?.push(a);
@@ -151,19 +149,8 @@ export function Schedule() {
   );
 }
 
-const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
-
-interface AvailabilityView {
-  time_zone: string;
-  weekly: { weekday: string; start: string; end: string }[];
-  slot_minutes: number;
-  auto_accept: boolean;
-  time_off: { id: string; start: string; end: string; reason: string }[];
-  version: number;
-}
-
 export function Availability() {
-  const { data, error, loading, reload } = useLoad(() => api.get<AvailabilityView>('/api/doctors/me/availability'), []);
+  const { data, error, loading, reload } = useLoad(() => doctors.availability(), []);
   // Lives here, not in the form: the form starts afresh from each saved version.
   const [saved, setSaved] = useState<string | null>(null);
   if (loading && !data) return <Loading />;
@@ -172,7 +159,6 @@ export function Availability() {
     <AvailabilityForm
       key={data.version}
       view={data}
-      reload={reload}
       saved={saved}
       onSaved={(what) => {
         setSaved(what);
@@ -184,12 +170,10 @@ export function Availability() {
 
 function AvailabilityForm({
   view,
-  reload,
   saved,
   onSaved,
 }: {
   view: AvailabilityView;
-  reload: () => void;
   saved: string | null;
   onSaved: (what: string | null) => void;
 }) {
@@ -208,7 +192,7 @@ function AvailabilityForm({
     onSaved(null);
     for (const w of weekly) if (!(w.start < w.end)) return setError(`${w.weekday}: the end must be after the start.`);
     if (slot % 5 || slot < 5 || slot > 240) return setError('Slot length: a multiple of 5 between 5 and 240 minutes.');
-    if (await run(() => api.put('/api/doctors/me/availability', { expected_version: view.version, time_zone: zone, weekly, slot_minutes: slot, auto_accept: auto }))) onSaved('Availability saved.');
+    if (await run(() => doctors.saveAvailability({ expected_version: view.version, time_zone: asTimeZone(zone), weekly, slot_minutes: slot, auto_accept: auto }))) onSaved('Availability saved.');
   };
   const addOff = async (e: FormEvent) => {
     e.preventDefault();
@@ -216,7 +200,7 @@ function AvailabilityForm({
     const start = wallToIso(off.start, zone);
     const end = wallToIso(off.end, zone);
     if (end <= start) return setError('Time off must end after it starts.');
-    if (await run(() => api.post('/api/doctors/me/time-off', { start, end, reason: off.reason.trim(), force: false }))) onSaved('Time off added.');
+    if (await run(() => doctors.addTimeOff({ start, end, reason: off.reason.trim(), force: false }))) onSaved('Time off added.');
   };
   return (
     <section>
@@ -233,7 +217,7 @@ function AvailabilityForm({
             <div className="row" key={i}>
               <label>
                 Day
-                <select value={w.weekday} onChange={(e) => setWeekly(weekly.map((x, j) => (j === i ? { ...x, weekday: e.target.value } : x)))}>
+                <select value={w.weekday} onChange={(e) => setWeekly(weekly.map((x, j) => (j === i ? { ...x, weekday: e.target.value as Weekday } : x)))}>
                   {WEEKDAYS.map((d) => (
                     <option key={d}>{d}</option>
                   ))}
@@ -273,7 +257,7 @@ function AvailabilityForm({
         {view.time_off.map((t) => (
           <li key={t.id}>
             {formatWithZone(t.start, zone)} – {formatWithZone(t.end, zone)}: {t.reason}{' '}
-            <button className="link" onClick={() => run(() => api.del(`/api/doctors/me/time-off/${t.id}`)).then((ok) => ok && onSaved('Time off removed.'))}>
+            <button className="link" onClick={() => run(() => doctors.removeTimeOff(t.id)).then((ok) => ok && onSaved('Time off removed.'))}>
               Remove<span className="sr-only"> time off from {formatWithZone(t.start, zone)}</span>
             </button>
           </li>

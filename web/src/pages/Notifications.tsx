@@ -1,17 +1,16 @@
 import { Link } from 'react-router-dom';
-import { api } from '../lib/api';
 import { formatWithZone, localizeUtcTimes } from '../lib/time';
-import type { Notification } from '../lib/types';
+import { notifications } from '../lib/notifications';
 import { Empty, ErrorMsg, Loading, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 
 export function Notifications() {
   const { setUnread } = useSession();
-  const { data, error, loading, reload } = useLoad(() => api.get<{ notifications: Notification[] }>('/api/notifications?limit=50'), []);
+  const { data, error, loading, reload } = useLoad(() => notifications.list(), []);
   useFrames(['notification'], reload);
   const [busy, actionError, run] = useAction();
   const after = async () => {
     reload();
-    const r = await api.get<{ unread: number }>('/api/notifications/unread-count');
+    const r = await notifications.unreadCount();
     setUnread(r.unread);
   };
   const act = (fn: () => Promise<unknown>) => run(fn).then(async (ok) => { if (ok) await after(); });
@@ -19,7 +18,7 @@ export function Notifications() {
     <section>
       <h1>Notifications</h1>
       {data && data.notifications.some((n) => !n.read_at) && (
-        <button disabled={busy} onClick={() => act(() => api.post('/api/notifications/read-all'))}>
+        <button disabled={busy} onClick={() => act(() => notifications.readAll())}>
           Mark all as read
         </button>
       )}
@@ -36,10 +35,10 @@ export function Notifications() {
             <p className="small muted">{formatWithZone(n.created_at)}</p>
             <div className="row">
               {n.appointment_id && <Link to={`/appointments/${n.appointment_id}`}>Open appointment</Link>}
-              <button className="link" disabled={busy} onClick={() => act(() => api.post(`/api/notifications/${n.id}/${n.read_at ? 'unread' : 'read'}`))}>
+              <button className="link" disabled={busy} onClick={() => act(() => notifications.markRead(n.id, !n.read_at))}>
                 Mark {n.read_at ? 'unread' : 'read'}
               </button>
-              <button className="link" disabled={busy} onClick={() => act(() => api.del(`/api/notifications/${n.id}`))}>
+              <button className="link" disabled={busy} onClick={() => act(() => notifications.remove(n.id))}>
                 Delete
               </button>
             </div>

@@ -126,8 +126,8 @@ function RecordSection() {
 
 function RecordForm({ record, etag: firstEtag, onReload }: { record: MedicalRecord; etag: string; onReload: () => void }) {
   const [etag, setEtag] = useState(firstEtag);
-  const [blood, setBlood] = useState<BloodType>(record.blood_type);
-  const [notes, setNotes] = useState(record.notes);
+  const [blood, setBlood] = useState<BloodType>(record.blood_type ?? 'unknown');
+  const [notes, setNotes] = useState(record.notes ?? '');
   const [saved, setSaved] = useState(false);
   const [stale, setStale] = useState(false);
   const [busy, error, run, setError] = useAction(STALE);
@@ -155,11 +155,11 @@ function RecordForm({ record, etag: firstEtag, onReload }: { record: MedicalReco
       <h2 id="record-h">Medical history</h2>
       <dl className="facts small">
         <dt>Allergies</dt>
-        <dd>{list(record.allergies.map((a) => a.substance))}</dd>
+        <dd>{list((record.allergies ?? []).map((a) => a.substance))}</dd>
         <dt>Conditions</dt>
-        <dd>{list(record.conditions.map((c) => c.name))}</dd>
+        <dd>{list((record.conditions ?? []).map((c) => c.name))}</dd>
         <dt>Medications</dt>
-        <dd>{list(record.medications.map((m) => `${m.name} ${m.dose}`))}</dd>
+        <dd>{list((record.medications ?? []).map((m) => `${m.name} ${m.dose}`))}</dd>
       </dl>
       <label>
         Blood type

@@ -1,0 +1,32 @@
+// Administration (`/api/admin/...`, active admins only): accounts, re-routing of open requests,
+// the audit log. Groups are in `groups.ts`.
+
+import { api, type Body, type Role, type UserStatus } from './api';
+
+/** What an admin can do to an account, by the word its button says. */
+export type AccountAction = 'approve' | 'reject' | 'disable' | 'enable';
+
+export const admin = {
+  users: (query: { role?: Role; status?: UserStatus; q?: string }) =>
+    api.call((h) => h.GET('/api/admin/users', { params: { query: { limit: 100, ...query } } })),
+  /** Approves or rejects a pending doctor, disables or enables an account. */
+  account: (id: string, action: AccountAction) => {
+    const at = { params: { path: { id } }, body: {} };
+    switch (action) {
+      case 'approve':
+        return api.call((h) => h.POST('/api/admin/users/{id}/approve', at));
+      case 'reject':
+        return api.call((h) => h.POST('/api/admin/users/{id}/reject', at));
+      case 'disable':
+        return api.call((h) => h.POST('/api/admin/users/{id}/disable', at));
+      case 'enable':
+        return api.call((h) => h.POST('/api/admin/users/{id}/enable', at));
+    }
+  },
+  /** Sends an open request to a group instead. */
+  reroute: (id: string, group: string) =>
+    api.call((h) => h.POST('/api/admin/appointments/{id}/reroute', { params: { path: { id } }, body: { target: { group } } satisfies Body<'/api/admin/appointments/{id}/reroute', 'post'> })),
+  /** One page of appointments, all of them for an admin. */
+  appointments: (cursor?: string) => api.call((h) => h.GET('/api/appointments', { params: { query: { limit: 100, cursor } } })),
+  audit: (subjectId?: string) => api.call((h) => h.GET('/api/admin/audit', { params: { query: { limit: 100, subject_id: subjectId } } })),
+};
