@@ -64,12 +64,13 @@ pub async fn doctor_with_time_off(
     id: &str,
     now: i64,
 ) -> Result<Option<Doctor>, StoreError> {
-    let Some(row) = doctor(db, id).await? else {
-        return Ok(None);
+    // Both reads at once: a free-slot query waits for the slower one, not for their sum.
+    let time_off = async {
+        Ok::<_, StoreError>(with_db!(db, p => sqlx::query_as::<_, TimeOffRow>(UPCOMING_TIME_OFF)
+            .bind(id).bind(now).fetch_all(p).await?))
     };
-    let time_off = with_db!(db, p => sqlx::query_as::<_, TimeOffRow>(UPCOMING_TIME_OFF)
-        .bind(id).bind(now).fetch_all(p).await?);
-    Ok(Some(Doctor { row, time_off }))
+    let (row, time_off) = tokio::try_join!(doctor(db, id), time_off)?;
+    Ok(row.map(|row| Doctor { row, time_off }))
 }
 
 /// Directory filters.
