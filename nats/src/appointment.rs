@@ -67,8 +67,15 @@ impl AppointmentStatus {
 pub struct Appointment {
     pub id: String,
     pub patient_id: String,
+    /// The patient's account name, once the admin service knows the account (replies only;
+    /// events leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_name: Option<String>,
     /// The doctor once confirmed (or the one a request named).
     pub doctor_id: Option<String>,
+    /// That doctor's name, as [`Appointment::patient_name`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doctor_name: Option<String>,
     /// The group a request named or was routed through.
     pub group_id: Option<String>,
     pub specialty: Option<String>,

@@ -27,4 +27,10 @@ pub struct AuditEntry {
     pub action: String,
     /// Why, when the actor gave a reason or the rule that allowed it.
     pub reason: Option<String>,
+    /// The actor's and the subject's account names, in the audit-log API (events leave them
+    /// out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_name: Option<String>,
 }

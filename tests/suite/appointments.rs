@@ -21,6 +21,7 @@ both_backends!(
     only_the_people_concerned_see_an_appointment_and_only_doctors_accept,
     the_database_refuses_overlapping_confirmed_appointments_of_one_doctor,
     an_admin_declining_a_request_closes_it_and_is_kept_in_the_audit_trail,
+    appointments_name_their_patient_and_doctor_to_each_side,
 );
 
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
@@ -35,6 +36,12 @@ pub(crate) struct As<'a> {
 }
 
 impl As<'_> {
+    /// The account's display name, as `/api/me` gives it.
+    pub(crate) async fn display_name(&self) -> String {
+        let me = self.json("/api/me").await;
+        me["display_name"].as_str().unwrap().to_owned()
+    }
+
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.clinic
             .http
@@ -795,6 +802,15 @@ async fn an_admin_declining_a_request_closes_it_and_is_kept_in_the_audit_trail(b
     .await;
     assert_eq!(entry["actor_role"], "admin");
     assert_eq!(entry["reason"], "not a case for this clinic");
+    // The entry names both people (from the account events the admin service keeps).
+    let (admin_name, pat_name) = (admin.display_name().await, pat.display_name().await);
+    wait::until("the audit entry with names", DEADLINE, || async {
+        let page = admin.json(&audit).await;
+        let e = page["entries"].as_array()?.first()?.clone();
+        (e["actor_name"] == admin_name.as_str() && e["subject_name"] == pat_name.as_str())
+            .then_some(())
+    })
+    .await;
     let page = admin
         .json(&format!("/api/admin/audit?actor_id={}", pat.id))
         .await;
@@ -805,4 +821,33 @@ async fn an_admin_declining_a_request_closes_it_and_is_kept_in_the_audit_trail(b
     );
     let r = admin.get("/api/admin/audit?limit=0").await;
     assert_eq!(r.status(), 422);
+}
+
+async fn appointments_name_their_patient_and_doctor_to_each_side(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let docs = doctors(&clinic, 1).await;
+    let (pat, id, _) = crate::absence::confirmed(&clinic, &docs[0]).await;
+    let (pat_name, doc_name) = (pat.display_name().await, docs[0].display_name().await);
+    assert_ne!(pat_name, doc_name);
+    let path = format!("/api/appointments/{id}");
+    // The doctor's view names the patient: the detail and the list.
+    wait::until("the doctor sees the patient's name", DEADLINE, || async {
+        let a = docs[0].json(&path).await;
+        (a["appointment"]["patient_name"] == pat_name.as_str()).then_some(())
+    })
+    .await;
+    let list = docs[0].json("/api/appointments").await;
+    let row = list["appointments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(row["patient_name"], pat_name.as_str(), "{row}");
+    assert_eq!(row["doctor_name"], doc_name.as_str(), "{row}");
+    // The patient's view names the doctor.
+    let mine = pat.json(&path).await;
+    assert_eq!(mine["appointment"]["doctor_name"], doc_name.as_str());
+    assert_eq!(mine["appointment"]["patient_name"], pat_name.as_str());
 }

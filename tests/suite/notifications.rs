@@ -151,6 +151,8 @@ fn appointment_event(
         appointment: Appointment {
             id: "appt-1".into(),
             patient_id: patient.into(),
+            patient_name: None,
+            doctor_name: None,
             doctor_id: Some(doctor.into()),
             group_id: None,
             specialty: None,

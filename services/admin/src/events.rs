@@ -13,7 +13,9 @@ pub fn view(r: &AppointmentRow) -> Appointment {
     Appointment {
         id: r.id.clone(),
         patient_id: r.patient_id.clone(),
+        patient_name: None,
         doctor_id: r.doctor_id.clone(),
+        doctor_name: None,
         group_id: r.group_id.clone(),
         specialty: r.specialty.clone(),
         status: r.status,

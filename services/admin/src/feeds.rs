@@ -1,5 +1,5 @@
 //! Durable consumers: the audit trail of every service (`CAREHUB_AUDIT`) into `audit_log`,
-//! and the doctor copies (`CAREHUB_DOCTORS`).
+//! the doctor copies (`CAREHUB_DOCTORS`) and the account names (`CAREHUB_USERS`).
 
 use crate::routing::Core;
 use crate::store::{self, AuditRow};
@@ -43,7 +43,8 @@ pub async fn spawn(running: &Running, js: &jetstream::Context, core: &Core) -> a
                 .map_err(|e| e.to_string())
         }
     }));
-    crate::doctors::spawn(running, js, core).await
+    crate::doctors::spawn(running, js, core).await?;
+    crate::people::spawn(running, js, core).await
 }
 
 /// A durable pull consumer (explicit ack) on `stream`, created if missing.

@@ -16,6 +16,7 @@ pub mod events;
 pub mod feeds;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod people;
 pub mod routing;
 pub mod service;
 pub mod slots;

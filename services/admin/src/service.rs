@@ -158,6 +158,11 @@ fn on_grid(d: &store::DoctorRow, start: i64, outside: &str) -> Result<i64, WireE
     }
 }
 
+fn put_names(a: &mut Appointment, names: &std::collections::HashMap<String, String>) {
+    a.patient_name = names.get(&a.patient_id).cloned();
+    a.doctor_name = a.doctor_id.as_ref().and_then(|d| names.get(d).cloned());
+}
+
 /// The request without its idempotency key, as the key's stored request is compared.
 fn without_key(r: &impl serde::Serialize) -> Result<serde_json::Value, WireError> {
     let mut v = serde_json::to_value(r).map_err(|_| WireError::internal())?;
@@ -231,6 +236,40 @@ impl AdminService {
             request: without_key(&r)?,
         };
         idempotency::once(self.db(), self.core().cfg.idempotency_ttl, call, || run(r)).await
+    }
+
+    /// The account names of `ids`; a failed read names nobody (the ids still say who).
+    async fn names(&self, ids: &[&str]) -> std::collections::HashMap<String, String> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        store::names(self.db(), &ids).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading account names");
+            std::collections::HashMap::new()
+        })
+    }
+
+    /// `a` with its patient's and doctor's names.
+    async fn named(&self, mut a: Appointment) -> Appointment {
+        let ids = [Some(a.patient_id.as_str()), a.doctor_id.as_deref()];
+        let ids: Vec<&str> = ids.into_iter().flatten().collect();
+        let names = self.names(&ids).await;
+        put_names(&mut a, &names);
+        a
+    }
+
+    /// `list` with every patient's and doctor's name, read at once.
+    async fn named_all(&self, mut list: Vec<Appointment>) -> Vec<Appointment> {
+        let ids: Vec<&str> = list
+            .iter()
+            .flat_map(|a| [Some(a.patient_id.as_str()), a.doctor_id.as_deref()])
+            .flatten()
+            .collect();
+        let names = self.names(&ids).await;
+        for a in &mut list {
+            put_names(a, &names);
+        }
+        list
     }
 
     /// Why an overlap guard refused a confirmed time: the patient's own appointment

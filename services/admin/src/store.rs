@@ -18,6 +18,7 @@ mod groups;
 mod instances;
 mod moves;
 mod offers;
+mod people;
 mod queries;
 mod requests;
 
@@ -32,6 +33,7 @@ pub use offers::{
     Acceptance, Accepted, CloseOffer, NewOffers, accept_offer, busy, close_offer, create_offers,
     due_offers, load, offers_of, pending_offers_for, tried_doctors,
 };
+pub use people::{names, upsert_person};
 pub use queries::{
     care_relation, confirmed_overlapping, holders, patient_busy, record_call, taken,
 };

@@ -876,6 +876,8 @@ impl AuthService {
                     subject_id: Some(row.id.clone()),
                     action: format!("user.{name}"),
                     reason: r.reason.clone(),
+                    actor_name: None,
+                    subject_name: None,
                 };
                 let audit = Pending::new(
                     &carehub_nats::audit::subject(SPEC.name),

@@ -66,8 +66,10 @@ pub async fn doctor_with_time_off(
 ) -> Result<Option<Doctor>, StoreError> {
     // Both reads at once: a free-slot query waits for the slower one, not for their sum.
     let time_off = async {
-        Ok::<_, StoreError>(with_db!(db, p => sqlx::query_as::<_, TimeOffRow>(UPCOMING_TIME_OFF)
-            .bind(id).bind(now).fetch_all(p).await?))
+        Ok::<_, StoreError>(
+            with_db!(db, p => sqlx::query_as::<_, TimeOffRow>(UPCOMING_TIME_OFF)
+            .bind(id).bind(now).fetch_all(p).await?),
+        )
     };
     let (row, time_off) = tokio::try_join!(doctor(db, id), time_off)?;
     Ok(row.map(|row| Doctor { row, time_off }))

@@ -447,6 +447,8 @@ mod tests {
             appointment: Appointment {
                 id: "a1".into(),
                 patient_id: "pat".into(),
+                patient_name: None,
+                doctor_name: None,
                 doctor_id: Some("doc".into()),
                 group_id: None,
                 specialty: None,

@@ -354,6 +354,8 @@ impl PatientService {
             subject_id: Some(r.patient_id.clone()),
             action: RECORD_READ.to_owned(),
             reason: Some(reason.to_owned()),
+            actor_name: None,
+            subject_name: None,
         };
         let pending = Pending::new(&carehub_nats::audit::subject(SPEC.name), &event_id, &entry)?;
         let audit = AuditRow {

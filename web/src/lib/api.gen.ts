@@ -958,6 +958,8 @@ export interface components {
             created_at: string;
             /** @description The doctor once confirmed (or the one a request named). */
             doctor_id?: string | null;
+            /** @description That doctor's name, as [`Appointment::patient_name`]. */
+            doctor_name?: string | null;
             /** Format: date-time */
             end?: string | null;
             /** @description The group a request named or was routed through. */
@@ -965,6 +967,11 @@ export interface components {
             id: string;
             last_call?: components["schemas"]["CallSummary"] | null;
             patient_id: string;
+            /**
+             * @description The patient's account name, once the admin service knows the account (replies only;
+             *     events leave it out).
+             */
+            patient_name?: string | null;
             pending_change?: components["schemas"]["PendingChange"] | null;
             reason: string;
             specialty?: string | null;
@@ -1006,6 +1013,11 @@ export interface components {
             /** @description What was done, e.g. `medical_record.read`, `user.disable`. */
             action: string;
             actor_id: string;
+            /**
+             * @description The actor's and the subject's account names, in the audit-log API (events leave them
+             *     out).
+             */
+            actor_name?: string | null;
             actor_role: string;
             /**
              * Format: int64
@@ -1020,6 +1032,7 @@ export interface components {
             service: string;
             /** @description Whose data (a user id), if any. */
             subject_id?: string | null;
+            subject_name?: string | null;
         };
         AuditPage: {
             entries: components["schemas"]["AuditEntry"][];

@@ -25,6 +25,8 @@ pub(super) fn audit(
         subject_id: subject.map(str::to_owned),
         action: action.into(),
         reason: reason.map(str::to_owned),
+        actor_name: None,
+        subject_name: None,
     };
     Pending::new(
         &carehub_nats::audit::subject(SPEC.name),
@@ -81,9 +83,18 @@ impl AdminService {
         } else {
             None
         };
+        let ids: Vec<&str> = rows
+            .iter()
+            .flat_map(|a| [Some(a.actor_id.as_str()), a.subject_id.as_deref()])
+            .flatten()
+            .collect();
+        let names = self.names(&ids).await;
+        let name = |id: &str| names.get(id).cloned();
         let entries = rows
             .into_iter()
             .map(|a| AuditEntry {
+                actor_name: name(&a.actor_id),
+                subject_name: a.subject_id.as_deref().and_then(name),
                 event_id: a.event_id,
                 at: a.at,
                 service: a.service,

@@ -76,7 +76,7 @@ impl AdminService {
         match result {
             Ok((row, _)) => {
                 self.core().relay.wake();
-                Ok(view(&row))
+                Ok(self.named(view(&row)).await)
             }
             Err(StoreError::Conflict(_)) => {
                 Err(self.overlap_error(&p.user_id, start, end, None).await)

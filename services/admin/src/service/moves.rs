@@ -57,7 +57,7 @@ impl AdminService {
         .await?
         .ok_or_else(|| WireError::conflict("a move of this appointment is already pending"))?;
         self.core().relay.wake();
-        Ok(view(&row))
+        Ok(self.named(view(&row)).await)
     }
 
     /// The doctor proposes a new time for a confirmed appointment; the patient answers.
@@ -100,7 +100,7 @@ impl AdminService {
             )
         })?;
         self.core().relay.wake();
-        Ok(view(&row))
+        Ok(self.named(view(&row)).await)
     }
 
     /// The patient accepts (the times swap in one update) or declines the doctor's proposal.
@@ -163,7 +163,7 @@ impl AdminService {
             Err(e) => return Err(e.into()),
         };
         self.core().relay.wake();
-        Ok(view(&row))
+        Ok(self.named(view(&row)).await)
     }
 
     /// The doctor accepts a patient's move: the new time replaces the old in one update.
@@ -209,7 +209,7 @@ impl AdminService {
         match result {
             Ok(Some(row)) => {
                 self.core().relay.wake();
-                Ok(view(&row))
+                Ok(self.named(view(&row)).await)
             }
             Ok(None) => Err(WireError::conflict("the offer is no longer open")),
             Err(StoreError::Conflict(_)) => Err(self
@@ -246,6 +246,6 @@ impl AdminService {
         .await?
         .ok_or_else(|| WireError::not_found("no open offer for this appointment"))?;
         self.core().relay.wake();
-        Ok(view(&row))
+        Ok(self.named(view(&row)).await)
     }
 }

@@ -33,15 +33,19 @@ impl AdminService {
         _r: ListMyOffers,
     ) -> Result<OfferList, WireError> {
         let p = active(ctx, Role::Doctor)?;
-        let mut offers = Vec::new();
+        let mut pending = Vec::new();
         for o in store::pending_offers_for(self.db(), &p.user_id).await? {
             if let Some(a) = store::appointment(self.db(), &o.appointment_id).await? {
-                offers.push(OfferWithAppointment {
-                    offer: offer_view(&o),
-                    appointment: view(&a),
-                });
+                pending.push((offer_view(&o), view(&a)));
             }
         }
+        let (offers, appointments): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+        let appointments = self.named_all(appointments).await;
+        let offers = offers
+            .into_iter()
+            .zip(appointments)
+            .map(|(offer, appointment)| OfferWithAppointment { offer, appointment })
+            .collect();
         Ok(OfferList { offers })
     }
 
@@ -134,7 +138,7 @@ impl AdminService {
             Err(e) => return Err(e.into()),
         };
         self.core().relay.wake();
-        Ok(view(&row))
+        Ok(self.named(view(&row)).await)
     }
 
     /// A doctor declines their offer with a reason; the request moves on.
@@ -180,6 +184,6 @@ impl AdminService {
         .ok_or_else(|| WireError::not_found("no open offer for this appointment"))?;
         self.core().relay.wake();
         self.route(&row.id);
-        Ok(view(&row))
+        Ok(self.named(view(&row)).await)
     }
 }

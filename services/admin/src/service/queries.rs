@@ -71,7 +71,7 @@ impl AdminService {
         let (from, to) = Self::period(&r.start, r.end.as_deref())?;
         let rows = store::confirmed_overlapping(self.db(), &r.doctor_id, from, to).await?;
         Ok(AppointmentList {
-            appointments: rows.iter().map(view).collect(),
+            appointments: self.named_all(rows.iter().map(view).collect()).await,
         })
     }
 
@@ -123,7 +123,7 @@ impl AdminService {
             tracing::info!(doctor_id = %r.doctor_id, count = cancelled.len(), "confirmed appointments cancelled for the doctor's absence");
         }
         Ok(AppointmentList {
-            appointments: cancelled,
+            appointments: self.named_all(cancelled).await,
         })
     }
 

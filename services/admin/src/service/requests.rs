@@ -110,7 +110,7 @@ impl AdminService {
             self.core().relay.wake();
             self.route(&row.id);
         }
-        Ok(view(&row))
+        Ok(self.named(view(&row)).await)
     }
 
     /// The caller's appointments: a patient's own, a doctor's (confirmed or offered to them),
@@ -141,7 +141,7 @@ impl AdminService {
             None
         };
         Ok(AppointmentPage {
-            appointments: rows.iter().map(view).collect(),
+            appointments: self.named_all(rows.iter().map(view).collect()).await,
             next_cursor,
         })
     }
@@ -177,7 +177,7 @@ impl AdminService {
             return Err(not_found());
         }
         Ok(AppointmentDetail {
-            appointment: view(&a),
+            appointment: self.named(view(&a)).await,
             offers: visible.iter().map(offer_view).collect(),
         })
     }
@@ -269,12 +269,13 @@ impl AdminService {
                 },
             )
             .await?;
-        row.map(|r| view(&r)).ok_or_else(|| {
+        let a = row.map(|r| view(&r)).ok_or_else(|| {
             WireError::conflict(format!(
                 "a {} appointment cannot be cancelled now",
                 a.status.as_str()
             ))
-        })
+        })?;
+        Ok(self.named(a).await)
     }
 
     /// The doctor completes a confirmed appointment after its start, with notes.
@@ -301,9 +302,10 @@ impl AdminService {
                 },
             )
             .await?;
-        row.map(|r| view(&r)).ok_or_else(|| {
+        let a = row.map(|r| view(&r)).ok_or_else(|| {
             WireError::conflict("only a confirmed appointment that has started can be completed")
-        })
+        })?;
+        Ok(self.named(a).await)
     }
 
     /// The doctor marks a confirmed appointment a no-show after its start.
@@ -329,9 +331,10 @@ impl AdminService {
                 },
             )
             .await?;
-        row.map(|r| view(&r)).ok_or_else(|| {
+        let a = row.map(|r| view(&r)).ok_or_else(|| {
             WireError::conflict("only a confirmed appointment that has started can be a no-show")
-        })
+        })?;
+        Ok(self.named(a).await)
     }
 
     /// An admin declines an open request (typically from the admin queue).
@@ -358,8 +361,10 @@ impl AdminService {
                 },
             )
             .await?;
-        row.map(|r| view(&r))
-            .ok_or_else(|| WireError::conflict("only an open request can be declined"))
+        let a = row
+            .map(|r| view(&r))
+            .ok_or_else(|| WireError::conflict("only an open request can be declined"))?;
+        Ok(self.named(a).await)
     }
 
     /// An admin sends an open request to a new target; pending offers are withdrawn.
@@ -399,6 +404,6 @@ impl AdminService {
         .await?;
         tracing::info!(appointment_id = %row.id, admin_id = %p.user_id, "request re-routed");
         self.route(&row.id);
-        Ok(view(&row))
+        Ok(self.named(view(&row)).await)
     }
 }
