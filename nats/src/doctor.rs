@@ -74,6 +74,9 @@ pub struct DoctorSummary {
     pub id: String,
     pub display_name: String,
     pub specialties: Vec<String>,
+    /// ISO 639-1 codes of the languages the doctor consults in.
+    #[serde(default)]
+    pub languages: Vec<String>,
 }
 
 /// Search the directory of approved doctors, ordered by id, keyset-paginated.
@@ -85,6 +88,9 @@ pub struct SearchDoctors {
     /// Case-insensitive substring of the display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
+    /// Only doctors who consult in this language (an ISO 639-1 code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// 1..=100, default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
@@ -112,6 +118,9 @@ pub struct PublicProfile {
     pub id: String,
     pub display_name: String,
     pub specialties: Vec<String>,
+    /// ISO 639-1 codes of the languages the doctor consults in.
+    #[serde(default)]
+    pub languages: Vec<String>,
     pub bio: String,
     /// IANA time zone of the doctor's working hours.
     pub time_zone: String,
@@ -134,6 +143,9 @@ pub struct DoctorProfile {
     /// From the account; not editable here.
     pub display_name: String,
     pub specialties: Vec<String>,
+    /// ISO 639-1 codes of the languages the doctor consults in.
+    #[serde(default)]
+    pub languages: Vec<String>,
     pub bio: String,
     /// Listed in the directory (the account is active).
     pub approved: bool,
@@ -141,13 +153,18 @@ pub struct DoctorProfile {
     pub version: i64,
 }
 
-/// Replace the caller's specialties and bio.
+/// Replace the caller's specialties, languages and bio.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateProfile {
     /// 1 to 10 specialties, normalized to lowercase slugs (`Family Medicine` → `family-medicine`;
     /// two that normalize alike are kept once).
     #[schema(schema_with = specialty_list)]
     pub specialties: Vec<String>,
+    /// At most 10 distinct ISO 639-1 codes (lowercase, e.g. `de`); when left out, the stored
+    /// languages stay as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = language_list)]
+    pub languages: Option<Vec<String>>,
     /// At most 2000 characters.
     #[serde(default)]
     #[schema(max_length = 2000)]
@@ -272,6 +289,42 @@ pub struct SlotList {
 pub const MAX_SPECIALTY_CHARS: usize = 50;
 /// Most specialties a doctor lists.
 pub const MAX_SPECIALTIES: usize = 10;
+/// Most languages a doctor lists.
+pub const MAX_LANGUAGES: usize = 10;
+
+/// Whether `code` is an ISO 639-1 language code as carehub writes them (two lowercase letters).
+pub fn is_language_code(code: &str) -> bool {
+    code.bytes().all(|b| b.is_ascii_lowercase()) && isolang::Language::from_639_1(code).is_some()
+}
+
+/// Every ISO 639-1 code, sorted.
+pub fn language_codes() -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = isolang::languages().filter_map(|l| l.to_639_1()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// The schema of one language code: the ISO 639-1 list.
+pub fn language_code() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(language_codes()))
+        .examples(["de"])
+        .description(Some("An ISO 639-1 language code, e.g. `de`"))
+        .build()
+}
+
+/// The schema of [`UpdateProfile::languages`].
+fn language_list() -> utoipa::openapi::Array {
+    use utoipa::openapi::ArrayBuilder;
+    ArrayBuilder::new()
+        .items(language_code())
+        .max_items(Some(MAX_LANGUAGES))
+        .unique_items(true)
+        .build()
+}
 
 /// The schema of [`ReplaceAvailability::time_zone`]: every name of the IANA time zone database
 /// the doctor service knows (the same release of it, so the list is what is accepted).

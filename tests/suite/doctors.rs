@@ -192,6 +192,69 @@ async fn an_approved_doctor_is_listed_and_offers_slots_that_respect_daylight_sav
     ));
     let public = patient.json(&format!("/api/doctors/{id}")).await;
     assert_eq!(public["bio"], "Hearts.");
+    assert_eq!(public["languages"], json!([]), "none until the doctor says");
+
+    // Languages: ISO 639-1 codes, searchable; a profile save without them keeps them.
+    let profile = |body: Value| {
+        let doctor = &doctor;
+        async move {
+            doctor
+                .send(reqwest::Method::PUT, "/api/doctors/me/profile", &body)
+                .await
+        }
+    };
+    let r = profile(
+        json!({"specialties": ["cardiology"], "bio": "Hearts.", "languages": ["de", "en", "de"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["languages"],
+        json!(["de", "en"])
+    );
+    let r = profile(json!({"specialties": ["cardiology"], "bio": "Hearts, again."})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["languages"],
+        json!(["de", "en"])
+    );
+    for bad in [
+        json!(["deu"]),
+        json!(["DE"]),
+        json!(["xx"]),
+        json!([""]),
+        json!([
+            "aa", "ab", "af", "ak", "am", "an", "ar", "as", "av", "ay", "az"
+        ]),
+    ] {
+        let r = profile(json!({"specialties": ["cardiology"], "languages": bad})).await;
+        assert_eq!(r.status(), 422, "{bad}");
+        assert_eq!(error_code(r).await, "validation_failed");
+    }
+    let public = patient.json(&format!("/api/doctors/{id}")).await;
+    assert_eq!(
+        public["languages"],
+        json!(["de", "en"]),
+        "the refused saves changed nothing"
+    );
+    assert_eq!(public["bio"], "Hearts, again.");
+    let by_language = patient.json("/api/doctors?language=de&limit=100").await;
+    assert!(listed(&by_language, &id));
+    let entry = by_language["doctors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["languages"], json!(["de", "en"]));
+    assert!(!listed(
+        &patient.json("/api/doctors?language=fr&limit=100").await,
+        &id
+    ));
+    let r = patient.get("/api/doctors?language=xx").await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(error_code(r).await, "validation_failed");
 
     // Berlin working hours 01:00–04:00, across both daylight-saving changes of 2026.
     let v = doctor.json("/api/doctors/me/availability").await["version"]
@@ -292,8 +355,9 @@ async fn an_approved_doctor_is_listed_and_offers_slots_that_respect_daylight_sav
     assert_eq!(r.status(), 204);
     assert_eq!(starts(&patient.json(&spring).await).len(), 4);
 
-    // One event per change, versions 1 (profile created) to 6, in order.
-    let expected: Vec<i64> = (1..=6).collect();
+    // One event per change, versions 1 (profile created) to 8, in order; the refused saves
+    // wrote none.
+    let expected: Vec<i64> = (1..=8).collect();
     let versions = wait::until("every doctor event is in the stream", DEADLINE, || async {
         let versions: Vec<i64> = clinic
             .stream_messages("CAREHUB_DOCTORS", "carehub.events.doctor.>")
@@ -302,7 +366,7 @@ async fn an_approved_doctor_is_listed_and_offers_slots_that_respect_daylight_sav
             .filter(|e| e["doctor"]["id"] == id.as_str())
             .map(|e| e["doctor"]["version"].as_i64().unwrap())
             .collect();
-        (versions.last() == Some(&6)).then_some(versions)
+        (versions.last() == Some(&8)).then_some(versions)
     })
     .await;
     assert_eq!(versions, expected);

@@ -45,6 +45,9 @@ pub struct DirectoryQuery {
     pub specialty: Option<String>,
     /// Case-insensitive substring of the doctor's name.
     pub q: Option<String>,
+    /// Only doctors who consult in this language.
+    #[param(schema_with = carehub_nats::doctor::language_code)]
+    pub language: Option<String>,
     /// Page size, default 20.
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
@@ -76,7 +79,7 @@ pub struct VersionQuery {
 #[utoipa::path(get, path = "/api/doctors", tag = "doctors", security(("bearer" = [])),
     params(DirectoryQuery),
     responses((status = 200, description = "A page of approved doctors", body = DoctorPage),
-        (status = 422, description = "`limit` outside 1..=100", body = ErrorBody)))]
+        (status = 422, description = "`limit` outside 1..=100, or `language` not an ISO 639-1 code", body = ErrorBody)))]
 pub async fn search(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
@@ -85,6 +88,7 @@ pub async fn search(
     let req = SearchDoctors {
         specialty: q.specialty,
         q: q.q,
+        language: q.language,
         limit: q.limit,
         cursor: q.cursor,
     };

@@ -45,6 +45,32 @@ pub fn slug(raw: &str) -> Option<String> {
     (!out.is_empty() && out.len() <= MAX_SLUG_LEN).then_some(out)
 }
 
+/// At most 10 distinct ISO 639-1 codes, in the order given (a repeated code is kept once).
+///
+/// # Errors
+/// `validation_failed` for too many or one that is not an ISO 639-1 code.
+pub fn languages(raw: &[String]) -> Result<Vec<String>, WireError> {
+    use carehub_nats::doctor::{MAX_LANGUAGES, is_language_code};
+    let mut out: Vec<String> = Vec::new();
+    for code in raw {
+        if !is_language_code(code) {
+            return Err(WireError::validation(format!(
+                "languages: '{}' is not an ISO 639-1 code (two lowercase letters, e.g. 'de')",
+                code.chars().take(20).collect::<String>()
+            )));
+        }
+        if !out.contains(code) {
+            out.push(code.clone());
+        }
+    }
+    if out.len() > MAX_LANGUAGES {
+        return Err(WireError::validation(format!(
+            "languages: at most {MAX_LANGUAGES} languages"
+        )));
+    }
+    Ok(out)
+}
+
 /// 1..=10 distinct specialty slugs, in the order given, from 1..=10 specialties as given: each
 /// at most 50 letters, digits, spaces, `-` and `_`, with a letter or digit (what the OpenAPI
 /// document states, so the raw form is checked, not only the slug).

@@ -105,6 +105,10 @@ fn specialties_of(row: &DoctorRow) -> Result<Vec<String>, WireError> {
     serde_json::from_str(&row.specialties).map_err(|_| corrupt(&row.id, "specialties"))
 }
 
+fn languages_of(row: &DoctorRow) -> Result<Vec<String>, WireError> {
+    serde_json::from_str(&row.languages).map_err(|_| corrupt(&row.id, "languages"))
+}
+
 fn weekly_of(row: &DoctorRow) -> Result<Vec<WeeklyHours>, WireError> {
     serde_json::from_str(&row.weekly).map_err(|_| corrupt(&row.id, "weekly"))
 }
@@ -134,6 +138,7 @@ fn profile_view(row: &DoctorRow) -> Result<DoctorProfile, WireError> {
         id: row.id.clone(),
         display_name: row.display_name.clone(),
         specialties: specialties_of(row)?,
+        languages: languages_of(row)?,
         bio: row.bio.clone(),
         approved: approved(row),
         version: row.version,
@@ -316,8 +321,22 @@ impl DoctorService {
                 .map(str::trim)
                 .filter(|q| !q.is_empty())
                 .map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
+        // An unknown code is refused (the OpenAPI document lists the codes); a known one that
+        // nobody speaks lists nobody.
+        let language_pattern = match r.language.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(code) if carehub_nats::doctor::is_language_code(code) => {
+                Some(format!("%\"{code}\"%"))
+            }
+            Some(_) => {
+                return Err(WireError::validation(
+                    "language: not an ISO 639-1 code (two lowercase letters, e.g. 'de')",
+                ));
+            }
+        };
         let filter = DirectoryFilter {
             specialty_pattern,
+            language_pattern,
             name_pattern,
             after_id: r.cursor.as_deref().filter(|c| !c.is_empty()),
             limit: limit + 1,
@@ -338,6 +357,7 @@ impl DoctorService {
                     id: row.id.clone(),
                     display_name: row.display_name.clone(),
                     specialties: specialties_of(row)?,
+                    languages: languages_of(row)?,
                 })
             })
             .collect::<Result<_, WireError>>()?;
@@ -362,6 +382,7 @@ impl DoctorService {
             id: d.row.id.clone(),
             display_name: d.row.display_name.clone(),
             specialties: specialties_of(&d.row)?,
+            languages: languages_of(&d.row)?,
             bio: d.row.bio.clone(),
             time_zone: d.row.time_zone.clone(),
             slot_minutes: slot_minutes_of(&d.row),
@@ -457,7 +478,7 @@ impl DoctorService {
         profile_view(&row)
     }
 
-    /// Replaces the caller's specialties and bio.
+    /// Replaces the caller's specialties, bio and (when given) languages.
     ///
     /// # Errors
     /// `forbidden` unless an active doctor, `validation_failed`, `conflict` on a version
@@ -472,8 +493,15 @@ impl DoctorService {
         let bio = domain::bio(&r.bio)?;
         let specialties_json =
             serde_json::to_string(&specialties).map_err(|_| WireError::internal())?;
+        let languages_json = match &r.languages {
+            Some(l) => Some(
+                serde_json::to_string(&domain::languages(l)?).map_err(|_| WireError::internal())?,
+            ),
+            None => None,
+        };
         let change = Change::Profile {
             specialties: &specialties_json,
+            languages: languages_json.as_deref(),
             bio: &bio,
         };
         let d = store::change(

@@ -16,6 +16,8 @@ pub struct DoctorRow {
     pub account_status: String,
     /// JSON array of slugs.
     pub specialties: String,
+    /// JSON array of ISO 639-1 codes.
+    pub languages: String,
     pub bio: String,
     pub time_zone: String,
     /// JSON array of wire `WeeklyHours`.
@@ -25,7 +27,7 @@ pub struct DoctorRow {
     pub version: i64,
 }
 
-const DOCTOR_COLS: &str = "id, display_name, account_status, specialties, bio, time_zone, weekly, slot_minutes, auto_accept, version";
+const DOCTOR_COLS: &str = "id, display_name, account_status, specialties, languages, bio, time_zone, weekly, slot_minutes, auto_accept, version";
 
 /// A row of `time_off`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -80,6 +82,8 @@ pub async fn doctor_with_time_off(
 pub struct DirectoryFilter<'a> {
     /// `%"slug"%`, matched against the JSON array.
     pub specialty_pattern: Option<String>,
+    /// `%"code"%`, matched against the JSON array of languages.
+    pub language_pattern: Option<String>,
     /// Lowercased, LIKE-escaped, wrapped in `%`.
     pub name_pattern: Option<String>,
     pub after_id: Option<&'a str>,
@@ -97,11 +101,12 @@ pub async fn directory(db: &Db, f: &DirectoryFilter<'_>) -> Result<Vec<DoctorRow
            AND ($1 IS NULL OR specialties LIKE $1)
            AND ($2 IS NULL OR display_name_lower LIKE $2 ESCAPE '\\')
            AND ($3 IS NULL OR id > $3)
+           AND ($5 IS NULL OR languages LIKE $5)
          ORDER BY id LIMIT $4"
     ));
     Ok(with_db!(db, p => sqlx::query_as::<_, DoctorRow>(sql)
         .bind(f.specialty_pattern.as_deref()).bind(f.name_pattern.as_deref())
-        .bind(f.after_id).bind(f.limit)
+        .bind(f.after_id).bind(f.limit).bind(f.language_pattern.as_deref())
         .fetch_all(p).await?))
 }
 
@@ -110,6 +115,8 @@ pub async fn directory(db: &Db, f: &DirectoryFilter<'_>) -> Result<Vec<DoctorRow
 pub enum Change<'a> {
     Profile {
         specialties: &'a str,
+        /// `None` keeps the stored languages.
+        languages: Option<&'a str>,
         bio: &'a str,
     },
     Availability {
@@ -178,9 +185,9 @@ pub async fn change(
             return Err(v.map_or(ChangeError::NoDoctor, |current| ChangeError::VersionMismatch { current }));
         }
         match change {
-            Change::Profile { specialties, bio } => {
-                sqlx::query("UPDATE doctors SET specialties = $1, bio = $2 WHERE id = $3")
-                    .bind(*specialties).bind(*bio).bind(id).execute(&mut *tx).await?;
+            Change::Profile { specialties, languages, bio } => {
+                sqlx::query("UPDATE doctors SET specialties = $1, bio = $2, languages = COALESCE($3, languages) WHERE id = $4")
+                    .bind(*specialties).bind(*bio).bind(*languages).bind(id).execute(&mut *tx).await?;
             }
             Change::Availability { time_zone, weekly, slot_minutes, auto_accept } => {
                 sqlx::query("UPDATE doctors SET time_zone = $1, weekly = $2, slot_minutes = $3, auto_accept = $4 WHERE id = $5")
