@@ -75,7 +75,6 @@ pub struct DoctorSummary {
     pub display_name: String,
     pub specialties: Vec<String>,
     /// ISO 639-1 codes of the languages the doctor consults in.
-    #[serde(default)]
     pub languages: Vec<String>,
 }
 
@@ -119,7 +118,6 @@ pub struct PublicProfile {
     pub display_name: String,
     pub specialties: Vec<String>,
     /// ISO 639-1 codes of the languages the doctor consults in.
-    #[serde(default)]
     pub languages: Vec<String>,
     pub bio: String,
     /// IANA time zone of the doctor's working hours.
@@ -144,7 +142,6 @@ pub struct DoctorProfile {
     pub display_name: String,
     pub specialties: Vec<String>,
     /// ISO 639-1 codes of the languages the doctor consults in.
-    #[serde(default)]
     pub languages: Vec<String>,
     pub bio: String,
     /// Listed in the directory (the account is active).

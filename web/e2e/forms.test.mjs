@@ -174,15 +174,24 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     // The live push is a hint that may come after the click: hold it back, so the click races
     // ahead of it and the booking itself meets the taken time.
     const held = [];
+    let watching = false;
     await page.routeWebSocket(/\/ws$/, (ws) => {
       const server = ws.connectToServer();
       server.onMessage((m) => (String(m).includes('"slots_changed"') ? held.push(m) : ws.send(m)));
+      ws.onMessage((m) => {
+        if (String(m).includes('"slots_watch"')) watching = true;
+        server.send(m);
+      });
     });
     await clinic.login(page, acct);
     await page.goto(`/doctors/${ines.id}`);
     const picker = page.getByRole('group', { name: /Book instantly/ });
     const first = picker.getByRole('radio').first();
     await first.waitFor();
+    // Once connected the picker asks again (changes may have passed while it was away); let
+    // that settle, so the only news held back below is the rival's booking.
+    await until('the picker watches the doctor', () => watching, 10_000);
+    await page.waitForLoadState('networkidle');
     const start = await first.getAttribute('value');
     const name = await first.getAttribute('aria-label');
     await first.check();
@@ -313,7 +322,7 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     await clinic.close(page);
   });
 
-  test('an approved doctor sets specialties and a bio; the directory and the API show them', async () => {
+  test('an approved doctor sets specialties, languages and a bio; the directory and the API show them', async () => {
     const acct = await newAccount('doctor', 'Dr. Lena Sato');
     await until('the doctor profile to exist', async () => {
       const r = await raw('GET', '/api/doctors/me/profile', acct.token);
@@ -327,6 +336,11 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     await page.getByText('No specialty listed yet').waitFor();
     await page.getByRole('textbox', { name: /^Specialties/ }).fill('Sports Medicine, nutrition');
     await page.getByLabel('Bio', { exact: true }).fill('Runner, and a doctor of runners.');
+    const languages = page.getByRole('textbox', { name: /^Languages you consult in/ });
+    await languages.fill('German, Klingon');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByText('“Klingon” is not a language we know').waitFor();
+    await languages.fill('German, en, de');
     await page.getByRole('button', { name: 'Save profile' }).click();
     await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
     await screen(page, 'doctor-profile-saved');
@@ -334,8 +348,10 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     await page.getByRole('heading', { name: 'Your profile' }).waitFor();
     assert.equal(await page.getByRole('textbox', { name: /^Specialties/ }).inputValue(), 'Sports medicine, Nutrition');
     assert.equal(await page.getByLabel('Bio', { exact: true }).inputValue(), 'Runner, and a doctor of runners.');
+    assert.equal(await languages.inputValue(), 'German, English');
     const mine = await clinic.api('GET', '/api/doctors/me/profile', acct.token);
     assert.deepEqual(mine.specialties, ['sports-medicine', 'nutrition']);
+    assert.deepEqual(mine.languages, ['de', 'en']);
     assert.equal(mine.bio, 'Runner, and a doctor of runners.');
 
     await page.getByRole('link', { name: 'Offers' }).click();
@@ -354,8 +370,20 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     }, 30_000);
     const listed = (await clinic.api('GET', '/api/doctors?q=Sato', await clinic.token(clinic.byEmail('grace.')))).doctors[0];
     assert.deepEqual(listed.specialties, ['sports-medicine', 'nutrition']);
+    assert.match(await card.innerText(), /Speaks German, English/);
+    // By language: German finds her, French does not.
+    await patient.getByLabel('Language').fill('German');
+    await patient.getByRole('button', { name: 'Search' }).click();
+    await until('the German-speaking doctor listed', async () => (await card.count()) === 1, 30_000);
+    await patient.getByLabel('Language').fill('French');
+    await patient.getByRole('button', { name: 'Search' }).click();
+    await patient.getByText('No doctor matches').waitFor();
+    await patient.getByLabel('Language').fill('');
+    await patient.getByRole('button', { name: 'Search' }).click();
+    await card.waitFor();
     await card.getByRole('link', { name: 'Dr. Lena Sato' }).click();
     await patient.getByText('Runner, and a doctor of runners.').waitFor();
+    assert.equal(await patient.getByTestId('doctor-languages').innerText(), 'Speaks German, English');
     await clinic.close(page, patient);
   });
 

@@ -1100,7 +1100,7 @@ export interface components {
             display_name: string;
             id: string;
             /** @description ISO 639-1 codes of the languages the doctor consults in. */
-            languages?: string[];
+            languages: string[];
             specialties: string[];
             /**
              * Format: int64
@@ -1113,7 +1113,7 @@ export interface components {
             display_name: string;
             id: string;
             /** @description ISO 639-1 codes of the languages the doctor consults in. */
-            languages?: string[];
+            languages: string[];
             specialties: string[];
         };
         Done: {
@@ -1304,7 +1304,7 @@ export interface components {
             display_name: string;
             id: string;
             /** @description ISO 639-1 codes of the languages the doctor consults in. */
-            languages?: string[];
+            languages: string[];
             /** Format: int32 */
             slot_minutes: number;
             specialties: string[];

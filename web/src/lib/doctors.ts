@@ -3,6 +3,7 @@
 // doctor's own data is versioned by `expected_version` in the body.
 
 import { api, type Body, type Schema } from './api';
+import type { Language } from './languages';
 
 export type DoctorProfile = Schema<'DoctorProfile'>;
 export type AvailabilityView = Schema<'AvailabilityView'>;
@@ -57,7 +58,7 @@ export function specialtiesText(slugs: string[]): string {
 
 export const doctors = {
   /** The directory: approved doctors by name (`q`) or specialty. */
-  search: (query: { specialty?: string; q?: string; limit?: number } = {}) =>
+  search: (query: { specialty?: string; q?: string; language?: Language; limit?: number } = {}) =>
     api.call((h) => h.GET('/api/doctors', { params: { query } })),
   /** A doctor's public page. */
   get: (id: string) => api.call((h) => h.GET('/api/doctors/{id}', { params: { path: { id } } })),
@@ -66,7 +67,9 @@ export const doctors = {
   addTimeOff: (body: Body<'/api/doctors/me/time-off', 'post'>) => api.call((h) => h.POST('/api/doctors/me/time-off', { body })),
   removeTimeOff: (id: string) => api.call((h) => h.DELETE('/api/doctors/me/time-off/{id}', { params: { path: { id } } })),
   myProfile: (): Promise<DoctorProfile> => api.call((h) => h.GET('/api/doctors/me/profile')),
-  /** Replaces specialties and bio if the doctor is still at `version` (else `conflict`). */
-  saveMyProfile: (specialties: string[], bio: string, version: number) =>
-    api.call((h) => h.PUT('/api/doctors/me/profile', { body: { specialties, bio, expected_version: version } satisfies Schema<'UpdateProfile'> })),
+  /** Replaces specialties, languages and bio if the doctor is still at `version` (else `conflict`). */
+  saveMyProfile: (specialties: string[], languages: Language[], bio: string, version: number) =>
+    api.call((h) =>
+      h.PUT('/api/doctors/me/profile', { body: { specialties, languages, bio, expected_version: version } satisfies Schema<'UpdateProfile'> }),
+    ),
 };

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router-dom';
 import { appointments } from '../lib/appointments';
 import { doctors, specialtiesText } from '../lib/doctors';
+import { languageCode, languagesText, type Language } from '../lib/languages';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
 import { addDays, dayKey, formatDay, formatTime, viewerZone } from '../lib/time';
 import type { Appointment, Slot } from '../lib/types';
@@ -10,13 +11,21 @@ import { Empty, ErrorMsg, Loading, useAction, useLoad, useSession } from '../lib
 export function Directory() {
   const [specialty, setSpecialty] = useState('');
   const [q, setQ] = useState('');
-  const [query, setQuery] = useState({ specialty: '', q: '' });
+  const [language, setLanguage] = useState('');
+  const [languageError, setLanguageError] = useState<string | null>(null);
+  const [query, setQuery] = useState<{ specialty: string; q: string; language?: Language }>({ specialty: '', q: '' });
   const { data, error, loading } = useLoad(() => {
-    return doctors.search({ specialty: query.specialty || undefined, q: query.q || undefined });
-  }, [query.specialty, query.q]);
+    return doctors.search({ specialty: query.specialty || undefined, q: query.q || undefined, language: query.language });
+  }, [query.specialty, query.q, query.language]);
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    setQuery({ specialty: specialty.trim().toLowerCase().replace(/\s+/g, '-'), q: q.trim() });
+    const code = language.trim() ? languageCode(language) : undefined;
+    if (code === null) {
+      setLanguageError(`“${language.trim()}” is not a language we know: use its name (e.g. German) or its two-letter code (e.g. de).`);
+      return;
+    }
+    setLanguageError(null);
+    setQuery({ specialty: specialty.trim().toLowerCase().replace(/\s+/g, '-'), q: q.trim(), language: code });
   };
   return (
     <section>
@@ -30,12 +39,17 @@ export function Directory() {
           Specialty
           <input value={specialty} onChange={(e) => setSpecialty(e.target.value)} placeholder="e.g. cardiology" />
         </label>
+        <label>
+          Language
+          <input value={language} onChange={(e) => setLanguage(e.target.value)} placeholder="e.g. German" />
+        </label>
         <button type="submit">Search</button>
       </form>
+      <ErrorMsg error={languageError} />
       {loading && <Loading />}
       <ErrorMsg error={error} />
       {data && data.doctors.length === 0 && (
-        <Empty>{query.q || query.specialty ? 'No doctor matches. Try another name or specialty.' : 'No doctors are listed yet.'}</Empty>
+        <Empty>{query.q || query.specialty || query.language ? 'No doctor matches. Try another name, specialty or language.' : 'No doctors are listed yet.'}</Empty>
       )}
       {data && data.doctors.length > 0 && (
         <ul className="cards" aria-label="Doctors">
@@ -45,6 +59,7 @@ export function Directory() {
                 <Link to={`/doctors/${d.id}`}>{d.display_name}</Link>
               </h2>
               <p className="muted">{specialtiesText(d.specialties)}</p>
+              {d.languages.length > 0 && <p className="small">Speaks {languagesText(d.languages)}</p>}
             </li>
           ))}
         </ul>
@@ -92,6 +107,7 @@ export function DoctorPage() {
     <section>
       <h1>{d.display_name}</h1>
       <p className="muted" data-testid="doctor-specialties">{specialtiesText(d.specialties)}</p>
+      {d.languages.length > 0 && <p data-testid="doctor-languages">Speaks {languagesText(d.languages)}</p>}
       {d.bio && <p>{d.bio}</p>}
       <p className="small">
         Works in {d.time_zone}; times below are in your zone, <strong>{zone}</strong>.

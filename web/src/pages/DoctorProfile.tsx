@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
 import { ApiError } from '../lib/api';
 import { doctors, MAX_BIO, MAX_SPECIALTIES, specialtiesText, specialtyLabel, specialtySlug, type DoctorProfile as Profile } from '../lib/doctors';
+import { languageName, languagesText, parseLanguages } from '../lib/languages';
 import { ErrorMsg, Loading, Saved, useAction, useLoad } from '../lib/ui';
 
 const STALE = { conflict: 'Changed elsewhere: reload to see the latest.' };
@@ -24,7 +25,9 @@ function DoctorProfileForm({ profile, onReload }: { profile: Profile; onReload: 
   const [version, setVersion] = useState(profile.version);
   const [specialties, setSpecialties] = useState(profile.specialties.map(specialtyLabel).join(', '));
   const [bio, setBio] = useState(profile.bio);
+  const [languages, setLanguages] = useState(profile.languages.map(languageName).join(', '));
   const [shown, setShown] = useState(profile.specialties);
+  const [shownLanguages, setShownLanguages] = useState(profile.languages);
   const [saved, setSaved] = useState(false);
   const [stale, setStale] = useState(false);
   const [busy, error, run, setError] = useAction({
@@ -44,11 +47,15 @@ function DoctorProfileForm({ profile, onReload }: { profile: Profile; onReload: 
     if (slugs.length === 0) return setError('Give at least one specialty, e.g. cardiology.');
     if (slugs.length > MAX_SPECIALTIES) return setError(`List at most ${MAX_SPECIALTIES} specialties.`);
     if (Array.from(bio.trim()).length > MAX_BIO) return setError(`The bio is at most ${MAX_BIO} characters.`);
+    const langs = parseLanguages(languages);
+    if ('error' in langs) return setError(langs.error);
     const ok = await run(async () => {
       try {
-        const next = await doctors.saveMyProfile(slugs, bio.trim(), version);
+        const next = await doctors.saveMyProfile(slugs, langs.codes, bio.trim(), version);
         setVersion(next.version);
         setShown(next.specialties);
+        setShownLanguages(next.languages);
+        setLanguages(next.languages.map(languageName).join(', '));
         setSpecialties(next.specialties.map(specialtyLabel).join(', '));
         setBio(next.bio);
       } catch (err) {
@@ -62,13 +69,18 @@ function DoctorProfileForm({ profile, onReload }: { profile: Profile; onReload: 
     <>
       {!profile.approved && <p className="small">Your account waits for approval: patients cannot find you yet.</p>}
       <p className="small">
-        Patients see you in the <Link to="/doctors">directory</Link> as: <strong data-testid="shown-specialties">{specialtiesText(shown)}</strong>
+        Patients see you in the <Link to="/doctors">directory</Link> as: <strong data-testid="shown-specialties">{specialtiesText(shown)}</strong>;
+        speaking <strong data-testid="shown-languages">{languagesText(shownLanguages)}</strong>
       </p>
       <form onSubmit={submit} aria-labelledby="doctor-profile-h" noValidate>
-        <h2 id="doctor-profile-h">Specialties and bio</h2>
+        <h2 id="doctor-profile-h">Specialties, languages and bio</h2>
         <label>
           Specialties (separate them with commas)
           <input value={specialties} onChange={(e) => setSpecialties(e.target.value)} placeholder="e.g. cardiology, sports medicine" />
+        </label>
+        <label>
+          Languages you consult in (names or two-letter codes, separated by commas)
+          <input value={languages} onChange={(e) => setLanguages(e.target.value)} placeholder="e.g. English, German" />
         </label>
         {/* Labelled by id: a wrapping label would put the text typed into the textarea's name. */}
         <label htmlFor="doctor-bio">Bio</label>
