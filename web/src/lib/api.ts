@@ -111,7 +111,7 @@ function browserTabs(): Tabs | null {
   const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
   return {
     // Without Web Locks the tabs still share what they renewed; each may then renew on its own.
-    exclusive: (fn) => (locks ? locks.request(TAB_LOCK, fn) : fn()),
+    exclusive: <T,>(fn: () => Promise<T>): Promise<T> => (locks ? (locks.request(TAB_LOCK, fn) as Promise<T>) : fn()),
     post: (m) => channel.postMessage(m),
     listen: (fn) => channel.addEventListener('message', (e: MessageEvent<TabMessage>) => fn(e.data)),
   };

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router-dom';
 import { appointments, STATUSES } from '../lib/appointments';
 import { doctors } from '../lib/doctors';
+import { bloodTypeLabel, patients } from '../lib/patients';
 import { formatRange, formatWithZone, isoToWall, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, Status } from '../lib/types';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
@@ -161,6 +162,7 @@ export function AppointmentDetail() {
           Last video call: {formatWithZone(a.last_call.started_at, zone)}, {Math.round(a.last_call.total_seconds / 60)} min
         </p>
       )}
+      {user?.role === 'doctor' && a.status === 'confirmed' && <PatientRecord patientId={a.patient_id} />}
       {a.pending_change && <PendingChange a={a} onDone={reload} />}
       <h2>History</h2>
       <ol className="timeline">
@@ -282,5 +284,38 @@ function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
       )}
       <ErrorMsg error={error} />
     </div>
+  );
+}
+
+/** The patient's medical history as their doctor reads it: read-only (only the patient edits it). */
+function PatientRecord({ patientId }: { patientId: string }) {
+  const { data, error, loading } = useLoad(() => patients.recordOf(patientId), [patientId]);
+  return (
+    <section className="card" aria-labelledby="record-h" data-testid="patient-record">
+      <h2 id="record-h" className="h3">
+        Patient’s medical history
+      </h2>
+      <p className="small muted">Read-only: only the patient can change it.</p>
+      {loading && !data && <Loading what="Loading the medical history" />}
+      <ErrorMsg error={error} />
+      {data && (
+        <dl className="facts">
+          <dt>Blood type</dt>
+          <dd>{bloodTypeLabel(data.blood_type ?? 'unknown')}</dd>
+          <dt>Allergies</dt>
+          <dd>
+            {data.allergies?.length
+              ? data.allergies.map((x) => `${x.substance}${x.severity ? ` (${x.severity})` : ''}${x.reaction ? `: ${x.reaction}` : ''}`).join('; ')
+              : 'None recorded'}
+          </dd>
+          <dt>Conditions</dt>
+          <dd>{data.conditions?.length ? data.conditions.map((x) => x.name).join('; ') : 'None recorded'}</dd>
+          <dt>Medications</dt>
+          <dd>{data.medications?.length ? data.medications.map((x) => `${x.name} ${x.dose}, ${x.frequency}`).join('; ') : 'None recorded'}</dd>
+          <dt>Notes</dt>
+          <dd className="prewrap">{data.notes?.trim() ? data.notes : 'None'}</dd>
+        </dl>
+      )}
+    </section>
   );
 }
