@@ -298,6 +298,12 @@ export class Clinic {
     return page;
   }
 
+  /** Watches another page of a context `pageAs` made (a second tab), as `pageAs` does. */
+  watch(page) {
+    this.watches.set(page, new Watch(page));
+    return page;
+  }
+
   async login(page, acct) {
     await page.goto('/login');
     await page.getByLabel('Email').fill(acct.email);

@@ -3,7 +3,7 @@ import { api } from './lib/api';
 import { viewerZone } from './lib/time';
 import { useState } from 'react';
 import { Loading, SessionProvider, useFrames, useSession } from './lib/ui';
-import { ForgotPassword, Login, ResetPassword, Signup } from './pages/Auth';
+import { ChangePassword, ForgotPassword, Login, ResetPassword, Signup } from './pages/Auth';
 import { DoctorProfile } from './pages/DoctorProfile';
 import { Directory, DoctorPage } from './pages/Directory';
 import { BookRequest } from './pages/Book';
@@ -94,6 +94,9 @@ function Header() {
           <span className="muted small">
             {user.display_name} · {viewerZone()}
           </span>
+          <Link to="/password" className="small">
+            Password
+          </Link>
           <button
             type="button"
             className="link"
@@ -182,6 +185,7 @@ function Shell() {
             <Route path="/admin/groups" element={<Guard role="admin"><AdminGroups /></Guard>} />
             <Route path="/admin/appointments" element={<Guard role="admin"><AdminAppointments /></Guard>} />
             <Route path="/admin/audit" element={<Guard role="admin"><AdminAudit /></Guard>} />
+            <Route path="/password" element={<Guard><ChangePassword /></Guard>} />
             <Route path="/call/:id" element={<Guard><CallPage /></Guard>} />
             <Route path="*" element={<p>Nothing here. <Link to="/">Home</Link></p>} />
           </Routes>

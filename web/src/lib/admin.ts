@@ -26,6 +26,9 @@ export const admin = {
   /** Sends an open request to a group instead. */
   reroute: (id: string, group: string) =>
     api.call((h) => h.POST('/api/admin/appointments/{id}/reroute', { params: { path: { id } }, body: { target: { group } } satisfies Body<'/api/admin/appointments/{id}/reroute', 'post'> })),
+  /** Declines an open request (the patient is told `reason`). */
+  decline: (id: string, reason: string) =>
+    api.call((h) => h.POST('/api/admin/appointments/{id}/decline', { params: { path: { id } }, body: { reason } satisfies Body<'/api/admin/appointments/{id}/decline', 'post'> })),
   /** One page of appointments, all of them for an admin. */
   appointments: (cursor?: string) => api.call((h) => h.GET('/api/appointments', { params: { query: { limit: 100, cursor } } })),
   audit: (subjectId?: string) => api.call((h) => h.GET('/api/admin/audit', { params: { query: { limit: 100, subject_id: subjectId } } })),

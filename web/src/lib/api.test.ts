@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Api, ApiError, SESSION_HINT_KEY, type ApiOptions } from './api';
+import { Api, ApiError, SESSION_HINT_KEY, type ApiOptions, type TabMessage, type Tabs } from './api';
 
 /** Requests go to this origin (node's `Request` needs an absolute URL). */
 const base = 'http://clinic.test';
@@ -210,5 +210,59 @@ describe('the session hint', () => {
     const refused = new Api({ fetch: server({ refreshOk: false }).fetch, ...noTimers, hints: store });
     expect(await refused.refresh()).toBe(false);
     expect(store.m.has(SESSION_HINT_KEY)).toBe(false);
+  });
+});
+
+/** Tabs of one fake browser: one lock, one channel (delivered to the other tabs, not the sender). */
+function browser() {
+  let held: Promise<unknown> = Promise.resolve();
+  const listeners: { fn: (m: TabMessage) => void; self: object }[] = [];
+  return (): Tabs => {
+    const self = {};
+    return {
+      exclusive<T>(fn: () => Promise<T>): Promise<T> {
+        const next = held.then(fn, fn);
+        held = next.catch(() => {});
+        return next;
+      },
+      post: (m) => listeners.filter((l) => l.self !== self).forEach((l) => l.fn(structuredClone(m))),
+      listen: (fn) => void listeners.push({ fn, self }),
+    };
+  };
+}
+
+describe('tabs of one browser', () => {
+  it('two tabs loading at once renew once, one after the other, and both are signed in', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const s = server({ refreshOk: true, delayRefresh: gate });
+    const tab = browser();
+    const a = new Api({ fetch: s.fetch, hints: null, tabs: tab(), ...noTimers });
+    const b = new Api({ fetch: s.fetch, hints: null, tabs: tab(), ...noTimers });
+    const both = Promise.all([a.refresh(), b.refresh()]);
+    release();
+    expect(await both).toEqual([true, true]);
+    // One rotation: the second tab waited for the lock and took the first tab's session.
+    expect(s.calls.filter((c) => c.path === '/api/auth/refresh')).toHaveLength(1);
+    expect(a.accessToken()).toBe('t1');
+    expect(b.accessToken()).toBe('t1');
+    expect((await me(b)).id).toBe('t1');
+  });
+
+  it('a renewal in one tab reaches the other, and signing out in one signs out the other', async () => {
+    const s = server({ refreshOk: true });
+    const tab = browser();
+    const a = new Api({ fetch: s.fetch, hints: null, tabs: tab(), ...noTimers });
+    const b = new Api({ fetch: s.fetch, hints: null, tabs: tab(), ...noTimers });
+    await a.login('a@b.c', 'secret-password');
+    // A tab asking just after takes the session the first one started, without a request.
+    await b.refresh();
+    expect(b.accessToken()).toBe('t0');
+    expect(s.calls.filter((c) => c.path === '/api/auth/refresh')).toHaveLength(0);
+    await a.refresh();
+    expect(b.accessToken()).toBe('t1');
+    await b.logout();
+    expect(a.accessToken()).toBe(null);
+    expect(a.currentUser).toBe(null);
   });
 });

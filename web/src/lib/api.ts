@@ -84,6 +84,37 @@ export interface ApiOptions {
   clearTimer?: (t: unknown) => void;
   /** Where the session hint is kept (default: localStorage; none: always try the refresh). */
   hints?: HintStore | null;
+  /** How tabs of one browser take turns renewing (default: Web Locks and a BroadcastChannel). */
+  tabs?: Tabs | null;
+}
+
+/** A message between tabs of one browser about the session they share. */
+export type TabMessage = { type: 'session'; session: Session } | { type: 'signed_out' };
+
+/**
+ * What tabs of one browser share: a lock held while one of them renews (the refresh token
+ * rotates, so two tabs renewing with the same cookie would look like reuse and end the session),
+ * and a channel on which the tab that renewed hands the new session to the others.
+ */
+export interface Tabs {
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  post(m: TabMessage): void;
+  listen(fn: (m: TabMessage) => void): void;
+}
+
+const TAB_LOCK = 'carehub.refresh';
+const TAB_CHANNEL = 'carehub.session';
+
+function browserTabs(): Tabs | null {
+  if (typeof window === 'undefined' || typeof BroadcastChannel === 'undefined') return null;
+  const channel = new BroadcastChannel(TAB_CHANNEL);
+  const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+  return {
+    // Without Web Locks the tabs still share what they renewed; each may then renew on its own.
+    exclusive: <T,>(fn: () => Promise<T>): Promise<T> => (locks ? (locks.request(TAB_LOCK, fn) as Promise<T>) : fn()),
+    post: (m) => channel.postMessage(m),
+    listen: (fn) => channel.addEventListener('message', (e: MessageEvent<TabMessage>) => fn(e.data)),
+  };
 }
 
 export class Api {
@@ -100,6 +131,9 @@ export class Api {
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (t: unknown) => void;
   private readonly hints: HintStore | null;
+  private readonly tabs: Tabs | null;
+  /** The last session another tab renewed, and when it arrived. */
+  private fromTab: { session: Session; at: number } | null = null;
 
   constructor(opts: ApiOptions = {}) {
     const fetchFn = opts.fetch ?? ((r: Request) => fetch(r));
@@ -122,6 +156,22 @@ export class Api {
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>));
     this.hints = opts.hints === undefined ? browserStore() : opts.hints;
+    this.tabs = opts.tabs === undefined ? browserTabs() : opts.tabs;
+    this.tabs?.listen((m) => this.fromOtherTab(m));
+  }
+
+  /**
+   * Another tab renewed the session (or signed out). A tab signed in as the same user takes the
+   * new session, so only one tab renews per period; a tab waiting to renew takes it instead.
+   */
+  private fromOtherTab(m: TabMessage) {
+    if (m.type === 'signed_out') {
+      this.fromTab = null;
+      if (this.token) this.setSession(null);
+      return;
+    }
+    this.fromTab = { session: m.session, at: Date.now() };
+    if (this.token && this.user?.id === m.session.user.id) this.setSession(m.session);
   }
 
   /**
@@ -176,6 +226,7 @@ export class Api {
   async login(email: string, password: string): Promise<User> {
     const s = await this.send(this.anon, (h) => h.POST('/api/auth/login', { body: { email, password } }));
     this.setSession(s.data);
+    this.tabs?.post({ type: 'session', session: s.data });
     return s.data.user;
   }
 
@@ -203,20 +254,43 @@ export class Api {
       // The session ends locally whatever the server says.
     }
     this.setSession(null);
+    this.tabs?.post({ type: 'signed_out' });
+  }
+
+  /**
+   * Changes the caller's password. The answer is a new session (the others of this account end),
+   * which this tab and the other tabs take.
+   *
+   * Fails with `invalid_credentials` when `current` is wrong, `validation_failed` when `next` is
+   * not accepted.
+   */
+  async changePassword(current: string, next: string): Promise<void> {
+    const s = await this.call((h) => h.POST('/api/auth/password/change', { body: { current_password: current, new_password: next } }));
+    this.setSession(s);
+    this.tabs?.post({ type: 'session', session: s });
   }
 
   /**
    * Renews the access token with the refresh cookie. Concurrent callers share one request
-   * (the refresh token rotates, so two requests would look like reuse). On failure the
-   * session ends locally and listeners hear `null`.
+   * (the refresh token rotates, so two requests would look like reuse), and so do the tabs of
+   * this browser: one renews at a time, and a tab that waited takes the session another tab
+   * renewed meanwhile instead of renewing again. On failure the session ends locally and
+   * listeners hear `null`.
    */
   refresh(): Promise<boolean> {
     if (!this.token && !this.mayHaveSession()) return Promise.resolve(false);
     if (!this.refreshing) {
-      this.refreshing = (async () => {
+      const asked = Date.now();
+      const renew = async () => {
+        const shared = this.fromTab;
+        if (shared && shared.at >= asked) {
+          this.setSession(shared.session);
+          return true;
+        }
         try {
           const s = await this.send(this.anon, (h) => h.POST('/api/auth/refresh', { body: {} }));
           this.setSession(s.data);
+          this.tabs?.post({ type: 'session', session: s.data });
           return true;
         } catch (e) {
           // A refused refresh ends the session; a network failure keeps the hint for next time.
@@ -224,10 +298,11 @@ export class Api {
           this.setSession(null);
           if (!refused) this.hint(true);
           return false;
-        } finally {
-          this.refreshing = null;
         }
-      })();
+      };
+      this.refreshing = (this.tabs ? this.tabs.exclusive(renew) : renew()).finally(() => {
+        this.refreshing = null;
+      });
     }
     return this.refreshing;
   }

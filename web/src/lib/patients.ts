@@ -44,4 +44,9 @@ export const patients = {
   /** Replaces the whole record if it is still at `etag`. */
   saveRecord: (fields: RecordFields, etag: string): Promise<Versioned<MedicalRecord>> =>
     api.callVersioned((h) => h.PUT('/api/patients/me/record', { body: fields, params: { header: { 'If-Match': etag } } })),
+  /**
+   * A patient's record, read-only, for their doctor (with an open offer or an appointment with
+   * them) or an admin; `not_found` for anyone else. The read is audited.
+   */
+  recordOf: (patientId: string): Promise<MedicalRecord> => api.call((h) => h.GET('/api/patients/{id}/record', { params: { path: { id: patientId } } })),
 };

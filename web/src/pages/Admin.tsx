@@ -230,8 +230,15 @@ export function AdminAppointments() {
   const groups = useLoad(() => groupsApi.all(), []);
   const [status, setStatus] = useState('');
   const [who, setWho] = useState('');
-  const [busy, actionError, run] = useAction();
+  const [busy, actionError, run, setActionError] = useAction();
   const [target, setTarget] = useState<Record<string, string>>({});
+  const [why, setWhy] = useState<Record<string, string>>({});
+  const [done, setDone] = useState<string | null>(null);
+  const act = (what: string, change: () => Promise<unknown>) =>
+    run(change).then((ok) => {
+      setDone(ok ? what : null);
+      if (ok) reload();
+    });
   const list = (data ?? []).filter((a) => (!status || a.status === status) && (!who || [a.patient_id, a.doctor_id ?? ''].some((x) => x.includes(who))));
   return (
     <section>
@@ -254,6 +261,7 @@ export function AdminAppointments() {
         </label>
       </div>
       <ErrorMsg error={error ?? actionError} />
+      <Saved show={!!done && !busy}>{done}</Saved>
       {loading && !data && <Loading />}
       {data && list.length === 0 && <Empty>{data.length ? 'No appointment matches these filters.' : 'No appointments yet.'}</Empty>}
       <ul className="cards" aria-label="Appointments" hidden={!list.length}>
@@ -278,9 +286,30 @@ export function AdminAppointments() {
                 </label>
                 <button
                   disabled={busy || !target[a.id]}
-                  onClick={() => run(() => admin.reroute(a.id, target[a.id])).then((ok) => ok && reload())}
+                  onClick={() => act(`“${a.reason}” re-routed.`, () => admin.reroute(a.id, target[a.id]))}
+                  aria-label={`Re-route “${a.reason}”`}
                 >
                   Re-route
+                </button>
+              </div>
+            )}
+            {['requested', 'offered'].includes(a.status) && (
+              <div className="row">
+                <label>
+                  Reason to decline
+                  <input value={why[a.id] ?? ''} onChange={(e) => setWhy({ ...why, [a.id]: e.target.value })} maxLength={1000} />
+                </label>
+                <button
+                  className="danger"
+                  disabled={busy}
+                  aria-label={`Decline “${a.reason}”`}
+                  onClick={() => {
+                    const reason = (why[a.id] ?? '').trim();
+                    if (!reason) return setActionError('Give a reason to decline: the patient is told it.');
+                    void act(`“${a.reason}” declined; the patient is told why.`, () => admin.decline(a.id, reason));
+                  }}
+                >
+                  Decline
                 </button>
               </div>
             )}

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router-dom';
 import { appointments, STATUSES } from '../lib/appointments';
 import { doctors } from '../lib/doctors';
+import { bloodTypeLabel, patients } from '../lib/patients';
 import { formatRange, formatWithZone, isoToWall, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, Status } from '../lib/types';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
@@ -161,7 +162,9 @@ export function AppointmentDetail() {
           Last video call: {formatWithZone(a.last_call.started_at, zone)}, {Math.round(a.last_call.total_seconds / 60)} min
         </p>
       )}
+      {user?.role === 'doctor' && a.status === 'confirmed' && <PatientRecord patientId={a.patient_id} />}
       {a.pending_change && <PendingChange a={a} onDone={reload} />}
+      {user?.role === 'doctor' && a.status === 'confirmed' && !a.pending_change && <ProposeTime key={a.version} a={a} onDone={reload} />}
       <h2>History</h2>
       <ol className="timeline">
         <li>Requested {formatWithZone(a.created_at, zone)}</li>
@@ -229,35 +232,44 @@ export function AppointmentDetail() {
   );
 }
 
-/** A reschedule in progress: the patient asked for a new window, the doctor proposes a time in it. */
+/**
+ * A move in progress. Asked by the patient (a new window): the doctor moves the appointment to
+ * one of their free times in it, or declines the move. Proposed by the doctor (a new time): the
+ * patient takes it or keeps the current time.
+ */
 function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
   const { user } = useSession();
   const zone = viewerZone();
   const p = a.pending_change!;
   const [busy, error, run, setError] = useAction();
+  const [why, setWhy] = useState('');
   // Live: the doctor's free times in the asked window, while they are choosing one.
-  const choosing = user?.role === 'doctor' && !!p.window_start && !!p.window_end && !p.start;
+  const choosing = user?.role === 'doctor' && p.by === 'patient' && !!p.window_start && !!p.window_end;
   const slots = useLiveSlots(choosing ? user?.id : null, p.window_start ?? '', p.window_end ?? '');
   const choice = useSlotChoice(slots.slots);
   const answer = (accept: boolean) => run(() => appointments.answerProposal(a.id, accept)).then((ok) => ok && onDone());
-  const propose = async () => {
+  const move = async () => {
     const slot = choice.chosen;
     if (!slot) return setError('Choose a free time.');
-    const { ok } = await withChoice(choice, slots.refresh, run, () => appointments.propose(a.id, slot.start));
+    const { ok } = await withChoice(choice, slots.refresh, run, () => appointments.accept(a.id, slot.start));
     if (ok) onDone();
+  };
+  const refuse = async () => {
+    if (!why.trim()) return setError('Give a reason: the patient is told it.');
+    if (await run(() => appointments.decline(a.id, why.trim()))) onDone();
   };
   return (
     <div className="card" aria-labelledby="pending-h">
       <h2 id="pending-h" className="h3">
         Reschedule in progress
       </h2>
-      {p.window_start && p.window_end && (
+      {p.by === 'patient' && p.window_start && p.window_end && (
         <p className="small">
-          New window asked for: {formatWithZone(p.window_start, zone)} – {formatWithZone(p.window_end, zone)}
+          New window asked for by the patient: {formatWithZone(p.window_start, zone)} – {formatWithZone(p.window_end, zone)}
         </p>
       )}
       {p.start && <p className="small">Proposed time: {formatWithZone(p.start, zone)}</p>}
-      {user?.role === 'patient' && p.start && (
+      {user?.role === 'patient' && p.by === 'doctor' && p.start && (
         <div className="row">
           <button disabled={busy} onClick={() => answer(true)}>
             Accept the proposed time
@@ -267,20 +279,107 @@ function PendingChange({ a, onDone }: { a: Appointment; onDone: () => void }) {
           </button>
         </div>
       )}
-      {user?.role === 'doctor' && !p.start && (
+      {user?.role === 'patient' && p.by === 'patient' && <p className="small">Waiting for the doctor to choose a time in your window.</p>}
+      {user?.role === 'doctor' && p.by === 'doctor' && <p className="small">Waiting for the patient to answer.</p>}
+      {choosing && (
         <div>
           {slots.loading && !slots.slots && <Loading what="Loading your free times" />}
           <SlotNotice notice={choice.notice} />
           {slots.slots && slots.slots.length === 0 && <Empty>You have no free time in the asked window.</Empty>}
           {slots.slots && slots.slots.length > 0 && (
-            <SlotPicker slots={slots.slots} zone={zone} name="propose-slot" legend={`Free time (${zone})`} value={choice.chosen?.start ?? null} onChange={choice.choose} />
+            <SlotPicker slots={slots.slots} zone={zone} name="move-slot" legend={`Free time (${zone})`} value={choice.chosen?.start ?? null} onChange={choice.choose} />
           )}
-          <button disabled={busy} onClick={propose}>
-            Propose this time
+          <button disabled={busy} onClick={move}>
+            Move to this time
           </button>
+          <div className="row">
+            <label>
+              Reason to decline the move
+              <input value={why} onChange={(e) => setWhy(e.target.value)} maxLength={1000} />
+            </label>
+            <button disabled={busy} className="secondary" onClick={refuse}>
+              Decline the move
+            </button>
+          </div>
         </div>
       )}
       <ErrorMsg error={error} />
     </div>
+  );
+}
+
+/** The doctor proposes another of their free times in the next week; the patient answers. */
+function ProposeTime({ a, onDone }: { a: Appointment; onDone: () => void }) {
+  const { user } = useSession();
+  const zone = viewerZone();
+  // Fixed for the life of the form, so the picker's range (and its live watch) stays put.
+  const [range] = useState(() => ({ from: new Date(Date.now() + 3600_000).toISOString(), to: new Date(Date.now() + 8 * 86400_000).toISOString() }));
+  const [open, setOpen] = useState(false);
+  const slots = useLiveSlots(open ? user?.id : null, range.from, range.to);
+  const choice = useSlotChoice(slots.slots);
+  const [busy, error, run, setError] = useAction();
+  const propose = async () => {
+    const slot = choice.chosen;
+    if (!slot) return setError('Choose a free time.');
+    const { ok } = await withChoice(choice, slots.refresh, run, () => appointments.propose(a.id, slot.start));
+    if (ok) onDone();
+  };
+  if (!open)
+    return (
+      <p>
+        <button className="secondary" onClick={() => setOpen(true)}>
+          Propose another time
+        </button>
+      </p>
+    );
+  return (
+    <div className="card" aria-labelledby="propose-h">
+      <h2 id="propose-h" className="h3">
+        Propose another time
+      </h2>
+      {slots.loading && !slots.slots && <Loading what="Loading your free times" />}
+      <SlotNotice notice={choice.notice} />
+      {slots.slots && slots.slots.length === 0 && <Empty>You have no free time in the next week.</Empty>}
+      {slots.slots && slots.slots.length > 0 && (
+        <SlotPicker slots={slots.slots} zone={zone} name="propose-slot" legend={`Free time (${zone})`} value={choice.chosen?.start ?? null} onChange={choice.choose} />
+      )}
+      <button disabled={busy} onClick={propose}>
+        Propose this time
+      </button>
+      <ErrorMsg error={error} />
+    </div>
+  );
+}
+
+/** The patient's medical history as their doctor reads it: read-only (only the patient edits it). */
+function PatientRecord({ patientId }: { patientId: string }) {
+  const { data, error, loading } = useLoad(() => patients.recordOf(patientId), [patientId]);
+  return (
+    <section className="card" aria-labelledby="record-h" data-testid="patient-record">
+      <h2 id="record-h" className="h3">
+        Patient’s medical history
+      </h2>
+      <p className="small muted">Read-only: only the patient can change it.</p>
+      {loading && !data && <Loading what="Loading the medical history" />}
+      <ErrorMsg error={error} />
+      {data && (
+        <dl className="facts">
+          <dt>Blood type</dt>
+          <dd>{bloodTypeLabel(data.blood_type ?? 'unknown')}</dd>
+          <dt>Allergies</dt>
+          <dd>
+            {data.allergies?.length
+              ? data.allergies.map((x) => `${x.substance}${x.severity ? ` (${x.severity})` : ''}${x.reaction ? `: ${x.reaction}` : ''}`).join('; ')
+              : 'None recorded'}
+          </dd>
+          <dt>Conditions</dt>
+          <dd>{data.conditions?.length ? data.conditions.map((x) => x.name).join('; ') : 'None recorded'}</dd>
+          <dt>Medications</dt>
+          <dd>{data.medications?.length ? data.medications.map((x) => `${x.name} ${x.dose}, ${x.frequency}`).join('; ') : 'None recorded'}</dd>
+          <dt>Notes</dt>
+          <dd className="prewrap">{data.notes?.trim() ? data.notes : 'None'}</dd>
+        </dl>
+      )}
+    </section>
   );
 }

@@ -207,3 +207,58 @@ export function Signup() {
     </section>
   );
 }
+
+/** A signed-in person changes their password: the current one, then the new one twice. */
+export function ChangePassword() {
+  const { user } = useSession();
+  const [current, setCurrent] = useState('');
+  const [password, setPassword] = useState('');
+  const [again, setAgain] = useState('');
+  const [done, setDone] = useState(false);
+  const [busy, error, run, setError] = useAction({
+    invalid_credentials: 'Your current password is not right. Type it again.',
+    forbidden: 'Your current password is not right. Type it again.',
+    validation_failed: 'The new password is not accepted: it needs 10 to 128 characters and must not be your email address.',
+  });
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setDone(false);
+    if (!current) return setError('Type your current password.');
+    const problem = passwordProblem(password, user?.email);
+    if (problem) return setError(problem.replace(/^The password/, 'The new password'));
+    if (password !== again) return setError('The two new passwords are not the same.');
+    if (password === current) return setError('The new password is the same as the current one.');
+    if (await run(() => api.changePassword(current, password))) {
+      setDone(true);
+      setCurrent('');
+      setPassword('');
+      setAgain('');
+    }
+  };
+  return (
+    <section className="narrow">
+      <h1>Change your password</h1>
+      <form onSubmit={submit} noValidate aria-label="Change your password">
+        <label>
+          Current password
+          <input type="password" autoComplete="current-password" value={current} onChange={(e) => setCurrent(e.target.value)} required />
+        </label>
+        <label>
+          New password (at least 10 characters)
+          <input type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} required minLength={10} />
+        </label>
+        <label>
+          New password again
+          <input type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} required />
+        </label>
+        <ErrorMsg error={error} />
+        <p role="status" className="saved">
+          {done && !busy ? 'Your password is changed. Other devices are signed out; use the new password the next time you sign in.' : ''}
+        </p>
+        <button type="submit" disabled={busy}>
+          {busy ? 'Saving…' : 'Change password'}
+        </button>
+      </form>
+    </section>
+  );
+}

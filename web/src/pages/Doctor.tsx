@@ -4,7 +4,8 @@ import { appointments } from '../lib/appointments';
 import { asTimeZone, doctors, WEEKDAYS, type AvailabilityView, type Weekday } from '../lib/doctors';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
 import { addDays, dayKey, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
-import type { Schema } from '../lib/api';
+import { ApiError, type Schema } from '../lib/api';
+import { ClientError } from '../lib/errors';
 import type { Appointment } from '../lib/types';
 import { Empty, ErrorMsg, Loading, Saved, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { when } from './Appointments';
@@ -187,6 +188,8 @@ function AvailabilityForm({
       'The time zone or the hours are not accepted: use a time zone such as Europe/Berlin, and hours that end after they start and do not overlap.',
   });
   const [off, setOff] = useState({ start: '', end: '', reason: '' });
+  /** Time off refused over confirmed appointments: those, to cancel with it or not. */
+  const [clash, setClash] = useState<{ start: string; end: string; reason: string; appointments: Appointment[] } | null>(null);
   const save = async (e: FormEvent) => {
     e.preventDefault();
     onSaved(null);
@@ -200,7 +203,33 @@ function AvailabilityForm({
     const start = wallToIso(off.start, zone);
     const end = wallToIso(off.end, zone);
     if (end <= start) return setError('Time off must end after it starts.');
-    if (await run(() => doctors.addTimeOff({ start, end, reason: off.reason.trim(), force: false }))) onSaved('Time off added.');
+    setClash(null);
+    let overlapping: Appointment[] = [];
+    const ok = await run(async () => {
+      try {
+        await doctors.addTimeOff({ start, end, reason: off.reason.trim(), force: false });
+      } catch (e) {
+        // The 409 lists the confirmed appointments in its message, which is not for people:
+        // the doctor's own confirmed appointments in the period say the same.
+        if (e instanceof ApiError && e.code === 'conflict') {
+          const mine = await appointments.confirmed().catch(() => null);
+          const [from, to] = [Date.parse(start), Date.parse(end)];
+          overlapping = (mine?.appointments ?? []).filter((a) => a.start && a.end && Date.parse(a.start) < to && Date.parse(a.end) > from);
+          if (overlapping.length) throw new ClientError('This time off overlaps confirmed appointments. Take it anyway to cancel them (each patient is told your reason), or choose other times.');
+        }
+        throw e;
+      }
+    });
+    if (ok) onSaved('Time off added.');
+    else if (overlapping.length) setClash({ start, end, reason: off.reason.trim(), appointments: overlapping });
+  };
+  const forceOff = async () => {
+    if (!clash) return;
+    const n = clash.appointments.length;
+    if (await run(() => doctors.addTimeOff({ start: clash.start, end: clash.end, reason: clash.reason, force: true }))) {
+      setClash(null);
+      onSaved(`Time off added; ${n === 1 ? '1 appointment' : `${n} appointments`} cancelled.`);
+    }
   };
   return (
     <section>
@@ -278,6 +307,26 @@ function AvailabilityForm({
         </label>
         <button disabled={busy}>Add time off</button>
       </form>
+      {clash && (
+        <div className="card" data-testid="time-off-clash">
+          <h3>Appointments in this time off</h3>
+          <ul>
+            {clash.appointments.map((a) => (
+              <li key={a.id}>
+                {formatWithZone(a.start!, zone)}: {a.reason}
+              </li>
+            ))}
+          </ul>
+          <div className="row">
+            <button className="danger" disabled={busy} onClick={forceOff}>
+              Take the time off and cancel {clash.appointments.length === 1 ? 'this appointment' : `these ${clash.appointments.length} appointments`}
+            </button>
+            <button className="secondary" disabled={busy} onClick={() => { setClash(null); setError(null); }}>
+              Keep the appointments
+            </button>
+          </div>
+        </div>
+      )}
     </section>
   );
 }
