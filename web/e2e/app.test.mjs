@@ -51,6 +51,10 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     const card = doctor.getByTestId('offer').filter({ hasText: reason });
     await card.waitFor({ timeout: 30_000 });
     await screen(doctor, 'doctor-offers');
+    // Both sides are named, from the appointment itself.
+    const adaName = (await clinic.api('GET', '/api/me', await clinic.token(clinic.byEmail('ada.')))).display_name;
+    const saraName = (await clinic.api('GET', '/api/me', await clinic.token(clinic.byEmail('sara.')))).display_name;
+    assert.equal(await card.getByTestId('offer-patient').innerText(), `From ${adaName}`);
     const picker = card.getByRole('group', { name: /Free time/ });
     await picker.getByRole('radio').first().waitFor({ timeout: 20_000 });
     // Every free time is named by weekday, date and time, not by the time alone.
@@ -80,6 +84,12 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     // The status is said once, not as a badge and again as text.
     assert.equal((await patient.locator('main').innerText()).match(/confirmed/gi)?.length ?? 0, 1, 'the word "confirmed" once on the page');
     await screen(patient, 'patient-appointment');
+    assert.equal(await patient.getByTestId('appointment-doctor').innerText(), saraName);
+    await doctor.goto(`/appointments/${confirmedId}`);
+    assert.equal(await doctor.getByTestId('appointment-patient').innerText(), adaName);
+    const stored = (await clinic.api('GET', `/api/appointments/${confirmedId}`, sara)).appointment;
+    assert.equal(stored.patient_name, adaName);
+    assert.equal(stored.doctor_name, saraName);
     await patient.getByTestId('bell').click();
     await patient.getByRole('heading', { name: 'Notifications' }).waitFor();
     await patient.getByTestId('notifications').locator('li').first().waitFor();
@@ -204,6 +214,14 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
       await admin.locator('h1').waitFor();
       await screen(admin, `admin-${path.split('/').pop()}`);
     }
+    // The audit log names the doctor who was approved and the admin who did it.
+    const adminName = (await clinic.api('GET', '/api/me', await clinic.token(clinic.account('admin')))).display_name;
+    const approval = admin.locator('tr').filter({ hasText: 'user.approve' }).filter({ hasText: 'Dr. Nadia Okafor' });
+    await until('the approval in the audit log, with names', async () => {
+      await admin.reload();
+      await admin.locator('h1').waitFor();
+      return (await approval.count()) > 0 && (await approval.first().innerText()).includes(`${adminName} (admin)`);
+    }, 30_000);
 
     const patient = await clinic.pageAs(clinic.byEmail('grace.'));
     await patient.goto('/doctors');

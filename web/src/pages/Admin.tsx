@@ -8,7 +8,7 @@ import { groups as groupsApi } from '../lib/groups';
 import { addDays, dayKey, formatWithZone, viewerZone } from '../lib/time';
 import type { Appointment, DoctorSummary, Group, Offer } from '../lib/types';
 import { Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
-import { when } from './Appointments';
+import { when, withWhom } from './Appointments';
 
 export function AdminUsers() {
   const [role, setRole] = useState<Role | ''>('');
@@ -239,7 +239,12 @@ export function AdminAppointments() {
       setDone(ok ? what : null);
       if (ok) reload();
     });
-  const list = (data ?? []).filter((a) => (!status || a.status === status) && (!who || [a.patient_id, a.doctor_id ?? ''].some((x) => x.includes(who))));
+  const needle = who.trim().toLowerCase();
+  const list = (data ?? []).filter(
+    (a) =>
+      (!status || a.status === status) &&
+      (!needle || [a.patient_id, a.doctor_id, a.patient_name, a.doctor_name].some((x) => x?.toLowerCase().includes(needle))),
+  );
   return (
     <section>
       <h1>All appointments</h1>
@@ -256,7 +261,7 @@ export function AdminAppointments() {
           </select>
         </label>
         <label>
-          Patient or doctor id
+          Patient or doctor (name or id)
           <input value={who} onChange={(e) => setWho(e.target.value)} />
         </label>
       </div>
@@ -270,7 +275,9 @@ export function AdminAppointments() {
             <p>
               <StatusBadge status={a.status} /> <Link to={`/appointments/${a.id}`}>{a.reason}</Link>
             </p>
-            <p className="small">{when(a)}</p>
+            <p className="small">
+              {when(a)} {withWhom(a, 'admin')}
+            </p>
             {['requested', 'offered'].includes(a.status) && (
               <div className="row">
                 <label>
@@ -356,9 +363,9 @@ export function AdminAudit() {
                 {e.reason ? ` (${e.reason})` : ''}
               </td>
               <td>
-                {e.actor_role} {e.actor_id.slice(0, 8)}
+                {e.actor_name ?? e.actor_id.slice(0, 8)} ({e.actor_role})
               </td>
-              <td>{e.subject_id?.slice(0, 8) ?? ''}</td>
+              <td>{e.subject_id ? (e.subject_name ?? e.subject_id.slice(0, 8)) : ''}</td>
             </tr>
           ))}
         </tbody>

@@ -1,7 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router-dom';
 import { appointments, STATUSES } from '../lib/appointments';
-import { doctors } from '../lib/doctors';
 import { bloodTypeLabel, patients } from '../lib/patients';
 import { formatRange, formatWithZone, isoToWall, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, Status } from '../lib/types';
@@ -14,28 +13,14 @@ export function when(a: Appointment, zone = viewerZone()): string {
   return `between ${formatWithZone(a.window_start, zone)} and ${formatWithZone(a.window_end, zone)}`;
 }
 
-/** Doctors' names by id, each asked for once per page load. */
-const doctorNames = new Map<string, Promise<string>>();
-
-function doctorName(id: string): Promise<string> {
-  let name = doctorNames.get(id);
-  if (!name) {
-    name = doctors
-      .get(id)
-      .then((d) => d.display_name)
-      .catch(() => {
-        doctorNames.delete(id);
-        return 'a doctor no longer listed';
-      });
-    doctorNames.set(id, name);
-  }
-  return name;
-}
-
-/** The name of the appointment's doctor, for patients and admins (a doctor knows who they are). */
-function DoctorName({ id }: { id: string }) {
-  const { data } = useLoad(() => doctorName(id), [id]);
-  return <>{data ?? '…'}</>;
+/** Who the appointment is with, as the viewer's role needs it: the doctor for a patient, the
+ * patient for a doctor, both for an admin. Names come with the appointment. */
+export function withWhom(a: Appointment, role: string | undefined): string {
+  const doctor = a.doctor_id ? (a.doctor_name ?? 'a doctor') : null;
+  const patient = a.patient_name ?? 'a patient';
+  if (role === 'patient') return doctor ? `with ${doctor}` : '';
+  if (role === 'doctor') return `with ${patient}`;
+  return doctor ? `${patient} with ${doctor}` : patient;
 }
 
 export function Appointments() {
@@ -80,13 +65,7 @@ export function Appointments() {
               <StatusBadge status={a.status} /> {a.reason}
             </Link>
             <p className="small">
-              {when(a)}
-              {a.doctor_id && user?.role !== 'doctor' && (
-                <>
-                  {' '}
-                  with <DoctorName id={a.doctor_id} />
-                </>
-              )}
+              {when(a)} {withWhom(a, user?.role)}
             </p>
           </li>
         ))}
@@ -134,12 +113,16 @@ export function AppointmentDetail() {
       <dl className="facts">
         <dt>When</dt>
         <dd>{when(a, zone)}</dd>
+        {user?.role !== 'patient' && (
+          <>
+            <dt>Patient</dt>
+            <dd data-testid="appointment-patient">{a.patient_name ?? 'a patient'}</dd>
+          </>
+        )}
         {a.doctor_id && user?.role !== 'doctor' && (
           <>
             <dt>Doctor</dt>
-            <dd>
-              <DoctorName id={a.doctor_id} />
-            </dd>
+            <dd data-testid="appointment-doctor">{a.doctor_name ?? 'a doctor'}</dd>
           </>
         )}
         <dt>Reason</dt>

@@ -35,6 +35,7 @@ function OfferCard({ item, onDone }: { item: OfferItem; onDone: () => void }) {
   return (
     <li className="card" data-testid="offer">
       <h2 className="h3">{a.reason}</h2>
+      <p className="small" data-testid="offer-patient">From {a.patient_name ?? 'a patient'}</p>
       <p className="small">Wanted {when(a, zone)}</p>
       <p className="small muted">Answer by {formatWithZone(offer.deadline, zone)}</p>
       <form onSubmit={accept}>
@@ -138,7 +139,7 @@ export function Schedule() {
                 .map((a) => (
                   <li key={a.id}>
                     <Link to={`/appointments/${a.id}`}>
-                      {formatTime(a.start!, zone)}–{formatTime(a.end!, zone)} {a.reason}
+                      {formatTime(a.start!, zone)}–{formatTime(a.end!, zone)} {a.patient_name ?? 'a patient'}: {a.reason}
                     </Link>
                   </li>
                 ))}
@@ -313,7 +314,7 @@ function AvailabilityForm({
           <ul>
             {clash.appointments.map((a) => (
               <li key={a.id}>
-                {formatWithZone(a.start!, zone)}: {a.reason}
+                {formatWithZone(a.start!, zone)}: {a.patient_name ?? 'a patient'}, {a.reason}
               </li>
             ))}
           </ul>
