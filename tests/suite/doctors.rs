@@ -252,9 +252,11 @@ async fn an_approved_doctor_is_listed_and_offers_slots_that_respect_daylight_sav
         &patient.json("/api/doctors?language=fr&limit=100").await,
         &id
     ));
-    let r = patient.get("/api/doctors?language=xx").await;
-    assert_eq!(r.status(), 422);
-    assert_eq!(error_code(r).await, "validation_failed");
+    for bad in ["xx", "", "%20de", "DE"] {
+        let r = patient.get(&format!("/api/doctors?language={bad}")).await;
+        assert_eq!(r.status(), 422, "language={bad}");
+        assert_eq!(error_code(r).await, "validation_failed");
+    }
 
     // Berlin working hours 01:00–04:00, across both daylight-saving changes of 2026.
     let v = doctor.json("/api/doctors/me/availability").await["version"]

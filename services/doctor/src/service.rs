@@ -323,8 +323,8 @@ impl DoctorService {
                 .map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
         // An unknown code is refused (the OpenAPI document lists the codes); a known one that
         // nobody speaks lists nobody.
-        let language_pattern = match r.language.as_deref().map(str::trim) {
-            None | Some("") => None,
+        let language_pattern = match r.language.as_deref() {
+            None => None,
             Some(code) if carehub_nats::doctor::is_language_code(code) => {
                 Some(format!("%\"{code}\"%"))
             }
