@@ -319,7 +319,7 @@ describe('operations in Chromium, checked through the API', { timeout: 900_000 }
     await clinic.close(admin);
   });
 
-  test('reschedule both ways: the patient asks for a new window and the doctor moves it; the doctor proposes a time, the patient keeps theirs, then takes the next; then the patient cancels', async () => {
+  test('reschedule both ways: the patient asks for a new window and the doctor moves it (or declines the move); the doctor proposes a time, the patient keeps theirs, then takes the next; then the patient cancels', async () => {
     const patient = await newAccount('patient', 'Ria Moved');
     const inesAcct = clinic.byEmail('ines.');
     const inesToken = await clinic.token(inesAcct);
@@ -357,6 +357,21 @@ describe('operations in Chromium, checked through the API', { timeout: 900_000 }
     assert.ok(same(a.start, moved), 'moved to the time the doctor chose');
     assert.equal(a.pending_change ?? null, null);
     assert.ok(new Date(moved) >= ws && new Date(moved) < we, 'inside the asked window');
+
+    // Asked once more (the three days after), the doctor declines the move: the time stays.
+    await page.reload();
+    await page.getByLabel(/^New earliest/).fill(wall(we.toISOString(), 'UTC'));
+    await page.getByLabel(/^New latest/).fill(wall(new Date(we.getTime() + 3 * 86400_000).toISOString(), 'UTC'));
+    await page.getByRole('button', { name: 'Ask to reschedule' }).click();
+    await page.getByRole('status').filter({ hasText: 'Reschedule asked for' }).waitFor();
+    await doctor.reload();
+    await doctor.getByLabel('Reason to decline the move').fill('That week I am away.');
+    await doctor.getByRole('button', { name: 'Decline the move' }).click();
+    await doctor.getByRole('heading', { name: 'Reschedule in progress' }).waitFor({ state: 'detached' });
+    a = await detail(booked.id, patient.token);
+    assert.equal(a.pending_change ?? null, null, 'the move is declined');
+    assert.ok(same(a.start, moved), 'the time stays');
+    assert.equal(a.status, 'confirmed');
 
     // The doctor proposes another time; the patient keeps the current one.
     const propose = async (n) => {

@@ -293,7 +293,9 @@ export function AdminAppointments() {
                 </label>
                 <button
                   disabled={busy || !target[a.id]}
-                  onClick={() => act(`“${a.reason}” re-routed.`, () => admin.reroute(a.id, target[a.id]))}
+                  onClick={() =>
+                    act(`“${a.reason}” re-routed.`, () => admin.reroute(a.id, target[a.id])).then(() => setTarget((t) => ({ ...t, [a.id]: '' })))
+                  }
                   aria-label={`Re-route “${a.reason}”`}
                 >
                   Re-route
