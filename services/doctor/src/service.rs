@@ -287,7 +287,8 @@ impl DoctorService {
     /// Approved doctors by specialty and name, ordered by id.
     ///
     /// # Errors
-    /// `unauthorized` without a principal, `validation_failed` for a limit outside 1..=100.
+    /// `unauthorized` without a principal, `validation_failed` for a limit outside 1..=100 or
+    /// a language outside the ISO 639-1 list.
     pub async fn search(
         &self,
         ctx: &CallContext,
@@ -298,6 +299,19 @@ impl DoctorService {
         if !(1..=100).contains(&limit) {
             return Err(WireError::validation("limit: must be between 1 and 100"));
         }
+        // An unknown code is refused (the OpenAPI document lists the codes); a known one that
+        // nobody speaks lists nobody.
+        let language_pattern = match r.language.as_deref() {
+            None => None,
+            Some(code) if carehub_nats::doctor::is_language_code(code) => {
+                Some(format!("%\"{code}\"%"))
+            }
+            Some(_) => {
+                return Err(WireError::validation(
+                    "language: not an ISO 639-1 code (two lowercase letters, e.g. 'de')",
+                ));
+            }
+        };
         let specialty = r
             .specialty
             .as_deref()
@@ -321,19 +335,6 @@ impl DoctorService {
                 .map(str::trim)
                 .filter(|q| !q.is_empty())
                 .map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
-        // An unknown code is refused (the OpenAPI document lists the codes); a known one that
-        // nobody speaks lists nobody.
-        let language_pattern = match r.language.as_deref() {
-            None => None,
-            Some(code) if carehub_nats::doctor::is_language_code(code) => {
-                Some(format!("%\"{code}\"%"))
-            }
-            Some(_) => {
-                return Err(WireError::validation(
-                    "language: not an ISO 639-1 code (two lowercase letters, e.g. 'de')",
-                ));
-            }
-        };
         let filter = DirectoryFilter {
             specialty_pattern,
             language_pattern,
