@@ -1,6 +1,6 @@
 //! The comms hub over real websockets: chat across two hub nodes, history and resume,
 //! idempotent retries, who may join a room or signal into a call, refused tokens and origins,
-//! malformed frames and SDP, logout closing sockets, a slow reader that delays nobody, presence
+//! malformed frames and SDP, logout closing sockets, a slow reader that holds up only its own user's frames until it is closed, presence
 //! across nodes, and a call's signaling from invite to hang-up.
 
 use crate::both_backends;
