@@ -9,6 +9,7 @@
 //! starts the system (reusing the booking bench's [`Carehub`]), drives the steps and prints the
 //! figures.
 
+mod bursts;
 mod call;
 mod chat;
 pub mod client;
@@ -79,6 +80,13 @@ pub struct HubArgs {
     /// Exit with an error when a target is missed.
     #[arg(long)]
     pub strict: bool,
+    /// Instead of the load runs: bursts of every kind and size from a reading client, directly
+    /// and through the gateway, with the default frame limits; then presence propagation.
+    #[arg(long)]
+    pub bursts: bool,
+    /// Repetitions of each burst (and presence changes) with `--bursts`.
+    #[arg(long, default_value_t = 20)]
+    pub repeat: usize,
 }
 
 /// Chat latency of one run.
@@ -171,6 +179,12 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
         "--users, --senders, --connections and --rate must be at least 1"
     );
     let signal = carehub_runtime::shutdown::on_signal();
+    if args.bursts {
+        return tokio::select! {
+            r = Box::pin(bursts::run(&args)) => r,
+            () = signal.cancelled() => anyhow::bail!("interrupted; the benchmark's processes were stopped"),
+        };
+    }
     let figures = tokio::select! {
         r = Box::pin(measure(&args)) => r?,
         () = signal.cancelled() => anyhow::bail!("interrupted; the benchmark's processes were stopped"),
@@ -292,9 +306,12 @@ async fn start(args: &HubArgs, http: &reqwest::Client) -> anyhow::Result<System>
     let hub_b = SocketAddr::from(([127, 0, 0, 1], port_b));
     carehub.set_var("CAREHUB_HUB_URL", format!("ws://{hub_a}/ws"));
     // One socket sends hundreds of chat messages per second here; the per-socket frame limit
-    // protects a deployment from a misbehaving client and would cap the measurement.
-    carehub.set_var("CAREHUB_HUB_FRAMES_PER_SEC", "1000000");
-    carehub.set_var("CAREHUB_HUB_FRAME_BURST", "1000000");
+    // protects a deployment from a misbehaving client and would cap the measurement. The
+    // burst runs measure that limit, so they keep it.
+    if !args.bursts {
+        carehub.set_var("CAREHUB_HUB_FRAMES_PER_SEC", "1000000");
+        carehub.set_var("CAREHUB_HUB_FRAME_BURST", "1000000");
+    }
     // The rooms are tomorrow's appointments; calls are allowed around them.
     carehub.set_var("CAREHUB_CALL_EARLY", "259200");
     carehub.set_var("CAREHUB_CALL_LATE", "259200");
