@@ -154,6 +154,9 @@ pub struct Figures {
     pub call_setup_median_ms: f64,
     /// Invite until the caller got `call_accept`: the hub's signaling alone.
     pub call_accept_median_ms: f64,
+    /// A doctor's socket opening or closing on one node until the patient on the other got
+    /// the `presence` push, ms (empty when it could not be measured).
+    pub presence_ms: Vec<f64>,
     pub targets: Vec<Target>,
 }
 
@@ -518,6 +521,20 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
     }
     let call_setup_median_ms = median(&call_rounds_ms);
     let call_accept_median_ms = median(&accepted_ms);
+    step("presence propagation across the two nodes, 10 rounds");
+    let presence_ms = bursts::presence_propagation(
+        sys.hub_a,
+        sys.hub_b,
+        &sys.chatters[0].token,
+        &sys.doctor.token,
+        &sys.chat_rooms[0],
+        10,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "presence propagation not measured");
+        Vec::new()
+    });
     machine.finished();
     drop(sys);
 
@@ -539,6 +556,7 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
         call_rounds_ms,
         call_setup_median_ms,
         call_accept_median_ms,
+        presence_ms,
         targets: Vec::new(),
     };
     f.judge();
@@ -570,6 +588,12 @@ impl Figures {
                 met: c.p99_ms <= LATENCY_TARGET_MS && c.delivered == c.sent && c.sent > 0,
             });
         }
+        let p99 = bursts::percentile(&self.presence_ms, 0.99);
+        t.push(Target {
+            name: "presence pushed across nodes, p99 <= 1000 ms".to_owned(),
+            value: format!("{p99:.1} ms ({} changes)", self.presence_ms.len()),
+            met: p99 <= 1_000.0,
+        });
         self.targets = t;
     }
 
@@ -695,6 +719,13 @@ impl Figures {
             s,
             "  of which invite -> call_accept back at the caller (hub signaling only): median {:.2} ms",
             self.call_accept_median_ms
+        );
+        let _ = writeln!(
+            s,
+            "\npresence across nodes, socket opened or closed -> push at the other participant: p50 {:.1} ms, p99 {:.1} ms ({} changes)",
+            bursts::percentile(&self.presence_ms, 0.5),
+            bursts::percentile(&self.presence_ms, 0.99),
+            self.presence_ms.len()
         );
         let _ = writeln!(s, "\ntargets:");
         for t in &self.targets {

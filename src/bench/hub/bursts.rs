@@ -170,26 +170,28 @@ pub fn render(rows: &[(String, String, usize, Vec<Outcome>)], presence: &[f64]) 
             super::median(&ms),
         );
     }
-    let mut p = presence.to_vec();
-    p.sort_by(f64::total_cmp);
-    let pct = |q: f64| {
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss,
-            reason = "an index into a short list"
-        )]
-        let i = ((p.len() as f64 - 1.0) * q).round() as usize;
-        p.get(i).copied().unwrap_or(f64::NAN)
-    };
     let _ = writeln!(
         s,
         "\nPresence propagation across nodes ({} changes): p50 {:.1} ms, p99 {:.1} ms (target p99 ≤ 1000 ms)",
-        p.len(),
-        pct(0.5),
-        pct(0.99)
+        presence.len(),
+        percentile(presence, 0.5),
+        percentile(presence, 0.99)
     );
     s
+}
+
+/// The `q` quantile of `v` (nearest rank); NaN when empty.
+pub fn percentile(v: &[f64], q: f64) -> f64 {
+    let mut p = v.to_vec();
+    p.sort_by(f64::total_cmp);
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a short list"
+    )]
+    let i = ((p.len() as f64 - 1.0) * q).round() as usize;
+    p.get(i).copied().unwrap_or(f64::NAN)
 }
 
 /// Runs the bursts on both paths and the presence propagation; prints the table.
