@@ -36,6 +36,10 @@ mod cli;
 mod cluster;
 #[path = "suite/comms.rs"]
 mod comms;
+#[path = "suite/comms_bursts.rs"]
+mod comms_bursts;
+#[path = "suite/comms_close.rs"]
+mod comms_close;
 #[path = "suite/comms_gateway.rs"]
 mod comms_gateway;
 #[path = "suite/comms_presence.rs"]

@@ -25,8 +25,10 @@ pub struct HubConfig {
     pub idle_timeout: Duration,
     /// Frames waiting to be written to one socket before it counts as too slow.
     pub queue_frames: usize,
-    /// How long one write may block before the socket is dropped.
+    /// How long one write may block before the socket is closed as too slow (4008).
     pub write_timeout: Duration,
+    /// Refused frames of one code get at most one error frame per this interval.
+    pub error_interval: Duration,
     /// Kernel send buffer of accepted sockets in bytes; 0 keeps the system default.
     pub send_buffer: u32,
     /// Largest text frame handled; larger ones get a `payload_too_large` error frame.
@@ -84,7 +86,8 @@ impl HubConfig {
     /// `CAREHUB_HUB_ALLOWED_ORIGINS` (comma list), `CAREHUB_PUBLIC_URL`,
     /// `CAREHUB_HUB_AUTH_TIMEOUT` (5 s), `CAREHUB_HUB_PING_INTERVAL` (20 s),
     /// `CAREHUB_HUB_IDLE_TIMEOUT` (60 s), `CAREHUB_HUB_QUEUE` (256 frames),
-    /// `CAREHUB_HUB_WRITE_TIMEOUT` (10 s), `CAREHUB_HUB_SEND_BUFFER` (0 = system default),
+    /// `CAREHUB_HUB_WRITE_TIMEOUT` (10 s), `CAREHUB_HUB_ERROR_INTERVAL` (250 ms),
+    /// `CAREHUB_HUB_SEND_BUFFER` (0 = system default),
     /// `CAREHUB_HUB_MAX_FRAME` (16384 bytes), `CAREHUB_CHAT_MAX_CHARS` (4000),
     /// `CAREHUB_HUB_FRAMES_PER_SEC` / `CAREHUB_HUB_FRAME_BURST` (20 / 40),
     /// `CAREHUB_PRESENCE_TTL` (30 s), `CAREHUB_CALL_EARLY` (900 s), `CAREHUB_CALL_LATE`
@@ -106,6 +109,7 @@ impl HubConfig {
             idle_timeout: env.secs("CAREHUB_HUB_IDLE_TIMEOUT", Duration::from_secs(60))?,
             queue_frames: env.get("CAREHUB_HUB_QUEUE", 256usize)?,
             write_timeout: env.secs("CAREHUB_HUB_WRITE_TIMEOUT", Duration::from_secs(10))?,
+            error_interval: Duration::from_millis(env.get("CAREHUB_HUB_ERROR_INTERVAL", 250u64)?),
             send_buffer: env.get("CAREHUB_HUB_SEND_BUFFER", 0u32)?,
             max_frame_bytes: env.get("CAREHUB_HUB_MAX_FRAME", 16_384usize)?,
             max_chat_chars: env.get("CAREHUB_CHAT_MAX_CHARS", 4_000usize)?,
@@ -138,6 +142,8 @@ impl HubConfig {
         )?;
         positive("CAREHUB_HUB_PING_INTERVAL", !cfg.ping_interval.is_zero())?;
         positive("CAREHUB_HUB_IDLE_TIMEOUT", !cfg.idle_timeout.is_zero())?;
+        positive("CAREHUB_HUB_ERROR_INTERVAL", !cfg.error_interval.is_zero())?;
+        positive("CAREHUB_HUB_WRITE_TIMEOUT", !cfg.write_timeout.is_zero())?;
         if let Some(bad) = cfg.ice_servers.iter().find(|u| {
             !["stun:", "turn:", "turns:"]
                 .iter()

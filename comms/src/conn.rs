@@ -10,7 +10,7 @@
 //! direction, and `carehub_hub_disconnects_total` by reason (`too_slow` for a client that does
 //! not read its frames).
 
-use crate::ops::{self, FrameError, Session};
+use crate::ops::FrameError;
 use crate::registry::Conn;
 use crate::{Hub, origin};
 use carehub_nats::auth::Verify;
@@ -29,14 +29,18 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::Instrument as _;
 
 type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
 type Stream = SplitStream<WebSocketStream<TcpStream>>;
 
-/// How long before expiry a `token_expiring` frame is sent.
-const EXPIRY_WARNING: Duration = Duration::from_secs(30);
+/// How long a socket closed as too slow gets to take its close frame before the connection
+/// is dropped.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// How long the hub keeps reading after its close frame, for the peer's answer: closing a TCP
+/// connection with unread data resets it, and the peer could lose the close frame.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
 /// A human reason for each close code.
 pub fn close_reason(code: u16) -> &'static str {
@@ -152,23 +156,37 @@ async fn socket(hub: Hub, ws: WebSocketStream<TcpStream>, request_id: String) {
     let conn = Arc::new(Conn::new(hub.registry().next_id(), principal, tx));
     let first = hub.registry().register(conn.clone()).await;
     if first {
-        hub.presence().online(&conn.user_id).await;
+        hub.presence().sync(&conn.user_id, hub.registry()).await;
     }
     welcome(&hub, &conn);
     let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()).in_current_span());
-    read_loop(&hub, &conn, &mut stream, &request_id).await;
+    crate::reader::read_loop(&hub, &conn, &mut stream, &request_id).await;
     conn.close(1000);
     let reason = disconnect_reason(conn.close_code().unwrap_or(1000));
     metrics::counter!("carehub_hub_disconnects_total", "component" => "hub", "reason" => reason)
         .increment(1);
     hub.slot_watches().forget(conn.id);
+    hub.presence_watches().forget(conn.id);
     if hub.registry().unregister(&conn) {
-        hub.presence().offline(&conn.user_id).await;
+        hub.presence().sync(&conn.user_id, hub.registry()).await;
     }
     let _ = writer.await;
+    drain(&mut stream).await;
 }
 
-fn welcome(hub: &Hub, conn: &Conn) {
+/// Reads and discards what the peer still sends after the close frame, until it closes too.
+async fn drain(stream: &mut Stream) {
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        while let Some(Ok(m)) = stream.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+pub(crate) fn welcome(hub: &Hub, conn: &Arc<Conn>) {
     let p = conn.principal();
     conn.send(&ServerFrame::Welcome {
         user_id: p.user_id,
@@ -228,7 +246,11 @@ async fn handshake(
 }
 
 /// Asks the auth service who a token belongs to.
-async fn verify(hub: &Hub, token: &str, request_id: &str) -> Result<Principal, FrameError> {
+pub(crate) async fn verify(
+    hub: &Hub,
+    token: &str,
+    request_id: &str,
+) -> Result<Principal, FrameError> {
     let ctx = CallContext {
         request_id: request_id.to_owned(),
         ..CallContext::default()
@@ -261,169 +283,12 @@ async fn verify(hub: &Hub, token: &str, request_id: &str) -> Result<Principal, F
     }
 }
 
-/// A token bucket for the frame rate limit.
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-    rate: f64,
-    burst: f64,
-}
-
-impl Bucket {
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let dt = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-fn expiry_instant(expires_at: i64) -> Instant {
+pub(crate) fn expiry_instant(expires_at: i64) -> Instant {
     let left_ms = expires_at
         .saturating_mul(1000)
         .saturating_sub(now_ms())
         .max(0);
     Instant::now() + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0))
-}
-
-fn send_error(conn: &Conn, e: FrameError, request: Option<&str>, client_id: Option<String>) {
-    conn.send(&ServerFrame::Error {
-        code: e.code.to_owned(),
-        message: e.message,
-        request: request.map(str::to_owned),
-        client_id,
-    });
-}
-
-async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, request_id: &str) {
-    let cfg = hub.config().clone();
-    let mut session = Session::new(conn.clone(), request_id.to_owned());
-    let mut bucket = Bucket {
-        tokens: f64::from(cfg.frame_burst),
-        last: Instant::now(),
-        rate: f64::from(cfg.frames_per_sec),
-        burst: f64::from(cfg.frame_burst),
-    };
-    let mut expires = expiry_instant(conn.principal().expires_at);
-    let mut warned = false;
-    let frames_in =
-        metrics::counter!("carehub_hub_frames_total", "component" => "hub", "direction" => "in");
-    loop {
-        let timer = if warned {
-            expires
-        } else {
-            expires.checked_sub(EXPIRY_WARNING).unwrap_or(expires)
-        };
-        let msg = tokio::select! {
-            biased;
-            () = conn.closing().cancelled() => return,
-            () = tokio::time::sleep_until(timer) => {
-                if warned {
-                    conn.close(close::TOKEN_EXPIRED);
-                    return;
-                }
-                warned = true;
-                conn.send(&ServerFrame::TokenExpiring { expires_at: conn.principal().expires_at });
-                continue;
-            }
-            m = tokio::time::timeout(cfg.idle_timeout, stream.next()) => m,
-        };
-        let text = match msg {
-            Err(_) => {
-                conn.close(close::IDLE);
-                return;
-            }
-            Ok(None | Some(Ok(Message::Close(_)))) => return,
-            Ok(Some(Err(WsError::Capacity(_)))) => {
-                conn.close(close::TOO_BIG);
-                return;
-            }
-            Ok(Some(Err(e))) => {
-                tracing::debug!(error = %e, "websocket read failed");
-                return;
-            }
-            Ok(Some(Ok(Message::Text(t)))) => {
-                frames_in.increment(1);
-                t
-            }
-            Ok(Some(Ok(Message::Binary(_)))) => {
-                frames_in.increment(1);
-                send_error(
-                    conn,
-                    FrameError::new(code::BAD_FRAME, "frames are JSON text"),
-                    None,
-                    None,
-                );
-                continue;
-            }
-            Ok(Some(Ok(_))) => continue,
-        };
-        if !bucket.take() {
-            let e = FrameError::new(code::RATE_LIMITED, "too many frames; this one was dropped");
-            send_error(conn, e, None, None);
-            continue;
-        }
-        if text.len() > cfg.max_frame_bytes {
-            let e = FrameError::new(
-                code::TOO_LARGE,
-                format!("frames are at most {} bytes", cfg.max_frame_bytes),
-            );
-            send_error(conn, e, None, None);
-            continue;
-        }
-        let frame = match serde_json::from_str::<ClientFrame>(&text) {
-            Ok(f) => f,
-            Err(e) => {
-                send_error(
-                    conn,
-                    FrameError::new(code::BAD_FRAME, format!("unreadable frame: {e}")),
-                    None,
-                    None,
-                );
-                continue;
-            }
-        };
-        let kind = frame.kind();
-        let client_id = match &frame {
-            ClientFrame::ChatSend { client_id, .. } => Some(client_id.clone()),
-            _ => None,
-        };
-        let result = match frame {
-            ClientFrame::Auth { token } => Box::pin(reauth(hub, conn, &token, request_id))
-                .await
-                .map(|exp| {
-                    expires = expiry_instant(exp);
-                    warned = false;
-                }),
-            // Boxed: the handlers' futures are large, and inline they would be part of every
-            // idle socket's task for its whole life.
-            other => Box::pin(ops::handle(hub, &mut session, other)).await,
-        };
-        if let Err(e) = result {
-            send_error(conn, e, Some(kind), client_id);
-        }
-    }
-}
-
-/// A fresh token for the same user: replaces the socket's principal; returns its expiry.
-async fn reauth(hub: &Hub, conn: &Conn, token: &str, request_id: &str) -> Result<i64, FrameError> {
-    let p = verify(hub, token, request_id).await?;
-    if p.user_id != conn.user_id {
-        return Err(FrameError::new(
-            code::UNAUTHORIZED,
-            "a socket stays with the user it signed in as",
-        ));
-    }
-    let exp = p.expires_at;
-    conn.set_principal(p);
-    welcome(hub, conn);
-    Ok(exp)
 }
 
 async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Utf8Bytes>, conn: Arc<Conn>, hub: Hub) {
@@ -453,13 +318,19 @@ async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Utf8Bytes>, conn: Arc
                 return;
             }
             Err(_) => {
-                tracing::info!(conn = conn.id, "dropping a socket whose writes are stuck");
+                tracing::info!(conn = conn.id, "closing a socket that does not read");
                 conn.close(close::TOO_SLOW);
-                return;
+                break;
             }
         }
     }
     let code = conn.close_code().unwrap_or(1000);
-    let _ = tokio::time::timeout(wt, sink.send(close_message(code))).await;
+    // A peer that did not read gets a last chance to take its close frame.
+    let linger = if code == close::TOO_SLOW {
+        CLOSE_LINGER
+    } else {
+        wt
+    };
+    let _ = tokio::time::timeout(linger, sink.send(close_message(code))).await;
     let _ = tokio::time::timeout(wt, sink.close()).await;
 }

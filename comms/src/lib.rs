@@ -4,7 +4,8 @@
 //! are in `carehub_nats::comms`.
 //!
 //! Map: [`config`] typed settings, [`origin`] the allowed-origin rule, [`conn`] one socket (upgrade,
-//! handshake, reader and writer), [`registry`] the node's sockets by user and their NATS
+//! handshake and writer), [`reader`] its frames in, [`refusals`] coalesced error frames for
+//! refused frames, [`registry`] the node's sockets by user and their NATS
 //! subscriptions, [`ops`] what each frame does, [`store`] every SQL statement (chat messages,
 //! read positions, calls), [`presence`] the cross-node presence bucket, [`calls`] call rules and
 //! SDP checks, [`turn`] ICE servers and TURN REST credentials.
@@ -15,6 +16,8 @@ pub mod conn;
 pub mod ops;
 pub mod origin;
 pub mod presence;
+pub mod reader;
+pub mod refusals;
 pub mod registry;
 pub mod slots;
 pub mod store;
@@ -62,6 +65,7 @@ struct Inner {
     db: Db,
     registry: Registry,
     presence: Presence,
+    presence_watches: presence::watch::Watches,
     slot_watches: slots::SlotWatches,
     /// Taken around chat appends on SQLite (see [`Hub::chat_append_lock`]).
     chat_appends: tokio::sync::Mutex<()>,
@@ -82,10 +86,9 @@ impl Hub {
     /// When the database or JetStream is unavailable.
     pub async fn start(cfg: HubConfig, bus: Bus, db: Db) -> anyhow::Result<Self> {
         db.migrate(&MIGRATOR).await.context("comms migrations")?;
-        let js = async_nats::jetstream::new(bus.client().clone());
         let presence = Presence::open(
-            &js,
-            cfg.node_id.clone(),
+            bus.client().clone(),
+            &cfg.node_id,
             cfg.presence_ttl,
             cfg.stream_replicas,
         )
@@ -98,6 +101,7 @@ impl Hub {
                 bus,
                 db,
                 presence,
+                presence_watches: presence::watch::Watches::default(),
                 slot_watches: slots::SlotWatches::default(),
                 chat_appends: tokio::sync::Mutex::new(()),
             }),
@@ -140,6 +144,9 @@ impl Hub {
     }
     pub fn presence(&self) -> &Presence {
         &self.inner.presence
+    }
+    pub fn presence_watches(&self) -> &presence::watch::Watches {
+        &self.inner.presence_watches
     }
 
     /// On SQLite, a guard that lets one chat append of this node at a time into the database.
@@ -187,6 +194,13 @@ impl Hub {
                 .clone()
                 .refresh(self.registry().clone(), stop.clone()),
         );
+        let (watches, presence) = (self.presence_watches().clone(), self.presence().clone());
+        let (client, until) = (self.bus().client().clone(), stop.clone());
+        tasks.spawn(async move {
+            if let Err(e) = watches.run(presence, client, until).await {
+                tracing::error!(error = %e, "presence pushes stopped: subscribing to changes failed");
+            }
+        });
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -204,11 +218,14 @@ impl Hub {
         }
         drop(listener);
         micro.shutdown(grace).await;
+        let users = self.registry().user_ids();
         self.registry().close_all(close::GOING_AWAY);
         tasks.close();
         if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
             tracing::warn!("hub sockets outlived the shutdown grace");
         }
+        // Whatever the sockets did not remove, the node removes at once.
+        self.presence().stop(&users).await;
         Ok(())
     }
 }

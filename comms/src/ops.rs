@@ -121,6 +121,9 @@ impl Session {
         if a.patient_id != me && a.doctor_id.as_deref() != Some(me) {
             return Err(FrameError::not_found());
         }
+        if let Ok(who) = other(&a, me) {
+            hub.presence_watches().watch(&self.conn, id, who, None);
+        }
         if self.appointments.len() > 64 {
             self.appointments.clear();
         }
@@ -195,11 +198,15 @@ pub async fn handle(hub: &Hub, s: &mut Session, frame: ClientFrame) -> Result<()
                 tracing::warn!(error = %e, "presence read failed");
                 FrameError::new(code::UNAVAILABLE, "presence is unavailable right now")
             })?;
-            s.conn.send(&ServerFrame::Presence {
-                appointment_id,
-                user_id: who,
-                online,
-            });
+            hub.presence_watches()
+                .watch(&s.conn, &appointment_id, &who, Some(online));
+            s.conn
+                .reply(&ServerFrame::Presence {
+                    appointment_id,
+                    user_id: who,
+                    online,
+                })
+                .await;
             Ok(())
         }
         ClientFrame::SlotsWatch {
@@ -220,16 +227,20 @@ pub async fn handle(hub: &Hub, s: &mut Session, frame: ClientFrame) -> Result<()
                         ),
                     )
                 })?;
-            s.conn.send(&ServerFrame::SlotsWatching {
-                doctor_id,
-                from,
-                to,
-            });
+            s.conn
+                .reply(&ServerFrame::SlotsWatching {
+                    doctor_id,
+                    from,
+                    to,
+                })
+                .await;
             Ok(())
         }
         ClientFrame::SlotsUnwatch { doctor_id } => {
             hub.slot_watches().unwatch(s.conn.id, &doctor_id);
-            s.conn.send(&ServerFrame::SlotsUnwatched { doctor_id });
+            s.conn
+                .reply(&ServerFrame::SlotsUnwatched { doctor_id })
+                .await;
             Ok(())
         }
         ClientFrame::CallInvite { appointment_id } => call_invite(hub, s, &appointment_id).await,
@@ -310,12 +321,14 @@ async fn chat_send(
         Appended::Stored(m) => (m, true),
         Appended::Duplicate(m) => (m, false),
     };
-    s.conn.send(&ServerFrame::ChatAck {
-        room: room.to_owned(),
-        client_id: client_id.to_owned(),
-        seq: m.seq,
-        sent_at: m.sent_at,
-    });
+    s.conn
+        .reply(&ServerFrame::ChatAck {
+            room: room.to_owned(),
+            client_id: client_id.to_owned(),
+            seq: m.seq,
+            sent_at: m.sent_at,
+        })
+        .await;
     if fresh {
         relay(
             hub,
@@ -345,11 +358,13 @@ async fn chat_history(
     }
     s.participation(hub, room).await?;
     let (messages, has_more) = store::history(hub.db(), room, before_seq, limit).await?;
-    s.conn.send(&ServerFrame::ChatHistory {
-        room: room.to_owned(),
-        messages,
-        has_more,
-    });
+    s.conn
+        .reply(&ServerFrame::ChatHistory {
+            room: room.to_owned(),
+            messages,
+            has_more,
+        })
+        .await;
     Ok(())
 }
 
@@ -359,11 +374,13 @@ async fn resume(hub: &Hub, s: &mut Session, room: &str, after_seq: i64) -> Resul
     }
     s.participation(hub, room).await?;
     let (messages, has_more) = store::after(hub.db(), room, after_seq, BACKLOG_PAGE).await?;
-    s.conn.send(&ServerFrame::ChatBacklog {
-        room: room.to_owned(),
-        messages,
-        has_more,
-    });
+    s.conn
+        .reply(&ServerFrame::ChatBacklog {
+            room: room.to_owned(),
+            messages,
+            has_more,
+        })
+        .await;
     Ok(())
 }
 
@@ -428,11 +445,13 @@ async fn call_invite(hub: &Hub, s: &mut Session, id: &str) -> Result<(), FrameEr
             Err(e) => return Err(e.into()),
         }
     };
-    s.conn.send(&ServerFrame::CallJoined {
-        appointment_id: id.to_owned(),
-        call_id: call.id.clone(),
-        ice_servers: ice_for(hub, s.me()),
-    });
+    s.conn
+        .reply(&ServerFrame::CallJoined {
+            appointment_id: id.to_owned(),
+            call_id: call.id.clone(),
+            ice_servers: ice_for(hub, s.me()),
+        })
+        .await;
     let ring = ServerFrame::CallRing {
         appointment_id: id.to_owned(),
         call_id: call.id,

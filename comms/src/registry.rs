@@ -2,11 +2,14 @@
 //!
 //! The first socket of a user subscribes this node to `carehub.hub.user.<id>` (frames for that
 //! user from any node) and `carehub.push.user.<id>` (notifications); the last one to close
-//! unsubscribes. Delivery never waits on a socket: a frame goes into the socket's bounded queue
-//! or, when the queue is full, the socket is closed as too slow (close code 4008).
+//! unsubscribes. A socket's frames go through its bounded queue: when the queue is full, delivery
+//! to that user on this node waits (the frames wait in the node's subscription) until the
+//! socket's writer makes room, or until the writer finds the peer not reading (a write blocked
+//! for the write timeout) and closes it with 4008. So a client that reads never loses a frame
+//! and a client that does not read holds up its own user's frames for at most the write timeout.
 
 use bytes::Bytes;
-use carehub_nats::comms::{ServerFrame, close, hub_user_subject};
+use carehub_nats::comms::{ServerFrame, hub_user_subject};
 use carehub_nats::notify::{NotificationPushed, push_subject};
 use carehub_nats::{Bus, Principal};
 use futures::StreamExt as _;
@@ -58,29 +61,40 @@ impl Conn {
             .unwrap_or_else(PoisonError::into_inner) = p;
     }
 
-    /// Queues a serialized frame without waiting. A full queue closes the socket as too slow.
-    /// Returns whether the frame was queued.
-    pub fn push(&self, text: Utf8Bytes) -> bool {
-        match self.queue.try_send(text) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.close(close::TOO_SLOW) {
-                    tracing::info!(conn = self.id, user_id = %self.user_id, "closing a socket that reads too slowly");
-                }
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+    /// Queues a serialized frame, waiting while the queue is full (the writer empties it, or
+    /// closes the socket as too slow when the peer does not read). Returns whether the frame
+    /// was queued; false once the socket is closing.
+    pub async fn deliver(&self, text: Utf8Bytes) -> bool {
+        tokio::select! {
+            biased;
+            r = self.queue.send(text) => r.is_ok(),
+            () = self.closing.cancelled() => false,
         }
     }
 
-    /// Serializes and queues a frame.
-    pub fn send(&self, frame: &ServerFrame) -> bool {
-        match serde_json::to_string(frame) {
-            Ok(s) => self.push(Utf8Bytes::from(s)),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode a frame");
-                false
+    /// Serializes and queues a frame, waiting for room as [`Conn::deliver`] does.
+    pub async fn reply(&self, frame: &ServerFrame) -> bool {
+        match encode(frame) {
+            Some(t) => self.deliver(t).await,
+            None => false,
+        }
+    }
+
+    /// Serializes and queues a frame without waiting, for frames from outside the socket's
+    /// reader (hints): when the queue is full a task waits for room, so such a frame may come
+    /// after frames queued later.
+    pub fn send(self: &Arc<Self>, frame: &ServerFrame) -> bool {
+        let Some(text) = encode(frame) else {
+            return false;
+        };
+        match self.queue.try_send(text) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(text)) => {
+                let conn = self.clone();
+                tokio::spawn(async move { conn.deliver(text).await });
+                true
             }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -106,6 +120,16 @@ impl Conn {
     /// Cancelled once the socket should close.
     pub fn closing(&self) -> &CancellationToken {
         &self.closing
+    }
+}
+
+fn encode(frame: &ServerFrame) -> Option<Utf8Bytes> {
+    match serde_json::to_string(frame) {
+        Ok(s) => Some(Utf8Bytes::from(s)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a frame");
+            None
+        }
     }
 }
 
@@ -203,13 +227,18 @@ impl Registry {
         }
     }
 
-    /// Queues `text` on every local socket of `user_id`.
-    pub fn deliver_local(&self, user_id: &str, text: &Utf8Bytes) {
-        let users = self.users();
-        if let Some(slot) = users.get(user_id) {
-            for c in &slot.conns {
-                c.push(text.clone());
-            }
+    /// The local sockets of `user_id`.
+    pub fn conns_of(&self, user_id: &str) -> Vec<Arc<Conn>> {
+        self.users()
+            .get(user_id)
+            .map(|slot| slot.conns.clone())
+            .unwrap_or_default()
+    }
+
+    /// Queues `text` on every local socket of `user_id`, waiting for room in each queue.
+    pub async fn deliver_local(&self, user_id: &str, text: &Utf8Bytes) {
+        for c in self.conns_of(user_id) {
+            c.deliver(text.clone()).await;
         }
     }
 
@@ -292,7 +321,7 @@ async fn user_feed(
             m = frames.next() => match m {
                 Some(m) => {
                     if let Some(text) = utf8(m.payload) {
-                        registry.deliver_local(&user_id, &text);
+                        registry.deliver_local(&user_id, &text).await;
                     }
                 }
                 None => break,
@@ -305,7 +334,7 @@ async fn user_feed(
                             unread_count: p.unread_count,
                         };
                         if let Ok(s) = serde_json::to_string(&frame) {
-                            registry.deliver_local(&user_id, &Utf8Bytes::from(s));
+                            registry.deliver_local(&user_id, &Utf8Bytes::from(s)).await;
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "undecodable notification push"),

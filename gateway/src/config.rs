@@ -33,6 +33,8 @@ pub struct GatewayConfig {
     pub hub_urls: Vec<String>,
     /// A forwarded socket whose client sent nothing (not even a pong) for this long is closed.
     pub hub_idle_timeout: Duration,
+    /// A write to a forwarded socket's client blocked this long closes it as too slow (4008).
+    pub hub_write_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -57,6 +59,7 @@ impl Default for GatewayConfig {
             web_dir: None,
             hub_urls: vec!["ws://127.0.0.1:8090/ws".to_owned()],
             hub_idle_timeout: Duration::from_secs(60),
+            hub_write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -68,8 +71,9 @@ impl GatewayConfig {
     /// 65536), `CAREHUB_RATE_LIMIT_PER_SEC` / `CAREHUB_RATE_LIMIT_BURST` (defaults 50 / 100),
     /// `CAREHUB_REQUIRED_SERVICES` (default `auth,doctor,patient,admin,notify`), `CAREHUB_COOKIE_SECURE` (default true) and
     /// `CAREHUB_WEB_DIR` (optional), `CAREHUB_HUB_URL` (comma-separated websocket URLs of hub
-    /// nodes, default `ws://127.0.0.1:8090/ws`) and `CAREHUB_HUB_IDLE_TIMEOUT` (seconds,
-    /// default 60, as the hub's own).
+    /// nodes, default `ws://127.0.0.1:8090/ws`), `CAREHUB_HUB_IDLE_TIMEOUT` (seconds,
+    /// default 60, as the hub's own) and `CAREHUB_HUB_WRITE_TIMEOUT` (seconds, default 10, as
+    /// the hub's own).
     ///
     /// # Errors
     /// When a value is set but invalid; the error names the variable.
@@ -112,6 +116,7 @@ impl GatewayConfig {
                 .or_else(default_web_dir),
             hub_urls: hub_urls(env, d.hub_urls)?,
             hub_idle_timeout: env.secs("CAREHUB_HUB_IDLE_TIMEOUT", d.hub_idle_timeout)?,
+            hub_write_timeout: env.secs("CAREHUB_HUB_WRITE_TIMEOUT", d.hub_write_timeout)?,
         })
     }
 

@@ -16,11 +16,14 @@ pub mod subject {
     pub const HUB_USER_PREFIX: &str = "carehub.hub.user";
     /// The admin service records a finished call on the appointment.
     pub const RECORD_CALL: &str = "carehub.admin.record_call";
-    /// JetStream stream of online users: the last message on `carehub.presence.<user_id>` is a
-    /// [`super::PresenceEntry`].
+    /// JetStream stream of online users: the last message on `carehub.presence.<user_id>.<node>`
+    /// is a [`super::PresenceEntry`], one per node holding a socket of the user.
     pub const PRESENCE_STREAM: &str = "CAREHUB_PRESENCE";
     /// Subject prefix of presence entries.
     pub const PRESENCE_PREFIX: &str = "carehub.presence";
+    /// Core NATS subject prefix of presence changes: a node publishes on
+    /// `carehub.hub.presence.<user_id>` after it wrote or removed its entry of that user.
+    pub const PRESENCE_CHANGED_PREFIX: &str = "carehub.hub.presence";
 }
 
 /// The subject frames for `user_id` are published on.
@@ -248,9 +251,20 @@ pub enum ServerFrame {
         /// The `type` of the client frame this answers, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<String>,
-        /// The `client_id` of a refused `chat_send`.
+        /// The `client_id` of a refused `chat_send` (of a coalesced refusal: the first one).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// Of a coalesced refusal (`rate_limited`, `payload_too_large`, `bad_frame`): the
+        /// `client_id` of the last refused `chat_send` it covers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_client_id: Option<String>,
+        /// Of a coalesced refusal: how many frames it covers (1 for a single frame).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        /// Of a coalesced refusal: milliseconds until the socket may send a frame again
+        /// without it being rate limited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// The token expires soon; send a fresh `auth` frame or the socket closes (4004).
     TokenExpiring {
@@ -375,6 +389,9 @@ impl ServerFrame {
             message: message.into(),
             request: request.map(str::to_owned),
             client_id: None,
+            last_client_id: None,
+            count: None,
+            retry_after_ms: None,
         }
     }
 }
@@ -545,6 +562,19 @@ mod tests {
             (
                 ServerFrame::error(code::BAD_SDP, "no", Some("rtc_offer")),
                 json!({"type":"error","code":"bad_sdp","message":"no","request":"rtc_offer"}),
+            ),
+            (
+                ServerFrame::Error {
+                    code: code::RATE_LIMITED.into(),
+                    message: "slow down".into(),
+                    request: Some("chat_send".into()),
+                    client_id: Some("c1".into()),
+                    last_client_id: Some("c9".into()),
+                    count: Some(9),
+                    retry_after_ms: Some(50),
+                },
+                json!({"type":"error","code":"rate_limited","message":"slow down","request":"chat_send",
+                    "client_id":"c1","last_client_id":"c9","count":9,"retry_after_ms":50}),
             ),
             (
                 ServerFrame::ChatAck {

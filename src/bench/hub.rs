@@ -9,6 +9,7 @@
 //! starts the system (reusing the booking bench's [`Carehub`]), drives the steps and prints the
 //! figures.
 
+mod bursts;
 mod call;
 mod chat;
 pub mod client;
@@ -79,6 +80,13 @@ pub struct HubArgs {
     /// Exit with an error when a target is missed.
     #[arg(long)]
     pub strict: bool,
+    /// Instead of the load runs: bursts of every kind and size from a reading client, directly
+    /// and through the gateway, with the default frame limits; then presence propagation.
+    #[arg(long)]
+    pub bursts: bool,
+    /// Repetitions of each burst (and presence changes) with `--bursts`.
+    #[arg(long, default_value_t = 20)]
+    pub repeat: usize,
 }
 
 /// Chat latency of one run.
@@ -146,6 +154,9 @@ pub struct Figures {
     pub call_setup_median_ms: f64,
     /// Invite until the caller got `call_accept`: the hub's signaling alone.
     pub call_accept_median_ms: f64,
+    /// A doctor's socket opening or closing on one node until the patient on the other got
+    /// the `presence` push, ms (empty when it could not be measured).
+    pub presence_ms: Vec<f64>,
     pub targets: Vec<Target>,
 }
 
@@ -171,6 +182,12 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
         "--users, --senders, --connections and --rate must be at least 1"
     );
     let signal = carehub_runtime::shutdown::on_signal();
+    if args.bursts {
+        return tokio::select! {
+            r = Box::pin(bursts::run(&args)) => r,
+            () = signal.cancelled() => anyhow::bail!("interrupted; the benchmark's processes were stopped"),
+        };
+    }
     let figures = tokio::select! {
         r = Box::pin(measure(&args)) => r?,
         () = signal.cancelled() => anyhow::bail!("interrupted; the benchmark's processes were stopped"),
@@ -292,9 +309,12 @@ async fn start(args: &HubArgs, http: &reqwest::Client) -> anyhow::Result<System>
     let hub_b = SocketAddr::from(([127, 0, 0, 1], port_b));
     carehub.set_var("CAREHUB_HUB_URL", format!("ws://{hub_a}/ws"));
     // One socket sends hundreds of chat messages per second here; the per-socket frame limit
-    // protects a deployment from a misbehaving client and would cap the measurement.
-    carehub.set_var("CAREHUB_HUB_FRAMES_PER_SEC", "1000000");
-    carehub.set_var("CAREHUB_HUB_FRAME_BURST", "1000000");
+    // protects a deployment from a misbehaving client and would cap the measurement. The
+    // burst runs measure that limit, so they keep it.
+    if !args.bursts {
+        carehub.set_var("CAREHUB_HUB_FRAMES_PER_SEC", "1000000");
+        carehub.set_var("CAREHUB_HUB_FRAME_BURST", "1000000");
+    }
     // The rooms are tomorrow's appointments; calls are allowed around them.
     carehub.set_var("CAREHUB_CALL_EARLY", "259200");
     carehub.set_var("CAREHUB_CALL_LATE", "259200");
@@ -501,6 +521,20 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
     }
     let call_setup_median_ms = median(&call_rounds_ms);
     let call_accept_median_ms = median(&accepted_ms);
+    step("presence propagation across the two nodes, 10 rounds");
+    let presence_ms = bursts::presence_propagation(
+        sys.hub_a,
+        sys.hub_b,
+        &sys.chatters[0].token,
+        &sys.doctor.token,
+        &sys.chat_rooms[0],
+        10,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "presence propagation not measured");
+        Vec::new()
+    });
     machine.finished();
     drop(sys);
 
@@ -522,6 +556,7 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
         call_rounds_ms,
         call_setup_median_ms,
         call_accept_median_ms,
+        presence_ms,
         targets: Vec::new(),
     };
     f.judge();
@@ -553,6 +588,12 @@ impl Figures {
                 met: c.p99_ms <= LATENCY_TARGET_MS && c.delivered == c.sent && c.sent > 0,
             });
         }
+        let p99 = bursts::percentile(&self.presence_ms, 0.99);
+        t.push(Target {
+            name: "presence pushed across nodes, p99 <= 1000 ms".to_owned(),
+            value: format!("{p99:.1} ms ({} changes)", self.presence_ms.len()),
+            met: p99 <= 1_000.0,
+        });
         self.targets = t;
     }
 
@@ -678,6 +719,13 @@ impl Figures {
             s,
             "  of which invite -> call_accept back at the caller (hub signaling only): median {:.2} ms",
             self.call_accept_median_ms
+        );
+        let _ = writeln!(
+            s,
+            "\npresence across nodes, socket opened or closed -> push at the other participant: p50 {:.1} ms, p99 {:.1} ms ({} changes)",
+            bursts::percentile(&self.presence_ms, 0.5),
+            bursts::percentile(&self.presence_ms, 0.99),
+            self.presence_ms.len()
         );
         let _ = writeln!(s, "\ntargets:");
         for t in &self.targets {

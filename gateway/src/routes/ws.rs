@@ -5,7 +5,8 @@
 //! hub's own Origin check decides (a refusal becomes the same HTTP status here). Only then is the
 //! client's upgrade accepted, and frames are pumped both ways unchanged: the hub speaks the
 //! protocol (docs/PROTOCOL.md), authenticates and limits frames; the gateway adds no rate limit
-//! per message. Close codes and reasons pass through in both directions. With several hub URLs
+//! per message. Close codes and reasons pass through in both directions; a hub connection that
+//! breaks without a close frame reaches the client as `1014` "hub connection lost". With several hub URLs
 //! configured, connections take them in turn and fall back to the next one that answers.
 //!
 //! Liveness: the hub's pings are passed on to the client, and a client that sends nothing (not
@@ -37,7 +38,8 @@ type Upstream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long opening the hub connection may take before the next hub is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A write to either side blocked this long drops the pair.
+/// A write to the hub, or of a close frame, blocked this long drops the pair (a write of a
+/// frame to the client has the hub's write timeout, after which it is closed as too slow).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame read from either side. Above the hub's own hard limit, so the hub decides
 /// (and closes with `1009`) rather than the gateway.
@@ -45,7 +47,15 @@ const MAX_FRAME: usize = 256 * 1024;
 /// The hub's close code for a socket idle too long.
 const IDLE: u16 = 4009;
 const GOING_AWAY: u16 = 1001;
+/// Sent to the client when the hub connection broke without a close frame (bad gateway).
+const HUB_LOST: u16 = 1014;
+/// How long one side is still read after a close, for the close handshake to finish.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 const TOO_BIG: u16 = 1009;
+/// The hub's close code for a client that does not read.
+const TOO_SLOW: u16 = 4008;
+/// How long a client closed as too slow gets to take its close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// The hub nodes `/ws` is forwarded to.
 #[derive(Debug)]
@@ -53,6 +63,7 @@ pub struct Forwarder {
     urls: Vec<String>,
     next: AtomicUsize,
     idle: Duration,
+    write_timeout: Duration,
 }
 
 /// The `/ws` route, with its own state (the hub URLs and whose turn it is).
@@ -61,6 +72,7 @@ pub fn route(cfg: &GatewayConfig) -> MethodRouter<AppState> {
         urls: cfg.hub_urls.clone(),
         next: AtomicUsize::new(0),
         idle: cfg.hub_idle_timeout,
+        write_timeout: cfg.hub_write_timeout,
     });
     get(forward).with_state(f)
 }
@@ -77,13 +89,13 @@ async fn forward(
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
-    let idle = f.idle;
+    let (idle, wt) = (f.idle, f.write_timeout);
     upgrade
         .read_buffer_size(4_096)
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |client| pump(client, upstream, idle))
+        .on_upgrade(move |client| pump(client, upstream, idle, wt))
 }
 
 fn ws_config() -> WebSocketConfig {
@@ -159,7 +171,7 @@ enum End {
     WriteFailed,
 }
 
-async fn pump(client: WebSocket, upstream: Upstream, idle: Duration) {
+async fn pump(client: WebSocket, upstream: Upstream, idle: Duration, wt: Duration) {
     let _open = carehub_runtime::metrics::Held::new(metrics::gauge!(
         "carehub_websockets_open",
         "component" => "gateway"
@@ -168,40 +180,83 @@ async fn pump(client: WebSocket, upstream: Upstream, idle: Duration) {
     let (mut u_tx, mut u_rx) = upstream.split();
     tokio::select! {
         end = client_to_hub(&mut c_rx, &mut u_tx, idle) => {
-            let to_client = match end {
-                End::Idle => Some((IDLE, "idle timeout")),
-                End::TooBig => Some((TOO_BIG, "frame too big")),
-                End::WriteFailed => Some((GOING_AWAY, "hub connection lost")),
-                End::Closed | End::Gone => None,
-            };
-            if let Some((code, reason)) = to_client {
-                let close = ws::Message::Close(Some(ws::CloseFrame { code, reason: reason.into() }));
-                let _ = tokio::time::timeout(WRITE_TIMEOUT, c_tx.send(close)).await;
-            }
-            if !matches!(end, End::Closed) {
-                let _ = tokio::time::timeout(WRITE_TIMEOUT, u_tx.send(hub_close(GOING_AWAY, "client left"))).await;
-            }
-            // Let the hub's answer to a close reach the client.
-            drain_hub(&mut u_rx, &mut c_tx).await;
+            client_ended(end, &mut c_tx, &mut u_tx, &mut u_rx, wt).await;
         }
-        end = hub_to_client(&mut u_rx, &mut c_tx) => {
+        end = hub_to_client(&mut u_rx, &mut c_tx, wt) => {
             match end {
                 End::Closed => {}
                 End::WriteFailed => {
                     let _ = tokio::time::timeout(WRITE_TIMEOUT, u_tx.send(hub_close(GOING_AWAY, "client left"))).await;
+                    // A client that does not read gets a last chance to take its close frame.
+                    let close = client_close(TOO_SLOW, "too slow");
+                    let _ = tokio::time::timeout(CLOSE_LINGER, c_tx.send(close)).await;
                 }
                 End::Gone | End::TooBig | End::Idle => {
-                    let close = ws::Message::Close(Some(ws::CloseFrame {
-                        code: GOING_AWAY,
-                        reason: "hub connection lost".into(),
-                    }));
-                    let _ = tokio::time::timeout(WRITE_TIMEOUT, c_tx.send(close)).await;
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, c_tx.send(client_close(HUB_LOST, "hub connection lost"))).await;
                 }
             }
+            // Keep reading the client until it answers the close: closing with unread data
+            // would reset the connection, and the client could lose the close frame.
+            drain_client(&mut c_rx).await;
         }
     }
     let _ = tokio::time::timeout(WRITE_TIMEOUT, c_tx.close()).await;
     let _ = tokio::time::timeout(WRITE_TIMEOUT, u_tx.close()).await;
+}
+
+/// After the client's side ended: tells each side what the other cannot, and passes on the
+/// hub's close frame. When writing to the hub failed, the hub may have closed first (its close
+/// frame is then on its way): that one is passed on, and only without it does the client get
+/// `1014`.
+async fn client_ended(
+    end: End,
+    c_tx: &mut futures::stream::SplitSink<WebSocket, ws::Message>,
+    u_tx: &mut futures::stream::SplitSink<Upstream, ts::Message>,
+    u_rx: &mut futures::stream::SplitStream<Upstream>,
+    wt: Duration,
+) {
+    let to_client = match end {
+        End::Idle => Some((IDLE, "idle timeout")),
+        End::TooBig => Some((TOO_BIG, "frame too big")),
+        End::WriteFailed => {
+            if drain_hub(u_rx, c_tx, wt).await {
+                return;
+            }
+            Some((HUB_LOST, "hub connection lost"))
+        }
+        End::Closed | End::Gone => None,
+    };
+    if let Some((code, reason)) = to_client {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, c_tx.send(client_close(code, reason))).await;
+    }
+    if !matches!(end, End::Closed | End::WriteFailed) {
+        let _ = tokio::time::timeout(
+            WRITE_TIMEOUT,
+            u_tx.send(hub_close(GOING_AWAY, "client left")),
+        )
+        .await;
+    }
+    // Let the hub's answer to a close reach the client.
+    drain_hub(u_rx, c_tx, wt).await;
+}
+
+fn client_close(code: u16, reason: &'static str) -> ws::Message {
+    ws::Message::Close(Some(ws::CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Reads and discards what the client still sends, until it closes or a moment passed.
+async fn drain_client(c_rx: &mut futures::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        while let Some(Ok(m)) = c_rx.next().await {
+            if matches!(m, ws::Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn hub_close(code: u16, reason: &'static str) -> ts::Message {
@@ -211,13 +266,17 @@ fn hub_close(code: u16, reason: &'static str) -> ts::Message {
     }))
 }
 
-/// After the client's side ended: passes on what the hub still sends (its close frame) for a
-/// moment.
+/// After the client's side ended: passes on what the hub still sends for a moment; returns
+/// whether that ended with the hub's close frame.
 async fn drain_hub(
     u_rx: &mut futures::stream::SplitStream<Upstream>,
     c_tx: &mut futures::stream::SplitSink<WebSocket, ws::Message>,
-) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), hub_to_client(u_rx, c_tx)).await;
+    wt: Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(CLOSE_DRAIN, hub_to_client(u_rx, c_tx, wt)).await,
+        Ok(End::Closed)
+    )
 }
 
 async fn client_to_hub(
@@ -265,6 +324,7 @@ async fn client_to_hub(
 async fn hub_to_client(
     u_rx: &mut futures::stream::SplitStream<Upstream>,
     c_tx: &mut futures::stream::SplitSink<WebSocket, ws::Message>,
+    wt: Duration,
 ) -> End {
     loop {
         let msg = match u_rx.next().await {
@@ -290,7 +350,7 @@ async fn hub_to_client(
                 true,
             ),
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, c_tx.send(out)).await {
+        match tokio::time::timeout(wt, c_tx.send(out)).await {
             Ok(Ok(())) if closed => return End::Closed,
             Ok(Ok(())) => {}
             _ => return End::WriteFailed,

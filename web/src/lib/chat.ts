@@ -33,3 +33,54 @@ export function settlePending(pending: Pending[], messages: ChatMessage[], me: s
   const done = new Set(messages.filter((m) => m.sender_id === me).map((m) => m.client_id));
   return pending.filter((p) => !done.has(p.client_id));
 }
+
+/**
+ * Paces `chat_send` frames under the hub's frame rate (docs/PROTOCOL.md: 20 frames per second,
+ * bursts of 40, per socket): at most `perSec` per second after a burst of `burst`, so re-sending
+ * many unacknowledged messages after a reconnect is never refused for the rate.
+ */
+export class SendPacer {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly perSec = 10,
+    private readonly burst = 20,
+    private readonly now: () => number = () => Date.now(),
+  ) {
+    this.tokens = burst;
+    this.last = now();
+  }
+
+  private refill() {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.perSec);
+    this.last = t;
+  }
+
+  /** Takes one send if one is allowed now. */
+  take(): boolean {
+    this.refill();
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Milliseconds until the next send is allowed. */
+  wait(): number {
+    this.refill();
+    return this.tokens >= 1 ? 0 : Math.ceil(((1 - this.tokens) / this.perSec) * 1000);
+  }
+}
+
+/**
+ * The client ids a coalesced `rate_limited` error covers: from `first` to `last` in the order
+ * they were sent (`sent`, oldest first); every one of them may have been dropped.
+ */
+export function droppedIds(sent: string[], first?: string, last?: string): string[] {
+  if (!first) return [];
+  const from = sent.indexOf(first);
+  if (from < 0) return [first];
+  const to = last ? sent.indexOf(last, from) : from;
+  return sent.slice(from, (to < 0 ? from : to) + 1);
+}

@@ -1,5 +1,10 @@
 // The websocket client of the comms hub (docs/PROTOCOL.md): authenticates with the access token
 // in the first frame, renews it before expiry, and reconnects with back-off when the socket drops.
+// `chat_send` frames are paced under the hub's frame rate, and those a `rate_limited` error
+// names as dropped are sent again (same client_id, so nothing is stored twice) after its
+// `retry_after_ms`.
+
+import { SendPacer, droppedIds } from './chat';
 
 export type HubState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
@@ -52,7 +57,22 @@ export interface ErrorFrame {
   message: string;
   /** The `type` of the client frame this answers, when known. */
   request?: string;
+  /** Of a refused `chat_send`; of a coalesced refusal, the first one it covers. */
   client_id?: string;
+  /** Of a coalesced refusal (`rate_limited`, `payload_too_large`, `bad_frame`): the last one. */
+  last_client_id?: string;
+  /** Of a coalesced refusal: how many frames it covers. */
+  count?: number;
+  /** Of a coalesced refusal: when the socket may send again. */
+  retry_after_ms?: number;
+}
+
+/** Server: the other participant of an appointment is online or not (answer or push). */
+export interface PresenceFrame {
+  type: 'presence';
+  appointment_id: string;
+  user_id: string;
+  online: boolean;
 }
 
 /** Server frames whose handlers get the exact type. */
@@ -61,6 +81,7 @@ export interface TypedServerFrames {
   slots_unwatched: SlotsUnwatchedFrame;
   slots_changed: SlotsChangedFrame;
   error: ErrorFrame;
+  presence: PresenceFrame;
 }
 
 /** Client frames sent with their exact type. */
@@ -103,6 +124,11 @@ export class Hub {
   private authed = false;
   private needFresh = false;
   userId: string | null = null;
+  private pacer = new SendPacer();
+  /** `chat_send` frames waiting for their turn, and those sent but not acknowledged. */
+  private outbox: Frame[] = [];
+  private unacked = new Map<string, Frame>();
+  private drainTimer: unknown = null;
   private readonly opts: Required<Omit<HubOptions, 'socket'>> & { socket: (url: string) => SocketLike };
 
   constructor(opts: HubOptions) {
@@ -162,11 +188,56 @@ export class Hub {
     this.setState('closed');
   }
 
-  /** Sends a frame when the socket is authenticated; returns whether it went out. */
+  /**
+   * Sends a frame when the socket is authenticated; returns whether it went out (a `chat_send`
+   * may wait for its turn under the rate limit; one already waiting is not queued twice).
+   */
   send(frame: TypedClientFrame | Frame): boolean {
     if (!this.ws || !this.authed || this.ws.readyState !== OPEN) return false;
+    if (frame.type === 'chat_send') {
+      const id = (frame as Frame).client_id;
+      if (!this.outbox.some((f) => f.client_id === id)) this.outbox.push(frame as Frame);
+      this.drain();
+      return true;
+    }
     this.ws.send(JSON.stringify(frame));
     return true;
+  }
+
+  /** Sends the waiting `chat_send` frames the rate allows, and schedules the rest. */
+  private drain() {
+    const ws = this.ws;
+    if (!ws || !this.authed || ws.readyState !== OPEN) return;
+    while (this.outbox.length && this.pacer.take()) {
+      const f = this.outbox.shift() as Frame;
+      this.unacked.set(f.client_id, f);
+      ws.send(JSON.stringify(f));
+    }
+    if (this.outbox.length && this.drainTimer === null) {
+      this.drainTimer = this.opts.setTimer(() => {
+        this.drainTimer = null;
+        this.drain();
+      }, this.pacer.wait());
+    }
+  }
+
+  /** Settles a `chat_send` on its ack or error; re-sends rate-limited ones later. */
+  private settle(f: Frame) {
+    if (f.type === 'chat_ack') {
+      this.unacked.delete(f.client_id);
+      return;
+    }
+    if (f.type !== 'error' || f.request !== 'chat_send') return;
+    if (f.code !== 'rate_limited') {
+      this.unacked.delete(f.client_id);
+      return;
+    }
+    const ids = droppedIds([...this.unacked.keys()], f.client_id, f.last_client_id);
+    const again = ids.map((id) => this.unacked.get(id)).filter((x): x is Frame => !!x);
+    for (const id of ids) this.unacked.delete(id);
+    this.opts.setTimer(() => {
+      for (const g of again) this.send(g);
+    }, Math.max(0, Number(f.retry_after_ms) || 0));
   }
 
   private emit(f: Frame) {
@@ -211,6 +282,9 @@ export class Hub {
       if (this.ws !== ws) return;
       this.ws = null;
       this.authed = false;
+      // The page sends its unacknowledged messages again once signed in anew.
+      this.outbox = [];
+      this.unacked.clear();
       if (AUTH_CLOSES.has(ev.code)) this.needFresh = true;
       this.retry();
     };
@@ -232,6 +306,7 @@ export class Hub {
       });
       return;
     }
+    this.settle(f);
     this.emit(f);
   }
 
