@@ -139,13 +139,7 @@ async fn idle_clients_stopping_hub_nodes_and_lost_ones_close_as_the_protocol_say
     let (token, _) = session_of(&clinic, &email).await;
     let start = |clinic: &Clinic| clinic.spawn_child("hub", &[("CAREHUB_HUB_ADDR", addr.as_str())]);
     let listening = || async {
-        wait::until("the child hub node listens", DEADLINE, || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
+        wait::listening("the child hub node listens", port, DEADLINE).await;
     };
 
     let child = start(&clinic);

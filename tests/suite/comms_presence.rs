@@ -23,13 +23,7 @@ async fn a_sigkilled_hub_nodes_users_go_offline_after_the_presence_ttl() {
         ],
     );
     let child_url = format!("ws://{addr}/ws");
-    wait::until("the child hub node listens", DEADLINE, || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    wait::listening("the child hub node listens", port, DEADLINE).await;
     let _doctor = Ws::signed_in(&child_url, &p.doctor).await;
 
     let patient = tokio::sync::Mutex::new(Ws::signed_in(&clinic.hub_url(), &p.patient).await);
@@ -153,13 +147,7 @@ async fn a_cleanly_stopped_hub_nodes_users_go_offline_at_once() {
     let port = crate::support::net::free_port();
     let addr = format!("127.0.0.1:{port}");
     let child = clinic.spawn_child("hub", &[("CAREHUB_HUB_ADDR", addr.as_str())]);
-    wait::until("the child hub node listens", DEADLINE, || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    wait::listening("the child hub node listens", port, DEADLINE).await;
     let mut patient = Ws::signed_in(&clinic.hub_url(), &p.patient).await;
     assert!(!ask(&mut patient, &p.room).await);
     let _doctor = Ws::signed_in(&format!("ws://{addr}/ws"), &p.doctor).await;

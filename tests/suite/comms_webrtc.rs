@@ -335,13 +335,7 @@ impl Coturn {
             .stdin(Stdio::null())
             .spawn()
             .expect("turnserver (scripts/install-deps.sh installs coturn)");
-        crate::support::wait::until("coturn to listen", Duration::from_secs(20), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
+        crate::support::wait::listening("coturn to listen", port, Duration::from_secs(20)).await;
         Self {
             child,
             port,

@@ -567,15 +567,10 @@ impl SmtpSink {
             .stdout(Stdio::null())
             .spawn()
             .expect("python3 with aiosmtpd (scripts/install-deps.sh installs it)");
-        crate::support::wait::until(
+        crate::support::wait::listening(
             "the SMTP server to listen",
+            port,
             std::time::Duration::from_secs(30),
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-                    .map(|_| ())
-            },
         )
         .await;
         Self { child, dir, port }

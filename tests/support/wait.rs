@@ -30,3 +30,18 @@ where
         tokio::time::sleep_until(give_up.min(tokio::time::Instant::now() + POLL_INTERVAL)).await;
     }
 }
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (a child server started).
+///
+/// # Panics
+///
+/// As [`until`], naming `what`.
+pub async fn listening(what: &str, port: u16, deadline: Duration) {
+    until(what, deadline, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+}
