@@ -12,6 +12,22 @@ function passwordProblem(password: string, email?: string): string | null {
   return null;
 }
 
+/** A new password, typed twice (reset and change). */
+function NewPasswordFields(p: { password: string; again: string; onPassword: (v: string) => void; onAgain: (v: string) => void }) {
+  return (
+    <>
+      <label>
+        New password (at least 10 characters)
+        <input type="password" autoComplete="new-password" value={p.password} onChange={(e) => p.onPassword(e.target.value)} required minLength={10} />
+      </label>
+      <label>
+        New password again
+        <input type="password" autoComplete="new-password" value={p.again} onChange={(e) => p.onAgain(e.target.value)} required />
+      </label>
+    </>
+  );
+}
+
 export function Login() {
   const { user } = useSession();
   const nav = useNavigate();
@@ -126,14 +142,7 @@ export function ResetPassword() {
         </>
       ) : (
         <form onSubmit={submit} noValidate>
-          <label>
-            New password (at least 10 characters)
-            <input type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} required minLength={10} />
-          </label>
-          <label>
-            New password again
-            <input type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} required />
-          </label>
+          <NewPasswordFields password={password} again={again} onPassword={setPassword} onAgain={setAgain} />
           <ErrorMsg error={error} />
           <button type="submit" disabled={busy}>
             {busy ? 'Saving…' : 'Set new password'}
@@ -243,14 +252,7 @@ export function ChangePassword() {
           Current password
           <input type="password" autoComplete="current-password" value={current} onChange={(e) => setCurrent(e.target.value)} required />
         </label>
-        <label>
-          New password (at least 10 characters)
-          <input type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} required minLength={10} />
-        </label>
-        <label>
-          New password again
-          <input type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} required />
-        </label>
+        <NewPasswordFields password={password} again={again} onPassword={setPassword} onAgain={setAgain} />
         <ErrorMsg error={error} />
         <p role="status" className="saved">
           {done && !busy ? 'Your password is changed. Other devices are signed out; use the new password the next time you sign in.' : ''}
