@@ -22,7 +22,7 @@ pub const SERVICES: [&str; 6] = [
     "patient",
     "notify",
     "admin",
-    carehub_comms::SERVICE,
+    carehub_hub::DATABASE,
 ];
 
 /// The manifest file written beside the copies.

@@ -4,7 +4,7 @@
 //! specialty (round robin for cardiology, broadcast for dermatology). Going through the API
 //! means every change flows through the services' own rules, outboxes and events.
 
-use crate::admin::SeededUser;
+use crate::provision::SeededUser;
 use anyhow::Context as _;
 use carehub_nats::Role;
 use serde_json::{Value, json};

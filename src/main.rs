@@ -45,8 +45,6 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Measure a running carehub (see docs/BENCHMARKS.md).
-    Bench(carehub::bench::BenchArgs),
     /// Operations on a running carehub over NATS (see docs/OPERATIONS.md).
     Ops {
         #[command(subcommand)]
@@ -124,7 +122,7 @@ async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result
             carehub::system::raise_open_files_limit();
             serve(&env, &common, &[component]).await
         }
-        Command::Migrate => carehub::admin::migrate(&env).await,
+        Command::Migrate => carehub::provision::migrate(&env).await,
         Command::Admin {
             command:
                 AdminCommand::CreateUser {
@@ -135,8 +133,8 @@ async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result
                 },
         } => {
             let generated = password.is_none();
-            let password = password.unwrap_or_else(carehub::admin::random_password);
-            let db = carehub::admin::auth_db(&env).await?;
+            let password = password.unwrap_or_else(carehub::provision::random_password);
+            let db = carehub::provision::auth_db(&env).await?;
             let user = carehub_auth::create_user(&db, &email, &password, &name, role).await?;
             db.close().await;
             println!(
@@ -151,7 +149,7 @@ async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result
             Ok(())
         }
         Command::Keys { command } => {
-            let path = carehub::admin::key_file(&env)?;
+            let path = carehub::provision::key_file(&env)?;
             match command {
                 KeysCommand::Init => {
                     let created = carehub_auth::keys::ensure_key_file(&path)?;
@@ -171,7 +169,6 @@ async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result
             }
             Ok(())
         }
-        Command::Bench(args) => carehub::bench::run(args).await,
         Command::Ops {
             command: OpsCommand::Status(args),
         } => carehub::ops::status(&env, &args).await,
@@ -205,14 +202,14 @@ async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<(
             env.set(k, v);
         }
     }
-    let key_file = carehub::admin::key_file(&env)?;
+    let key_file = carehub::provision::key_file(&env)?;
     if env.raw("CAREHUB_AUTH_KEY_FILE").is_none() && carehub_auth::keys::ensure_key_file(&key_file)?
     {
         tracing::info!(path = %key_file.display(), "created a signing key file");
     }
     env.set("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string());
     let users = if demo {
-        carehub::admin::seed_demo(&env).await?
+        carehub::provision::seed_demo(&env).await?
     } else {
         Vec::new()
     };

@@ -19,7 +19,7 @@ pub enum Component {
     Notify,
     Admin,
     Gateway,
-    /// A comms hub node (websockets); several may run at once.
+    /// A hub node (websockets); several may run at once.
     Hub,
 }
 
@@ -90,7 +90,7 @@ async fn launch(
 pub struct System {
     /// Where the gateway listens, when it runs here.
     pub gateway_addr: Option<SocketAddr>,
-    /// Where the comms hub listens, when it runs here.
+    /// Where the hub listens, when it runs here.
     pub hub_addr: Option<SocketAddr>,
     /// Where Prometheus metrics are served (`CAREHUB_METRICS_ADDR`), when they are on.
     pub metrics_addr: Option<SocketAddr>,
@@ -195,14 +195,14 @@ impl System {
                 });
             }
             Component::Hub => {
-                let cfg = carehub_comms::HubConfig::from_env(env, common)?;
-                let listener = carehub_comms::Hub::bind(&cfg)
+                let cfg = carehub_hub::HubConfig::from_env(env, common)?;
+                let listener = carehub_hub::Hub::bind(&cfg)
                     .with_context(|| format!("CAREHUB_HUB_ADDR: cannot listen on {}", cfg.addr))?;
                 self.hub_addr = Some(listener.local_addr()?);
-                let url = common.database_url_for(env, carehub_comms::SERVICE);
+                let url = common.database_url_for(env, carehub_hub::DATABASE);
                 let db =
-                    Db::connect(carehub_comms::SERVICE, url.as_deref(), &common.data_dir).await?;
-                let hub = carehub_comms::Hub::start(cfg, bus.clone(), db.clone()).await?;
+                    Db::connect(carehub_hub::DATABASE, url.as_deref(), &common.data_dir).await?;
+                let hub = carehub_hub::Hub::start(cfg, bus.clone(), db.clone()).await?;
                 self.tracker.spawn(async move {
                     if let Err(e) = hub.serve(listener, stop, grace).await {
                         tracing::error!(error = %e, "hub stopped with an error");

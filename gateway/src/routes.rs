@@ -1,10 +1,10 @@
-//! Every route: [`health`] probes, the [`auth`], [`admin`] and [`appointments`] API, and the
+//! Every route: [`health`] probes, the [`auth`], [`accounts`] and [`appointments`] API, and the
 //! [`docs`].
 //!
 //! Handlers decode, make one call, encode. [`api`] collects the documented routes together with
 //! their OpenAPI operations, so the document cannot drift from what is served.
 
-pub mod admin;
+pub mod accounts;
 pub mod appointments;
 pub mod auth;
 pub mod docs;
@@ -31,12 +31,12 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::reset_request))
         .routes(routes!(auth::reset_confirm))
-        .routes(routes!(admin::list_users))
-        .routes(routes!(admin::get_user))
-        .routes(routes!(admin::approve))
-        .routes(routes!(admin::reject))
-        .routes(routes!(admin::disable))
-        .routes(routes!(admin::enable))
+        .routes(routes!(accounts::list_users))
+        .routes(routes!(accounts::get_user))
+        .routes(routes!(accounts::approve))
+        .routes(routes!(accounts::reject))
+        .routes(routes!(accounts::disable))
+        .routes(routes!(accounts::enable))
         .routes(routes!(doctors::search))
         .routes(routes!(doctors::get_profile, doctors::put_profile))
         .routes(routes!(

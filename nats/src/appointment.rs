@@ -158,7 +158,7 @@ pub enum AppointmentEventKind {
     /// The other side refused the move (or the offer timed out): the old time stands.
     ChangeDeclined,
     Rescheduled,
-    /// A video call of the appointment ended (recorded by the comms hub).
+    /// A video call of the appointment ended (recorded by the hub).
     CallEnded,
     Cancelled,
     Completed,

@@ -1,6 +1,6 @@
 //! The carehub bus contract: everything that crosses NATS is defined here and only here.
 //!
-//! Services, the gateway and the comms hub depend on this crate and never on each other.
+//! Services, the gateway and the hub depend on this crate and never on each other.
 //! Map: [`subject`] names every subject, [`rpc`] pairs each request type with its subject and
 //! reply ([`Rpc`]) and carries the caller's identity ([`CallContext`]), [`error`] holds the stable
 //! error codes, [`auth`] the auth service's wire types and events, [`bus`] the connect helper and
@@ -11,9 +11,9 @@ pub mod appointment;
 pub mod audit;
 pub mod auth;
 pub mod bus;
-pub mod comms;
 pub mod doctor;
 pub mod error;
+pub mod hub;
 pub mod micro;
 pub mod notify;
 pub mod patient;

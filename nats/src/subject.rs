@@ -1,7 +1,7 @@
 //! Subject names. Requests live under `carehub.<service>.`, events under `carehub.events.`.
 //!
 //! Subjects under [`API_PREFIX`] carry a verified caller identity in their headers; deployment
-//! permissions let only the gateway and the comms hub publish there, which is what lets services
+//! permissions let only the gateway and the hub publish there, which is what lets services
 //! trust that identity.
 
 /// Prefix of every identity-carrying request subject.

@@ -39,7 +39,9 @@ fn mails_to(sink: &SmtpSink, to: &str, subject: &str) -> Vec<String> {
 
 /// Mail the notify service still has to deliver.
 async fn mail_backlog(clinic: &Clinic) -> i64 {
-    let db = carehub::admin::notify_db(&clinic.env(&[])).await.unwrap();
+    let db = carehub::provision::notify_db(&clinic.env(&[]))
+        .await
+        .unwrap();
     let n = carehub_notify::store::mail_backlog(&db).await.unwrap();
     db.close().await;
     n

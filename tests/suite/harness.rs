@@ -292,7 +292,7 @@ impl Clinic {
     /// Creates an account directly in the auth database (as `carehub admin create-user` does).
     pub async fn create_user(&self, role: carehub_nats::Role, email: &str) -> Value {
         let env = self.env(&[]);
-        let db = carehub::admin::auth_db(&env).await.expect("auth db");
+        let db = carehub::provision::auth_db(&env).await.expect("auth db");
         let user = carehub_auth::create_user(&db, email, PASSWORD, "Test Person", role)
             .await
             .expect("create user");

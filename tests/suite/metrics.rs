@@ -298,7 +298,7 @@ async fn carehub_up_exposes_every_components_metrics_on_a_listener_of_their_own(
     let gw_ws = [("component", "gateway")];
     let hub_ws = [("component", "hub")];
     let ws_url = format!("ws://{gw_addr}/ws");
-    let mut ws = crate::comms::Ws::signed_in(&ws_url, &t).await;
+    let mut ws = crate::hub::Ws::signed_in(&ws_url, &t).await;
     until_scrape(&metrics, "one open websocket", |s| {
         s.get("carehub_websockets_open", &gw_ws) == Some(1.0)
             && s.get("carehub_websockets_open", &hub_ws) == Some(1.0)
@@ -468,7 +468,7 @@ async fn a_request_id_reaches_the_json_logs_of_the_gateway_and_the_service_in_ot
     req.headers_mut()
         .insert("x-request-id", ws_id.parse().unwrap());
     let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let mut ws = crate::comms::Ws { socket };
+    let mut ws = crate::hub::Ws { socket };
     ws.send(json!({"type": "auth", "token": token(&session)}))
         .await;
     ws.next_of("welcome").await;

@@ -17,7 +17,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Mail the notify service has not delivered yet.
 async fn mail_backlog(clinic: &Clinic) -> i64 {
-    let db = carehub::admin::notify_db(&clinic.env(&[]))
+    let db = carehub::provision::notify_db(&clinic.env(&[]))
         .await
         .expect("notify db");
     let n = carehub_notify::store::mail_backlog(&db)

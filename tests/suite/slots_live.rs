@@ -4,8 +4,8 @@
 
 use crate::appointments::{doctors_with, patient, rfc3339};
 use crate::both_backends;
-use crate::comms::{Ws, clinic, second_hub};
 use crate::harness::Backend;
+use crate::hub::{Ws, clinic, second_hub};
 use serde_json::{Value, json};
 
 both_backends!(a_watched_doctors_slot_changes_are_pushed_without_saying_who,);

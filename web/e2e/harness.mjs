@@ -1,5 +1,5 @@
 // Starts a private carehub for the browser tests: its own nats-server on a free port, `carehub up
-// --demo` with a temp data dir serving web/dist, and the comms hub as a separate `carehub serve
+// --demo` with a temp data dir serving web/dist, and the hub as a separate `carehub serve
 // hub` process the tests can stop and start again. Drives Debian's chromium with playwright-core.
 
 import { spawn } from 'node:child_process';

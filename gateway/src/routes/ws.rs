@@ -1,4 +1,4 @@
-//! `GET /ws`: the comms hub's websocket, forwarded so the web client needs one origin.
+//! `GET /ws`: the hub's websocket, forwarded so the web client needs one origin.
 //!
 //! The gateway opens the hub connection first, passing the client's `Origin` along (and the
 //! request id, under which the hub logs the socket and makes its calls), so the

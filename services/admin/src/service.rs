@@ -103,7 +103,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
         ProposeTime => propose_time,
         AnswerProposal => answer_proposal,
         CareRelation => care_relation,
-        carehub_nats::comms::RecordCall => record_call,
+        carehub_nats::hub::RecordCall => record_call,
         ConfirmedOverlapping => confirmed_overlapping,
         TakenTimes => taken,
         CancelOverlapping => cancel_overlapping,

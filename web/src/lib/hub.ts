@@ -1,4 +1,4 @@
-// The websocket client of the comms hub (docs/PROTOCOL.md): authenticates with the access token
+// The websocket client of the hub (docs/PROTOCOL.md): authenticates with the access token
 // in the first frame, renews it before expiry, and reconnects with back-off when the socket drops.
 // `chat_send` frames are paced under the hub's frame rate, and those a `rate_limited` error
 // names as dropped are sent again (same client_id, so nothing is stored twice) after its
@@ -11,7 +11,7 @@ export type HubState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'c
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Frame = { type: string; [k: string]: any };
 
-// Frames with their exact shape, as `ClientFrame` and `ServerFrame` in nats/src/comms.rs define
+// Frames with their exact shape, as `ClientFrame` and `ServerFrame` in nats/src/hub.rs define
 // them (docs/PROTOCOL.md). Times are RFC 3339.
 
 /** Client: watch a doctor's free slots in `[from, to)` (at most 62 days, at most 5 doctors per socket). */

@@ -1,6 +1,6 @@
 //! What other services ask or tell: care relations (patient service), taken times and
 //! confirmed appointments in a period (doctor service), cancellations for a doctor's absence
-//! (doctor and auth services), finished calls (comms hub).
+//! (doctor and auth services), finished calls (hub).
 
 use super::{AdminService, not_found};
 use crate::domain::{parse_time, text};
@@ -127,7 +127,7 @@ impl AdminService {
         })
     }
 
-    /// Records a finished video call on its appointment (sent by the comms hub; deployment
+    /// Records a finished video call on its appointment (sent by the hub; deployment
     /// permissions let only the hub publish it) and emits a `call_ended` event, once per call.
     ///
     /// # Errors
@@ -135,8 +135,8 @@ impl AdminService {
     pub async fn record_call(
         &self,
         _ctx: &CallContext,
-        r: carehub_nats::comms::RecordCall,
-    ) -> Result<carehub_nats::comms::CallRecorded, WireError> {
+        r: carehub_nats::hub::RecordCall,
+    ) -> Result<carehub_nats::hub::CallRecorded, WireError> {
         let started = parse_time("started_at", &r.started_at)?;
         let ended = parse_time("ended_at", &r.ended_at)?;
         if ended < started {
@@ -174,6 +174,6 @@ impl AdminService {
         if row.is_some() {
             self.core().relay.wake();
         }
-        Ok(carehub_nats::comms::CallRecorded { ok: true })
+        Ok(carehub_nats::hub::CallRecorded { ok: true })
     }
 }

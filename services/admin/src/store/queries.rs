@@ -1,5 +1,5 @@
 //! What other services ask about appointments (care relations, taken times, confirmed
-//! appointments in a period) and the calls the comms hub records, plus the overlap checks.
+//! appointments in a period) and the calls the hub records, plus the overlap checks.
 
 use super::{APPT_COLS, AppointmentRow, Events, sql};
 use carehub_runtime::db::{Db, StoreError};

@@ -1,0 +1,343 @@
+//! The figures of one run, the targets they are judged against, and their table.
+
+use super::load::Outcome;
+use super::scenarios::HashTimes;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Everything one `carehub-bench` run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub settings: Settings,
+    pub rows: Vec<Row>,
+    pub gateway_added_latency: AddedLatency,
+    pub revocation: RevocationDelay,
+    pub login_vs_theory: LoginTheory,
+    pub storm: Storm,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub model: String,
+    /// `/proc/loadavg` when the run started and when it ended: other work on the machine
+    /// competes for the same cores.
+    pub load_before: String,
+    pub load_after: String,
+}
+
+impl Machine {
+    pub fn this() -> Self {
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, m)| m.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            model,
+            load_before: load_average(),
+            load_after: String::new(),
+        }
+    }
+
+    /// Notes the load average at the end of the run.
+    pub fn finished(&mut self) {
+        self.load_after = load_average();
+    }
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// How the run was shaped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub concurrency: usize,
+    pub warmup_secs: f64,
+    pub duration_secs: f64,
+    pub hash_permits: usize,
+    pub probe_clients: usize,
+    pub probe_rate: u32,
+    pub revocation_rounds: usize,
+}
+
+/// One line of the throughput table.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+    /// Server CPU per successful request in µs: gateways, auth, and nats-server. Absent when
+    /// two loads shared the window (the CPU cannot be split between them).
+    pub gateway_cpu_us: Option<f64>,
+    pub auth_cpu_us: Option<f64>,
+    pub nats_cpu_us: Option<f64>,
+    /// The load generator's own CPU per request, for context (it shares the machine).
+    pub bench_cpu_us: Option<f64>,
+    /// The first failure, when there were any.
+    pub first_error: Option<String>,
+}
+
+impl Row {
+    pub fn new(name: &str, o: &Outcome, with_cpu: bool) -> Self {
+        let cpu = |d: Duration| with_cpu.then(|| o.us_per_request(d));
+        Self {
+            name: name.to_owned(),
+            per_sec: o.per_sec(),
+            p50_ms: o.ms(0.5),
+            p99_ms: o.ms(0.99),
+            errors: o.errors,
+            gateway_cpu_us: cpu(o.cpu.gateways),
+            auth_cpu_us: cpu(o.cpu.auth),
+            nats_cpu_us: cpu(o.cpu.nats),
+            bench_cpu_us: cpu(o.cpu.bench),
+            first_error: o.first_error.clone(),
+        }
+    }
+}
+
+/// p50 of `/api/me` through gateway A minus p50 of `Me {}` sent over NATS, one client each.
+#[derive(Debug, Serialize)]
+pub struct AddedLatency {
+    pub http_p50_ms: f64,
+    pub nats_p50_ms: f64,
+    pub added_ms: f64,
+}
+
+impl AddedLatency {
+    pub fn new(http: &Outcome, nats: &Outcome) -> Self {
+        let (h, n) = (http.ms(0.5), nats.ms(0.5));
+        Self {
+            http_p50_ms: h,
+            nats_p50_ms: n,
+            added_ms: h - n,
+        }
+    }
+}
+
+/// Time from a logout acknowledged by gateway A until gateway B refuses the token.
+#[derive(Debug, Serialize)]
+pub struct RevocationDelay {
+    pub rounds: usize,
+    pub p50_ms: f64,
+    pub max_ms: f64,
+    /// Rounds where B still accepted the token after 5 s.
+    pub missed: usize,
+}
+
+impl RevocationDelay {
+    pub fn new(mut delays: Vec<Duration>, missed: usize) -> Self {
+        delays.sort();
+        let ms = |d: Option<&Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+        Self {
+            rounds: delays.len() + missed,
+            p50_ms: ms(delays.get(delays.len() / 2)),
+            max_ms: ms(delays.last()),
+            missed,
+        }
+    }
+}
+
+/// Login throughput against what the argon2 permits allow at best.
+#[derive(Debug, Serialize)]
+pub struct LoginTheory {
+    /// Median time of one argon2 check on an idle machine.
+    pub hash_ms: f64,
+    pub permits: usize,
+    /// argon2 checks per second measured with every permit busy (no HTTP, NATS or database).
+    pub parallel_hash_per_sec: f64,
+    /// CPU time of one argon2 check while `permits` of them run at once.
+    pub parallel_hash_cpu_ms: f64,
+    /// permits ÷ hash time.
+    pub theory_per_sec: f64,
+    pub measured_per_sec: f64,
+    pub percent: f64,
+}
+
+impl LoginTheory {
+    pub fn new(hash: HashTimes, permits: usize, login: &Outcome) -> Self {
+        let theory = permits as f64 / hash.single.as_secs_f64();
+        Self {
+            hash_ms: hash.single.as_secs_f64() * 1000.0,
+            permits,
+            parallel_hash_per_sec: hash.parallel_per_sec,
+            parallel_hash_cpu_ms: hash.parallel_cpu.as_secs_f64() * 1000.0,
+            theory_per_sec: theory,
+            measured_per_sec: login.per_sec(),
+            percent: 100.0 * login.per_sec() / theory,
+        }
+    }
+}
+
+/// `/api/me` latency probe with and without a concurrent login storm.
+#[derive(Debug, Serialize)]
+pub struct Storm {
+    pub quiet_p99_ms: f64,
+    pub storm_p99_ms: f64,
+    pub storm_logins_per_sec: f64,
+}
+
+/// A target and whether this run met it.
+#[derive(Debug, Serialize)]
+pub struct Target {
+    pub name: &'static str,
+    pub measured: String,
+    pub pass: bool,
+}
+
+impl Report {
+    /// Judges the figures against the targets (fills [`Report::targets`]).
+    pub fn judge(&mut self, healthz: &Outcome, me_cached: &Outcome) {
+        let ratio = 100.0 * me_cached.per_sec() / healthz.per_sec();
+        let added = self.gateway_added_latency.added_ms;
+        let login = self.login_vs_theory.percent;
+        let storm = self.storm.storm_p99_ms;
+        self.targets = vec![
+            Target {
+                name: "/api/me (cache on) >= 25% of /healthz throughput",
+                measured: format!("{ratio:.1}%"),
+                pass: ratio >= 25.0,
+            },
+            Target {
+                name: "gateway added latency <= 0.5 ms",
+                measured: format!("{added:.3} ms"),
+                pass: added <= 0.5,
+            },
+            Target {
+                name: "login throughput >= 90% of permits / hash time",
+                measured: format!("{login:.1}%"),
+                pass: login >= 90.0,
+            },
+            Target {
+                name: "/api/me p99 during login storm < 10 ms",
+                measured: format!("{storm:.2} ms"),
+                pass: storm < 10.0,
+            },
+        ];
+    }
+
+    /// How many targets were missed.
+    pub fn missed(&self) -> usize {
+        self.targets.iter().filter(|t| !t.pass).count()
+    }
+
+    /// The human-readable report.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) -> std::fmt::Result {
+        let (m, s) = (&self.machine, &self.settings);
+        writeln!(out, "\ncarehub-bench: {} CPUs ({})", m.cpus, m.model)?;
+        writeln!(
+            out,
+            "load average before {}, after {}",
+            m.load_before, m.load_after
+        )?;
+        writeln!(
+            out,
+            "{} clients per scenario, {:.0} s warm-up + {:.0} s measured; {} hash permits\n",
+            s.concurrency, s.warmup_secs, s.duration_secs, s.hash_permits
+        )?;
+        writeln!(
+            out,
+            "{:<40} {:>9} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9}",
+            "scenario",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "gw µs",
+            "auth µs",
+            "nats µs",
+            "bench µs"
+        )?;
+        let cpu = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+        for r in &self.rows {
+            writeln!(
+                out,
+                "{:<40} {:>9.1} {:>8.3} {:>8.3} {:>6} {:>9} {:>9} {:>9} {:>9}",
+                r.name,
+                r.per_sec,
+                r.p50_ms,
+                r.p99_ms,
+                r.errors,
+                cpu(r.gateway_cpu_us),
+                cpu(r.auth_cpu_us),
+                cpu(r.nats_cpu_us),
+                cpu(r.bench_cpu_us)
+            )?;
+        }
+        writeln!(
+            out,
+            "(µs columns: CPU time per successful request of the gateways, auth, nats-server and this load generator)"
+        )?;
+        for r in self.rows.iter().filter(|r| r.errors > 0) {
+            let first = r.first_error.as_deref().unwrap_or("?");
+            writeln!(
+                out,
+                "  {} errors in '{}', the first: {first}",
+                r.errors, r.name
+            )?;
+        }
+        writeln!(out)?;
+        let a = &self.gateway_added_latency;
+        writeln!(
+            out,
+            "gateway added latency (p50, 1 client): {:.3} ms HTTP /api/me - {:.3} ms NATS Me = {:.3} ms",
+            a.http_p50_ms, a.nats_p50_ms, a.added_ms
+        )?;
+        let r = &self.revocation;
+        writeln!(
+            out,
+            "revocation delay (logout on A until B answers 401, {} rounds): p50 {:.2} ms, max {:.2} ms, {} missed",
+            r.rounds, r.p50_ms, r.max_ms, r.missed
+        )?;
+        let l = &self.login_vs_theory;
+        writeln!(
+            out,
+            "login vs theory: argon2 check {:.1} ms, {} permits -> {:.1} logins/s at best; measured {:.1}/s = {:.1}%",
+            l.hash_ms, l.permits, l.theory_per_sec, l.measured_per_sec, l.percent
+        )?;
+        writeln!(
+            out,
+            "  (argon2 alone with all {} permits busy: {:.1} checks/s, {:.1} ms CPU each; logins reach {:.1}% of that rate)",
+            l.permits,
+            l.parallel_hash_per_sec,
+            l.parallel_hash_cpu_ms,
+            100.0 * l.measured_per_sec / l.parallel_hash_per_sec
+        )?;
+        let st = &self.storm;
+        writeln!(
+            out,
+            "/api/me probe ({} clients, {} req/s): p99 {:.2} ms quiet, {:.2} ms during a login storm of {:.1} logins/s\n",
+            s.probe_clients,
+            s.probe_rate,
+            st.quiet_p99_ms,
+            st.storm_p99_ms,
+            st.storm_logins_per_sec
+        )?;
+        writeln!(out, "targets:")?;
+        for t in &self.targets {
+            let verdict = if t.pass { "PASS" } else { "FAIL" };
+            writeln!(out, "  {verdict}  {:<52} {}", t.name, t.measured)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,233 @@
+//! Refused frames of one socket (`rate_limited`, `payload_too_large`, `bad_frame`), coalesced so
+//! that a burst is answered by a bounded number of error frames.
+//!
+//! Rules, per socket and per code: the first refusal after a quiet interval is answered at once
+//! (`count` 1, with its `request` and `client_id`); refusals within `interval` of the last error
+//! frame of that code are gathered into one pending frame, sent when the interval has passed
+//! (`client_id` of the first, `last_client_id` of the last, `count` of all). So a socket gets at
+//! most one error frame per code per interval, and the `count`s add up to the refused frames.
+
+use carehub_nats::hub::{ServerFrame, code};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The codes that are coalesced, in a fixed order.
+const CODES: [&str; 3] = [code::RATE_LIMITED, code::TOO_LARGE, code::BAD_FRAME];
+
+/// One refused frame.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub code: &'static str,
+    pub message: String,
+    /// The refused frame's `type`, when it could be read.
+    pub request: Option<String>,
+    /// The refused frame's `client_id`, when it had one.
+    pub client_id: Option<String>,
+}
+
+impl Refused {
+    /// A refusal of `text`, naming its `type` and `client_id` when they can be read.
+    pub fn of(code: &'static str, message: impl Into<String>, text: &str) -> Self {
+        let peek = serde_json::from_str::<Peek>(text).unwrap_or_default();
+        Self {
+            code,
+            message: message.into(),
+            request: peek.kind.filter(|k| k.len() <= 64),
+            client_id: peek.client_id.filter(|c| c.chars().count() <= 64),
+        }
+    }
+}
+
+/// The two fields of a client frame an error names, read without the rest.
+#[derive(Debug, Default, Deserialize)]
+struct Peek {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    first: Refused,
+    last_client_id: Option<String>,
+    count: u32,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    last_sent: Option<Instant>,
+    pending: Option<Pending>,
+}
+
+/// The coalescing state of one socket.
+#[derive(Debug)]
+pub struct Refusals {
+    interval: Duration,
+    slots: [Slot; 3],
+}
+
+impl Refusals {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            slots: Default::default(),
+        }
+    }
+
+    /// Records a refusal; returns the error frame to send now, if one may go now.
+    /// `retry_after_ms` is how long until the socket may send again.
+    pub fn refuse(&mut self, r: Refused, now: Instant, retry_after_ms: u64) -> Option<ServerFrame> {
+        let interval = self.interval;
+        let slot = self.slot(r.code);
+        if let Some(p) = &mut slot.pending {
+            p.count = p.count.saturating_add(1);
+            p.last_client_id = r.client_id;
+            return None;
+        }
+        let quiet = slot
+            .last_sent
+            .is_none_or(|t| now.duration_since(t) >= interval);
+        let pending = Pending {
+            last_client_id: r.client_id.clone(),
+            first: r,
+            count: 1,
+        };
+        if quiet {
+            slot.last_sent = Some(now);
+            Some(frame(pending, retry_after_ms))
+        } else {
+            slot.pending = Some(pending);
+            None
+        }
+    }
+
+    /// When the next pending error frame is due, if any is pending.
+    pub fn due(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter(|s| s.pending.is_some())
+            .filter_map(|s| s.last_sent.map(|t| t + self.interval))
+            .min()
+    }
+
+    /// Takes the pending error frames that are due at `now`.
+    pub fn flush(&mut self, now: Instant, retry_after_ms: u64) -> Vec<ServerFrame> {
+        let interval = self.interval;
+        let mut out = Vec::new();
+        for slot in &mut self.slots {
+            let due = slot.last_sent.is_none_or(|t| now >= t + interval);
+            if due && let Some(p) = slot.pending.take() {
+                slot.last_sent = Some(now);
+                out.push(frame(p, retry_after_ms));
+            }
+        }
+        out
+    }
+
+    fn slot(&mut self, code: &str) -> &mut Slot {
+        let i = CODES.iter().position(|c| *c == code).unwrap_or(2);
+        &mut self.slots[i]
+    }
+}
+
+fn frame(p: Pending, retry_after_ms: u64) -> ServerFrame {
+    ServerFrame::Error {
+        code: p.first.code.to_owned(),
+        message: p.first.message,
+        request: p.first.request,
+        client_id: p.first.client_id,
+        last_client_id: p.last_client_id,
+        count: Some(p.count),
+        retry_after_ms: Some(retry_after_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(id: &str) -> Refused {
+        let text = format!(r#"{{"type":"chat_send","room":"r","client_id":"{id}","body":"x"}}"#);
+        Refused::of(code::RATE_LIMITED, "slow down", &text)
+    }
+
+    fn count(f: &ServerFrame) -> u32 {
+        match f {
+            ServerFrame::Error { count, .. } => count.unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn a_single_refusal_is_answered_at_once_with_its_request_and_client_id() {
+        let mut r = Refusals::new(Duration::from_millis(250));
+        let f = r.refuse(chat("c1"), Instant::now(), 40).unwrap();
+        let ServerFrame::Error {
+            request,
+            client_id,
+            last_client_id,
+            count,
+            retry_after_ms,
+            ..
+        } = f
+        else {
+            panic!("not an error frame")
+        };
+        assert_eq!(request.as_deref(), Some("chat_send"));
+        assert_eq!(client_id.as_deref(), Some("c1"));
+        assert_eq!(last_client_id.as_deref(), Some("c1"));
+        assert_eq!((count, retry_after_ms), (Some(1), Some(40)));
+        assert!(r.due().is_none());
+    }
+
+    #[test]
+    fn a_burst_becomes_one_frame_per_interval_whose_counts_add_up() {
+        let mut r = Refusals::new(Duration::from_millis(250));
+        let t0 = Instant::now();
+        let mut frames = vec![r.refuse(chat("c0"), t0, 1).unwrap()];
+        for i in 1..1000 {
+            assert!(r.refuse(chat(&format!("c{i}")), t0, 1).is_none());
+        }
+        assert_eq!(r.due(), Some(t0 + Duration::from_millis(250)));
+        assert!(r.flush(t0 + Duration::from_millis(100), 1).is_empty());
+        frames.extend(r.flush(t0 + Duration::from_millis(250), 1));
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames.iter().map(count).sum::<u32>(), 1000);
+        let ServerFrame::Error {
+            client_id,
+            last_client_id,
+            ..
+        } = &frames[1]
+        else {
+            panic!("not an error frame")
+        };
+        assert_eq!(
+            (client_id.as_deref(), last_client_id.as_deref()),
+            (Some("c1"), Some("c999"))
+        );
+    }
+
+    #[test]
+    fn codes_are_coalesced_separately_and_unreadable_frames_name_nothing() {
+        let mut r = Refusals::new(Duration::from_millis(250));
+        let t0 = Instant::now();
+        assert!(r.refuse(chat("a"), t0, 1).is_some());
+        let bad = Refused::of(code::BAD_FRAME, "unreadable", "{not json");
+        let f = r.refuse(bad, t0, 1).unwrap();
+        let ServerFrame::Error {
+            code,
+            request,
+            client_id,
+            ..
+        } = f
+        else {
+            panic!("not an error frame")
+        };
+        assert_eq!(
+            (code.as_str(), request, client_id),
+            ("bad_frame", None, None)
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Presence across nodes: the union of the nodes' sockets, pushed to the other participant; a
+//! socket closing on one node leaves a user connected on another online; a node that stops
+//! cleanly takes its users offline at once, one that dies without cleaning up after the presence
+//! TTL (the suite's hubs use 2 s).
+
+use crate::harness::Backend;
+use crate::hub::{DEADLINE, Ws, clinic, pair, second_hub};
+use crate::support::wait;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_hub_nodes_users_go_offline_after_the_presence_ttl() {
+    let clinic = clinic(Backend::Sqlite, &[]).await;
+    let p = pair(&clinic).await;
+    let port = crate::support::net::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = clinic.spawn_child(
+        "hub",
+        &[
+            ("CAREHUB_HUB_ADDR", addr.as_str()),
+            ("CAREHUB_PRESENCE_TTL", "2"),
+        ],
+    );
+    let child_url = format!("ws://{addr}/ws");
+    wait::listening("the child hub node listens", port, DEADLINE).await;
+    let _doctor = Ws::signed_in(&child_url, &p.doctor).await;
+
+    let patient = tokio::sync::Mutex::new(Ws::signed_in(&clinic.hub_url(), &p.patient).await);
+    let online = |want: bool| {
+        let patient = &patient;
+        let room = p.room.clone();
+        async move {
+            let mut ws = patient.lock().await;
+            ws.send(json!({"type": "presence_get", "appointment_id": room}))
+                .await;
+            let f = ws.next_of("presence").await;
+            (f["online"] == want).then_some(())
+        }
+    };
+    wait::until("the doctor is online from the other node", DEADLINE, || {
+        online(true)
+    })
+    .await;
+
+    clinic.kill_child(child);
+    assert!(clinic.child_exited(child));
+    // The patient asked, so it watches: the change is pushed once the entry expired.
+    let mut ws = patient.lock().await;
+    loop {
+        let f = pushed(&mut ws).await;
+        if f["online"] == false {
+            break;
+        }
+    }
+    drop(ws);
+    wait::until("the killed node's user is offline", DEADLINE, || {
+        online(false)
+    })
+    .await;
+}
+
+/// Waits for the next announcement of a presence change of the user `sub` follows.
+async fn announced(sub: &mut async_nats::Subscriber) {
+    tokio::time::timeout(DEADLINE, sub.next())
+        .await
+        .expect("a presence change is announced")
+        .expect("subscription open");
+}
+
+/// Asks once; the answer's `online`.
+async fn ask(ws: &mut Ws, room: &str) -> bool {
+    ws.send(json!({"type": "presence_get", "appointment_id": room}))
+        .await;
+    ws.next_of("presence").await["online"].as_bool().unwrap()
+}
+
+/// The next pushed `presence` frame (other frames are skipped).
+async fn pushed(ws: &mut Ws) -> Value {
+    let next = async {
+        loop {
+            let f = ws.next_any().await;
+            if f["type"] == "presence" {
+                return f;
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, next)
+        .await
+        .expect("a presence push before the deadline")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_pushed_and_a_socket_closing_on_one_node_leaves_the_user_online_on_another() {
+    let mut clinic = clinic(Backend::Sqlite, &[]).await;
+    let hub2 = second_hub(&mut clinic).await;
+    let p = pair(&clinic).await;
+    let nc = clinic.harness_nats_client().await;
+    let mut changes = nc
+        .subscribe(format!("carehub.hub.presence.{}", p.doctor_id))
+        .await
+        .unwrap();
+    nc.flush().await.unwrap();
+
+    let mut patient = Ws::signed_in(&clinic.hub_url(), &p.patient).await;
+    assert!(!ask(&mut patient, &p.room).await, "nobody there yet");
+
+    // Online on node 1: pushed without asking.
+    let doctor1 = Ws::signed_in(&clinic.hub_url(), &p.doctor).await;
+    let f = pushed(&mut patient).await;
+    assert_eq!(
+        (
+            f["appointment_id"].as_str(),
+            f["user_id"].as_str(),
+            f["online"].as_bool()
+        ),
+        (
+            Some(p.room.as_str()),
+            Some(p.doctor_id.as_str()),
+            Some(true)
+        )
+    );
+    announced(&mut changes).await;
+
+    // A second socket opens and closes on node 2: the doctor stays online.
+    let doctor2 = Ws::signed_in(&hub2, &p.doctor).await;
+    announced(&mut changes).await;
+    assert!(ask(&mut patient, &p.room).await);
+    drop(doctor2);
+    announced(&mut changes).await;
+    assert!(
+        ask(&mut patient, &p.room).await,
+        "still connected on node 1"
+    );
+
+    // The last socket closes: offline, pushed.
+    drop(doctor1);
+    let f = pushed(&mut patient).await;
+    assert_eq!(f["online"], false, "{f}");
+    assert!(!ask(&mut patient, &p.room).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleanly_stopped_hub_nodes_users_go_offline_at_once() {
+    let clinic = clinic(Backend::Sqlite, &[]).await;
+    let p = pair(&clinic).await;
+    let port = crate::support::net::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = clinic.spawn_child("hub", &[("CAREHUB_HUB_ADDR", addr.as_str())]);
+    wait::listening("the child hub node listens", port, DEADLINE).await;
+    let mut patient = Ws::signed_in(&clinic.hub_url(), &p.patient).await;
+    assert!(!ask(&mut patient, &p.room).await);
+    let _doctor = Ws::signed_in(&format!("ws://{addr}/ws"), &p.doctor).await;
+    assert_eq!(pushed(&mut patient).await["online"], true);
+
+    assert!(clinic.stop_child(child).await, "the node stops cleanly");
+    assert!(
+        !ask(&mut patient, &p.room).await,
+        "offline as soon as the node stopped"
+    );
+    assert_eq!(pushed(&mut patient).await["online"], false);
+}
