@@ -3,7 +3,7 @@
 //! their per-name forms) and gathers every instance's answer.
 
 use anyhow::Context as _;
-use carehub_nats::Bus;
+use carehub_bus::Bus;
 use carehub_runtime::{CommonConfig, Env};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};

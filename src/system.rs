@@ -1,7 +1,7 @@
 //! Starting and stopping carehub components in this process.
 
 use anyhow::Context as _;
-use carehub_nats::Bus;
+use carehub_bus::Bus;
 use carehub_runtime::metrics::MetricsConfig;
 use carehub_runtime::service::Running;
 use carehub_runtime::{CommonConfig, Db, Env};

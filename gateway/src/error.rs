@@ -7,7 +7,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use carehub_nats::{BusError, ErrorCode, WireError};
+use carehub_bus::BusError;
+use carehub_nats::{ErrorCode, WireError};
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use carehub_nats::Bus;
+use carehub_bus::Bus;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 use crate::config::GatewayConfig;
 use crate::edge::rate_limit::Limiter;
 use crate::tokens::Tokens;
-use carehub_nats::Bus;
+use carehub_bus::Bus;
 use std::sync::Arc;
 
 /// Bus, configuration, token checks and rate limiter.

@@ -6,11 +6,9 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
+use carehub_bus::{Bus, BusConfig, MicroService, ServiceSpec};
 use carehub_nats::auth::{Login, Me, Revocation, Revoked, Session, User, Verify};
-use carehub_nats::{
-    Bus, BusConfig, CallContext, ErrorCode, MicroService, Principal, Role, ServiceSpec, UserStatus,
-    WireError,
-};
+use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

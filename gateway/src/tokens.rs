@@ -5,8 +5,9 @@
 //! all, because revocations may have been missed meanwhile. A verification that raced a
 //! revocation is not cached after it (see [`EventCache`]).
 
+use carehub_bus::Bus;
 use carehub_nats::auth::{Revocation, Revoked, Verify};
-use carehub_nats::{Bus, CallContext, Principal};
+use carehub_nats::{CallContext, Principal};
 use carehub_runtime::cache::EventCache;
 use futures::StreamExt;
 use moka::future::Cache;

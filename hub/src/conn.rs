@@ -270,7 +270,7 @@ pub(crate) async fn verify(
             code::UNAUTHORIZED,
             "the account is not active",
         )),
-        Err(carehub_nats::BusError::Remote(e)) => {
+        Err(carehub_bus::BusError::Remote(e)) => {
             Err(FrameError::new(code::UNAUTHORIZED, e.message))
         }
         Err(e) => {

@@ -4,9 +4,10 @@
 use crate::calls;
 use crate::store::{self, Appended};
 use crate::{Hub, turn};
+use carehub_bus::BusError;
 use carehub_nats::appointment::{Appointment, AppointmentStatus, GetAppointment};
 use carehub_nats::hub::{ClientFrame, IceCandidate, RecordCall, ServerFrame, code};
-use carehub_nats::{BusError, CallContext, ErrorCode};
+use carehub_nats::{CallContext, ErrorCode};
 use carehub_runtime::db::{StoreError, now_ms};
 use std::collections::HashMap;
 use std::sync::Arc;

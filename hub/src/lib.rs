@@ -26,7 +26,7 @@ pub mod turn;
 pub use config::HubConfig;
 
 use anyhow::Context as _;
-use carehub_nats::Bus;
+use carehub_bus::Bus;
 use carehub_nats::auth::{Revocation, Revoked};
 use carehub_nats::hub::close;
 use carehub_nats::subject::events;
@@ -49,7 +49,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub const DATABASE: &str = "comms";
 
 /// Micro service identity shown by `nats micro info hub` (every node answers `$SRV.PING`).
-pub const SPEC: carehub_nats::ServiceSpec = carehub_nats::ServiceSpec {
+pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: "hub",
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub hub node: websockets for chat, notifications, presence and calls",
@@ -174,7 +174,7 @@ impl Hub {
         grace: Duration,
     ) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
-        let micro = carehub_nats::MicroService::start(self.bus(), SPEC, 1)
+        let micro = carehub_bus::MicroService::start(self.bus(), SPEC, 1)
             .await
             .context("registering the hub node")?;
         let revoked = self

@@ -9,9 +9,10 @@
 //! and a client that does not read holds up its own user's frames for at most the write timeout.
 
 use bytes::Bytes;
+use carehub_bus::Bus;
+use carehub_nats::Principal;
 use carehub_nats::hub::{ServerFrame, hub_user_subject};
 use carehub_nats::notify::{NotificationPushed, push_subject};
-use carehub_nats::{Bus, Principal};
 use futures::StreamExt as _;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -285,7 +286,7 @@ impl Registry {
         &self,
         user_id: &str,
         frame: &ServerFrame,
-    ) -> Result<(), carehub_nats::BusError> {
+    ) -> Result<(), carehub_bus::BusError> {
         self.inner
             .bus
             .publish(&hub_user_subject(user_id), frame)

@@ -1,29 +1,30 @@
-//! The carehub bus contract: everything that crosses NATS is defined here and only here.
+//! The carehub bus contract: everything that crosses NATS is defined here and only here, as
+//! plain data. Sending it is the transport's job (`carehub-bus`, `crates/bus`), which this crate
+//! does not depend on.
 //!
-//! Services, the gateway and the hub depend on this crate and never on each other.
-//! Map: [`subject`] names every subject, [`rpc`] pairs each request type with its subject and
-//! reply ([`Rpc`]) and carries the caller's identity ([`CallContext`]), [`error`] holds the stable
-//! error codes, [`auth`] the auth service's wire types and events, [`bus`] the connect helper and
-//! typed client, [`micro`] registers a service with the NATS micro services protocol, [`streams`]
-//! declares the JetStream streams of durable events.
+//! Services, the gateway and the hub depend on this crate and never on each other. Map:
+//! - [`subject`] names the subjects of auth and of events shared across services;
+//! - [`rpc`] pairs each request type with its subject and reply ([`Rpc`]), the caller's identity
+//!   ([`CallContext`], [`Principal`]) and the header names it travels in;
+//! - [`error`] the stable error codes ([`ErrorCode`], [`WireError`]);
+//! - [`streams`] the JetStream streams of durable events;
+//! - [`auth`], [`doctor`], [`patient`], [`appointment`], [`notify`], [`audit`]: each domain's
+//!   requests, replies and events;
+//! - [`hub`] the websocket frames of the hub.
 
 pub mod appointment;
 pub mod audit;
 pub mod auth;
-pub mod bus;
 pub mod doctor;
 pub mod error;
 pub mod hub;
-pub mod micro;
 pub mod notify;
 pub mod patient;
 pub mod rpc;
 pub mod streams;
 pub mod subject;
 
-pub use bus::{Bus, BusConfig, ConnectionEvent};
-pub use error::{BusError, ErrorCode, WireError};
-pub use micro::{MicroService, ServiceSpec};
+pub use error::{ErrorCode, WireError};
 pub use rpc::{CallContext, Principal, Role, Rpc, UserStatus};
 
 /// Helpers for the contract's own tests.

@@ -1,11 +1,5 @@
-//! The JetStream streams carehub's durable events live in, and the helper that makes sure they
-//! exist. Every service calls [`ensure`] at start; creating is idempotent.
-//!
-//! Each stream keeps a two-minute duplicate window, so an event republished with the same
-//! `Nats-Msg-Id` (an outbox relay retrying after a crash) is stored once.
-
-use async_nats::jetstream::{self, stream};
-use std::time::Duration;
+//! The JetStream streams carehub's durable events live in: each one's name and subjects
+//! (`carehub_bus::streams::ensure` creates them).
 
 /// One stream's name and subjects.
 #[derive(Debug, Clone, Copy)]
@@ -45,54 +39,3 @@ pub const AUDIT: StreamSpec = StreamSpec {
 
 /// Every stream carehub uses.
 pub const ALL: [StreamSpec; 4] = [USERS, DOCTORS, APPOINTMENTS, AUDIT];
-
-/// How often creating a stream is retried before a service gives up starting.
-const CREATE_ATTEMPTS: u32 = 8;
-
-/// How long a duplicate `Nats-Msg-Id` is recognised.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-
-/// Creates the streams that do not exist yet, with `replicas` copies (1 on one server, 3 in a
-/// cluster).
-///
-/// # Errors
-/// When JetStream is unavailable or a stream exists with conflicting subjects.
-pub async fn ensure(
-    js: &jetstream::Context,
-    specs: &[StreamSpec],
-    replicas: usize,
-) -> Result<(), crate::BusError> {
-    for spec in specs {
-        let config = stream::Config {
-            name: spec.name.into(),
-            subjects: vec![spec.subjects.into()],
-            description: Some(spec.description.into()),
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
-            num_replicas: replicas.max(1),
-            duplicate_window: DUPLICATE_WINDOW,
-            max_age: Duration::from_secs(365 * 86_400),
-            ..Default::default()
-        };
-        // Services starting together race to create the same stream, and a cluster may still be
-        // electing leaders: a few retries let the first creator win and the rest find it.
-        let mut attempt = 0u32;
-        loop {
-            match js.get_or_create_stream(config.clone()).await {
-                Ok(_) => break,
-                Err(e) if attempt < CREATE_ATTEMPTS => {
-                    attempt += 1;
-                    tracing::debug!(stream = spec.name, error = %e, "stream not ready; retrying");
-                    tokio::time::sleep(Duration::from_millis(250) * attempt).await;
-                }
-                Err(e) => {
-                    return Err(crate::BusError::Transport {
-                        subject: format!("$JS.API.STREAM.CREATE.{}", spec.name),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
-}

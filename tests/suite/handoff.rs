@@ -4,10 +4,9 @@
 //! shipped NATS permissions: the instances are the `auth` user, the caller the `gateway` user.
 
 use crate::support::nats::NatsServer;
+use carehub_bus::{Bus, BusConfig, BusError, MicroService, ServiceSpec};
 use carehub_nats::auth::Verify;
-use carehub_nats::{
-    Bus, BusConfig, BusError, CallContext, MicroService, Principal, Role, ServiceSpec, UserStatus,
-};
+use carehub_nats::{CallContext, Principal, Role, UserStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

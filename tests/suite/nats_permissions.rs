@@ -5,6 +5,7 @@
 
 use crate::harness::{Backend, Clinic, token, unique_email};
 use async_nats::{Client, Event};
+use carehub_bus::ContextHeaders as _;
 use carehub_nats::{CallContext, Principal, Role, UserStatus};
 use futures::StreamExt as _;
 use serde_json::json;

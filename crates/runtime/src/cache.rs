@@ -6,7 +6,7 @@
 //! The typical use: take a [`EventCache::ticket`], read the value from its source, then
 //! [`EventCache::insert`] it with the ticket.
 
-use carehub_nats::{Bus, ConnectionEvent};
+use carehub_bus::{Bus, ConnectionEvent};
 use moka::future::Cache;
 use std::hash::Hash;
 use std::sync::Arc;

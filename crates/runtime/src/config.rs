@@ -3,7 +3,7 @@
 //! [`Env`] is a snapshot of variables, so tests (and `carehub up`, which runs every component in
 //! one process) can build configuration without touching the process environment.
 
-use carehub_nats::BusConfig;
+use carehub_bus::BusConfig;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -6,8 +6,10 @@
 //! `tracing`, [`metrics`] installs the Prometheus recorder and serves its listener, [`shutdown`]
 //! turns signals into one cancellation token, [`outbox`] publishes events written in a
 //! service's transactions to JetStream, [`service`] is the handle of a running service
-//! instance, [`cache`] a read-through cache that events invalidate.
+//! instance, [`cache`] a read-through cache that events invalidate, [`absence`] the rule for a
+//! doctor's absence over confirmed appointments, [`fault`] the suite's crash points.
 
+pub mod absence;
 pub mod cache;
 pub mod config;
 pub mod db;

@@ -40,7 +40,7 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// The event, with the current request id ([`carehub_nats::rpc::current_request_id`]).
+    /// The event, with the current request id ([`carehub_bus::context::current_request_id`]).
     ///
     /// # Errors
     /// When the event cannot be encoded as JSON.
@@ -52,7 +52,7 @@ impl Pending {
             subject: subject.to_owned(),
             payload,
             created_at: now_ms(),
-            request_id: carehub_nats::rpc::current_request_id(),
+            request_id: carehub_bus::context::current_request_id(),
         })
     }
 }

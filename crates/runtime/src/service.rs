@@ -1,7 +1,7 @@
 //! A running service instance: its micro service endpoints plus the background tasks it owns
 //! (outbox relay, consumers, housekeeping), stopped together by one call.
 
-use carehub_nats::MicroService;
+use carehub_bus::MicroService;
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -99,7 +99,7 @@ pub async fn consume<F, Fut>(
             }
         };
         while let Some(Ok(msg)) = batch.next().await {
-            let applied = carehub_nats::rpc::handling_event(
+            let applied = carehub_bus::context::handling_event(
                 &msg.subject,
                 msg.headers.as_ref(),
                 apply(msg.payload.clone()),

@@ -14,10 +14,9 @@ use crate::slots::GridCheck;
 use crate::store::{self, AppointmentRow};
 use crate::{SPEC, idempotency, migrator, slots};
 use anyhow::Context as _;
+use carehub_bus::{Bus, MicroService};
 use carehub_nats::appointment::{Actor as Who, *};
-use carehub_nats::{
-    Bus, CallContext, ErrorCode, MicroService, Principal, Role, UserStatus, WireError,
-};
+use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::Db;
 use carehub_runtime::outbox::Relay;
 use carehub_runtime::service::Running;
@@ -52,7 +51,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
         .await
         .context("admin migrations")?;
     let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_nats::streams::ensure(&js, &carehub_nats::streams::ALL, cfg.stream_replicas)
+    carehub_bus::streams::ensure(&js, &carehub_nats::streams::ALL, cfg.stream_replicas)
         .await
         .context("creating the event streams")?;
     let relay = Relay::new(SPEC.name, db.clone(), js.clone());
@@ -83,7 +82,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
         inner: Arc::new(Inner { core, router }),
     };
     let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    carehub_nats::serve!(micro, svc,
+    carehub_bus::serve!(micro, svc,
         RequestAppointment => request_appointment,
         BookSlot => book_slot,
         ListAppointments => list_appointments,

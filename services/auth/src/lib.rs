@@ -21,7 +21,7 @@ pub use service::{AuthService, create_user, start};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Micro service identity shown by `nats micro info auth`.
-pub const SPEC: carehub_nats::ServiceSpec = carehub_nats::ServiceSpec {
+pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: carehub_nats::subject::auth::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub accounts, sessions and token verification",

@@ -10,11 +10,10 @@ use crate::throttle::Throttle;
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
 use base64::Engine as _;
+use carehub_bus::{Bus, MicroService};
 use carehub_nats::auth::*;
 use carehub_nats::subject::events;
-use carehub_nats::{
-    Bus, CallContext, ErrorCode, MicroService, Principal, Role, UserStatus, WireError,
-};
+use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::cache::EventCache;
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
@@ -67,7 +66,7 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
     };
     let max_in_flight = cfg.max_in_flight;
     let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_nats::streams::ensure(
+    carehub_bus::streams::ensure(
         &js,
         &[carehub_nats::streams::USERS, carehub_nats::streams::AUDIT],
         cfg.stream_replicas,
@@ -106,7 +105,7 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         }),
     };
     let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    carehub_nats::serve!(micro, svc,
+    carehub_bus::serve!(micro, svc,
         Register => register,
         Login => login,
         Refresh => refresh,
@@ -811,7 +810,7 @@ impl AuthService {
             role: admin.role,
             display_name: None,
         };
-        carehub_nats::appointment::clear_for_absence(
+        carehub_runtime::absence::clear_for_absence(
             &self.inner.bus,
             ctx,
             &user.id,

@@ -68,7 +68,7 @@ async fn run(
             anyhow::bail!("the account event subscription ended");
         };
         let message = message?;
-        carehub_nats::rpc::handling_event(
+        carehub_bus::context::handling_event(
             &message.subject,
             message.headers.as_ref(),
             handle(svc, &message),

@@ -14,9 +14,10 @@ use crate::domain;
 use crate::store::{self, Change, ChangeError, DirectoryFilter, Doctor, DoctorRow};
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
+use carehub_bus::{Bus, MicroService};
 use carehub_nats::appointment::TakenTimes;
 use carehub_nats::doctor::*;
-use carehub_nats::{Bus, CallContext, MicroService, Principal, Role, UserStatus, WireError};
+use carehub_nats::{CallContext, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
@@ -45,7 +46,7 @@ struct Inner {
 pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Running> {
     db.migrate(&MIGRATOR).await.context("doctor migrations")?;
     let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_nats::streams::ensure(
+    carehub_bus::streams::ensure(
         &js,
         &[carehub_nats::streams::USERS, carehub_nats::streams::DOCTORS],
         cfg.stream_replicas,
@@ -69,7 +70,7 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
         running.stop_token(),
     ));
     let micro = MicroService::start(&bus, SPEC, cfg.max_in_flight).await?;
-    carehub_nats::serve!(micro, svc,
+    carehub_bus::serve!(micro, svc,
         SearchDoctors => search,
         GetPublicProfile => public_profile,
         FreeSlots => free_slots,
@@ -596,7 +597,7 @@ impl DoctorService {
             role: p.role,
             display_name: name,
         };
-        carehub_nats::appointment::clear_for_absence(
+        carehub_runtime::absence::clear_for_absence(
             &self.inner.bus,
             ctx,
             &p.user_id,

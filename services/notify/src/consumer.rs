@@ -80,7 +80,7 @@ where
                 tracing::error!(error = %e, subject = %msg.subject, "undecodable event skipped");
                 AckKind::Term
             }
-            Ok(event) => match carehub_nats::rpc::handling_event(
+            Ok(event) => match carehub_bus::context::handling_event(
                 &msg.subject,
                 msg.headers.as_ref(),
                 handle(event),

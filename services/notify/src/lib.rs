@@ -36,7 +36,7 @@ pub use service::{NotifyService, start};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Micro service identity shown by `nats micro info notify`.
-pub const SPEC: carehub_nats::ServiceSpec = carehub_nats::ServiceSpec {
+pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: carehub_nats::notify::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub notifications, mail and reminders",

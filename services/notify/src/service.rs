@@ -8,11 +8,12 @@ use crate::mail::{Mailer, SendError};
 use crate::store::{self, Delivery, NewMail, NewReminder, NotificationRow, ReminderChange};
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
+use carehub_bus::{Bus, MicroService};
 use carehub_nats::appointment::AppointmentEvent;
 use carehub_nats::auth::{PasswordResetIssued, UserEvent};
 use carehub_nats::notify::*;
 use carehub_nats::subject::events;
-use carehub_nats::{Bus, CallContext, MicroService, Principal, Role, WireError};
+use carehub_nats::{CallContext, Principal, Role, WireError};
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::service::Running;
 use futures::StreamExt as _;
@@ -58,7 +59,7 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     db.migrate(&MIGRATOR).await.context("notify migrations")?;
     let mailer = Mailer::new(cfg.smtp.as_ref(), cfg.mail_dir.clone())?;
     let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_nats::streams::ensure(
+    carehub_bus::streams::ensure(
         &js,
         &[
             carehub_nats::streams::USERS,

@@ -75,7 +75,7 @@ async fn consume(db: &Db, js: &jetstream::Context, stop: &CancellationToken) -> 
             display_name: &event.user.display_name,
             event_at: event.at,
         };
-        let applied = carehub_nats::rpc::handling_event(
+        let applied = carehub_bus::context::handling_event(
             &msg.subject,
             msg.headers.as_ref(),
             store::apply_account(db, &facts),

@@ -19,7 +19,7 @@ pub use service::{PatientService, start};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Micro service identity shown by `nats micro info patient`.
-pub const SPEC: carehub_nats::ServiceSpec = carehub_nats::ServiceSpec {
+pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: carehub_nats::patient::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub patient profiles and medical records",

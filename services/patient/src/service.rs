@@ -17,12 +17,11 @@ use crate::domain::{self, Profile, Record};
 use crate::store::{self, AuditRow, PatientRow, ProfileCols, RecordCols, Update};
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
+use carehub_bus::{Bus, MicroService};
 use carehub_nats::appointment::CareRelation;
 use carehub_nats::audit::AuditEntry;
 use carehub_nats::patient::*;
-use carehub_nats::{
-    Bus, CallContext, ErrorCode, MicroService, Principal, Role, UserStatus, WireError,
-};
+use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::{Db, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
@@ -54,7 +53,7 @@ struct Inner {
 pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Running> {
     db.migrate(&MIGRATOR).await.context("patient migrations")?;
     let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_nats::streams::ensure(
+    carehub_bus::streams::ensure(
         &js,
         &[carehub_nats::streams::USERS, carehub_nats::streams::AUDIT],
         cfg.stream_replicas,

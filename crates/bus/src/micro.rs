@@ -14,13 +14,17 @@
 //! (by error code) and `carehub_rpc_duration_seconds` under its service's name as `component`
 //! (see `docs/METRICS.md`); the handling span carries the caller's `request_id`.
 
-use crate::bus::Bus;
-use crate::error::{BusError, ErrorCode, WireError};
-use crate::rpc::{CallContext, Rpc, headers, with_request_id};
+use crate::Bus;
+use crate::BusError;
+use crate::ContextHeaders as _;
+use crate::context::with_request_id;
 use async_nats::service::{
     self as protocol, NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE, endpoint,
 };
 use async_nats::{Client, HeaderMap, Message, Subscriber};
+use carehub_nats::rpc::headers;
+use carehub_nats::{CallContext, Rpc};
+use carehub_nats::{ErrorCode, WireError};
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::future::Future;
@@ -57,7 +61,7 @@ macro_rules! serve {
     ($micro:expr, $svc:expr, $($req:ty => $method:ident),+ $(,)?) => {
         $(
             $micro
-                .serve($svc.clone(), |s, c: $crate::CallContext, r: $req| async move { s.$method(&c, r).await })
+                .serve($svc.clone(), |s, c: ::carehub_nats::CallContext, r: $req| async move { s.$method(&c, r).await })
                 .await?;
         )+
     };

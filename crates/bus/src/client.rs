@@ -8,10 +8,13 @@
 //! `carehub_nats_connected`, `carehub_nats_reconnects_total`, `carehub_nats_disconnects_total`,
 //! `carehub_nats_errors_total{kind}` and `carehub_nats_request_errors_total{subject,kind}`.
 
-use crate::error::{BusError, ErrorCode, WireError};
-use crate::rpc::{CallContext, Rpc, headers};
+use crate::BusError;
+use crate::ContextHeaders as _;
 use async_nats::service::{NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE};
 use async_nats::{Client, ConnectOptions, RequestErrorKind};
+use carehub_nats::rpc::headers;
+use carehub_nats::{CallContext, Rpc};
+use carehub_nats::{ErrorCode, WireError};
 use metrics::SharedString;
 use serde::Serialize;
 use std::sync::Arc;
