@@ -231,10 +231,7 @@ async fn collect<T: serde::de::DeserializeOwned>(
     service: Option<&str>,
     wait: Duration,
 ) -> anyhow::Result<Vec<T>> {
-    let subject = match service {
-        Some(s) => format!("$SRV.{verb}.{s}"),
-        None => format!("$SRV.{verb}"),
-    };
+    let subject = carehub_bus::micro::verb_subject(verb, service);
     let inbox = nc.new_inbox();
     let mut sub = nc.subscribe(inbox.clone()).await?;
     nc.publish_with_reply(subject.clone(), inbox, "".into())

@@ -791,7 +791,7 @@ pub(super) async fn wait_doctors_applied(
             if !published {
                 let consumer = stream
                     .create_consumer(pull::Config {
-                        filter_subject: "carehub.events.doctor.>".into(),
+                        filter_subject: carehub_nats::streams::DOCTORS.subjects.into(),
                         ..Default::default()
                     })
                     .await?;

@@ -48,7 +48,7 @@ impl Default for GatewayConfig {
             rate_limit_per_sec: 50,
             rate_limit_burst: 100,
             required_services: vec![
-                carehub_nats::subject::auth::SERVICE.to_owned(),
+                carehub_nats::auth::subject::SERVICE.to_owned(),
                 carehub_nats::doctor::subject::SERVICE.to_owned(),
                 carehub_nats::patient::subject::SERVICE.to_owned(),
                 // The admin service (appointments); the contract crate names no constant for it.

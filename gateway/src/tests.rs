@@ -386,7 +386,7 @@ async fn positive_token_checks_are_cached_until_a_revocation_covers_them() {
         at: 0,
     };
     h.bus
-        .publish(carehub_nats::subject::events::AUTH_REVOKED, &revoked)
+        .publish(carehub_nats::auth::subject::REVOKED, &revoked)
         .await
         .unwrap();
     h.bus.client().flush().await.unwrap();

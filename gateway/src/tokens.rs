@@ -123,7 +123,7 @@ impl Tokens {
         let mut sub = self
             .bus
             .client()
-            .subscribe(carehub_nats::subject::events::AUTH_REVOKED)
+            .subscribe(carehub_nats::auth::subject::REVOKED)
             .await?;
         self.bus.client().flush().await?;
         let this = self.clone();

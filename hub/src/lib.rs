@@ -27,9 +27,9 @@ pub use config::HubConfig;
 
 use anyhow::Context as _;
 use carehub_bus::Bus;
+use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::{Revocation, Revoked};
 use carehub_nats::hub::close;
-use carehub_nats::subject::events;
 use carehub_runtime::Db;
 use futures::StreamExt as _;
 use presence::Presence;
@@ -50,7 +50,7 @@ pub const DATABASE: &str = "comms";
 
 /// Micro service identity shown by `nats micro info hub` (every node answers `$SRV.PING`).
 pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
-    name: "hub",
+    name: carehub_nats::hub::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub hub node: websockets for chat, notifications, presence and calls",
 };
@@ -180,7 +180,7 @@ impl Hub {
         let revoked = self
             .bus()
             .client()
-            .subscribe(events::AUTH_REVOKED)
+            .subscribe(auth_subject::REVOKED)
             .await
             .context("subscribing to revocations")?;
         tasks.spawn(revocations(self.registry().clone(), revoked, stop.clone()));

@@ -24,9 +24,9 @@ pub const MAX_WATCHES: usize = 5;
 pub const MAX_RANGE_DAYS: i64 = 62;
 
 /// Appointment events, on the subject the outbox relay publishes them to.
-pub const APPOINTMENT_EVENTS: &str = "carehub.events.appointment.>";
+pub const APPOINTMENT_EVENTS: &str = carehub_nats::streams::APPOINTMENTS.subjects;
 /// Doctor events (profile, hours, time off).
-pub const DOCTOR_EVENTS: &str = "carehub.events.doctor.>";
+pub const DOCTOR_EVENTS: &str = carehub_nats::streams::DOCTORS.subjects;
 
 /// One watched range, Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,12 +2,32 @@
 //! `CAREHUB_APPOINTMENTS` stream, and the care-relation query other services use to decide
 //! what a doctor may see.
 
-use crate::rpc::{Role, Rpc};
+use crate::rpc::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Subjects of the appointment domain.
 pub mod subject {
+    /// Micro service name of the admin service, which owns appointments.
+    pub const SERVICE: &str = "admin";
+    pub const REQUEST_APPOINTMENT: &str = "carehub.api.admin.request_appointment";
+    pub const BOOK_SLOT: &str = "carehub.api.admin.book_slot";
+    pub const LIST_APPOINTMENTS: &str = "carehub.api.admin.list_appointments";
+    pub const GET_APPOINTMENT: &str = "carehub.api.admin.get_appointment";
+    pub const LIST_MY_OFFERS: &str = "carehub.api.admin.list_my_offers";
+    pub const ACCEPT_OFFER: &str = "carehub.api.admin.accept_offer";
+    pub const DECLINE_OFFER: &str = "carehub.api.admin.decline_offer";
+    pub const CANCEL_APPOINTMENT: &str = "carehub.api.admin.cancel_appointment";
+    pub const COMPLETE_APPOINTMENT: &str = "carehub.api.admin.complete_appointment";
+    pub const MARK_NO_SHOW: &str = "carehub.api.admin.mark_no_show";
+    pub const ADMIN_DECLINE: &str = "carehub.api.admin.admin_decline";
+    pub const ADMIN_REROUTE: &str = "carehub.api.admin.admin_reroute";
+    pub const SAVE_GROUP: &str = "carehub.api.admin.save_group";
+    pub const LIST_GROUPS: &str = "carehub.api.admin.list_groups";
+    pub const LIST_AUDIT: &str = "carehub.api.admin.list_audit";
+    pub const REQUEST_RESCHEDULE: &str = "carehub.api.admin.request_reschedule";
+    pub const PROPOSE_TIME: &str = "carehub.api.admin.propose_time";
+    pub const ANSWER_PROPOSAL: &str = "carehub.api.admin.answer_proposal";
     /// Events: `carehub.events.appointment.<kind>` (stream `CAREHUB_APPOINTMENTS`).
     pub const EVENT_PREFIX: &str = "carehub.events.appointment";
     /// Service-to-service: what relation a doctor has with a patient right now.
@@ -243,11 +263,7 @@ pub struct CareRelationReply {
     pub last_completed_at: Option<i64>,
 }
 
-impl Rpc for CareRelation {
-    type Reply = CareRelationReply;
-    const SUBJECT: &'static str = subject::CARE_RELATION;
-    const ENDPOINT: &'static str = "care_relation";
-}
+rpc!(CareRelation => CareRelationReply, subject::CARE_RELATION, "care_relation");
 
 /// Where a request should go: exactly one of a doctor, a group or a specialty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -519,34 +535,24 @@ pub struct AnswerProposal {
     pub accept: bool,
 }
 
-macro_rules! api {
-    ($req:ty => $reply:ty, $op:literal) => {
-        impl Rpc for $req {
-            type Reply = $reply;
-            const SUBJECT: &'static str = concat!("carehub.api.admin.", $op);
-            const ENDPOINT: &'static str = $op;
-        }
-    };
-}
-
-api!(RequestAppointment => Appointment, "request_appointment");
-api!(BookSlot => Appointment, "book_slot");
-api!(ListAppointments => AppointmentPage, "list_appointments");
-api!(GetAppointment => AppointmentDetail, "get_appointment");
-api!(ListMyOffers => OfferList, "list_my_offers");
-api!(AcceptOffer => Appointment, "accept_offer");
-api!(DeclineOffer => Appointment, "decline_offer");
-api!(CancelAppointment => Appointment, "cancel_appointment");
-api!(CompleteAppointment => Appointment, "complete_appointment");
-api!(MarkNoShow => Appointment, "mark_no_show");
-api!(AdminDecline => Appointment, "admin_decline");
-api!(AdminReroute => Appointment, "admin_reroute");
-api!(SaveGroup => Group, "save_group");
-api!(ListGroups => GroupList, "list_groups");
-api!(ListAudit => AuditPage, "list_audit");
-api!(RequestReschedule => Appointment, "request_reschedule");
-api!(ProposeTime => Appointment, "propose_time");
-api!(AnswerProposal => Appointment, "answer_proposal");
+rpc!(RequestAppointment => Appointment, subject::REQUEST_APPOINTMENT, "request_appointment");
+rpc!(BookSlot => Appointment, subject::BOOK_SLOT, "book_slot");
+rpc!(ListAppointments => AppointmentPage, subject::LIST_APPOINTMENTS, "list_appointments");
+rpc!(GetAppointment => AppointmentDetail, subject::GET_APPOINTMENT, "get_appointment");
+rpc!(ListMyOffers => OfferList, subject::LIST_MY_OFFERS, "list_my_offers");
+rpc!(AcceptOffer => Appointment, subject::ACCEPT_OFFER, "accept_offer");
+rpc!(DeclineOffer => Appointment, subject::DECLINE_OFFER, "decline_offer");
+rpc!(CancelAppointment => Appointment, subject::CANCEL_APPOINTMENT, "cancel_appointment");
+rpc!(CompleteAppointment => Appointment, subject::COMPLETE_APPOINTMENT, "complete_appointment");
+rpc!(MarkNoShow => Appointment, subject::MARK_NO_SHOW, "mark_no_show");
+rpc!(AdminDecline => Appointment, subject::ADMIN_DECLINE, "admin_decline");
+rpc!(AdminReroute => Appointment, subject::ADMIN_REROUTE, "admin_reroute");
+rpc!(SaveGroup => Group, subject::SAVE_GROUP, "save_group");
+rpc!(ListGroups => GroupList, subject::LIST_GROUPS, "list_groups");
+rpc!(ListAudit => AuditPage, subject::LIST_AUDIT, "list_audit");
+rpc!(RequestReschedule => Appointment, subject::REQUEST_RESCHEDULE, "request_reschedule");
+rpc!(ProposeTime => Appointment, subject::PROPOSE_TIME, "propose_time");
+rpc!(AnswerProposal => Appointment, subject::ANSWER_PROPOSAL, "answer_proposal");
 
 /// A doctor's confirmed appointments overlapping `[start, end)`; without `end`, every one
 /// from `start` on (the doctor service asks before adding time off, auth before disabling a
@@ -578,17 +584,9 @@ pub struct CancelOverlapping {
     pub actor: Actor,
 }
 
-impl Rpc for ConfirmedOverlapping {
-    type Reply = AppointmentList;
-    const SUBJECT: &'static str = subject::CONFIRMED_OVERLAPPING;
-    const ENDPOINT: &'static str = "confirmed_overlapping";
-}
+rpc!(ConfirmedOverlapping => AppointmentList, subject::CONFIRMED_OVERLAPPING, "confirmed_overlapping");
 
-impl Rpc for CancelOverlapping {
-    type Reply = AppointmentList;
-    const SUBJECT: &'static str = subject::CANCEL_OVERLAPPING;
-    const ENDPOINT: &'static str = "cancel_overlapping";
-}
+rpc!(CancelOverlapping => AppointmentList, subject::CANCEL_OVERLAPPING, "cancel_overlapping");
 
 /// The times in `[from, to)` that no slot query may list as free: the doctor's confirmed
 /// appointments and the new times the doctor proposed for a move; with `patient_id`, also
@@ -608,15 +606,12 @@ pub struct TakenList {
     pub taken: Vec<(i64, i64)>,
 }
 
-impl Rpc for TakenTimes {
-    type Reply = TakenList;
-    const SUBJECT: &'static str = subject::TAKEN;
-    const ENDPOINT: &'static str = "taken";
-}
+rpc!(TakenTimes => TakenList, subject::TAKEN, "taken");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Rpc as _;
 
     #[test]
     fn targets_and_requests_snapshot() {

@@ -2,10 +2,39 @@
 //!
 //! Every type ignores unknown fields, so a newer peer may add fields during a rolling upgrade.
 
-use crate::rpc::{Principal, Role, Rpc, UserStatus};
-use crate::subject::auth as s;
+use crate::rpc::{Principal, Role, UserStatus};
 use serde::{Deserialize, Serialize};
+use subject as s;
 use utoipa::ToSchema;
+
+/// Subjects of the auth service and of account events.
+pub mod subject {
+    /// Micro service name of the auth service.
+    pub const SERVICE: &str = "auth";
+    pub const REGISTER: &str = "carehub.api.auth.register";
+    pub const LOGIN: &str = "carehub.api.auth.login";
+    pub const REFRESH: &str = "carehub.api.auth.refresh";
+    pub const LOGOUT: &str = "carehub.api.auth.logout";
+    pub const ME: &str = "carehub.api.auth.me";
+    pub const CHANGE_PASSWORD: &str = "carehub.api.auth.password.change";
+    pub const RESET_REQUEST: &str = "carehub.api.auth.password.reset_request";
+    pub const RESET_CONFIRM: &str = "carehub.api.auth.password.reset_confirm";
+    pub const ADMIN_LIST_USERS: &str = "carehub.api.auth.admin.users.list";
+    pub const ADMIN_GET_USER: &str = "carehub.api.auth.admin.users.get";
+    pub const ADMIN_SET_STATUS: &str = "carehub.api.auth.admin.users.set_status";
+    /// Token verification: any trusted component may ask (gateway, hub).
+    pub const VERIFY: &str = "carehub.auth.verify";
+    /// Every revocation: logout, family revoke, user disabled, password change.
+    /// Core NATS on purpose: a missed event is covered by clearing caches on reconnect.
+    pub const REVOKED: &str = "carehub.events.auth.revoked";
+    /// Password reset tokens for the notification side. Readable by the notify service alone;
+    /// never stored in a stream, so the token does not outlive its delivery.
+    pub const PASSWORD_RESET: &str = "carehub.notify.password_reset";
+    /// Account events (durable, stream `CAREHUB_USERS`): `carehub.events.user.<kind>`.
+    pub const USER_EVENT_PREFIX: &str = "carehub.events.user";
+    /// The queue group the notify service's instances share for [`PASSWORD_RESET`].
+    pub const PASSWORD_RESET_QUEUE: &str = "notify";
+}
 
 /// Roles a person may sign up for themselves; admins are made with `carehub admin create-user`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -178,16 +207,6 @@ pub struct AdminSetUserStatus {
     pub force: bool,
 }
 
-macro_rules! rpc {
-    ($req:ty => $reply:ty, $subject:expr, $endpoint:literal) => {
-        impl Rpc for $req {
-            type Reply = $reply;
-            const SUBJECT: &'static str = $subject;
-            const ENDPOINT: &'static str = $endpoint;
-        }
-    };
-}
-
 rpc!(Register => Accepted, s::REGISTER, "register");
 rpc!(Login => Session, s::LOGIN, "login");
 rpc!(Refresh => Session, s::REFRESH, "refresh");
@@ -213,7 +232,7 @@ pub enum Revocation {
     User { user_id: String },
 }
 
-/// Published on [`crate::subject::events::AUTH_REVOKED`].
+/// Published on [`subject::REVOKED`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revoked {
     #[serde(flatten)]
@@ -223,7 +242,7 @@ pub struct Revoked {
     pub at: i64,
 }
 
-/// Published on [`crate::subject::events::PASSWORD_RESET`] for the notification side to mail.
+/// Published on [`subject::PASSWORD_RESET`] for the notification side to mail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordResetIssued {
     pub user_id: String,

@@ -8,7 +8,6 @@
 //! Free slots from the doctor service are working hours minus time off only: bookings are
 //! subtracted by the admin service, which owns appointments.
 
-use crate::rpc::Rpc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -351,16 +350,6 @@ fn specialty_list() -> utoipa::openapi::Array {
         .min_items(Some(1))
         .max_items(Some(MAX_SPECIALTIES))
         .build()
-}
-
-macro_rules! rpc {
-    ($req:ty => $reply:ty, $subject:expr, $endpoint:literal) => {
-        impl Rpc for $req {
-            type Reply = $reply;
-            const SUBJECT: &'static str = $subject;
-            const ENDPOINT: &'static str = $endpoint;
-        }
-    };
 }
 
 rpc!(SearchDoctors => DoctorPage, subject::SEARCH, "search");

@@ -6,11 +6,12 @@
 //! newer client or node may add fields during a rolling upgrade. A change to a snapshot in the
 //! tests below is a protocol change.
 
-use crate::rpc::Rpc;
 use serde::{Deserialize, Serialize};
 
 /// Subjects and names of the hub.
 pub mod subject {
+    /// Micro service name of every hub node (`nats micro info hub`).
+    pub const SERVICE: &str = "hub";
     /// Core NATS subject prefix of frames for one user on whichever node holds their sockets:
     /// `carehub.hub.user.<user_id>`.
     pub const HUB_USER_PREFIX: &str = "carehub.hub.user";
@@ -422,15 +423,12 @@ pub struct CallRecorded {
     pub ok: bool,
 }
 
-impl Rpc for RecordCall {
-    type Reply = CallRecorded;
-    const SUBJECT: &'static str = subject::RECORD_CALL;
-    const ENDPOINT: &'static str = "record_call";
-}
+rpc!(RecordCall => CallRecorded, subject::RECORD_CALL, "record_call");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Rpc as _;
     use crate::test_support::round_trip;
     use serde_json::json;
 

@@ -3,14 +3,26 @@
 //! does not depend on.
 //!
 //! Services, the gateway and the hub depend on this crate and never on each other. Map:
-//! - [`subject`] names the subjects of auth and of events shared across services;
 //! - [`rpc`] pairs each request type with its subject and reply ([`Rpc`]), the caller's identity
 //!   ([`CallContext`], [`Principal`]) and the header names it travels in;
 //! - [`error`] the stable error codes ([`ErrorCode`], [`WireError`]);
 //! - [`streams`] the JetStream streams of durable events;
 //! - [`auth`], [`doctor`], [`patient`], [`appointment`], [`notify`], [`audit`]: each domain's
-//!   requests, replies and events;
+//!   requests, replies and events, and its subjects in one `subject` module each;
 //! - [`hub`] the websocket frames of the hub.
+
+/// Pairs a request type with its reply, subject and micro endpoint name:
+/// `rpc!(Login => Session, subject::LOGIN, "login");`. Every request of the contract is declared
+/// with it.
+macro_rules! rpc {
+    ($req:ty => $reply:ty, $subject:expr, $endpoint:literal) => {
+        impl $crate::rpc::Rpc for $req {
+            type Reply = $reply;
+            const SUBJECT: &'static str = $subject;
+            const ENDPOINT: &'static str = $endpoint;
+        }
+    };
+}
 
 pub mod appointment;
 pub mod audit;
@@ -22,7 +34,6 @@ pub mod notify;
 pub mod patient;
 pub mod rpc;
 pub mod streams;
-pub mod subject;
 
 pub use error::{ErrorCode, WireError};
 pub use rpc::{CallContext, Principal, Role, Rpc, UserStatus};

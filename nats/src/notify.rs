@@ -4,7 +4,6 @@
 //!
 //! Every type ignores unknown fields, so a newer peer may add fields during a rolling upgrade.
 
-use crate::rpc::Rpc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -107,16 +106,6 @@ pub struct DeleteNotification {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deleted {
     pub ok: bool,
-}
-
-macro_rules! rpc {
-    ($req:ty => $reply:ty, $subject:expr, $endpoint:literal) => {
-        impl Rpc for $req {
-            type Reply = $reply;
-            const SUBJECT: &'static str = $subject;
-            const ENDPOINT: &'static str = $endpoint;
-        }
-    };
 }
 
 rpc!(ListNotifications => NotificationPage, subject::LIST, "list");

@@ -6,7 +6,6 @@
 //! caller last saw (`expected_version`); a stale version answers `conflict` and changes nothing.
 //! Every type ignores unknown fields, so a newer peer may add fields during a rolling upgrade.
 
-use crate::rpc::Rpc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -346,16 +345,6 @@ pub struct ReadRecord {
     pub patient_id: String,
 }
 
-macro_rules! rpc {
-    ($req:ty => $reply:ty, $subject:expr, $endpoint:literal) => {
-        impl Rpc for $req {
-            type Reply = $reply;
-            const SUBJECT: &'static str = $subject;
-            const ENDPOINT: &'static str = $endpoint;
-        }
-    };
-}
-
 rpc!(GetMyProfile => PatientProfile, subject::GET_PROFILE, "get_profile");
 rpc!(UpdateMyProfile => PatientProfile, subject::UPDATE_PROFILE, "update_profile");
 rpc!(GetMyRecord => MedicalRecord, subject::GET_RECORD, "get_record");
@@ -365,6 +354,7 @@ rpc!(ReadRecord => MedicalRecord, subject::READ_RECORD, "read_record");
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Rpc as _;
     use crate::test_support::round_trip;
     use serde_json::json;
 

@@ -98,6 +98,11 @@ pub struct Principal {
     pub expires_at: i64,
 }
 
+/// Prefix of every identity-carrying request subject (`carehub.api.<service>.…`). Deployment
+/// permissions let only the gateway and the hub publish there, which is what lets services trust
+/// the identity in a request's headers.
+pub const API_PREFIX: &str = "carehub.api";
+
 /// Header names used on every request.
 pub mod headers {
     pub const REQUEST_ID: &str = "Carehub-Request-Id";

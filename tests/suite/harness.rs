@@ -433,7 +433,7 @@ impl Clinic {
     pub async fn reset_subscription(&self) -> (async_nats::Client, async_nats::Subscriber) {
         let nc = self.nats_client_as("notify").await;
         let sub = nc
-            .subscribe(carehub_nats::subject::events::PASSWORD_RESET)
+            .subscribe(carehub_nats::auth::subject::PASSWORD_RESET)
             .await
             .expect("sub");
         nc.flush().await.expect("flush");

@@ -185,7 +185,7 @@ async fn a_component_cannot_read_another_components_replies() {
     let gateway = clinic.nats_client_as("gateway").await;
     let reply = gateway
         .request(
-            carehub_nats::subject::auth::VERIFY,
+            carehub_nats::auth::subject::VERIFY,
             json!({"token": "not-a-token"}).to_string().into(),
         )
         .await
@@ -208,7 +208,7 @@ async fn a_component_cannot_read_another_components_replies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_gateway_and_the_hub_may_send_identity_carrying_requests() {
     let clinic = Clinic::start(Backend::Sqlite).await;
-    let subject = carehub_nats::subject::auth::ADMIN_LIST_USERS;
+    let subject = carehub_nats::auth::subject::ADMIN_LIST_USERS;
     for user in NOT_TRUSTED {
         let mut w = connect(&clinic, user).await;
         let answer = forged(&w.nc, subject).await;
@@ -233,7 +233,7 @@ async fn only_the_gateway_and_the_hub_may_send_identity_carrying_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_notification_service_reads_password_reset_tokens() {
     let clinic = Clinic::start(Backend::Sqlite).await;
-    let reset = carehub_nats::subject::events::PASSWORD_RESET;
+    let reset = carehub_nats::auth::subject::PASSWORD_RESET;
     let mut spies = Vec::new();
     for user in [
         "auth", "doctor", "patient", "admin", "hub", "gateway", "ops",
@@ -292,8 +292,8 @@ async fn operators_see_services_and_streams_but_cannot_call_or_change_them() {
     assert_eq!(info.cached_info().config.name, "CAREHUB_APPOINTMENTS");
     assert!(ops.no_errors().await);
 
-    let _ = forged(&ops.nc, carehub_nats::subject::auth::ME).await;
-    ops.refused("publish", carehub_nats::subject::auth::ME)
+    let _ = forged(&ops.nc, carehub_nats::auth::subject::ME).await;
+    ops.refused("publish", carehub_nats::auth::subject::ME)
         .await;
     let deleted = js.delete_stream("CAREHUB_APPOINTMENTS").await;
     ops.refused("publish", "$JS.API.STREAM.DELETE.CAREHUB_APPOINTMENTS")

@@ -85,7 +85,7 @@ async fn the_documented_nats_commands_show_services_streams_consumers_and_replay
         .map(|e| e["subject"].as_str().unwrap())
         .collect();
     assert!(
-        subjects.contains(&carehub_nats::subject::auth::LOGIN),
+        subjects.contains(&carehub_nats::auth::subject::LOGIN),
         "{subjects:?}"
     );
 

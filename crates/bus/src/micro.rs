@@ -67,6 +67,15 @@ macro_rules! serve {
     };
 }
 
+/// The micro protocol's subject for `verb` (`PING`, `INFO`, `STATS`) to every service, or to
+/// one service's instances: `$SRV.<verb>[.<service>]`.
+pub fn verb_subject(verb: &str, service: Option<&str>) -> String {
+    match service {
+        Some(name) => format!("$SRV.{verb}.{name}"),
+        None => format!("$SRV.{verb}"),
+    }
+}
+
 /// Name, version and description shown by `nats micro info`.
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceSpec {
@@ -531,9 +540,9 @@ impl Verb {
             Self::Stats => "STATS",
         };
         [
-            format!("$SRV.{verb}"),
-            format!("$SRV.{verb}.{name}"),
-            format!("$SRV.{verb}.{name}.{id}"),
+            verb_subject(verb, None),
+            verb_subject(verb, Some(name)),
+            format!("{}.{id}", verb_subject(verb, Some(name))),
         ]
     }
 

@@ -58,7 +58,7 @@ pub async fn readiness(bus: &Bus, required: &[String]) -> Readiness {
     let connected = bus.is_connected();
     let missing = if connected {
         let pings = required.iter().map(|name| async move {
-            let subject = format!("$SRV.PING.{name}");
+            let subject = carehub_bus::micro::verb_subject("PING", Some(name));
             let ping = bus.client().request(subject, bytes::Bytes::new());
             match tokio::time::timeout(PING_TIMEOUT, ping).await {
                 Ok(Ok(_)) => None,

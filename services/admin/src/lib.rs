@@ -40,7 +40,7 @@ pub fn migrator(db: &carehub_runtime::Db) -> &'static sqlx::migrate::Migrator {
 
 /// Micro service identity shown by `nats micro info admin`.
 pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
-    name: "admin",
+    name: carehub_nats::appointment::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub appointments, offers, routing and audit",
 };

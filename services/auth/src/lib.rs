@@ -22,7 +22,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Micro service identity shown by `nats micro info auth`.
 pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
-    name: carehub_nats::subject::auth::SERVICE,
+    name: carehub_nats::auth::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub accounts, sessions and token verification",
 };

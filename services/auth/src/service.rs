@@ -11,8 +11,8 @@ use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
 use base64::Engine as _;
 use carehub_bus::{Bus, MicroService};
+use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::*;
-use carehub_nats::subject::events;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::cache::EventCache;
 use carehub_runtime::db::{Db, StoreError, now_ms};
@@ -135,7 +135,7 @@ async fn watch_account_events(
 ) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     let mut sub = bus
         .client()
-        .subscribe(format!("{}.>", events::USER_PREFIX))
+        .subscribe(format!("{}.>", auth_subject::USER_EVENT_PREFIX))
         .await?;
     bus.client().flush().await?;
     Ok(async move {
@@ -310,7 +310,7 @@ impl AuthService {
             reason: reason.to_owned(),
             at: now_ms() / 1000,
         };
-        if let Err(e) = self.inner.bus.publish(events::AUTH_REVOKED, &event).await {
+        if let Err(e) = self.inner.bus.publish(auth_subject::REVOKED, &event).await {
             // Gateways also drop their caches on reconnect, and cache entries live briefly.
             tracing::warn!(error = %e, "could not publish a revocation");
         }
@@ -679,7 +679,7 @@ impl AuthService {
             if let Err(e) = self
                 .inner
                 .bus
-                .publish(events::PASSWORD_RESET, &issued)
+                .publish(auth_subject::PASSWORD_RESET, &issued)
                 .await
             {
                 tracing::warn!(error = %e, user_id = %user.id, "could not hand a reset token to the notification side");

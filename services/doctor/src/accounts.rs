@@ -50,7 +50,7 @@ async fn run(
             durable,
             pull::Config {
                 durable_name: Some(durable.to_owned()),
-                filter_subject: format!("{}.>", carehub_nats::subject::events::USER_PREFIX),
+                filter_subject: format!("{}.>", carehub_nats::auth::subject::USER_EVENT_PREFIX),
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(30),
                 max_ack_pending: 1,

@@ -10,9 +10,9 @@ use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
 use carehub_bus::{Bus, MicroService};
 use carehub_nats::appointment::AppointmentEvent;
+use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::{PasswordResetIssued, UserEvent};
 use carehub_nats::notify::*;
-use carehub_nats::subject::events;
 use carehub_nats::{CallContext, Principal, Role, WireError};
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::service::Running;
@@ -42,8 +42,6 @@ struct Inner {
 /// Durable consumer names (one per stream, shared by every notify instance).
 pub const USERS_CONSUMER: &str = "notify-service";
 pub const APPOINTMENTS_CONSUMER: &str = "notify-appointments";
-/// Queue group of the password reset subscription: one instance mails each reset.
-pub const RESET_QUEUE: &str = "notify";
 
 const MAIL_POLL: Duration = Duration::from_millis(500);
 const REMINDER_POLL: Duration = Duration::from_secs(1);
@@ -71,7 +69,10 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     .context("creating the event streams notify reads")?;
     let resets = bus
         .client()
-        .queue_subscribe(events::PASSWORD_RESET, RESET_QUEUE.into())
+        .queue_subscribe(
+            auth_subject::PASSWORD_RESET,
+            auth_subject::PASSWORD_RESET_QUEUE.into(),
+        )
         .await
         .context("subscribing to password resets")?;
     let max_in_flight = cfg.max_in_flight;

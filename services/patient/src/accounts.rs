@@ -41,7 +41,7 @@ async fn consume(db: &Db, js: &jetstream::Context, stop: &CancellationToken) -> 
             DURABLE,
             pull::Config {
                 durable_name: Some(DURABLE.into()),
-                filter_subject: format!("{}.>", carehub_nats::subject::events::USER_PREFIX),
+                filter_subject: format!("{}.>", carehub_nats::auth::subject::USER_EVENT_PREFIX),
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(30),
                 ..Default::default()
