@@ -80,7 +80,7 @@ fn source_file(env: &Env, common: &CommonConfig, service: &str) -> anyhow::Resul
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    carehub_nats::time::rfc3339_millis(chrono::Utc::now().timestamp_millis())
 }
 
 /// Copies every service's SQLite file into `dest` (which must not exist, or be empty) and

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use carehub_nats::Role;
 use carehub_nats::appointment::AppointmentEvent;
 use carehub_nats::auth::Session;
+pub(super) use carehub_nats::time::rfc3339;
 use carehub_runtime::Db;
 use futures::{StreamExt as _, TryStreamExt as _};
 use hdrhistogram::Histogram;
@@ -1053,13 +1054,6 @@ async fn offer_latency(
 /// Midnight UTC today, in Unix milliseconds.
 pub(super) fn today_ms() -> i64 {
     carehub_runtime::db::now_ms() / DAY_MS * DAY_MS
-}
-
-/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ`.
-pub(super) fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

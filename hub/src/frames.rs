@@ -7,6 +7,7 @@ use crate::{Hub, turn};
 use carehub_bus::BusError;
 use carehub_nats::appointment::{Appointment, AppointmentStatus, GetAppointment};
 use carehub_nats::hub::{ClientFrame, IceCandidate, RecordCall, ServerFrame, code};
+use carehub_nats::time::rfc3339_millis as rfc3339;
 use carehub_nats::{CallContext, ErrorCode};
 use carehub_runtime::db::{StoreError, now_ms};
 use std::collections::HashMap;
@@ -540,12 +541,6 @@ async fn call_end(hub: &Hub, s: &mut Session, id: &str, how: End) -> Result<(), 
         record_call(hub, &ended.appointment_id, &ended.id, started, end);
     }
     Ok(())
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Tells the admin service about a finished call, in the background; a failure is logged.

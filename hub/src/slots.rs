@@ -12,7 +12,8 @@ use crate::registry::Conn;
 use carehub_nats::appointment::{AppointmentEvent, AppointmentEventKind};
 use carehub_nats::doctor::DoctorEvent;
 use carehub_nats::hub::ServerFrame;
-use chrono::{DateTime, SecondsFormat, Utc};
+use carehub_nats::time::rfc3339;
+use chrono::DateTime;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -52,12 +53,6 @@ pub struct SlotWatches {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchError {
     TooMany,
-}
-
-fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn ms(t: &str) -> Option<i64> {

@@ -7,6 +7,7 @@
 //!   ([`CallContext`], [`Principal`]) and the header names it travels in;
 //! - [`error`] the stable error codes ([`ErrorCode`], [`WireError`]);
 //! - [`streams`] the JetStream streams of durable events;
+//! - [`time`] how instants are written (RFC 3339 UTC);
 //! - [`auth`], [`doctor`], [`patient`], [`appointment`], [`notify`], [`audit`]: each domain's
 //!   requests, replies and events, and its subjects in one `subject` module each;
 //! - [`hub`] the websocket frames of the hub.
@@ -34,6 +35,7 @@ pub mod notify;
 pub mod patient;
 pub mod rpc;
 pub mod streams;
+pub mod time;
 
 pub use error::{ErrorCode, WireError};
 pub use rpc::{CallContext, Principal, Role, Rpc, UserStatus};

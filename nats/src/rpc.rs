@@ -133,6 +133,16 @@ pub struct CallContext {
 }
 
 impl CallContext {
+    /// The signed-in caller, or `unauthorized` when the call carries no identity.
+    ///
+    /// # Errors
+    /// `unauthorized` ("sign in first").
+    pub fn caller(&self) -> Result<&Principal, crate::WireError> {
+        self.principal
+            .as_ref()
+            .ok_or_else(|| crate::WireError::unauthorized("sign in first"))
+    }
+
     /// A context for an internal call with a fresh request id.
     pub fn internal() -> Self {
         Self {

@@ -1,7 +1,7 @@
 //! Validated inputs, free of I/O (the lifecycle rules are in [`crate::lifecycle`]).
 
 use carehub_nats::WireError;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// Parses an RFC 3339 time into Unix milliseconds.
@@ -19,11 +19,7 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, WireError> {
 }
 
 /// Formats Unix milliseconds as RFC 3339 UTC.
-pub fn fmt_time(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+pub use carehub_nats::time::rfc3339 as fmt_time;
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)

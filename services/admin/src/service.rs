@@ -110,14 +110,8 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
     Ok(running.serving(micro))
 }
 
-fn principal(ctx: &CallContext) -> Result<&Principal, WireError> {
-    ctx.principal
-        .as_ref()
-        .ok_or_else(|| WireError::unauthorized("sign in first"))
-}
-
 fn active(ctx: &CallContext, role: Role) -> Result<&Principal, WireError> {
-    let p = principal(ctx)?;
+    let p = ctx.caller()?;
     if p.role != role || p.status != UserStatus::Active {
         return Err(WireError::forbidden(format!(
             "only active {}s can do this",

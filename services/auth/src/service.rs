@@ -13,6 +13,7 @@ use base64::Engine as _;
 use carehub_bus::{Bus, MicroService};
 use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::*;
+use carehub_nats::time::rfc3339_auto as rfc3339;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::cache::EventCache;
 use carehub_runtime::db::{Db, StoreError, now_ms};
@@ -268,13 +269,6 @@ fn to_user(row: &UserRow) -> Result<User, WireError> {
     })
 }
 
-fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 fn sha256_hex(s: &str) -> String {
     let d = sha2::Sha256::digest(s.as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()
@@ -287,12 +281,6 @@ fn secret_token(prefix: &str) -> String {
         "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
     )
-}
-
-fn principal(ctx: &CallContext) -> Result<&Principal, WireError> {
-    ctx.principal
-        .as_ref()
-        .ok_or_else(|| WireError::unauthorized("sign in first"))
 }
 
 fn secs_i64(d: Duration) -> i64 {
@@ -507,7 +495,7 @@ impl AuthService {
     /// # Errors
     /// `unauthorized` without a principal.
     pub async fn logout(&self, ctx: &CallContext, r: Logout) -> Result<Done, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         store::deny_token(self.db(), &p.jti, p.expires_at.saturating_mul(1000)).await?;
         let now = now_ms();
         store::revoke_session(self.db(), &p.session_id, "logout", now).await?;
@@ -584,7 +572,7 @@ impl AuthService {
     /// # Errors
     /// `unauthorized` without a principal, `not_found` if the account vanished.
     pub async fn me(&self, ctx: &CallContext, _r: Me) -> Result<User, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         let accounts = self.inner.accounts.as_ref();
         if let Some(user) = accounts.map(|a| a.get(&p.user_id))
             && let Some(user) = user.await
@@ -613,7 +601,7 @@ impl AuthService {
         ctx: &CallContext,
         r: ChangePassword,
     ) -> Result<Session, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         let user = store::user_by_id(self.db(), &p.user_id)
             .await?
             .ok_or_else(|| WireError::not_found("account not found"))?;
@@ -719,7 +707,7 @@ impl AuthService {
     }
 
     fn require_admin<'c>(&self, ctx: &'c CallContext) -> Result<&'c Principal, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         if p.role != Role::Admin || p.status != UserStatus::Active {
             return Err(WireError::forbidden("administrators only"));
         }

@@ -2,8 +2,9 @@
 
 use carehub_nats::WireError;
 use carehub_nats::doctor::{self as wire, Weekday};
+pub use carehub_nats::time::{rfc3339 as rfc3339_ms, rfc3339_of as rfc3339};
 use carehub_schedule::{Availability, ScheduleError, TimeOff, WeeklyHours};
-use chrono::{DateTime, NaiveTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 
 /// Most specialties a doctor may list.
 pub const MAX_SPECIALTIES: usize = wire::MAX_SPECIALTIES;
@@ -145,16 +146,6 @@ pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, WireError> {
                 "{field}: expected an RFC 3339 time like 2026-03-29T09:00:00Z"
             ))
         })
-}
-
-/// RFC 3339 UTC with second precision, the one form this service writes.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// RFC 3339 UTC from Unix milliseconds.
-pub fn rfc3339_ms(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms).map_or_else(String::new, rfc3339)
 }
 
 fn hhmm(field: &str, raw: &str) -> Result<NaiveTime, WireError> {

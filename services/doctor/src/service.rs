@@ -87,12 +87,6 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     Ok(running.serving(micro))
 }
 
-fn principal(ctx: &CallContext) -> Result<&Principal, WireError> {
-    ctx.principal
-        .as_ref()
-        .ok_or_else(|| WireError::unauthorized("sign in first"))
-}
-
 fn no_doctor() -> WireError {
     WireError::not_found("doctor not found")
 }
@@ -246,7 +240,7 @@ impl DoctorService {
 
     /// The caller, who must be a doctor (any status). Reads are allowed while pending.
     fn doctor_reader<'c>(&self, ctx: &'c CallContext) -> Result<&'c Principal, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         if p.role != Role::Doctor {
             return Err(WireError::forbidden("doctors only"));
         }
@@ -266,7 +260,7 @@ impl DoctorService {
 
     /// Whose data a read concerns: the calling doctor, or the named doctor for an admin.
     fn reading_whom(&self, ctx: &CallContext, named: Option<String>) -> Result<String, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         match (p.role, named) {
             (Role::Admin, Some(id)) if p.status == UserStatus::Active => Ok(id),
             (Role::Doctor, None) => Ok(p.user_id.clone()),
@@ -295,7 +289,7 @@ impl DoctorService {
         ctx: &CallContext,
         r: SearchDoctors,
     ) -> Result<DoctorPage, WireError> {
-        principal(ctx)?;
+        ctx.caller()?;
         let limit = i64::from(r.limit.unwrap_or(20));
         if !(1..=100).contains(&limit) {
             return Err(WireError::validation("limit: must be between 1 and 100"));
@@ -378,7 +372,7 @@ impl DoctorService {
         ctx: &CallContext,
         r: GetPublicProfile,
     ) -> Result<PublicProfile, WireError> {
-        principal(ctx)?;
+        ctx.caller()?;
         let d = self.approved_doctor(&r.doctor_id, now_ms()).await?;
         Ok(PublicProfile {
             id: d.row.id.clone(),
@@ -401,7 +395,7 @@ impl DoctorService {
     /// `unauthorized`, `not_found`, `validation_failed` for a bad, reversed or too long window;
     /// `service_unavailable` / `timeout` when the admin service cannot answer.
     pub async fn free_slots(&self, ctx: &CallContext, r: FreeSlots) -> Result<SlotList, WireError> {
-        let caller = principal(ctx)?;
+        let caller = ctx.caller()?;
         let from = domain::instant("from", &r.from)?;
         let to = domain::instant("to", &r.to)?;
         // A bad window is refused before asking anyone.

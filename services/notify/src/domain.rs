@@ -3,6 +3,7 @@
 
 use carehub_nats::Role;
 use carehub_nats::appointment::{Actor, AppointmentEvent, AppointmentEventKind};
+pub use carehub_nats::time::rfc3339;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -54,13 +55,6 @@ pub fn human_window(start: &str, end: &str) -> String {
 /// Unix milliseconds of an RFC 3339 time.
 pub fn unix_ms(rfc3339: &str) -> Option<i64> {
     parse(rfc3339).map(|t| t.timestamp_millis())
-}
-
-/// RFC 3339 (UTC, seconds) of Unix milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn parse(s: &str) -> Option<DateTime<Utc>> {

@@ -13,7 +13,7 @@ use carehub_nats::appointment::AppointmentEvent;
 use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::{PasswordResetIssued, UserEvent};
 use carehub_nats::notify::*;
-use carehub_nats::{CallContext, Principal, Role, WireError};
+use carehub_nats::{CallContext, Role, WireError};
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::service::Running;
 use futures::StreamExt as _;
@@ -153,12 +153,6 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     Ok(running.serving(micro))
 }
 
-fn principal(ctx: &CallContext) -> Result<&Principal, WireError> {
-    ctx.principal
-        .as_ref()
-        .ok_or_else(|| WireError::unauthorized("sign in first"))
-}
-
 fn to_wire(row: NotificationRow) -> Notification {
     Notification {
         id: row.id,
@@ -196,7 +190,7 @@ impl NotifyService {
         ctx: &CallContext,
         r: ListNotifications,
     ) -> Result<NotificationPage, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         let limit = i64::from(r.limit.unwrap_or(20));
         if !(1..=100).contains(&limit) {
             return Err(WireError::validation("limit: must be between 1 and 100"));
@@ -220,7 +214,7 @@ impl NotifyService {
     /// # Errors
     /// `unauthorized` without a principal.
     pub async fn unread_count(&self, ctx: &CallContext) -> Result<UnreadCount, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         Ok(UnreadCount {
             unread: store::unread_count(self.db(), &p.user_id).await?,
         })
@@ -229,7 +223,7 @@ impl NotifyService {
     /// # Errors
     /// `unauthorized`, or `not_found` unless the caller owns the notification.
     pub async fn mark_read(&self, ctx: &CallContext, id: &str) -> Result<Notification, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         store::mark_read(self.db(), &p.user_id, id, now_ms())
             .await?
             .map(to_wire)
@@ -243,7 +237,7 @@ impl NotifyService {
         ctx: &CallContext,
         id: &str,
     ) -> Result<Notification, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         store::mark_unread(self.db(), &p.user_id, id)
             .await?
             .map(to_wire)
@@ -253,7 +247,7 @@ impl NotifyService {
     /// # Errors
     /// `unauthorized` without a principal.
     pub async fn mark_all_read(&self, ctx: &CallContext) -> Result<MarkedAllRead, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         let n = store::mark_all_read(self.db(), &p.user_id, now_ms()).await?;
         Ok(MarkedAllRead {
             updated: i64::try_from(n).unwrap_or(i64::MAX),
@@ -263,7 +257,7 @@ impl NotifyService {
     /// # Errors
     /// `unauthorized`, or `not_found` unless the caller owns the notification.
     pub async fn delete(&self, ctx: &CallContext, id: &str) -> Result<Deleted, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         if store::delete(self.db(), &p.user_id, id).await? {
             Ok(Deleted { ok: true })
         } else {

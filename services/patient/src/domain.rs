@@ -9,6 +9,7 @@ use carehub_nats::appointment::CareRelationReply;
 use carehub_nats::patient::{
     Address, Allergy, Condition, EmergencyContact, Medication, ProfileFields, RecordFields,
 };
+use chrono::{Datelike as _, NaiveDate};
 
 /// Longest medical-record notes, in characters.
 pub const MAX_NOTES: usize = 5000;
@@ -24,7 +25,7 @@ impl Profile {
     ///
     /// # Errors
     /// `validation_failed` naming the first invalid field.
-    pub fn parse(f: ProfileFields, today: time::Date) -> Result<Self, WireError> {
+    pub fn parse(f: ProfileFields, today: NaiveDate) -> Result<Self, WireError> {
         let date_of_birth = match f.date_of_birth.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(s) => {
@@ -93,7 +94,7 @@ impl Record {
     ///
     /// # Errors
     /// `validation_failed` naming the first invalid field.
-    pub fn parse(f: &RecordFields, today: time::Date) -> Result<Self, WireError> {
+    pub fn parse(f: &RecordFields, today: NaiveDate) -> Result<Self, WireError> {
         for (name, len) in [
             ("allergies", f.allergies.len()),
             ("conditions", f.conditions.len()),
@@ -227,7 +228,7 @@ fn phone(field: &str, s: &str) -> Result<String, WireError> {
 ///
 /// # Errors
 /// `validation_failed` naming `field` when the text is not a real date in that form.
-pub fn parse_date(field: &str, s: &str) -> Result<time::Date, WireError> {
+pub fn parse_date(field: &str, s: &str) -> Result<NaiveDate, WireError> {
     let bad = || WireError::validation(format!("{field}: expected a date as YYYY-MM-DD"));
     let b = s.as_bytes();
     let shape = b.len() == 10
@@ -243,17 +244,12 @@ pub fn parse_date(field: &str, s: &str) -> Result<time::Date, WireError> {
     let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
         return Err(bad());
     };
-    let month = u8::try_from(m)
-        .ok()
-        .and_then(|m| time::Month::try_from(m).ok())
-        .ok_or_else(bad)?;
-    let day = u8::try_from(d).map_err(|_| bad())?;
-    time::Date::from_calendar_date(i32::from(y), month, day).map_err(|_| bad())
+    NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d)).ok_or_else(bad)
 }
 
 /// Today's date in UTC.
-pub fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
+pub fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -280,8 +276,8 @@ mod tests {
     use carehub_nats::ErrorCode;
     use carehub_nats::patient::{AllergySeverity, BloodType};
 
-    fn today() -> time::Date {
-        time::Date::from_calendar_date(2026, time::Month::November, 22).unwrap()
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
     }
 
     fn profile_with_dob(dob: &str) -> Result<Profile, WireError> {

@@ -21,6 +21,7 @@ use carehub_bus::{Bus, MicroService};
 use carehub_nats::appointment::CareRelation;
 use carehub_nats::audit::AuditEntry;
 use carehub_nats::patient::*;
+use carehub_nats::time::rfc3339_auto as rfc3339;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::{Db, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
@@ -109,15 +110,9 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
     Ok(running.serving(micro))
 }
 
-fn principal(ctx: &CallContext) -> Result<&Principal, WireError> {
-    ctx.principal
-        .as_ref()
-        .ok_or_else(|| WireError::unauthorized("sign in first"))
-}
-
 /// The caller, who must be an active patient.
 fn patient(ctx: &CallContext) -> Result<&Principal, WireError> {
-    let p = principal(ctx)?;
+    let p = ctx.caller()?;
     if p.role != Role::Patient || p.status != UserStatus::Active {
         return Err(WireError::forbidden("patients only"));
     }
@@ -142,13 +137,6 @@ fn encode<T: Serialize>(value: &T) -> Result<String, WireError> {
         tracing::error!(error = %e, "encoding a patient column");
         WireError::internal()
     })
-}
-
-fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn to_profile(row: &PatientRow) -> Result<PatientProfile, WireError> {
@@ -338,7 +326,7 @@ impl PatientService {
         ctx: &CallContext,
         r: ReadRecord,
     ) -> Result<MedicalRecord, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         if p.role == Role::Patient && p.user_id == r.patient_id {
             return self.get_record(ctx).await;
         }

@@ -1,7 +1,7 @@
 //! Doctor groups (admin).
 
 use super::audit::record;
-use super::{AdminService, active, principal};
+use super::{AdminService, active};
 use crate::domain::text;
 use crate::routing::router::RouterMsg;
 use crate::store::{self, SaveGroupRow};
@@ -113,7 +113,7 @@ impl AdminService {
         ctx: &CallContext,
         _r: ListGroups,
     ) -> Result<GroupList, WireError> {
-        principal(ctx)?;
+        ctx.caller()?;
         let groups = store::groups(self.db()).await?;
         Ok(GroupList {
             groups: groups.into_iter().map(|(g, m)| group_view(&g, m)).collect(),

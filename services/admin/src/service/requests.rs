@@ -3,7 +3,7 @@
 
 use super::audit::{audit, record};
 use super::offers::offer_view;
-use super::{AdminService, active, actor, limit, not_found, principal};
+use super::{AdminService, active, actor, limit, not_found};
 use crate::domain::{Window, text};
 use crate::events::{self, view};
 use crate::lifecycle::{self, Action, Party};
@@ -123,7 +123,7 @@ impl AdminService {
         ctx: &CallContext,
         r: ListAppointments,
     ) -> Result<AppointmentPage, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         let owner = match p.role {
             Role::Patient => Owner::Patient(&p.user_id),
             Role::Doctor => Owner::Doctor(&p.user_id),
@@ -155,7 +155,7 @@ impl AdminService {
         ctx: &CallContext,
         r: GetAppointment,
     ) -> Result<AppointmentDetail, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         let a = store::appointment(self.db(), &r.id)
             .await?
             .ok_or_else(not_found)?;
@@ -248,7 +248,7 @@ impl AdminService {
         ctx: &CallContext,
         r: CancelAppointment,
     ) -> Result<Appointment, WireError> {
-        let p = principal(ctx)?;
+        let p = ctx.caller()?;
         let reason = text("reason", &r.reason, 1000)?;
         let a = self.owned(p, &r.id).await?;
         // Patients and doctors only before the start; admins any open appointment.

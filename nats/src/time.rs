@@ -1,0 +1,48 @@
+//! How instants are written on the wire: RFC 3339 in UTC with a `Z`, from Unix milliseconds.
+//! Every component formats times with these, so one instant reads the same everywhere.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Whole seconds, `2026-03-02T09:00:00Z`: slot and appointment times, which sit on the grid.
+pub fn rfc3339(ms: i64) -> String {
+    format(ms, SecondsFormat::Secs)
+}
+
+/// Milliseconds, `2026-03-02T09:00:00.250Z`: when something happened (messages, calls).
+pub fn rfc3339_millis(ms: i64) -> String {
+    format(ms, SecondsFormat::Millis)
+}
+
+/// As many sub-second digits as the instant has (none, 3, 6 or 9): account timestamps.
+pub fn rfc3339_auto(ms: i64) -> String {
+    format(ms, SecondsFormat::AutoSi)
+}
+
+/// [`rfc3339`] of a `DateTime`.
+pub fn rfc3339_of(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An instant out of chrono's range (never a real one) is written as the Unix epoch.
+fn format(ms: i64, precision: SecondsFormat) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(precision, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_precision_writes_utc_with_z() {
+        let ms = 1_772_442_000_250; // 2026-03-02T09:00:00.250Z
+        assert_eq!(rfc3339(ms), "2026-03-02T09:00:00Z");
+        assert_eq!(rfc3339_millis(ms), "2026-03-02T09:00:00.250Z");
+        assert_eq!(rfc3339_auto(ms), "2026-03-02T09:00:00.250Z");
+        assert_eq!(rfc3339_auto(ms - 250), "2026-03-02T09:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "1970-01-01T00:00:00Z");
+        let t = DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+        assert_eq!(rfc3339_of(t), rfc3339(ms));
+    }
+}
