@@ -8,10 +8,12 @@
 //! service's transactions to JetStream, [`service`] is the handle of a running service
 //! instance, [`cache`] a read-through cache that events invalidate, [`absence`] the rule for a
 //! doctor's absence over confirmed appointments, [`fault`] the suite's crash points.
+//! [`consumer`] runs a durable JetStream consumer: decode, apply, acknowledge, retry, terminate.
 
 pub mod absence;
 pub mod cache;
 pub mod config;
+pub mod consumer;
 pub mod db;
 pub mod fault;
 pub mod metrics;

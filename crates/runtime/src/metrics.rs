@@ -212,6 +212,14 @@ fn describe() {
         "carehub_outbox_publish_failures_total",
         "Failed attempts to publish an outbox event (retried with back-off)"
     );
+    describe_counter!(
+        "carehub_events_undecodable_total",
+        "Durable events a consumer could not decode, terminated unapplied, by consumer"
+    );
+    describe_counter!(
+        "carehub_events_retries_exhausted_total",
+        "Durable events still failing on their last delivery, terminated unapplied, by consumer"
+    );
     describe_gauge!(
         "carehub_actor_mailbox_depth",
         "Messages queued for actors of a kind, including the one being handled"

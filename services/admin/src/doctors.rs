@@ -2,7 +2,7 @@
 //! and accepting check working hours and time off inside the admin service's own transaction.
 //! A snapshot older than the stored one changes nothing, so replays and redeliveries are safe.
 
-use crate::feeds::{consume, durable};
+use crate::feeds::durable;
 use crate::routing::Core;
 use crate::store::{self, DoctorRow};
 use async_nats::jetstream;
@@ -10,37 +10,33 @@ use carehub_nats::doctor::DoctorEvent;
 use carehub_runtime::service::Running;
 
 /// Starts the doctor-copy consumer.
-///
-/// # Errors
-/// When the durable consumer cannot be created.
-pub async fn spawn(running: &Running, js: &jetstream::Context, core: &Core) -> anyhow::Result<()> {
+pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
     let consumer = durable(
-        js,
         carehub_nats::streams::DOCTORS.name,
         "admin-doctors",
-        "carehub.events.doctor.>",
-    )
-    .await?;
+        carehub_nats::streams::DOCTORS.subjects,
+    );
     let db = core.db.clone();
-    running.spawn(consume(consumer, running.stop_token(), move |payload| {
-        let db = db.clone();
-        async move {
-            let e: DoctorEvent =
-                serde_json::from_slice(&payload).map_err(|e| format!("decode: {e}"))?;
-            let d = &e.doctor;
-            let row = DoctorRow {
-                doctor_id: d.id.clone(),
-                display_name: d.display_name.clone(),
-                specialties: format!(",{},", d.specialties.join(",")),
-                approved: d.approved,
-                auto_accept: d.auto_accept,
-                availability: serde_json::to_string(d).map_err(|e| e.to_string())?,
-                version: d.version,
-            };
-            store::upsert_doctor(&db, &row)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    }));
-    Ok(())
+    running.spawn(carehub_runtime::consumer::run(
+        js.clone(),
+        consumer,
+        running.stop_token(),
+        move |e: DoctorEvent| {
+            let db = db.clone();
+            async move {
+                let d = &e.doctor;
+                let row = DoctorRow {
+                    doctor_id: d.id.clone(),
+                    display_name: d.display_name.clone(),
+                    specialties: format!(",{},", d.specialties.join(",")),
+                    approved: d.approved,
+                    auto_accept: d.auto_accept,
+                    availability: serde_json::to_string(d)?,
+                    version: d.version,
+                };
+                store::upsert_doctor(&db, &row).await?;
+                anyhow::Ok(())
+            }
+        },
+    ));
 }

@@ -77,7 +77,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
         r.stop(None);
         let _ = router_task.await;
     });
-    crate::feeds::spawn(&running, &js, &core).await?;
+    crate::feeds::spawn(&running, &js, &core);
     let svc = AdminService {
         inner: Arc::new(Inner { core, router }),
     };

@@ -4,17 +4,16 @@
 //!
 //! One message in flight at a time (`max_ack_pending = 1`), so events apply in stream order;
 //! each is acknowledged only after its transaction committed, and applying one twice changes
-//! nothing (see [`crate::store::apply_account`]).
+//! nothing (see [`crate::store::apply_account`]). Decoding, acknowledgement and retries are
+//! [`carehub_runtime::consumer`]'s.
 
 use crate::service::DoctorService;
-use async_nats::jetstream::{self, AckKind, consumer::pull};
+use async_nats::jetstream;
 use carehub_nats::Role;
 use carehub_nats::auth::UserEvent;
-use futures::StreamExt as _;
-use std::time::Duration;
+use carehub_runtime::StoreError;
+use carehub_runtime::consumer::Durable;
 use tokio_util::sync::CancellationToken;
-
-const RETRY: Duration = Duration::from_secs(1);
 
 /// Runs until `stop` is cancelled, reconnecting the consumer after failures.
 pub async fn consume(
@@ -23,90 +22,27 @@ pub async fn consume(
     durable: String,
     stop: CancellationToken,
 ) {
-    loop {
-        let outcome = tokio::select! {
-            () = stop.cancelled() => return,
-            r = run(&svc, &js, &durable, &stop) => r,
-        };
-        if let Err(e) = outcome {
-            tracing::warn!(error = %e, "account consumer failed; retrying");
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(RETRY) => {}
-        }
-    }
+    let durable = Durable::new(
+        crate::SPEC.name,
+        carehub_nats::streams::USERS.name,
+        &durable,
+    )
+    .filter(&format!(
+        "{}.>",
+        carehub_nats::auth::subject::USER_EVENT_PREFIX
+    ))
+    .in_order();
+    carehub_runtime::consumer::run(js, durable, stop, move |event: UserEvent| {
+        let svc = svc.clone();
+        async move { apply(&svc, &event).await }
+    })
+    .await;
 }
 
-async fn run(
-    svc: &DoctorService,
-    js: &jetstream::Context,
-    durable: &str,
-    stop: &CancellationToken,
-) -> anyhow::Result<()> {
-    let stream = js.get_stream(carehub_nats::streams::USERS.name).await?;
-    let consumer = stream
-        .get_or_create_consumer(
-            durable,
-            pull::Config {
-                durable_name: Some(durable.to_owned()),
-                filter_subject: format!("{}.>", carehub_nats::auth::subject::USER_EVENT_PREFIX),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: 1,
-                ..Default::default()
-            },
-        )
-        .await?;
-    let mut messages = consumer.messages().await?;
-    loop {
-        let next = tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            m = messages.next() => m,
-        };
-        let Some(message) = next else {
-            anyhow::bail!("the account event subscription ended");
-        };
-        let message = message?;
-        carehub_bus::context::handling_event(
-            &message.subject,
-            message.headers.as_ref(),
-            handle(svc, &message),
-        )
-        .await;
-    }
-}
-
-async fn handle(svc: &DoctorService, message: &jetstream::Message) {
-    let event: UserEvent = match serde_json::from_slice(&message.payload) {
-        Ok(e) => e,
-        Err(e) => {
-            // A message this build cannot read will never become readable: drop it.
-            tracing::error!(error = %e, "undecodable account event dropped");
-            if let Err(e) = message.ack_with(AckKind::Term).await {
-                tracing::warn!(error = %e, "terminating an account event");
-            }
-            return;
-        }
-    };
+async fn apply(svc: &DoctorService, event: &UserEvent) -> Result<(), StoreError> {
     if event.user.role != Role::Doctor {
-        ack(message).await;
-        return;
+        return Ok(());
     }
-    match svc.apply_account(&event.event_id, &event.user).await {
-        Ok(_) => ack(message).await,
-        Err(e) => {
-            tracing::warn!(error = %e, event_id = %event.event_id, "applying an account event failed; will retry");
-            if let Err(e) = message.ack_with(AckKind::Nak(Some(RETRY))).await {
-                tracing::warn!(error = %e, "nak of an account event");
-            }
-        }
-    }
-}
-
-async fn ack(message: &jetstream::Message) {
-    if let Err(e) = message.double_ack().await {
-        // Redelivery is harmless: applying an event twice changes nothing.
-        tracing::warn!(error = %e, "acknowledging an account event");
-    }
+    svc.apply_account(&event.event_id, &event.user).await?;
+    Ok(())
 }

@@ -19,11 +19,11 @@
 //! text editor opens, which is how a developer reads reset links locally.
 //!
 //! Map: [`config`] typed settings, [`domain`] the wording of every message, reminder planning
-//! and backoff, [`mail`] delivery over SMTP or to files, [`consumer`] the durable stream
-//! consumers, [`store`] every SQL statement, [`service`] the operations, endpoints and tasks.
+//! and backoff, [`mail`] delivery over SMTP or to files, [`store`] every SQL statement,
+//! [`service`] the operations, endpoints and tasks (its durable stream consumers run on
+//! [`carehub_runtime::consumer`]).
 
 pub mod config;
-pub mod consumer;
 pub mod domain;
 pub mod mail;
 pub mod service;

@@ -14,6 +14,7 @@ use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::{PasswordResetIssued, UserEvent};
 use carehub_nats::notify::*;
 use carehub_nats::{CallContext, Role, WireError};
+use carehub_runtime::consumer::Durable;
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::service::Running;
 use futures::StreamExt as _;
@@ -89,10 +90,9 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     let running = Running::new(SPEC.name);
     let stop = running.stop_token();
     let s = svc.clone();
-    running.spawn(crate::consumer::run(
+    running.spawn(carehub_runtime::consumer::run(
         js.clone(),
-        carehub_nats::streams::USERS.name,
-        USERS_CONSUMER,
+        Durable::new(SPEC.name, carehub_nats::streams::USERS.name, USERS_CONSUMER),
         stop.clone(),
         move |e: UserEvent| {
             let s = s.clone();
@@ -100,10 +100,13 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
         },
     ));
     let s = svc.clone();
-    running.spawn(crate::consumer::run(
+    running.spawn(carehub_runtime::consumer::run(
         js,
-        carehub_nats::streams::APPOINTMENTS.name,
-        APPOINTMENTS_CONSUMER,
+        Durable::new(
+            SPEC.name,
+            carehub_nats::streams::APPOINTMENTS.name,
+            APPOINTMENTS_CONSUMER,
+        ),
         stop.clone(),
         move |e: AppointmentEvent| {
             let s = s.clone();
