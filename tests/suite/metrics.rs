@@ -400,7 +400,7 @@ async fn a_request_id_reaches_the_json_logs_of_the_gateway_and_the_service_in_ot
     // Both processes get the same variables; each binds the metrics address of its component.
     let vars = [
         ("CAREHUB_LOG_JSON", "true"),
-        ("RUST_LOG", "info,carehub_nats=debug"),
+        ("RUST_LOG", "info,carehub_bus=debug"),
         ("CAREHUB_GATEWAY_ADDR", gw_addr.as_str()),
         ("CAREHUB_REQUIRED_SERVICES", "auth"),
         ("CAREHUB_GATEWAY_METRICS_ADDR", gm_addr.as_str()),
