@@ -2,7 +2,7 @@
 //! and accepting check working hours and time off inside the admin service's own transaction.
 //! A snapshot older than the stored one changes nothing, so replays and redeliveries are safe.
 
-use crate::feeds::durable;
+use crate::feeds::feed;
 use crate::routing::Core;
 use crate::store::{self, DoctorRow};
 use async_nats::jetstream;
@@ -11,16 +11,12 @@ use carehub_runtime::service::Running;
 
 /// Starts the doctor-copy consumer.
 pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
-    let consumer = durable(
-        carehub_nats::streams::DOCTORS.name,
-        "admin-doctors",
-        carehub_nats::streams::DOCTORS.subjects,
-    );
     let db = core.db.clone();
-    running.spawn(carehub_runtime::consumer::run(
-        js.clone(),
-        consumer,
-        running.stop_token(),
+    feed(
+        running,
+        js,
+        &carehub_nats::streams::DOCTORS,
+        "admin-doctors",
         move |e: DoctorEvent| {
             let db = db.clone();
             async move {
@@ -38,5 +34,5 @@ pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
                 anyhow::Ok(())
             }
         },
-    ));
+    );
 }

@@ -6,21 +6,21 @@ use crate::routing::Core;
 use crate::store::{self, AuditRow};
 use async_nats::jetstream;
 use carehub_nats::audit::AuditEntry;
+use carehub_nats::streams::StreamSpec;
 use carehub_runtime::consumer::Durable;
 use carehub_runtime::service::Running;
+use serde::de::DeserializeOwned;
+use std::fmt::Display;
+use std::future::Future;
 
 /// Starts the consumers as tasks of `running`.
 pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
-    let audit = durable(
-        carehub_nats::streams::AUDIT.name,
-        "admin-audit",
-        carehub_nats::streams::AUDIT.subjects,
-    );
     let db = core.db.clone();
-    running.spawn(carehub_runtime::consumer::run(
-        js.clone(),
-        audit,
-        running.stop_token(),
+    feed(
+        running,
+        js,
+        &carehub_nats::streams::AUDIT,
+        "admin-audit",
         move |e: AuditEntry| {
             let db = db.clone();
             async move {
@@ -37,12 +37,30 @@ pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
                 store::insert_audit(&db, &row).await
             }
         },
-    ));
+    );
     crate::doctors::spawn(running, js, core);
     crate::people::spawn(running, js, core);
 }
 
-/// The admin service's durable consumer `name` of `filter` on `stream`.
-pub fn durable(stream: &str, name: &str, filter: &str) -> Durable {
-    Durable::new(crate::SPEC.name, stream, name).filter(filter)
+/// Runs the admin service's durable consumer `name` of the whole of `stream` as a task of
+/// `running`, applying each event with `apply`.
+pub fn feed<T, F, Fut, E>(
+    running: &Running,
+    js: &jetstream::Context,
+    stream: &StreamSpec,
+    name: &str,
+    apply: F,
+) where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Display + Send + 'static,
+{
+    let durable = Durable::new(crate::SPEC.name, stream.name, name).filter(stream.subjects);
+    running.spawn(carehub_runtime::consumer::run(
+        js.clone(),
+        durable,
+        running.stop_token(),
+        apply,
+    ));
 }

@@ -2,7 +2,7 @@
 //! audit log can name people. An event older than the stored one changes nothing, so replays
 //! and redeliveries are safe.
 
-use crate::feeds::durable;
+use crate::feeds::feed;
 use crate::routing::Core;
 use crate::store;
 use async_nats::jetstream;
@@ -11,16 +11,12 @@ use carehub_runtime::service::Running;
 
 /// Starts the account-name consumer.
 pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
-    let consumer = durable(
-        carehub_nats::streams::USERS.name,
-        "admin-users",
-        carehub_nats::streams::USERS.subjects,
-    );
     let db = core.db.clone();
-    running.spawn(carehub_runtime::consumer::run(
-        js.clone(),
-        consumer,
-        running.stop_token(),
+    feed(
+        running,
+        js,
+        &carehub_nats::streams::USERS,
+        "admin-users",
         move |e: UserEvent| {
             let db = db.clone();
             async move {
@@ -28,5 +24,5 @@ pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
                 store::upsert_person(&db, &u.id, &u.display_name, u.role.as_str(), e.at).await
             }
         },
-    ));
+    );
 }
