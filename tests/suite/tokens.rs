@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 both_backends!(
     refresh_rotates_and_reusing_an_old_token_revokes_the_whole_family,
+    a_renewal_whose_answer_was_lost_is_retried_and_its_undelivered_token_ends_the_session,
+    without_a_grace_every_second_use_ends_the_session,
     forged_and_expired_tokens_are_rejected_with_401,
     the_refresh_cookie_is_httponly_strict_and_scoped_to_auth_routes,
 );
@@ -64,6 +66,91 @@ async fn refresh_rotates_and_reusing_an_old_token_revokes_the_whole_family(b: Ba
         clinic.me_at(&clinic.base, &token(&other)).await.status(),
         200
     );
+}
+
+/// A client that never heard the answer to a renewal presents its old token again: within the
+/// grace it is renewed (as often as answers get lost), and every token it never received is
+/// retired, so presenting one later ends the session.
+async fn a_renewal_whose_answer_was_lost_is_retried_and_its_undelivered_token_ends_the_session(
+    b: Backend,
+) {
+    let clinic = Clinic::start(b).await;
+    let s0 = clinic.patient(&unique_email("lost")).await;
+    let t0 = refresh_token(&s0);
+    let mut undelivered = Vec::new();
+    for _ in 0..2 {
+        let r = refresh(&clinic, &t0).await;
+        assert_eq!(r.status(), 200, "a renewal whose answer is lost");
+        undelivered.push(refresh_token(&r.json::<Value>().await.unwrap()));
+    }
+    let r = refresh(&clinic, &t0).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the old token, presented again within the grace"
+    );
+    let s1: Value = r.json().await.unwrap();
+    assert!(!undelivered.contains(&refresh_token(&s1)));
+    assert_eq!(clinic.me_at(&clinic.base, &token(&s1)).await.status(), 200);
+    let r = refresh(&clinic, &refresh_token(&s1)).await;
+    assert_eq!(r.status(), 200, "the delivered token renews as usual");
+    let s2: Value = r.json().await.unwrap();
+
+    // The old token's last successor is used now: presenting the old one again is a reuse.
+    let reuse = refresh(&clinic, &t0).await;
+    assert_eq!(reuse.status(), 401);
+    assert_eq!(
+        refresh(&clinic, &refresh_token(&s2)).await.status(),
+        401,
+        "a reuse ends the session"
+    );
+
+    // On a fresh session: a retired (undelivered) token ends the session when presented.
+    let s0 = clinic
+        .login(
+            s0["user"]["email"].as_str().unwrap(),
+            crate::harness::PASSWORD,
+        )
+        .await;
+    let t0 = refresh_token(&s0);
+    let r = refresh(&clinic, &t0).await;
+    assert_eq!(r.status(), 200);
+    let lost = refresh_token(&r.json::<Value>().await.unwrap());
+    let r = refresh(&clinic, &t0).await;
+    assert_eq!(r.status(), 200);
+    let s1: Value = r.json().await.unwrap();
+    let stray = refresh(&clinic, &lost).await;
+    assert_eq!(stray.status(), 401);
+    assert_eq!(error_code(stray).await, "unauthorized");
+    assert_eq!(
+        refresh(&clinic, &refresh_token(&s1)).await.status(),
+        401,
+        "the undelivered token's use ended the session"
+    );
+    clinic
+        .wait_status(
+            &clinic.base,
+            "/api/me",
+            Some(&token(&s1)),
+            401,
+            "the session's access token rejected",
+        )
+        .await;
+}
+
+async fn without_a_grace_every_second_use_ends_the_session(b: Backend) {
+    let clinic = Clinic::start_with(
+        b,
+        &[("CAREHUB_REFRESH_REUSE_GRACE", "0")],
+        &carehub::system::Component::ALL,
+    )
+    .await;
+    let s0 = clinic.patient(&unique_email("nograce")).await;
+    let r = refresh(&clinic, &refresh_token(&s0)).await;
+    assert_eq!(r.status(), 200);
+    let s1: Value = r.json().await.unwrap();
+    assert_eq!(refresh(&clinic, &refresh_token(&s0)).await.status(), 401);
+    assert_eq!(refresh(&clinic, &refresh_token(&s1)).await.status(), 401);
 }
 
 fn segments(t: &str) -> (Value, Value, String) {
@@ -201,7 +288,18 @@ async fn the_refresh_cookie_is_httponly_strict_and_scoped_to_auth_routes(b: Back
         .to_str()
         .unwrap()
         .to_owned();
-    assert_ne!(rotated.split(';').next().unwrap(), pair);
+    let rotated = rotated.split(';').next().unwrap().to_owned();
+    assert_ne!(rotated, pair);
+    // Once the rotated cookie was used, the old value is used up for good (no lost answer to
+    // retry: see a_renewal_whose_answer_was_lost_…).
+    let r = clinic
+        .http
+        .post(clinic.url("/api/auth/refresh"))
+        .header("cookie", &rotated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the rotated cookie refreshes");
     let again = clinic
         .http
         .post(clinic.url("/api/auth/refresh"))

@@ -145,6 +145,40 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     await clinic.close(page);
   });
 
+  test('a renewal the server made but the browser never heard (a reload cut it off) keeps the patient signed in', async () => {
+    const acct = await newAccount('patient', 'Lou Lost');
+    const page = await clinic.pageAs(acct);
+    await page.goto('/profile');
+    await page.getByTestId('profile-form').waitFor();
+    // The server renews the session with the browser's refresh cookie, but the answer (and its
+    // new cookie) never reaches the browser, as when a reload cancels the renewal in flight.
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'carehub_refresh');
+    assert.ok(cookie, 'the refresh cookie is set');
+    const lost = await raw('POST', '/api/auth/refresh', null, { refresh_token: cookie.value, refresh_token_in: 'body' });
+    assert.equal(lost.status, 200);
+    const renewals = [];
+    page.on('response', (r) => r.url().endsWith('/api/auth/refresh') && renewals.push(r.status()));
+    await page.reload();
+    await page.getByTestId('profile-form').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    assert.deepEqual(renewals, [200], 'the old cookie renewed the session once');
+    await page.getByLabel('Phone').fill('+33 1 23 45 67 89');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
+    assert.equal((await clinic.api('GET', '/api/patients/me/profile', acct.token)).phone, '+33 1 23 45 67 89');
+    // The renewal the browser did hear is the session's token now: the next load renews with it.
+    await page.reload();
+    await page.getByTestId('profile-form').waitFor();
+    assert.deepEqual(renewals, [200, 200]);
+    // The token the lost answer carried was never delivered: presenting it ends the session.
+    const stray = await raw('POST', '/api/auth/refresh', null, { refresh_token: lost.json.refresh_token, refresh_token_in: 'body' });
+    assert.equal(stray.status, 401);
+    clinic.allow(page, 401, /\/api\/auth\/refresh$/);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Sign in to carehub' }).waitFor();
+    await clinic.close(page);
+  });
+
   test('a save over a change made elsewhere is refused with a sentence and keeps what was typed (412)', async () => {
     const acct = await newAccount('patient', 'Theo Stale');
     const page = await clinic.pageAs(acct);

@@ -41,7 +41,9 @@ macro_rules! with_db {
 }
 
 /// Runs `$body` inside a write transaction bound to `$tx` and commits it if `$body` evaluates to
-/// `Ok`. An early `?` return (or an `Err` value) rolls back. SQLite uses `BEGIN IMMEDIATE`.
+/// `Ok`. An early `?` return (or an `Err` value) rolls back, and so does any early `return`,
+/// even of `Ok`: a body whose writes must stay leaves by value (a labelled block and `break`).
+/// SQLite uses `BEGIN IMMEDIATE`.
 #[macro_export]
 macro_rules! write_tx {
     ($db:expr, $tx:ident => $body:expr) => {

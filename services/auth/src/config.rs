@@ -13,6 +13,10 @@ pub struct AuthConfig {
     pub audience: String,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// How long after its first use a refresh token may be exchanged once more, while the
+    /// token it was exchanged for is still unused: a renewal whose answer never reached the
+    /// client. Zero: every second use ends the session.
+    pub refresh_reuse_grace: Duration,
     pub reset_ttl: Duration,
     /// Concurrent argon2 computations; more wait their turn. The default leaves one CPU to
     /// everything else, so a flood of logins (or of password guesses) cannot take the whole
@@ -35,6 +39,7 @@ impl AuthConfig {
     /// Reads `CAREHUB_AUTH_KEY_FILE` (default `<data dir>/auth-signing-keys.json`),
     /// `CAREHUB_AUTH_ISSUER` (`carehub`), `CAREHUB_AUTH_AUDIENCE` (`carehub-api`),
     /// `CAREHUB_ACCESS_TOKEN_TTL` (900 s), `CAREHUB_REFRESH_TOKEN_TTL` (30 days),
+    /// `CAREHUB_REFRESH_REUSE_GRACE` (30 s),
     /// `CAREHUB_PASSWORD_RESET_TTL` (1800 s), `CAREHUB_HASH_PERMITS` (the number of CPUs less one, at least one),
     /// `CAREHUB_LOGIN_MAX_FAILURES` (10), `CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES` (50),
     /// `CAREHUB_LOGIN_WINDOW` (900 s), `CAREHUB_AUTH_ACCOUNT_CACHE_TTL` (10 s).
@@ -61,6 +66,8 @@ impl AuthConfig {
                 "CAREHUB_REFRESH_TOKEN_TTL",
                 Duration::from_secs(30 * 86_400),
             )?,
+            refresh_reuse_grace: env
+                .secs("CAREHUB_REFRESH_REUSE_GRACE", Duration::from_secs(30))?,
             reset_ttl: env.secs("CAREHUB_PASSWORD_RESET_TTL", Duration::from_secs(1_800))?,
             hash_permits: env.get("CAREHUB_HASH_PERMITS", cpus.saturating_sub(1).max(1))?,
             max_failures_per_address: env.get("CAREHUB_LOGIN_MAX_FAILURES", 10)?,

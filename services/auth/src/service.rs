@@ -431,7 +431,8 @@ impl AuthService {
         self.open_session(&user).await
     }
 
-    /// Rotates a refresh token. Presenting a used one ends its whole session.
+    /// Rotates a refresh token. Presenting a used one ends its whole session, unless it is a
+    /// retry of a renewal whose answer was lost (see [`store::rotate_refresh`]).
     ///
     /// # Errors
     /// `unauthorized` for an unknown, expired, revoked or reused token; `account_disabled`.
@@ -445,6 +446,7 @@ impl AuthService {
             &sha256_hex(&fresh),
             now,
             now + ttl * 1000,
+            i64::try_from(self.inner.cfg.refresh_reuse_grace.as_millis()).unwrap_or(i64::MAX),
         )
         .await?;
         match outcome {

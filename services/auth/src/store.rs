@@ -112,11 +112,16 @@ struct RefreshRow {
     user_id: String,
     expires_at: i64,
     used_at: Option<i64>,
+    replaced_by: Option<String>,
     revoked_at: Option<i64>,
 }
 
 /// Uses up a refresh token and stores its successor, in one transaction. A second use of the
-/// same token (a stolen copy, or a replay) revokes its session.
+/// same token (a stolen copy, or a replay) revokes its session, with one exception: within
+/// `grace` ms of its first use, while the successor it was exchanged for has never been used,
+/// the token is exchanged again. That is a renewal whose answer never reached the client (a
+/// page reload cancelled it in flight); the undelivered successor is retired, so presenting it
+/// later counts as reuse and ends the session.
 ///
 /// # Errors
 /// On storage failure.
@@ -126,28 +131,53 @@ pub async fn rotate_refresh(
     new_hash: &str,
     now: i64,
     new_expires_at: i64,
+    grace: i64,
 ) -> Result<Rotation, StoreError> {
-    let lookup = "SELECT r.session_id, s.user_id, r.expires_at, r.used_at, s.revoked_at
+    let lookup = "SELECT r.session_id, s.user_id, r.expires_at, r.used_at, r.replaced_by, s.revoked_at
                   FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1";
+    let claim = "UPDATE refresh_tokens SET used_at = $1, replaced_by = $2
+                 WHERE token_hash = $3 AND used_at IS NULL";
+    // Retires the successor only while it is unused; `replaced_by` stays empty on a retired
+    // token, so it never gets a grace of its own.
+    let retire = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL";
+    let pass_on = "UPDATE refresh_tokens SET replaced_by = $1 WHERE token_hash = $2";
     let user_sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE id = $1"));
-    write_tx!(db, tx => {
+    // Every outcome leaves the block by value: `write_tx!` commits only what its body evaluates
+    // to, so an early `return` would roll the revocation back.
+    write_tx!(db, tx => 'rotate: {
         let row = sqlx::query_as::<_, RefreshRow>(lookup).bind(old_hash).fetch_optional(&mut *tx).await?;
-        let Some(row) = row else { return Ok(Rotation::Invalid) };
+        let Some(mut row) = row else { break 'rotate Ok(Rotation::Invalid) };
         if row.revoked_at.is_some() || row.expires_at <= now {
-            return Ok(Rotation::Invalid);
+            break 'rotate Ok(Rotation::Invalid);
         }
-        let claimed = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-            .bind(now).bind(old_hash).execute(&mut *tx).await?.rows_affected();
-        if row.used_at.is_some() || claimed != 1 {
-            sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = 'refresh_reuse' WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now).bind(&row.session_id).execute(&mut *tx).await?;
-            Ok(Rotation::Reused { session_id: row.session_id, user_id: row.user_id })
-        } else {
-            sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
-                .bind(new_hash).bind(&row.session_id).bind(now).bind(new_expires_at).execute(&mut *tx).await?;
-            let user = sqlx::query_as::<_, UserRow>(user_sql).bind(&row.user_id).fetch_one(&mut *tx).await?;
-            Ok(Rotation::Rotated { session_id: row.session_id, user })
+        let mut exchanged = false;
+        if row.used_at.is_none() {
+            let claimed = sqlx::query(claim)
+                .bind(now).bind(new_hash).bind(old_hash).execute(&mut *tx).await?.rows_affected();
+            exchanged = claimed == 1;
+            if !exchanged {
+                // A concurrent exchange of the same token won (PostgreSQL): judge it as a reuse.
+                row = sqlx::query_as::<_, RefreshRow>(lookup).bind(old_hash).fetch_one(&mut *tx).await?;
+            }
         }
+        if !exchanged {
+            let lost_answer = match (row.used_at, row.replaced_by.as_deref()) {
+                (Some(used_at), Some(successor)) if now - used_at <= grace => {
+                    sqlx::query(retire).bind(now).bind(successor).execute(&mut *tx).await?.rows_affected() == 1
+                }
+                _ => false,
+            };
+            if !lost_answer {
+                sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = 'refresh_reuse' WHERE id = $2 AND revoked_at IS NULL")
+                    .bind(now).bind(&row.session_id).execute(&mut *tx).await?;
+                break 'rotate Ok(Rotation::Reused { session_id: row.session_id, user_id: row.user_id });
+            }
+            sqlx::query(pass_on).bind(new_hash).bind(old_hash).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(new_hash).bind(&row.session_id).bind(now).bind(new_expires_at).execute(&mut *tx).await?;
+        let user = sqlx::query_as::<_, UserRow>(user_sql).bind(&row.user_id).fetch_one(&mut *tx).await?;
+        Ok(Rotation::Rotated { session_id: row.session_id, user })
     })
 }
 
