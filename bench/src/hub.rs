@@ -4,10 +4,13 @@
 //! on one node and across two; what the gateway's `/ws` forwarding costs per socket; and call
 //! setup time with two WebRTC peers.
 //!
-//! Map: [`client`] is the load client process and the bench's handle on it, [`ws`] the
-//! websocket client both use, [`chat`] the latency run, [`call`] the call setup; this file
-//! starts the system (reusing the booking bench's [`Carehub`]), drives the steps and prints the
-//! figures.
+//! Map (this file starts the system, reusing the booking bench's [`Carehub`], drives the steps
+//! and prints the figures):
+//! - [`client`] the load client process and the bench's handle on it;
+//! - [`ws`] the websocket client both use;
+//! - [`chat`] the latency run;
+//! - [`call`] the call setup;
+//! - [`bursts`] bursts of frames and the cross-node presence push (`--bursts`).
 
 mod bursts;
 mod call;

@@ -2,12 +2,17 @@
 //! drives it from this process, and prints a table judged against the targets (see
 //! docs/BENCHMARKS.md).
 //!
-//! Map: [`cluster`] starts and stops the children, [`load`] is the load generator every
-//! scenario shares, [`cpu`] reads process CPU times, [`scenarios`] holds one function per
-//! measurement, [`report`] the figures, targets and table. [`booking`] is the appointment
-//! booking benchmark (`carehub-bench booking`), with its own system under test; [`hub`] the
-//! hub benchmark (`carehub-bench hub`), which reuses it. [`carehub_executable`] finds the
-//! `carehub` binary that the children run.
+//! Map:
+//! - [`cluster`] starts and stops the children;
+//! - [`load`] the load generator every scenario shares;
+//! - [`cpu`] reads process CPU times;
+//! - [`scenarios`] one function per measurement;
+//! - [`report`] the figures, targets and table;
+//! - [`booking`] the appointment booking benchmark (`carehub-bench booking`), with its own
+//!   system under test;
+//! - [`hub`] the hub benchmark (`carehub-bench hub`), which reuses it.
+//!
+//! [`carehub_executable`] finds the `carehub` binary that the children run.
 //!
 //! A crate of its own so that the shipped `carehub` carries no load generator, no WebRTC stack
 //! and no histogram code.

@@ -3,6 +3,11 @@
 //! It fixes the request id and the client address, opens the request's tracing span, applies
 //! the rate limit to `/api`, turns every error response (ours, axum's or a tower layer's) into
 //! the one JSON error body, adds the security headers, and records the request's metrics.
+//!
+//! - [`request_id`] the `X-Request-Id` kept or made;
+//! - [`client_addr`] the client address (trusted proxies only);
+//! - [`rate_limit`] the per-address limit;
+//! - [`http_metrics`] the request metrics.
 
 pub mod client_addr;
 pub mod http_metrics;

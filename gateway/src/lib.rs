@@ -6,11 +6,18 @@
 //! also rate limits per client, sets security headers, serves the OpenAPI document and a
 //! self-contained docs page, and optionally the web client's static files.
 //!
-//! Map: [`config`] settings, [`server`] the [`Gateway`] and its router, [`edge`] request id,
-//! client address, rate limit and response finishing, [`extract`] extractors and caller
-//! identity, [`tokens`] token checks and cache, [`session`] refresh-token cookie, [`routes`]
-//! handlers, [`openapi`] the document and docs page, [`error`] the one error type, [`state`]
-//! the shared state.
+//! Map:
+//! - [`config`] settings;
+//! - [`server`] the [`Gateway`] and its router;
+//! - [`edge`] request id, client address, rate limit and response finishing;
+//! - [`extract`] extractors and caller identity;
+//! - [`tokens`] token checks and their cache;
+//! - [`session`] the refresh-token cookie;
+//! - [`routes`] the handlers;
+//! - [`openapi`] the document and the docs page;
+//! - [`error`] the one error type;
+//! - [`state`] the shared state;
+//! - `tests` router tests against a real nats-server (test builds only).
 
 pub mod config;
 pub mod edge;

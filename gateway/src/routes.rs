@@ -1,5 +1,13 @@
-//! Every route: [`health`] probes, the [`auth`], [`accounts`] and [`appointments`] API, and the
-//! [`docs`].
+//! Every route, one module per part of the API:
+//! - [`health`] the liveness and readiness probes;
+//! - [`auth`] sign-up, sign-in, sessions and passwords;
+//! - [`accounts`] account administration (admins);
+//! - [`doctors`] the directory, doctor profiles, schedules and free slots;
+//! - [`patients`] profiles and medical records;
+//! - [`appointments`] booking, offers, the lifecycle and the admin queue;
+//! - [`notifications`] the bell's notifications;
+//! - [`ws`] the hub's websocket, forwarded;
+//! - [`docs`] the OpenAPI document and the docs page.
 //!
 //! Handlers decode, make one call, encode. [`api`] collects the documented routes together with
 //! their OpenAPI operations, so the document cannot drift from what is served.

@@ -7,7 +7,7 @@ use crate::{Hub, turn};
 use carehub_bus::BusError;
 use carehub_nats::appointment::{Appointment, AppointmentStatus, GetAppointment};
 use carehub_nats::hub::{ClientFrame, IceCandidate, RecordCall, ServerFrame, code};
-use carehub_nats::time::rfc3339_millis as rfc3339;
+use carehub_nats::time::rfc3339_millis;
 use carehub_nats::{CallContext, ErrorCode};
 use carehub_runtime::db::{StoreError, now_ms};
 use std::collections::HashMap;
@@ -548,8 +548,8 @@ fn record_call(hub: &Hub, appointment_id: &str, call_id: &str, started: i64, end
     let req = RecordCall {
         appointment_id: appointment_id.to_owned(),
         call_id: call_id.to_owned(),
-        started_at: rfc3339(started),
-        ended_at: rfc3339(ended),
+        started_at: rfc3339_millis(started),
+        ended_at: rfc3339_millis(ended),
     };
     let bus = hub.bus().clone();
     tokio::spawn(async move {

@@ -3,12 +3,19 @@
 //! on different nodes talk as if on one. The protocol is in `docs/PROTOCOL.md`; its frame types
 //! are in `carehub_nats::hub`.
 //!
-//! Map: [`config`] typed settings, [`origin`] the allowed-origin rule, [`conn`] one socket (upgrade,
-//! handshake and writer), [`reader`] its frames in, [`refusals`] coalesced error frames for
-//! refused frames, [`registry`] the node's sockets by user and their NATS
-//! subscriptions, [`frames`] what each frame does, [`store`] every SQL statement (chat messages,
-//! read positions, calls), [`presence`] the cross-node presence bucket, [`calls`] call rules and
-//! SDP checks, [`turn`] ICE servers and TURN REST credentials.
+//! Map:
+//! - [`config`] typed settings;
+//! - [`origin`] the allowed-origin rule;
+//! - [`conn`] one socket: upgrade, handshake and writer;
+//! - [`reader`] its frames in;
+//! - [`refusals`] coalesced error frames for refused frames;
+//! - [`registry`] the node's sockets by user and their NATS subscriptions;
+//! - [`frames`] what each frame does;
+//! - [`slots`] live free-slot hints (`slots_watch`, `slots_changed`);
+//! - [`store`] every SQL statement (chat messages, read positions, calls);
+//! - [`presence`] the cross-node presence bucket;
+//! - [`calls`] call rules and SDP checks;
+//! - [`turn`] ICE servers and TURN REST credentials.
 
 pub mod calls;
 pub mod config;

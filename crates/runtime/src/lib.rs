@@ -1,14 +1,18 @@
 //! What every carehub component shares at run time, so each service's `lib.rs` stays about its
 //! domain.
 //!
-//! Map: [`config`] reads typed `CAREHUB_*` settings (naming the variable on error), [`db`] opens
-//! a service's SQLite file or PostgreSQL schema and runs its migrations, [`telemetry`] sets up
-//! `tracing`, [`metrics`] installs the Prometheus recorder and serves its listener, [`shutdown`]
-//! turns signals into one cancellation token, [`outbox`] publishes events written in a
-//! service's transactions to JetStream, [`service`] is the handle of a running service
-//! instance, [`cache`] a read-through cache that events invalidate, [`absence`] the rule for a
-//! doctor's absence over confirmed appointments, [`fault`] the suite's crash points.
-//! [`consumer`] runs a durable JetStream consumer: decode, apply, acknowledge, retry, terminate.
+//! Map:
+//! - [`config`] reads typed `CAREHUB_*` settings (naming the variable on error);
+//! - [`db`] opens a service's SQLite file or PostgreSQL schema and runs its migrations;
+//! - [`telemetry`] sets up `tracing`;
+//! - [`metrics`] installs the Prometheus recorder and serves its listener;
+//! - [`shutdown`] turns signals into one cancellation token;
+//! - [`outbox`] publishes events written in a service's transactions to JetStream;
+//! - [`consumer`] runs a durable JetStream consumer: decode, apply, acknowledge, retry, terminate;
+//! - [`service`] the handle of a running service instance;
+//! - [`cache`] a read-through cache that events invalidate;
+//! - [`absence`] the rule for a doctor's absence over confirmed appointments;
+//! - [`fault`] the suite's crash points.
 
 pub mod absence;
 pub mod cache;

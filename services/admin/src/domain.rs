@@ -19,7 +19,6 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, WireError> {
 }
 
 /// Formats Unix milliseconds as RFC 3339 UTC.
-pub use carehub_nats::time::rfc3339 as fmt_time;
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
@@ -100,6 +99,7 @@ pub fn text(field: &str, s: &str, max: usize) -> Result<String, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use carehub_nats::time::rfc3339;
 
     const H: i64 = 3_600_000;
 
@@ -127,7 +127,7 @@ mod tests {
             horizon,
         )
         .unwrap();
-        assert_eq!(fmt_time(w.start), "2026-12-02T09:00:00Z");
+        assert_eq!(rfc3339(w.start), "2026-12-02T09:00:00Z");
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Appointment views and the events every transition writes to the outbox.
 
-use crate::domain::fmt_time;
 use crate::store::AppointmentRow;
 use carehub_nats::appointment::{
     Actor, Appointment, AppointmentEvent, AppointmentEventKind, CallSummary, PendingChange,
 };
+use carehub_nats::time::rfc3339;
 use carehub_runtime::db::{StoreError, now_ms};
 use carehub_runtime::outbox::Pending;
 
@@ -19,28 +19,28 @@ pub fn view(r: &AppointmentRow) -> Appointment {
         group_id: r.group_id.clone(),
         specialty: r.specialty.clone(),
         status: r.status,
-        window_start: fmt_time(r.window_start),
-        window_end: fmt_time(r.window_end),
-        start: r.start_at.map(fmt_time),
-        end: r.end_at.map(fmt_time),
+        window_start: rfc3339(r.window_start),
+        window_end: rfc3339(r.window_end),
+        start: r.start_at.map(rfc3339),
+        end: r.end_at.map(rfc3339),
         reason: r.reason.clone(),
         closed_by: r.closed_by.clone(),
         close_reason: r.close_reason.clone(),
-        created_at: fmt_time(r.created_at),
+        created_at: rfc3339(r.created_at),
         version: r.version,
         pending_change: r.change_by.as_ref().map(|by| PendingChange {
             by: by.clone(),
-            window_start: r.change_window_start.map(fmt_time),
-            window_end: r.change_window_end.map(fmt_time),
-            start: r.change_start.map(fmt_time),
-            end: r.change_end.map(fmt_time),
+            window_start: r.change_window_start.map(rfc3339),
+            window_end: r.change_window_end.map(rfc3339),
+            start: r.change_start.map(rfc3339),
+            end: r.change_end.map(rfc3339),
         }),
         last_call: r
             .last_call_started
             .zip(r.last_call_ended)
             .map(|(s, e)| CallSummary {
-                started_at: fmt_time(s),
-                ended_at: fmt_time(e),
+                started_at: rfc3339(s),
+                ended_at: rfc3339(e),
                 total_seconds: r.call_seconds,
             }),
     }

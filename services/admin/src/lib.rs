@@ -1,13 +1,20 @@
 //! The admin service: it owns appointments and offers, routes every request to a doctor or a
 //! doctor group with ractor actors, and keeps the audit trail admins read.
 //!
-//! Map: [`config`] settings, [`domain`] validated times and windows, [`lifecycle`] the allowed
-//! status transitions and who may make each, [`store`] every SQL statement by use case (the
-//! overlap guards live in the migrations, per backend), [`routing`] the router, group and doctor
-//! actors and the pure [`routing::strategy`] functions, [`service`] the operations and their
-//! NATS endpoints by use case, [`idempotency`] `Idempotency-Key` handling, [`slots`] the slot
-//! grid, [`events`] views and outbox events, [`feeds`] and [`doctors`] the durable consumers
-//! (audit entries, doctor copies).
+//! Map:
+//! - [`config`] settings;
+//! - [`domain`] validated times and windows;
+//! - [`lifecycle`] the allowed status transitions and who may make each;
+//! - [`store`] every SQL statement by use case (the overlap guards live in the migrations,
+//!   per backend);
+//! - [`routing`] the router, group and doctor actors and the pure [`routing::strategy`] functions;
+//! - [`service`] the operations and their NATS endpoints by use case;
+//! - [`idempotency`] `Idempotency-Key` handling;
+//! - [`slots`] the slot grid;
+//! - [`events`] views and outbox events;
+//! - [`feeds`] starts the durable consumers, and the audit trail into `audit_log`;
+//! - [`doctors`] the durable consumer of doctor events (the local doctor copies);
+//! - [`people`] the durable consumer of account events (names for appointments and the audit log).
 
 pub mod config;
 pub mod doctors;

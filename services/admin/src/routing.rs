@@ -9,6 +9,7 @@
 //!   functions of [`strategy`] over a snapshot of the members.
 //! - [`doctor::DoctorActor`] (one per doctor with pending offers) holds that doctor's offer
 //!   deadlines as timers and times offers out when they fire.
+//! - [`mailbox`] counts the messages waiting in each kind of actor's mailbox (a gauge).
 //!
 //! Every state change is a compare-and-set in the database, so an actor that restarts, a
 //! timer that fires twice, or the periodic sweep racing a timer cannot change anything twice.

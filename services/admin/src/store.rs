@@ -5,7 +5,8 @@
 //! This module holds the row types; the statements are grouped by use case and re-exported
 //! here: `requests` (insert, read, list, status changes, escalation, re-routing), `offers`,
 //! `moves` (rescheduling), `doctors` (the local copy), `groups`, `audit`, `instances` (routing
-//! leases) and `queries` (what other services ask, recorded calls, overlap checks).
+//! leases), `people` (account names) and `queries` (what other services ask, recorded calls,
+//! overlap checks).
 
 use crate::lifecycle::Stored;
 use carehub_nats::appointment::{AppointmentStatus, OfferStatus, Strategy};

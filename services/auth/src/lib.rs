@@ -1,10 +1,14 @@
 //! The auth service: accounts, passwords, sessions and token verification, over NATS only
 //! (the gateway is its one HTTP face).
 //!
-//! Map: [`config`] typed settings, [`domain`] validated inputs (email, password, name),
-//! [`keys`] the signing key file and JWT issue/verify, [`password`] argon2id hashing off the
-//! runtime, [`throttle`] the login throttling policy, [`store`] every SQL statement,
-//! [`service`] the operations and their NATS endpoints.
+//! Map:
+//! - [`config`] typed settings;
+//! - [`domain`] validated inputs (email, password, name);
+//! - [`keys`] the signing key file and JWT issue/verify;
+//! - [`password`] argon2id hashing off the runtime;
+//! - [`throttle`] the login throttling policy;
+//! - [`store`] every SQL statement;
+//! - [`service`] the operations and their NATS endpoints.
 
 pub mod config;
 pub mod domain;

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use carehub_bus::{Bus, MicroService};
 use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::*;
-use carehub_nats::time::rfc3339_auto as rfc3339;
+use carehub_nats::time::rfc3339_auto;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::cache::EventCache;
 use carehub_runtime::db::{Db, StoreError, now_ms};
@@ -249,7 +249,7 @@ fn registered_event(
         display_name: row.display_name.to_owned(),
         role,
         status,
-        created_at: rfc3339(row.now),
+        created_at: rfc3339_auto(row.now),
     };
     user_event(UserEventKind::Registered, user)
 }
@@ -265,7 +265,7 @@ fn to_user(row: &UserRow) -> Result<User, WireError> {
         display_name: row.display_name.clone(),
         role: Role::parse(&row.role).map_err(corrupt)?,
         status: UserStatus::parse(&row.status).map_err(corrupt)?,
-        created_at: rfc3339(row.created_at),
+        created_at: rfc3339_auto(row.created_at),
     })
 }
 
@@ -804,7 +804,7 @@ impl AuthService {
             &self.inner.bus,
             ctx,
             &user.id,
-            &rfc3339(now_ms()),
+            &rfc3339_auto(now_ms()),
             None,
             r.force,
             reason,

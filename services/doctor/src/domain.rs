@@ -2,7 +2,6 @@
 
 use carehub_nats::WireError;
 use carehub_nats::doctor::{self as wire, Weekday};
-pub use carehub_nats::time::{rfc3339 as rfc3339_ms, rfc3339_of as rfc3339};
 use carehub_schedule::{Availability, ScheduleError, TimeOff, WeeklyHours};
 use chrono::{DateTime, NaiveTime, Utc};
 

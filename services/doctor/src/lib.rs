@@ -2,9 +2,12 @@
 //! off, slot length) with free-slot search, over NATS only (the gateway is its HTTP face).
 //! Approval follows the account stream; every change is a `DoctorEvent` on `CAREHUB_DOCTORS`.
 //!
-//! Map: [`config`] typed settings, [`domain`] validated inputs (specialties, bio, weekly hours,
-//! instants), [`store`] every SQL statement, [`accounts`] the durable consumer of account
-//! events, [`service`] the operations and their NATS endpoints.
+//! Map:
+//! - [`config`] typed settings;
+//! - [`domain`] validated inputs (specialties, bio, weekly hours, instants);
+//! - [`store`] every SQL statement;
+//! - [`accounts`] the durable consumer of account events;
+//! - [`service`] the operations and their NATS endpoints.
 
 pub mod accounts;
 pub mod config;

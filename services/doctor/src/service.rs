@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use carehub_bus::{Bus, MicroService};
 use carehub_nats::appointment::TakenTimes;
 use carehub_nats::doctor::*;
+use carehub_nats::time::{rfc3339, rfc3339_of};
 use carehub_nats::{CallContext, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
@@ -121,8 +122,8 @@ fn time_off_wire(d: &Doctor) -> Vec<TimeOff> {
         .iter()
         .map(|t| TimeOff {
             id: t.id.clone(),
-            start: domain::rfc3339_ms(t.start_at),
-            end: domain::rfc3339_ms(t.end_at),
+            start: rfc3339(t.start_at),
+            end: rfc3339(t.end_at),
             reason: t.reason.clone(),
         })
         .collect()
@@ -453,8 +454,8 @@ impl DoctorService {
             slots: slots
                 .iter()
                 .map(|s| SlotView {
-                    start: domain::rfc3339(s.start),
-                    end: domain::rfc3339(s.end),
+                    start: rfc3339_of(s.start),
+                    end: rfc3339_of(s.end),
                 })
                 .collect(),
         })
@@ -651,8 +652,8 @@ impl DoctorService {
         Ok(TimeOffAdded {
             time_off: TimeOff {
                 id: off.id.clone(),
-                start: domain::rfc3339(off.start),
-                end: domain::rfc3339(off.end),
+                start: rfc3339_of(off.start),
+                end: rfc3339_of(off.end),
                 reason,
             },
             version: d.row.version,

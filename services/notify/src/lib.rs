@@ -18,10 +18,13 @@
 //! `<CAREHUB_DATA_DIR>/mail/<id>.eml`** (or `CAREHUB_MAIL_DIR`), a file any mail client or
 //! text editor opens, which is how a developer reads reset links locally.
 //!
-//! Map: [`config`] typed settings, [`domain`] the wording of every message, reminder planning
-//! and backoff, [`mail`] delivery over SMTP or to files, [`store`] every SQL statement,
-//! [`service`] the operations, endpoints and tasks (its durable stream consumers run on
-//! [`carehub_runtime::consumer`]).
+//! Map:
+//! - [`config`] typed settings;
+//! - [`domain`] the wording of every message, reminder planning and backoff;
+//! - [`mail`] delivery over SMTP or to files;
+//! - [`store`] every SQL statement;
+//! - [`service`] the operations, endpoints and tasks (its durable stream consumers run on
+//!   [`carehub_runtime::consumer`]).
 
 pub mod config;
 pub mod domain;

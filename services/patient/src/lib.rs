@@ -2,9 +2,12 @@
 //! is its one HTTP face). Patients read and edit their own; admins and doctors with a current
 //! care relation read (never edit) someone's record, and every such read is audited.
 //!
-//! Map: [`config`] typed settings, [`domain`] validated inputs and the doctor access rule,
-//! [`store`] every SQL statement, [`accounts`] the durable consumer of account events,
-//! [`service`] the operations and their NATS endpoints.
+//! Map:
+//! - [`config`] typed settings;
+//! - [`domain`] validated inputs and the doctor access rule;
+//! - [`store`] every SQL statement;
+//! - [`accounts`] the durable consumer of account events;
+//! - [`service`] the operations and their NATS endpoints.
 
 pub mod accounts;
 pub mod config;

@@ -21,7 +21,7 @@ use carehub_bus::{Bus, MicroService};
 use carehub_nats::appointment::CareRelation;
 use carehub_nats::audit::AuditEntry;
 use carehub_nats::patient::*;
-use carehub_nats::time::rfc3339_auto as rfc3339;
+use carehub_nats::time::rfc3339_auto;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::{Db, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
@@ -159,7 +159,7 @@ fn to_profile(row: &PatientRow) -> Result<PatientProfile, WireError> {
                 .transpose()?,
         },
         version: row.profile_version,
-        updated_at: rfc3339(row.profile_updated_at),
+        updated_at: rfc3339_auto(row.profile_updated_at),
     })
 }
 
@@ -176,7 +176,7 @@ fn to_record(row: &PatientRow) -> Result<MedicalRecord, WireError> {
             notes: row.notes.clone(),
         },
         version: row.record_version,
-        updated_at: rfc3339(row.record_updated_at),
+        updated_at: rfc3339_auto(row.record_updated_at),
     })
 }
 

@@ -1,11 +1,12 @@
 //! Offers as doctors see them: listing, accepting at a time, declining.
 
 use super::{AdminService, active, actor, not_found, on_grid};
-use crate::domain::{fmt_time, parse_time, text};
+use crate::domain::{parse_time, text};
 use crate::events::{self, view};
 use crate::lifecycle::{self, Action, Party};
 use crate::store::{self, Accepted};
 use carehub_nats::appointment::*;
+use carehub_nats::time::rfc3339;
 use carehub_nats::{CallContext, Principal, Role, WireError};
 use carehub_runtime::db::{StoreError, now_ms};
 
@@ -15,9 +16,9 @@ pub(super) fn offer_view(o: &store::OfferRow) -> Offer {
         appointment_id: o.appointment_id.clone(),
         doctor_id: o.doctor_id.clone(),
         status: o.status,
-        deadline: fmt_time(o.deadline),
-        created_at: fmt_time(o.created_at),
-        decided_at: o.decided_at.map(fmt_time),
+        deadline: rfc3339(o.deadline),
+        created_at: rfc3339(o.created_at),
+        decided_at: o.decided_at.map(rfc3339),
         reason: o.reason.clone(),
     }
 }
