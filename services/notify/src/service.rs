@@ -118,41 +118,14 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     running.spawn(svc.clone().reminder_clock(stop));
 
     let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: NotifyService, c, r: ListNotifications| async move { s.list(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: NotifyService, c, _: GetUnreadCount| async move { s.unread_count(&c).await },
-        )
-        .await?;
-    micro
-        .serve(svc.clone(), |s: NotifyService, c, r: MarkRead| async move {
-            s.mark_read(&c, &r.id).await
-        })
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: NotifyService, c, r: MarkUnread| async move { s.mark_unread(&c, &r.id).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: NotifyService, c, _: MarkAllRead| async move { s.mark_all_read(&c).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc,
-            |s: NotifyService, c, r: DeleteNotification| async move { s.delete(&c, &r.id).await },
-        )
-        .await?;
+    carehub_bus::serve!(micro, svc,
+        ListNotifications => list,
+        GetUnreadCount => unread_count,
+        MarkRead => mark_read,
+        MarkUnread => mark_unread,
+        MarkAllRead => mark_all_read,
+        DeleteNotification => delete,
+    );
     Ok(running.serving(micro))
 }
 
@@ -216,7 +189,11 @@ impl NotifyService {
 
     /// # Errors
     /// `unauthorized` without a principal.
-    pub async fn unread_count(&self, ctx: &CallContext) -> Result<UnreadCount, WireError> {
+    pub async fn unread_count(
+        &self,
+        ctx: &CallContext,
+        _: GetUnreadCount,
+    ) -> Result<UnreadCount, WireError> {
         let p = ctx.caller()?;
         Ok(UnreadCount {
             unread: store::unread_count(self.db(), &p.user_id).await?,
@@ -225,9 +202,13 @@ impl NotifyService {
 
     /// # Errors
     /// `unauthorized`, or `not_found` unless the caller owns the notification.
-    pub async fn mark_read(&self, ctx: &CallContext, id: &str) -> Result<Notification, WireError> {
+    pub async fn mark_read(
+        &self,
+        ctx: &CallContext,
+        r: MarkRead,
+    ) -> Result<Notification, WireError> {
         let p = ctx.caller()?;
-        store::mark_read(self.db(), &p.user_id, id, now_ms())
+        store::mark_read(self.db(), &p.user_id, &r.id, now_ms())
             .await?
             .map(to_wire)
             .ok_or_else(not_found)
@@ -238,10 +219,10 @@ impl NotifyService {
     pub async fn mark_unread(
         &self,
         ctx: &CallContext,
-        id: &str,
+        r: MarkUnread,
     ) -> Result<Notification, WireError> {
         let p = ctx.caller()?;
-        store::mark_unread(self.db(), &p.user_id, id)
+        store::mark_unread(self.db(), &p.user_id, &r.id)
             .await?
             .map(to_wire)
             .ok_or_else(not_found)
@@ -249,7 +230,11 @@ impl NotifyService {
 
     /// # Errors
     /// `unauthorized` without a principal.
-    pub async fn mark_all_read(&self, ctx: &CallContext) -> Result<MarkedAllRead, WireError> {
+    pub async fn mark_all_read(
+        &self,
+        ctx: &CallContext,
+        _: MarkAllRead,
+    ) -> Result<MarkedAllRead, WireError> {
         let p = ctx.caller()?;
         let n = store::mark_all_read(self.db(), &p.user_id, now_ms()).await?;
         Ok(MarkedAllRead {
@@ -259,9 +244,13 @@ impl NotifyService {
 
     /// # Errors
     /// `unauthorized`, or `not_found` unless the caller owns the notification.
-    pub async fn delete(&self, ctx: &CallContext, id: &str) -> Result<Deleted, WireError> {
+    pub async fn delete(
+        &self,
+        ctx: &CallContext,
+        r: DeleteNotification,
+    ) -> Result<Deleted, WireError> {
         let p = ctx.caller()?;
-        if store::delete(self.db(), &p.user_id, id).await? {
+        if store::delete(self.db(), &p.user_id, &r.id).await? {
             Ok(Deleted { ok: true })
         } else {
             Err(not_found())

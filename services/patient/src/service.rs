@@ -78,35 +78,13 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
         }),
     };
     let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: PatientService, c, _: GetMyProfile| async move { s.get_profile(&c).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: PatientService, c, r: UpdateMyProfile| async move { s.update_profile(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: PatientService, c, _: GetMyRecord| async move { s.get_record(&c).await },
-        )
-        .await?;
-    micro
-        .serve(
-            svc.clone(),
-            |s: PatientService, c, r: UpdateMyRecord| async move { s.update_record(&c, r).await },
-        )
-        .await?;
-    micro
-        .serve(svc, |s: PatientService, c, r: ReadRecord| async move {
-            s.read_record(&c, r).await
-        })
-        .await?;
+    carehub_bus::serve!(micro, svc,
+        GetMyProfile => get_profile,
+        UpdateMyProfile => update_profile,
+        GetMyRecord => get_record,
+        UpdateMyRecord => update_record,
+        ReadRecord => read_record,
+    );
     Ok(running.serving(micro))
 }
 
@@ -206,7 +184,11 @@ impl PatientService {
     ///
     /// # Errors
     /// `unauthorized` without a principal, `forbidden` for anyone but an active patient.
-    pub async fn get_profile(&self, ctx: &CallContext) -> Result<PatientProfile, WireError> {
+    pub async fn get_profile(
+        &self,
+        ctx: &CallContext,
+        _: GetMyProfile,
+    ) -> Result<PatientProfile, WireError> {
         let p = patient(ctx)?;
         to_profile(&self.own_row(p).await?)
     }
@@ -246,7 +228,11 @@ impl PatientService {
     ///
     /// # Errors
     /// `unauthorized` without a principal, `forbidden` for anyone but an active patient.
-    pub async fn get_record(&self, ctx: &CallContext) -> Result<MedicalRecord, WireError> {
+    pub async fn get_record(
+        &self,
+        ctx: &CallContext,
+        _: GetMyRecord,
+    ) -> Result<MedicalRecord, WireError> {
         let p = patient(ctx)?;
         to_record(&self.own_row(p).await?)
     }
@@ -328,7 +314,7 @@ impl PatientService {
     ) -> Result<MedicalRecord, WireError> {
         let p = ctx.caller()?;
         if p.role == Role::Patient && p.user_id == r.patient_id {
-            return self.get_record(ctx).await;
+            return self.get_record(ctx, GetMyRecord {}).await;
         }
         let reason = self.read_reason(ctx, p, &r.patient_id).await?;
         let event_id = uuid::Uuid::now_v7().to_string();
