@@ -1,6 +1,8 @@
 //! The `carehub` command: runs any part of carehub, or all of it in one process.
 //!
 //! Map:
+//! - [`cli`] the command line: each `carehub` subcommand and what it does (`src/main.rs` only
+//!   parses it and starts the runtime);
 //! - [`system`] starts components (auth, gateway, …) from one configuration, each with its own
 //!   NATS connection as if it were separate;
 //! - [`natsd`] finds or starts a local nats-server for `carehub up`;
@@ -12,6 +14,7 @@
 //! The benchmarks are a binary of their own (`bench/`, `carehub-bench`).
 
 pub mod backup;
+pub mod cli;
 pub mod demo;
 pub mod natsd;
 pub mod ops;

@@ -1,9 +1,9 @@
-//! `carehub`: parses the command line, builds configuration, and calls into the library.
+//! `carehub`: parses the command line, sets up logging and the runtime, and runs the command
+//! ([`carehub::cli`]).
 
-use anyhow::Context as _;
-use carehub::system::{Component, System};
+use carehub::cli::{Cli, Command};
 use carehub_runtime::{CommonConfig, Env};
-use clap::{Parser, Subcommand};
+use clap::Parser as _;
 
 /// mimalloc instead of the system allocator: the services allocate many small, short-lived
 /// buffers across threads (JSON, NATS messages, SQL rows), where glibc's arenas spend a visible
@@ -11,252 +11,20 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Parser)]
-#[command(
-    name = "carehub",
-    version,
-    about = "carehub: a clinic platform on a NATS bus"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the gateway and every service in this process (starting a local nats-server if
-    /// none answers at CAREHUB_NATS_URL).
-    Up {
-        /// Seed a demo clinic (only into an empty database) and print how to sign in.
-        #[arg(long)]
-        demo: bool,
-    },
-    /// Run one component alone; run several of them for more capacity.
-    Serve { component: Component },
-    /// Apply every service's database migrations and exit.
-    Migrate,
-    /// Account administration.
-    Admin {
-        #[command(subcommand)]
-        command: AdminCommand,
-    },
-    /// Access-token signing keys.
-    Keys {
-        #[command(subcommand)]
-        command: KeysCommand,
-    },
-    /// Operations on a running carehub over NATS (see docs/OPERATIONS.md).
-    Ops {
-        #[command(subcommand)]
-        command: OpsCommand,
-    },
-    /// Copy every service's SQLite file consistently into a new directory, while carehub runs.
-    Backup {
-        /// A directory that does not exist yet (or is empty).
-        dest: std::path::PathBuf,
-    },
-    /// Print the gateway's OpenAPI document (the one served at /api/openapi.json) without
-    /// starting anything; `npm run gen` in web/ generates the client's types from it.
-    Openapi,
-}
-
-#[derive(Subcommand)]
-enum OpsCommand {
-    /// Every service instance with its endpoints, requests, errors and processing times (the
-    /// table of `nats micro ls` and `nats micro stats`).
-    Status(carehub::ops::StatusArgs),
-}
-
-#[derive(Subcommand)]
-enum AdminCommand {
-    /// Create an account directly in the auth database (for example the first admin).
-    CreateUser {
-        #[arg(long, value_parser = parse_role)]
-        role: carehub_nats::Role,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        name: String,
-        /// The password; if omitted a random one is generated and printed once.
-        #[arg(long, env = "CAREHUB_NEW_USER_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Create the key file (mode 0600) if it does not exist.
-    Init,
-    /// Put a new signing key first; previous keys keep verifying until their tokens expire.
-    Rotate,
-}
-
-fn parse_role(s: &str) -> Result<carehub_nats::Role, String> {
-    carehub_nats::Role::parse(s)
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Printing the OpenAPI document needs no configuration at all.
     if matches!(cli.command, Command::Openapi) {
-        return print_openapi();
+        return carehub::cli::print_openapi();
     }
     let env = Env::from_process();
     let common = CommonConfig::from_env(&env)?;
     // `ops` prints tables and JSON on stdout for scripts; log lines would mix in.
-    if !matches!(cli.command, Command::Ops { .. }) {
+    if !cli.command.quiet() {
         carehub_runtime::telemetry::init(common.log_json);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli.command, env, common))
-}
-
-async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Result<()> {
-    match command {
-        Command::Up { demo } => {
-            carehub::system::raise_open_files_limit();
-            up(env, &common, demo).await
-        }
-        Command::Serve { component } => {
-            carehub::system::raise_open_files_limit();
-            serve(&env, &common, &[component]).await
-        }
-        Command::Migrate => carehub::provision::migrate(&env).await,
-        Command::Admin {
-            command:
-                AdminCommand::CreateUser {
-                    role,
-                    email,
-                    name,
-                    password,
-                },
-        } => {
-            let generated = password.is_none();
-            let password = password.unwrap_or_else(carehub::provision::random_password);
-            let db = carehub::provision::auth_db(&env).await?;
-            let user = carehub_auth::create_user(&db, &email, &password, &name, role).await?;
-            db.close().await;
-            println!(
-                "created {} {} ({})",
-                user.role.as_str(),
-                user.email,
-                user.id
-            );
-            if generated {
-                println!("password (shown once): {password}");
-            }
-            Ok(())
-        }
-        Command::Keys { command } => {
-            let path = carehub::provision::key_file(&env)?;
-            match command {
-                KeysCommand::Init => {
-                    let created = carehub_auth::keys::ensure_key_file(&path)?;
-                    println!(
-                        "{} {}",
-                        if created { "created" } else { "kept existing" },
-                        path.display()
-                    );
-                }
-                KeysCommand::Rotate => {
-                    let kid = carehub_auth::keys::rotate_key_file(&path)?;
-                    println!(
-                        "new signing key {kid} in {}; auth instances pick it up on their next unknown-key check or restart",
-                        path.display()
-                    );
-                }
-            }
-            Ok(())
-        }
-        Command::Ops {
-            command: OpsCommand::Status(args),
-        } => carehub::ops::status(&env, &args).await,
-        Command::Openapi => print_openapi(),
-        Command::Backup { dest } => {
-            let manifest = carehub::backup::run(&env, &dest).await?;
-            carehub::backup::print(&manifest, &dest);
-            Ok(())
-        }
-    }
-}
-
-/// Prints the OpenAPI document, indented so a committed copy diffs line by line.
-fn print_openapi() -> anyhow::Result<()> {
-    let doc = carehub_gateway::openapi::to_json().context("serialising the OpenAPI document")?;
-    println!("{}", serde_json::to_string_pretty(&doc)?);
-    Ok(())
-}
-
-async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&common.data_dir).with_context(|| {
-        format!(
-            "CAREHUB_DATA_DIR: cannot create {}",
-            common.data_dir.display()
-        )
-    })?;
-    let nats = carehub::natsd::ensure(&common.nats_url, &common.data_dir)?;
-    if let Some(child) = &nats {
-        // The server started here knows only its generated passwords: connect with them.
-        for (k, v) in child.credentials.client_env() {
-            env.set(k, v);
-        }
-    }
-    let key_file = carehub::provision::key_file(&env)?;
-    if env.raw("CAREHUB_AUTH_KEY_FILE").is_none() && carehub_auth::keys::ensure_key_file(&key_file)?
-    {
-        tracing::info!(path = %key_file.display(), "created a signing key file");
-    }
-    env.set("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string());
-    let users = if demo {
-        carehub::provision::seed_demo(&env).await?
-    } else {
-        Vec::new()
-    };
-    let system = System::start(&env, &Component::ALL).await?;
-    if demo {
-        println!("\nDemo clinic seeded. Sign in with (passwords are random and shown only now):");
-        for u in &users {
-            println!(
-                "  {:<8} {:<36} {}   ({})",
-                u.role.as_str(),
-                u.email,
-                u.password,
-                u.name
-            );
-        }
-        println!();
-        if let Some(addr) = system.gateway_addr {
-            // Specialties, hours and groups go through the API, in the background.
-            tokio::spawn(async move {
-                match carehub::demo::furnish(&format!("http://{addr}"), &users).await {
-                    Ok(()) => {
-                        tracing::info!("demo clinic furnished: two groups, doctors with hours");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not furnish the demo clinic"),
-                }
-            });
-        }
-    }
-    wait_for_signal(system, common).await
-}
-
-async fn serve(env: &Env, common: &CommonConfig, components: &[Component]) -> anyhow::Result<()> {
-    let system = System::start(env, components).await?;
-    wait_for_signal(system, common).await
-}
-
-async fn wait_for_signal(system: System, common: &CommonConfig) -> anyhow::Result<()> {
-    if let Some(addr) = system.gateway_addr {
-        // With JSON logs on stdout, every line there stays JSON.
-        if common.log_json {
-            tracing::info!(%addr, "carehub is up");
-        } else {
-            println!("carehub is up: http://{addr}/  (API docs: http://{addr}/api/docs)");
-        }
-    }
-    let signal = carehub_runtime::shutdown::on_signal();
-    signal.cancelled().await;
-    system.stop().await;
-    Ok(())
+    runtime.block_on(carehub::cli::run(cli.command, env, common))
 }

@@ -18,8 +18,6 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, WireError> {
         })
 }
 
-/// Formats Unix milliseconds as RFC 3339 UTC.
-
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
