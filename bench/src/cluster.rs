@@ -250,19 +250,7 @@ impl Cluster {
     }
 
     async fn wait_for_port(&mut self, port: u16) -> anyhow::Result<()> {
-        let deadline = Instant::now() + READY_DEADLINE;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            self.check_children()?;
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "nats-server did not listen on port {port} within {READY_DEADLINE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
+        wait_for_port(port, READY_DEADLINE, || self.check_children()).await
     }
 
     async fn wait_ready(&mut self, http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
@@ -282,6 +270,31 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Waits until something accepts connections on `127.0.0.1:port`, calling `check` between
+/// attempts (it fails when a child process died).
+///
+/// # Errors
+/// What `check` returns, or nothing listening within `deadline`.
+pub(crate) async fn wait_for_port(
+    port: u16,
+    deadline: Duration,
+    mut check: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + deadline;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        check()?;
+        anyhow::ensure!(
+            Instant::now() < until,
+            "nothing listened on port {port} within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 /// A port nothing listens on right now (the OS picks it; a tiny race with other programs).

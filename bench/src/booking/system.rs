@@ -246,18 +246,6 @@ impl Carehub {
     /// # Errors
     /// When a child exits early or nothing listens in time.
     pub async fn wait_for_port(&mut self, port: u16) -> anyhow::Result<()> {
-        let deadline = Instant::now() + READY_DEADLINE;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            self.check_children()?;
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "nothing listened on port {port} within {READY_DEADLINE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
+        crate::cluster::wait_for_port(port, READY_DEADLINE, || self.check_children()).await
     }
 }
