@@ -5,121 +5,30 @@
 
 use crate::harness::{Backend, Clinic};
 use crate::hub::{Pair, Ws, clinic, pair, second_hub};
+use carehub_testkit::peer::{Peer, Signaling};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::data_channel::DataChannelEvent;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnection, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionState,
 };
 
 const CONNECT: Duration = Duration::from_secs(30);
 const HELLO: &str = "hello over a data channel";
 
-/// What a peer's event handler reports.
-struct Events {
-    candidates: mpsc::UnboundedSender<RTCIceCandidateInit>,
-    state: watch::Sender<RTCPeerConnectionState>,
-    gathered: watch::Sender<bool>,
-    messages: mpsc::UnboundedSender<String>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(c) = event.candidate.to_json()
-            && !c.candidate.is_empty()
-        {
-            let _ = self.candidates.send(c);
-        }
-    }
-
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(true);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.state.send(state);
-    }
-
-    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
-        tokio::spawn(read_channel(dc, self.messages.clone()));
-    }
-}
-
-async fn read_channel(dc: Arc<dyn DataChannel>, messages: mpsc::UnboundedSender<String>) {
-    while let Some(event) = dc.poll().await {
-        match event {
-            DataChannelEvent::OnMessage(m) => {
-                let _ = messages.send(String::from_utf8_lossy(&m.data).into_owned());
-            }
-            DataChannelEvent::OnClose => break,
-            _ => {}
-        }
-    }
-}
-
-/// One webrtc-rs peer and what its handler reports.
-struct Peer {
-    pc: Arc<dyn PeerConnection>,
-    candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
-    state: watch::Receiver<RTCPeerConnectionState>,
-    gathered: watch::Receiver<bool>,
-    messages: mpsc::UnboundedReceiver<String>,
-}
-
 /// ICE servers as the hub handed them out (`call_joined` / `call_ring`), for webrtc-rs.
 fn ice_servers(frame: &Value) -> Vec<RTCIceServer> {
-    frame["ice_servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| RTCIceServer {
-            urls: serde_json::from_value(s["urls"].clone()).unwrap(),
-            username: s["username"].as_str().unwrap_or_default().to_owned(),
-            credential: s["credential"].as_str().unwrap_or_default().to_owned(),
-        })
-        .collect()
+    carehub_testkit::peer::ice_servers(frame).expect("ice_servers in a call frame")
 }
 
 async fn peer(servers: Vec<RTCIceServer>, relay_only: bool) -> Peer {
-    let (cand_tx, candidates) = mpsc::unbounded_channel();
-    let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
-    let (gathered_tx, gathered) = watch::channel(false);
-    let (msg_tx, messages) = mpsc::unbounded_channel();
-    let mut cfg = RTCConfigurationBuilder::new().with_ice_servers(servers);
-    if relay_only {
-        cfg = cfg.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
-    }
-    // The builder's future is large; keep it off the caller's stack.
-    let pc = Box::pin(
-        PeerConnectionBuilder::new()
-            .with_configuration(cfg.build())
-            .with_handler(Arc::new(Events {
-                candidates: cand_tx,
-                state: state_tx,
-                gathered: gathered_tx,
-                messages: msg_tx,
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0"])
-            .build(),
-    )
-    .await
-    .expect("peer connection");
-    Peer {
-        pc: Arc::new(pc),
-        candidates,
-        state,
-        gathered,
-        messages,
-    }
+    Peer::new(servers, relay_only)
+        .await
+        .expect("peer connection")
 }
 
 /// Relays one peer's signaling through its hub socket until `stop`: sends the offer (for the
@@ -134,54 +43,22 @@ async fn signal(
     stop: CancellationToken,
 ) -> Vec<String> {
     let mut sent = Vec::new();
+    let mut signaling = Signaling::new(pc, &room, offerer);
     if offerer {
-        let offer = pc.create_offer(None).await.unwrap();
-        pc.set_local_description(offer.clone()).await.unwrap();
-        ws.send(json!({"type": "rtc_offer", "appointment_id": room, "sdp": offer.sdp}))
-            .await;
+        ws.send(signaling.offer().await.expect("an offer")).await;
     }
-    // Candidates that arrive before the remote description wait for it.
-    let mut early: Vec<RTCIceCandidateInit> = Vec::new();
-    let mut remote_set = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return sent,
             Some(c) = local.recv() => {
                 sent.push(c.candidate.clone());
-                ws.send(json!({"type": "rtc_ice", "appointment_id": room, "candidate": c})).await;
+                ws.send(signaling.candidate(&c)).await;
             }
-            f = ws.next() => match f["type"].as_str().unwrap() {
-                "rtc_offer" => {
-                    assert!(!offerer);
-                    let sdp = f["sdp"].as_str().unwrap().to_owned();
-                    pc.set_remote_description(RTCSessionDescription::offer(sdp).unwrap()).await.unwrap();
-                    remote_set = true;
-                    let answer = pc.create_answer(None).await.unwrap();
-                    pc.set_local_description(answer.clone()).await.unwrap();
-                    ws.send(json!({"type": "rtc_answer", "appointment_id": room, "sdp": answer.sdp})).await;
-                    for c in early.drain(..) {
-                        pc.add_ice_candidate(c).await.unwrap();
-                    }
+            f = ws.next() => {
+                if let Some(reply) = signaling.handle(&f).await.expect("a signaling frame applied") {
+                    ws.send(reply).await;
                 }
-                "rtc_answer" => {
-                    let sdp = f["sdp"].as_str().unwrap().to_owned();
-                    pc.set_remote_description(RTCSessionDescription::answer(sdp).unwrap()).await.unwrap();
-                    remote_set = true;
-                    for c in early.drain(..) {
-                        pc.add_ice_candidate(c).await.unwrap();
-                    }
-                }
-                "rtc_ice" => {
-                    let c: RTCIceCandidateInit = serde_json::from_value(f["candidate"].clone()).unwrap();
-                    if remote_set {
-                        pc.add_ice_candidate(c).await.unwrap();
-                    } else {
-                        early.push(c);
-                    }
-                }
-                "error" => panic!("the hub refused a signaling frame: {f}"),
-                _ => {}
-            },
+            }
         }
     }
 }
@@ -226,7 +103,7 @@ async fn connect_through_hub(
         tokio::spawn(signal(
             doctor_ws,
             caller.pc.clone(),
-            std::mem::replace(&mut caller.candidates, mpsc::unbounded_channel().1),
+            caller.take_candidates(),
             p.room.clone(),
             true,
             stop.clone(),
@@ -234,7 +111,7 @@ async fn connect_through_hub(
         tokio::spawn(signal(
             patient_ws,
             callee.pc.clone(),
-            std::mem::replace(&mut callee.candidates, mpsc::unbounded_channel().1),
+            callee.take_candidates(),
             p.room.clone(),
             false,
             stop.clone(),

@@ -4,83 +4,16 @@
 
 use super::ws::{self, Socket};
 use anyhow::Context as _;
-use serde_json::{Value, json};
+use carehub_testkit::peer::{Peer, Signaling, ice_servers};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription,
-};
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState};
 
 const CONNECT: Duration = Duration::from_secs(30);
-
-struct Events {
-    candidates: mpsc::UnboundedSender<RTCIceCandidateInit>,
-    state: watch::Sender<RTCPeerConnectionState>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(c) = event.candidate.to_json()
-            && !c.candidate.is_empty()
-        {
-            let _ = self.candidates.send(c);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.state.send(state);
-    }
-}
-
-struct Peer {
-    pc: Arc<dyn PeerConnection>,
-    candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
-    state: watch::Receiver<RTCPeerConnectionState>,
-}
-
-fn ice_servers(frame: &Value) -> anyhow::Result<Vec<RTCIceServer>> {
-    frame["ice_servers"]
-        .as_array()
-        .context("a call frame without ice_servers")?
-        .iter()
-        .map(|s| {
-            Ok(RTCIceServer {
-                urls: serde_json::from_value(s["urls"].clone())?,
-                username: s["username"].as_str().unwrap_or_default().to_owned(),
-                credential: s["credential"].as_str().unwrap_or_default().to_owned(),
-            })
-        })
-        .collect()
-}
-
-async fn peer(servers: Vec<RTCIceServer>) -> anyhow::Result<Peer> {
-    let (cand_tx, candidates) = mpsc::unbounded_channel();
-    let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
-    let cfg = RTCConfigurationBuilder::new().with_ice_servers(servers);
-    let pc = Box::pin(
-        PeerConnectionBuilder::new()
-            .with_configuration(cfg.build())
-            .with_handler(Arc::new(Events {
-                candidates: cand_tx,
-                state: state_tx,
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0"])
-            .build(),
-    )
-    .await
-    .context("creating a peer connection")?;
-    Ok(Peer {
-        pc: Arc::new(pc),
-        candidates,
-        state,
-    })
-}
 
 /// Relays one peer's signaling through its hub socket until `stop`; gives the socket back.
 async fn signal(
@@ -91,55 +24,17 @@ async fn signal(
     offerer: bool,
     stop: CancellationToken,
 ) -> anyhow::Result<Socket> {
+    let mut signaling = Signaling::new(pc, &room, offerer);
     if offerer {
-        let offer = pc.create_offer(None).await?;
-        pc.set_local_description(offer.clone()).await?;
-        ws::send(
-            &mut ws,
-            &json!({"type": "rtc_offer", "appointment_id": room, "sdp": offer.sdp}),
-        )
-        .await?;
+        ws::send(&mut ws, &signaling.offer().await?).await?;
     }
-    let mut early: Vec<RTCIceCandidateInit> = Vec::new();
-    let mut remote_set = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(ws),
-            Some(c) = local.recv() => {
-                ws::send(&mut ws, &json!({"type": "rtc_ice", "appointment_id": room, "candidate": c})).await?;
-            }
+            Some(c) = local.recv() => ws::send(&mut ws, &signaling.candidate(&c)).await?,
             f = ws::next(&mut ws) => {
-                let f = f?;
-                match f["type"].as_str().unwrap_or_default() {
-                    "rtc_offer" if !offerer => {
-                        let sdp = f["sdp"].as_str().unwrap_or_default().to_owned();
-                        pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
-                        remote_set = true;
-                        let answer = pc.create_answer(None).await?;
-                        pc.set_local_description(answer.clone()).await?;
-                        ws::send(&mut ws, &json!({"type": "rtc_answer", "appointment_id": room, "sdp": answer.sdp})).await?;
-                        for c in early.drain(..) {
-                            pc.add_ice_candidate(c).await?;
-                        }
-                    }
-                    "rtc_answer" if offerer => {
-                        let sdp = f["sdp"].as_str().unwrap_or_default().to_owned();
-                        pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
-                        remote_set = true;
-                        for c in early.drain(..) {
-                            pc.add_ice_candidate(c).await?;
-                        }
-                    }
-                    "rtc_ice" => {
-                        let c: RTCIceCandidateInit = serde_json::from_value(f["candidate"].clone())?;
-                        if remote_set {
-                            pc.add_ice_candidate(c).await?;
-                        } else {
-                            early.push(c);
-                        }
-                    }
-                    "error" => anyhow::bail!("the hub refused a signaling frame: {f}"),
-                    _ => {}
+                if let Some(reply) = signaling.handle(&f?).await? {
+                    ws::send(&mut ws, &reply).await?;
                 }
             }
         }
@@ -174,15 +69,15 @@ pub async fn round(
     .await?;
     ws::expect(&mut doctor, "call_accept").await?;
     let accepted = started.elapsed();
-    let mut caller = peer(ice_servers(&joined)?).await?;
-    let mut callee = peer(ice_servers(&ring)?).await?;
+    let mut caller = Peer::new(ice_servers(&joined)?, false).await?;
+    let mut callee = Peer::new(ice_servers(&ring)?, false).await?;
     // An offer needs a media section: a data channel gives it one.
     let _dc = caller.pc.create_data_channel("bench", None).await?;
     let stop = CancellationToken::new();
     let caller_task = tokio::spawn(signal(
         doctor,
         caller.pc.clone(),
-        std::mem::replace(&mut caller.candidates, mpsc::unbounded_channel().1),
+        caller.take_candidates(),
         room.to_owned(),
         true,
         stop.clone(),
@@ -190,7 +85,7 @@ pub async fn round(
     let callee_task = tokio::spawn(signal(
         patient,
         callee.pc.clone(),
-        std::mem::replace(&mut callee.candidates, mpsc::unbounded_channel().1),
+        callee.take_candidates(),
         room.to_owned(),
         false,
         stop.clone(),
