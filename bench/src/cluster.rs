@@ -254,21 +254,7 @@ impl Cluster {
     }
 
     async fn wait_ready(&mut self, http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-        let deadline = Instant::now() + READY_DEADLINE;
-        let url = format!("{base}/readyz");
-        loop {
-            if let Ok(r) = http.get(&url).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            self.check_children()?;
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "{url} did not answer 200 within {READY_DEADLINE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_ready(http, base, READY_DEADLINE, || self.check_children()).await
     }
 }
 
@@ -295,6 +281,33 @@ pub(crate) async fn wait_for_port(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// Waits until `<base>/readyz` answers 200, calling `check` between attempts.
+///
+/// # Errors
+/// What `check` returns, or no 200 within `deadline`.
+pub(crate) async fn wait_ready(
+    http: &reqwest::Client,
+    base: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + deadline;
+    let url = format!("{base}/readyz");
+    loop {
+        if let Ok(r) = http.get(&url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        check()?;
+        anyhow::ensure!(
+            Instant::now() < until,
+            "{url} did not answer 200 within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A port nothing listens on right now (the OS picks it; a tiny race with other programs).

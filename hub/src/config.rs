@@ -123,16 +123,7 @@ impl HubConfig {
             turn_ttl: env.secs("CAREHUB_TURN_TTL", Duration::from_secs(3_600))?,
             stream_replicas: common.stream_replicas,
         };
-        let positive = |var: &str, ok: bool| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError {
-                    var: var.into(),
-                    message: "must be greater than zero".into(),
-                })
-            }
-        };
+        let positive = ConfigError::positive;
         positive("CAREHUB_HUB_QUEUE", cfg.queue_frames > 0)?;
         positive("CAREHUB_HUB_FRAMES_PER_SEC", cfg.frames_per_sec > 0)?;
         positive("CAREHUB_HUB_FRAME_BURST", cfg.frame_burst > 0)?;

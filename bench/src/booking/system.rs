@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use carehub_runtime::{CommonConfig, Db, Env};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Password of every benchmark account.
 pub const PASSWORD: &str = "bench password, not a secret";
@@ -143,21 +143,8 @@ impl Carehub {
         for c in ["auth", "doctor", "patient", "notify", "admin", "gateway"] {
             self.spawn_carehub(c, c, &[])?;
         }
-        let deadline = Instant::now() + READY_DEADLINE;
-        let url = format!("{}/readyz", self.base);
-        loop {
-            if let Ok(r) = http.get(&url).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            self.check_children()?;
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "{url} did not answer 200 within {READY_DEADLINE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let base = self.base.clone();
+        crate::cluster::wait_ready(http, &base, READY_DEADLINE, || self.check_children()).await
     }
 
     fn spawn_nats(&mut self, port: u16) -> anyhow::Result<()> {

@@ -17,6 +17,23 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// `Ok` when `ok`, else "`var`: must be greater than zero".
+    ///
+    /// # Errors
+    /// When `ok` is false.
+    pub fn positive(var: &str, ok: bool) -> Result<(), Self> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Self {
+                var: var.into(),
+                message: "must be greater than zero".into(),
+            })
+        }
+    }
+}
+
 /// A snapshot of configuration variables.
 #[derive(Debug, Clone, Default)]
 pub struct Env {

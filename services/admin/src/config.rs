@@ -44,30 +44,15 @@ impl AdminConfig {
             max_in_flight: common.max_in_flight,
             stream_replicas: common.stream_replicas,
         };
-        if cfg.offer_deadline.is_zero() {
-            return Err(ConfigError {
-                var: "CAREHUB_OFFER_DEADLINE".into(),
-                message: "must be greater than zero".into(),
-            });
-        }
+        ConfigError::positive("CAREHUB_OFFER_DEADLINE", !cfg.offer_deadline.is_zero())?;
         if cfg.lease <= cfg.sweep_every {
             return Err(ConfigError {
                 var: "CAREHUB_ADMIN_LEASE".into(),
                 message: "must be longer than CAREHUB_DEADLINE_SWEEP (the lease is renewed at each sweep)".into(),
             });
         }
-        if cfg.idempotency_ttl.is_zero() {
-            return Err(ConfigError {
-                var: "CAREHUB_IDEMPOTENCY_TTL".into(),
-                message: "must be greater than zero".into(),
-            });
-        }
-        if cfg.sweep_every.is_zero() {
-            return Err(ConfigError {
-                var: "CAREHUB_DEADLINE_SWEEP".into(),
-                message: "must be greater than zero".into(),
-            });
-        }
+        ConfigError::positive("CAREHUB_IDEMPOTENCY_TTL", !cfg.idempotency_ttl.is_zero())?;
+        ConfigError::positive("CAREHUB_DEADLINE_SWEEP", !cfg.sweep_every.is_zero())?;
         Ok(cfg)
     }
 }

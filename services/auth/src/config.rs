@@ -78,16 +78,7 @@ impl AuthConfig {
             account_cache_ttl: env
                 .secs("CAREHUB_AUTH_ACCOUNT_CACHE_TTL", Duration::from_secs(10))?,
         };
-        let positive = |var: &str, ok: bool| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError {
-                    var: var.into(),
-                    message: "must be greater than zero".into(),
-                })
-            }
-        };
+        let positive = ConfigError::positive;
         positive("CAREHUB_ACCESS_TOKEN_TTL", cfg.access_ttl.as_secs() > 0)?;
         positive("CAREHUB_REFRESH_TOKEN_TTL", cfg.refresh_ttl.as_secs() > 0)?;
         positive("CAREHUB_PASSWORD_RESET_TTL", cfg.reset_ttl.as_secs() > 0)?;
