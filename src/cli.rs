@@ -6,20 +6,20 @@ use anyhow::Context as _;
 use carehub_runtime::{CommonConfig, Env};
 use clap::{Parser, Subcommand};
 
+// `carehub`'s arguments. Plain comments on the clap types: a doc comment would become help text.
 #[derive(Parser)]
 #[command(
     name = "carehub",
     version,
     about = "carehub: a clinic platform on a NATS bus"
 )]
-/// `carehub`'s arguments.
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
+// The subcommands.
 #[derive(Subcommand)]
-/// The subcommands.
 pub enum Command {
     /// Run the gateway and every service in this process (starting a local nats-server if
     /// none answers at CAREHUB_NATS_URL).
@@ -57,16 +57,16 @@ pub enum Command {
     Openapi,
 }
 
+// `carehub ops …`.
 #[derive(Subcommand)]
-/// `carehub ops …`.
 pub enum OpsCommand {
     /// Every service instance with its endpoints, requests, errors and processing times (the
     /// table of `nats micro ls` and `nats micro stats`).
     Status(crate::ops::StatusArgs),
 }
 
+// `carehub admin …`.
 #[derive(Subcommand)]
-/// `carehub admin …`.
 pub enum AdminCommand {
     /// Create an account directly in the auth database (for example the first admin).
     CreateUser {
@@ -82,8 +82,8 @@ pub enum AdminCommand {
     },
 }
 
+// `carehub keys …`.
 #[derive(Subcommand)]
-/// `carehub keys …`.
 pub enum KeysCommand {
     /// Create the key file (mode 0600) if it does not exist.
     Init,
