@@ -35,11 +35,14 @@ pub struct AuthConfig {
     pub account_cache_ttl: Duration,
 }
 
+/// The longest (and default) window in which a used refresh token may be exchanged once more.
+const MAX_REFRESH_REUSE_GRACE: Duration = Duration::from_secs(10);
+
 impl AuthConfig {
     /// Reads `CAREHUB_AUTH_KEY_FILE` (default `<data dir>/auth-signing-keys.json`),
     /// `CAREHUB_AUTH_ISSUER` (`carehub`), `CAREHUB_AUTH_AUDIENCE` (`carehub-api`),
     /// `CAREHUB_ACCESS_TOKEN_TTL` (900 s), `CAREHUB_REFRESH_TOKEN_TTL` (30 days),
-    /// `CAREHUB_REFRESH_REUSE_GRACE` (30 s),
+    /// `CAREHUB_REFRESH_REUSE_GRACE` (10 s, at most 10 s),
     /// `CAREHUB_PASSWORD_RESET_TTL` (1800 s), `CAREHUB_HASH_PERMITS` (the number of CPUs less one, at least one),
     /// `CAREHUB_LOGIN_MAX_FAILURES` (10), `CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES` (50),
     /// `CAREHUB_LOGIN_WINDOW` (900 s), `CAREHUB_AUTH_ACCOUNT_CACHE_TTL` (10 s).
@@ -67,7 +70,7 @@ impl AuthConfig {
                 Duration::from_secs(30 * 86_400),
             )?,
             refresh_reuse_grace: env
-                .secs("CAREHUB_REFRESH_REUSE_GRACE", Duration::from_secs(30))?,
+                .secs("CAREHUB_REFRESH_REUSE_GRACE", MAX_REFRESH_REUSE_GRACE)?,
             reset_ttl: env.secs("CAREHUB_PASSWORD_RESET_TTL", Duration::from_secs(1_800))?,
             hash_permits: env.get("CAREHUB_HASH_PERMITS", cpus.saturating_sub(1).max(1))?,
             max_failures_per_address: env.get("CAREHUB_LOGIN_MAX_FAILURES", 10)?,
@@ -78,6 +81,15 @@ impl AuthConfig {
             account_cache_ttl: env
                 .secs("CAREHUB_AUTH_ACCOUNT_CACHE_TTL", Duration::from_secs(10))?,
         };
+        if cfg.refresh_reuse_grace > MAX_REFRESH_REUSE_GRACE {
+            return Err(ConfigError {
+                var: "CAREHUB_REFRESH_REUSE_GRACE".into(),
+                message: format!(
+                    "must be at most {} seconds (a longer window lets a stolen token be replayed)",
+                    MAX_REFRESH_REUSE_GRACE.as_secs()
+                ),
+            });
+        }
         let positive = ConfigError::positive;
         positive("CAREHUB_ACCESS_TOKEN_TTL", cfg.access_ttl.as_secs() > 0)?;
         positive("CAREHUB_REFRESH_TOKEN_TTL", cfg.refresh_ttl.as_secs() > 0)?;
@@ -92,5 +104,25 @@ impl AuthConfig {
             cfg.max_failures_per_account > 0,
         )?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<AuthConfig, ConfigError> {
+        let env = Env::from_pairs(pairs.iter().copied());
+        AuthConfig::from_env(&env, &CommonConfig::from_env(&env).unwrap())
+    }
+
+    #[test]
+    fn the_refresh_reuse_grace_is_ten_seconds_at_most() {
+        assert_eq!(config(&[]).unwrap().refresh_reuse_grace, Duration::from_secs(10));
+        let off = config(&[("CAREHUB_REFRESH_REUSE_GRACE", "0")]).unwrap();
+        assert_eq!(off.refresh_reuse_grace, Duration::ZERO);
+        let err = config(&[("CAREHUB_REFRESH_REUSE_GRACE", "11")]).unwrap_err();
+        assert_eq!(err.var, "CAREHUB_REFRESH_REUSE_GRACE");
+        assert!(err.message.contains("at most 10"), "{}", err.message);
     }
 }
