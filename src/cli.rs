@@ -55,6 +55,9 @@ pub enum Command {
     /// Print the gateway's OpenAPI document (the one served at /api/openapi.json) without
     /// starting anything; `npm run gen` in web/ generates the client's types from it.
     Openapi,
+    /// Print the JSON Schema of the hub's websocket frames (ClientFrame and ServerFrame) without
+    /// starting anything; `npm run gen` in web/ generates the client's frame types from it.
+    FramesSchema,
 }
 
 // `carehub ops …`.
@@ -167,6 +170,7 @@ pub async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Re
             command: OpsCommand::Status(args),
         } => crate::ops::status(&env, &args).await,
         Command::Openapi => print_openapi(),
+        Command::FramesSchema => print_frames_schema(),
         Command::Backup { dest } => {
             let manifest = crate::backup::run(&env, &dest).await?;
             crate::backup::print(&manifest, &dest);
@@ -179,6 +183,13 @@ pub async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Re
 pub fn print_openapi() -> anyhow::Result<()> {
     let doc = carehub_gateway::openapi::to_json().context("serialising the OpenAPI document")?;
     println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+/// Prints the JSON Schema of the hub's websocket frames, indented like the OpenAPI document.
+pub fn print_frames_schema() -> anyhow::Result<()> {
+    let schema = carehub_nats::hub::frames_schema();
+    println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(())
 }
 

@@ -13,9 +13,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // Printing the OpenAPI document needs no configuration at all.
-    if matches!(cli.command, Command::Openapi) {
-        return carehub::cli::print_openapi();
+    // Printing the OpenAPI document or the frame schema needs no configuration at all.
+    match cli.command {
+        Command::Openapi => return carehub::cli::print_openapi(),
+        Command::FramesSchema => return carehub::cli::print_frames_schema(),
+        _ => {}
     }
     let env = Env::from_process();
     let common = CommonConfig::from_env(&env)?;

@@ -6,6 +6,7 @@
 //! newer client or node may add fields during a rolling upgrade. A change to a snapshot in the
 //! tests below is a protocol change.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Subjects and names of the hub.
@@ -84,7 +85,7 @@ pub mod code {
 }
 
 /// What a client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Must be the first frame; may be sent again later with a fresh token of the same user.
@@ -194,7 +195,7 @@ impl ClientFrame {
 }
 
 /// An ICE candidate as a browser's `RTCIceCandidateInit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IceCandidate {
     pub candidate: String,
     #[serde(default, rename = "sdpMid")]
@@ -210,7 +211,7 @@ pub struct IceCandidate {
 }
 
 /// An ICE server as a browser's `RTCIceServer`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,7 +221,7 @@ pub struct IceServer {
 }
 
 /// One stored chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatMessage {
     pub room: String,
     /// 1, 2, 3, ... per room, in commit order.
@@ -233,7 +234,7 @@ pub struct ChatMessage {
 }
 
 /// What the hub sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// The `auth` frame was accepted (first time or renewal).
@@ -395,6 +396,27 @@ impl ServerFrame {
             retry_after_ms: None,
         }
     }
+}
+
+/// The JSON Schema (draft 7) of the websocket frames: [`ClientFrame`], [`ServerFrame`] and the
+/// types they contain under `definitions`, the root accepting either kind of frame.
+///
+/// It describes what the Rust types accept (schemars' deserialize contract), so every frame the
+/// hub sends fits it (the tests below check each variant). Unknown fields stay allowed, as on the
+/// wire. `carehub frames-schema` prints it and `npm run gen` in web/ generates the client's frame
+/// types from it: a new or changed frame means regenerating them.
+pub fn frames_schema() -> serde_json::Value {
+    let mut generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let client = generator.subschema_for::<ClientFrame>();
+    let server = generator.subschema_for::<ServerFrame>();
+    let definitions = generator.take_definitions(true);
+    serde_json::json!({
+        "$schema": schemars::consts::meta_schemas::DRAFT07,
+        "title": "HubFrame",
+        "description": "A websocket frame of the hub (docs/PROTOCOL.md): what a client sends or what the hub sends.",
+        "anyOf": [client, server],
+        "definitions": definitions,
+    })
 }
 
 /// Value of a presence bucket key: which node last saw the user, and when (Unix ms).
@@ -657,6 +679,333 @@ mod tests {
         );
         assert_eq!(RecordCall::SUBJECT, "carehub.admin.record_call");
         assert_eq!(hub_user_subject("u1"), "carehub.hub.user.u1");
+    }
+
+    /// One frame of every client variant, with every optional field set.
+    fn every_client_frame() -> Vec<ClientFrame> {
+        let room = || "a1".to_owned();
+        let apt = || "a1".to_owned();
+        vec![
+            ClientFrame::Auth { token: "t".into() },
+            ClientFrame::ChatSend {
+                room: room(),
+                client_id: "c1".into(),
+                body: "hi".into(),
+            },
+            ClientFrame::ChatHistory {
+                room: room(),
+                before_seq: Some(10),
+                limit: Some(5),
+            },
+            ClientFrame::Resume {
+                room: room(),
+                after_seq: 3,
+            },
+            ClientFrame::ChatRead {
+                room: room(),
+                seq: 4,
+            },
+            ClientFrame::Typing {
+                room: room(),
+                active: true,
+            },
+            ClientFrame::SlotsWatch {
+                doctor_id: "d1".into(),
+                from: "2026-01-01T00:00:00Z".into(),
+                to: "2026-01-08T00:00:00Z".into(),
+            },
+            ClientFrame::SlotsUnwatch {
+                doctor_id: "d1".into(),
+            },
+            ClientFrame::PresenceGet {
+                appointment_id: apt(),
+            },
+            ClientFrame::CallInvite {
+                appointment_id: apt(),
+            },
+            ClientFrame::CallAccept {
+                appointment_id: apt(),
+            },
+            ClientFrame::CallDecline {
+                appointment_id: apt(),
+            },
+            ClientFrame::CallCancel {
+                appointment_id: apt(),
+            },
+            ClientFrame::CallHangup {
+                appointment_id: apt(),
+            },
+            ClientFrame::RtcOffer {
+                appointment_id: apt(),
+                sdp: "v=0".into(),
+            },
+            ClientFrame::RtcAnswer {
+                appointment_id: apt(),
+                sdp: "v=0".into(),
+            },
+            ClientFrame::RtcIce {
+                appointment_id: apt(),
+                candidate: IceCandidate {
+                    username_fragment: Some("uf".into()),
+                    ..cand()
+                },
+            },
+        ]
+    }
+
+    /// One frame of every server variant, with every optional field set (and the error frame
+    /// also without them).
+    fn every_server_frame() -> Vec<ServerFrame> {
+        let msg = ChatMessage {
+            room: "a1".into(),
+            seq: 7,
+            sender_id: "u1".into(),
+            client_id: "c1".into(),
+            body: "hi".into(),
+            sent_at: 1000,
+        };
+        let ice = || {
+            vec![IceServer {
+                urls: vec!["turn:127.0.0.1:3478".into()],
+                username: Some("9:u1".into()),
+                credential: Some("x".into()),
+            }]
+        };
+        let call = |make: fn(String, String, String) -> ServerFrame| {
+            make("a1".into(), "c".into(), "u1".into())
+        };
+        vec![
+            ServerFrame::Welcome {
+                user_id: "u1".into(),
+                role: "patient".into(),
+                expires_at: 9,
+                node: "n1".into(),
+            },
+            ServerFrame::error(code::BAD_FRAME, "no", None),
+            ServerFrame::Error {
+                code: code::RATE_LIMITED.into(),
+                message: "slow down".into(),
+                request: Some("chat_send".into()),
+                client_id: Some("c1".into()),
+                last_client_id: Some("c9".into()),
+                count: Some(9),
+                retry_after_ms: Some(50),
+            },
+            ServerFrame::TokenExpiring { expires_at: 9 },
+            ServerFrame::ChatAck {
+                room: "a1".into(),
+                client_id: "c1".into(),
+                seq: 7,
+                sent_at: 1000,
+            },
+            ServerFrame::ChatMessage {
+                message: msg.clone(),
+            },
+            ServerFrame::ChatHistory {
+                room: "a1".into(),
+                messages: vec![msg.clone()],
+                has_more: true,
+            },
+            ServerFrame::ChatBacklog {
+                room: "a1".into(),
+                messages: vec![msg],
+                has_more: false,
+            },
+            ServerFrame::ChatRead {
+                room: "a1".into(),
+                user_id: "u2".into(),
+                seq: 7,
+            },
+            ServerFrame::Typing {
+                room: "a1".into(),
+                user_id: "u2".into(),
+                active: false,
+            },
+            ServerFrame::Notification {
+                notification: crate::notify::Notification {
+                    id: "n1".into(),
+                    kind: "appointment_confirmed".into(),
+                    title: "Confirmed".into(),
+                    body: "See you".into(),
+                    appointment_id: Some("a1".into()),
+                    created_at: "2026-01-01T10:00:00Z".into(),
+                    read_at: None,
+                },
+                unread_count: 1,
+            },
+            ServerFrame::Presence {
+                appointment_id: "a1".into(),
+                user_id: "d1".into(),
+                online: true,
+            },
+            ServerFrame::SlotsWatching {
+                doctor_id: "d1".into(),
+                from: "2026-01-01T00:00:00Z".into(),
+                to: "2026-01-08T00:00:00Z".into(),
+            },
+            ServerFrame::SlotsUnwatched {
+                doctor_id: "d1".into(),
+            },
+            ServerFrame::SlotsChanged {
+                doctor_id: "d1".into(),
+                from: "2026-01-01T00:00:00Z".into(),
+                to: "2026-01-08T00:00:00Z".into(),
+            },
+            ServerFrame::CallJoined {
+                appointment_id: "a1".into(),
+                call_id: "c".into(),
+                ice_servers: ice(),
+            },
+            ServerFrame::CallRing {
+                appointment_id: "a1".into(),
+                call_id: "c".into(),
+                from: "u1".into(),
+                ice_servers: ice(),
+            },
+            call(|appointment_id, call_id, from| ServerFrame::CallAccept {
+                appointment_id,
+                call_id,
+                from,
+            }),
+            call(|appointment_id, call_id, from| ServerFrame::CallDecline {
+                appointment_id,
+                call_id,
+                from,
+            }),
+            call(|appointment_id, call_id, from| ServerFrame::CallCancel {
+                appointment_id,
+                call_id,
+                from,
+            }),
+            call(|appointment_id, call_id, from| ServerFrame::CallHangup {
+                appointment_id,
+                call_id,
+                from,
+            }),
+            ServerFrame::RtcOffer {
+                appointment_id: "a1".into(),
+                from: "u1".into(),
+                sdp: "v=0".into(),
+            },
+            ServerFrame::RtcAnswer {
+                appointment_id: "a1".into(),
+                from: "u1".into(),
+                sdp: "v=0".into(),
+            },
+            ServerFrame::RtcIce {
+                appointment_id: "a1".into(),
+                from: "u1".into(),
+                candidate: IceCandidate {
+                    sdp_mid: None,
+                    sdp_mline_index: None,
+                    ..cand()
+                },
+            },
+        ]
+    }
+
+    /// A validator of one definition of [`frames_schema`] (`ClientFrame` or `ServerFrame`).
+    fn validator(definition: &str) -> jsonschema::Validator {
+        let mut schema = frames_schema();
+        schema["anyOf"] = json!([{ "$ref": format!("#/definitions/{definition}") }]);
+        jsonschema::draft7::new(&schema).unwrap()
+    }
+
+    /// The `type` tags the schema's definition of `definition` allows, sorted.
+    fn schema_tags(definition: &str) -> Vec<String> {
+        let schema = frames_schema();
+        let mut tags: Vec<String> = schema["definitions"][definition]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v["properties"]["type"]["const"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        tags.sort();
+        tags
+    }
+
+    /// Checks every frame serde writes fits the schema, and that the frames cover every tag the
+    /// schema knows (so a new variant needs an example here).
+    fn check_against_schema<T: Serialize>(definition: &str, frames: &[T]) {
+        let validator = validator(definition);
+        let mut tags = Vec::new();
+        for frame in frames {
+            let value = serde_json::to_value(frame).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{value} does not fit the {definition} schema: {errors:?}"
+            );
+            tags.push(value["type"].as_str().unwrap().to_owned());
+        }
+        tags.sort();
+        tags.dedup();
+        assert_eq!(
+            tags,
+            schema_tags(definition),
+            "a {definition} variant has no example"
+        );
+    }
+
+    #[test]
+    fn every_client_frame_fits_the_schema() {
+        check_against_schema("ClientFrame", &every_client_frame());
+    }
+
+    #[test]
+    fn every_server_frame_fits_the_schema() {
+        check_against_schema("ServerFrame", &every_server_frame());
+    }
+
+    #[test]
+    fn the_schema_refuses_what_serde_refuses() {
+        let client = validator("ClientFrame");
+        let server = validator("ServerFrame");
+        let refused = [
+            (&client, json!({"type":"launch_missiles"})),
+            (&client, json!({"type":"chat_send","room":"a1","body":"hi"})),
+            (&client, json!({"type":"chat_read","room":"a1","seq":"4"})),
+            (
+                &client,
+                json!({"type":"rtc_ice","appointment_id":"a1","candidate":{"sdpMid":"0"}}),
+            ),
+            (
+                &server,
+                json!({"type":"welcome","user_id":"u1","role":"patient","node":"n1"}),
+            ),
+            (
+                &server,
+                json!({"type":"error","code":"x","message":"m","count":-1}),
+            ),
+            (
+                &server,
+                json!({"type":"call_joined","appointment_id":"a1","call_id":"c","ice_servers":[{"urls":"turn:x"}]}),
+            ),
+        ];
+        for (validator, frame) in refused {
+            assert!(!validator.is_valid(&frame), "the schema accepts {frame}");
+            let as_client = serde_json::from_value::<ClientFrame>(frame.clone()).is_err();
+            let as_server = serde_json::from_value::<ServerFrame>(frame.clone()).is_err();
+            assert!(as_client && as_server, "serde accepts {frame}");
+        }
+    }
+
+    #[test]
+    fn the_schema_keeps_unknown_fields_allowed_and_optional_fields_optional() {
+        assert!(
+            validator("ClientFrame").is_valid(&json!({"type":"chat_history","room":"a1","v":2}))
+        );
+        assert!(
+            validator("ServerFrame").is_valid(&json!({"type":"error","code":"x","message":"m"}))
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub fn push_subject(user_id: &str) -> String {
 }
 
 /// One in-app notification. Times are RFC 3339 UTC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 pub struct Notification {
     pub id: String,
     /// What it is about, e.g. `appointment_confirmed`, `appointment_cancelled`,

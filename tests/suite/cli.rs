@@ -1,5 +1,5 @@
 //! The `carehub` command itself: `up --demo` on a machine where no NATS server runs yet (it
-//! starts one with carehub's NATS users and generated passwords), and `openapi`.
+//! starts one with carehub's NATS users and generated passwords), `openapi` and `frames-schema`.
 
 use crate::harness::{Backend, Clinic, client};
 use crate::support::{net::free_port, wait};
@@ -44,6 +44,30 @@ async fn openapi_prints_the_served_document_without_configuration_or_services() 
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed, served);
     assert!(printed["paths"]["/api/patients/me/profile"]["put"].is_object());
+}
+
+#[test]
+fn frames_schema_prints_the_frame_types_schema_without_configuration_or_services() {
+    let out = Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .env_clear()
+        .arg("frames-schema")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, carehub_nats::hub::frames_schema());
+    let client_tags: Vec<&str> = printed["definitions"]["ClientFrame"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["properties"]["type"]["const"].as_str())
+        .collect();
+    assert!(client_tags.contains(&"auth") && client_tags.contains(&"chat_send"));
+    assert!(printed["definitions"]["ServerFrame"]["oneOf"].is_array());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

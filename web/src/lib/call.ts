@@ -3,7 +3,10 @@
 // (an ICE restart) whenever either side rejoins after its socket dropped.
 
 import { frameErrorSentence } from './errors';
-import type { Frame, Hub } from './hub';
+import type { Hub, IceCandidate, IceServer, ServerFrame, ServerFrameOf } from './hub';
+
+/** The frames of the hub that concern one appointment. */
+type AppointmentFrameType = Extract<ServerFrame, { appointment_id: string }>['type'];
 
 export type CallPhase =
   | 'idle'
@@ -21,16 +24,10 @@ export interface CallView {
   remote: MediaStream | null;
 }
 
-interface IceServer {
-  urls: string | string[];
-  username?: string;
-  credential?: string;
-}
-
 export class CallSession {
   private pc: RTCPeerConnection | null = null;
   private inCall = false;
-  private iceServers: IceServer[] = [];
+  private iceServers: RTCIceServer[] = [];
   private queuedIce: RTCIceCandidateInit[] = [];
   private offerAgain = false;
   private remote: MediaStream | null = null;
@@ -46,8 +43,10 @@ export class CallSession {
     private readonly local: MediaStream | null,
     private readonly onChange: (v: CallView) => void,
   ) {
-    const on = (t: string, fn: (f: Frame) => void) =>
-      this.offs.push(hub.on(t, (f) => f.appointment_id === appointmentId && fn(f)));
+    // Every frame of these types names its appointment (TypeScript cannot see that through K).
+    const ours = (f: ServerFrameOf<AppointmentFrameType>) => f.appointment_id === appointmentId;
+    const on = <K extends AppointmentFrameType>(t: K, fn: (f: ServerFrameOf<K>) => void) =>
+      this.offs.push(hub.on(t, (f) => ours(f as ServerFrameOf<AppointmentFrameType>) && fn(f)));
     on('call_joined', (f) => this.joined(f));
     on('call_ring', (f) => this.ring(f));
     on('call_accept', () => this.accepted());
@@ -138,8 +137,8 @@ export class CallSession {
     this.pc = null;
   }
 
-  private joined(f: Frame) {
-    this.iceServers = f.ice_servers ?? [];
+  private joined(f: ServerFrameOf<'call_joined'>) {
+    this.iceServers = f.ice_servers.map(rtcIceServer);
     if (this.inCall) {
       // Our socket came back: renegotiate with a fresh ICE round.
       if (this.offerer) void this.makeOffer(true);
@@ -148,8 +147,8 @@ export class CallSession {
     }
   }
 
-  private ring(f: Frame) {
-    this.iceServers = f.ice_servers ?? [];
+  private ring(f: ServerFrameOf<'call_ring'>) {
+    this.iceServers = f.ice_servers.map(rtcIceServer);
     if (this.inCall) {
       // The other side rejoined after a drop: take them back and renegotiate.
       this.hub.send({ type: 'call_accept', appointment_id: this.appointmentId });
@@ -177,7 +176,7 @@ export class CallSession {
       pc.addTransceiver('video', { direction: 'recvonly' });
     }
     pc.onicecandidate = (ev) => {
-      if (ev.candidate) this.hub.send({ type: 'rtc_ice', appointment_id: this.appointmentId, candidate: ev.candidate.toJSON() });
+      if (ev.candidate) this.hub.send({ type: 'rtc_ice', appointment_id: this.appointmentId, candidate: iceCandidate(ev.candidate) });
     };
     pc.ontrack = (ev) => {
       this.remote = ev.streams[0] ?? new MediaStream([ev.track]);
@@ -199,7 +198,8 @@ export class CallSession {
     try {
       const offer = await pc.createOffer({ iceRestart: restart });
       await pc.setLocalDescription(offer);
-      this.hub.send({ type: 'rtc_offer', appointment_id: this.appointmentId, sdp: pc.localDescription?.sdp ?? offer.sdp });
+      const local = pc.localDescription?.sdp ?? offer.sdp;
+      if (local) this.hub.send({ type: 'rtc_offer', appointment_id: this.appointmentId, sdp: local });
     } catch (e) {
       this.message = 'Could not start the video connection. Hang up and try again.';
       this.update();
@@ -217,7 +217,8 @@ export class CallSession {
       await this.flushIce();
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
-      this.hub.send({ type: 'rtc_answer', appointment_id: this.appointmentId, sdp: pc.localDescription?.sdp ?? answer.sdp });
+      const local = pc.localDescription?.sdp ?? answer.sdp;
+      if (local) this.hub.send({ type: 'rtc_answer', appointment_id: this.appointmentId, sdp: local });
     } catch (e) {
       this.message = 'Could not answer the video connection. Hang up and try again.';
     }
@@ -257,6 +258,17 @@ export class CallSession {
     this.queuedIce = [];
     for (const c of q) await this.ice(c);
   }
+}
+
+/** A hub `IceServer` as the browser takes it (no nulls). */
+function rtcIceServer(s: IceServer): RTCIceServer {
+  return { urls: s.urls, username: s.username ?? undefined, credential: s.credential ?? undefined };
+}
+
+/** A browser ICE candidate as the `rtc_ice` frame carries it (what `toJSON()` returns). */
+function iceCandidate(c: RTCIceCandidate): IceCandidate {
+  const init = c.toJSON();
+  return { ...init, candidate: init.candidate ?? c.candidate };
 }
 
 /** Words for a getUserMedia failure. */

@@ -1,13 +1,8 @@
 // Chat state kept by seq: history, backlog and live messages may overlap.
 
-export interface ChatMessage {
-  room: string;
-  seq: number;
-  sender_id: string;
-  client_id: string;
-  body: string;
-  sent_at: number;
-}
+import type { ChatMessage } from './frames.gen';
+
+export type { ChatMessage };
 
 /** `a` and `b` merged, one message per seq, oldest first. */
 export function mergeMessages(a: ChatMessage[], b: ChatMessage[]): ChatMessage[] {

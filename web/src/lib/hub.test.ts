@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { Hub, hubUrl, type Frame, type HubState } from './hub';
+import { Hub, hubUrl, type ClientFrame, type HubState, type ServerFrame } from './hub';
 import { lastSeq, mergeMessages, settlePending, type ChatMessage } from './chat';
 
 /** A scripted socket standing in for the browser's WebSocket. */
 class FakeSocket {
   static all: FakeSocket[] = [];
   readyState = 0;
-  sent: Frame[] = [];
+  sent: ClientFrame[] = [];
   closed: { code?: number } | null = null;
   onopen: ((ev: unknown) => void) | null = null;
   onmessage: ((ev: { data: unknown }) => void) | null = null;
@@ -26,7 +26,7 @@ class FakeSocket {
     this.readyState = 1;
     this.onopen?.({});
   }
-  receive(f: Frame) {
+  receive(f: ServerFrame) {
     this.onmessage?.({ data: JSON.stringify(f) });
   }
   drop(code: number) {
@@ -34,6 +34,9 @@ class FakeSocket {
     this.onclose?.({ code, reason: '' });
   }
 }
+
+/** The hub's answer to `auth`. */
+const WELCOME: ServerFrame = { type: 'welcome', user_id: 'u1', role: 'patient', expires_at: 0, node: 'n' };
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
@@ -67,7 +70,7 @@ describe('Hub protocol', () => {
     expect(hub.send({ type: 'chat_history', room: 'r' })).toBe(false);
     ws.open();
     expect(ws.sent).toEqual([{ type: 'auth', token: 'tok1' }]);
-    ws.receive({ type: 'welcome', user_id: 'u1', role: 'patient', expires_at: 0, node: 'n' });
+    ws.receive(WELCOME);
     expect(hub.state).toBe('connected');
     expect(hub.send({ type: 'chat_history', room: 'r' })).toBe(true);
     expect(ws.sent[1]).toEqual({ type: 'chat_history', room: 'r' });
@@ -83,8 +86,12 @@ describe('Hub protocol', () => {
     await tick();
     const ws = FakeSocket.all[0];
     ws.open();
-    ws.receive({ type: 'welcome', user_id: 'u1' });
-    ws.receive({ type: 'notification', notification: {}, unread_count: 3 });
+    ws.receive(WELCOME);
+    ws.receive({
+      type: 'notification',
+      notification: { id: 'n1', kind: 'appointment_confirmed', title: 'Confirmed', body: 'See you', created_at: '2026-12-07T10:00:00Z' },
+      unread_count: 3,
+    });
     ws.onmessage?.({ data: 'not json' });
     expect(got).toEqual(['*:welcome', 'n:3', '*:notification']);
   });
@@ -95,7 +102,7 @@ describe('Hub protocol', () => {
     await tick();
     const ws = FakeSocket.all[0];
     ws.open();
-    ws.receive({ type: 'welcome', user_id: 'u1' });
+    ws.receive(WELCOME);
     ws.receive({ type: 'token_expiring', expires_at: 1 });
     await tick();
     expect(asked).toEqual([false, true]);
@@ -110,7 +117,7 @@ describe('Hub protocol', () => {
     hub.start();
     await tick();
     FakeSocket.all[0].open();
-    FakeSocket.all[0].receive({ type: 'welcome', user_id: 'u1' });
+    FakeSocket.all[0].receive(WELCOME);
     FakeSocket.all[0].drop(1001);
     expect(hub.state).toBe('reconnecting');
     expect(timers.map((t) => t.ms)).toEqual([100]);
@@ -122,7 +129,7 @@ describe('Hub protocol', () => {
     timers[1].fn();
     await tick();
     FakeSocket.all[2].open();
-    FakeSocket.all[2].receive({ type: 'welcome', user_id: 'u1' });
+    FakeSocket.all[2].receive(WELCOME);
     expect(hub.state).toBe('connected');
     expect(welcomes).toBe(2);
     expect(states).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
@@ -133,7 +140,7 @@ describe('Hub protocol', () => {
     hub.start();
     await tick();
     FakeSocket.all[0].open();
-    FakeSocket.all[0].receive({ type: 'welcome', user_id: 'u1' });
+    FakeSocket.all[0].receive(WELCOME);
     FakeSocket.all[0].drop(4003);
     timers[0].fn();
     await tick();

@@ -5,87 +5,23 @@
 // `retry_after_ms`.
 
 import { SendPacer, droppedIds } from './chat';
+import type { ClientFrame, ServerFrame } from './frames.gen';
 
 export type HubState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Frame = { type: string; [k: string]: any };
+// The frames' types are generated from the JSON Schema of `ClientFrame` and `ServerFrame` in
+// nats/src/hub.rs (`npm run gen` writes frames.gen.ts; docs/PROTOCOL.md describes them).
+export type { ChatMessage, ClientFrame, IceCandidate, IceServer, ServerFrame } from './frames.gen';
 
-// Frames with their exact shape, as `ClientFrame` and `ServerFrame` in nats/src/hub.rs define
-// them (docs/PROTOCOL.md). Times are RFC 3339.
+/** The `type` of a frame the hub sends. */
+export type ServerFrameType = ServerFrame['type'];
+/** The frame the hub sends with `type` K. */
+export type ServerFrameOf<K extends ServerFrameType> = Extract<ServerFrame, { type: K }>;
+/** The frame a client sends with `type` K. */
+export type ClientFrameOf<K extends ClientFrame['type']> = Extract<ClientFrame, { type: K }>;
 
-/** Client: watch a doctor's free slots in `[from, to)` (at most 62 days, at most 5 doctors per socket). */
-export interface SlotsWatchFrame {
-  type: 'slots_watch';
-  doctor_id: string;
-  from: string;
-  to: string;
-}
-
-/** Client: stop watching a doctor's free slots. */
-export interface SlotsUnwatchFrame {
-  type: 'slots_unwatch';
-  doctor_id: string;
-}
-
-/** Server: the socket now watches the doctor's slots in this range. */
-export interface SlotsWatchingFrame {
-  type: 'slots_watching';
-  doctor_id: string;
-  from: string;
-  to: string;
-}
-
-/** Server: the answer to `slots_unwatch`. */
-export interface SlotsUnwatchedFrame {
-  type: 'slots_unwatched';
-  doctor_id: string;
-}
-
-/** Server: the doctor's free slots in `[from, to)` may have changed; ask for them again. */
-export interface SlotsChangedFrame {
-  type: 'slots_changed';
-  doctor_id: string;
-  from: string;
-  to: string;
-}
-
-/** Server: a frame could not be handled; the connection stays usable. */
-export interface ErrorFrame {
-  type: 'error';
-  code: string;
-  message: string;
-  /** The `type` of the client frame this answers, when known. */
-  request?: string;
-  /** Of a refused `chat_send`; of a coalesced refusal, the first one it covers. */
-  client_id?: string;
-  /** Of a coalesced refusal (`rate_limited`, `payload_too_large`, `bad_frame`): the last one. */
-  last_client_id?: string;
-  /** Of a coalesced refusal: how many frames it covers. */
-  count?: number;
-  /** Of a coalesced refusal: when the socket may send again. */
-  retry_after_ms?: number;
-}
-
-/** Server: the other participant of an appointment is online or not (answer or push). */
-export interface PresenceFrame {
-  type: 'presence';
-  appointment_id: string;
-  user_id: string;
-  online: boolean;
-}
-
-/** Server frames whose handlers get the exact type. */
-export interface TypedServerFrames {
-  slots_watching: SlotsWatchingFrame;
-  slots_unwatched: SlotsUnwatchedFrame;
-  slots_changed: SlotsChangedFrame;
-  error: ErrorFrame;
-  presence: PresenceFrame;
-}
-
-/** Client frames sent with their exact type. */
-export type TypedClientFrame = SlotsWatchFrame | SlotsUnwatchFrame;
+type ChatSendFrame = ClientFrameOf<'chat_send'>;
+type Handler = (f: ServerFrame) => void;
 
 interface SocketLike {
   readyState: number;
@@ -116,7 +52,7 @@ const AUTH_CLOSES = new Set([4001, 4003, 4004]);
 export class Hub {
   private ws: SocketLike | null = null;
   private stateValue: HubState = 'idle';
-  private handlers = new Map<string, Set<(f: Frame) => void>>();
+  private handlers = new Map<string, Set<Handler>>();
   private stateListeners = new Set<(s: HubState) => void>();
   private attempt = 0;
   private timer: unknown = null;
@@ -126,8 +62,8 @@ export class Hub {
   userId: string | null = null;
   private pacer = new SendPacer();
   /** `chat_send` frames waiting for their turn, and those sent but not acknowledged. */
-  private outbox: Frame[] = [];
-  private unacked = new Map<string, Frame>();
+  private outbox: ChatSendFrame[] = [];
+  private unacked = new Map<string, ChatSendFrame>();
   private drainTimer: unknown = null;
   private readonly opts: Required<Omit<HubOptions, 'socket'>> & { socket: (url: string) => SocketLike };
 
@@ -158,13 +94,15 @@ export class Hub {
   }
 
   /** Subscribes to frames of one `type` (`*` for all). */
-  on<K extends keyof TypedServerFrames>(type: K, fn: (f: TypedServerFrames[K]) => void): () => void;
-  on(type: string, fn: (f: Frame) => void): () => void;
-  on(type: string, fn: (f: Frame) => void): () => void {
+  on<K extends ServerFrameType>(type: K, fn: (f: ServerFrameOf<K>) => void): () => void;
+  on(type: '*', fn: (f: ServerFrame) => void): () => void;
+  on(type: ServerFrameType | '*', fn: (f: never) => void): () => void {
+    // Frames are dispatched by their `type`, so a handler only ever gets the frame it asked for.
+    const handler = fn as Handler;
     let set = this.handlers.get(type);
     if (!set) this.handlers.set(type, (set = new Set()));
-    set.add(fn);
-    return () => set.delete(fn);
+    set.add(handler);
+    return () => set.delete(handler);
   }
 
   start() {
@@ -192,11 +130,11 @@ export class Hub {
    * Sends a frame when the socket is authenticated; returns whether it went out (a `chat_send`
    * may wait for its turn under the rate limit; one already waiting is not queued twice).
    */
-  send(frame: TypedClientFrame | Frame): boolean {
+  send(frame: ClientFrame): boolean {
     if (!this.ws || !this.authed || this.ws.readyState !== OPEN) return false;
     if (frame.type === 'chat_send') {
-      const id = (frame as Frame).client_id;
-      if (!this.outbox.some((f) => f.client_id === id)) this.outbox.push(frame as Frame);
+      const id = frame.client_id;
+      if (!this.outbox.some((f) => f.client_id === id)) this.outbox.push(frame);
       this.drain();
       return true;
     }
@@ -209,7 +147,7 @@ export class Hub {
     const ws = this.ws;
     if (!ws || !this.authed || ws.readyState !== OPEN) return;
     while (this.outbox.length && this.pacer.take()) {
-      const f = this.outbox.shift() as Frame;
+      const f = this.outbox.shift() as ChatSendFrame;
       this.unacked.set(f.client_id, f);
       ws.send(JSON.stringify(f));
     }
@@ -222,25 +160,25 @@ export class Hub {
   }
 
   /** Settles a `chat_send` on its ack or error; re-sends rate-limited ones later. */
-  private settle(f: Frame) {
+  private settle(f: ServerFrame) {
     if (f.type === 'chat_ack') {
       this.unacked.delete(f.client_id);
       return;
     }
     if (f.type !== 'error' || f.request !== 'chat_send') return;
     if (f.code !== 'rate_limited') {
-      this.unacked.delete(f.client_id);
+      if (f.client_id) this.unacked.delete(f.client_id);
       return;
     }
-    const ids = droppedIds([...this.unacked.keys()], f.client_id, f.last_client_id);
-    const again = ids.map((id) => this.unacked.get(id)).filter((x): x is Frame => !!x);
+    const ids = droppedIds([...this.unacked.keys()], f.client_id ?? undefined, f.last_client_id ?? undefined);
+    const again = ids.map((id) => this.unacked.get(id)).filter((x): x is ChatSendFrame => !!x);
     for (const id of ids) this.unacked.delete(id);
     this.opts.setTimer(() => {
       for (const g of again) this.send(g);
     }, Math.max(0, Number(f.retry_after_ms) || 0));
   }
 
-  private emit(f: Frame) {
+  private emit(f: ServerFrame) {
     for (const key of [f.type, '*']) {
       const set = this.handlers.get(key);
       if (set) for (const h of [...set]) h(f);
@@ -266,16 +204,18 @@ export class Hub {
     }
     this.ws = ws;
     this.authed = false;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token }));
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token } satisfies ClientFrame));
     ws.onmessage = (ev) => {
-      let f: Frame;
+      let f: unknown;
       try {
         f = JSON.parse(String(ev.data));
       } catch {
         return;
       }
-      if (!f || typeof f.type !== 'string') return;
-      this.handle(ws, f);
+      // The hub sends only `ServerFrame`s (nats/src/hub.rs); one of a type this client does not
+      // know yet reaches only `*` listeners.
+      if (!f || typeof f !== 'object' || typeof (f as { type?: unknown }).type !== 'string') return;
+      this.handle(ws, f as ServerFrame);
     };
     ws.onerror = () => {};
     ws.onclose = (ev) => {
@@ -290,7 +230,7 @@ export class Hub {
     };
   }
 
-  private handle(ws: SocketLike, f: Frame) {
+  private handle(ws: SocketLike, f: ServerFrame) {
     if (f.type === 'welcome') {
       const first = !this.authed;
       this.authed = true;
@@ -302,7 +242,7 @@ export class Hub {
     }
     if (f.type === 'token_expiring') {
       void this.opts.token(true).then((t) => {
-        if (t && this.ws === ws && ws.readyState === OPEN) ws.send(JSON.stringify({ type: 'auth', token: t }));
+        if (t && this.ws === ws && ws.readyState === OPEN) ws.send(JSON.stringify({ type: 'auth', token: t } satisfies ClientFrame));
       });
       return;
     }

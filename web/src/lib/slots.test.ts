@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import type { Frame, HubState, TypedClientFrame } from './hub';
+import type { ClientFrame, HubState, ServerFrame } from './hub';
 import { hasSlot, SlotWatches, type SlotHub } from './slots';
 
 /** A hub standing in for `Hub`: records what is sent, and delivers frames as the server would. */
 class FakeHub implements SlotHub {
   state: HubState = 'connected';
-  sent: TypedClientFrame[] = [];
+  sent: ClientFrame[] = [];
   private handlers = new Map<string, Set<(f: never) => void>>();
-  send(frame: TypedClientFrame): boolean {
+  send(frame: ClientFrame): boolean {
     if (this.state !== 'connected') return false;
     this.sent.push(frame);
     return true;
@@ -18,10 +18,13 @@ class FakeHub implements SlotHub {
     set.add(fn);
     return () => set.delete(fn);
   }
-  deliver(f: Frame) {
-    for (const h of this.handlers.get(f.type) ?? []) (h as (f: Frame) => void)(f);
+  deliver(f: ServerFrame) {
+    for (const h of this.handlers.get(f.type) ?? []) (h as (f: ServerFrame) => void)(f);
   }
 }
+
+/** The hub's answer to `auth`. */
+const WELCOME: ServerFrame = { type: 'welcome', user_id: 'u1', role: 'patient', expires_at: 0, node: 'n1' };
 
 const D1 = '2026-12-07T00:00:00.000Z';
 const D8 = '2026-12-14T00:00:00.000Z';
@@ -73,7 +76,7 @@ describe('live slot watches', () => {
     hub.state = 'reconnecting';
     hub.state = 'connected';
     hub.sent = [];
-    hub.deliver({ type: 'welcome', user_id: 'u1' });
+    hub.deliver(WELCOME);
     expect(hub.sent).toEqual([{ type: 'slots_watch', doctor_id: 'doc-1', from: D1, to: D8 }]);
     expect(asked).toBe(1);
   });
@@ -84,7 +87,7 @@ describe('live slot watches', () => {
     watches.watch('doc-1', D1, D8, () => {});
     expect(hub.sent).toEqual([]);
     hub.state = 'connected';
-    hub.deliver({ type: 'welcome', user_id: 'u1' });
+    hub.deliver(WELCOME);
     expect(hub.sent).toEqual([{ type: 'slots_watch', doctor_id: 'doc-1', from: D1, to: D8 }]);
   });
 

@@ -3,15 +3,14 @@
 // picker when to ask for its slots again. The push is only a hint, the slot query is the truth:
 // after a reconnect every picker asks again, since changes may have passed while it was away.
 
-import type { Frame, HubState, SlotsChangedFrame, TypedClientFrame, TypedServerFrames } from './hub';
+import type { ClientFrameOf, HubState, ServerFrameOf } from './hub';
 import type { Slot } from './types';
 
 /** What this needs of the hub client (`Hub` in hub.ts). */
 export interface SlotHub {
   readonly state: HubState;
-  send(frame: TypedClientFrame): boolean;
-  on<K extends keyof TypedServerFrames>(type: K, fn: (f: TypedServerFrames[K]) => void): () => void;
-  on(type: 'welcome', fn: (f: Frame) => void): () => void;
+  send(frame: ClientFrameOf<'slots_watch' | 'slots_unwatch'>): boolean;
+  on<K extends 'welcome' | 'slots_changed'>(type: K, fn: (f: ServerFrameOf<K>) => void): () => void;
 }
 
 /** Doctors one socket may watch at once (the hub refuses a sixth with `too_many_watches`). */
@@ -60,7 +59,7 @@ export class SlotWatches {
     };
   }
 
-  private changed(f: SlotsChangedFrame) {
+  private changed(f: ServerFrameOf<'slots_changed'>) {
     const from = Date.parse(f.from);
     const to = Date.parse(f.to);
     for (const w of [...this.watchers]) {

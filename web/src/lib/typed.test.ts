@@ -1,10 +1,12 @@
-// The client is typed from the OpenAPI document: these calls are wrong on purpose, and `tsc`
-// (`npm run build`) fails if any of them stops being an error. The function never runs.
+// The client is typed from the OpenAPI document and the hub's frames from their JSON Schema:
+// these calls are wrong on purpose, and `tsc` (`npm run build`) fails if any of them stops being
+// an error. The functions never run.
 
 import { describe, expect, it } from 'vitest';
 import { api } from './api';
 import { appointments } from './appointments';
 import { doctors } from './doctors';
+import type { Hub } from './hub';
 import type { BloodType } from './patients';
 
 async function wrongCalls() {
@@ -25,8 +27,27 @@ async function wrongCalls() {
   return b;
 }
 
+function wrongFrames(hub: Hub) {
+  // @ts-expect-error: no such client frame.
+  hub.send({ type: 'launch_missiles' });
+  // @ts-expect-error: a `chat_send` needs its client_id.
+  hub.send({ type: 'chat_send', room: 'r', body: 'hi' });
+  // @ts-expect-error: a misspelt field (the frame calls it `active`).
+  hub.send({ type: 'typing', room: 'r', activ: true });
+  // @ts-expect-error: seqs are numbers.
+  hub.send({ type: 'chat_read', room: 'r', seq: '4' });
+  // @ts-expect-error: a chat message has a `body`, no `text`.
+  hub.on('chat_message', (f) => f.message.text);
+  // @ts-expect-error: the hub sends no such frame.
+  hub.on('chat_sent', () => {});
+}
+
 describe('the typed client', () => {
   it('is checked by tsc against the OpenAPI document (see wrongCalls)', () => {
     expect(typeof wrongCalls).toBe('function');
+  });
+
+  it('is checked by tsc against the frame schema (see wrongFrames)', () => {
+    expect(typeof wrongFrames).toBe('function');
   });
 });

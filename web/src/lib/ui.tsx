@@ -2,7 +2,7 @@ import { createContext, useCallback, useContext, useEffect, useEffectEvent, useL
 import { api, type User } from './api';
 import { errorSentence } from './errors';
 import { notifications } from './notifications';
-import { Hub, hubUrl, type HubState } from './hub';
+import { Hub, hubUrl, type HubState, type ServerFrameOf, type ServerFrameType } from './hub';
 
 /** Loads data; gives loading, error and a reload. */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): {
@@ -125,7 +125,7 @@ export const hub = new Hub({
 /** Appointments whose call is ringing for this user (a ring may come before the call page opens). */
 export const rings = new Set<string>();
 hub.on('call_ring', (f) => rings.add(f.appointment_id));
-for (const t of ['call_cancel', 'call_hangup', 'call_accept', 'call_decline']) hub.on(t, (f) => rings.delete(f.appointment_id));
+for (const t of ['call_cancel', 'call_hangup', 'call_accept', 'call_decline'] as const) hub.on(t, (f) => rings.delete(f.appointment_id));
 
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<User | null>(api.currentUser);
@@ -172,7 +172,7 @@ export function useSession(): Ctx {
 }
 
 /** Calls `fn` on every live frame of these types (e.g. to reload a list). */
-export function useFrames(types: string[], fn: (f: import('./hub').Frame) => void) {
+export function useFrames<K extends ServerFrameType>(types: K[], fn: (f: ServerFrameOf<K>) => void) {
   const onFrame = useEffectEvent(fn);
   useEffect(() => {
     const offs = types.map((t) => hub.on(t, (f) => onFrame(f)));

@@ -25,7 +25,7 @@ export function Chat({ room }: { room: string }) {
   const typingSent = useRef(false);
 
   useEffect(() => {
-    const mine = (f: { [k: string]: unknown }) => f.room === room;
+    const mine = (f: { room: string }) => f.room === room;
     const add = (ms: ChatMessage[]) => {
       setMessages((cur) => mergeMessages(cur, ms));
       setPending((p) => settlePending(p, ms, me));
