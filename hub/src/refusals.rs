@@ -241,23 +241,36 @@ mod tests {
         let t0 = Instant::now();
         assert!(r.refuse(chat("a"), t0, 1).is_some());
         let typing = r#"{"type":"typing","room":"r","active":true}"#;
-        assert!(r.refuse(Refused::of(code::RATE_LIMITED, "slow down", typing), t0, 1).is_none());
+        assert!(
+            r.refuse(Refused::of(code::RATE_LIMITED, "slow down", typing), t0, 1)
+                .is_none()
+        );
         assert!(r.refuse(chat("b"), t0, 1).is_none());
         assert!(r.refuse(chat("c"), t0, 1).is_none());
-        assert!(r.refuse(Refused::of(code::RATE_LIMITED, "slow down", typing), t0, 1).is_none());
+        assert!(
+            r.refuse(Refused::of(code::RATE_LIMITED, "slow down", typing), t0, 1)
+                .is_none()
+        );
         let f = r.flush(t0 + Duration::from_millis(250), 1);
-        let [ServerFrame::Error {
-            request,
-            client_id,
-            last_client_id,
-            count,
-            ..
-        }] = f.as_slice()
+        let [
+            ServerFrame::Error {
+                request,
+                client_id,
+                last_client_id,
+                count,
+                ..
+            },
+        ] = f.as_slice()
         else {
             panic!("one error frame: {f:?}")
         };
         assert_eq!(
-            (request.as_deref(), client_id.as_deref(), last_client_id.as_deref(), *count),
+            (
+                request.as_deref(),
+                client_id.as_deref(),
+                last_client_id.as_deref(),
+                *count
+            ),
             (Some("typing"), None, Some("c"), Some(4))
         );
     }
