@@ -13,7 +13,7 @@
 //! - [`frames`] what each frame does;
 //! - [`slots`] live free-slot hints (`slots_watch`, `slots_changed`);
 //! - [`store`] every SQL statement (chat messages, read positions, calls);
-//! - [`presence`] the cross-node presence bucket;
+//! - [`presence`] the cross-node presence bucket, pushed presence and whom each socket follows;
 //! - [`calls`] call rules and SDP checks;
 //! - [`turn`] ICE servers and TURN REST credentials.
 
@@ -75,6 +75,8 @@ struct Inner {
     registry: Registry,
     presence: Presence,
     presence_watches: presence::watch::Watches,
+    /// Places for sign-in appointment listings ([`presence::follow`]).
+    follow_lookups: tokio::sync::Semaphore,
     slot_watches: slots::SlotWatches,
     /// Taken around chat appends on SQLite (see [`Hub::chat_append_lock`]).
     chat_appends: tokio::sync::Mutex<()>,
@@ -111,6 +113,7 @@ impl Hub {
                 db,
                 presence,
                 presence_watches: presence::watch::Watches::default(),
+                follow_lookups: tokio::sync::Semaphore::new(presence::follow::LOOKUPS),
                 slot_watches: slots::SlotWatches::default(),
                 chat_appends: tokio::sync::Mutex::new(()),
             }),
@@ -156,6 +159,9 @@ impl Hub {
     }
     pub fn presence_watches(&self) -> &presence::watch::Watches {
         &self.inner.presence_watches
+    }
+    pub fn follow_lookups(&self) -> &tokio::sync::Semaphore {
+        &self.inner.follow_lookups
     }
 
     /// On SQLite, a guard that lets one chat append of this node at a time into the database.
@@ -208,6 +214,12 @@ impl Hub {
         tasks.spawn(async move {
             if let Err(e) = watches.run(presence, client, until).await {
                 tracing::error!(error = %e, "presence pushes stopped: subscribing to changes failed");
+            }
+        });
+        let (hub, until) = (self.clone(), stop.clone());
+        tasks.spawn(async move {
+            if let Err(e) = presence::follow::listen(hub, until).await {
+                tracing::error!(error = %e, "presence follows stopped: subscribing to events failed");
             }
         });
         loop {

@@ -7,8 +7,10 @@
 //! third of the TTL; it removes an entry when the user's last socket on it closes, and all of its
 //! entries when it stops cleanly. The stream's `max_age` (the TTL) drops the entries of a node
 //! that died without cleaning up. After each write or removal the node announces the change on
-//! `carehub.hub.presence.<user_id>`, which [`watch`] turns into pushed `presence` frames.
+//! `carehub.hub.presence.<user_id>`, which [`watch`] turns into pushed `presence` frames for
+//! the sockets watching that user; [`follow`] decides whom a socket watches unasked.
 
+pub mod follow;
 pub mod watch;
 
 use async_nats::jetstream::{self, stream};

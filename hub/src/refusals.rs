@@ -4,8 +4,9 @@
 //! Rules, per socket and per code: the first refusal after a quiet interval is answered at once
 //! (`count` 1, with its `request` and `client_id`); refusals within `interval` of the last error
 //! frame of that code are gathered into one pending frame, sent when the interval has passed
-//! (`client_id` of the first, `last_client_id` of the last, `count` of all). So a socket gets at
-//! most one error frame per code per interval, and the `count`s add up to the refused frames.
+//! (`client_id` of the first, `last_client_id` of the last that had one, `count` of all). So a
+//! socket gets at most one error frame per code per interval, and the `count`s add up to the
+//! refused frames.
 
 use carehub_nats::hub::{ServerFrame, code};
 use serde::Deserialize;
@@ -83,7 +84,10 @@ impl Refusals {
         let slot = self.slot(r.code);
         if let Some(p) = &mut slot.pending {
             p.count = p.count.saturating_add(1);
-            p.last_client_id = r.client_id;
+            // The last dropped frame that had one: a client re-sends up to it.
+            if r.client_id.is_some() {
+                p.last_client_id = r.client_id;
+            }
             return None;
         }
         let quiet = slot
@@ -228,6 +232,46 @@ mod tests {
         assert_eq!(
             (code.as_str(), request, client_id),
             ("bad_frame", None, None)
+        );
+    }
+
+    #[test]
+    fn the_last_client_id_is_of_the_last_dropped_frame_that_had_one() {
+        let mut r = Refusals::new(Duration::from_millis(250));
+        let t0 = Instant::now();
+        assert!(r.refuse(chat("a"), t0, 1).is_some());
+        let typing = r#"{"type":"typing","room":"r","active":true}"#;
+        assert!(
+            r.refuse(Refused::of(code::RATE_LIMITED, "slow down", typing), t0, 1)
+                .is_none()
+        );
+        assert!(r.refuse(chat("b"), t0, 1).is_none());
+        assert!(r.refuse(chat("c"), t0, 1).is_none());
+        assert!(
+            r.refuse(Refused::of(code::RATE_LIMITED, "slow down", typing), t0, 1)
+                .is_none()
+        );
+        let f = r.flush(t0 + Duration::from_millis(250), 1);
+        let [
+            ServerFrame::Error {
+                request,
+                client_id,
+                last_client_id,
+                count,
+                ..
+            },
+        ] = f.as_slice()
+        else {
+            panic!("one error frame: {f:?}")
+        };
+        assert_eq!(
+            (
+                request.as_deref(),
+                client_id.as_deref(),
+                last_client_id.as_deref(),
+                *count
+            ),
+            (Some("typing"), None, Some("c"), Some(4))
         );
     }
 }

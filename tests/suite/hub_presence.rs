@@ -1,13 +1,19 @@
 //! Presence across nodes: the union of the nodes' sockets, pushed to the other participant; a
 //! socket closing on one node leaves a user connected on another online; a node that stops
 //! cleanly takes its users offline at once, one that dies without cleaning up after the presence
-//! TTL (the suite's hubs use 2 s).
+//! TTL (the suite's hubs use 2 s). A socket hears about the other participants of its user's
+//! open appointments without naming them, from sign-in on and as appointments are confirmed.
 
+use crate::both_backends;
 use crate::harness::Backend;
-use crate::hub::{DEADLINE, Ws, clinic, pair, second_hub};
+use crate::hub::{DEADLINE, Ws, book, clinic, pair, people, second_hub};
 use crate::support::wait;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
+
+both_backends!(
+    a_socket_that_never_named_its_appointment_is_told_when_the_other_participant_comes_and_goes,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_hub_nodes_users_go_offline_after_the_presence_ttl() {
@@ -159,4 +165,57 @@ async fn a_cleanly_stopped_hub_nodes_users_go_offline_at_once() {
         "offline as soon as the node stopped"
     );
     assert_eq!(pushed(&mut patient).await["online"], false);
+}
+
+/// The next pushed `presence` frame, which must be about `room` and `user_id`; its `online`.
+async fn pushed_about(ws: &mut Ws, room: &str, user_id: &str) -> bool {
+    let f = pushed(ws).await;
+    assert_eq!(
+        (f["appointment_id"].as_str(), f["user_id"].as_str()),
+        (Some(room), Some(user_id)),
+        "{f}"
+    );
+    f["online"].as_bool().unwrap()
+}
+
+async fn a_socket_that_never_named_its_appointment_is_told_when_the_other_participant_comes_and_goes(
+    b: Backend,
+) {
+    let mut clinic = clinic(b, &[]).await;
+    let hub2 = second_hub(&mut clinic).await;
+    let p = pair(&clinic).await;
+    let (room, patient_id, doctor_id) = (p.room.as_str(), &p.patient_id, &p.doctor_id);
+
+    // Neither socket sends a frame after auth: whatever comes is pushed unasked.
+    let patient = Ws::signed_in(&clinic.hub_url(), &p.patient).await;
+    let mut doctor = Ws::signed_in(&hub2, &p.doctor).await;
+    // The patient was online when the doctor's socket started to follow them.
+    assert!(pushed_about(&mut doctor, room, patient_id).await);
+    // The patient's last socket closes: the doctor hears it.
+    drop(patient);
+    assert!(!pushed_about(&mut doctor, room, patient_id).await);
+
+    let mut patient = Ws::signed_in(&clinic.hub_url(), &p.patient).await;
+    assert!(pushed_about(&mut doctor, room, patient_id).await);
+    assert!(pushed_about(&mut patient, room, doctor_id).await);
+    // The doctor's last socket (on the other node) closes: the patient hears it.
+    drop(doctor);
+    assert!(!pushed_about(&mut patient, room, doctor_id).await);
+    let _doctor = Ws::signed_in(&hub2, &p.doctor).await;
+    assert!(pushed_about(&mut patient, room, doctor_id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_appointment_confirmed_while_both_are_connected_starts_pushes_without_reconnecting() {
+    let mut clinic = clinic(Backend::Sqlite, &[]).await;
+    let hub2 = second_hub(&mut clinic).await;
+    let mut p = people(&clinic).await;
+    let mut patient = Ws::signed_in(&clinic.hub_url(), &p.patient).await;
+    let mut doctor = Ws::signed_in(&hub2, &p.doctor).await;
+    // No appointment yet: the hub follows nobody for them. Then one is booked (confirmed).
+    book(&clinic, &mut p).await;
+    assert!(pushed_about(&mut patient, &p.room, &p.doctor_id).await);
+    assert!(pushed_about(&mut doctor, &p.room, &p.patient_id).await);
+    drop(doctor);
+    assert!(!pushed_about(&mut patient, &p.room, &p.doctor_id).await);
 }

@@ -218,7 +218,8 @@ async fn only_the_gateway_and_the_hub_may_send_identity_carrying_requests() {
             "{user} got an answer to a forged admin request"
         );
     }
-    // The hub may send only the one it needs (reading an appointment as the signed-in user).
+    // The hub may send only the two it needs (reading an appointment and listing appointments
+    // as the signed-in user).
     let mut hub = connect(&clinic, "hub").await;
     let _ = forged(&hub.nc, subject).await;
     hub.refused("publish", subject).await;

@@ -17,6 +17,44 @@ function nyTime(iso, zone) {
   return new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
 }
 
+/**
+ * Every chat message of `room`, oldest first, read from the hub with `token` over a websocket of
+ * a blank page on the clinic's origin (not through the app).
+ */
+async function hubHistory(token, room) {
+  const ctx = await clinic.browser.newContext();
+  try {
+    const page = await ctx.newPage();
+    await page.goto(`${clinic.base}/readyz`);
+    return await page.evaluate(
+      ({ token, room }) =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(`${location.origin.replace('http', 'ws')}/ws`);
+          const all = [];
+          const page = (before) => ws.send(JSON.stringify({ type: 'chat_history', room, limit: 200, ...(before ? { before_seq: before } : {}) }));
+          ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token }));
+          ws.onerror = () => reject(new Error('history socket failed'));
+          ws.onmessage = (ev) => {
+            const f = JSON.parse(ev.data);
+            if (f.type === 'welcome') page();
+            else if (f.type === 'error') reject(new Error(`${f.code}: ${f.message}`));
+            else if (f.type === 'chat_history') {
+              all.unshift(...f.messages);
+              if (f.has_more && f.messages.length) page(f.messages[0].seq);
+              else {
+                ws.close();
+                resolve(all);
+              }
+            }
+          };
+        }),
+      { token, room },
+    );
+  } finally {
+    await ctx.close();
+  }
+}
+
 describe('web client in Chromium', { timeout: 600_000 }, () => {
   before(async () => {
     await clinic.start();
@@ -137,6 +175,51 @@ describe('web client in Chromium', { timeout: 600_000 }, () => {
     await patient.getByTestId('messages').getByText('Hello doctor, the rash is spreading.').waitFor({ timeout: 20_000 });
     await patient.getByTestId('messages').getByText('Please send a photo before the call.').waitFor();
     await clinic.close(patient, doctor);
+  });
+
+  test('300 messages written while the hub is down are each stored once, in order, after the reconnect; presence is shown live', async () => {
+    assert.ok(confirmedId, 'needs the booking of the first test');
+    const patient = await clinic.pageAs(clinic.byEmail('ada.'));
+    const doctor = await clinic.pageAs(clinic.byEmail('sara.'));
+    const saraName = (await clinic.api('GET', '/api/me', await clinic.token(clinic.byEmail('sara.')))).display_name;
+    await doctor.goto(`/appointments/${confirmedId}`);
+    await patient.goto(`/appointments/${confirmedId}`);
+    const presence = patient.getByTestId('presence');
+    await presence.filter({ hasText: `${saraName} is online` }).waitFor({ timeout: 20_000 });
+
+    for (const p of [patient, doctor]) {
+      clinic.allow(p, '*', /\/ws/);
+      clinic.allowConsole(p, /WebSocket connection to .*\/ws.* failed/);
+    }
+    await clinic.stopHub();
+    await patient.getByText('Connecting to chat…').waitFor({ timeout: 20_000 });
+    const tag = `offline-${Date.now()}`;
+    const bodies = Array.from({ length: 300 }, (_, i) => `${tag} note ${String(i).padStart(3, '0')}`);
+    const box = patient.getByRole('textbox', { name: 'Message' });
+    for (const b of bodies) {
+      await box.fill(b);
+      await box.press('Enter');
+    }
+    assert.equal(await patient.locator('.messages li.pending').count(), 300, 'all 300 wait as "sending…"');
+
+    clinic.startHub();
+    // Stored by the hub, read back through it (a socket of the patient's own, not the page).
+    const token = await clinic.token(clinic.byEmail('ada.'));
+    const mine = async () => (await hubHistory(token, confirmedId)).filter((m) => m.body.startsWith(tag));
+    await until('all 300 stored', async () => (await mine()).length >= 300, 90_000);
+    await patient.locator('.messages li.pending').first().waitFor({ state: 'detached', timeout: 30_000 });
+    // Every re-send has been answered by now: nothing more may be stored.
+    await sleep(1000);
+    const stored = await mine();
+    assert.deepEqual(stored.map((m) => m.body), bodies, 'each once, in the order written');
+    assert.equal(new Set(stored.map((m) => m.client_id)).size, 300, 'one client_id each');
+    assert.deepEqual(stored.map((m) => m.seq), [...stored.map((m) => m.seq)].sort((a, b) => a - b));
+
+    // The doctor's page closes: the patient's page is told without asking.
+    await presence.filter({ hasText: `${saraName} is online` }).waitFor({ timeout: 20_000 });
+    await clinic.close(doctor);
+    await presence.filter({ hasText: `${saraName} is offline` }).waitFor({ timeout: 20_000 });
+    await clinic.close(patient);
   });
 
   test('a video call connects with the fake camera, and reconnects when the hub drops the socket', async () => {

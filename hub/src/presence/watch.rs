@@ -1,12 +1,19 @@
-//! Pushed presence: the node's sockets watch the other participants of the appointments they
-//! used (`presence_get`, or any frame naming an appointment), and get
+//! Pushed presence: a node's sockets watch the other participants of appointments, and get
 //! `presence {appointment_id, user_id, online}` when one goes online or offline.
+//!
+//! A socket watches in two ways. It *follows* the other participants of its user's open
+//! appointments (set up by [`super::follow`] at sign-in and as appointments change); such a
+//! watch starts from "offline", so a participant who is online when it starts is pushed as
+//! online, and one who is not is pushed nothing until they come. It also watches the other
+//! participant of every appointment it names in a frame (`presence_get`, chat, typing, calls);
+//! such a watch starts from what `presence_get` answered, or else from the first state read,
+//! and pushes only changes from there.
 //!
 //! A watched user's state is read again when any node announces a change of theirs
 //! (`carehub.hub.presence.<user_id>`), and every poll interval (a node that died announces
 //! nothing: its entries expire). A change is pushed at once, or, within a second of the last
 //! push about that user, when the second has passed (then with the state of that moment): at
-//! most one push per watched user per second.
+//! most one push per watched user per second, and the last push tells the current state.
 
 use super::Presence;
 use crate::registry::Conn;
@@ -22,27 +29,40 @@ use tokio_util::sync::CancellationToken;
 const PUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often pending pushes are looked at.
 const TICK: Duration = Duration::from_millis(100);
+/// Appointments one socket follows at most (the newest open ones; see [`super::follow`]).
+pub const MAX_FOLLOWED: usize = 50;
 
 struct Watcher {
     conn_id: u64,
     conn: Weak<Conn>,
+    /// The watching socket's user.
+    user_id: String,
     appointment_id: String,
+    /// What this socket was last told (`None`: nothing yet, take the first read as known).
+    told: Option<bool>,
+    /// Set up from the user's appointments rather than by a frame of the socket.
+    followed: bool,
 }
 
 #[derive(Default)]
 struct Watched {
     /// The last state read (`None` before the first read).
     online: Option<bool>,
-    /// The last state pushed (or answered), to push only changes.
-    told: Option<bool>,
     last_push: Option<Instant>,
     watchers: Vec<Watcher>,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, Watched>,
+    /// Followed appointments per socket, for the cap.
+    followed: HashMap<u64, usize>,
 }
 
 /// The watches of one node. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Watches {
-    users: Arc<Mutex<HashMap<String, Watched>>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl std::fmt::Debug for Watches {
@@ -52,12 +72,12 @@ impl std::fmt::Debug for Watches {
 }
 
 impl Watches {
-    fn users(&self) -> std::sync::MutexGuard<'_, HashMap<String, Watched>> {
-        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `conn` watches `user_id`, the other participant of `appointment_id`; `known` is the
-    /// state the socket was just told, if any.
+    /// `conn` watches `user_id`, the other participant of `appointment_id`, because it named
+    /// the appointment; `known` is the state the socket was just told, if any.
     pub fn watch(
         &self,
         conn: &Arc<Conn>,
@@ -65,43 +85,105 @@ impl Watches {
         user_id: &str,
         known: Option<bool>,
     ) {
-        let mut users = self.users();
-        let w = users.entry(user_id.to_owned()).or_default();
+        let mut st = self.state();
+        let w = st.users.entry(user_id.to_owned()).or_default();
         if let Some(k) = known {
             w.online = Some(k);
-            w.told = Some(k);
         }
-        let dup = w
+        let told = known.or(w.online);
+        if let Some(x) = w
             .watchers
-            .iter()
-            .any(|x| x.conn_id == conn.id && x.appointment_id == appointment_id);
-        if !dup {
-            w.watchers.push(Watcher {
+            .iter_mut()
+            .find(|x| x.conn_id == conn.id && x.appointment_id == appointment_id)
+        {
+            if known.is_some() {
+                x.told = known;
+            }
+            return;
+        }
+        w.watchers.push(Watcher {
+            conn_id: conn.id,
+            conn: Arc::downgrade(conn),
+            user_id: conn.user_id.clone(),
+            appointment_id: appointment_id.to_owned(),
+            told,
+            followed: false,
+        });
+    }
+
+    /// `conn` follows `user_id`, the other participant of its user's open appointment
+    /// `appointment_id`, starting from "offline". Returns `false` when the socket already
+    /// follows [`MAX_FOLLOWED`] appointments (the watch is not added).
+    pub fn follow(&self, conn: &Arc<Conn>, appointment_id: &str, user_id: &str) -> bool {
+        let mut st = self.state();
+        let already = st.users.get(user_id).is_some_and(|w| {
+            w.watchers
+                .iter()
+                .any(|x| x.conn_id == conn.id && x.appointment_id == appointment_id)
+        });
+        if already {
+            return true;
+        }
+        let n = st.followed.entry(conn.id).or_default();
+        if *n >= MAX_FOLLOWED {
+            return false;
+        }
+        *n += 1;
+        st.users
+            .entry(user_id.to_owned())
+            .or_default()
+            .watchers
+            .push(Watcher {
                 conn_id: conn.id,
                 conn: Arc::downgrade(conn),
+                user_id: conn.user_id.clone(),
                 appointment_id: appointment_id.to_owned(),
+                told: Some(false),
+                followed: true,
+            });
+        true
+    }
+
+    /// Drops the followed watches of `appointment_id` except those of a socket of `a` watching
+    /// `b` for a pair `(a, b)` in `keep` (its current participants; none once it ended).
+    pub fn unfollow(&self, appointment_id: &str, keep: &[(&str, &str)]) {
+        let mut guard = self.state();
+        let st = &mut *guard;
+        for (user, w) in &mut st.users {
+            w.watchers.retain(|x| {
+                let drop = x.followed
+                    && x.appointment_id == appointment_id
+                    && !keep.contains(&(x.user_id.as_str(), user.as_str()));
+                if drop && let Some(n) = st.followed.get_mut(&x.conn_id) {
+                    *n = n.saturating_sub(1);
+                }
+                !drop
             });
         }
+        st.users.retain(|_, w| !w.watchers.is_empty());
     }
 
     /// Drops the watches of a closed socket.
     pub fn forget(&self, conn_id: u64) {
-        self.users().retain(|_, w| {
+        let mut st = self.state();
+        st.followed.remove(&conn_id);
+        st.users.retain(|_, w| {
             w.watchers.retain(|x| x.conn_id != conn_id);
             !w.watchers.is_empty()
         });
     }
 
     fn watched(&self) -> Vec<String> {
-        self.users().keys().cloned().collect()
+        self.state().users.keys().cloned().collect()
+    }
+
+    fn is_watched(&self, user_id: &str) -> bool {
+        self.state().users.contains_key(user_id)
     }
 
     /// Records a fresh read of `user_id`.
     fn set(&self, user_id: &str, online: bool) {
-        if let Some(w) = self.users().get_mut(user_id) {
-            if w.told.is_none() && w.online.is_none() {
-                w.told = Some(online);
-            }
+        if let Some(w) = self.state().users.get_mut(user_id) {
             w.online = Some(online);
         }
     }
@@ -109,16 +191,23 @@ impl Watches {
     /// Pushes the changes that may go now.
     fn push_due(&self, now: Instant) {
         let mut out = Vec::new();
-        for (user, w) in self.users().iter_mut() {
+        for (user, w) in &mut self.state().users {
             let Some(online) = w.online else { continue };
-            let changed = w.told != Some(online);
+            // A watch that was told nothing takes the first state read as known.
+            for x in &mut w.watchers {
+                x.told.get_or_insert(online);
+            }
+            let changed = w.watchers.iter().any(|x| x.told != Some(online));
             let may = w.last_push.is_none_or(|t| now >= t + PUSH_INTERVAL);
             if !(changed && may) {
                 continue;
             }
-            w.told = Some(online);
             w.last_push = Some(now);
-            for x in &w.watchers {
+            for x in &mut w.watchers {
+                if x.told == Some(online) {
+                    continue;
+                }
+                x.told = Some(online);
                 if let Some(conn) = x.conn.upgrade() {
                     let f = ServerFrame::Presence {
                         appointment_id: x.appointment_id.clone(),
@@ -134,7 +223,8 @@ impl Watches {
         }
     }
 
-    async fn read(&self, presence: &Presence, user_id: &str) {
+    /// Reads the state of `user_id` now.
+    pub async fn read(&self, presence: &Presence, user_id: &str) {
         match presence.is_online(user_id).await {
             Ok(online) => self.set(user_id, online),
             Err(e) => tracing::debug!(error = %e, "presence read failed"),
@@ -164,7 +254,7 @@ impl Watches {
                 m = changes.next() => {
                     let Some(m) = m else { break };
                     let user = m.subject.as_str().rsplit('.').next().unwrap_or_default().to_owned();
-                    if self.users().contains_key(&user) {
+                    if self.is_watched(&user) {
                         self.read(&presence, &user).await;
                         self.push_due(Instant::now());
                     }

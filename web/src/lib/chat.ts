@@ -30,17 +30,19 @@ export function settlePending(pending: Pending[], messages: ChatMessage[], me: s
 }
 
 /**
- * Paces `chat_send` frames under the hub's frame rate (docs/PROTOCOL.md: 20 frames per second,
- * bursts of 40, per socket): at most `perSec` per second after a burst of `burst`, so re-sending
- * many unacknowledged messages after a reconnect is never refused for the rate.
+ * Paces the frames of one socket under the hub's frame rate (docs/PROTOCOL.md: 20 frames per
+ * second, bursts of 40, per socket, every frame counted): at most `perSec` per second after a
+ * burst of `burst`, three quarters of the hub's, so that frames bunched up on the way (or a
+ * token renewal in between) still stay under it and re-sending many unacknowledged messages
+ * after a reconnect is never refused for the rate.
  */
 export class SendPacer {
   private tokens: number;
   private last: number;
 
   constructor(
-    private readonly perSec = 10,
-    private readonly burst = 20,
+    private readonly perSec = 15,
+    private readonly burst = 30,
     private readonly now: () => number = () => Date.now(),
   ) {
     this.tokens = burst;
@@ -61,6 +63,12 @@ export class SendPacer {
     return true;
   }
 
+  /** Spends what is left: the hub said its budget is used up. */
+  drain() {
+    this.refill();
+    this.tokens = Math.min(this.tokens, 0);
+  }
+
   /** Milliseconds until the next send is allowed. */
   wait(): number {
     this.refill();
@@ -69,13 +77,13 @@ export class SendPacer {
 }
 
 /**
- * The client ids a coalesced `rate_limited` error covers: from `first` to `last` in the order
- * they were sent (`sent`, oldest first); every one of them may have been dropped.
+ * The client ids a `rate_limited` error shows as dropped: every one still unanswered (`sent`,
+ * oldest first) up to and including `last`, the last dropped one it names. The hub answers in
+ * order, so an earlier one that got through was answered before the error came. None when
+ * `last` is not among them (it was answered meanwhile, or the error named no `chat_send`).
  */
-export function droppedIds(sent: string[], first?: string, last?: string): string[] {
-  if (!first) return [];
-  const from = sent.indexOf(first);
-  if (from < 0) return [first];
-  const to = last ? sent.indexOf(last, from) : from;
-  return sent.slice(from, (to < 0 ? from : to) + 1);
+export function droppedBefore(sent: string[], last?: string): string[] {
+  if (!last) return [];
+  const to = sent.indexOf(last);
+  return to < 0 ? [] : sent.slice(0, to + 1);
 }

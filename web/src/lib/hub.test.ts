@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Hub, hubUrl, type ClientFrame, type HubState, type ServerFrame } from './hub';
-import { lastSeq, mergeMessages, settlePending, type ChatMessage } from './chat';
+import { droppedBefore, lastSeq, mergeMessages, settlePending, type ChatMessage } from './chat';
 
 /** A scripted socket standing in for the browser's WebSocket. */
 class FakeSocket {
@@ -35,9 +35,6 @@ class FakeSocket {
   }
 }
 
-/** The hub's answer to `auth`. */
-const WELCOME: ServerFrame = { type: 'welcome', user_id: 'u1', role: 'patient', expires_at: 0, node: 'n' };
-
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 function setup(tokens: (string | null)[] = ['tok1', 'tok2', 'tok3', 'tok4']) {
@@ -70,7 +67,7 @@ describe('Hub protocol', () => {
     expect(hub.send({ type: 'chat_history', room: 'r' })).toBe(false);
     ws.open();
     expect(ws.sent).toEqual([{ type: 'auth', token: 'tok1' }]);
-    ws.receive(WELCOME);
+    ws.receive({ type: 'welcome', user_id: 'u1', role: 'patient', expires_at: 0, node: 'n' });
     expect(hub.state).toBe('connected');
     expect(hub.send({ type: 'chat_history', room: 'r' })).toBe(true);
     expect(ws.sent[1]).toEqual({ type: 'chat_history', room: 'r' });
@@ -86,12 +83,8 @@ describe('Hub protocol', () => {
     await tick();
     const ws = FakeSocket.all[0];
     ws.open();
-    ws.receive(WELCOME);
-    ws.receive({
-      type: 'notification',
-      notification: { id: 'n1', kind: 'appointment_confirmed', title: 'Confirmed', body: 'See you', created_at: '2026-12-07T10:00:00Z' },
-      unread_count: 3,
-    });
+    ws.receive({ type: 'welcome', user_id: 'u1' });
+    ws.receive({ type: 'notification', notification: {}, unread_count: 3 });
     ws.onmessage?.({ data: 'not json' });
     expect(got).toEqual(['*:welcome', 'n:3', '*:notification']);
   });
@@ -102,7 +95,7 @@ describe('Hub protocol', () => {
     await tick();
     const ws = FakeSocket.all[0];
     ws.open();
-    ws.receive(WELCOME);
+    ws.receive({ type: 'welcome', user_id: 'u1' });
     ws.receive({ type: 'token_expiring', expires_at: 1 });
     await tick();
     expect(asked).toEqual([false, true]);
@@ -117,7 +110,7 @@ describe('Hub protocol', () => {
     hub.start();
     await tick();
     FakeSocket.all[0].open();
-    FakeSocket.all[0].receive(WELCOME);
+    FakeSocket.all[0].receive({ type: 'welcome', user_id: 'u1' });
     FakeSocket.all[0].drop(1001);
     expect(hub.state).toBe('reconnecting');
     expect(timers.map((t) => t.ms)).toEqual([100]);
@@ -129,7 +122,7 @@ describe('Hub protocol', () => {
     timers[1].fn();
     await tick();
     FakeSocket.all[2].open();
-    FakeSocket.all[2].receive(WELCOME);
+    FakeSocket.all[2].receive({ type: 'welcome', user_id: 'u1' });
     expect(hub.state).toBe('connected');
     expect(welcomes).toBe(2);
     expect(states).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
@@ -140,7 +133,7 @@ describe('Hub protocol', () => {
     hub.start();
     await tick();
     FakeSocket.all[0].open();
-    FakeSocket.all[0].receive(WELCOME);
+    FakeSocket.all[0].receive({ type: 'welcome', user_id: 'u1' });
     FakeSocket.all[0].drop(4003);
     timers[0].fn();
     await tick();
@@ -183,5 +176,108 @@ describe('chat state', () => {
     expect(settlePending(pending, [m(7, 'a')], 'u1')).toEqual([{ client_id: 'b', body: 'y' }]);
     // Someone else's message with the same client id settles nothing of ours.
     expect(settlePending(pending, [m(8, 'b', 'u2')], 'u1')).toHaveLength(2);
+  });
+});
+
+/** The hub's rate limit as docs/PROTOCOL.md documents it: 20 frames per second, bursts of 40. */
+function hubBucket(perSec = 20, burst = 40) {
+  let tokens = burst;
+  let last = 0;
+  return (at: number) => {
+    tokens = Math.min(burst, tokens + ((at - last) / 1000) * perSec);
+    last = at;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
+}
+
+describe('re-sending chat messages', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A signed-in hub on fake timers, with every frame it sends recorded with its time. */
+  async function connected() {
+    vi.useFakeTimers();
+    FakeSocket.all = [];
+    const hub = new Hub({ url: 'ws://example.test/ws', token: async () => 'tok', socket: (u) => new FakeSocket(u) });
+    hub.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const ws = FakeSocket.all[0];
+    ws.open();
+    ws.receive({ type: 'welcome', user_id: 'u1' });
+    const t0 = Date.now();
+    const at: { f: ClientFrame; ms: number }[] = [];
+    const send = ws.send.bind(ws);
+    ws.send = (data: string) => {
+      send(data);
+      at.push({ f: JSON.parse(data), ms: Date.now() - t0 });
+    };
+    return { hub, ws, at };
+  }
+
+  const msg = (i: number) => ({ type: 'chat_send', room: 'r', client_id: `c${String(i).padStart(3, '0')}`, body: `m${i}` });
+
+  it('sends 300 queued messages once each, in order, never faster than the hub admits', async () => {
+    const { hub, at } = await connected();
+    for (let i = 0; i < 300; i++) expect(hub.send(msg(i))).toBe(true);
+    // A page sending them again (e.g. a second render) queues nothing twice.
+    for (let i = 0; i < 300; i++) hub.send(msg(i));
+    // Read positions and typing go along without breaking the pace.
+    for (let i = 0; i < 50; i++) hub.send({ type: 'chat_read', room: 'r', seq: i });
+    hub.send({ type: 'typing', room: 'r', active: true });
+    await vi.advanceTimersByTimeAsync(60_000);
+    const chats = at.filter((x) => x.f.type === 'chat_send').map((x) => x.f.client_id);
+    expect(chats).toEqual(Array.from({ length: 300 }, (_, i) => msg(i).client_id));
+    const admit = hubBucket();
+    const refused = at.filter((x) => !admit(x.ms));
+    expect(refused).toEqual([]);
+    // Queued read positions were merged into one, with the newest seq.
+    expect(at.filter((x) => x.f.type === 'chat_read').map((x) => x.f.seq)).toEqual([49]);
+    expect(at.filter((x) => x.f.type === 'typing')).toHaveLength(1);
+    // No slower than needed either: the last goes out within 300/15 s.
+    expect(at.at(-1)!.ms).toBeLessThanOrEqual(20_000);
+  });
+
+  it('sends the dropped ones again after retry_after_ms, first and in order, and only those', async () => {
+    const { hub, ws, at } = await connected();
+    for (let i = 0; i < 6; i++) hub.send(msg(i));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(at.map((x) => x.f.client_id)).toEqual(['c000', 'c001', 'c002', 'c003', 'c004', 'c005']);
+    ws.receive({ type: 'chat_ack', room: 'r', client_id: 'c000', seq: 1 });
+    ws.receive({ type: 'chat_ack', room: 'r', client_id: 'c001', seq: 2 });
+    // A coalesced refusal whose first dropped frame was a read position; c002..c004 went too.
+    ws.receive({ type: 'error', code: 'rate_limited', message: '', request: 'chat_read', last_client_id: 'c004', count: 4, retry_after_ms: 500 });
+    hub.send(msg(6));
+    await vi.advanceTimersByTimeAsync(499);
+    expect(at).toHaveLength(6);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(at.slice(6).map((x) => x.f.client_id)).toEqual(['c002', 'c003', 'c004', 'c006']);
+    // c005 was not dropped (its answer is on its way): it is not sent twice.
+    ws.receive({ type: 'chat_ack', room: 'r', client_id: 'c005', seq: 3 });
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(at).toHaveLength(10);
+  });
+
+  it('forgets what a dropped socket left unanswered, for the page to send again on the next one', async () => {
+    const { hub, ws } = await connected();
+    for (let i = 0; i < 40; i++) hub.send(msg(i));
+    await vi.advanceTimersByTimeAsync(200);
+    ws.drop(1001);
+    await vi.advanceTimersByTimeAsync(300);
+    const next = FakeSocket.all[1];
+    next.open();
+    next.receive({ type: 'welcome', user_id: 'u1' });
+    for (let i = 0; i < 40; i++) hub.send(msg(i));
+    await vi.advanceTimersByTimeAsync(10_000);
+    const chats = next.sent.filter((f) => f.type === 'chat_send').map((f) => f.client_id);
+    expect(chats).toEqual(Array.from({ length: 40 }, (_, i) => msg(i).client_id));
+  });
+
+  it('takes the dropped ones as every unanswered one up to the last the error names', () => {
+    expect(droppedBefore(['a', 'b', 'c', 'd'], 'c')).toEqual(['a', 'b', 'c']);
+    expect(droppedBefore(['a', 'b'], 'x')).toEqual([]);
+    expect(droppedBefore(['a', 'b'], undefined)).toEqual([]);
   });
 });

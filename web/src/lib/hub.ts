@@ -1,10 +1,12 @@
 // The websocket client of the hub (docs/PROTOCOL.md): authenticates with the access token
 // in the first frame, renews it before expiry, and reconnects with back-off when the socket drops.
-// `chat_send` frames are paced under the hub's frame rate, and those a `rate_limited` error
-// names as dropped are sent again (same client_id, so nothing is stored twice) after its
-// `retry_after_ms`.
+// Every frame after `auth` is paced under the hub's frame rate (one budget per socket, as the
+// hub counts them): other frames first, then `chat_send` and `chat_read` in the order they were
+// given, with a queued `chat_read` or `typing` of a room replaced by the newer one. The
+// `chat_send` frames a `rate_limited` error shows as dropped go again first, in order (same
+// client_id, so nothing is stored twice), after its `retry_after_ms`.
 
-import { SendPacer, droppedIds } from './chat';
+import { SendPacer, droppedBefore } from './chat';
 import type { ClientFrame, ServerFrame } from './frames.gen';
 
 export type HubState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
@@ -42,6 +44,8 @@ export interface HubOptions {
   clearTimer?: (t: unknown) => void;
   /** Back-off delays in ms for reconnect attempts, the last one repeating. */
   backoff?: number[];
+  /** The clock of the frame pacing, in ms. */
+  now?: () => number;
 }
 
 const OPEN = 1;
@@ -60,10 +64,14 @@ export class Hub {
   private authed = false;
   private needFresh = false;
   userId: string | null = null;
-  private pacer = new SendPacer();
-  /** `chat_send` frames waiting for their turn, and those sent but not acknowledged. */
-  private outbox: ChatSendFrame[] = [];
+  private pacer: SendPacer;
+  /** Frames waiting for their turn: `urgent` goes first; `bulk` (`chat_send`, `chat_read`) after. */
+  private urgent: ClientFrame[] = [];
+  private bulk: ClientFrame[] = [];
+  /** `chat_send` frames sent on this socket and not yet answered, in the order sent. */
   private unacked = new Map<string, ChatSendFrame>();
+  /** After a `rate_limited` error, nothing goes out before this time (ms). */
+  private holdUntil = 0;
   private drainTimer: unknown = null;
   private readonly opts: Required<Omit<HubOptions, 'socket'>> & { socket: (url: string) => SocketLike };
 
@@ -73,9 +81,11 @@ export class Hub {
       setTimer: opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms)),
       clearTimer: opts.clearTimer ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>)),
       backoff: opts.backoff ?? [250, 500, 1000, 2000, 4000],
+      now: opts.now ?? (() => Date.now()),
       url: opts.url,
       token: opts.token,
     };
+    this.pacer = new SendPacer(undefined, undefined, this.opts.now);
   }
 
   get state(): HubState {
@@ -127,55 +137,77 @@ export class Hub {
   }
 
   /**
-   * Sends a frame when the socket is authenticated; returns whether it went out (a `chat_send`
-   * may wait for its turn under the rate limit; one already waiting is not queued twice).
+   * Sends a frame when the socket is authenticated; returns whether it was taken (it may wait
+   * for its turn under the rate limit; a `chat_send` already waiting or unanswered is not taken
+   * twice).
    */
   send(frame: ClientFrame): boolean {
     if (!this.ws || !this.authed || this.ws.readyState !== OPEN) return false;
-    if (frame.type === 'chat_send') {
-      const id = frame.client_id;
-      if (!this.outbox.some((f) => f.client_id === id)) this.outbox.push(frame);
-      this.drain();
-      return true;
+    const f = frame;
+    if (f.type === 'chat_send') {
+      if (!this.unacked.has(f.client_id) && !this.bulk.some((g) => g.type === 'chat_send' && g.client_id === f.client_id)) this.bulk.push(f);
+    } else if (f.type === 'chat_read') {
+      const queued = this.bulk.find((g): g is ClientFrameOf<'chat_read'> => g.type === 'chat_read' && g.room === f.room);
+      if (queued) queued.seq = Math.max(queued.seq, f.seq);
+      else this.bulk.push({ ...f });
+    } else if (f.type === 'typing') {
+      const queued = this.urgent.find((g): g is ClientFrameOf<'typing'> => g.type === 'typing' && g.room === f.room);
+      if (queued) queued.active = f.active;
+      else this.urgent.push({ ...f });
+    } else {
+      this.urgent.push({ ...f });
     }
-    this.ws.send(JSON.stringify(frame));
+    this.drain();
     return true;
   }
 
-  /** Sends the waiting `chat_send` frames the rate allows, and schedules the rest. */
+  /** Sends the waiting frames the rate allows, and schedules the rest. */
   private drain() {
     const ws = this.ws;
     if (!ws || !this.authed || ws.readyState !== OPEN) return;
-    while (this.outbox.length && this.pacer.take()) {
-      const f = this.outbox.shift() as ChatSendFrame;
-      this.unacked.set(f.client_id, f);
+    const held = this.holdUntil - this.opts.now();
+    while (held <= 0 && (this.urgent.length || this.bulk.length) && this.pacer.take()) {
+      const f = (this.urgent.length ? this.urgent : this.bulk).shift() as ClientFrame;
+      if (f.type === 'chat_send') this.unacked.set(f.client_id, f);
       ws.send(JSON.stringify(f));
     }
-    if (this.outbox.length && this.drainTimer === null) {
+    if ((this.urgent.length || this.bulk.length) && this.drainTimer === null) {
       this.drainTimer = this.opts.setTimer(() => {
         this.drainTimer = null;
         this.drain();
-      }, this.pacer.wait());
+      }, Math.max(held, this.pacer.wait(), 1));
     }
   }
 
-  /** Settles a `chat_send` on its ack or error; re-sends rate-limited ones later. */
+  /**
+   * Settles `chat_send` frames on their ack or error. The hub answers a socket's frames in the
+   * order it read them, so when a `rate_limited` error arrives every `chat_send` still
+   * unanswered up to the last one it names was dropped: those go again, first and in order,
+   * once `retry_after_ms` has passed.
+   */
   private settle(f: ServerFrame) {
     if (f.type === 'chat_ack') {
       this.unacked.delete(f.client_id);
       return;
     }
-    if (f.type !== 'error' || f.request !== 'chat_send') return;
-    if (f.code !== 'rate_limited') {
-      if (f.client_id) this.unacked.delete(f.client_id);
+    if (f.type !== 'error') return;
+    const sent = [...this.unacked.keys()];
+    if (f.code === 'rate_limited') {
+      this.pacer.drain();
+      this.holdUntil = this.opts.now() + Math.max(0, Number(f.retry_after_ms) || 0);
+      const again = droppedBefore(sent, f.last_client_id ?? f.client_id ?? undefined)
+        .map((id) => this.unacked.get(id))
+        .filter((x): x is ChatSendFrame => !!x);
+      for (const g of again) this.unacked.delete(g.client_id);
+      this.bulk.unshift(...again);
+      this.drain();
       return;
     }
-    const ids = droppedIds([...this.unacked.keys()], f.client_id ?? undefined, f.last_client_id ?? undefined);
-    const again = ids.map((id) => this.unacked.get(id)).filter((x): x is ChatSendFrame => !!x);
-    for (const id of ids) this.unacked.delete(id);
-    this.opts.setTimer(() => {
-      for (const g of again) this.send(g);
-    }, Math.max(0, Number(f.retry_after_ms) || 0));
+    if (f.request !== 'chat_send' && f.count === undefined) return;
+    // Refused for its size or shape, or failed: sending it again unchanged would not help.
+    const first = f.client_id ? sent.indexOf(f.client_id) : -1;
+    const last = f.last_client_id ? sent.indexOf(f.last_client_id) : first;
+    if (first >= 0) for (const id of sent.slice(first, Math.max(first, last) + 1)) this.unacked.delete(id);
   }
 
   private emit(f: ServerFrame) {
@@ -204,7 +236,7 @@ export class Hub {
     }
     this.ws = ws;
     this.authed = false;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token } satisfies ClientFrame));
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token }));
     ws.onmessage = (ev) => {
       let f: unknown;
       try {
@@ -222,9 +254,13 @@ export class Hub {
       if (this.ws !== ws) return;
       this.ws = null;
       this.authed = false;
-      // The page sends its unacknowledged messages again once signed in anew.
-      this.outbox = [];
+      // The page sends its unacknowledged messages again once signed in anew, on a socket
+      // whose rate budget starts afresh.
+      this.urgent = [];
+      this.bulk = [];
       this.unacked.clear();
+      this.holdUntil = 0;
+      this.pacer = new SendPacer(undefined, undefined, this.opts.now);
       if (AUTH_CLOSES.has(ev.code)) this.needFresh = true;
       this.retry();
     };
@@ -242,7 +278,7 @@ export class Hub {
     }
     if (f.type === 'token_expiring') {
       void this.opts.token(true).then((t) => {
-        if (t && this.ws === ws && ws.readyState === OPEN) ws.send(JSON.stringify({ type: 'auth', token: t } satisfies ClientFrame));
+        if (t && this.ws === ws && ws.readyState === OPEN) ws.send(JSON.stringify({ type: 'auth', token: t }));
       });
       return;
     }

@@ -210,7 +210,9 @@ export function AppointmentDetail() {
           )}
         </div>
       )}
-      {a.doctor_id && ['confirmed', 'completed', 'no_show'].includes(a.status) && user?.role !== 'admin' && <Chat room={a.id} />}
+      {a.doctor_id && ['confirmed', 'completed', 'no_show'].includes(a.status) && user?.role !== 'admin' && (
+        <Chat room={a.id} other={user?.role === 'doctor' ? (a.patient_name ?? 'The patient') : (a.doctor_name ?? 'The doctor')} />
+      )}
     </section>
   );
 }

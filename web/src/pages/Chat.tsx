@@ -5,8 +5,11 @@ import { lastSeq, mergeMessages, settlePending, type ChatMessage, type Pending }
 import { formatTime } from '../lib/time';
 import { hub, useSession } from '../lib/ui';
 
-export function Chat({ room }: { room: string }) {
+/** The chat of appointment `room` with `other` (the other participant's name), and whether they are online. */
+export function Chat({ room, other }: { room: string; other: string }) {
   const { user, hubState } = useSession();
+  // Whether the other participant is online: asked on every (re)join, then pushed by the hub.
+  const [online, setOnline] = useState<boolean | null>(null);
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [pending, setPending] = useState<Pending[]>([]);
   const [hasMore, setHasMore] = useState(false);
@@ -44,12 +47,14 @@ export function Chat({ room }: { room: string }) {
       hub.on('chat_message', (f) => mine(f.message) && add([f.message])),
       hub.on('typing', (f) => mine(f) && f.user_id !== me && setTyping(f.active)),
       hub.on('chat_read', (f) => mine(f) && f.user_id !== me && setOtherRead(f.seq)),
+      hub.on('presence', (f) => f.appointment_id === room && setOnline(f.online)),
       hub.on('error', (f) => {
         if (f.request?.startsWith('chat') || f.request === 'resume')
           setError(frameErrorSentence(f.code, { forbidden: 'The chat of this appointment is not open to you.', not_found: 'This appointment’s chat is not available.' }));
       }),
     ];
     const join = () => {
+      hub.send({ type: 'presence_get', appointment_id: room });
       if (msgsRef.current.length) hub.send({ type: 'resume', room, after_seq: lastSeq(msgsRef.current) });
       else hub.send({ type: 'chat_history', room, limit: 30 });
       // Sends that were not acknowledged before a drop go again; client ids make that safe.
@@ -92,6 +97,11 @@ export function Chat({ room }: { room: string }) {
     <section className="chat" aria-labelledby="chat-h">
       <h2 id="chat-h">Chat</h2>
       {hubState !== 'connected' && <p className="muted" role="status">Connecting to chat…</p>}
+      {hubState === 'connected' && online !== null && (
+        <p className="small muted" role="status" data-testid="presence">
+          {other} is {online ? 'online' : 'offline'}
+        </p>
+      )}
       {hasMore && (
         <button className="link" onClick={older}>
           Show older messages
