@@ -235,13 +235,15 @@ mod tests {
         assert_eq!(register["email"]["format"], "email");
         // The account's time zone is optional, and only names the services know are offered.
         for (path, method) in [("/api/auth/register", "post"), ("/api/me", "patch")] {
-            let schema = &doc["paths"][path][method]["requestBody"]["content"]["application/json"]
-                ["schema"];
+            let schema =
+                &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
             let schema = match schema["$ref"].as_str() {
                 Some(r) => &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
                 None => schema,
             };
-            let zones = schema["properties"]["time_zone"]["enum"].as_array().unwrap();
+            let zones = schema["properties"]["time_zone"]["enum"]
+                .as_array()
+                .unwrap();
             assert!(zones.iter().any(|z| z == "Asia/Tokyo"), "{path}");
             assert!(!zones.iter().any(|z| z == "Mars/Olympus"), "{path}");
             let required = schema["required"].as_array().cloned().unwrap_or_default();

@@ -609,7 +609,12 @@ impl AuthService {
     /// `not_found` if the account vanished.
     pub async fn update_me(&self, ctx: &CallContext, r: UpdateMe) -> Result<User, WireError> {
         let p = ctx.caller()?;
-        let Some(zone) = r.time_zone.as_deref().map(TimeZoneName::parse).transpose()? else {
+        let Some(zone) = r
+            .time_zone
+            .as_deref()
+            .map(TimeZoneName::parse)
+            .transpose()?
+        else {
             return self.me(ctx, Me {}).await;
         };
         let row = store::set_time_zone(self.db(), &p.user_id, zone.as_str(), now_ms(), |row| {

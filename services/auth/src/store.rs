@@ -18,7 +18,8 @@ pub struct UserRow {
     pub time_zone: String,
 }
 
-const USER_COLS: &str = "id, email, display_name, password_hash, role, status, token_generation, created_at, time_zone";
+const USER_COLS: &str =
+    "id, email, display_name, password_hash, role, status, token_generation, created_at, time_zone";
 
 /// A user about to be inserted.
 #[derive(Debug)]

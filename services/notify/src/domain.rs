@@ -36,7 +36,11 @@ pub fn zone(name: Option<&str>) -> Tz {
 pub fn human_time(rfc3339: &str, tz: Tz) -> String {
     parse(rfc3339).map_or_else(
         || rfc3339.to_owned(),
-        |t| t.with_timezone(&tz).format("%a %-d %b %Y %H:%M %Z").to_string(),
+        |t| {
+            t.with_timezone(&tz)
+                .format("%a %-d %b %Y %H:%M %Z")
+                .to_string()
+        },
     )
 }
 
@@ -698,7 +702,13 @@ mod tests {
 
     #[test]
     fn the_reset_mail_carries_the_link_in_the_fragment() {
-        let m = reset_mail("http://127.0.0.1:8080/", "Ada", "chp_abc", 0, chrono_tz::UTC);
+        let m = reset_mail(
+            "http://127.0.0.1:8080/",
+            "Ada",
+            "chp_abc",
+            0,
+            chrono_tz::UTC,
+        );
         assert!(
             m.body
                 .contains("http://127.0.0.1:8080/reset-password#token=chp_abc\n"),
@@ -721,7 +731,11 @@ mod tests {
     #[test]
     fn windows_on_one_day_are_compact() {
         assert_eq!(
-            human_window("2026-03-02T09:00:00Z", "2026-03-03T12:00:00Z", chrono_tz::UTC),
+            human_window(
+                "2026-03-02T09:00:00Z",
+                "2026-03-03T12:00:00Z",
+                chrono_tz::UTC
+            ),
             "Mon 2 Mar 2026 09:00 UTC – Tue 3 Mar 2026 12:00 UTC"
         );
         assert_eq!(human_time("garbage", chrono_tz::UTC), "garbage");
@@ -808,12 +822,7 @@ mod tests {
         );
         let mut offered = event(AppointmentEventKind::Offered, None, None);
         offered.appointment.start = None;
-        let m = appointment_message(
-            &offered,
-            "doc",
-            zone(Some("America/New_York")),
-            words("x"),
-        );
+        let m = appointment_message(&offered, "doc", zone(Some("America/New_York")), words("x"));
         assert!(
             m.body.contains("Mon 2 Mar 2026 04:00–07:00 EST"),
             "{}",
