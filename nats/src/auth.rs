@@ -153,7 +153,7 @@ pub struct User {
     /// `Europe/Berlin`. An account made before zones were kept, or an event of an older
     /// auth instance, reads `UTC`.
     #[serde(default = "default_time_zone")]
-    #[schema(example = "Europe/Berlin")]
+    #[schema(example = "Europe/Berlin", required = true)]
     pub time_zone: String,
 }
 
