@@ -397,6 +397,12 @@ async fn an_account_keeps_the_time_zone_it_signed_up_with_and_its_owner_changes_
         .unwrap();
     assert_eq!(r.status(), 422);
     assert_eq!(error_code(r).await, "validation_failed");
+    // A zone may be left out, but null is not a zone.
+    let r = patch(access.clone(), json!({"time_zone": null}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(error_code(r).await, "validation_failed");
     let r = patch(access.clone(), json!({})).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(

@@ -36,7 +36,7 @@ pub struct RegisterBody {
     pub role: Option<SignupRole>,
     /// The IANA time zone the account's mails and reminders are written in (the web client
     /// sends the browser's); default `UTC`. An unknown zone is a 422 `validation_failed`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "zone_name")]
     #[schema(schema_with = carehub_nats::time::time_zone_schema)]
     pub time_zone: Option<String>,
 }
@@ -57,9 +57,15 @@ impl From<RegisterBody> for Register {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateMeBody {
     /// The IANA time zone the account's mails and reminders are written in.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "zone_name")]
     #[schema(schema_with = carehub_nats::time::time_zone_schema)]
     pub time_zone: Option<String>,
+}
+
+/// A time zone field that may be left out but, when present, is a name: `null` is refused like
+/// any other value the document does not allow (it states a string).
+fn zone_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// Ask for a password reset mail.
