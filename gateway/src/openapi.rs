@@ -149,6 +149,7 @@ mod tests {
             ("/api/auth/refresh", "post"),
             ("/api/auth/logout", "post"),
             ("/api/me", "get"),
+            ("/api/me", "patch"),
             ("/api/auth/password/change", "post"),
             ("/api/auth/password/reset-request", "post"),
             ("/api/auth/password/reset-confirm", "post"),
@@ -232,6 +233,22 @@ mod tests {
             ["schema"]["properties"];
         assert_eq!(register["password"]["minLength"], 10);
         assert_eq!(register["email"]["format"], "email");
+        // The account's time zone is optional, and only names the services know are offered.
+        for (path, method) in [("/api/auth/register", "post"), ("/api/me", "patch")] {
+            let schema =
+                &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+            let schema = match schema["$ref"].as_str() {
+                Some(r) => &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
+                None => schema,
+            };
+            let zones = schema["properties"]["time_zone"]["enum"]
+                .as_array()
+                .unwrap();
+            assert!(zones.iter().any(|z| z == "Asia/Tokyo"), "{path}");
+            assert!(!zones.iter().any(|z| z == "Mars/Olympus"), "{path}");
+            let required = schema["required"].as_array().cloned().unwrap_or_default();
+            assert!(!required.iter().any(|f| f == "time_zone"), "{path}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
-        .routes(routes!(auth::me))
+        .routes(routes!(auth::me, auth::update_me))
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::reset_request))
         .routes(routes!(auth::reset_confirm))

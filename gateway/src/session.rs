@@ -93,6 +93,7 @@ mod tests {
                 role: Role::Patient,
                 status: UserStatus::Active,
                 created_at: "2026-01-01T00:00:00Z".into(),
+                time_zone: "UTC".into(),
             },
         }
     }

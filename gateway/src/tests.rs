@@ -118,6 +118,7 @@ fn user(id: &str) -> User {
         role: Role::Patient,
         status: UserStatus::Active,
         created_at: "2026-01-01T00:00:00Z".into(),
+        time_zone: "UTC".into(),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod subject {
     pub const REFRESH: &str = "carehub.api.auth.refresh";
     pub const LOGOUT: &str = "carehub.api.auth.logout";
     pub const ME: &str = "carehub.api.auth.me";
+    pub const UPDATE_ME: &str = "carehub.api.auth.me.update";
     pub const CHANGE_PASSWORD: &str = "carehub.api.auth.password.change";
     pub const RESET_REQUEST: &str = "carehub.api.auth.password.reset_request";
     pub const RESET_CONFIRM: &str = "carehub.api.auth.password.reset_confirm";
@@ -61,6 +62,9 @@ pub struct Register {
     pub display_name: String,
     #[serde(default = "default_signup_role")]
     pub role: SignupRole,
+    /// The IANA time zone mails and reminders use (the browser's); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 fn default_signup_role() -> SignupRole {
@@ -108,6 +112,14 @@ pub struct Verify {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Me {}
 
+/// Change what the owner may change of their own account; absent fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateMe {
+    /// An IANA time zone name (`validation_failed` for an unknown one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChangePassword {
     pub current_password: String,
@@ -137,6 +149,16 @@ pub struct User {
     pub status: UserStatus,
     /// RFC 3339.
     pub created_at: String,
+    /// The IANA time zone the account's mails and reminders are written in, e.g.
+    /// `Europe/Berlin`. An account made before zones were kept, or an event of an older
+    /// auth instance, reads `UTC`.
+    #[serde(default = "default_time_zone")]
+    #[schema(example = "Europe/Berlin", required = true)]
+    pub time_zone: String,
+}
+
+fn default_time_zone() -> String {
+    crate::time::DEFAULT_TIME_ZONE.to_owned()
 }
 
 /// Tokens issued by login, refresh and password change.
@@ -213,6 +235,7 @@ rpc!(Refresh => Session, s::REFRESH, "refresh");
 rpc!(Logout => Done, s::LOGOUT, "logout");
 rpc!(Verify => Principal, s::VERIFY, "verify");
 rpc!(Me => User, s::ME, "me");
+rpc!(UpdateMe => User, s::UPDATE_ME, "me_update");
 rpc!(ChangePassword => Session, s::CHANGE_PASSWORD, "password_change");
 rpc!(PasswordResetRequest => Accepted, s::RESET_REQUEST, "password_reset_request");
 rpc!(PasswordResetConfirm => Accepted, s::RESET_CONFIRM, "password_reset_confirm");
@@ -260,6 +283,8 @@ pub struct PasswordResetIssued {
 pub enum UserEventKind {
     Registered,
     StatusChanged,
+    /// The owner changed their account (its time zone).
+    Updated,
 }
 
 impl UserEventKind {
@@ -268,6 +293,7 @@ impl UserEventKind {
         match self {
             Self::Registered => "carehub.events.user.registered",
             Self::StatusChanged => "carehub.events.user.status_changed",
+            Self::Updated => "carehub.events.user.updated",
         }
     }
 }
@@ -298,14 +324,23 @@ mod tests {
             password: "pw".into(),
             display_name: "A".into(),
             role: SignupRole::Doctor,
+            time_zone: Some("Asia/Tokyo".into()),
         };
         round_trip(
             &r,
-            json!({"email":"a@b.c","password":"pw","display_name":"A","role":"doctor"}),
+            json!({"email":"a@b.c","password":"pw","display_name":"A","role":"doctor",
+                "time_zone":"Asia/Tokyo"}),
         );
         let d: Register =
             serde_json::from_value(json!({"email":"x","password":"y","display_name":"z"})).unwrap();
         assert_eq!(d.role, SignupRole::Patient);
+        assert_eq!(d.time_zone, None);
+        round_trip(
+            &UpdateMe {
+                time_zone: Some("Europe/Berlin".into()),
+            },
+            json!({"time_zone":"Europe/Berlin"}),
+        );
     }
 
     #[test]
@@ -323,13 +358,15 @@ mod tests {
                 role: Role::Patient,
                 status: UserStatus::Active,
                 created_at: "2026-01-01T00:00:00Z".into(),
+                time_zone: "Europe/Berlin".into(),
             },
         };
         round_trip(
             &s,
             json!({"access_token":"a","token_type":"Bearer","expires_in":900,"refresh_token":"r",
                 "refresh_expires_in":2_592_000,"user":{"id":"u1","email":"a@b.c","display_name":"A",
-                "role":"patient","status":"active","created_at":"2026-01-01T00:00:00Z"}}),
+                "role":"patient","status":"active","created_at":"2026-01-01T00:00:00Z",
+                "time_zone":"Europe/Berlin"}}),
         );
     }
 
@@ -430,15 +467,30 @@ mod tests {
                     role: Role::Doctor,
                     status: UserStatus::Active,
                     created_at: "2026-01-01T00:00:00Z".into(),
+                    time_zone: "UTC".into(),
                 },
             },
             json!({"event_id":"e1","kind":"status_changed","at":7,"user":{"id":"u","email":"d@x.org",
-                "display_name":"D","role":"doctor","status":"active","created_at":"2026-01-01T00:00:00Z"}}),
+                "display_name":"D","role":"doctor","status":"active","created_at":"2026-01-01T00:00:00Z",
+                "time_zone":"UTC"}}),
         );
         assert_eq!(
             UserEventKind::Registered.subject(),
             "carehub.events.user.registered"
         );
+        assert_eq!(
+            UserEventKind::Updated.subject(),
+            "carehub.events.user.updated"
+        );
+    }
+
+    #[test]
+    fn an_account_event_of_an_older_auth_instance_reads_utc() {
+        let e: UserEvent = serde_json::from_value(json!({"event_id":"e0","kind":"registered",
+            "at":1,"user":{"id":"u","email":"p@x.org","display_name":"P","role":"patient",
+            "status":"active","created_at":"2026-01-01T00:00:00Z"}}))
+        .unwrap();
+        assert_eq!(e.user.time_zone, "UTC");
     }
 
     #[test]

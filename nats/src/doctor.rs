@@ -196,7 +196,7 @@ pub struct ReplaceAvailability {
     /// The `version` the change was based on; a different current version is a 409 `conflict`.
     pub expected_version: i64,
     /// An IANA time zone name, e.g. `Europe/Berlin`.
-    #[schema(schema_with = time_zone_name)]
+    #[schema(schema_with = crate::time::time_zone_schema)]
     pub time_zone: String,
     /// At most 50 ranges; ranges of one day must not overlap (touching is fine: 09:00–12:00
     /// and 12:00–17:00).
@@ -319,18 +319,6 @@ fn language_list() -> utoipa::openapi::Array {
         .items(language_code())
         .max_items(Some(MAX_LANGUAGES))
         .unique_items(true)
-        .build()
-}
-
-/// The schema of [`ReplaceAvailability::time_zone`]: every name of the IANA time zone database
-/// the doctor service knows (the same release of it, so the list is what is accepted).
-fn time_zone_name() -> utoipa::openapi::Object {
-    use utoipa::openapi::{ObjectBuilder, Type};
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
-        .examples(["Europe/Berlin"])
-        .description(Some("An IANA time zone name, e.g. `Europe/Berlin`"))
         .build()
 }
 

@@ -1,5 +1,6 @@
 //! How instants are written on the wire: RFC 3339 in UTC with a `Z`, from Unix milliseconds.
-//! Every component formats times with these, so one instant reads the same everywhere.
+//! Every component formats times with these, so one instant reads the same everywhere. Also the
+//! schema of a time zone name, shared by accounts and doctors' availability.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -21,6 +22,22 @@ pub fn rfc3339_auto(ms: i64) -> String {
 /// [`rfc3339`] of a `DateTime`.
 pub fn rfc3339_of(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The name every account and doctor zone falls back to: accounts made before zones were kept,
+/// and events of an older auth instance, read as UTC.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+/// The OpenAPI schema of a time zone field in a request: every name of the IANA time zone
+/// database the services know (the same release of it, so the list is what is accepted).
+pub fn time_zone_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+        .examples(["Europe/Berlin"])
+        .description(Some("An IANA time zone name, e.g. `Europe/Berlin`"))
+        .build()
 }
 
 /// An instant out of chrono's range (never a real one) is written as the Unix epoch.

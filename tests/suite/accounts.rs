@@ -12,6 +12,7 @@ both_backends!(
     a_password_change_issues_a_new_session_and_kills_the_old_tokens,
     a_password_reset_token_works_once_and_ends_every_session,
     a_status_change_reaches_the_account_cache_of_every_auth_instance,
+    an_account_keeps_the_time_zone_it_signed_up_with_and_its_owner_changes_it,
 );
 
 async fn register_login_and_me_work_through_the_gateway_and_verify_is_counted(b: Backend) {
@@ -289,4 +290,149 @@ async fn a_status_change_reaches_the_account_cache_of_every_auth_instance(b: Bac
         before.iter().zip(&after).all(|(b, a)| a > b),
         "both instances answered some of the 40 calls: {before:?} -> {after:?}"
     );
+}
+
+async fn an_account_keeps_the_time_zone_it_signed_up_with_and_its_owner_changes_it(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let register = |email: String, zone: Value| {
+        let mut body = json!({"email": email, "password": PASSWORD, "display_name": "Zo Ne"});
+        if !zone.is_null() {
+            body["time_zone"] = zone;
+        }
+        clinic
+            .http
+            .post(clinic.url("/api/auth/register"))
+            .json(&body)
+            .send()
+    };
+    // An unknown zone is refused, naming the field; nothing is registered.
+    for bad in [
+        json!("Mars/Olympus"),
+        json!("asia/tokyo"),
+        json!(""),
+        json!(9),
+    ] {
+        let email = unique_email("tz-bad");
+        let r = register(email.clone(), bad.clone()).await.unwrap();
+        assert_eq!(r.status(), 422, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "validation_failed", "{bad}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("time_zone"),
+            "{body}"
+        );
+        let r = clinic.try_login(&clinic.http, &email, PASSWORD).await;
+        assert_eq!(r.status(), 401, "{bad}: no account was made");
+    }
+    // Without a zone the account is in UTC.
+    let plain = unique_email("tz-none");
+    assert_eq!(
+        register(plain.clone(), Value::Null).await.unwrap().status(),
+        202
+    );
+    let session = clinic.login(&plain, PASSWORD).await;
+    assert_eq!(session["user"]["time_zone"], "UTC");
+
+    // Account events carry the zone, so other services can keep it.
+    let nc = clinic.nats_client_as("auth").await;
+    let mut events = nc.subscribe("carehub.events.user.>").await.unwrap();
+    nc.flush().await.unwrap();
+    let email = unique_email("tz-tokyo");
+    assert_eq!(
+        register(email.clone(), json!("Asia/Tokyo"))
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    let session = clinic.login(&email, PASSWORD).await;
+    let user_id = session["user"]["id"].as_str().unwrap().to_owned();
+    let access = token(&session);
+    assert_eq!(session["user"]["time_zone"], "Asia/Tokyo");
+    let me: Value = clinic
+        .me_at(&clinic.base, &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["time_zone"], "Asia/Tokyo");
+    let (_, registered) = next_user_event(&mut events, &user_id, "registered").await;
+    assert_eq!(registered["user"]["time_zone"], "Asia/Tokyo");
+
+    // The owner changes it; the change is returned, stored and published.
+    let patch = |token: String, body: Value| {
+        clinic
+            .http
+            .patch(clinic.url("/api/me"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let r = patch(access.clone(), json!({"time_zone": "America/New_York"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let changed: Value = r.json().await.unwrap();
+    assert_eq!(changed["time_zone"], "America/New_York");
+    assert_eq!(changed["email"], email.as_str());
+    let (subject, updated) = next_user_event(&mut events, &user_id, "updated").await;
+    assert_eq!(subject, "carehub.events.user.updated");
+    assert_eq!(updated["user"]["time_zone"], "America/New_York");
+    let me: Value = clinic
+        .me_at(&clinic.base, &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["time_zone"], "America/New_York");
+    let again = clinic.login(&email, PASSWORD).await;
+    assert_eq!(again["user"]["time_zone"], "America/New_York");
+
+    // Bad changes are refused and change nothing; an empty change answers the account.
+    let r = patch(access.clone(), json!({"time_zone": "Europe/Atlantis"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(error_code(r).await, "validation_failed");
+    // A zone may be left out, but null is not a zone.
+    let r = patch(access.clone(), json!({"time_zone": null}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(error_code(r).await, "validation_failed");
+    let r = patch(access.clone(), json!({})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["time_zone"],
+        "America/New_York"
+    );
+    let r = patch("not-a-token".into(), json!({"time_zone": "UTC"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Another account is untouched.
+    let other = clinic.login(&plain, PASSWORD).await;
+    assert_eq!(other["user"]["time_zone"], "UTC");
+}
+
+/// The next account event of `kind` about `user_id`: its subject and body.
+async fn next_user_event(
+    events: &mut async_nats::Subscriber,
+    user_id: &str,
+    kind: &str,
+) -> (String, Value) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let m = events.next().await.expect("event");
+            let e: Value = serde_json::from_slice(&m.payload).unwrap();
+            if e["user"]["id"] == user_id && e["kind"] == kind {
+                return (m.subject.to_string(), e);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {kind} event"))
 }

@@ -420,9 +420,123 @@ async fn appointment_events_become_notifications_once_and_the_api_manages_them(b
     );
 }
 
+/// The mails the file mailer wrote to `email` whose text contains `needle`.
+fn mails_to(clinic: &Clinic, email: &str, needle: &str) -> Vec<String> {
+    eml_files(&clinic.dir.join("mail"))
+        .into_iter()
+        .filter(|m| m.contains(&format!("To: {email}")) && m.contains(needle))
+        .collect()
+}
+
+/// "Mon 4 Mar 2030 19:30" at `offset_mins` east of UTC: the wording of a mail, worked out here
+/// with a fixed offset (the zones used have no clock changes).
+fn wall_time(t: chrono::DateTime<chrono::Utc>, offset_mins: i32) -> String {
+    let offset = chrono::FixedOffset::east_opt(offset_mins * 60).unwrap();
+    t.with_timezone(&offset)
+        .format("%a %-d %b %Y %H:%M")
+        .to_string()
+}
+
+async fn mails_and_reminders_are_written_in_the_time_zone_of_each_recipient(backend: Backend) {
+    // One reminder, a minute before the start.
+    let clinic =
+        Clinic::start_with(backend, &[("CAREHUB_REMINDERS", "60s")], &Component::ALL).await;
+    let pat_email = unique_email("tokyo");
+    let r = clinic
+        .http
+        .post(clinic.url("/api/auth/register"))
+        .json(
+            &json!({"email": pat_email, "password": crate::harness::PASSWORD,
+            "display_name": "Aiko Tanaka", "time_zone": "Asia/Tokyo"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let pat = clinic.login(&pat_email, crate::harness::PASSWORD).await;
+    let pat_id = pat["user"]["id"].as_str().unwrap().to_owned();
+    let doc_email = unique_email("doc-utc");
+    let doc = clinic.create_user(Role::Doctor, &doc_email).await;
+    let doc_id = doc["id"].as_str().unwrap().to_owned();
+
+    // A confirmation far ahead (no reminder is due): each side reads its own zone.
+    let js = async_nats::jetstream::new(clinic.nats_client_as("admin").await);
+    let mut confirmed = appointment_event(AppointmentEventKind::Confirmed, &pat_id, &doc_id, None);
+    confirmed.notify = vec![pat_id.clone(), doc_id.clone()];
+    publish(&js, &confirmed, &confirmed.event_id).await;
+    let mail = wait::until("the patient's confirmation mail", DEADLINE, || async {
+        mails_to(&clinic, &pat_email, "Appointment confirmed").pop()
+    })
+    .await;
+    // 2030-03-04T10:30:00Z in Tokyo (UTC+9, no clock changes).
+    assert!(mail.contains("Mon 4 Mar 2030 19:30 JST"), "{mail}");
+    assert!(!mail.contains("10:30 UTC"), "{mail}");
+    let doc_mail = wait::until("the doctor's confirmation mail", DEADLINE, || async {
+        mails_to(&clinic, &doc_email, "Appointment confirmed").pop()
+    })
+    .await;
+    assert!(doc_mail.contains("Mon 4 Mar 2030 10:30 UTC"), "{doc_mail}");
+
+    // The patient moves to India; notify learns it from the account event.
+    let r = clinic
+        .http
+        .patch(clinic.url("/api/me"))
+        .bearer_auth(token(&pat))
+        .json(&json!({"time_zone": "Asia/Kolkata"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let notify_db = carehub::provision::notify_db(&clinic.env(&[]))
+        .await
+        .expect("notify db");
+    wait::until("the new zone in notify's directory", DEADLINE, || async {
+        let row = carehub_notify::store::user(&notify_db, &pat_id)
+            .await
+            .unwrap();
+        row.filter(|u| u.time_zone == "Asia/Kolkata").map(|_| ())
+    })
+    .await;
+    notify_db.close().await;
+
+    // An appointment soon: its reminder is written in the zone the patient has now.
+    let start = chrono::Utc::now() + chrono::Duration::seconds(75);
+    let start = start - chrono::Duration::nanoseconds(i64::from(start.timestamp_subsec_nanos()));
+    let mut soon = appointment_event(AppointmentEventKind::Rescheduled, &pat_id, &doc_id, None);
+    soon.appointment.version = 2;
+    soon.appointment.start = Some(start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    soon.appointment.end = Some(
+        (start + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    publish(&js, &soon, &soon.event_id).await;
+    let moved = wait::until("the patient's moved mail", DEADLINE, || async {
+        mails_to(&clinic, &pat_email, "Appointment moved").pop()
+    })
+    .await;
+    let in_kolkata = format!("{} IST", wall_time(start, 5 * 60 + 30));
+    assert!(moved.contains(&in_kolkata), "{in_kolkata} in {moved}");
+    let reminder = wait::until(
+        "the patient's reminder mail",
+        Duration::from_secs(60),
+        || async { mails_to(&clinic, &pat_email, "Reminder: appointment in 1 minute").pop() },
+    )
+    .await;
+    assert!(
+        reminder.contains(&format!("starts in 1 minute: {in_kolkata}.")),
+        "{in_kolkata} in {reminder}"
+    );
+    let doc_reminder = wait::until("the doctor's reminder mail", DEADLINE, || async {
+        mails_to(&clinic, &doc_email, "Reminder: appointment in 1 minute").pop()
+    })
+    .await;
+    let in_utc = format!("{} UTC", wall_time(start, 0));
+    assert!(doc_reminder.contains(&in_utc), "{in_utc} in {doc_reminder}");
+}
+
 crate::both_backends!(
     a_password_reset_mail_reaches_a_real_smtp_server_once_with_a_working_link,
     a_mail_refused_with_451_is_retried_and_delivered_exactly_once,
     without_smtp_settings_the_reset_mail_is_written_to_the_data_dir,
     appointment_events_become_notifications_once_and_the_api_manages_them,
+    mails_and_reminders_are_written_in_the_time_zone_of_each_recipient,
 );

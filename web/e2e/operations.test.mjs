@@ -458,7 +458,7 @@ describe('operations in Chromium, checked through the API', { timeout: 900_000 }
   test('a patient changes the password: a wrong current one and a short new one are said in sentences; the new one signs in', async () => {
     const acct = await newAccount('patient', 'Pax Password');
     const page = await clinic.pageAs(acct);
-    await page.getByRole('link', { name: 'Password' }).click();
+    await page.getByRole('link', { name: 'Account' }).click();
     await page.getByRole('heading', { name: 'Change your password' }).waitFor();
     await docShot(page, 'change-password');
     clinic.allow(page, 403, /\/api\/auth\/password\/change$/);
@@ -493,6 +493,47 @@ describe('operations in Chromium, checked through the API', { timeout: 900_000 }
     await page.getByRole('button', { name: 'Save profile' }).click();
     await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
     assert.equal((await clinic.api('GET', '/api/patients/me/profile', await clinic.token({ ...acct, password: fresh }))).phone, '+33 1 23 45 67 89');
+    await clinic.close(page);
+  });
+
+  test('sign-up sends the browser’s time zone; the Account page changes it, stored and shown after a reload', async () => {
+    const acct = { role: 'patient', email: `zoe.zone.${stamp}@example.test`, password: `pw-${stamp}-long-enough`, name: 'Zoe Zone' };
+    const page = await clinic.pageAs(null, { timezoneId: 'Asia/Tokyo' });
+    await page.goto('/signup');
+    await page.getByLabel('Name').fill(acct.name);
+    await page.getByLabel('Email').fill(acct.email);
+    await page.getByLabel(/Password/).fill(acct.password);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByRole('heading', { name: 'Account requested' }).waitFor();
+    const token = await clinic.token(acct);
+    assert.equal((await clinic.api('GET', '/api/me', token)).time_zone, 'Asia/Tokyo', 'the account has the browser’s zone');
+
+    await clinic.login(page, acct);
+    await page.getByRole('link', { name: 'Account' }).click();
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    const zone = page.getByLabel('Time zone for mails and reminders');
+    await zone.waitFor();
+    assert.equal(await zone.inputValue(), 'Asia/Tokyo');
+    await docShot(page, 'account');
+    await zone.selectOption('America/Sao_Paulo');
+    await page.getByRole('button', { name: 'Save time zone' }).click();
+    await page.getByRole('status').filter({ hasText: 'Time zone saved: mails and reminders now give times in America/Sao_Paulo.' }).waitFor();
+    assert.equal((await clinic.api('GET', '/api/me', token)).time_zone, 'America/Sao_Paulo', 'stored');
+    await screen(page, 'account-time-zone-saved');
+
+    await page.reload();
+    await zone.waitFor();
+    assert.equal(await zone.inputValue(), 'America/Sao_Paulo', 'the form shows the stored zone after a reload');
+    assert.equal(await page.getByTestId('stored-zone').textContent(), 'America/Sao_Paulo');
+    assert.equal(await page.getByRole('form', { name: 'Time zone' }).count(), 1, 'one time zone form');
+    // Back to the zone this browser is in, with one button.
+    await page.getByRole('button', { name: 'Use this browser’s zone (Asia/Tokyo)' }).click();
+    await page.getByRole('button', { name: 'Save time zone' }).click();
+    await page.getByRole('status').filter({ hasText: 'now give times in Asia/Tokyo.' }).waitFor();
+    assert.equal((await clinic.api('GET', '/api/me', token)).time_zone, 'Asia/Tokyo');
+    // The old address of the page leads here.
+    await page.goto('/password');
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
     await clinic.close(page);
   });
 
@@ -534,7 +575,7 @@ describe('operations in Chromium, checked through the API', { timeout: 900_000 }
     const mine = (await clinic.api('GET', '/api/appointments?limit=5', soon.patient.token)).appointments[0];
     const screens = [
       [null, ['/login', '/signup', '/forgot-password', '/reset-password#token=not-a-real-token']],
-      [patientAcct, ['/doctors', `/doctors/${ines.id}`, '/book', '/appointments', '/profile', '/notifications', '/password']],
+      [patientAcct, ['/doctors', `/doctors/${ines.id}`, '/book', '/appointments', '/profile', '/notifications', '/account']],
       [soon.patient, [`/appointments/${mine.id}`]],
       [clinic.byEmail('sara.'), ['/offers', '/schedule', '/availability', '/appointments', '/profile']],
       [soon.complete.doc, [`/appointments/${soon.complete.id}`]],

@@ -3,7 +3,8 @@ import { api } from './lib/api';
 import { viewerZone } from './lib/time';
 import { useState } from 'react';
 import { Loading, SessionProvider, useFrames, useSession } from './lib/ui';
-import { ChangePassword, ForgotPassword, Login, ResetPassword, Signup } from './pages/Auth';
+import { Account } from './pages/Account';
+import { ForgotPassword, Login, ResetPassword, Signup } from './pages/Auth';
 import { DoctorProfile } from './pages/DoctorProfile';
 import { Directory, DoctorPage } from './pages/Directory';
 import { BookRequest } from './pages/Book';
@@ -94,8 +95,8 @@ function Header() {
           <span className="muted small">
             {user.display_name} · {viewerZone()}
           </span>
-          <Link to="/password" className="small">
-            Password
+          <Link to="/account" className="small">
+            Account
           </Link>
           <button
             type="button"
@@ -185,7 +186,8 @@ function Shell() {
             <Route path="/admin/groups" element={<Guard role="admin"><AdminGroups /></Guard>} />
             <Route path="/admin/appointments" element={<Guard role="admin"><AdminAppointments /></Guard>} />
             <Route path="/admin/audit" element={<Guard role="admin"><AdminAudit /></Guard>} />
-            <Route path="/password" element={<Guard><ChangePassword /></Guard>} />
+            <Route path="/account" element={<Guard><Account /></Guard>} />
+            <Route path="/password" element={<Navigate to="/account" replace />} />
             <Route path="/call/:id" element={<Guard><CallPage /></Guard>} />
             <Route path="*" element={<p>Nothing here. <Link to="/">Home</Link></p>} />
           </Routes>

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use carehub_nats::auth::{
     Accepted, ChangePassword, Done, Login, Logout, Me, PasswordResetConfirm, PasswordResetRequest,
-    Refresh, Register, Session, SignupRole, User,
+    Refresh, Register, Session, SignupRole, UpdateMe, User,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -34,6 +34,11 @@ pub struct RegisterBody {
     /// Default `patient`; doctors wait for an admin's approval.
     #[serde(default)]
     pub role: Option<SignupRole>,
+    /// The IANA time zone the account's mails and reminders are written in (the web client
+    /// sends the browser's); default `UTC`. An unknown zone is a 422 `validation_failed`.
+    #[serde(default, deserialize_with = "zone_name")]
+    #[schema(schema_with = carehub_nats::time::time_zone_schema)]
+    pub time_zone: Option<String>,
 }
 
 impl From<RegisterBody> for Register {
@@ -43,8 +48,24 @@ impl From<RegisterBody> for Register {
             password: b.password,
             display_name: b.display_name,
             role: b.role.unwrap_or(SignupRole::Patient),
+            time_zone: b.time_zone,
         }
     }
+}
+
+/// Change the caller's own account; a field left out stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateMeBody {
+    /// The IANA time zone the account's mails and reminders are written in.
+    #[serde(default, deserialize_with = "zone_name")]
+    #[schema(schema_with = carehub_nats::time::time_zone_schema)]
+    pub time_zone: Option<String>,
+}
+
+/// A time zone field that may be left out but, when present, is a name: `null` is refused like
+/// any other value the document does not allow (it states a string).
+fn zone_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// Ask for a password reset mail.
@@ -174,6 +195,23 @@ pub async fn logout(
     responses((status = 200, description = "The caller's account", body = User)))]
 pub async fn me(State(s): State<AppState>, AuthCtx(ctx): AuthCtx) -> Result<Json<User>, ApiError> {
     Ok(Json(s.bus.request(&ctx, &Me {}).await?))
+}
+
+/// Change the caller's own account: its time zone, which mails and reminders are written in.
+/// Other services learn of it from the `updated` account event.
+#[utoipa::path(patch, path = "/api/me", tag = "auth", security(("bearer" = [])),
+    request_body = UpdateMeBody,
+    responses((status = 200, description = "The account as changed", body = User),
+        (status = 422, description = "`validation_failed`: `time_zone` is not a known IANA time zone", body = ErrorBody)))]
+pub async fn update_me(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+    ApiJson(body): ApiJson<UpdateMeBody>,
+) -> Result<Json<User>, ApiError> {
+    let req = UpdateMe {
+        time_zone: body.time_zone,
+    };
+    Ok(Json(s.bus.request(&ctx, &req).await?))
 }
 
 /// Change the caller's password; every other session ends and a new one is issued.

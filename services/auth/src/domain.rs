@@ -100,6 +100,34 @@ impl DisplayName {
     }
 }
 
+/// An IANA time zone name the time zone database knows, spelled as the database spells it
+/// (`Asia/Tokyo`, `UTC`). Mails and reminders are written in the account's zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeZoneName(chrono_tz::Tz);
+
+impl TimeZoneName {
+    /// # Errors
+    /// When the name is not one of the database's zones or links.
+    pub fn parse(raw: &str) -> Result<Self, WireError> {
+        let name = raw.trim();
+        name.parse::<chrono_tz::Tz>().map(Self).map_err(|_| {
+            let shown: String = name.chars().take(64).collect();
+            WireError::validation(format!(
+                "time_zone: '{shown}' is not a known time zone; use an IANA name such as Europe/Berlin"
+            ))
+        })
+    }
+
+    /// The zone an account has when it names none.
+    pub fn utc() -> Self {
+        Self(chrono_tz::UTC)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +178,18 @@ mod tests {
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse("a\u{0007}b").is_err());
         assert!(DisplayName::parse(&"n".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn time_zones_are_iana_names() {
+        assert_eq!(
+            TimeZoneName::parse(" Asia/Tokyo ").unwrap().as_str(),
+            "Asia/Tokyo"
+        );
+        assert_eq!(TimeZoneName::parse("UTC").unwrap(), TimeZoneName::utc());
+        for bad in ["", "Mars/Olympus", "asia/tokyo", "+09:00", "JST "] {
+            let e = TimeZoneName::parse(bad).unwrap_err();
+            assert!(e.message.starts_with("time_zone:"), "{bad}: {}", e.message);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! [`AuthService`], and encodes; the methods hold the rules.
 
 use crate::config::AuthConfig;
-use crate::domain::{DisplayName, Email, NewPassword};
+use crate::domain::{DisplayName, Email, NewPassword, TimeZoneName};
 use crate::keys::Keys;
 use crate::password::Hasher;
 use crate::store::{self, NewUser, Rotation, UserFilter, UserRow};
@@ -113,6 +113,7 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         Logout => logout,
         Verify => verify,
         Me => me,
+        UpdateMe => update_me,
         ChangePassword => change_password,
         PasswordResetRequest => reset_request,
         PasswordResetConfirm => reset_confirm,
@@ -204,6 +205,7 @@ pub async fn create_user(
         password_hash: &hash,
         role: role.as_str(),
         status: UserStatus::Active.as_str(),
+        time_zone: TimeZoneName::utc().as_str(),
         now,
     };
     let event =
@@ -250,6 +252,7 @@ fn registered_event(
         role,
         status,
         created_at: rfc3339_auto(row.now),
+        time_zone: row.time_zone.to_owned(),
     };
     user_event(UserEventKind::Registered, user)
 }
@@ -266,6 +269,7 @@ fn to_user(row: &UserRow) -> Result<User, WireError> {
         role: Role::parse(&row.role).map_err(corrupt)?,
         status: UserStatus::parse(&row.status).map_err(corrupt)?,
         created_at: rfc3339_auto(row.created_at),
+        time_zone: row.time_zone.clone(),
     })
 }
 
@@ -350,11 +354,15 @@ impl AuthService {
     /// Self-registration. Answers the same whether or not the email is taken.
     ///
     /// # Errors
-    /// `validation_failed` for bad input.
+    /// `validation_failed` for bad input (an unknown time zone included).
     pub async fn register(&self, _ctx: &CallContext, r: Register) -> Result<Accepted, WireError> {
         let email = Email::parse(&r.email)?;
         let name = DisplayName::parse(&r.display_name)?;
         let pw = NewPassword::parse(&r.password, Some(&email))?;
+        let zone = r
+            .time_zone
+            .as_deref()
+            .map_or(Ok(TimeZoneName::utc()), TimeZoneName::parse)?;
         // Hash before looking anything up, so both outcomes take the same time.
         let hash = self.inner.hasher.hash(pw.expose()).await?;
         let role = Role::from(r.role);
@@ -371,6 +379,7 @@ impl AuthService {
             password_hash: &hash,
             role: role.as_str(),
             status: status.as_str(),
+            time_zone: zone.as_str(),
             now: now_ms(),
         };
         let event = registered_event(&row, role, status)?;
@@ -590,6 +599,37 @@ impl AuthService {
             accounts.insert(ticket, row.id, user.clone()).await;
         }
         Ok(user)
+    }
+
+    /// Changes what the owner may change of their account (its time zone); the change reaches
+    /// other services as an `updated` account event.
+    ///
+    /// # Errors
+    /// `unauthorized` without a principal, `validation_failed` for an unknown time zone,
+    /// `not_found` if the account vanished.
+    pub async fn update_me(&self, ctx: &CallContext, r: UpdateMe) -> Result<User, WireError> {
+        let p = ctx.caller()?;
+        let Some(zone) = r
+            .time_zone
+            .as_deref()
+            .map(TimeZoneName::parse)
+            .transpose()?
+        else {
+            return self.me(ctx, Me {}).await;
+        };
+        let row = store::set_time_zone(self.db(), &p.user_id, zone.as_str(), now_ms(), |row| {
+            let user = to_user(row).map_err(|e| StoreError::Conflict(e.message))?;
+            user_event(UserEventKind::Updated, user).map_err(|e| StoreError::Conflict(e.message))
+        })
+        .await?
+        .ok_or_else(|| WireError::not_found("account not found"))?;
+        self.inner.relay.wake();
+        if let Some(accounts) = &self.inner.accounts {
+            // This instance answers from fresh data at once; the others when the event arrives.
+            accounts.invalidate(&p.user_id).await;
+        }
+        tracing::info!(user_id = %p.user_id, "account time zone set");
+        to_user(&row)
     }
 
     /// Changes the password; every other session and token of the user ends, and the caller

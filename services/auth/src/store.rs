@@ -15,10 +15,11 @@ pub struct UserRow {
     pub status: String,
     pub token_generation: i64,
     pub created_at: i64,
+    pub time_zone: String,
 }
 
 const USER_COLS: &str =
-    "id, email, display_name, password_hash, role, status, token_generation, created_at";
+    "id, email, display_name, password_hash, role, status, token_generation, created_at, time_zone";
 
 /// A user about to be inserted.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
     pub role: &'a str,
     pub status: &'a str,
+    pub time_zone: &'a str,
     pub now: i64,
 }
 
@@ -38,12 +40,12 @@ pub struct NewUser<'a> {
 /// # Errors
 /// On storage failure.
 pub async fn insert_user(db: &Db, u: &NewUser<'_>, event: &Pending) -> Result<bool, StoreError> {
-    let sql = "INSERT INTO users (id, email, display_name, password_hash, role, status, token_generation, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) ON CONFLICT (email) DO NOTHING";
+    let sql = "INSERT INTO users (id, email, display_name, password_hash, role, status, token_generation, created_at, updated_at, time_zone)
+               VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $8) ON CONFLICT (email) DO NOTHING";
     write_tx!(db, tx => {
         let n = sqlx::query(sql)
             .bind(u.id).bind(u.email).bind(u.display_name).bind(u.password_hash)
-            .bind(u.role).bind(u.status).bind(u.now)
+            .bind(u.role).bind(u.status).bind(u.now).bind(u.time_zone)
             .execute(&mut *tx).await?.rows_affected();
         if n == 1 {
             enqueue!(&mut *tx, event)?;
@@ -72,6 +74,38 @@ pub async fn count_users(db: &Db) -> Result<i64, StoreError> {
     Ok(
         with_db!(db, p => sqlx::query_scalar::<_, i64>("SELECT CAST(COUNT(*) AS BIGINT) FROM users").fetch_one(p).await?),
     )
+}
+
+/// Sets a user's time zone and writes the event made by `event` for the updated row, atomically.
+/// A zone equal to the stored one changes nothing and writes no event. `None` when the user does
+/// not exist.
+///
+/// # Errors
+/// On storage failure, or what `event` fails with.
+pub async fn set_time_zone(
+    db: &Db,
+    user_id: &str,
+    time_zone: &str,
+    now: i64,
+    event: impl FnOnce(&UserRow) -> Result<Pending, StoreError>,
+) -> Result<Option<UserRow>, StoreError> {
+    let update = sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET time_zone = $1, updated_at = $2 WHERE id = $3 AND time_zone <> $1 RETURNING {USER_COLS}"
+    ));
+    let read = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE id = $1"));
+    write_tx!(db, tx => {
+        let changed = sqlx::query_as::<_, UserRow>(update)
+            .bind(time_zone).bind(now).bind(user_id)
+            .fetch_optional(&mut *tx).await?;
+        let row = match changed {
+            Some(row) => {
+                enqueue!(&mut *tx, event(&row)?)?;
+                Some(row)
+            }
+            None => sqlx::query_as::<_, UserRow>(read).bind(user_id).fetch_optional(&mut *tx).await?,
+        };
+        Ok::<Option<UserRow>, StoreError>(row)
+    })
 }
 
 /// Starts a login session with its first refresh token.

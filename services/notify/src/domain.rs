@@ -1,10 +1,12 @@
 //! Pure rules, no I/O: what an appointment event tells each person, which reminders a
-//! confirmed appointment gets, the password reset mail, and the retry backoff.
+//! confirmed appointment gets, the password reset mail, and the retry backoff. Every time in a
+//! message is written in the recipient's time zone, named by its abbreviation or offset.
 
 use carehub_nats::Role;
 use carehub_nats::appointment::{Actor, AppointmentEvent, AppointmentEventKind};
 pub use carehub_nats::time::rfc3339;
 use chrono::{DateTime, Utc};
+pub use chrono_tz::Tz;
 use std::time::Duration;
 
 /// A rendered message: the in-app notification, and the mail made from it.
@@ -23,32 +25,57 @@ pub struct Person {
     pub role: Role,
 }
 
-/// Formats an RFC 3339 time for people ("Mon 5 Jan 2026 14:00 UTC"); an unparsable value is
-/// shown as it is.
-pub fn human_time(rfc3339: &str) -> String {
+/// The zone a recipient's times are written in: their account's, UTC when the directory does
+/// not know them or the name is not one the time zone database knows.
+pub fn zone(name: Option<&str>) -> Tz {
+    name.and_then(|n| n.parse().ok()).unwrap_or(chrono_tz::UTC)
+}
+
+/// Formats an RFC 3339 time for people in `tz`, named by the zone's abbreviation or offset
+/// ("Mon 5 Jan 2026 15:00 CET", "Tue 6 Jan 2026 09:00 -03"); an unparsable value is shown as it is.
+pub fn human_time(rfc3339: &str, tz: Tz) -> String {
     parse(rfc3339).map_or_else(
         || rfc3339.to_owned(),
-        |t| t.format("%a %-d %b %Y %H:%M UTC").to_string(),
+        |t| {
+            t.with_timezone(&tz)
+                .format("%a %-d %b %Y %H:%M %Z")
+                .to_string()
+        },
     )
 }
 
-/// Formats an RFC 3339 time as a date ("Mon 5 Jan 2026").
-pub fn human_date(rfc3339: &str) -> String {
+/// Formats an RFC 3339 time as a date in `tz` ("Mon 5 Jan 2026").
+pub fn human_date(rfc3339: &str, tz: Tz) -> String {
     parse(rfc3339).map_or_else(
         || rfc3339.to_owned(),
-        |t| t.format("%a %-d %b %Y").to_string(),
+        |t| t.with_timezone(&tz).format("%a %-d %b %Y").to_string(),
     )
 }
 
-/// Formats a window; the end shows only its time when it falls on the same day.
-pub fn human_window(start: &str, end: &str) -> String {
+/// Formats a window in `tz`; the end shows only its time when it falls on the same local day
+/// (and the zone's name once, unless a clock change falls inside the window).
+pub fn human_window(start: &str, end: &str, tz: Tz) -> String {
     match (parse(start), parse(end)) {
-        (Some(s), Some(e)) if s.date_naive() == e.date_naive() => format!(
-            "{}–{} UTC",
-            s.format("%a %-d %b %Y %H:%M"),
-            e.format("%H:%M")
-        ),
-        _ => format!("{} – {}", human_time(start), human_time(end)),
+        (Some(s), Some(e)) => {
+            let (s, e) = (s.with_timezone(&tz), e.with_timezone(&tz));
+            let (s_zone, e_zone) = (s.format("%Z").to_string(), e.format("%Z").to_string());
+            if s.date_naive() != e.date_naive() {
+                format!("{} – {}", human_time(start, tz), human_time(end, tz))
+            } else if s_zone == e_zone {
+                format!(
+                    "{}–{} {e_zone}",
+                    s.format("%a %-d %b %Y %H:%M"),
+                    e.format("%H:%M")
+                )
+            } else {
+                format!(
+                    "{} {s_zone}–{} {e_zone}",
+                    s.format("%a %-d %b %Y %H:%M"),
+                    e.format("%H:%M")
+                )
+            }
+        }
+        _ => format!("{} – {}", human_time(start, tz), human_time(end, tz)),
     }
 }
 
@@ -103,21 +130,23 @@ pub struct Wording<'a> {
     pub doctor: Option<&'a str>,
 }
 
-/// What `event` tells `recipient`.
-pub fn appointment_message(event: &AppointmentEvent, recipient: &str, w: Wording<'_>) -> Message {
+/// What `event` tells `recipient`, with times in the recipient's zone `tz`.
+pub fn appointment_message(
+    event: &AppointmentEvent,
+    recipient: &str,
+    tz: Tz,
+    w: Wording<'_>,
+) -> Message {
     use AppointmentEventKind as K;
     let a = &event.appointment;
     let is_patient = recipient == a.patient_id;
     let by_self = event.actor.as_ref().is_some_and(|x| x.user_id == recipient);
-    let window = human_window(&a.window_start, &a.window_end);
+    let window = human_window(&a.window_start, &a.window_end, tz);
     let when = a
         .start
         .as_deref()
-        .map_or_else(|| window.clone(), human_time);
-    let date = a
-        .start
-        .as_deref()
-        .map_or_else(|| human_date(&a.window_start), human_date);
+        .map_or_else(|| window.clone(), |t| human_time(t, tz));
+    let date = human_date(a.start.as_deref().unwrap_or(&a.window_start), tz);
     let reason = event
         .reason
         .as_deref()
@@ -350,8 +379,9 @@ pub fn human_duration(ms: i64) -> String {
     }
 }
 
-/// The reminder for an appointment at `start` (RFC 3339), `offset_ms` before it.
-pub fn reminder_message(start: &str, offset_ms: i64, with_whom: Option<&str>) -> Message {
+/// The reminder for an appointment at `start` (RFC 3339), `offset_ms` before it, with the time
+/// in the recipient's zone `tz`.
+pub fn reminder_message(start: &str, offset_ms: i64, with_whom: Option<&str>, tz: Tz) -> Message {
     let with = with_whom.map_or_else(String::new, |n| format!(" with {n}"));
     Message {
         kind: "appointment_reminder".to_owned(),
@@ -359,7 +389,7 @@ pub fn reminder_message(start: &str, offset_ms: i64, with_whom: Option<&str>) ->
         body: format!(
             "Your appointment{with} starts in {}: {}.",
             human_duration(offset_ms),
-            human_time(start)
+            human_time(start, tz)
         ),
     }
 }
@@ -389,9 +419,15 @@ pub fn parse_offsets(s: &str) -> Result<Vec<Duration>, String> {
         .collect()
 }
 
-/// The password reset mail. The link carries the token in the fragment, so it never reaches a
-/// server log.
-pub fn reset_mail(public_url: &str, name: &str, token: &str, expires_at_ms: i64) -> Message {
+/// The password reset mail, its expiry in the recipient's zone `tz`. The link carries the token
+/// in the fragment, so it never reaches a server log.
+pub fn reset_mail(
+    public_url: &str,
+    name: &str,
+    token: &str,
+    expires_at_ms: i64,
+    tz: Tz,
+) -> Message {
     let link = format!(
         "{}/reset-password#token={token}",
         public_url.trim_end_matches('/')
@@ -403,7 +439,7 @@ pub fn reset_mail(public_url: &str, name: &str, token: &str, expires_at_ms: i64)
             "Hello {name},\n\nSomeone, hopefully you, asked to reset the password of your carehub account. \
              Open this link to choose a new password:\n\n{link}\n\nThe link works once and expires at {}. \
              If you did not ask for it, ignore this mail: your password stays as it is.",
-            human_time(&rfc3339(expires_at_ms))
+            human_time(&rfc3339(expires_at_ms), tz)
         ),
     }
 }
@@ -491,7 +527,7 @@ mod tests {
         );
         let label = actor_label(e.actor.as_ref(), None);
         assert_eq!(label, "Dr. Kofi Mensah");
-        let m = appointment_message(&e, "pat", words(&label));
+        let m = appointment_message(&e, "pat", chrono_tz::UTC, words(&label));
         assert_eq!(m.kind, "appointment_cancelled");
         assert_eq!(m.title, "Appointment cancelled");
         assert_eq!(
@@ -509,7 +545,7 @@ mod tests {
             display_name: Some("Ada".into()),
         });
         let label = actor_label(e.actor.as_ref(), None);
-        let m = appointment_message(&e, "pat", words(&label));
+        let m = appointment_message(&e, "pat", chrono_tz::UTC, words(&label));
         assert_eq!(
             m.body,
             "Your appointment on Mon 2 Mar 2026 was cancelled by you."
@@ -524,12 +560,12 @@ mod tests {
             None,
         );
         let label = actor_label(e.actor.as_ref(), None);
-        let m = appointment_message(&e, "pat", words(&label));
+        let m = appointment_message(&e, "pat", chrono_tz::UTC, words(&label));
         assert_eq!(
             m.body,
             "Dr. Inès Moreau accepted your request: Mon 2 Mar 2026 10:30 UTC."
         );
-        let to_doctor = appointment_message(&e, "doc", words(&label));
+        let to_doctor = appointment_message(&e, "doc", chrono_tz::UTC, words(&label));
         assert_eq!(
             to_doctor.body,
             "Your appointment with Ada Lovelace is confirmed: Mon 2 Mar 2026 10:30 UTC."
@@ -541,7 +577,7 @@ mod tests {
         let mut e = event(AppointmentEventKind::Offered, None, None);
         e.appointment.start = None;
         let label = actor_label(None, None);
-        let m = appointment_message(&e, "doc", words(&label));
+        let m = appointment_message(&e, "doc", chrono_tz::UTC, words(&label));
         assert_eq!(m.title, "New appointment request");
         assert_eq!(
             m.body,
@@ -591,7 +627,7 @@ mod tests {
         ] {
             let e = event(kind, Some(doctor(Some("X"))), Some("because."));
             for who in ["pat", "doc"] {
-                let m = appointment_message(&e, who, words("Dr. X"));
+                let m = appointment_message(&e, who, chrono_tz::Asia::Tokyo, words("Dr. X"));
                 assert!(!m.title.is_empty() && !m.body.is_empty(), "{kind:?}");
                 assert!(!m.body.contains(".."), "{kind:?}: {}", m.body);
                 assert_eq!(m.kind, format!("appointment_{}", kind.as_str()));
@@ -648,7 +684,12 @@ mod tests {
 
     #[test]
     fn a_reminder_reads_naturally() {
-        let m = reminder_message("2026-03-02T10:30:00Z", 86_400_000, Some("Dr. X"));
+        let m = reminder_message(
+            "2026-03-02T10:30:00Z",
+            86_400_000,
+            Some("Dr. X"),
+            chrono_tz::UTC,
+        );
         assert_eq!(m.title, "Reminder: appointment in 24 hours");
         assert_eq!(
             m.body,
@@ -661,7 +702,13 @@ mod tests {
 
     #[test]
     fn the_reset_mail_carries_the_link_in_the_fragment() {
-        let m = reset_mail("http://127.0.0.1:8080/", "Ada", "chp_abc", 0);
+        let m = reset_mail(
+            "http://127.0.0.1:8080/",
+            "Ada",
+            "chp_abc",
+            0,
+            chrono_tz::UTC,
+        );
         assert!(
             m.body
                 .contains("http://127.0.0.1:8080/reset-password#token=chp_abc\n"),
@@ -684,9 +731,113 @@ mod tests {
     #[test]
     fn windows_on_one_day_are_compact() {
         assert_eq!(
-            human_window("2026-03-02T09:00:00Z", "2026-03-03T12:00:00Z"),
+            human_window(
+                "2026-03-02T09:00:00Z",
+                "2026-03-03T12:00:00Z",
+                chrono_tz::UTC
+            ),
             "Mon 2 Mar 2026 09:00 UTC – Tue 3 Mar 2026 12:00 UTC"
         );
-        assert_eq!(human_time("garbage"), "garbage");
+        assert_eq!(human_time("garbage", chrono_tz::UTC), "garbage");
+    }
+
+    #[test]
+    fn times_are_written_in_the_recipients_zone_with_its_abbreviation() {
+        let berlin = zone(Some("Europe/Berlin"));
+        assert_eq!(
+            human_time("2026-01-05T14:00:00Z", berlin),
+            "Mon 5 Jan 2026 15:00 CET"
+        );
+        assert_eq!(
+            human_time("2026-03-02T10:30:00Z", zone(Some("Asia/Tokyo"))),
+            "Mon 2 Mar 2026 19:30 JST"
+        );
+        // A zone whose database entry has no abbreviation is named by its offset.
+        assert_eq!(
+            human_time("2026-01-06T12:00:00Z", zone(Some("America/Sao_Paulo"))),
+            "Tue 6 Jan 2026 09:00 -03"
+        );
+        // Late in the UTC day is already the next day in Tokyo: the date follows the zone.
+        assert_eq!(
+            human_date("2026-03-02T20:00:00Z", zone(Some("Asia/Tokyo"))),
+            "Tue 3 Mar 2026"
+        );
+    }
+
+    #[test]
+    fn a_clock_change_shows_in_the_abbreviation() {
+        let berlin = zone(Some("Europe/Berlin"));
+        // Clocks go forward at 01:00 UTC on 29 March 2026 (02:00 CET becomes 03:00 CEST).
+        assert_eq!(
+            human_time("2026-03-29T00:30:00Z", berlin),
+            "Sun 29 Mar 2026 01:30 CET"
+        );
+        assert_eq!(
+            human_time("2026-03-29T01:30:00Z", berlin),
+            "Sun 29 Mar 2026 03:30 CEST"
+        );
+        assert_eq!(
+            human_window("2026-03-29T00:00:00Z", "2026-03-29T02:00:00Z", berlin),
+            "Sun 29 Mar 2026 01:00 CET–04:00 CEST"
+        );
+        // And back on 25 October: 01:30 UTC is the second 02:30 of the night.
+        assert_eq!(
+            human_time("2026-10-25T00:30:00Z", berlin),
+            "Sun 25 Oct 2026 02:30 CEST"
+        );
+        assert_eq!(
+            human_time("2026-10-25T01:30:00Z", berlin),
+            "Sun 25 Oct 2026 02:30 CET"
+        );
+        assert_eq!(
+            human_window("2026-07-01T08:00:00Z", "2026-07-01T10:00:00Z", berlin),
+            "Wed 1 Jul 2026 10:00–12:00 CEST"
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_missing_zone_is_written_as_utc() {
+        for name in [None, Some("Mars/Olympus"), Some(""), Some("asia/tokyo")] {
+            assert_eq!(zone(name), chrono_tz::UTC, "{name:?}");
+            assert_eq!(
+                human_time("2026-03-02T10:30:00Z", zone(name)),
+                "Mon 2 Mar 2026 10:30 UTC"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_and_reminders_follow_the_recipients_zone() {
+        let e = event(
+            AppointmentEventKind::Confirmed,
+            Some(doctor(Some("Kofi Mensah"))),
+            None,
+        );
+        let label = actor_label(e.actor.as_ref(), None);
+        let tokyo = zone(Some("Asia/Tokyo"));
+        let m = appointment_message(&e, "pat", tokyo, words(&label));
+        assert_eq!(
+            m.body,
+            "Dr. Kofi Mensah accepted your request: Mon 2 Mar 2026 19:30 JST."
+        );
+        let mut offered = event(AppointmentEventKind::Offered, None, None);
+        offered.appointment.start = None;
+        let m = appointment_message(&offered, "doc", zone(Some("America/New_York")), words("x"));
+        assert!(
+            m.body.contains("Mon 2 Mar 2026 04:00–07:00 EST"),
+            "{}",
+            m.body
+        );
+        let r = reminder_message("2026-03-02T10:30:00Z", 3_600_000, None, tokyo);
+        assert_eq!(
+            r.body,
+            "Your appointment starts in 1 hour: Mon 2 Mar 2026 19:30 JST."
+        );
+        let reset = reset_mail("http://x", "Ada", "chp_t", 1_772_447_400_000, tokyo);
+        assert!(
+            reset.body.contains("expires at Mon 2 Mar 2026 19:30 JST."),
+            "{}",
+            reset.body
+        );
     }
 }

@@ -18,6 +18,7 @@ use carehub_runtime::consumer::Durable;
 use carehub_runtime::db::{Db, StoreError, now_ms};
 use carehub_runtime::service::Running;
 use futures::StreamExt as _;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -138,6 +139,15 @@ fn to_wire(row: NotificationRow) -> Notification {
         appointment_id: row.appointment_id,
         created_at: domain::rfc3339(row.created_at),
         read_at: row.read_at.map(domain::rfc3339),
+    }
+}
+
+/// The zones of the people one event concerns.
+struct Zones(HashMap<String, domain::Tz>);
+
+impl Zones {
+    fn of(&self, user: &str) -> domain::Tz {
+        self.0.get(user).copied().unwrap_or(chrono_tz::UTC)
     }
 }
 
@@ -268,6 +278,7 @@ impl NotifyService {
             display_name: e.user.display_name,
             role: e.user.role.as_str().to_owned(),
             status: e.user.status.as_str().to_owned(),
+            time_zone: e.user.time_zone,
         };
         store::upsert_user(self.db(), &row, e.at).await
     }
@@ -282,11 +293,13 @@ impl NotifyService {
         if expires_at <= now {
             return Ok(());
         }
+        let tz = self.zone_of(&r.user_id).await?;
         let msg = domain::reset_mail(
             &self.inner.cfg.public_url,
             &r.display_name,
             &r.token,
             expires_at,
+            tz,
         );
         let mail = NewMail {
             id: uuid::Uuid::now_v7().to_string(),
@@ -309,6 +322,23 @@ impl NotifyService {
             Some(id) => store::user(self.db(), id).await,
             None => Ok(None),
         }
+    }
+
+    /// The zone `user`'s times are written in (UTC while the directory does not know them).
+    async fn zone_of(&self, user: &str) -> Result<domain::Tz, StoreError> {
+        let row = store::user(self.db(), user).await?;
+        Ok(domain::zone(row.as_ref().map(|u| u.time_zone.as_str())))
+    }
+
+    /// [`Self::zone_of`] each of `users`.
+    async fn zones_of(&self, users: Vec<&str>) -> Result<Zones, StoreError> {
+        let mut zones = HashMap::new();
+        for user in users {
+            if !zones.contains_key(user) {
+                zones.insert(user.to_owned(), self.zone_of(user).await?);
+            }
+        }
+        Ok(Zones(zones))
     }
 
     /// Stores one notification per user the event names and queues their mail, and moves the
@@ -343,10 +373,14 @@ impl NotifyService {
         let mut recipients: Vec<&str> = e.notify.iter().map(String::as_str).collect();
         recipients.sort_unstable();
         recipients.dedup();
+        let mut people = recipients.clone();
+        people.push(&a.patient_id);
+        people.extend(a.doctor_id.as_deref());
+        let zones = self.zones_of(people).await?;
         let deliveries: Vec<Delivery> = recipients
             .into_iter()
             .map(|user| {
-                let msg = domain::appointment_message(e, user, wording);
+                let msg = domain::appointment_message(e, user, zones.of(user), wording);
                 self.delivery(&e.event_id, user, Some(&a.id), &msg, now)
             })
             .collect();
@@ -360,7 +394,7 @@ impl NotifyService {
             ReminderEffect::Schedule => ReminderChange::Replace {
                 appointment_id: a.id.clone(),
                 version: a.version,
-                reminders: self.plan_reminders(e, wording, now),
+                reminders: self.plan_reminders(e, wording, &zones, now),
             },
         };
         let fresh = store::apply_event(self.db(), &deliveries, &reminders).await?;
@@ -372,7 +406,16 @@ impl NotifyService {
         Ok(())
     }
 
-    fn plan_reminders(&self, e: &AppointmentEvent, w: Wording<'_>, now: i64) -> Vec<NewReminder> {
+    /// The reminders of a confirmed appointment for both people. Their text is written again
+    /// when sent (in the zone the recipient has then); the text stored now is what an instance
+    /// of the previous version sends.
+    fn plan_reminders(
+        &self,
+        e: &AppointmentEvent,
+        w: Wording<'_>,
+        zones: &Zones,
+        now: i64,
+    ) -> Vec<NewReminder> {
         let a = &e.appointment;
         let Some(start) = a.start.as_deref() else {
             return Vec::new();
@@ -389,8 +432,9 @@ impl NotifyService {
         people
             .into_iter()
             .flat_map(|(user, with)| {
+                let tz = zones.of(user);
                 planned.iter().map(move |p| {
-                    let msg = domain::reminder_message(start, p.offset_ms, with);
+                    let msg = domain::reminder_message(start, p.offset_ms, with, tz);
                     NewReminder {
                         id: uuid::Uuid::now_v7().to_string(),
                         user_id: user.to_owned(),
@@ -399,6 +443,7 @@ impl NotifyService {
                         due_at: p.due_at,
                         title: msg.title,
                         body: msg.body,
+                        with_name: with.unwrap_or_default().to_owned(),
                     }
                 })
             })
@@ -587,10 +632,18 @@ impl NotifyService {
         let now = now_ms();
         let mut sent = 0;
         for r in store::due_reminders(self.db(), now, BATCH).await? {
-            let msg = Message {
-                kind: "appointment_reminder".to_owned(),
-                title: r.title.clone(),
-                body: r.body.clone(),
+            let msg = match r.with_name.as_deref() {
+                Some(with) => domain::reminder_message(
+                    &r.starts_at,
+                    r.offset_ms,
+                    Some(with).filter(|w| !w.is_empty()),
+                    domain::zone(r.time_zone.as_deref()),
+                ),
+                None => Message {
+                    kind: "appointment_reminder".to_owned(),
+                    title: r.title.clone(),
+                    body: r.body.clone(),
+                },
             };
             let delivery = self.delivery(
                 &format!("reminder:{}", r.id),

@@ -11,6 +11,8 @@ pub struct UserRow {
     pub display_name: String,
     pub role: String,
     pub status: String,
+    /// An IANA name; `UTC` until an event names one.
+    pub time_zone: String,
 }
 
 /// Stores what an account event says of a user, unless a newer event was applied already.
@@ -18,12 +20,14 @@ pub struct UserRow {
 /// # Errors
 /// On storage failure.
 pub async fn upsert_user(db: &Db, u: &UserRow, at: i64) -> Result<(), StoreError> {
-    let sql = "INSERT INTO users (id, email, display_name, role, status, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+    let sql = "INSERT INTO users (id, email, display_name, role, status, updated_at, time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7)
                ON CONFLICT (id) DO UPDATE SET email = excluded.email, display_name = excluded.display_name,
-                 role = excluded.role, status = excluded.status, updated_at = excluded.updated_at
+                 role = excluded.role, status = excluded.status, updated_at = excluded.updated_at,
+                 time_zone = excluded.time_zone
                WHERE users.updated_at <= excluded.updated_at";
     with_db!(db, p => sqlx::query(sql)
         .bind(&u.id).bind(&u.email).bind(&u.display_name).bind(&u.role).bind(&u.status).bind(at)
+        .bind(&u.time_zone)
         .execute(p).await?.rows_affected());
     Ok(())
 }
@@ -31,7 +35,7 @@ pub async fn upsert_user(db: &Db, u: &UserRow, at: i64) -> Result<(), StoreError
 /// # Errors
 /// On storage failure.
 pub async fn user(db: &Db, id: &str) -> Result<Option<UserRow>, StoreError> {
-    let sql = "SELECT id, email, display_name, role, status FROM users WHERE id = $1";
+    let sql = "SELECT id, email, display_name, role, status, time_zone FROM users WHERE id = $1";
     Ok(with_db!(db, p => sqlx::query_as::<_, UserRow>(sql).bind(id).fetch_optional(p).await?))
 }
 
@@ -130,8 +134,11 @@ pub struct NewReminder {
     pub offset_ms: i64,
     pub starts_at: String,
     pub due_at: i64,
+    /// The text as planned (sent as it is by an instance of the previous version).
     pub title: String,
     pub body: String,
+    /// The other person's name for the text written at sending ('' when unknown).
+    pub with_name: String,
 }
 
 /// Stores the notifications of one event (skipping those stored before), their mail, and the
@@ -165,11 +172,11 @@ pub async fn apply_event(
                 sqlx::query("DELETE FROM reminders WHERE appointment_id = $1 AND sent_at IS NULL")
                     .bind(appointment_id).execute(&mut *tx).await?;
                 for r in reminders {
-                    sqlx::query("INSERT INTO reminders (id, appointment_id, user_id, offset_ms, starts_at, due_at, title, body, sent_at)
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)
+                    sqlx::query("INSERT INTO reminders (id, appointment_id, user_id, offset_ms, starts_at, due_at, title, body, sent_at, with_name)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)
                                  ON CONFLICT (appointment_id, user_id, offset_ms, starts_at) DO NOTHING")
                         .bind(&r.id).bind(appointment_id).bind(&r.user_id).bind(r.offset_ms).bind(&r.starts_at)
-                        .bind(r.due_at).bind(&r.title).bind(&r.body)
+                        .bind(r.due_at).bind(&r.title).bind(&r.body).bind(&r.with_name)
                         .execute(&mut *tx).await?;
                 }
             }
@@ -370,8 +377,14 @@ pub struct ReminderRow {
     pub id: String,
     pub appointment_id: String,
     pub user_id: String,
+    pub offset_ms: i64,
+    pub starts_at: String,
     pub title: String,
     pub body: String,
+    /// `None` on a reminder planned before texts were written at sending: send `body` as it is.
+    pub with_name: Option<String>,
+    /// The recipient's zone, if the directory knows them.
+    pub time_zone: Option<String>,
 }
 
 /// Unsent reminders due now.
@@ -379,8 +392,10 @@ pub struct ReminderRow {
 /// # Errors
 /// On storage failure.
 pub async fn due_reminders(db: &Db, now: i64, limit: i64) -> Result<Vec<ReminderRow>, StoreError> {
-    let sql = "SELECT id, appointment_id, user_id, title, body FROM reminders
-               WHERE sent_at IS NULL AND due_at <= $1 ORDER BY due_at, id LIMIT $2";
+    let sql = "SELECT r.id, r.appointment_id, r.user_id, r.offset_ms, r.starts_at, r.title, r.body, r.with_name,
+                      u.time_zone
+               FROM reminders r LEFT JOIN users u ON u.id = r.user_id
+               WHERE r.sent_at IS NULL AND r.due_at <= $1 ORDER BY r.due_at, r.id LIMIT $2";
     Ok(
         with_db!(db, p => sqlx::query_as::<_, ReminderRow>(sql).bind(now).bind(limit).fetch_all(p).await?),
     )

@@ -230,8 +230,22 @@ export class Api {
     return s.data.user;
   }
 
-  async register(email: string, password: string, displayName: string, role: Schema<'SignupRole'>) {
-    return (await this.send(this.anon, (h) => h.POST('/api/auth/register', { body: { email, password, display_name: displayName, role } }))).data;
+  /**
+   * Signs up. `timeZone` (the browser's) is the zone the account's mails and reminders are written
+   * in; should the API not know it, the account is made without one (UTC), which its owner can
+   * change on the Account page, rather than refusing the sign-up.
+   */
+  async register(email: string, password: string, displayName: string, role: Schema<'SignupRole'>, timeZone?: string) {
+    type Zone = NonNullable<Body<'/api/auth/register', 'post'>['time_zone']>;
+    const signUp = (time_zone?: Zone) =>
+      this.send(this.anon, (h) => h.POST('/api/auth/register', { body: { email, password, display_name: displayName, role, time_zone } }));
+    try {
+      return (await signUp(timeZone ? (timeZone.trim() as Zone) : undefined)).data;
+    } catch (e) {
+      const zoneRefused = timeZone && e instanceof ApiError && e.code === 'validation_failed' && e.message.startsWith('time_zone');
+      if (!zoneRefused) throw e;
+      return (await signUp()).data;
+    }
   }
 
   /** Asks for a reset mail; the answer is the same whether or not the email is known. */

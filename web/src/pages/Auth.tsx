@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { Link, Navigate, useLocation, useNavigate } from 'react-router-dom';
 import { api } from '../lib/api';
+import { viewerZone } from '../lib/time';
 import { ErrorMsg, useAction, useSession } from '../lib/ui';
 
 /** Passwords: the same rule the sign-up form checks before the API does. */
@@ -166,7 +167,8 @@ export function Signup() {
     if (!name.trim()) return setError('Enter your name.');
     const problem = passwordProblem(password, email);
     if (problem) return setError(problem);
-    if (await run(() => api.register(email.trim(), password, name.trim(), role))) setDone(true);
+    // The browser's zone: the account's mails and reminders are written in it (changed on Account).
+    if (await run(() => api.register(email.trim(), password, name.trim(), role, viewerZone()))) setDone(true);
   };
   if (done)
     return (
@@ -217,7 +219,10 @@ export function Signup() {
   );
 }
 
-/** A signed-in person changes their password: the current one, then the new one twice. */
+/**
+ * A signed-in person changes their password: the current one, then the new one twice. One part of
+ * the Account page.
+ */
 export function ChangePassword() {
   const { user } = useSession();
   const [current, setCurrent] = useState('');
@@ -245,8 +250,8 @@ export function ChangePassword() {
     }
   };
   return (
-    <section className="narrow">
-      <h1>Change your password</h1>
+    <>
+      <h2>Change your password</h2>
       <form onSubmit={submit} noValidate aria-label="Change your password">
         <label>
           Current password
@@ -261,6 +266,6 @@ export function ChangePassword() {
           {busy ? 'Saving…' : 'Change password'}
         </button>
       </form>
-    </section>
+    </>
   );
 }
