@@ -118,7 +118,10 @@ mod tests {
 
     #[test]
     fn the_refresh_reuse_grace_is_ten_seconds_at_most() {
-        assert_eq!(config(&[]).unwrap().refresh_reuse_grace, Duration::from_secs(10));
+        assert_eq!(
+            config(&[]).unwrap().refresh_reuse_grace,
+            Duration::from_secs(10)
+        );
         let off = config(&[("CAREHUB_REFRESH_REUSE_GRACE", "0")]).unwrap();
         assert_eq!(off.refresh_reuse_grace, Duration::ZERO);
         let err = config(&[("CAREHUB_REFRESH_REUSE_GRACE", "11")]).unwrap_err();
