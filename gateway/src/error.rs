@@ -8,7 +8,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use carehub_bus::BusError;
-use carehub_nats::{ErrorCode, WireError};
+use carehub_nats::{ErrorCode, ErrorDetails, WireError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -19,6 +19,8 @@ pub struct ApiError {
     pub message: String,
     /// Sent as `Retry-After` (seconds).
     pub retry_after_secs: Option<u64>,
+    /// Sent as the body's `details` (never with a 5xx).
+    pub details: Option<ErrorDetails>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            details: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -46,6 +49,7 @@ impl ApiError {
             code: ErrorCode::RateLimited,
             message: "too many requests, try again later".into(),
             retry_after_secs: Some(retry_after_secs.max(1)),
+            details: None,
         }
     }
 
@@ -84,9 +88,10 @@ impl ApiError {
         StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// The JSON body for this error. 5xx messages are fixed texts, so nothing internal leaks
-    /// even when a service put details in its message.
+    /// The JSON body for this error. 5xx messages are fixed texts and carry no details, so
+    /// nothing internal leaks even when a service put details in its message.
     pub fn body(&self, request_id: &str) -> ErrorBody {
+        let server_side = self.status().is_server_error();
         let message = match self.code {
             ErrorCode::Internal | ErrorCode::Unknown => "internal error".to_owned(),
             ErrorCode::ServiceUnavailable => {
@@ -100,6 +105,7 @@ impl ApiError {
                 code: self.code.as_str().to_owned(),
                 message,
                 request_id: request_id.to_owned(),
+                details: self.details.clone().filter(|_| !server_side),
             },
         }
     }
@@ -129,6 +135,7 @@ impl From<WireError> for ApiError {
             code: e.code,
             message: e.message,
             retry_after_secs: e.retry_after_secs,
+            details: e.details,
         }
     }
 }
@@ -169,6 +176,10 @@ pub struct ErrorDetail {
     pub message: String,
     /// The request id, also in the `x-request-id` response header.
     pub request_id: String,
+    /// Structured details, only with the codes that have them: `appointments_affected` lists
+    /// the confirmed appointments in `details.appointments`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<ErrorDetails>,
 }
 
 #[cfg(test)]
@@ -210,5 +221,31 @@ mod tests {
         let res = e.to_response("r");
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(res.headers()[header::RETRY_AFTER], "7");
+    }
+
+    #[test]
+    fn details_reach_the_body_only_when_present_and_never_with_a_5xx() {
+        let details = ErrorDetails {
+            appointments: vec![carehub_nats::appointment::AffectedAppointment {
+                id: "a1".into(),
+                patient_id: "p1".into(),
+                patient_name: None,
+                start: "2026-03-02T09:00:00Z".into(),
+                end: "2026-03-02T09:30:00Z".into(),
+                status: carehub_nats::appointment::AppointmentStatus::Confirmed,
+            }],
+        };
+        let e = ApiError::from(
+            WireError::new(ErrorCode::AppointmentsAffected, "overlaps")
+                .with_details(details.clone()),
+        );
+        assert_eq!(e.status(), StatusCode::CONFLICT);
+        let body = serde_json::to_value(e.body("r")).unwrap();
+        assert_eq!(body["error"]["code"], "appointments_affected");
+        assert_eq!(body["error"]["details"]["appointments"][0]["id"], "a1");
+        let plain = serde_json::to_value(ApiError::not_found().body("r")).unwrap();
+        assert!(plain["error"].get("details").is_none(), "{plain}");
+        let internal = ApiError::from(WireError::internal().with_details(details));
+        assert!(internal.body("r").error.details.is_none());
     }
 }

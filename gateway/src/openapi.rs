@@ -321,4 +321,58 @@ mod tests {
         assert_eq!(to["schema"]["format"], "date-time");
         assert!(to["description"].as_str().unwrap().contains("after `from`"));
     }
+
+    #[test]
+    fn an_absence_409_documents_the_affected_appointments_as_data() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let resolve = |v: &serde_json::Value| -> serde_json::Value {
+            match v["$ref"].as_str() {
+                Some(r) => schemas[r.trim_start_matches("#/components/schemas/")].clone(),
+                None => v.clone(),
+            }
+        };
+        for (path, method) in [
+            ("/api/doctors/me/time-off", "post"),
+            ("/api/admin/users/{id}/disable", "post"),
+        ] {
+            let conflict = &doc["paths"][path][method]["responses"]["409"];
+            assert!(
+                conflict["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("`appointments_affected`"),
+                "{path}"
+            );
+            let body = resolve(&conflict["content"]["application/json"]["schema"]);
+            let error = resolve(&body["properties"]["error"]);
+            let details = &error["properties"]["details"];
+            // Optional (absent for other codes), so never in `required`.
+            assert!(
+                !error["required"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&"details".into()),
+                "{error}"
+            );
+            let details = resolve(
+                details["oneOf"]
+                    .as_array()
+                    .and_then(|o| o.iter().find(|s| s["$ref"].is_string()))
+                    .unwrap_or(details),
+            );
+            let item = resolve(&details["properties"]["appointments"]["items"]);
+            for field in ["id", "start", "end", "patient_name", "status"] {
+                assert!(
+                    item["properties"][field].is_object(),
+                    "{path}: {field} in {item}"
+                );
+            }
+            assert_eq!(item["properties"]["start"]["format"], "date-time");
+            let required = item["required"].as_array().unwrap();
+            for field in ["id", "start", "end", "status"] {
+                assert!(required.contains(&field.into()), "{field} required");
+            }
+        }
+    }
 }

@@ -126,6 +126,37 @@ pub struct Appointment {
     pub last_call: Option<CallSummary>,
 }
 
+/// A confirmed appointment a change would cancel, as an `appointments_affected` error lists it
+/// in `details.appointments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AffectedAppointment {
+    pub id: String,
+    pub patient_id: String,
+    /// The patient's account name, once the admin service knows the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_name: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+    pub status: AppointmentStatus,
+}
+
+impl AffectedAppointment {
+    /// The listed form of `a`; `None` for one without a fixed time (never confirmed).
+    pub fn of(a: &Appointment) -> Option<Self> {
+        Some(Self {
+            id: a.id.clone(),
+            patient_id: a.patient_id.clone(),
+            patient_name: a.patient_name.clone(),
+            start: a.start.clone()?,
+            end: a.end.clone()?,
+            status: a.status,
+        })
+    }
+}
+
 /// A finished video call of an appointment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CallSummary {

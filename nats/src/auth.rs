@@ -223,8 +223,9 @@ pub struct AdminSetUserStatus {
     pub action: StatusAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Disabling a doctor with confirmed appointments answers 409 listing them unless forced;
-    /// forced, they are cancelled and each patient told why.
+    /// Disabling a doctor with confirmed appointments answers 409 `appointments_affected`
+    /// listing them (`error.details.appointments`) unless forced; forced, they are cancelled
+    /// and each patient told why.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
 }

@@ -225,8 +225,9 @@ pub struct AddTimeOff {
     /// When given, the change applies only if the doctor's version is still this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_version: Option<i64>,
-    /// Over confirmed appointments: without `force` the answer is 409 listing them; with it
-    /// they are cancelled (each patient told why) and the time off is added.
+    /// Over confirmed appointments: without `force` the answer is 409 `appointments_affected`
+    /// listing them (`error.details.appointments`); with it they are cancelled (each patient
+    /// told why) and the time off is added.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
 }

@@ -1,8 +1,11 @@
 //! Stable error codes and the two error types: [`WireError`] (what a service answers) and
-//! [`BusError`] (what a caller gets: a remote error, or a transport failure).
+//! [`BusError`] (what a caller gets: a remote error, or a transport failure), with the
+//! structured [`ErrorDetails`] some codes carry.
 
+use crate::appointment::AffectedAppointment;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::ToSchema;
 
 /// A stable, machine-readable error code. The wire form is the snake_case name; clients match on
 /// it, so a rename is a protocol change.
@@ -30,6 +33,9 @@ pub enum ErrorCode {
     SlotTaken,
     /// The patient already has a confirmed appointment overlapping this time.
     PatientBusy,
+    /// The change (time off, disabling a doctor) would cancel confirmed appointments; they are
+    /// listed in [`ErrorDetails::appointments`], and the same request with `force` cancels them.
+    AppointmentsAffected,
     /// A start that is not a slot start of the doctor's availability on that day.
     OffSlotGrid,
     /// An `Idempotency-Key` used before by this caller for a different request.
@@ -64,7 +70,9 @@ impl ErrorCode {
             Self::AccountDisabled | Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::Conflict | Self::SlotTaken | Self::PatientBusy => 409,
+            Self::Conflict | Self::SlotTaken | Self::PatientBusy | Self::AppointmentsAffected => {
+                409
+            }
             Self::PreconditionRequired => 428,
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
@@ -90,6 +98,7 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::SlotTaken => "slot_taken",
             Self::PatientBusy => "patient_busy",
+            Self::AppointmentsAffected => "appointments_affected",
             Self::OffSlotGrid => "off_slot_grid",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PreconditionRequired => "precondition_required",
@@ -117,6 +126,16 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// What an error says beyond its code and message, as data a client can show: present only
+/// with the codes that document it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetails {
+    /// With `appointments_affected`: the confirmed appointments the change would cancel,
+    /// earliest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub appointments: Vec<AffectedAppointment>,
+}
+
 /// An error a service answers with: a stable code and a message safe to show a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -126,6 +145,10 @@ pub struct WireError {
     /// For [`ErrorCode::RateLimited`]: seconds until a retry can succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
+    /// Structured details, for the codes that document them (on the bus: the error reply's
+    /// body, which is otherwise empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<ErrorDetails>,
 }
 
 impl WireError {
@@ -134,7 +157,14 @@ impl WireError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            details: None,
         }
+    }
+    /// This error with structured `details`.
+    #[must_use]
+    pub fn with_details(mut self, details: ErrorDetails) -> Self {
+        self.details = Some(details);
+        self
     }
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::ValidationFailed, message)
@@ -160,6 +190,7 @@ impl WireError {
             code: ErrorCode::RateLimited,
             message: "too many attempts, try again later".into(),
             retry_after_secs: Some(retry_after_secs.max(1)),
+            details: None,
         }
     }
 }
@@ -182,6 +213,7 @@ mod tests {
             ErrorCode::Conflict,
             ErrorCode::SlotTaken,
             ErrorCode::PatientBusy,
+            ErrorCode::AppointmentsAffected,
             ErrorCode::OffSlotGrid,
             ErrorCode::IdempotencyKeyReused,
             ErrorCode::PreconditionRequired,
@@ -215,5 +247,29 @@ mod tests {
             serde_json::to_value(&e).unwrap(),
             serde_json::json!({"code":"rate_limited","message":"too many attempts, try again later","retry_after_secs":7})
         );
+    }
+
+    #[test]
+    fn appointments_affected_snapshot() {
+        let e = WireError::new(ErrorCode::AppointmentsAffected, "the time off overlaps 1")
+            .with_details(ErrorDetails {
+                appointments: vec![AffectedAppointment {
+                    id: "a1".into(),
+                    patient_id: "p1".into(),
+                    patient_name: Some("Ana Lima".into()),
+                    start: "2026-03-02T09:00:00Z".into(),
+                    end: "2026-03-02T09:30:00Z".into(),
+                    status: crate::appointment::AppointmentStatus::Confirmed,
+                }],
+            });
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code":"appointments_affected","message":"the time off overlaps 1",
+                "details":{"appointments":[{"id":"a1","patient_id":"p1","patient_name":"Ana Lima",
+                    "start":"2026-03-02T09:00:00Z","end":"2026-03-02T09:30:00Z","status":"confirmed"}]}})
+        );
+        assert_eq!(e.code.http_status(), 409);
+        assert_eq!(serde_json::from_value::<WireError>(json).unwrap(), e);
     }
 }

@@ -37,7 +37,7 @@ pub mod rpc;
 pub mod streams;
 pub mod time;
 
-pub use error::{ErrorCode, WireError};
+pub use error::{ErrorCode, ErrorDetails, WireError};
 pub use rpc::{CallContext, Principal, Role, Rpc, UserStatus};
 
 /// Helpers for the contract's own tests.

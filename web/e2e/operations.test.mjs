@@ -21,13 +21,14 @@ async function screen(page, name) {
   axeProblems.push(...(await checkScreen(page, name)));
 }
 
-/** With SCREENSHOTS=1, the README's pictures of a screen, at 1280×800. */
-async function docShot(page, name) {
+/** With SCREENSHOTS=1, the README's pictures of a screen, at 1280×800 (scrolled to `focus`). */
+async function docShot(page, name, focus) {
   if (!process.env.SCREENSHOTS) return;
   const dir = join(repo, 'docs', 'screenshots');
   mkdirSync(dir, { recursive: true });
   await page.setViewportSize(DESKTOP);
   await page.waitForLoadState('networkidle').catch(() => {});
+  if (focus) await focus.scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(dir, `${name}.png`) });
 }
 
@@ -165,19 +166,33 @@ describe('operations in Chromium, checked through the API', { timeout: 900_000 }
     const slot = (await freeSlots(ines.id, patient.token))[0];
     const booked = await clinic.api('POST', '/api/appointments/book', patient.token, { doctor_id: ines.id, start: slot.start, reason: 'Before the holiday' }, key());
 
-    const page = await clinic.pageAs(inesAcct);
+    // The viewer is in another zone than the doctor's hours: the form takes the doctor's zone,
+    // the list of appointments shows the viewer's.
+    const viewer = zone === 'Asia/Tokyo' ? 'America/Sao_Paulo' : 'Asia/Tokyo';
+    const page = await clinic.pageAs(inesAcct, { timezoneId: viewer });
     await page.getByRole('link', { name: 'Availability' }).click();
     await page.getByRole('heading', { name: 'Time off' }).waitFor();
     clinic.allow(page, 409, /\/api\/doctors\/me\/time-off$/);
+    const asked = [];
+    page.on('request', (r) => asked.push(`${r.method()} ${new URL(r.url()).pathname}`));
     await page.getByLabel(/^From \(/).fill(wall(slot.start, zone));
     await page.getByLabel(/^To \(/).fill(wall(slot.end, zone));
     await page.getByLabel('Reason', { exact: true }).fill('Conference');
     await page.getByRole('button', { name: 'Add time off' }).click();
     await page.getByRole('alert').filter({ hasText: 'This time off overlaps confirmed appointments.' }).waitFor();
     const clash = page.getByTestId('time-off-clash');
-    await clash.getByText('Before the holiday').waitFor();
+    // The list is the 409's: the patient's name and the time in the viewer's zone.
+    const at = (iso, o) => new Intl.DateTimeFormat('en-GB', { timeZone: viewer, hourCycle: 'h23', hour: '2-digit', minute: '2-digit', ...o }).format(new Date(iso));
+    const shown = `Tia Timeoff: ${at(slot.start, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' })}–${at(slot.end)} (${viewer})`;
+    await clash.getByRole('listitem').filter({ hasText: shown }).waitFor();
+    assert.equal(await clash.getByRole('listitem').count(), 1, 'exactly the one booked appointment is listed');
+    assert.deepEqual(
+      asked.filter((r) => r.startsWith('GET /api/appointments')),
+      [],
+      'the list comes from the 409 body, not from reading the appointments',
+    );
     await screen(page, 'doctor-time-off-clash');
-    await docShot(page, 'time-off-clash');
+    await docShot(page, 'time-off-clash', clash);
     let view = await clinic.api('GET', '/api/doctors/me/availability', inesToken);
     assert.ok(!view.time_off.some((t) => same(t.start, slot.start)), 'nothing added without the choice');
     assert.equal((await detail(booked.id, patient.token)).status, 'confirmed');

@@ -318,10 +318,19 @@ fn decode_reply<T: serde::de::DeserializeOwned>(
         let retry_after_secs = h
             .get(headers::RETRY_AFTER)
             .and_then(|v| v.as_str().parse().ok());
+        // An error reply's body, when not empty, is its details; ones this build cannot read
+        // are dropped (the code and message still say what went wrong).
+        let details = (!msg.payload.is_empty())
+            .then(|| serde_json::from_slice(&msg.payload))
+            .and_then(|d| {
+                d.inspect_err(|e| tracing::debug!(subject, error = %e, "unreadable error details"))
+                    .ok()
+            });
         return Err(BusError::Remote(WireError {
             code,
             message,
             retry_after_secs,
+            details,
         }));
     }
     serde_json::from_slice(&msg.payload).map_err(|e| BusError::Decode {

@@ -444,7 +444,13 @@ where
                     if let Some(secs) = err.retry_after_secs {
                         h.insert(headers::RETRY_AFTER, secs.to_string().as_str());
                     }
-                    let sent = client.publish_with_headers(reply, h, "".into()).await;
+                    // Details, when an error has them, are the reply's body (empty otherwise).
+                    let body = err
+                        .details
+                        .as_ref()
+                        .and_then(|d| serde_json::to_vec(d).ok())
+                        .unwrap_or_default();
+                    let sent = client.publish_with_headers(reply, h, body.into()).await;
                     (sent, Some(failure))
                 }
             };

@@ -3,12 +3,13 @@
 
 /// A doctor's absence over confirmed appointments (time off, a disabled account), as the
 /// doctor and auth services apply it: with none in `[start, end)` nothing happens; otherwise,
-/// without `force`, a 409 listing them (`what` opens the message, e.g. "the time off
-/// overlaps"); with `force`, the admin service cancels them, telling each patient `reason` and
-/// who (`actor`).
+/// without `force`, 409 `appointments_affected` listing them as data in its details (`what`
+/// opens the message, e.g. "the time off overlaps"); with `force`, the admin service cancels
+/// them, telling each patient `reason` and who (`actor`).
 ///
 /// # Errors
-/// `conflict` as above; `service_unavailable` / `timeout` when the admin service cannot answer.
+/// `appointments_affected` as above; `service_unavailable` / `timeout` when the admin service
+/// cannot answer.
 #[expect(
     clippy::too_many_arguments,
     reason = "one absence, spelled out at both call sites"
@@ -34,11 +35,7 @@ pub async fn clear_for_absence(
         return Ok(());
     }
     if !force {
-        return Err(carehub_nats::WireError::conflict(format!(
-            "{what} {} confirmed appointment(s): {}; repeat with force to cancel them",
-            found.appointments.len(),
-            describe(&found.appointments)
-        )));
+        return Err(affected(what, &found.appointments));
     }
     let cancel = carehub_nats::appointment::CancelOverlapping {
         doctor_id: doctor_id.into(),
@@ -51,11 +48,29 @@ pub async fn clear_for_absence(
     Ok(())
 }
 
-/// A short human list of appointments for a 409 message: `<id> at <start>`.
-fn describe(appointments: &[carehub_nats::appointment::Appointment]) -> String {
-    appointments
+/// The 409 for `appointments`: the list as data in the details, and in short in the message
+/// (`<id> at <start>`, for logs and people reading raw answers).
+fn affected(
+    what: &str,
+    appointments: &[carehub_nats::appointment::Appointment],
+) -> carehub_nats::WireError {
+    let listed: Vec<_> = appointments
         .iter()
-        .map(|a| format!("{} at {}", a.id, a.start.as_deref().unwrap_or("?")))
+        .filter_map(carehub_nats::appointment::AffectedAppointment::of)
+        .collect();
+    let short = listed
+        .iter()
+        .map(|a| format!("{} at {}", a.id, a.start))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    carehub_nats::WireError::new(
+        carehub_nats::ErrorCode::AppointmentsAffected,
+        format!(
+            "{what} {} confirmed appointment(s): {short}; repeat with force to cancel them",
+            listed.len()
+        ),
+    )
+    .with_details(carehub_nats::ErrorDetails {
+        appointments: listed,
+    })
 }

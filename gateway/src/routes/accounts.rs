@@ -136,7 +136,7 @@ macro_rules! status_route {
             responses((status = 200, description = "The account after the change", body = User),
                 (status = 403, description = "Not an active admin", body = ErrorBody),
                 (status = 404, description = "No such account", body = ErrorBody),
-                (status = 409, description = "Not allowed from the account's current status, or (disable) the doctor has confirmed appointments (listed; send `force: true` to cancel them)", body = ErrorBody),
+                (status = 409, description = "`conflict`: not allowed from the account's current status; `appointments_affected` (disable): the doctor has confirmed appointments, listed in `error.details.appointments` (send `force: true` to cancel them)", body = ErrorBody),
                 (status = 503, description = "The admin service, which checks a doctor's appointments, is unavailable", body = ErrorBody),
                 (status = 504, description = "The admin service did not answer in time", body = ErrorBody)))]
         pub async fn $name(

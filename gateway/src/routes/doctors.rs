@@ -198,7 +198,7 @@ pub async fn put_availability(
     responses((status = 201, description = "The period added and the new version", body = TimeOffAdded),
         (status = 403, description = "Not an active doctor", body = ErrorBody),
         (status = 404, description = "The profile does not exist yet", body = ErrorBody),
-        (status = 409, description = "`expected_version` is not the current version, too many upcoming periods, or the period overlaps confirmed appointments (listed; send `force: true` to cancel them)", body = ErrorBody),
+        (status = 409, description = "`conflict`: `expected_version` is not the current version, or too many upcoming periods; `appointments_affected`: the period overlaps confirmed appointments, listed in `error.details.appointments` (send `force: true` to cancel them)", body = ErrorBody),
         (status = 422, description = "A time is not RFC 3339, the end is not after the start or more than 366 days later, or the reason is too long", body = ErrorBody),
         (status = 503, description = "The admin service, which checks appointments, is unavailable", body = ErrorBody),
         (status = 504, description = "The admin service did not answer in time", body = ErrorBody)))]

@@ -817,7 +817,8 @@ impl AuthService {
         to_user(&user)
     }
 
-    /// Disabling a doctor who has confirmed appointments answers 409 listing them, unless
+    /// Disabling a doctor who has confirmed appointments answers 409 `appointments_affected`
+    /// listing them, unless
     /// forced: then the admin service cancels them first, telling each patient why.
     async fn clear_doctor_appointments(
         &self,
@@ -859,7 +860,8 @@ impl AuthService {
     ///
     /// # Errors
     /// `forbidden`, `not_found`, `conflict` when the account is not in a state the action
-    /// applies to (or an admin tries to disable themselves).
+    /// applies to (or an admin tries to disable themselves), `appointments_affected` when
+    /// disabling a doctor with confirmed appointments without `force`.
     pub async fn admin_set_status(
         &self,
         ctx: &CallContext,

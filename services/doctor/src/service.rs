@@ -568,8 +568,9 @@ impl DoctorService {
         availability_view(&d)
     }
 
-    /// Time off over confirmed appointments is refused with 409 listing them, unless forced:
-    /// then the admin service cancels them first, telling each patient why.
+    /// Time off over confirmed appointments is refused with 409 `appointments_affected`
+    /// listing them, unless forced: then the admin service cancels them first, telling each
+    /// patient why.
     async fn clear_appointments(
         &self,
         ctx: &CallContext,
@@ -610,8 +611,9 @@ impl DoctorService {
     ///
     /// # Errors
     /// `forbidden` unless an active doctor, `validation_failed` for bad times (end not after
-    /// start, longer than a year) or reason, `conflict` on a version mismatch or when 200
-    /// periods are already upcoming.
+    /// start, longer than a year) or reason, `appointments_affected` over confirmed
+    /// appointments without `force`, `conflict` on a version mismatch or when 200 periods are
+    /// already upcoming.
     pub async fn add_time_off(
         &self,
         ctx: &CallContext,

@@ -915,8 +915,9 @@ export interface components {
              */
             expected_version?: number | null;
             /**
-             * @description Over confirmed appointments: without `force` the answer is 409 listing them; with it
-             *     they are cancelled (each patient told why) and the time off is added.
+             * @description Over confirmed appointments: without `force` the answer is 409 `appointments_affected`
+             *     listing them (`error.details.appointments`); with it they are cancelled (each patient
+             *     told why) and the time off is added.
              */
             force?: boolean;
             /** @description At most 500 characters. */
@@ -940,6 +941,24 @@ export interface components {
             /** @description Blank clears it. */
             line2?: string | null;
             postal_code: string;
+        };
+        /**
+         * @description A confirmed appointment a change would cancel, as an `appointments_affected` error lists it
+         *     in `details.appointments`.
+         */
+        AffectedAppointment: {
+            /** Format: date-time */
+            end: string;
+            id: string;
+            patient_id: string;
+            /** @description The patient's account name, once the admin service knows the account. */
+            patient_name?: string | null;
+            /**
+             * Format: date-time
+             * @description RFC 3339.
+             */
+            start: string;
+            status: components["schemas"]["AppointmentStatus"];
         };
         /** @description One known allergy. */
         Allergy: {
@@ -1145,10 +1164,22 @@ export interface components {
              * @example unauthorized
              */
             code: string;
+            details?: components["schemas"]["ErrorDetails"] | null;
             /** @description Human-readable text, safe to show a user. */
             message: string;
             /** @description The request id, also in the `x-request-id` response header. */
             request_id: string;
+        };
+        /**
+         * @description What an error says beyond its code and message, as data a client can show: present only
+         *     with the codes that document it.
+         */
+        ErrorDetails: {
+            /**
+             * @description With `appointments_affected`: the confirmed appointments the change would cancel,
+             *     earliest first.
+             */
+            appointments?: components["schemas"]["AffectedAppointment"][];
         };
         /** @description A doctor group (department) and its routing rule. */
         Group: {
@@ -2553,7 +2584,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not allowed from the account's current status, or (disable) the doctor has confirmed appointments (listed; send `force: true` to cancel them) */
+            /** @description `conflict`: not allowed from the account's current status; `appointments_affected` (disable): the doctor has confirmed appointments, listed in `error.details.appointments` (send `force: true` to cancel them) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2691,7 +2722,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not allowed from the account's current status, or (disable) the doctor has confirmed appointments (listed; send `force: true` to cancel them) */
+            /** @description `conflict`: not allowed from the account's current status; `appointments_affected` (disable): the doctor has confirmed appointments, listed in `error.details.appointments` (send `force: true` to cancel them) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2829,7 +2860,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not allowed from the account's current status, or (disable) the doctor has confirmed appointments (listed; send `force: true` to cancel them) */
+            /** @description `conflict`: not allowed from the account's current status; `appointments_affected` (disable): the doctor has confirmed appointments, listed in `error.details.appointments` (send `force: true` to cancel them) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2967,7 +2998,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not allowed from the account's current status, or (disable) the doctor has confirmed appointments (listed; send `force: true` to cancel them) */
+            /** @description `conflict`: not allowed from the account's current status; `appointments_affected` (disable): the doctor has confirmed appointments, listed in `error.details.appointments` (send `force: true` to cancel them) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6063,7 +6094,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `expected_version` is not the current version, too many upcoming periods, or the period overlaps confirmed appointments (listed; send `force: true` to cancel them) */
+            /** @description `conflict`: `expected_version` is not the current version, or too many upcoming periods; `appointments_affected`: the period overlaps confirmed appointments, listed in `error.details.appointments` (send `force: true` to cancel them) */
             409: {
                 headers: {
                     [name: string]: unknown;

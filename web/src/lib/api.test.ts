@@ -127,6 +127,16 @@ describe('Api token handling', () => {
     expect(e).toMatchObject({ status: 422, code: 'validation_failed', message: 'reason: 1 to 1000 characters', requestId: 'r1' });
   });
 
+  it("keeps an error's structured details", async () => {
+    const listed = { id: 'a1', patient_id: 'p1', patient_name: 'Ana Lima', start: '2026-03-02T09:00:00Z', end: '2026-03-02T09:30:00Z', status: 'confirmed' };
+    const api = new Api({
+      fetch: async () => json(409, { error: { code: 'appointments_affected', message: 'overlaps a1', request_id: 'r2', details: { appointments: [listed] } } }),
+      ...noTimers,
+    });
+    const e = await api.login('a', 'b').catch((x) => x);
+    expect(e).toMatchObject({ status: 409, code: 'appointments_affected', details: { appointments: [listed] } });
+  });
+
   it('keeps the request id of an error answer without a JSON body', async () => {
     const api = new Api({
       fetch: async () => new Response('bad gateway', { status: 502, statusText: 'Bad Gateway', headers: { 'x-request-id': 'r9' } }),

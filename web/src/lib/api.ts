@@ -35,13 +35,20 @@ export type Http = Client<paths>;
  */
 export type Send<T> = (http: Http) => Promise<{ data?: T; error?: unknown; response: Response }>;
 
-/** An error answer of the API (`{"error":{"code","message","request_id"}}`) or a network failure. */
+/** Structured details some error codes carry (`appointments_affected`: `appointments`). */
+export type ErrorDetails = Schema<'ErrorDetails'>;
+
+/**
+ * An error answer of the API (`{"error":{"code","message","request_id","details"?}}`) or a
+ * network failure.
+ */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
     readonly requestId?: string,
+    readonly details?: ErrorDetails,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -377,6 +384,7 @@ export class Api {
         err?.code ?? 'http_' + res.status,
         err?.message ?? res.statusText,
         err?.request_id ?? res.headers.get('x-request-id') ?? undefined,
+        err?.details ?? undefined,
       );
     }
     return { data: r.data as T, response: res };

@@ -16,6 +16,7 @@ export const SENTENCES: Record<string, string> = {
   conflict: 'Someone changed this at the same time. Reload to see the latest and try again.',
   slot_taken: 'That time has just been taken. Please choose another time.',
   patient_busy: 'You already have an appointment at that time. Please choose another time.',
+  appointments_affected: 'This would cancel confirmed appointments. Repeat it to cancel them (each patient is told), or choose otherwise.',
   off_slot_grid: 'That is not one of the doctor’s free times. Please choose a time from the list.',
   idempotency_key_reused: 'This request was already sent in a different form. Reload the page and try again.',
   precondition_required: 'The app could not tell which version you edited. Reload the page and try again.',

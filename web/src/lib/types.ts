@@ -5,6 +5,8 @@ import type { Schema } from './api';
 
 export type Status = Schema<'AppointmentStatus'>;
 export type Appointment = Schema<'Appointment'>;
+/** A confirmed appointment a change would cancel, as a 409 `appointments_affected` lists it. */
+export type AffectedAppointment = Schema<'AffectedAppointment'>;
 export type Offer = Schema<'Offer'>;
 export type DoctorSummary = Schema<'DoctorSummary'>;
 export type PublicProfile = Schema<'PublicProfile'>;

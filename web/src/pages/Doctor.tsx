@@ -3,10 +3,9 @@ import { Link } from 'react-router-dom';
 import { appointments } from '../lib/appointments';
 import { asTimeZone, doctors, WEEKDAYS, type AvailabilityView, type Weekday } from '../lib/doctors';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
-import { addDays, dayKey, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
+import { addDays, dayKey, formatDay, formatRange, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
 import { ApiError, type Schema } from '../lib/api';
-import { ClientError } from '../lib/errors';
-import type { Appointment } from '../lib/types';
+import type { AffectedAppointment, Appointment } from '../lib/types';
 import { Empty, ErrorMsg, Loading, Saved, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { when } from './Appointments';
 
@@ -187,10 +186,12 @@ function AvailabilityForm({
     conflict: 'Changed elsewhere: reload to see the latest.',
     validation_failed:
       'The time zone or the hours are not accepted: use a time zone such as Europe/Berlin, and hours that end after they start and do not overlap.',
+    appointments_affected:
+      'This time off overlaps confirmed appointments. Take it anyway to cancel them (each patient is told your reason), or choose other times.',
   });
   const [off, setOff] = useState({ start: '', end: '', reason: '' });
   /** Time off refused over confirmed appointments: those, to cancel with it or not. */
-  const [clash, setClash] = useState<{ start: string; end: string; reason: string; appointments: Appointment[] } | null>(null);
+  const [clash, setClash] = useState<{ start: string; end: string; reason: string; appointments: AffectedAppointment[] } | null>(null);
   const save = async (e: FormEvent) => {
     e.preventDefault();
     onSaved(null);
@@ -205,19 +206,13 @@ function AvailabilityForm({
     const end = wallToIso(off.end, zone);
     if (end <= start) return setError('Time off must end after it starts.');
     setClash(null);
-    let overlapping: Appointment[] = [];
+    let overlapping: AffectedAppointment[] = [];
     const ok = await run(async () => {
       try {
         await doctors.addTimeOff({ start, end, reason: off.reason.trim(), force: false });
       } catch (e) {
-        // The 409 lists the confirmed appointments in its message, which is not for people:
-        // the doctor's own confirmed appointments in the period say the same.
-        if (e instanceof ApiError && e.code === 'conflict') {
-          const mine = await appointments.confirmed().catch(() => null);
-          const [from, to] = [Date.parse(start), Date.parse(end)];
-          overlapping = (mine?.appointments ?? []).filter((a) => a.start && a.end && Date.parse(a.start) < to && Date.parse(a.end) > from);
-          if (overlapping.length) throw new ClientError('This time off overlaps confirmed appointments. Take it anyway to cancel them (each patient is told your reason), or choose other times.');
-        }
+        // The 409 lists the confirmed appointments it would cancel, as data.
+        if (e instanceof ApiError && e.code === 'appointments_affected') overlapping = e.details?.appointments ?? [];
         throw e;
       }
     });
@@ -314,7 +309,7 @@ function AvailabilityForm({
           <ul>
             {clash.appointments.map((a) => (
               <li key={a.id}>
-                {formatWithZone(a.start!, zone)}: {a.patient_name ?? 'a patient'}, {a.reason}
+                {a.patient_name ?? 'A patient'}: {formatRange(a.start, a.end, viewerZone())}
               </li>
             ))}
           </ul>
