@@ -6,7 +6,7 @@ import { droppedBefore, lastSeq, mergeMessages, settlePending, type ChatMessage 
 class FakeSocket {
   static all: FakeSocket[] = [];
   readyState = 0;
-  sent: ClientFrame[] = [];
+  sent: Sent[] = [];
   closed: { code?: number } | null = null;
   onopen: ((ev: unknown) => void) | null = null;
   onmessage: ((ev: { data: unknown }) => void) | null = null;
@@ -36,6 +36,12 @@ class FakeSocket {
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
+
+/** A frame as the hub client sent it, with the fields the tests read on any kind. */
+type Sent = ClientFrame & { client_id?: string; seq?: number };
+
+const WELCOME: ServerFrame = { type: 'welcome', user_id: 'u1', role: 'patient', expires_at: 0, node: 'n' };
+const ack = (client_id: string, seq: number): ServerFrame => ({ type: 'chat_ack', room: 'r', client_id, seq, sent_at: 0 });
 
 function setup(tokens: (string | null)[] = ['tok1', 'tok2', 'tok3', 'tok4']) {
   FakeSocket.all = [];
@@ -83,8 +89,8 @@ describe('Hub protocol', () => {
     await tick();
     const ws = FakeSocket.all[0];
     ws.open();
-    ws.receive({ type: 'welcome', user_id: 'u1' });
-    ws.receive({ type: 'notification', notification: {}, unread_count: 3 });
+    ws.receive(WELCOME);
+    ws.receive({ type: 'notification', notification: { id: 'n1', kind: 'appointment_confirmed', title: 't', body: 'b', created_at: '2026-12-01T09:00:00Z' }, unread_count: 3 });
     ws.onmessage?.({ data: 'not json' });
     expect(got).toEqual(['*:welcome', 'n:3', '*:notification']);
   });
@@ -95,7 +101,7 @@ describe('Hub protocol', () => {
     await tick();
     const ws = FakeSocket.all[0];
     ws.open();
-    ws.receive({ type: 'welcome', user_id: 'u1' });
+    ws.receive(WELCOME);
     ws.receive({ type: 'token_expiring', expires_at: 1 });
     await tick();
     expect(asked).toEqual([false, true]);
@@ -110,7 +116,7 @@ describe('Hub protocol', () => {
     hub.start();
     await tick();
     FakeSocket.all[0].open();
-    FakeSocket.all[0].receive({ type: 'welcome', user_id: 'u1' });
+    FakeSocket.all[0].receive(WELCOME);
     FakeSocket.all[0].drop(1001);
     expect(hub.state).toBe('reconnecting');
     expect(timers.map((t) => t.ms)).toEqual([100]);
@@ -122,7 +128,7 @@ describe('Hub protocol', () => {
     timers[1].fn();
     await tick();
     FakeSocket.all[2].open();
-    FakeSocket.all[2].receive({ type: 'welcome', user_id: 'u1' });
+    FakeSocket.all[2].receive(WELCOME);
     expect(hub.state).toBe('connected');
     expect(welcomes).toBe(2);
     expect(states).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
@@ -133,7 +139,7 @@ describe('Hub protocol', () => {
     hub.start();
     await tick();
     FakeSocket.all[0].open();
-    FakeSocket.all[0].receive({ type: 'welcome', user_id: 'u1' });
+    FakeSocket.all[0].receive(WELCOME);
     FakeSocket.all[0].drop(4003);
     timers[0].fn();
     await tick();
@@ -206,9 +212,9 @@ describe('re-sending chat messages', () => {
     await vi.advanceTimersByTimeAsync(0);
     const ws = FakeSocket.all[0];
     ws.open();
-    ws.receive({ type: 'welcome', user_id: 'u1' });
+    ws.receive(WELCOME);
     const t0 = Date.now();
-    const at: { f: ClientFrame; ms: number }[] = [];
+    const at: { f: Sent; ms: number }[] = [];
     const send = ws.send.bind(ws);
     ws.send = (data: string) => {
       send(data);
@@ -217,7 +223,7 @@ describe('re-sending chat messages', () => {
     return { hub, ws, at };
   }
 
-  const msg = (i: number) => ({ type: 'chat_send', room: 'r', client_id: `c${String(i).padStart(3, '0')}`, body: `m${i}` });
+  const msg = (i: number): ClientFrame & { client_id: string } => ({ type: 'chat_send', room: 'r', client_id: `c${String(i).padStart(3, '0')}`, body: `m${i}` });
 
   it('sends 300 queued messages once each, in order, never faster than the hub admits', async () => {
     const { hub, at } = await connected();
@@ -245,8 +251,8 @@ describe('re-sending chat messages', () => {
     for (let i = 0; i < 6; i++) hub.send(msg(i));
     await vi.advanceTimersByTimeAsync(0);
     expect(at.map((x) => x.f.client_id)).toEqual(['c000', 'c001', 'c002', 'c003', 'c004', 'c005']);
-    ws.receive({ type: 'chat_ack', room: 'r', client_id: 'c000', seq: 1 });
-    ws.receive({ type: 'chat_ack', room: 'r', client_id: 'c001', seq: 2 });
+    ws.receive(ack('c000', 1));
+    ws.receive(ack('c001', 2));
     // A coalesced refusal whose first dropped frame was a read position; c002..c004 went too.
     ws.receive({ type: 'error', code: 'rate_limited', message: '', request: 'chat_read', last_client_id: 'c004', count: 4, retry_after_ms: 500 });
     hub.send(msg(6));
@@ -255,7 +261,7 @@ describe('re-sending chat messages', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     expect(at.slice(6).map((x) => x.f.client_id)).toEqual(['c002', 'c003', 'c004', 'c006']);
     // c005 was not dropped (its answer is on its way): it is not sent twice.
-    ws.receive({ type: 'chat_ack', room: 'r', client_id: 'c005', seq: 3 });
+    ws.receive(ack('c005', 3));
     await vi.advanceTimersByTimeAsync(5_000);
     expect(at).toHaveLength(10);
   });
@@ -268,7 +274,7 @@ describe('re-sending chat messages', () => {
     await vi.advanceTimersByTimeAsync(300);
     const next = FakeSocket.all[1];
     next.open();
-    next.receive({ type: 'welcome', user_id: 'u1' });
+    next.receive(WELCOME);
     for (let i = 0; i < 40; i++) hub.send(msg(i));
     await vi.advanceTimersByTimeAsync(10_000);
     const chats = next.sent.filter((f) => f.type === 'chat_send').map((f) => f.client_id);
