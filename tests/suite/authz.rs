@@ -149,6 +149,14 @@ fn table(f: &Fixtures<'_>) -> Vec<Row> {
         ),
         // One's own account.
         row(Method::GET, "/api/me", "", None, private(200, 200, 200)),
+        // Each caller sets its own zone; nobody else's account is reachable here.
+        row(
+            Method::PATCH,
+            "/api/me",
+            "",
+            Some(json!({"time_zone": "UTC"})),
+            private(200, 200, 200),
+        ),
         row(
             Method::POST,
             "/api/auth/password/change",

@@ -18,6 +18,22 @@ fn carehub(dir: &std::path::Path, nats_port: u16, http_port: u16) -> Command {
     cmd
 }
 
+/// What `carehub <command>` prints as JSON when run with no variables, no NATS and no data
+/// directory: the document commands need none of them.
+fn printed_without_configuration(command: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .env_clear()
+        .arg(command)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "carehub {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_prints_the_served_document_without_configuration_or_services() {
     let clinic = Clinic::start(Backend::Sqlite).await;
@@ -30,35 +46,14 @@ async fn openapi_prints_the_served_document_without_configuration_or_services() 
         .json()
         .await
         .unwrap();
-    // No variables, no NATS, no data directory: the command needs none of them.
-    let out = Command::new(env!("CARGO_BIN_EXE_carehub"))
-        .env_clear()
-        .arg("openapi")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed = printed_without_configuration("openapi");
     assert_eq!(printed, served);
     assert!(printed["paths"]["/api/patients/me/profile"]["put"].is_object());
 }
 
 #[test]
 fn frames_schema_prints_the_frame_types_schema_without_configuration_or_services() {
-    let out = Command::new(env!("CARGO_BIN_EXE_carehub"))
-        .env_clear()
-        .arg("frames-schema")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed = printed_without_configuration("frames-schema");
     assert_eq!(printed, carehub_nats::hub::frames_schema());
     let client_tags: Vec<&str> = printed["definitions"]["ClientFrame"]["oneOf"]
         .as_array()
