@@ -157,6 +157,60 @@ describe('operations in Chromium, checked through the API', { timeout: 900_000 }
     await clinic.close(admin);
   });
 
+  test('an admin disabling a doctor with a booked appointment sees it listed (409); disabled anyway it is cancelled with the reason', async () => {
+    const doc = await newAccount('doctor', 'Dr. Dana Departing');
+    const patient = await newAccount('patient', 'Pia Patient');
+    const view = await until('the new doctor’s availability', async () => clinic.api('GET', '/api/doctors/me/availability', doc.token));
+    const days = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
+    await clinic.api('PUT', '/api/doctors/me/availability', doc.token, {
+      expected_version: view.version,
+      time_zone: 'UTC',
+      weekly: days.map((weekday) => ({ weekday, start: '09:00', end: '12:00' })),
+      slot_minutes: 30,
+      auto_accept: true,
+    });
+    const slot = (await freeSlots(doc.id, patient.token))[0];
+    const booked = await clinic.api('POST', '/api/appointments/book', patient.token, { doctor_id: doc.id, start: slot.start, reason: 'Follow-up' }, key());
+    const adminToken = await clinic.token(clinic.account('admin'));
+    const status = async () => (await clinic.api('GET', `/api/admin/users/${doc.id}`, adminToken)).status;
+
+    const viewer = 'America/New_York';
+    const admin = await clinic.pageAs(clinic.account('admin'), { timezoneId: viewer });
+    clinic.allow(admin, 409, /\/api\/admin\/users\/[^/]+\/disable$/);
+    await admin.getByRole('link', { name: 'Users' }).click();
+    await admin.getByLabel('Search').fill(doc.email);
+    const row = admin.locator(`tr[data-email="${doc.email}"]`);
+    await row.getByRole('button', { name: 'Disable Dr. Dana Departing' }).click();
+    await admin.getByRole('alert').filter({ hasText: 'This doctor has confirmed appointments.' }).waitFor();
+    const clash = admin.getByTestId('disable-clash');
+    const at = (iso, o) => new Intl.DateTimeFormat('en-GB', { timeZone: viewer, hourCycle: 'h23', hour: '2-digit', minute: '2-digit', ...o }).format(new Date(iso));
+    const shown = `Pia Patient: ${at(slot.start, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' })}–${at(slot.end)} (${viewer})`;
+    await clash.getByRole('listitem').filter({ hasText: shown }).waitFor();
+    assert.equal(await clash.getByRole('listitem').count(), 1, 'exactly the booked appointment is listed');
+    await screen(admin, 'admin-disable-clash');
+    await docShot(admin, 'admin-disable-clash', clash);
+    assert.equal(await status(), 'active', 'nothing changed without the choice');
+    assert.equal((await detail(booked.id, patient.token)).status, 'confirmed');
+
+    // Keeping the account closes the list and changes nothing.
+    await clash.getByRole('button', { name: 'Keep the account active' }).click();
+    await clash.waitFor({ state: 'detached' });
+    assert.equal(await status(), 'active');
+
+    await row.getByRole('button', { name: 'Disable Dr. Dana Departing' }).click();
+    await clash.getByLabel('Reason told to each patient (optional)').fill('moving abroad');
+    await clash.getByRole('button', { name: 'Disable and cancel this appointment' }).click();
+    await admin.getByRole('status').filter({ hasText: 'Dr. Dana Departing: disabled; 1 appointment cancelled.' }).waitFor();
+    assert.equal(await status(), 'disabled');
+    const cancelled = await detail(booked.id, patient.token);
+    assert.equal(cancelled.status, 'cancelled');
+    assert.match(cancelled.close_reason ?? '', /moving abroad/, 'the patient is told the reason');
+    await admin.reload();
+    await admin.getByLabel('Search').fill(doc.email);
+    await row.locator('.badge', { hasText: /^disabled$/ }).waitFor();
+    await clinic.close(admin);
+  });
+
   test('a doctor’s time off over a booked appointment lists it (409); taken anyway it cancels it; another is added and removed', async () => {
     const patient = await newAccount('patient', 'Tia Timeoff');
     const inesAcct = clinic.byEmail('ines.');

@@ -9,9 +9,16 @@ export type AccountAction = 'approve' | 'reject' | 'disable' | 'enable';
 export const admin = {
   users: (query: { role?: Role; status?: UserStatus; q?: string }) =>
     api.call((h) => h.GET('/api/admin/users', { params: { query: { limit: 100, ...query } } })),
-  /** Approves or rejects a pending doctor, disables or enables an account. */
-  account: (id: string, action: AccountAction) => {
-    const at = { params: { path: { id } }, body: {} };
+  /**
+   * Approves or rejects a pending doctor, disables or enables an account. Disabling a doctor
+   * with confirmed appointments is refused (409 `appointments_affected`, listing them) unless
+   * `force`: then they are cancelled and each patient is told `reason`.
+   */
+  account: (id: string, action: AccountAction, { force, reason }: { force?: boolean; reason?: string } = {}) => {
+    const body: Body<'/api/admin/users/{id}/disable', 'post'> = {};
+    if (force) body.force = true;
+    if (reason) body.reason = reason;
+    const at = { params: { path: { id } }, body };
     switch (action) {
       case 'approve':
         return api.call((h) => h.POST('/api/admin/users/{id}/approve', at));

@@ -1,12 +1,12 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
 import { admin, type AccountAction } from '../lib/admin';
-import type { Role, User, UserStatus } from '../lib/api';
+import { ApiError, type Role, type User, type UserStatus } from '../lib/api';
 import { appointments } from '../lib/appointments';
 import { doctors as directory } from '../lib/doctors';
 import { groups as groupsApi } from '../lib/groups';
-import { addDays, dayKey, formatWithZone, viewerZone } from '../lib/time';
-import type { Appointment, DoctorSummary, Group, Offer } from '../lib/types';
+import { addDays, dayKey, formatRange, formatWithZone, viewerZone } from '../lib/time';
+import type { AffectedAppointment, Appointment, DoctorSummary, Group, Offer } from '../lib/types';
 import { Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
 import { when, withWhom } from './Appointments';
 
@@ -18,14 +18,39 @@ export function AdminUsers() {
     () => admin.users({ role: role || undefined, status: status || undefined, q: q.trim() || undefined }),
     [role, status, q],
   );
-  const [busy, actionError, run] = useAction();
+  const [busy, actionError, run, setActionError] = useAction({
+    appointments_affected: 'This doctor has confirmed appointments. Disable the account anyway to cancel them (each patient is told), or keep it active.',
+  });
   const [done, setDone] = useState<string | null>(null);
+  /** A doctor whose disabling was refused over confirmed appointments: those, to cancel or not. */
+  const [clash, setClash] = useState<{ user: User; appointments: AffectedAppointment[]; reason: string } | null>(null);
   const PAST: Record<AccountAction, string> = { approve: 'approved', reject: 'rejected', disable: 'disabled', enable: 'enabled' };
-  const act = (u: User, action: AccountAction) =>
-    run(() => admin.account(u.id, action)).then((ok) => {
-      setDone(ok ? `${u.display_name}: ${PAST[action]}.` : null);
-      if (ok) reload();
+  const act = async (u: User, action: AccountAction) => {
+    setClash(null);
+    let affected: AffectedAppointment[] = [];
+    const ok = await run(async () => {
+      try {
+        await admin.account(u.id, action);
+      } catch (e) {
+        // The 409 lists the confirmed appointments disabling would cancel, as data.
+        if (e instanceof ApiError && e.code === 'appointments_affected') affected = e.details?.appointments ?? [];
+        throw e;
+      }
     });
+    setDone(ok ? `${u.display_name}: ${PAST[action]}.` : null);
+    if (ok) reload();
+    else if (affected.length) setClash({ user: u, appointments: affected, reason: '' });
+  };
+  const forceDisable = async () => {
+    if (!clash) return;
+    const { user, appointments: listed, reason } = clash;
+    const n = listed.length;
+    if (await run(() => admin.account(user.id, 'disable', { force: true, reason: reason.trim() || undefined }))) {
+      setClash(null);
+      setDone(`${user.display_name}: disabled; ${n === 1 ? '1 appointment' : `${n} appointments`} cancelled.`);
+      reload();
+    }
+  };
   return (
     <section>
       <h1>Users</h1>
@@ -56,6 +81,30 @@ export function AdminUsers() {
       </div>
       <ErrorMsg error={error ?? actionError} />
       <Saved show={!!done && !busy}>{done}</Saved>
+      {clash && (
+        <div className="card" data-testid="disable-clash">
+          <h2 className="h3">Confirmed appointments of {clash.user.display_name}</h2>
+          <ul>
+            {clash.appointments.map((a) => (
+              <li key={a.id}>
+                {a.patient_name ?? 'A patient'}: {formatRange(a.start, a.end, viewerZone())}
+              </li>
+            ))}
+          </ul>
+          <label>
+            Reason told to each patient (optional)
+            <input value={clash.reason} maxLength={500} onChange={(e) => setClash({ ...clash, reason: e.target.value })} />
+          </label>
+          <div className="row">
+            <button className="danger" disabled={busy} onClick={forceDisable}>
+              Disable and cancel {clash.appointments.length === 1 ? 'this appointment' : `these ${clash.appointments.length} appointments`}
+            </button>
+            <button className="secondary" disabled={busy} onClick={() => { setClash(null); setActionError(null); }}>
+              Keep the account active
+            </button>
+          </div>
+        </div>
+      )}
       {loading && !data && <Loading />}
       {data && data.users.length === 0 && <Empty>{role || status || q.trim() ? 'No account matches these filters.' : 'No accounts yet.'}</Empty>}
       <table hidden={!data?.users.length}>
