@@ -3,6 +3,8 @@ import { api, type User } from './api';
 import { errorSentence } from './errors';
 import { notifications } from './notifications';
 import { Hub, hubUrl, type HubState, type ServerFrameOf, type ServerFrameType } from './hub';
+import { formatRange, viewerZone } from './time';
+import type { AffectedAppointment } from './types';
 
 /** Loads data; gives loading, error and a reload. */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): {
@@ -206,5 +208,48 @@ export function StatusBadge({ status, testId }: { status: string; testId?: strin
     <span className={`badge badge-${status}`} data-testid={testId}>
       {statusLabel(status)}
     </span>
+  );
+}
+
+/** "this appointment" or "these N appointments". */
+export const theseAppointments = (n: number) => (n === 1 ? 'this appointment' : `these ${n} appointments`);
+
+/**
+ * The confirmed appointments a change would cancel (from a 409 `appointments_affected`), each
+ * with its patient and time in the viewer's zone, and the choice: `confirm` (cancelling them)
+ * or `keep`. `children` stand between the list and the buttons (e.g. a reason).
+ */
+export function AffectedAppointments(props: {
+  testId: string;
+  heading: ReactNode;
+  appointments: AffectedAppointment[];
+  busy: boolean;
+  confirm: string;
+  onConfirm: () => void;
+  keep: string;
+  onKeep: () => void;
+  children?: ReactNode;
+}) {
+  const { appointments: listed, busy } = props;
+  return (
+    <div className="card" data-testid={props.testId}>
+      {props.heading}
+      <ul>
+        {listed.map((a) => (
+          <li key={a.id}>
+            {a.patient_name ?? 'A patient'}: {formatRange(a.start, a.end, viewerZone())}
+          </li>
+        ))}
+      </ul>
+      {props.children}
+      <div className="row">
+        <button className="danger" disabled={busy} onClick={props.onConfirm}>
+          {props.confirm} {theseAppointments(listed.length)}
+        </button>
+        <button className="secondary" disabled={busy} onClick={props.onKeep}>
+          {props.keep}
+        </button>
+      </div>
+    </div>
   );
 }

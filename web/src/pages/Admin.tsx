@@ -5,9 +5,9 @@ import { ApiError, type Role, type User, type UserStatus } from '../lib/api';
 import { appointments } from '../lib/appointments';
 import { doctors as directory } from '../lib/doctors';
 import { groups as groupsApi } from '../lib/groups';
-import { addDays, dayKey, formatRange, formatWithZone, viewerZone } from '../lib/time';
+import { addDays, dayKey, formatWithZone, viewerZone } from '../lib/time';
 import type { AffectedAppointment, Appointment, DoctorSummary, Group, Offer } from '../lib/types';
-import { Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
+import { AffectedAppointments, Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
 import { when, withWhom } from './Appointments';
 
 export function AdminUsers() {
@@ -82,28 +82,24 @@ export function AdminUsers() {
       <ErrorMsg error={error ?? actionError} />
       <Saved show={!!done && !busy}>{done}</Saved>
       {clash && (
-        <div className="card" data-testid="disable-clash">
-          <h2 className="h3">Confirmed appointments of {clash.user.display_name}</h2>
-          <ul>
-            {clash.appointments.map((a) => (
-              <li key={a.id}>
-                {a.patient_name ?? 'A patient'}: {formatRange(a.start, a.end, viewerZone())}
-              </li>
-            ))}
-          </ul>
+        <AffectedAppointments
+          testId="disable-clash"
+          heading={<h2 className="h3">Confirmed appointments of {clash.user.display_name}</h2>}
+          appointments={clash.appointments}
+          busy={busy}
+          confirm="Disable and cancel"
+          onConfirm={forceDisable}
+          keep="Keep the account active"
+          onKeep={() => {
+            setClash(null);
+            setActionError(null);
+          }}
+        >
           <label>
             Reason told to each patient (optional)
             <input value={clash.reason} maxLength={500} onChange={(e) => setClash({ ...clash, reason: e.target.value })} />
           </label>
-          <div className="row">
-            <button className="danger" disabled={busy} onClick={forceDisable}>
-              Disable and cancel {clash.appointments.length === 1 ? 'this appointment' : `these ${clash.appointments.length} appointments`}
-            </button>
-            <button className="secondary" disabled={busy} onClick={() => { setClash(null); setActionError(null); }}>
-              Keep the account active
-            </button>
-          </div>
-        </div>
+        </AffectedAppointments>
       )}
       {loading && !data && <Loading />}
       {data && data.users.length === 0 && <Empty>{role || status || q.trim() ? 'No account matches these filters.' : 'No accounts yet.'}</Empty>}

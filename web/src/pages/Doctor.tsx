@@ -3,10 +3,10 @@ import { Link } from 'react-router-dom';
 import { appointments } from '../lib/appointments';
 import { asTimeZone, doctors, WEEKDAYS, type AvailabilityView, type Weekday } from '../lib/doctors';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
-import { addDays, dayKey, formatDay, formatRange, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
+import { addDays, dayKey, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
 import { ApiError, type Schema } from '../lib/api';
 import type { AffectedAppointment, Appointment } from '../lib/types';
-import { Empty, ErrorMsg, Loading, Saved, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
+import { AffectedAppointments, Empty, ErrorMsg, Loading, Saved, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { when } from './Appointments';
 
 type OfferItem = Schema<'OfferWithAppointment'>;
@@ -304,24 +304,19 @@ function AvailabilityForm({
         <button disabled={busy}>Add time off</button>
       </form>
       {clash && (
-        <div className="card" data-testid="time-off-clash">
-          <h3>Appointments in this time off</h3>
-          <ul>
-            {clash.appointments.map((a) => (
-              <li key={a.id}>
-                {a.patient_name ?? 'A patient'}: {formatRange(a.start, a.end, viewerZone())}
-              </li>
-            ))}
-          </ul>
-          <div className="row">
-            <button className="danger" disabled={busy} onClick={forceOff}>
-              Take the time off and cancel {clash.appointments.length === 1 ? 'this appointment' : `these ${clash.appointments.length} appointments`}
-            </button>
-            <button className="secondary" disabled={busy} onClick={() => { setClash(null); setError(null); }}>
-              Keep the appointments
-            </button>
-          </div>
-        </div>
+        <AffectedAppointments
+          testId="time-off-clash"
+          heading={<h3>Appointments in this time off</h3>}
+          appointments={clash.appointments}
+          busy={busy}
+          confirm="Take the time off and cancel"
+          onConfirm={forceOff}
+          keep="Keep the appointments"
+          onKeep={() => {
+            setClash(null);
+            setError(null);
+          }}
+        />
       )}
     </section>
   );
