@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing carehub needs and the machine lacks, and nothing else:
-# nats-server, PostgreSQL's server binaries, coturn (the suite's TURN server) and docker-compose
-# (only to check docker-compose.yml; no Docker engine runs here) as Debian packages, schemathesis 4
+# nats-server, PostgreSQL's server binaries, coturn (the suite's TURN server), docker-compose
+# (only to check docker-compose.yml; no Docker engine runs here) and xz (the suite's upgrade
+# fixtures are .xz) as Debian packages, schemathesis 4
 # and aiosmtpd (PyPI; the suite's SMTP server), and for the web client Node.js with npm and
 # chromium (Debian packages; the browser tests' browser) and web/node_modules (`npm ci`).
 # Safe to run again: it installs only what is missing and runs `apt-get update` only then.
@@ -41,6 +42,10 @@ fi
 if ! command -v docker-compose >/dev/null 2>&1; then
     apt_packages+=(docker-compose)
     missing+=("docker-compose (to check docker-compose.yml)")
+fi
+if ! command -v xz >/dev/null 2>&1; then
+    apt_packages+=(xz-utils)
+    missing+=("xz (the upgrade fixtures)")
 fi
 if ! command -v curl >/dev/null 2>&1; then
     apt_packages+=(curl ca-certificates)

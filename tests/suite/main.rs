@@ -50,3 +50,4 @@ mod routing;
 mod slots_live;
 mod throttle;
 mod tokens;
+mod upgrade;

@@ -77,6 +77,41 @@ pub async fn admin_url() -> String {
     }
 }
 
+/// Runs `script`, SQL as `psql` reads it (a plain `pg_dump` with its `COPY … FROM stdin` data,
+/// say), against the database at `url`, stopping at the first error. Blocks until psql is done.
+///
+/// # Errors
+///
+/// psql's output, when it cannot be run or a statement fails.
+pub fn run_script(url: &str, script: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    let psql = Binaries::find().psql;
+    let mut child = Command::new(&psql)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", psql.display()))?;
+    let written = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(script.as_bytes()));
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("{} did not finish: {e}", psql.display()))?;
+    match written {
+        Some(Ok(())) if output.status.success() => Ok(()),
+        _ => Err(format!(
+            "{} failed ({}): {}{}",
+            psql.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )),
+    }
+}
+
 /// `admin` with its database name replaced by `database`, query parameters kept.
 fn database_url(admin: &str, database: &str) -> String {
     let (base, query) = match admin.split_once('?') {
@@ -181,11 +216,12 @@ impl Cluster {
     }
 }
 
-/// Where `initdb` and `pg_ctl` are: the highest version under /usr/lib/postgresql (Debian
-/// keeps them off PATH), else whatever PATH has.
+/// Where `initdb`, `pg_ctl` and `psql` are: the highest version under /usr/lib/postgresql
+/// (Debian keeps them off PATH), else whatever PATH has.
 struct Binaries {
     initdb: PathBuf,
     pg_ctl: PathBuf,
+    psql: PathBuf,
 }
 
 impl Binaries {
@@ -204,10 +240,12 @@ impl Binaries {
             Some((_, bin)) => Binaries {
                 initdb: bin.join("initdb"),
                 pg_ctl: bin.join("pg_ctl"),
+                psql: bin.join("psql"),
             },
             None => Binaries {
                 initdb: PathBuf::from("initdb"),
                 pg_ctl: PathBuf::from("pg_ctl"),
+                psql: PathBuf::from("psql"),
             },
         }
     }
