@@ -291,8 +291,7 @@ enum Failure {
 }
 
 /// A nats-server started by [`Launch::start`]; killed (SIGKILL) and reaped when dropped. Its
-/// directory is left as it is.
-#[derive(Debug)]
+/// directory is left as it is. The `Debug` output shows no password.
 pub struct ChildNats {
     binary: PathBuf,
     dir: PathBuf,
@@ -305,6 +304,17 @@ pub struct ChildNats {
     credentials: Option<NatsCredentials>,
     server: Option<Child>,
     watchdog_process: Option<Child>,
+}
+
+impl std::fmt::Debug for ChildNats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildNats")
+            .field("port", &self.port)
+            .field("dir", &self.dir)
+            .field("pid", &self.pid())
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChildNats {
@@ -557,6 +567,11 @@ mod tests {
             .unwrap();
         assert_eq!(nats.port(), port);
         assert!(nats.credentials().is_some());
+        let shown = format!("{nats:?}");
+        assert!(
+            !shown.contains(&auth) && !shown.contains("pHarness1"),
+            "{shown}"
+        );
         assert!(
             answer_to(port, r#"{"verbose":false}"#)
                 .await
