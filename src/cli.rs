@@ -200,10 +200,10 @@ async fn up(mut env: Env, common: &CommonConfig, demo: bool) -> anyhow::Result<(
             common.data_dir.display()
         )
     })?;
-    let nats = crate::natsd::ensure(&common.nats_url, &common.data_dir)?;
-    if let Some(child) = &nats {
+    let nats = crate::natsd::ensure(&common.nats_url, &common.data_dir).await?;
+    if let Some(credentials) = nats.as_ref().and_then(|child| child.credentials()) {
         // The server started here knows only its generated passwords: connect with them.
-        for (k, v) in child.credentials.client_env() {
+        for (k, v) in credentials.client_env() {
             env.set(k, v);
         }
     }

@@ -5,7 +5,7 @@
 //!   parses it and starts the runtime);
 //! - [`system`] starts components (auth, gateway, …) from one configuration, each with its own
 //!   NATS connection as if it were separate;
-//! - [`natsd`] finds or starts a local nats-server for `carehub up`;
+//! - [`natsd`] finds the NATS server for `carehub up`, or starts a local one (`carehub-natsd`);
 //! - [`provision`] the operator commands (create users, keys, migrations, demo seed);
 //! - [`ops`] prints the service table over NATS;
 //! - [`backup`] copies the SQLite files;

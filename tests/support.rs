@@ -1,8 +1,9 @@
 //! Test harness shared by the integration-test binaries: real processes, never mocks.
 //!
 //! `net` hands out free ports and a TCP proxy that can cut a link, `nats` runs a private
-//! nats-server, `postgres` runs one private PostgreSQL cluster per test process and hands out
-//! fresh databases, `wait` polls a condition until a deadline instead of sleeping.
+//! nats-server (through the one launcher, `carehub-natsd`), `postgres` runs one private
+//! PostgreSQL cluster per test process and hands out fresh databases, `wait` polls a condition
+//! until a deadline instead of sleeping.
 //!
 //! Nothing here touches the machine's own NATS (4222) or PostgreSQL (5432).
 

@@ -5,6 +5,7 @@
 
 use super::cpu::Procs;
 use anyhow::Context as _;
+use carehub_natsd::{ChildNats, Launch};
 use carehub_runtime::{CommonConfig, Env};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +20,8 @@ const READY_DEADLINE: Duration = Duration::from_secs(30);
 pub struct Cluster {
     dir: PathBuf,
     vars: Vec<(String, String)>,
+    /// Stopped in `drop` after the other children.
+    nats: Option<ChildNats>,
     children: Vec<Spawned>,
     pub nats_url: String,
     /// Gateway A: token cache on (`CAREHUB_VERIFY_CACHE_TTL=30`).
@@ -41,7 +44,6 @@ struct Spawned {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Nats,
     Auth,
     Gateway,
 }
@@ -62,6 +64,7 @@ impl Drop for Cluster {
             let _ = s.child.kill();
             let _ = s.child.wait();
         }
+        self.nats = None;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -79,10 +82,16 @@ impl Cluster {
         let dir =
             std::env::temp_dir().join(format!("carehub-bench-{}-{stamp}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let nats_port = free_port()?;
+        let nats = match start_nats(&dir, READY_DEADLINE).await {
+            Ok(nats) => nats,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         let key_file = dir.join("auth-signing-keys.json");
         let vars: Vec<(String, String)> = [
-            ("CAREHUB_NATS_URL", format!("nats://127.0.0.1:{nats_port}")),
+            ("CAREHUB_NATS_URL", nats.url()),
             ("CAREHUB_DATA_DIR", dir.display().to_string()),
             ("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string()),
             // The edge limiter protects a real deployment; here it would cap the measurement.
@@ -102,6 +111,7 @@ impl Cluster {
         let mut cluster = Self {
             dir,
             vars,
+            nats: Some(nats),
             children: Vec::new(),
             nats_url: common.nats_url,
             gateway_a: String::new(),
@@ -111,10 +121,8 @@ impl Cluster {
             accounts,
         };
 
-        cluster.spawn_nats(nats_port)?;
         carehub_auth::keys::ensure_key_file(&key_file)?;
         cluster.create_accounts(&env).await?;
-        cluster.wait_for_port(nats_port).await?;
         cluster.spawn_carehub("auth", &[])?;
         cluster.gateway_a = cluster.spawn_gateway("gateway-a", 30)?;
         cluster.gateway_b = cluster.spawn_gateway("gateway-b", 30)?;
@@ -148,7 +156,7 @@ impl Cluster {
         Procs {
             auth: pids(Kind::Auth).next().unwrap_or(0),
             gateways: pids(Kind::Gateway).collect(),
-            nats: pids(Kind::Nats).next().unwrap_or(0),
+            nats: self.nats.as_ref().and_then(ChildNats::pid).unwrap_or(0),
         }
     }
 
@@ -169,18 +177,6 @@ impl Cluster {
         }
         db.close().await;
         Ok(())
-    }
-
-    fn spawn_nats(&mut self, port: u16) -> anyhow::Result<()> {
-        let bin = carehub::natsd::nats_server_binary().context(
-            "nats-server not found on PATH or at /usr/sbin (apt-get install nats-server)",
-        )?;
-        let store = self.dir.join("nats");
-        std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store);
-        self.spawn("nats-server", Kind::Nats, cmd)
     }
 
     fn spawn_gateway(&mut self, name: &str, cache_ttl_secs: u32) -> anyhow::Result<String> {
@@ -237,6 +233,7 @@ impl Cluster {
 
     /// Fails with the child's log when one has exited.
     fn check_children(&mut self) -> anyhow::Result<()> {
+        check_nats(self.nats.as_mut())?;
         for s in &mut self.children {
             if let Some(status) = s.child.try_wait()? {
                 anyhow::bail!(
@@ -249,13 +246,38 @@ impl Cluster {
         Ok(())
     }
 
-    async fn wait_for_port(&mut self, port: u16) -> anyhow::Result<()> {
-        wait_for_port(port, READY_DEADLINE, || self.check_children()).await
-    }
-
     async fn wait_ready(&mut self, http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
         wait_ready(http, base, READY_DEADLINE, || self.check_children()).await
     }
+}
+
+/// Starts the benchmarks' nats-server (JetStream, no users) in `<dir>/nats` on a free port,
+/// logging to `<dir>/nats-server.log`, and waits until it greets clients.
+///
+/// # Errors
+/// When nats-server is missing or does not start in time (the error carries its log).
+pub(crate) async fn start_nats(dir: &Path, deadline: Duration) -> anyhow::Result<ChildNats> {
+    Launch::plain(dir)
+        .ready_within(deadline)
+        .start()
+        .await
+        .context("starting nats-server")
+}
+
+/// Fails with the end of the nats-server's log when it has exited.
+///
+/// # Errors
+/// When it has.
+pub(crate) fn check_nats(nats: Option<&mut ChildNats>) -> anyhow::Result<()> {
+    if let Some(nats) = nats
+        && let Some(status) = nats.exited()
+    {
+        anyhow::bail!(
+            "nats-server exited early ({status}); end of its log:\n{}",
+            tail(&nats.log_path())
+        );
+    }
+    Ok(())
 }
 
 /// Waits until something accepts connections on `127.0.0.1:port`, calling `check` between
@@ -310,13 +332,13 @@ pub(crate) async fn wait_ready(
     }
 }
 
-/// A port nothing listens on right now (the OS picks it; a tiny race with other programs).
+/// A port nothing listens on right now and not handed out before in this process (the OS
+/// picks it; a tiny race with other programs).
 ///
 /// # Errors
 /// When no socket can be bound.
 pub(crate) fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
+    carehub_natsd::free_port().context("finding a free port")
 }
 
 /// The last lines of a log file, for an error message.

@@ -3,7 +3,7 @@
 //! docs/BENCHMARKS.md).
 //!
 //! Map:
-//! - [`cluster`] starts and stops the children;
+//! - [`cluster`] starts and stops the children (the nats-server through `carehub-natsd`);
 //! - [`load`] the load generator every scenario shares;
 //! - [`cpu`] reads process CPU times;
 //! - [`scenarios`] one function per measurement;

@@ -17,7 +17,7 @@
 //! - [`openapi`] the document and the docs page;
 //! - [`error`] the one error type;
 //! - [`state`] the shared state;
-//! - `tests` router tests against a real nats-server (test builds only).
+//! - `tests` router tests against a real nats-server from `carehub-natsd` (test builds only).
 
 pub mod config;
 pub mod edge;

@@ -11,7 +11,6 @@ use carehub_nats::auth::{Login, Me, Revocation, Revoked, Session, User, Verify};
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -20,66 +19,35 @@ use tower::ServiceExt;
 /// A nats-server with carehub's NATS users and permissions (`nats/conf/permissions.conf`) and
 /// fresh passwords, so the gateway is tested with exactly the rights it has when deployed.
 struct Nats {
-    child: Child,
-    url: String,
-    dir: std::path::PathBuf,
-    password: String,
+    child: carehub_natsd::ChildNats,
 }
 
 impl Nats {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    async fn start() -> Self {
         let dir = std::env::temp_dir().join(format!(
             "carehub-gateway-nats-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(&dir).unwrap();
-        // nats-server includes files relative to the including one.
-        std::fs::write(
-            dir.join("permissions.conf"),
-            include_str!("../../nats/conf/permissions.conf"),
+        let child = carehub_natsd::Launch::carehub(
+            &dir,
+            carehub_natsd::conf::SINGLE,
+            carehub_natsd::NatsCredentials::generate(),
         )
+        .start()
+        .await
         .unwrap();
-        let conf = dir.join("nats.conf");
-        std::fs::write(
-            &conf,
-            format!("listen: 127.0.0.1:{port}\ninclude permissions.conf\n"),
-        )
-        .unwrap();
-        // One password for every user is enough here: what is tested is each user's rights.
-        let password = format!("p{}", uuid::Uuid::new_v4().simple());
-        let mut cmd = Command::new("/usr/sbin/nats-server");
-        cmd.arg("-c").arg(&conf);
-        for user in [
-            "auth", "doctor", "patient", "notify", "admin", "hub", "gateway", "ops",
-        ] {
-            cmd.env(
-                format!("NATS_{}_PASSWORD", user.to_ascii_uppercase()),
-                &password,
-            );
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            dir,
-            password,
-        }
+        Self { child }
     }
 
     /// A connection as carehub's NATS user `user`, with its inbox prefix.
     async fn bus(&self, user: &str) -> Bus {
-        let mut cfg = BusConfig::new(&self.url, format!("{user}-test"));
+        let mut cfg = BusConfig::new(self.child.url(), format!("{user}-test"));
         cfg.user = Some(user.to_owned());
-        cfg.password = Some(self.password.clone());
+        cfg.password = self
+            .child
+            .credentials()
+            .and_then(|c| c.password(user))
+            .map(str::to_owned);
         cfg.inbox_prefix = Some(format!("_INBOX_{user}"));
         Bus::connect(&cfg, Duration::from_secs(10)).await.unwrap()
     }
@@ -87,9 +55,8 @@ impl Nats {
 
 impl Drop for Nats {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.child.kill();
+        let _ = std::fs::remove_dir_all(self.child.dir());
     }
 }
 
@@ -180,7 +147,7 @@ struct Harness {
 }
 
 async fn harness(cfg: GatewayConfig) -> Harness {
-    let nats = Nats::start();
+    let nats = Nats::start().await;
     let gateway = Gateway::new(cfg, nats.bus("gateway").await).await.unwrap();
     let bus = nats.bus("auth").await;
     Harness { nats, gateway, bus }
@@ -561,7 +528,7 @@ async fn serve_stops_when_shutdown_is_cancelled() {
 
 #[tokio::test]
 async fn revocations_drop_exactly_the_matching_cache_entries() {
-    let nats = Nats::start();
+    let nats = Nats::start().await;
     let tokens = crate::tokens::Tokens::new(nats.bus("gateway").await, Duration::from_secs(30));
     let p = |user: &str, jti: &str, session: &str| Principal {
         user_id: user.into(),
@@ -609,7 +576,7 @@ async fn revocations_drop_exactly_the_matching_cache_entries() {
 
 #[tokio::test]
 async fn an_expired_principal_is_never_served_from_the_cache() {
-    let nats = Nats::start();
+    let nats = Nats::start().await;
     let tokens = crate::tokens::Tokens::new(nats.bus("gateway").await, Duration::from_secs(30));
     let mut p = principal("patient").unwrap();
     p.expires_at = 1;

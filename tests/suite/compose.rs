@@ -8,12 +8,8 @@ use crate::support::nats::NatsCredentials;
 use std::path::Path;
 use std::process::Command;
 
-fn nats_server() -> &'static str {
-    if Path::new("/usr/sbin/nats-server").is_file() {
-        "/usr/sbin/nats-server"
-    } else {
-        "nats-server"
-    }
+fn nats_server() -> std::path::PathBuf {
+    carehub_natsd::nats_server_binary().expect("nats-server is installed")
 }
 
 #[test]

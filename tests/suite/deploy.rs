@@ -29,7 +29,7 @@ impl NatsCluster {
     /// Starts `nats-1`..`nats-3` and waits until JetStream has a meta leader.
     pub async fn start() -> NatsCluster {
         let credentials = NatsCredentials::generate();
-        let cluster_password = carehub::natsd::random_nats_password();
+        let cluster_password = carehub_natsd::random_nats_password();
         let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let monitor_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes = format!(
@@ -290,7 +290,7 @@ pub fn env_file_vars(nats: &NatsCluster) -> BTreeMap<String, String> {
     );
     vars.insert(
         "POSTGRES_PASSWORD".into(),
-        carehub::natsd::random_nats_password(),
+        carehub_natsd::random_nats_password(),
     );
     vars
 }

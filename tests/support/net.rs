@@ -3,24 +3,15 @@
 //! The proxy sits between one component and a server (typically nats-server), so that one
 //! component loses its connection while the others keep theirs.
 
-use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
 
-/// Ports already handed out by [`free_port`] in this process.
-fn handed_out() -> MutexGuard<'static, HashSet<u16>> {
-    static PORTS: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    PORTS
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Returns a TCP port on 127.0.0.1 that was free a moment ago and that this process has not
-/// handed out before.
+/// handed out before (the launcher's own [`carehub_natsd::free_port`], so the nats-servers it
+/// starts on free ports never get one of these either).
 ///
 /// Another process may still take the port between this call and its use; the kernel hands
 /// out ephemeral ports round-robin, so that is rare.
@@ -29,17 +20,8 @@ fn handed_out() -> MutexGuard<'static, HashSet<u16>> {
 ///
 /// Panics when the OS refuses to bind 127.0.0.1:0.
 pub fn free_port() -> u16 {
-    loop {
-        let listener = StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to find a free port: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("cannot read the address of a bound socket: {e}"))
-            .port();
-        if handed_out().insert(port) {
-            return port;
-        }
-    }
+    carehub_natsd::free_port()
+        .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to find a free port: {e}"))
 }
 
 /// A TCP proxy on 127.0.0.1 that forwards bytes both ways to one target.
@@ -90,7 +72,7 @@ impl TcpProxy {
         let addr = std_listener
             .local_addr()
             .unwrap_or_else(|e| panic!("cannot read the proxy's address: {e}"));
-        handed_out().insert(addr.port());
+        carehub_natsd::claim_port(addr.port());
         let listener = TcpListener::from_std(std_listener)
             .unwrap_or_else(|e| panic!("cannot register the proxy's listener with Tokio: {e}"));
         let state = Arc::new(Mutex::new(ProxyState::default()));

@@ -4,8 +4,9 @@
 //! database. Dropping the [`Carehub`] kills every child and removes the directory.
 
 use super::postgres::PrivatePostgres;
-use crate::cluster::{free_port, tail};
+use crate::cluster::{check_nats, free_port, start_nats, tail};
 use anyhow::Context as _;
+use carehub_natsd::ChildNats;
 use carehub_runtime::{CommonConfig, Db, Env};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -31,6 +32,8 @@ pub enum Storage {
 pub struct Carehub {
     dir: PathBuf,
     vars: Vec<(String, String)>,
+    /// Stopped in `drop` after the other children.
+    nats: Option<ChildNats>,
     children: Vec<(String, Child, PathBuf)>,
     /// Stopped in `drop` after the services.
     postgres: Option<PrivatePostgres>,
@@ -55,6 +58,7 @@ impl Drop for Carehub {
             let _ = child.wait();
         }
         self.children.clear();
+        self.nats = None;
         // The PostgreSQL cluster lives inside `dir`; stop it before deleting its files.
         self.postgres = None;
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -77,11 +81,18 @@ impl Carehub {
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let nats_port = free_port()?;
+        let nats = match start_nats(&dir, READY_DEADLINE).await {
+            Ok(nats) => nats,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let nats_url = nats.url();
         let gateway_port = free_port()?;
         let key_file = dir.join("auth-signing-keys.json");
         let mut vars: Vec<(String, String)> = [
-            ("CAREHUB_NATS_URL", format!("nats://127.0.0.1:{nats_port}")),
+            ("CAREHUB_NATS_URL", nats_url.clone()),
             ("CAREHUB_DATA_DIR", dir.display().to_string()),
             ("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string()),
             ("CAREHUB_GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
@@ -97,10 +108,11 @@ impl Carehub {
         let mut carehub = Self {
             dir: dir.clone(),
             vars: Vec::new(),
+            nats: Some(nats),
             children: Vec::new(),
             postgres: None,
             base: format!("http://127.0.0.1:{gateway_port}"),
-            nats_url: format!("nats://127.0.0.1:{nats_port}"),
+            nats_url,
         };
         match storage {
             Storage::Sqlite => {}
@@ -112,9 +124,7 @@ impl Carehub {
             Storage::Postgres(url) => vars.push(("CAREHUB_DATABASE_URL".into(), url.clone())),
         }
         carehub.vars = vars;
-        carehub.spawn_nats(nats_port)?;
         carehub_auth::keys::ensure_key_file(&key_file)?;
-        carehub.wait_for_port(nats_port).await?;
         Ok(carehub)
     }
 
@@ -147,25 +157,16 @@ impl Carehub {
         crate::cluster::wait_ready(http, &base, READY_DEADLINE, || self.check_children()).await
     }
 
-    fn spawn_nats(&mut self, port: u16) -> anyhow::Result<()> {
-        let bin = carehub::natsd::nats_server_binary().context(
-            "nats-server not found on PATH or at /usr/sbin (apt-get install nats-server)",
-        )?;
-        let store = self.dir.join("nats");
-        std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store);
-        self.spawn("nats-server", cmd)
-    }
-
     /// Adds a variable every child started from now on gets.
     pub fn set_var(&mut self, var: &str, value: impl Into<String>) {
         self.vars.push((var.to_owned(), value.into()));
     }
 
-    /// The process id of the child called `name`.
+    /// The process id of the child called `name` (`nats-server` for the NATS server).
     pub fn pid(&self, name: &str) -> Option<u32> {
+        if name == "nats-server" {
+            return self.nats.as_ref().and_then(ChildNats::pid);
+        }
         self.children
             .iter()
             .find(|(n, _, _)| n == name)
@@ -217,6 +218,7 @@ impl Carehub {
 
     /// Fails with the child's log when one has exited.
     pub fn check_children(&mut self) -> anyhow::Result<()> {
+        check_nats(self.nats.as_mut())?;
         for (name, child, log) in &mut self.children {
             if let Some(status) = child.try_wait()? {
                 anyhow::bail!(

@@ -13,8 +13,6 @@ use carehub_runtime::consumer::{self, Durable, MAX_DELIVER, Retry};
 use futures::StreamExt as _;
 use serde::Deserialize;
 use std::future::Future;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,11 +21,10 @@ use tokio_util::sync::CancellationToken;
 /// Every wait gives up after this long; nothing asserts how fast anything happens.
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A private `nats-server -js` on a free port; killed and its store removed on drop.
+/// A private `nats-server -js` on a free port, from the one launcher; killed and its store
+/// removed on drop.
 struct Nats {
-    child: Child,
-    dir: PathBuf,
-    url: String,
+    child: carehub_natsd::ChildNats,
 }
 
 impl Nats {
@@ -40,44 +37,17 @@ impl Nats {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::SeqCst)
         ));
-        std::fs::create_dir_all(&dir).expect("create the store directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let binary = std::env::var_os("PATH")
-            .iter()
-            .flat_map(std::env::split_paths)
-            .map(|d| d.join("nats-server"))
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"));
-        let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let child = carehub_natsd::Launch::plain(&dir)
+            .start()
+            .await
             .expect("nats-server runs");
-        let nats = Self {
-            child,
-            dir,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
-        until("nats-server to accept connections", || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        nats
+        Self { child }
     }
 
     async fn client(&self) -> async_nats::Client {
         async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
-            .connect(&self.url)
+            .connect(self.child.url())
             .await
             .expect("connect")
     }
@@ -85,9 +55,8 @@ impl Nats {
 
 impl Drop for Nats {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.child.kill();
+        let _ = std::fs::remove_dir_all(self.child.dir());
     }
 }
 

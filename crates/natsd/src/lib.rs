@@ -1,0 +1,20 @@
+//! The one way carehub starts a nats-server: `carehub up` (its local server), the test suite
+//! (private servers, secured or not, clusters), the crates' own tests and the benchmarks all
+//! launch theirs through [`Launch`]. Shipped in `carehub`, so it depends on nothing test- or
+//! benchmark-only.
+//!
+//! Map:
+//! - [`conf`] the configuration files of `nats/conf`, embedded, and writing them out;
+//! - [`credentials`] carehub's NATS users and a generated password for each;
+//! - [`launch`] a child nats-server: command line, log, readiness wait, restart, kill on drop;
+//! - [`ports`] free loopback ports, never the same one twice in a process.
+
+pub mod conf;
+pub mod credentials;
+pub mod launch;
+pub mod ports;
+
+pub use conf::write_config;
+pub use credentials::{NatsCredentials, USERS, random_nats_password};
+pub use launch::{ChildNats, Launch, greets_as_nats, nats_server_binary};
+pub use ports::{claim_port, free_port};
