@@ -54,10 +54,19 @@ fn other_open<'a>(a: &'a Appointment, me: &str) -> Option<&'a str> {
 
 /// Follows the open appointments of a socket that just signed in. Runs in the background:
 /// waits for one of the node's [`LOOKUPS`] places, and does nothing once the socket closed.
+///
+/// Every socket's task waits here, so what it holds while waiting stays small (a few hundred
+/// bytes: after a node restart thousands of sockets sign in at once); the listing's state,
+/// with its bus requests, is allocated only once the socket has its place.
 pub async fn on_sign_in(hub: Hub, conn: Weak<Conn>, request_id: String) {
     let Ok(_place) = hub.follow_lookups().acquire().await else {
         return;
     };
+    Box::pin(follow_open(&hub, conn, request_id)).await;
+}
+
+/// The sign-in listing of [`on_sign_in`], once it has its place.
+async fn follow_open(hub: &Hub, conn: Weak<Conn>, request_id: String) {
     let Some(conn) = conn.upgrade() else { return };
     let principal = conn.principal();
     if principal.role == Role::Admin || conn.closing().is_cancelled() {
@@ -97,7 +106,7 @@ pub async fn on_sign_in(hub: Hub, conn: Weak<Conn>, request_id: String) {
             }
         }
     }
-    settle(&hub, &conn, others).await;
+    settle(hub, &conn, others).await;
 }
 
 /// After new follows of `conn`: forgets them again if the socket closed meanwhile (its own
