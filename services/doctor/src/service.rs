@@ -212,6 +212,26 @@ impl DoctorService {
         &self.inner.db
     }
 
+    /// Applies `change` to the doctor `id` if it is still at `expected_version` (any version when
+    /// `None`), with a `kind` event in the same transaction; wakes the relay and logs `what`.
+    async fn change(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        change: &Change<'_>,
+        kind: DoctorEventKind,
+        what: &str,
+    ) -> Result<Doctor, WireError> {
+        let d = store::change(self.db(), id, expected_version, change, now_ms(), |d| {
+            event(kind, d)
+        })
+        .await
+        .map_err(change_error)?;
+        self.inner.relay.wake();
+        tracing::info!(doctor_id = %id, version = d.row.version, "{what}");
+        Ok(d)
+    }
+
     /// Applies account facts from the account stream (see [`crate::accounts`]).
     ///
     /// # Errors
@@ -501,18 +521,15 @@ impl DoctorService {
             languages: languages_json.as_deref(),
             bio: &bio,
         };
-        let d = store::change(
-            self.db(),
-            &p.user_id,
-            r.expected_version,
-            &change,
-            now_ms(),
-            |d| event(DoctorEventKind::ProfileChanged, d),
-        )
-        .await
-        .map_err(change_error)?;
-        self.inner.relay.wake();
-        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "profile updated");
+        let d = self
+            .change(
+                &p.user_id,
+                r.expected_version,
+                &change,
+                DoctorEventKind::ProfileChanged,
+                "profile updated",
+            )
+            .await?;
         profile_view(&d.row)
     }
 
@@ -553,18 +570,15 @@ impl DoctorService {
             slot_minutes: i64::from(checked.slot_minutes()),
             auto_accept: r.auto_accept,
         };
-        let d = store::change(
-            self.db(),
-            &p.user_id,
-            Some(r.expected_version),
-            &change,
-            now_ms(),
-            |d| event(DoctorEventKind::AvailabilityChanged, d),
-        )
-        .await
-        .map_err(change_error)?;
-        self.inner.relay.wake();
-        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "availability replaced");
+        let d = self
+            .change(
+                &p.user_id,
+                Some(r.expected_version),
+                &change,
+                DoctorEventKind::AvailabilityChanged,
+                "availability replaced",
+            )
+            .await?;
         availability_view(&d)
     }
 
@@ -639,18 +653,15 @@ impl DoctorService {
             reason: &reason,
             max_upcoming: i64::try_from(domain::MAX_UPCOMING_TIME_OFF).unwrap_or(i64::MAX),
         };
-        let d = store::change(
-            self.db(),
-            &p.user_id,
-            r.expected_version,
-            &change,
-            now_ms(),
-            |d| event(DoctorEventKind::AvailabilityChanged, d),
-        )
-        .await
-        .map_err(change_error)?;
-        self.inner.relay.wake();
-        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "time off added");
+        let d = self
+            .change(
+                &p.user_id,
+                r.expected_version,
+                &change,
+                DoctorEventKind::AvailabilityChanged,
+                "time off added",
+            )
+            .await?;
         Ok(TimeOffAdded {
             time_off: TimeOff {
                 id: off.id.clone(),
@@ -674,18 +685,15 @@ impl DoctorService {
     ) -> Result<Versioned, WireError> {
         let p = self.doctor_writer(ctx)?;
         let change = Change::RemoveTimeOff { id: &r.time_off_id };
-        let d = store::change(
-            self.db(),
-            &p.user_id,
-            r.expected_version,
-            &change,
-            now_ms(),
-            |d| event(DoctorEventKind::AvailabilityChanged, d),
-        )
-        .await
-        .map_err(change_error)?;
-        self.inner.relay.wake();
-        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "time off removed");
+        let d = self
+            .change(
+                &p.user_id,
+                r.expected_version,
+                &change,
+                DoctorEventKind::AvailabilityChanged,
+                "time off removed",
+            )
+            .await?;
         Ok(Versioned {
             version: d.row.version,
         })
