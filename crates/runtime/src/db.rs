@@ -309,3 +309,29 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// The `LIKE … ESCAPE '\'` pattern of every text that contains `q` lowercased (to compare with a
+/// lowercased column); `%`, `_` and `\` in `q` match only themselves.
+pub fn like_contains(q: &str) -> String {
+    let mut pattern = String::with_capacity(q.len() + 2);
+    pattern.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_contains;
+
+    #[test]
+    fn like_patterns_are_lowercased_and_escaped() {
+        assert_eq!(like_contains("Novák"), "%novák%");
+        assert_eq!(like_contains(r"50%_a\b"), r"%50\%\_a\\b%");
+    }
+}

@@ -16,7 +16,7 @@ use carehub_nats::auth::*;
 use carehub_nats::time::rfc3339_auto;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::cache::EventCache;
-use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::db::{Db, StoreError, like_contains, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
 use futures::StreamExt as _;
@@ -774,20 +774,7 @@ impl AuthService {
             r.q.as_deref()
                 .map(str::trim)
                 .filter(|q| !q.is_empty())
-                .map(|q| {
-                    let escaped: String = q
-                        .to_lowercase()
-                        .chars()
-                        .flat_map(|c| {
-                            if matches!(c, '\\' | '%' | '_') {
-                                vec!['\\', c]
-                            } else {
-                                vec![c]
-                            }
-                        })
-                        .collect();
-                    format!("%{escaped}%")
-                });
+                .map(like_contains);
         let filter = UserFilter {
             role: r.role.map(Role::as_str),
             status: r.status.map(UserStatus::as_str),

@@ -19,7 +19,7 @@ use carehub_nats::appointment::TakenTimes;
 use carehub_nats::doctor::*;
 use carehub_nats::time::{rfc3339, rfc3339_of};
 use carehub_nats::{CallContext, Principal, Role, UserStatus, WireError};
-use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::db::{Db, StoreError, like_contains, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
 use carehub_schedule::ScheduleError;
@@ -195,18 +195,6 @@ fn change_error(e: ChangeError) -> WireError {
     }
 }
 
-fn like_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if matches!(c, '\\' | '%' | '_') {
-                vec!['\\', c]
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
-
 impl DoctorService {
     fn db(&self) -> &Db {
         &self.inner.db
@@ -350,7 +338,7 @@ impl DoctorService {
             r.q.as_deref()
                 .map(str::trim)
                 .filter(|q| !q.is_empty())
-                .map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
+                .map(like_contains);
         let filter = DirectoryFilter {
             specialty_pattern,
             language_pattern,
