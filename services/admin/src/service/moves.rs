@@ -5,7 +5,7 @@ use super::{AdminService, active, actor, on_grid};
 use crate::domain::{Window, parse_time};
 use crate::events::{self, view};
 use crate::lifecycle::{self, Action, Party};
-use crate::store::{self, AppointmentRow};
+use crate::store::{self, AppointmentRow, MoveOutcome};
 use carehub_nats::appointment::*;
 use carehub_nats::{CallContext, Principal, Role, WireError};
 use carehub_runtime::db::{StoreError, now_ms};
@@ -124,23 +124,21 @@ impl AdminService {
             reason: None,
             now: now_ms(),
         };
-        let result = if r.accept {
-            store::apply_change(
-                self.db(),
-                &answer,
-                start,
-                end,
-                &events::to_participants_by(AppointmentEventKind::Rescheduled, who, None),
+        let (outcome, kind) = if r.accept {
+            (
+                MoveOutcome::Apply { start, end },
+                AppointmentEventKind::Rescheduled,
             )
-            .await
         } else {
-            store::drop_change(
-                self.db(),
-                &answer,
-                &events::to_participants_by(AppointmentEventKind::ChangeDeclined, who, None),
-            )
-            .await
+            (MoveOutcome::Decline, AppointmentEventKind::ChangeDeclined)
         };
+        let result = store::answer_change(
+            self.db(),
+            &answer,
+            outcome,
+            &events::to_participants_by(kind, who, None),
+        )
+        .await;
         let row = match result {
             Ok(Some(row)) => row,
             Ok(None) => {
@@ -190,11 +188,10 @@ impl AdminService {
             reason: None,
             now: now_ms(),
         };
-        let result = store::apply_change(
+        let result = store::answer_change(
             self.db(),
             &answer,
-            start,
-            end,
+            MoveOutcome::Apply { start, end },
             &events::to_participants_by(AppointmentEventKind::Rescheduled, who, None),
         )
         .await;
@@ -226,9 +223,10 @@ impl AdminService {
             reason: Some(reason),
             now: now_ms(),
         };
-        let row = store::drop_change(
+        let row = store::answer_change(
             self.db(),
             &answer,
+            MoveOutcome::Decline,
             &events::to_participants_by(
                 AppointmentEventKind::ChangeDeclined,
                 who,
