@@ -23,7 +23,7 @@ mod people;
 mod queries;
 mod requests;
 
-pub use audit::{AuditRow, insert_audit, list_audit};
+pub use audit::{insert_audit, list_audit};
 pub use doctors::{doctor, doctors_of_specialty, upsert_doctor};
 pub use groups::{SaveGroupRow, group, group_of_specialty, groups, save_group};
 pub use instances::{adopt_orphans, release_lease, renew_lease};
