@@ -325,9 +325,32 @@ pub fn like_contains(q: &str) -> String {
     pattern
 }
 
+/// Cuts `rows`, read with `LIMIT limit + 1` for keyset paging, to one page of `limit`; the cursor
+/// of the next page (the `key` of the page's last row) when there is one.
+pub fn next_page<T>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    key: impl FnOnce(&T) -> String,
+) -> Option<String> {
+    let page = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > page;
+    rows.truncate(page);
+    if more { rows.last().map(key) } else { None }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::like_contains;
+    use super::{like_contains, next_page};
+
+    #[test]
+    fn a_page_is_cut_to_its_limit_and_names_the_next_one() {
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(next_page(&mut rows, 2, i32::to_string), Some("2".into()));
+        assert_eq!(rows, [1, 2]);
+        let mut last = vec![1, 2];
+        assert_eq!(next_page(&mut last, 2, i32::to_string), None);
+        assert_eq!(last, [1, 2]);
+    }
 
     #[test]
     fn like_patterns_are_lowercased_and_escaped() {

@@ -16,7 +16,7 @@ use carehub_nats::auth::*;
 use carehub_nats::time::rfc3339_auto;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::cache::EventCache;
-use carehub_runtime::db::{Db, StoreError, like_contains, now_ms};
+use carehub_runtime::db::{Db, StoreError, like_contains, next_page, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
 use futures::StreamExt as _;
@@ -787,13 +787,7 @@ impl AuthService {
             limit: limit + 1,
         };
         let mut rows = store::list_users(self.db(), &filter).await?;
-        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = if more {
-            rows.last().map(|u| u.id.clone())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |u| u.id.clone());
         let users = rows.iter().map(to_user).collect::<Result<_, _>>()?;
         Ok(UserPage { users, next_cursor })
     }

@@ -19,7 +19,7 @@ use carehub_nats::appointment::TakenTimes;
 use carehub_nats::doctor::*;
 use carehub_nats::time::{rfc3339, rfc3339_of};
 use carehub_nats::{CallContext, Principal, Role, UserStatus, WireError};
-use carehub_runtime::db::{Db, StoreError, like_contains, now_ms};
+use carehub_runtime::db::{Db, StoreError, like_contains, next_page, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
 use carehub_schedule::ScheduleError;
@@ -347,14 +347,7 @@ impl DoctorService {
             limit: limit + 1,
         };
         let mut rows = store::directory(self.db(), &filter).await?;
-        let page = usize::try_from(limit).unwrap_or(usize::MAX);
-        let more = rows.len() > page;
-        rows.truncate(page);
-        let next_cursor = if more {
-            rows.last().map(|d| d.id.clone())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |d| d.id.clone());
         let doctors = rows
             .iter()
             .map(|row| {

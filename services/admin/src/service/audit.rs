@@ -6,7 +6,7 @@ use crate::store;
 use carehub_nats::appointment::*;
 use carehub_nats::audit::AuditEntry;
 use carehub_nats::{CallContext, Principal, Role, WireError};
-use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::db::{Db, StoreError, next_page, now_ms};
 use carehub_runtime::outbox::Pending;
 
 /// An admin's action as an audit entry of this service.
@@ -71,13 +71,7 @@ impl AdminService {
             limit + 1,
         )
         .await?;
-        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = if more {
-            rows.last().map(|a| a.event_id.clone())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |a| a.event_id.clone());
         let ids: Vec<&str> = rows
             .iter()
             .flat_map(|a| [Some(a.actor_id.as_str()), a.subject_id.as_deref()])
