@@ -201,15 +201,20 @@ impl DoctorService {
     }
 
     /// Applies `change` to the doctor `id` if it is still at `expected_version` (any version when
-    /// `None`), with a `kind` event in the same transaction; wakes the relay and logs `what`.
+    /// `None`), with its event in the same transaction; wakes the relay and logs `what`.
     async fn change(
         &self,
         id: &str,
         expected_version: Option<i64>,
         change: &Change<'_>,
-        kind: DoctorEventKind,
         what: &str,
     ) -> Result<Doctor, WireError> {
+        let kind = match change {
+            Change::Profile { .. } => DoctorEventKind::ProfileChanged,
+            Change::Availability { .. }
+            | Change::AddTimeOff { .. }
+            | Change::RemoveTimeOff { .. } => DoctorEventKind::AvailabilityChanged,
+        };
         let d = store::change(self.db(), id, expected_version, change, now_ms(), |d| {
             event(kind, d)
         })
@@ -503,13 +508,7 @@ impl DoctorService {
             bio: &bio,
         };
         let d = self
-            .change(
-                &p.user_id,
-                r.expected_version,
-                &change,
-                DoctorEventKind::ProfileChanged,
-                "profile updated",
-            )
+            .change(&p.user_id, r.expected_version, &change, "profile updated")
             .await?;
         profile_view(&d.row)
     }
@@ -556,7 +555,6 @@ impl DoctorService {
                 &p.user_id,
                 Some(r.expected_version),
                 &change,
-                DoctorEventKind::AvailabilityChanged,
                 "availability replaced",
             )
             .await?;
@@ -635,13 +633,7 @@ impl DoctorService {
             max_upcoming: i64::try_from(domain::MAX_UPCOMING_TIME_OFF).unwrap_or(i64::MAX),
         };
         let d = self
-            .change(
-                &p.user_id,
-                r.expected_version,
-                &change,
-                DoctorEventKind::AvailabilityChanged,
-                "time off added",
-            )
+            .change(&p.user_id, r.expected_version, &change, "time off added")
             .await?;
         Ok(TimeOffAdded {
             time_off: TimeOff {
@@ -667,13 +659,7 @@ impl DoctorService {
         let p = self.doctor_writer(ctx)?;
         let change = Change::RemoveTimeOff { id: &r.time_off_id };
         let d = self
-            .change(
-                &p.user_id,
-                r.expected_version,
-                &change,
-                DoctorEventKind::AvailabilityChanged,
-                "time off removed",
-            )
+            .change(&p.user_id, r.expected_version, &change, "time off removed")
             .await?;
         Ok(Versioned {
             version: d.row.version,
