@@ -23,33 +23,27 @@ pub struct ApiError {
     pub details: Option<ErrorDetails>,
 }
 
+/// Made with the contract's constructors ([`WireError`]) where it has one.
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry_after_secs: None,
-            details: None,
-        }
+        WireError::new(code, message).into()
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Unauthorized, message)
+        WireError::unauthorized(message).into()
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Forbidden, message)
+        WireError::forbidden(message).into()
     }
     pub fn not_found() -> Self {
-        Self::new(ErrorCode::NotFound, "no such resource")
+        WireError::not_found("no such resource").into()
     }
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Self {
-            code: ErrorCode::RateLimited,
             message: "too many requests, try again later".into(),
-            retry_after_secs: Some(retry_after_secs.max(1)),
-            details: None,
+            ..WireError::rate_limited(retry_after_secs).into()
         }
     }
 

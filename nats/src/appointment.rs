@@ -60,6 +60,18 @@ pub enum AppointmentStatus {
 }
 
 impl AppointmentStatus {
+    /// Every status, in a stable order.
+    pub const ALL: [AppointmentStatus; 8] = [
+        Self::Requested,
+        Self::Offered,
+        Self::Confirmed,
+        Self::Completed,
+        Self::NoShow,
+        Self::Cancelled,
+        Self::Expired,
+        Self::Declined,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Requested => "requested",
@@ -364,6 +376,15 @@ pub enum OfferStatus {
 }
 
 impl OfferStatus {
+    /// Every offer state, in a stable order.
+    pub const ALL: [OfferStatus; 5] = [
+        Self::Pending,
+        Self::Accepted,
+        Self::Declined,
+        Self::Withdrawn,
+        Self::TimedOut,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -475,6 +496,9 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Every strategy, in a stable order.
+    pub const ALL: [Strategy; 3] = [Self::RoundRobin, Self::LeastLoaded, Self::Broadcast];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RoundRobin => "round_robin",
@@ -683,16 +707,7 @@ mod tests {
 
     #[test]
     fn statuses_serialize_as_their_names() {
-        for s in [
-            AppointmentStatus::Requested,
-            AppointmentStatus::Offered,
-            AppointmentStatus::Confirmed,
-            AppointmentStatus::Completed,
-            AppointmentStatus::NoShow,
-            AppointmentStatus::Cancelled,
-            AppointmentStatus::Expired,
-            AppointmentStatus::Declined,
-        ] {
+        for s in AppointmentStatus::ALL {
             assert_eq!(
                 serde_json::to_value(s).unwrap(),
                 serde_json::json!(s.as_str())

@@ -41,6 +41,34 @@ pub enum Weekday {
     Sunday,
 }
 
+impl From<Weekday> for chrono::Weekday {
+    fn from(w: Weekday) -> Self {
+        match w {
+            Weekday::Monday => Self::Mon,
+            Weekday::Tuesday => Self::Tue,
+            Weekday::Wednesday => Self::Wed,
+            Weekday::Thursday => Self::Thu,
+            Weekday::Friday => Self::Fri,
+            Weekday::Saturday => Self::Sat,
+            Weekday::Sunday => Self::Sun,
+        }
+    }
+}
+
+impl From<chrono::Weekday> for Weekday {
+    fn from(w: chrono::Weekday) -> Self {
+        match w {
+            chrono::Weekday::Mon => Self::Monday,
+            chrono::Weekday::Tue => Self::Tuesday,
+            chrono::Weekday::Wed => Self::Wednesday,
+            chrono::Weekday::Thu => Self::Thursday,
+            chrono::Weekday::Fri => Self::Friday,
+            chrono::Weekday::Sat => Self::Saturday,
+            chrono::Weekday::Sun => Self::Sunday,
+        }
+    }
+}
+
 /// One working range on a weekday, in the doctor's local time (`start` before `end`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WeeklyHours {
@@ -408,6 +436,16 @@ mod tests {
     use super::*;
     use crate::test_support::round_trip;
     use serde_json::json;
+
+    #[test]
+    fn weekdays_convert_both_ways() {
+        let mut day = chrono::Weekday::Mon;
+        for _ in 0..7 {
+            assert_eq!(chrono::Weekday::from(Weekday::from(day)), day);
+            day = day.succ();
+        }
+        assert_eq!(Weekday::from(chrono::Weekday::Sun), Weekday::Sunday);
+    }
 
     #[test]
     fn availability_requests_snapshot() {

@@ -309,3 +309,52 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// The `LIKE … ESCAPE '\'` pattern of every text that contains `q` lowercased (to compare with a
+/// lowercased column); `%`, `_` and `\` in `q` match only themselves.
+pub fn like_contains(q: &str) -> String {
+    let mut pattern = String::with_capacity(q.len() + 2);
+    pattern.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Cuts `rows`, read with `LIMIT limit + 1` for keyset paging, to one page of `limit`; the cursor
+/// of the next page (the `key` of the page's last row) when there is one.
+pub fn next_page<T>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    key: impl FnOnce(&T) -> String,
+) -> Option<String> {
+    let page = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > page;
+    rows.truncate(page);
+    if more { rows.last().map(key) } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{like_contains, next_page};
+
+    #[test]
+    fn a_page_is_cut_to_its_limit_and_names_the_next_one() {
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(next_page(&mut rows, 2, i32::to_string), Some("2".into()));
+        assert_eq!(rows, [1, 2]);
+        let mut last = vec![1, 2];
+        assert_eq!(next_page(&mut last, 2, i32::to_string), None);
+        assert_eq!(last, [1, 2]);
+    }
+
+    #[test]
+    fn like_patterns_are_lowercased_and_escaped() {
+        assert_eq!(like_contains("Novák"), "%novák%");
+        assert_eq!(like_contains(r"50%_a\b"), r"%50\%\_a\\b%");
+    }
+}

@@ -131,44 +131,19 @@ mod tests {
     #[test]
     fn the_final_deadline_is_the_earlier_of_max_wait_and_notice_before_the_window() {
         let now = 1_000 * H;
-        let far = Window {
-            start: now + 100 * H,
-            end: now + 102 * H,
-        };
-        assert_eq!(
-            far.final_deadline(
+        // At most 48 hours of waiting, and an hour's notice before the window.
+        let deadline = |start: i64, end: i64| {
+            Window { start, end }.final_deadline(
                 now,
                 Duration::from_secs(48 * 3600),
-                Duration::from_secs(3600)
+                Duration::from_secs(3600),
             )
-            .unwrap(),
+        };
+        assert_eq!(
+            deadline(now + 100 * H, now + 102 * H).unwrap(),
             now + 48 * H
         );
-        let near = Window {
-            start: now + 5 * H,
-            end: now + 6 * H,
-        };
-        assert_eq!(
-            near.final_deadline(
-                now,
-                Duration::from_secs(48 * 3600),
-                Duration::from_secs(3600)
-            )
-            .unwrap(),
-            now + 4 * H
-        );
-        let too_soon = Window {
-            start: now,
-            end: now + H / 2,
-        };
-        assert!(
-            too_soon
-                .final_deadline(
-                    now,
-                    Duration::from_secs(48 * 3600),
-                    Duration::from_secs(3600)
-                )
-                .is_err()
-        );
+        assert_eq!(deadline(now + 5 * H, now + 6 * H).unwrap(), now + 4 * H);
+        assert!(deadline(now, now + H / 2).is_err());
     }
 }

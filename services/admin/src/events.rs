@@ -98,3 +98,13 @@ pub fn to_participants(
         participants(row),
     )
 }
+
+/// What a store write enqueues for a change `actor` made that both participants hear about:
+/// [`to_participants`] of the written row, as the write's [`Events`](crate::store::Events).
+pub fn to_participants_by(
+    kind: AppointmentEventKind,
+    actor: Actor,
+    reason: Option<String>,
+) -> impl Fn(&AppointmentRow) -> Result<Vec<Pending>, StoreError> + Send + Sync {
+    move |row| to_participants(kind, row, Some(actor.clone()), reason.as_deref())
+}

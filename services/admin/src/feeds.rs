@@ -3,7 +3,7 @@
 //! [`carehub_runtime::consumer`] (decoding, acknowledgement, retries).
 
 use crate::routing::Core;
-use crate::store::{self, AuditRow};
+use crate::store;
 use async_nats::jetstream;
 use carehub_nats::audit::AuditEntry;
 use carehub_nats::streams::StreamSpec;
@@ -23,19 +23,7 @@ pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
         "admin-audit",
         move |e: AuditEntry| {
             let db = db.clone();
-            async move {
-                let row = AuditRow {
-                    event_id: e.event_id,
-                    at: e.at,
-                    service: e.service,
-                    actor_id: e.actor_id,
-                    actor_role: e.actor_role,
-                    subject_id: e.subject_id,
-                    action: e.action,
-                    reason: e.reason,
-                };
-                store::insert_audit(&db, &row).await
-            }
+            async move { store::insert_audit(&db, &e).await }
         },
     );
     crate::doctors::spawn(running, js, core);

@@ -14,39 +14,13 @@
 //! Adding a feature's actions (check-in, on-demand visits, waitlist offers, ...):
 //! 1. add a variant to [`Action`] and to [`Action::ALL`];
 //! 2. add one row to [`TABLE`] per status it may start from, with its target and who may take it
-//!    (a new status belongs in `carehub_nats::appointment` first, then in [`STATUSES`]);
+//!    (a new status belongs in `carehub_nats::appointment` first, in its enum and its `ALL`);
 //! 3. add the same rows to the expected table in this module's test, which otherwise fails;
 //! 4. in the service, ask [`allowed`] / [`may`] (one status) or [`step`] (a compare-and-set over
 //!    every status the action may start from) before writing.
 
 use carehub_nats::Role;
 use carehub_nats::appointment::{AppointmentStatus, OfferStatus, Strategy};
-
-/// Every appointment status (kept complete by `index` below: a new variant fails to compile).
-pub const STATUSES: [AppointmentStatus; 8] = [
-    AppointmentStatus::Requested,
-    AppointmentStatus::Offered,
-    AppointmentStatus::Confirmed,
-    AppointmentStatus::Completed,
-    AppointmentStatus::NoShow,
-    AppointmentStatus::Cancelled,
-    AppointmentStatus::Expired,
-    AppointmentStatus::Declined,
-];
-
-const OFFER_STATUSES: [OfferStatus; 5] = [
-    OfferStatus::Pending,
-    OfferStatus::Accepted,
-    OfferStatus::Declined,
-    OfferStatus::Withdrawn,
-    OfferStatus::TimedOut,
-];
-
-const STRATEGIES: [Strategy; 3] = [
-    Strategy::RoundRobin,
-    Strategy::LeastLoaded,
-    Strategy::Broadcast,
-];
 
 /// Who takes an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,21 +240,26 @@ fn decode<T: Copy>(
 impl TryFrom<Stored> for AppointmentStatus {
     type Error = UnknownValue;
     fn try_from(s: Stored) -> Result<Self, UnknownValue> {
-        decode("appointment status", &STATUSES, Self::as_str, s)
+        decode(
+            "appointment status",
+            &AppointmentStatus::ALL,
+            Self::as_str,
+            s,
+        )
     }
 }
 
 impl TryFrom<Stored> for OfferStatus {
     type Error = UnknownValue;
     fn try_from(s: Stored) -> Result<Self, UnknownValue> {
-        decode("offer status", &OFFER_STATUSES, Self::as_str, s)
+        decode("offer status", &OfferStatus::ALL, Self::as_str, s)
     }
 }
 
 impl TryFrom<Stored> for Strategy {
     type Error = UnknownValue;
     fn try_from(s: Stored) -> Result<Self, UnknownValue> {
-        decode("group strategy", &STRATEGIES, Self::as_str, s)
+        decode("group strategy", &Strategy::ALL, Self::as_str, s)
     }
 }
 
@@ -289,7 +268,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    // Exhaustive matches: a new variant fails to compile here until the lists above have it.
+    // Exhaustive matches: a new variant fails to compile here until the `ALL` lists have it.
     fn status_index(s: AppointmentStatus) -> usize {
         match s {
             Requested => 0,
@@ -345,16 +324,16 @@ mod tests {
 
     #[test]
     fn the_lists_name_every_variant_once_in_order() {
-        for (i, s) in STATUSES.iter().enumerate() {
+        for (i, s) in AppointmentStatus::ALL.iter().enumerate() {
             assert_eq!(status_index(*s), i);
         }
         for (i, a) in Action::ALL.iter().enumerate() {
             assert_eq!(action_index(*a), i);
         }
-        for (i, s) in OFFER_STATUSES.iter().enumerate() {
+        for (i, s) in OfferStatus::ALL.iter().enumerate() {
             assert_eq!(offer_index(*s), i);
         }
-        for (i, s) in STRATEGIES.iter().enumerate() {
+        for (i, s) in Strategy::ALL.iter().enumerate() {
             assert_eq!(strategy_index(*s), i);
         }
     }
@@ -415,7 +394,7 @@ mod tests {
     #[test]
     fn every_status_and_action_allows_exactly_the_expected_transition() {
         let expected = expected();
-        for from in STATUSES {
+        for from in AppointmentStatus::ALL {
             for action in Action::ALL {
                 let got = allowed(from, action).map(|(to, by)| {
                     let mut names: Vec<_> = by.iter().copied().map(name).collect();
@@ -437,7 +416,7 @@ mod tests {
 
     #[test]
     fn final_statuses_allow_nothing() {
-        for from in STATUSES.into_iter().filter(|s| s.is_final()) {
+        for from in AppointmentStatus::ALL.into_iter().filter(|s| s.is_final()) {
             for action in Action::ALL {
                 assert_eq!(allowed(from, action), None, "{from:?} × {action:?}");
             }
@@ -476,14 +455,14 @@ mod tests {
 
     #[test]
     fn stored_text_decodes_to_the_wire_enums_and_unknown_text_is_an_error() {
-        for s in STATUSES {
+        for s in AppointmentStatus::ALL {
             let back = AppointmentStatus::try_from(Stored(s.as_str().into())).unwrap();
             assert_eq!(back, s);
         }
-        for s in OFFER_STATUSES {
+        for s in OfferStatus::ALL {
             assert_eq!(OfferStatus::try_from(Stored(s.as_str().into())).unwrap(), s);
         }
-        for s in STRATEGIES {
+        for s in Strategy::ALL {
             assert_eq!(Strategy::try_from(Stored(s.as_str().into())).unwrap(), s);
         }
         let err = AppointmentStatus::try_from(Stored("archived".into())).unwrap_err();

@@ -2,21 +2,9 @@
 //! rules the doctor service uses (`carehub-schedule`).
 
 use crate::store::DoctorRow;
-use carehub_nats::doctor::{DoctorSnapshot, Weekday};
+use carehub_nats::doctor::DoctorSnapshot;
 use carehub_schedule::{Availability, TimeOff, WeeklyHours};
 use chrono::{DateTime, NaiveTime, Utc};
-
-fn weekday(w: Weekday) -> chrono::Weekday {
-    match w {
-        Weekday::Monday => chrono::Weekday::Mon,
-        Weekday::Tuesday => chrono::Weekday::Tue,
-        Weekday::Wednesday => chrono::Weekday::Wed,
-        Weekday::Thursday => chrono::Weekday::Thu,
-        Weekday::Friday => chrono::Weekday::Fri,
-        Weekday::Saturday => chrono::Weekday::Sat,
-        Weekday::Sunday => chrono::Weekday::Sun,
-    }
-}
 
 fn utc(ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
@@ -32,7 +20,7 @@ pub fn availability(d: &DoctorRow) -> Option<Availability> {
         .iter()
         .map(|w| {
             Some(WeeklyHours {
-                weekday: weekday(w.weekday),
+                weekday: w.weekday.into(),
                 start: NaiveTime::parse_from_str(&w.start, "%H:%M").ok()?,
                 end: NaiveTime::parse_from_str(&w.end, "%H:%M").ok()?,
             })

@@ -23,12 +23,12 @@ mod people;
 mod queries;
 mod requests;
 
-pub use audit::{AuditRow, insert_audit, list_audit};
+pub use audit::{insert_audit, list_audit};
 pub use doctors::{doctor, doctors_of_specialty, upsert_doctor};
 pub use groups::{SaveGroupRow, group, group_of_specialty, groups, save_group};
 pub use instances::{adopt_orphans, release_lease, renew_lease};
 pub use moves::{
-    MoveAnswer, MoveRequest, apply_change, drop_change, propose_change, request_change,
+    MoveAnswer, MoveOutcome, MoveRequest, answer_change, propose_change, request_change,
 };
 pub use offers::{
     Acceptance, Accepted, CloseOffer, NewOffers, accept_offer, busy, close_offer, create_offers,

@@ -16,7 +16,7 @@ use carehub_nats::auth::*;
 use carehub_nats::time::rfc3339_auto;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::cache::EventCache;
-use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::db::{Db, StoreError, like_contains, next_page, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
 use futures::StreamExt as _;
@@ -197,19 +197,16 @@ pub async fn create_user(
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     let id = uuid::Uuid::now_v7().to_string();
-    let now = now_ms();
-    let row = NewUser {
-        id: &id,
-        email: email.as_str(),
-        display_name: name.as_str(),
-        password_hash: &hash,
-        role: role.as_str(),
-        status: UserStatus::Active.as_str(),
-        time_zone: TimeZoneName::utc().as_str(),
-        now,
-    };
-    let event =
-        registered_event(&row, role, UserStatus::Active).map_err(|e| anyhow::anyhow!(e.message))?;
+    let (row, event) = new_account(
+        &id,
+        &email,
+        &name,
+        &hash,
+        role,
+        UserStatus::Active,
+        &TimeZoneName::utc(),
+    )
+    .map_err(|e| anyhow::anyhow!(e.message))?;
     anyhow::ensure!(
         store::insert_user(db, &row, &event).await?,
         "an account with this email already exists"
@@ -240,11 +237,27 @@ fn user_event(kind: UserEventKind, user: User) -> Result<Pending, WireError> {
     Ok(Pending::new(kind.subject(), &event_id, &event)?)
 }
 
-fn registered_event(
-    row: &NewUser<'_>,
+/// A new account's row and the `user.registered` event that announces it, for self-registration
+/// and `carehub admin create-user` alike.
+fn new_account<'a>(
+    id: &'a str,
+    email: &'a Email,
+    name: &'a DisplayName,
+    password_hash: &'a str,
     role: Role,
     status: UserStatus,
-) -> Result<Pending, WireError> {
+    time_zone: &TimeZoneName,
+) -> Result<(NewUser<'a>, Pending), WireError> {
+    let row = NewUser {
+        id,
+        email: email.as_str(),
+        display_name: name.as_str(),
+        password_hash,
+        role: role.as_str(),
+        status: status.as_str(),
+        time_zone: time_zone.as_str(),
+        now: now_ms(),
+    };
     let user = User {
         id: row.id.to_owned(),
         email: row.email.to_owned(),
@@ -254,7 +267,8 @@ fn registered_event(
         created_at: rfc3339_auto(row.now),
         time_zone: row.time_zone.to_owned(),
     };
-    user_event(UserEventKind::Registered, user)
+    let event = user_event(UserEventKind::Registered, user)?;
+    Ok((row, event))
 }
 
 fn to_user(row: &UserRow) -> Result<User, WireError> {
@@ -372,17 +386,7 @@ impl AuthService {
             UserStatus::Active
         };
         let id = uuid::Uuid::now_v7().to_string();
-        let row = NewUser {
-            id: &id,
-            email: email.as_str(),
-            display_name: name.as_str(),
-            password_hash: &hash,
-            role: role.as_str(),
-            status: status.as_str(),
-            time_zone: zone.as_str(),
-            now: now_ms(),
-        };
-        let event = registered_event(&row, role, status)?;
+        let (row, event) = new_account(&id, &email, &name, &hash, role, status, &zone)?;
         if store::insert_user(self.db(), &row, &event).await? {
             self.inner.relay.wake();
             tracing::info!(user_id = %id, role = role.as_str(), "account registered");
@@ -774,20 +778,7 @@ impl AuthService {
             r.q.as_deref()
                 .map(str::trim)
                 .filter(|q| !q.is_empty())
-                .map(|q| {
-                    let escaped: String = q
-                        .to_lowercase()
-                        .chars()
-                        .flat_map(|c| {
-                            if matches!(c, '\\' | '%' | '_') {
-                                vec!['\\', c]
-                            } else {
-                                vec![c]
-                            }
-                        })
-                        .collect();
-                    format!("%{escaped}%")
-                });
+                .map(like_contains);
         let filter = UserFilter {
             role: r.role.map(Role::as_str),
             status: r.status.map(UserStatus::as_str),
@@ -796,13 +787,7 @@ impl AuthService {
             limit: limit + 1,
         };
         let mut rows = store::list_users(self.db(), &filter).await?;
-        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = if more {
-            rows.last().map(|u| u.id.clone())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |u| u.id.clone());
         let users = rows.iter().map(to_user).collect::<Result<_, _>>()?;
         Ok(UserPage { users, next_cursor })
     }

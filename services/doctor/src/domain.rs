@@ -1,7 +1,7 @@
 //! Validated doctor inputs. Each parser answers `validation_failed` naming the field.
 
 use carehub_nats::WireError;
-use carehub_nats::doctor::{self as wire, Weekday};
+use carehub_nats::doctor as wire;
 use carehub_schedule::{Availability, ScheduleError, TimeOff, WeeklyHours};
 use chrono::{DateTime, NaiveTime, Utc};
 
@@ -160,30 +160,6 @@ pub fn format_hhmm(t: NaiveTime) -> String {
     t.format("%H:%M").to_string()
 }
 
-pub fn to_chrono(w: Weekday) -> chrono::Weekday {
-    match w {
-        Weekday::Monday => chrono::Weekday::Mon,
-        Weekday::Tuesday => chrono::Weekday::Tue,
-        Weekday::Wednesday => chrono::Weekday::Wed,
-        Weekday::Thursday => chrono::Weekday::Thu,
-        Weekday::Friday => chrono::Weekday::Fri,
-        Weekday::Saturday => chrono::Weekday::Sat,
-        Weekday::Sunday => chrono::Weekday::Sun,
-    }
-}
-
-pub fn from_chrono(w: chrono::Weekday) -> Weekday {
-    match w {
-        chrono::Weekday::Mon => Weekday::Monday,
-        chrono::Weekday::Tue => Weekday::Tuesday,
-        chrono::Weekday::Wed => Weekday::Wednesday,
-        chrono::Weekday::Thu => Weekday::Thursday,
-        chrono::Weekday::Fri => Weekday::Friday,
-        chrono::Weekday::Sat => Weekday::Saturday,
-        chrono::Weekday::Sun => Weekday::Sunday,
-    }
-}
-
 /// Weekly hours from their wire form.
 ///
 /// # Errors
@@ -192,7 +168,7 @@ pub fn weekly(raw: &[wire::WeeklyHours]) -> Result<Vec<WeeklyHours>, WireError> 
     raw.iter()
         .map(|w| {
             Ok(WeeklyHours {
-                weekday: to_chrono(w.weekday),
+                weekday: w.weekday.into(),
                 start: hhmm("weekly.start", &w.start)?,
                 end: hhmm("weekly.end", &w.end)?,
             })
@@ -204,7 +180,7 @@ pub fn weekly(raw: &[wire::WeeklyHours]) -> Result<Vec<WeeklyHours>, WireError> 
 pub fn weekly_wire(w: &[WeeklyHours]) -> Vec<wire::WeeklyHours> {
     w.iter()
         .map(|w| wire::WeeklyHours {
-            weekday: from_chrono(w.weekday),
+            weekday: w.weekday.into(),
             start: format_hhmm(w.start),
             end: format_hhmm(w.end),
         })

@@ -19,7 +19,7 @@ use carehub_nats::appointment::TakenTimes;
 use carehub_nats::doctor::*;
 use carehub_nats::time::{rfc3339, rfc3339_of};
 use carehub_nats::{CallContext, Principal, Role, UserStatus, WireError};
-use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::db::{Db, StoreError, like_contains, next_page, now_ms};
 use carehub_runtime::outbox::{Pending, Relay};
 use carehub_runtime::service::Running;
 use carehub_schedule::ScheduleError;
@@ -195,21 +195,34 @@ fn change_error(e: ChangeError) -> WireError {
     }
 }
 
-fn like_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if matches!(c, '\\' | '%' | '_') {
-                vec!['\\', c]
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
-
 impl DoctorService {
     fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Applies `change` to the doctor `id` if it is still at `expected_version` (any version when
+    /// `None`), with its event in the same transaction; wakes the relay and logs `what`.
+    async fn change(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        change: &Change<'_>,
+        what: &str,
+    ) -> Result<Doctor, WireError> {
+        let kind = match change {
+            Change::Profile { .. } => DoctorEventKind::ProfileChanged,
+            Change::Availability { .. }
+            | Change::AddTimeOff { .. }
+            | Change::RemoveTimeOff { .. } => DoctorEventKind::AvailabilityChanged,
+        };
+        let d = store::change(self.db(), id, expected_version, change, now_ms(), |d| {
+            event(kind, d)
+        })
+        .await
+        .map_err(change_error)?;
+        self.inner.relay.wake();
+        tracing::info!(doctor_id = %id, version = d.row.version, "{what}");
+        Ok(d)
     }
 
     /// Applies account facts from the account stream (see [`crate::accounts`]).
@@ -330,7 +343,7 @@ impl DoctorService {
             r.q.as_deref()
                 .map(str::trim)
                 .filter(|q| !q.is_empty())
-                .map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
+                .map(like_contains);
         let filter = DirectoryFilter {
             specialty_pattern,
             language_pattern,
@@ -339,14 +352,7 @@ impl DoctorService {
             limit: limit + 1,
         };
         let mut rows = store::directory(self.db(), &filter).await?;
-        let page = usize::try_from(limit).unwrap_or(usize::MAX);
-        let more = rows.len() > page;
-        rows.truncate(page);
-        let next_cursor = if more {
-            rows.last().map(|d| d.id.clone())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |d| d.id.clone());
         let doctors = rows
             .iter()
             .map(|row| {
@@ -501,18 +507,9 @@ impl DoctorService {
             languages: languages_json.as_deref(),
             bio: &bio,
         };
-        let d = store::change(
-            self.db(),
-            &p.user_id,
-            r.expected_version,
-            &change,
-            now_ms(),
-            |d| event(DoctorEventKind::ProfileChanged, d),
-        )
-        .await
-        .map_err(change_error)?;
-        self.inner.relay.wake();
-        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "profile updated");
+        let d = self
+            .change(&p.user_id, r.expected_version, &change, "profile updated")
+            .await?;
         profile_view(&d.row)
     }
 
@@ -553,18 +550,14 @@ impl DoctorService {
             slot_minutes: i64::from(checked.slot_minutes()),
             auto_accept: r.auto_accept,
         };
-        let d = store::change(
-            self.db(),
-            &p.user_id,
-            Some(r.expected_version),
-            &change,
-            now_ms(),
-            |d| event(DoctorEventKind::AvailabilityChanged, d),
-        )
-        .await
-        .map_err(change_error)?;
-        self.inner.relay.wake();
-        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "availability replaced");
+        let d = self
+            .change(
+                &p.user_id,
+                Some(r.expected_version),
+                &change,
+                "availability replaced",
+            )
+            .await?;
         availability_view(&d)
     }
 
@@ -639,18 +632,9 @@ impl DoctorService {
             reason: &reason,
             max_upcoming: i64::try_from(domain::MAX_UPCOMING_TIME_OFF).unwrap_or(i64::MAX),
         };
-        let d = store::change(
-            self.db(),
-            &p.user_id,
-            r.expected_version,
-            &change,
-            now_ms(),
-            |d| event(DoctorEventKind::AvailabilityChanged, d),
-        )
-        .await
-        .map_err(change_error)?;
-        self.inner.relay.wake();
-        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "time off added");
+        let d = self
+            .change(&p.user_id, r.expected_version, &change, "time off added")
+            .await?;
         Ok(TimeOffAdded {
             time_off: TimeOff {
                 id: off.id.clone(),
@@ -674,18 +658,9 @@ impl DoctorService {
     ) -> Result<Versioned, WireError> {
         let p = self.doctor_writer(ctx)?;
         let change = Change::RemoveTimeOff { id: &r.time_off_id };
-        let d = store::change(
-            self.db(),
-            &p.user_id,
-            r.expected_version,
-            &change,
-            now_ms(),
-            |d| event(DoctorEventKind::AvailabilityChanged, d),
-        )
-        .await
-        .map_err(change_error)?;
-        self.inner.relay.wake();
-        tracing::info!(doctor_id = %p.user_id, version = d.row.version, "time off removed");
+        let d = self
+            .change(&p.user_id, r.expected_version, &change, "time off removed")
+            .await?;
         Ok(Versioned {
             version: d.row.version,
         })

@@ -15,7 +15,7 @@ use carehub_nats::auth::{PasswordResetIssued, UserEvent};
 use carehub_nats::notify::*;
 use carehub_nats::{CallContext, Role, WireError};
 use carehub_runtime::consumer::Durable;
-use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::db::{Db, StoreError, next_page, now_ms};
 use carehub_runtime::service::Running;
 use futures::StreamExt as _;
 use std::collections::HashMap;
@@ -183,14 +183,7 @@ impl NotifyService {
         }
         let cursor = r.cursor.as_deref().filter(|c| !c.is_empty());
         let mut rows = store::list(self.db(), &p.user_id, r.unread_only, cursor, limit + 1).await?;
-        let page = usize::try_from(limit).unwrap_or(usize::MAX);
-        let more = rows.len() > page;
-        rows.truncate(page);
-        let next_cursor = if more {
-            rows.last().map(|n| n.id.clone())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |n| n.id.clone());
         Ok(NotificationPage {
             notifications: rows.into_iter().map(to_wire).collect(),
             next_cursor,

@@ -14,7 +14,7 @@
 
 use crate::config::PatientConfig;
 use crate::domain::{self, Profile, Record};
-use crate::store::{self, AuditRow, PatientRow, ProfileCols, RecordCols, Update};
+use crate::store::{self, AuditRow, Part, PatientRow, ProfileCols, RecordCols, Update};
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
 use carehub_bus::{Bus, MicroService};
@@ -180,6 +180,28 @@ impl PatientService {
             .ok_or_else(WireError::internal)
     }
 
+    /// Replaces one part of the caller's row (created empty first if need be) if that part is
+    /// still at `expected_version`: the row after the change, or `precondition_failed`.
+    async fn replace(
+        &self,
+        p: &Principal,
+        expected_version: Option<i64>,
+        part: Part<'_>,
+    ) -> Result<PatientRow, WireError> {
+        let (what, version): (&str, fn(&PatientRow) -> i64) = match part {
+            Part::Profile(_) => ("profile", |row| row.profile_version),
+            Part::Record(_) => ("medical record", |row| row.record_version),
+        };
+        store::ensure_patient(self.db(), &p.user_id, now_ms()).await?;
+        match store::update(self.db(), &p.user_id, expected_version, part, now_ms()).await? {
+            Update::Done(row) => {
+                tracing::info!(patient_id = %p.user_id, version = version(&row), "{what} updated");
+                Ok(row)
+            }
+            Update::Stale(row) => Err(stale(what, version(&row))),
+        }
+    }
+
     /// The caller's own profile.
     ///
     /// # Errors
@@ -212,16 +234,11 @@ impl PatientService {
             address: f.address.as_ref().map(encode).transpose()?,
             emergency_contact: f.emergency_contact.as_ref().map(encode).transpose()?,
         };
-        store::ensure_patient(self.db(), &p.user_id, now_ms()).await?;
-        match store::update_profile(self.db(), &p.user_id, r.expected_version, &cols, now_ms())
-            .await?
-        {
-            Update::Done(row) => {
-                tracing::info!(patient_id = %p.user_id, version = row.profile_version, "profile updated");
-                to_profile(&row)
-            }
-            Update::Stale(row) => Err(stale("profile", row.profile_version)),
-        }
+        to_profile(
+            &self
+                .replace(p, r.expected_version, Part::Profile(&cols))
+                .await?,
+        )
     }
 
     /// The caller's own medical record.
@@ -257,16 +274,11 @@ impl PatientService {
             blood_type: f.blood_type.as_str(),
             notes: f.notes.clone(),
         };
-        store::ensure_patient(self.db(), &p.user_id, now_ms()).await?;
-        match store::update_record(self.db(), &p.user_id, r.expected_version, &cols, now_ms())
-            .await?
-        {
-            Update::Done(row) => {
-                tracing::info!(patient_id = %p.user_id, version = row.record_version, "medical record updated");
-                to_record(&row)
-            }
-            Update::Stale(row) => Err(stale("medical record", row.record_version)),
-        }
+        to_record(
+            &self
+                .replace(p, r.expected_version, Part::Record(&cols))
+                .await?,
+        )
     }
 
     /// Why the caller may read `patient_id`'s record (the audit reason), or `not_found`.

@@ -82,50 +82,42 @@ pub enum Update {
     Stale(PatientRow),
 }
 
-/// Replaces the profile if its version is still `expected`, bumping the version.
+/// The part of a patient's row an update replaces, each with its own version.
+#[derive(Debug, Clone, Copy)]
+pub enum Part<'a> {
+    Profile(&'a ProfileCols),
+    Record(&'a RecordCols),
+}
+
+/// Replaces one part of a patient's row if that part's version is still `expected` (any
+/// version when `None`), bumping it.
 ///
 /// # Errors
 /// `NotFound` when the patient has no row; otherwise on storage failure.
-pub async fn update_profile(
+pub async fn update(
     db: &Db,
     id: &str,
     expected: Option<i64>,
-    c: &ProfileCols,
+    part: Part<'_>,
     now: i64,
 ) -> Result<Update, StoreError> {
-    let sql =
+    let profile =
         "UPDATE patients SET date_of_birth = $1, phone = $2, address = $3, emergency_contact = $4,
                    profile_version = profile_version + 1, profile_updated_at = $5
                WHERE id = $6 AND ($7 IS NULL OR profile_version = $7)";
-    write_tx!(db, tx => {
-        let n = sqlx::query(sql)
-            .bind(&c.date_of_birth).bind(&c.phone).bind(&c.address).bind(&c.emergency_contact)
-            .bind(now).bind(id).bind(expected)
-            .execute(&mut *tx).await?.rows_affected();
-        let row = sqlx::query_as::<_, PatientRow>(SELECT_PATIENT).bind(id).fetch_one(&mut *tx).await?;
-        Ok::<Update, StoreError>(if n == 1 { Update::Done(row) } else { Update::Stale(row) })
-    })
-}
-
-/// Replaces the medical record if its version is still `expected`, bumping the version.
-///
-/// # Errors
-/// `NotFound` when the patient has no row; otherwise on storage failure.
-pub async fn update_record(
-    db: &Db,
-    id: &str,
-    expected: Option<i64>,
-    c: &RecordCols,
-    now: i64,
-) -> Result<Update, StoreError> {
-    let sql =
+    let record =
         "UPDATE patients SET allergies = $1, conditions = $2, medications = $3, blood_type = $4,
                    notes = $5, record_version = record_version + 1, record_updated_at = $6
                WHERE id = $7 AND ($8 IS NULL OR record_version = $8)";
     write_tx!(db, tx => {
-        let n = sqlx::query(sql)
-            .bind(&c.allergies).bind(&c.conditions).bind(&c.medications).bind(c.blood_type)
-            .bind(&c.notes).bind(now).bind(id).bind(expected)
+        let replace = match part {
+            Part::Profile(c) => sqlx::query(profile)
+                .bind(&c.date_of_birth).bind(&c.phone).bind(&c.address).bind(&c.emergency_contact),
+            Part::Record(c) => sqlx::query(record)
+                .bind(&c.allergies).bind(&c.conditions).bind(&c.medications).bind(c.blood_type)
+                .bind(&c.notes),
+        };
+        let n = replace.bind(now).bind(id).bind(expected)
             .execute(&mut *tx).await?.rows_affected();
         let row = sqlx::query_as::<_, PatientRow>(SELECT_PATIENT).bind(id).fetch_one(&mut *tx).await?;
         Ok::<Update, StoreError>(if n == 1 { Update::Done(row) } else { Update::Stale(row) })

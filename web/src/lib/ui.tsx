@@ -1,5 +1,5 @@
 import { createContext, useCallback, useContext, useEffect, useEffectEvent, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
-import { api, type User } from './api';
+import { api, ApiError, type User } from './api';
 import { errorSentence } from './errors';
 import { notifications } from './notifications';
 import { Hub, hubUrl, type HubState, type ServerFrameOf, type ServerFrameType } from './hub';
@@ -103,6 +103,54 @@ export function useAction(
     }
   }, []);
   return [busy, error, run, setError];
+}
+
+/**
+ * Saving a versioned resource (a form edited against the version it was loaded at). `stale`
+ * gives the sentence for each error code that means someone else saved first; such a refusal
+ * changes nothing, keeps what was typed and sets `stale`, so the form offers to load the latest.
+ * `overrides` give this form its own sentence for other codes. `save` runs the write and sets
+ * `saved` when it succeeded.
+ */
+export function useVersionedSave(stale: Record<string, string>, overrides?: Record<string, string>) {
+  const [saved, setSaved] = useState(false);
+  const [isStale, setStale] = useState(false);
+  const [busy, error, run, setError] = useAction({ ...stale, ...overrides });
+  const save = async (write: () => Promise<void>) => {
+    const ok = await run(async () => {
+      try {
+        await write();
+      } catch (err) {
+        if (err instanceof ApiError && Object.hasOwn(stale, err.code)) setStale(true);
+        throw err;
+      }
+    });
+    setSaved(ok);
+  };
+  return { busy, error, setError, saved, setSaved, stale: isStale, save };
+}
+
+/**
+ * The end of a versioned form: its error, the offer to load the latest after a stale save, the
+ * confirmation and the save button. `what` names the resource: "profile" reads "Load the latest
+ * profile", "Profile saved." and "Save profile".
+ */
+export function VersionedSaveFooter({ what, form, onReload }: { what: string; form: ReturnType<typeof useVersionedSave>; onReload: () => void }) {
+  const { error, stale, saved, busy } = form;
+  return (
+    <>
+      <ErrorMsg error={error} />
+      {stale && (
+        <button type="button" className="secondary" onClick={onReload}>
+          {`Load the latest ${what} (discards your changes)`}
+        </button>
+      )}
+      <Saved show={saved && !busy}>{`${what.charAt(0).toUpperCase()}${what.slice(1)} saved.`}</Saved>
+      <button type="submit" disabled={busy}>
+        {busy ? 'Saving…' : `Save ${what}`}
+      </button>
+    </>
+  );
 }
 
 interface Ctx {

@@ -10,6 +10,24 @@ import type { AffectedAppointment, Appointment, DoctorSummary, Group, Offer } fr
 import { AffectedAppointments, Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
 import { when, withWhom } from './Appointments';
 
+/** A filter of a list: a select whose empty choice, "any", filters nothing. */
+function AnyFilter<T extends string>(props: { label: string; value: T | ''; options: T[]; optionLabel?: (o: T) => string; onChange: (v: T | '') => void }) {
+  const { optionLabel = (o: T) => o } = props;
+  return (
+    <label>
+      {props.label}
+      <select value={props.value} onChange={(e) => props.onChange(e.target.value as T | '')}>
+        <option value="">any</option>
+        {props.options.map((o) => (
+          <option key={o} value={o}>
+            {optionLabel(o)}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 export function AdminUsers() {
   const [role, setRole] = useState<Role | ''>('');
   const [status, setStatus] = useState<UserStatus | ''>('');
@@ -55,25 +73,8 @@ export function AdminUsers() {
     <section>
       <h1>Users</h1>
       <div className="row">
-        <label>
-          Role
-          <select value={role} onChange={(e) => setRole(e.target.value as Role | '')}>
-            <option value="">any</option>
-            <option>patient</option>
-            <option>doctor</option>
-            <option>admin</option>
-          </select>
-        </label>
-        <label>
-          Status
-          <select value={status} onChange={(e) => setStatus(e.target.value as UserStatus | '')}>
-            <option value="">any</option>
-            <option>pending</option>
-            <option>active</option>
-            <option>disabled</option>
-            <option>rejected</option>
-          </select>
-        </label>
+        <AnyFilter label="Role" value={role} options={['patient', 'doctor', 'admin']} onChange={setRole} />
+        <AnyFilter label="Status" value={status} options={['pending', 'active', 'disabled', 'rejected']} onChange={setStatus} />
         <label>
           Search
           <input value={q} onChange={(e) => setQ(e.target.value)} />
@@ -294,17 +295,13 @@ export function AdminAppointments() {
     <section>
       <h1>All appointments</h1>
       <div className="row">
-        <label>
-          Status
-          <select value={status} onChange={(e) => setStatus(e.target.value)}>
-            <option value="">any</option>
-            {['requested', 'offered', 'confirmed', 'completed', 'no_show', 'cancelled', 'expired', 'declined'].map((s) => (
-              <option key={s} value={s}>
-                {statusLabel(s)}
-              </option>
-            ))}
-          </select>
-        </label>
+        <AnyFilter
+          label="Status"
+          value={status}
+          options={['requested', 'offered', 'confirmed', 'completed', 'no_show', 'cancelled', 'expired', 'declined']}
+          optionLabel={statusLabel}
+          onChange={setStatus}
+        />
         <label>
           Patient or doctor (name or id)
           <input value={who} onChange={(e) => setWho(e.target.value)} />

@@ -1,9 +1,8 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router-dom';
-import { ApiError } from '../lib/api';
 import { doctors, MAX_BIO, MAX_SPECIALTIES, specialtiesText, specialtyLabel, specialtySlug, type DoctorProfile as Profile } from '../lib/doctors';
 import { languageName, languagesText, parseLanguages } from '../lib/languages';
-import { ErrorMsg, Loading, Saved, useAction, useLoad } from '../lib/ui';
+import { ErrorMsg, Loading, VersionedSaveFooter, useLoad, useVersionedSave } from '../lib/ui';
 
 const STALE = { conflict: 'Changed elsewhere: reload to see the latest.' };
 
@@ -28,42 +27,33 @@ function DoctorProfileForm({ profile, onReload }: { profile: Profile; onReload: 
   const [languages, setLanguages] = useState(profile.languages.map(languageName).join(', '));
   const [shown, setShown] = useState(profile.specialties);
   const [shownLanguages, setShownLanguages] = useState(profile.languages);
-  const [saved, setSaved] = useState(false);
-  const [stale, setStale] = useState(false);
-  const [busy, error, run, setError] = useAction({
-    ...STALE,
+  const form = useVersionedSave(STALE, {
     forbidden: 'You can edit your profile once an administrator has approved your account.',
   });
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setSaved(false);
+    form.setSaved(false);
     const parts = specialties.split(',').map((s) => s.trim()).filter(Boolean);
     const slugs: string[] = [];
     for (const p of parts) {
       const s = specialtySlug(p);
-      if (!s) return setError(`“${p}” is not a specialty: use letters, digits, spaces and dashes (at most 50).`);
+      if (!s) return form.setError(`“${p}” is not a specialty: use letters, digits, spaces and dashes (at most 50).`);
       if (!slugs.includes(s)) slugs.push(s);
     }
-    if (slugs.length === 0) return setError('Give at least one specialty, e.g. cardiology.');
-    if (slugs.length > MAX_SPECIALTIES) return setError(`List at most ${MAX_SPECIALTIES} specialties.`);
-    if (Array.from(bio.trim()).length > MAX_BIO) return setError(`The bio is at most ${MAX_BIO} characters.`);
+    if (slugs.length === 0) return form.setError('Give at least one specialty, e.g. cardiology.');
+    if (slugs.length > MAX_SPECIALTIES) return form.setError(`List at most ${MAX_SPECIALTIES} specialties.`);
+    if (Array.from(bio.trim()).length > MAX_BIO) return form.setError(`The bio is at most ${MAX_BIO} characters.`);
     const langs = parseLanguages(languages);
-    if ('error' in langs) return setError(langs.error);
-    const ok = await run(async () => {
-      try {
-        const next = await doctors.saveMyProfile(slugs, langs.codes, bio.trim(), version);
-        setVersion(next.version);
-        setShown(next.specialties);
-        setShownLanguages(next.languages);
-        setLanguages(next.languages.map(languageName).join(', '));
-        setSpecialties(next.specialties.map(specialtyLabel).join(', '));
-        setBio(next.bio);
-      } catch (err) {
-        if (err instanceof ApiError && err.code === 'conflict') setStale(true);
-        throw err;
-      }
+    if ('error' in langs) return form.setError(langs.error);
+    await form.save(async () => {
+      const next = await doctors.saveMyProfile(slugs, langs.codes, bio.trim(), version);
+      setVersion(next.version);
+      setShown(next.specialties);
+      setShownLanguages(next.languages);
+      setLanguages(next.languages.map(languageName).join(', '));
+      setSpecialties(next.specialties.map(specialtyLabel).join(', '));
+      setBio(next.bio);
     });
-    setSaved(ok);
   };
   return (
     <>
@@ -85,16 +75,7 @@ function DoctorProfileForm({ profile, onReload }: { profile: Profile; onReload: 
         {/* Labelled by id: a wrapping label would put the text typed into the textarea's name. */}
         <label htmlFor="doctor-bio">Bio</label>
         <textarea id="doctor-bio" value={bio} onChange={(e) => setBio(e.target.value)} rows={6} maxLength={MAX_BIO} />
-        <ErrorMsg error={error} />
-        {stale && (
-          <button type="button" className="secondary" onClick={onReload}>
-            Load the latest profile (discards your changes)
-          </button>
-        )}
-        <Saved show={saved && !busy}>Profile saved.</Saved>
-        <button type="submit" disabled={busy}>
-          {busy ? 'Saving…' : 'Save profile'}
-        </button>
+        <VersionedSaveFooter what="profile" form={form} onReload={onReload} />
       </form>
     </>
   );

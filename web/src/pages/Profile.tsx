@@ -1,7 +1,6 @@
-import { useEffect, useState, type FormEvent } from 'react';
-import { ApiError } from '../lib/api';
+import { useEffect, useState, type ComponentType, type FormEvent } from 'react';
 import { patients, BLOOD_TYPES, bloodTypeLabel, type BloodType, type PatientProfile, type MedicalRecord } from '../lib/patients';
-import { ErrorMsg, Loading, Saved, errorText, useAction } from '../lib/ui';
+import { ErrorMsg, Loading, VersionedSaveFooter, errorText, useVersionedSave } from '../lib/ui';
 
 /**
  * A patient's own profile and medical history. Each form loads its own data with the ETag it
@@ -13,8 +12,8 @@ export function Profile() {
   return (
     <section>
       <h1>Profile and medical history</h1>
-      <ProfileSection />
-      <RecordSection />
+      <VersionedSection load={patients.profile} loading="Loading your profile" Form={ProfileForm} />
+      <VersionedSection load={patients.record} loading="Loading your medical history" Form={RecordForm} />
     </section>
   );
 }
@@ -43,39 +42,39 @@ function useVersioned<T>(load: () => Promise<{ data: T; etag: string }>) {
   return { state, error, reload: () => setTick((t) => t + 1) };
 }
 
-function ProfileSection() {
-  const { state, error, reload } = useVersioned(patients.profile);
-  if (!state) return error ? <ErrorMsg error={error} /> : <Loading what="Loading your profile" />;
-  // A fresh load (first, or "load the latest") starts the form from what the server has.
-  return <ProfileForm key={state.n} profile={state.data} etag={state.etag} onReload={reload} />;
+/** What a versioned form is given: the data and ETag of a fresh load, and a way to load again. */
+interface VersionedFormProps<T> {
+  data: T;
+  etag: string;
+  onReload: () => void;
 }
 
-function ProfileForm({ profile, etag: firstEtag, onReload }: { profile: PatientProfile; etag: string; onReload: () => void }) {
+/** One section of the page: loads its resource, then shows its form. */
+function VersionedSection<T>({ load, loading, Form }: { load: () => Promise<{ data: T; etag: string }>; loading: string; Form: ComponentType<VersionedFormProps<T>> }) {
+  const { state, error, reload } = useVersioned(load);
+  if (!state) return error ? <ErrorMsg error={error} /> : <Loading what={loading} />;
+  // A fresh load (first, or "load the latest") starts the form from what the server has.
+  return <Form key={state.n} data={state.data} etag={state.etag} onReload={reload} />;
+}
+
+function ProfileForm({ data: profile, etag: firstEtag, onReload }: VersionedFormProps<PatientProfile>) {
   const [etag, setEtag] = useState(firstEtag);
   const [dob, setDob] = useState(profile.date_of_birth ?? '');
   const [phone, setPhone] = useState(profile.phone ?? '');
-  const [saved, setSaved] = useState(false);
-  const [stale, setStale] = useState(false);
-  const [busy, error, run, setError] = useAction(STALE);
+  const form = useVersionedSave(STALE);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setSaved(false);
+    form.setSaved(false);
     const problem = checkProfile(dob, phone);
-    if (problem) return setError(problem);
-    const ok = await run(async () => {
-      try {
-        const next = await patients.saveProfile(
-          // Fields this form does not edit go back as they were read: an update replaces all.
-          { date_of_birth: dob || undefined, phone: phone.trim() || undefined, address: profile.address, emergency_contact: profile.emergency_contact },
-          etag,
-        );
-        setEtag(next.etag);
-      } catch (err) {
-        if (err instanceof ApiError && err.code in STALE) setStale(true);
-        throw err;
-      }
+    if (problem) return form.setError(problem);
+    await form.save(async () => {
+      const next = await patients.saveProfile(
+        // Fields this form does not edit go back as they were read: an update replaces all.
+        { date_of_birth: dob || undefined, phone: phone.trim() || undefined, address: profile.address, emergency_contact: profile.emergency_contact },
+        etag,
+      );
+      setEtag(next.etag);
     });
-    setSaved(ok);
   };
   return (
     <form onSubmit={submit} aria-labelledby="profile-h" noValidate data-testid="profile-form">
@@ -88,16 +87,7 @@ function ProfileForm({ profile, etag: firstEtag, onReload }: { profile: PatientP
         Phone
         <input type="tel" autoComplete="tel" value={phone} onChange={(e) => setPhone(e.target.value)} />
       </label>
-      <ErrorMsg error={error} />
-      {stale && (
-        <button type="button" className="secondary" onClick={onReload}>
-          Load the latest profile (discards your changes)
-        </button>
-      )}
-      <Saved show={saved && !busy}>Profile saved.</Saved>
-      <button type="submit" disabled={busy}>
-        {busy ? 'Saving…' : 'Save profile'}
-      </button>
+      <VersionedSaveFooter what="profile" form={form} onReload={onReload} />
     </form>
   );
 }
@@ -118,36 +108,22 @@ export function checkProfile(dob: string, phone: string): string | null {
   return null;
 }
 
-function RecordSection() {
-  const { state, error, reload } = useVersioned(patients.record);
-  if (!state) return error ? <ErrorMsg error={error} /> : <Loading what="Loading your medical history" />;
-  return <RecordForm key={state.n} record={state.data} etag={state.etag} onReload={reload} />;
-}
-
-function RecordForm({ record, etag: firstEtag, onReload }: { record: MedicalRecord; etag: string; onReload: () => void }) {
+function RecordForm({ data: record, etag: firstEtag, onReload }: VersionedFormProps<MedicalRecord>) {
   const [etag, setEtag] = useState(firstEtag);
   const [blood, setBlood] = useState<BloodType>(record.blood_type ?? 'unknown');
   const [notes, setNotes] = useState(record.notes ?? '');
-  const [saved, setSaved] = useState(false);
-  const [stale, setStale] = useState(false);
-  const [busy, error, run, setError] = useAction(STALE);
+  const form = useVersionedSave(STALE);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setSaved(false);
-    if (notes.length > 5000) return setError('Notes are at most 5000 characters.');
-    const ok = await run(async () => {
-      try {
-        const next = await patients.saveRecord(
-          { allergies: record.allergies, conditions: record.conditions, medications: record.medications, blood_type: blood, notes },
-          etag,
-        );
-        setEtag(next.etag);
-      } catch (err) {
-        if (err instanceof ApiError && err.code in STALE) setStale(true);
-        throw err;
-      }
+    form.setSaved(false);
+    if (notes.length > 5000) return form.setError('Notes are at most 5000 characters.');
+    await form.save(async () => {
+      const next = await patients.saveRecord(
+        { allergies: record.allergies, conditions: record.conditions, medications: record.medications, blood_type: blood, notes },
+        etag,
+      );
+      setEtag(next.etag);
     });
-    setSaved(ok);
   };
   const list = (xs: string[]) => (xs.length ? xs.join(', ') : 'none recorded');
   return (
@@ -174,16 +150,7 @@ function RecordForm({ record, etag: firstEtag, onReload }: { record: MedicalReco
       {/* Labelled by id: a wrapping label would put the text typed into the textarea's name. */}
       <label htmlFor="record-notes">Notes for your doctors</label>
       <textarea id="record-notes" value={notes} onChange={(e) => setNotes(e.target.value)} rows={4} maxLength={5000} />
-      <ErrorMsg error={error} />
-      {stale && (
-        <button type="button" className="secondary" onClick={onReload}>
-          Load the latest medical history (discards your changes)
-        </button>
-      )}
-      <Saved show={saved && !busy}>Medical history saved.</Saved>
-      <button type="submit" disabled={busy}>
-        {busy ? 'Saving…' : 'Save medical history'}
-      </button>
+      <VersionedSaveFooter what="medical history" form={form} onReload={onReload} />
     </form>
   );
 }

@@ -6,17 +6,12 @@ use crate::store;
 use carehub_nats::appointment::*;
 use carehub_nats::audit::AuditEntry;
 use carehub_nats::{CallContext, Principal, Role, WireError};
-use carehub_runtime::db::{Db, StoreError, now_ms};
+use carehub_runtime::db::{Db, StoreError, next_page, now_ms};
 use carehub_runtime::outbox::Pending;
 
-/// The audit entry of an admin's change, written to the outbox together with it.
-pub(super) fn audit(
-    p: &Principal,
-    subject: Option<&str>,
-    action: &str,
-    reason: Option<&str>,
-) -> Result<Pending, StoreError> {
-    let entry = AuditEntry {
+/// An admin's action as an audit entry of this service.
+fn entry(p: &Principal, subject: Option<&str>, action: &str, reason: Option<&str>) -> AuditEntry {
+    AuditEntry {
         event_id: uuid::Uuid::now_v7().to_string(),
         at: now_ms(),
         service: SPEC.name.into(),
@@ -27,7 +22,17 @@ pub(super) fn audit(
         reason: reason.map(str::to_owned),
         actor_name: None,
         subject_name: None,
-    };
+    }
+}
+
+/// The audit entry of an admin's change, written to the outbox together with it.
+pub(super) fn audit(
+    p: &Principal,
+    subject: Option<&str>,
+    action: &str,
+    reason: Option<&str>,
+) -> Result<Pending, StoreError> {
+    let entry = entry(p, subject, action, reason);
     Pending::new(
         &carehub_nats::audit::subject(SPEC.name),
         &entry.event_id,
@@ -43,17 +48,7 @@ pub(super) async fn record(
     action: &str,
     reason: Option<&str>,
 ) -> Result<(), WireError> {
-    let row = store::AuditRow {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        at: now_ms(),
-        service: SPEC.name.into(),
-        actor_id: p.user_id.clone(),
-        actor_role: p.role.as_str().into(),
-        subject_id: subject.map(str::to_owned),
-        action: action.into(),
-        reason: reason.map(str::to_owned),
-    };
-    Ok(store::insert_audit(db, &row).await?)
+    Ok(store::insert_audit(db, &entry(p, subject, action, reason)).await?)
 }
 
 impl AdminService {
@@ -76,13 +71,7 @@ impl AdminService {
             limit + 1,
         )
         .await?;
-        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = if more {
-            rows.last().map(|a| a.event_id.clone())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |a| a.event_id.clone());
         let ids: Vec<&str> = rows
             .iter()
             .flat_map(|a| [Some(a.actor_id.as_str()), a.subject_id.as_deref()])
@@ -95,14 +84,7 @@ impl AdminService {
             .map(|a| AuditEntry {
                 actor_name: name(&a.actor_id),
                 subject_name: a.subject_id.as_deref().and_then(name),
-                event_id: a.event_id,
-                at: a.at,
-                service: a.service,
-                actor_id: a.actor_id,
-                actor_role: a.actor_role,
-                subject_id: a.subject_id,
-                action: a.action,
-                reason: a.reason,
+                ..a
             })
             .collect();
         Ok(AuditPage {

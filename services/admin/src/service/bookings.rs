@@ -64,14 +64,11 @@ impl AdminService {
             now,
         };
         let who = actor(p, None);
-        let result = store::insert_appointment(self.db(), &new, &move |row| {
-            events::to_participants(
-                AppointmentEventKind::Confirmed,
-                row,
-                Some(who.clone()),
-                None,
-            )
-        })
+        let result = store::insert_appointment(
+            self.db(),
+            &new,
+            &events::to_participants_by(AppointmentEventKind::Confirmed, who, None),
+        )
         .await;
         match result {
             Ok((row, _)) => {

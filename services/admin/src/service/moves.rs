@@ -5,7 +5,7 @@ use super::{AdminService, active, actor, on_grid};
 use crate::domain::{Window, parse_time};
 use crate::events::{self, view};
 use crate::lifecycle::{self, Action, Party};
-use crate::store::{self, AppointmentRow};
+use crate::store::{self, AppointmentRow, MoveOutcome};
 use carehub_nats::appointment::*;
 use carehub_nats::{CallContext, Principal, Role, WireError};
 use carehub_runtime::db::{StoreError, now_ms};
@@ -46,14 +46,11 @@ impl AdminService {
             deadline,
             now,
         };
-        let row = store::request_change(self.db(), &request, &move |row| {
-            events::to_participants(
-                AppointmentEventKind::ChangeRequested,
-                row,
-                Some(who.clone()),
-                None,
-            )
-        })
+        let row = store::request_change(
+            self.db(),
+            &request,
+            &events::to_participants_by(AppointmentEventKind::ChangeRequested, who, None),
+        )
         .await?
         .ok_or_else(|| WireError::conflict("a move of this appointment is already pending"))?;
         self.core().relay.wake();
@@ -85,14 +82,14 @@ impl AdminService {
         self.check_free(&a.patient_id, &p.user_id, start, end, Some(&a.id))
             .await?;
         let who = actor(p, Some(d.display_name.clone()));
-        let row = store::propose_change(self.db(), &a.id, start, end, now, &move |row| {
-            events::to_participants(
-                AppointmentEventKind::ChangeRequested,
-                row,
-                Some(who.clone()),
-                None,
-            )
-        })
+        let row = store::propose_change(
+            self.db(),
+            &a.id,
+            start,
+            end,
+            now,
+            &events::to_participants_by(AppointmentEventKind::ChangeRequested, who, None),
+        )
         .await?
         .ok_or_else(|| {
             WireError::conflict(
@@ -127,27 +124,21 @@ impl AdminService {
             reason: None,
             now: now_ms(),
         };
-        let result = if r.accept {
-            store::apply_change(self.db(), &answer, start, end, &move |row| {
-                events::to_participants(
-                    AppointmentEventKind::Rescheduled,
-                    row,
-                    Some(who.clone()),
-                    None,
-                )
-            })
-            .await
+        let (outcome, kind) = if r.accept {
+            (
+                MoveOutcome::Apply { start, end },
+                AppointmentEventKind::Rescheduled,
+            )
         } else {
-            store::drop_change(self.db(), &answer, &move |row| {
-                events::to_participants(
-                    AppointmentEventKind::ChangeDeclined,
-                    row,
-                    Some(who.clone()),
-                    None,
-                )
-            })
-            .await
+            (MoveOutcome::Decline, AppointmentEventKind::ChangeDeclined)
         };
+        let result = store::answer_change(
+            self.db(),
+            &answer,
+            outcome,
+            &events::to_participants_by(kind, who, None),
+        )
+        .await;
         let row = match result {
             Ok(Some(row)) => row,
             Ok(None) => {
@@ -197,14 +188,12 @@ impl AdminService {
             reason: None,
             now: now_ms(),
         };
-        let result = store::apply_change(self.db(), &answer, start, end, &move |row| {
-            events::to_participants(
-                AppointmentEventKind::Rescheduled,
-                row,
-                Some(who.clone()),
-                None,
-            )
-        })
+        let result = store::answer_change(
+            self.db(),
+            &answer,
+            MoveOutcome::Apply { start, end },
+            &events::to_participants_by(AppointmentEventKind::Rescheduled, who, None),
+        )
         .await;
         match result {
             Ok(Some(row)) => {
@@ -227,7 +216,6 @@ impl AdminService {
         reason: &str,
     ) -> Result<Appointment, WireError> {
         let who = actor(p, self.doctor_name(&p.user_id).await);
-        let why = reason.to_owned();
         let answer = store::MoveAnswer {
             id: &a.id,
             by: "patient",
@@ -235,14 +223,16 @@ impl AdminService {
             reason: Some(reason),
             now: now_ms(),
         };
-        let row = store::drop_change(self.db(), &answer, &move |row| {
-            events::to_participants(
+        let row = store::answer_change(
+            self.db(),
+            &answer,
+            MoveOutcome::Decline,
+            &events::to_participants_by(
                 AppointmentEventKind::ChangeDeclined,
-                row,
-                Some(who.clone()),
-                Some(&why),
-            )
-        })
+                who,
+                Some(reason.to_owned()),
+            ),
+        )
         .await?
         .ok_or_else(|| WireError::not_found("no open offer for this appointment"))?;
         self.core().relay.wake();

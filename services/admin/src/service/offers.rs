@@ -114,14 +114,11 @@ impl AdminService {
             end,
             now: now_ms(),
         };
-        let outcome = store::accept_offer(self.db(), &acceptance, &move |row| {
-            events::to_participants(
-                AppointmentEventKind::Confirmed,
-                row,
-                Some(who.clone()),
-                None,
-            )
-        })
+        let outcome = store::accept_offer(
+            self.db(),
+            &acceptance,
+            &events::to_participants_by(AppointmentEventKind::Confirmed, who, None),
+        )
         .await;
         let row = match outcome {
             Ok(Accepted::Confirmed(row)) => *row,

@@ -94,8 +94,6 @@ impl AdminService {
             });
         };
         for a in store::confirmed_overlapping(self.db(), &r.doctor_id, from, to).await? {
-            let who = r.actor.clone();
-            let reason_ev = reason.clone();
             let change = store::StatusChange {
                 id: &a.id,
                 from: &step.from,
@@ -105,14 +103,15 @@ impl AdminService {
                 started_by: None,
                 now: now_ms(),
             };
-            let row = store::transition(self.db(), &change, &move |row| {
-                events::to_participants(
+            let row = store::transition(
+                self.db(),
+                &change,
+                &events::to_participants_by(
                     AppointmentEventKind::Cancelled,
-                    row,
-                    Some(who.clone()),
-                    Some(&reason_ev),
-                )
-            })
+                    r.actor.clone(),
+                    Some(reason.clone()),
+                ),
+            )
             .await?;
             if let Some(row) = row {
                 cancelled.push(view(&row));

@@ -10,7 +10,7 @@ use crate::lifecycle::{self, Action, Party};
 use crate::store::{self, AppointmentRow, NewAppointment, Owner};
 use carehub_nats::appointment::*;
 use carehub_nats::{CallContext, Principal, Role, WireError};
-use carehub_runtime::db::now_ms;
+use carehub_runtime::db::{next_page, now_ms};
 
 /// A closing action on one appointment (cancel, complete, no-show, decline).
 struct Closing<'a> {
@@ -133,13 +133,7 @@ impl AdminService {
         let mut rows =
             store::list_appointments(self.db(), owner, r.status, r.cursor.as_deref(), limit + 1)
                 .await?;
-        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = if more {
-            rows.last().map(|a| a.id.clone())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |a| a.id.clone());
         Ok(AppointmentPage {
             appointments: self.named_all(rows.iter().map(view).collect()).await,
             next_cursor,

@@ -97,58 +97,25 @@ pub struct MoveAnswer<'a> {
     pub now: i64,
 }
 
-/// Applies a pending move: the new time replaces the old in one update (the overlap guard
-/// checks it against every other confirmed appointment). For a patient's move, the doctor's
-/// offer is accepted in the same transaction. `None` when no such move is pending.
-///
-/// # Errors
-/// [`StoreError::Conflict`] when the new time overlaps another confirmed appointment.
-pub async fn apply_change(
-    db: &Db,
-    m: &MoveAnswer<'_>,
-    start: i64,
-    end: i64,
-    events: Events<'_>,
-) -> Result<Option<AppointmentRow>, StoreError> {
-    let MoveAnswer {
-        id,
-        by,
-        offer_doctor,
-        now,
-        ..
-    } = *m;
-    let upd = sql(format!(
-        "UPDATE appointments SET start_at = $1, end_at = $2,
-             window_start = COALESCE(change_window_start, $1), window_end = COALESCE(change_window_end, $2),
-             change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL,
-             version = version + 1, updated_at = $3
-         WHERE id = $4 AND status = 'confirmed' AND change_by = $5 RETURNING {APPT_COLS}"
-    ));
-    write_tx!(db, tx => {
-        if let Some(d) = offer_doctor {
-            let n = sqlx::query("UPDATE offers SET status = 'accepted', decided_at = $1 WHERE appointment_id = $2 AND doctor_id = $3 AND status = 'pending' AND deadline > $1")
-                .bind(now).bind(id).bind(d).execute(&mut *tx).await?.rows_affected();
-            if n != 1 {
-                return Ok(None);
-            }
-        }
-        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(start).bind(end).bind(now).bind(id).bind(by).fetch_optional(&mut *tx).await?;
-        let Some(row) = row else { return Ok(None) };
-        for e in events(&row)? {
-            enqueue!(&mut *tx, e)?;
-        }
-        Ok::<_, StoreError>(Some(row))
-    })
+/// What the answer to a pending move does.
+#[derive(Debug, Clone, Copy)]
+pub enum MoveOutcome {
+    /// The new time replaces the old in one update (the overlap guard checks it against every
+    /// other confirmed appointment); for a patient's move, the doctor's offer is accepted.
+    Apply { start: i64, end: i64 },
+    /// The confirmed time stands; for a patient's move, the doctor's offer is declined.
+    Decline,
 }
 
-/// Drops a pending move (declined): the confirmed time stands; a doctor's pending offer for
-/// it is declined. `None` when no such move is pending.
+/// Answers a pending move, in one transaction (see [`MoveOutcome`]). `None` when no such move
+/// (or, for a patient's move, no such open offer) is pending.
 ///
 /// # Errors
-/// On storage failure.
-pub async fn drop_change(
+/// [`StoreError::Conflict`] when an applied time overlaps another confirmed appointment.
+pub async fn answer_change(
     db: &Db,
     m: &MoveAnswer<'_>,
+    outcome: MoveOutcome,
     events: Events<'_>,
 ) -> Result<Option<AppointmentRow>, StoreError> {
     let MoveAnswer {
@@ -158,20 +125,35 @@ pub async fn drop_change(
         reason,
         now,
     } = *m;
-    let upd = sql(format!(
+    let apply = sql(format!(
+        "UPDATE appointments SET start_at = $1, end_at = $2,
+             window_start = COALESCE(change_window_start, $1), window_end = COALESCE(change_window_end, $2),
+             change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL,
+             version = version + 1, updated_at = $3
+         WHERE id = $4 AND status = 'confirmed' AND change_by = $5 RETURNING {APPT_COLS}"
+    ));
+    let decline = sql(format!(
         "UPDATE appointments SET change_by = NULL, change_window_start = NULL, change_window_end = NULL, change_start = NULL, change_end = NULL,
              version = version + 1, updated_at = $1
          WHERE id = $2 AND status = 'confirmed' AND change_by = $3 RETURNING {APPT_COLS}"
     ));
     write_tx!(db, tx => {
         if let Some(d) = offer_doctor {
-            let n = sqlx::query("UPDATE offers SET status = 'declined', reason = $1, decided_at = $2 WHERE appointment_id = $3 AND doctor_id = $4 AND status = 'pending'")
-                .bind(reason).bind(now).bind(id).bind(d).execute(&mut *tx).await?.rows_affected();
-            if n != 1 {
+            let offer = match outcome {
+                MoveOutcome::Apply { .. } => sqlx::query("UPDATE offers SET status = 'accepted', decided_at = $1 WHERE appointment_id = $2 AND doctor_id = $3 AND status = 'pending' AND deadline > $1")
+                    .bind(now).bind(id).bind(d),
+                MoveOutcome::Decline => sqlx::query("UPDATE offers SET status = 'declined', reason = $1, decided_at = $2 WHERE appointment_id = $3 AND doctor_id = $4 AND status = 'pending'")
+                    .bind(reason).bind(now).bind(id).bind(d),
+            };
+            if offer.execute(&mut *tx).await?.rows_affected() != 1 {
                 return Ok(None);
             }
         }
-        let row: Option<AppointmentRow> = sqlx::query_as(upd).bind(now).bind(id).bind(by).fetch_optional(&mut *tx).await?;
+        let update = match outcome {
+            MoveOutcome::Apply { start, end } => sqlx::query_as(apply).bind(start).bind(end).bind(now).bind(id).bind(by),
+            MoveOutcome::Decline => sqlx::query_as(decline).bind(now).bind(id).bind(by),
+        };
+        let row: Option<AppointmentRow> = update.fetch_optional(&mut *tx).await?;
         let Some(row) = row else { return Ok(None) };
         for e in events(&row)? {
             enqueue!(&mut *tx, e)?;
