@@ -55,9 +55,9 @@ fn other_open<'a>(a: &'a Appointment, me: &str) -> Option<&'a str> {
 /// Follows the open appointments of a socket that just signed in. Runs in the background:
 /// waits for one of the node's [`LOOKUPS`] places, and does nothing once the socket closed.
 ///
-/// Every socket's task waits here, so what it holds while waiting stays small (a few hundred
-/// bytes: after a node restart thousands of sockets sign in at once); the listing's state,
-/// with its bus requests, is allocated only once the socket has its place.
+/// Every socket's task waits here (after a node restart thousands sign in at once), so what
+/// it holds while waiting is kept small: the listing's state, with its bus requests, is
+/// allocated only once the socket has its place.
 pub async fn on_sign_in(hub: Hub, conn: Weak<Conn>, request_id: String) {
     let Ok(_place) = hub.follow_lookups().acquire().await else {
         return;
