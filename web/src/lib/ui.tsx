@@ -260,7 +260,10 @@ export function StatusBadge({ status, testId }: { status: string; testId?: strin
 }
 
 /** "this appointment" or "these N appointments". */
-export const theseAppointments = (n: number) => (n === 1 ? 'this appointment' : `these ${n} appointments`);
+const theseAppointments = (n: number) => (n === 1 ? 'this appointment' : `these ${n} appointments`);
+
+/** "1 appointment" or "N appointments". */
+export const appointmentCount = (n: number) => (n === 1 ? '1 appointment' : `${n} appointments`);
 
 /**
  * The confirmed appointments a change would cancel (from a 409 `appointments_affected`), each

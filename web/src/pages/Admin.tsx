@@ -7,7 +7,7 @@ import { doctors as directory } from '../lib/doctors';
 import { groups as groupsApi } from '../lib/groups';
 import { addDays, dayKey, formatWithZone, viewerZone } from '../lib/time';
 import type { AffectedAppointment, Appointment, DoctorSummary, Group, Offer } from '../lib/types';
-import { AffectedAppointments, Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
+import { AffectedAppointments, appointmentCount, Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
 import { when, withWhom } from './Appointments';
 
 /** A filter of a list: a select whose empty choice, "any", filters nothing. */
@@ -65,7 +65,7 @@ export function AdminUsers() {
     const n = listed.length;
     if (await run(() => admin.account(user.id, 'disable', { force: true, reason: reason.trim() || undefined }))) {
       setClash(null);
-      setDone(`${user.display_name}: disabled; ${n === 1 ? '1 appointment' : `${n} appointments`} cancelled.`);
+      setDone(`${user.display_name}: disabled; ${appointmentCount(n)} cancelled.`);
       reload();
     }
   };

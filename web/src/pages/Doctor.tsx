@@ -6,7 +6,7 @@ import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from 
 import { addDays, dayKey, formatDay, formatTime, formatWithZone, viewerZone, wallToIso } from '../lib/time';
 import { ApiError, type Schema } from '../lib/api';
 import type { AffectedAppointment, Appointment } from '../lib/types';
-import { AffectedAppointments, Empty, ErrorMsg, Loading, Saved, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
+import { AffectedAppointments, appointmentCount, Empty, ErrorMsg, Loading, Saved, StatusBadge, useAction, useFrames, useLoad, useSession } from '../lib/ui';
 import { when } from './Appointments';
 
 type OfferItem = Schema<'OfferWithAppointment'>;
@@ -224,7 +224,7 @@ function AvailabilityForm({
     const n = clash.appointments.length;
     if (await run(() => doctors.addTimeOff({ start: clash.start, end: clash.end, reason: clash.reason, force: true }))) {
       setClash(null);
-      onSaved(`Time off added; ${n === 1 ? '1 appointment' : `${n} appointments`} cancelled.`);
+      onSaved(`Time off added; ${appointmentCount(n)} cancelled.`);
     }
   };
   return (
