@@ -159,10 +159,7 @@ async fn socket(hub: Hub, ws: WebSocketStream<TcpStream>, request_id: String) {
         hub.presence().sync(&conn.user_id, hub.registry()).await;
     }
     welcome(&hub, &conn);
-    tokio::spawn(
-        crate::presence::follow::on_sign_in(hub.clone(), Arc::downgrade(&conn), request_id.clone())
-            .in_current_span(),
-    );
+    crate::presence::follow::on_sign_in(&hub, &conn, &request_id);
     let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()).in_current_span());
     crate::reader::read_loop(&hub, &conn, &mut stream, &request_id).await;
     conn.close(1000);

@@ -75,8 +75,8 @@ struct Inner {
     registry: Registry,
     presence: Presence,
     presence_watches: presence::watch::Watches,
-    /// Places for sign-in appointment listings ([`presence::follow`]).
-    follow_lookups: tokio::sync::Semaphore,
+    /// Sign-in appointment listings ([`presence::follow`]).
+    sign_in_listings: presence::follow::Listings,
     slot_watches: slots::SlotWatches,
     /// Taken around chat appends on SQLite (see [`Hub::chat_append_lock`]).
     chat_appends: tokio::sync::Mutex<()>,
@@ -113,7 +113,7 @@ impl Hub {
                 db,
                 presence,
                 presence_watches: presence::watch::Watches::default(),
-                follow_lookups: tokio::sync::Semaphore::new(presence::follow::LOOKUPS),
+                sign_in_listings: presence::follow::Listings::default(),
                 slot_watches: slots::SlotWatches::default(),
                 chat_appends: tokio::sync::Mutex::new(()),
             }),
@@ -160,8 +160,8 @@ impl Hub {
     pub fn presence_watches(&self) -> &presence::watch::Watches {
         &self.inner.presence_watches
     }
-    pub fn follow_lookups(&self) -> &tokio::sync::Semaphore {
-        &self.inner.follow_lookups
+    pub fn sign_in_listings(&self) -> &presence::follow::Listings {
+        &self.inner.sign_in_listings
     }
 
     /// On SQLite, a guard that lets one chat append of this node at a time into the database.

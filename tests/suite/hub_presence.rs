@@ -219,3 +219,55 @@ async fn an_appointment_confirmed_while_both_are_connected_starts_pushes_without
     drop(doctor);
     assert!(!pushed_about(&mut patient, &p.room, &p.doctor_id).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_tabs_on_one_node_share_one_sign_in_listing_and_each_is_told() {
+    let clinic = clinic(Backend::Sqlite, &[]).await;
+    let p = pair(&clinic).await;
+    // A plain subscriber gets a copy of every listing request the hub sends.
+    let nats = clinic.harness_nats_client().await;
+    let mut requests = nats
+        .subscribe(carehub_nats::appointment::subject::LIST_APPOINTMENTS)
+        .await
+        .expect("subscribe");
+    nats.flush().await.expect("flush");
+    let doctor = Ws::signed_in(&clinic.hub_url(), &p.doctor).await;
+
+    // Eight tabs sign in at once (most while the first one's listing runs), then one more
+    // once they are settled: each is told the doctor is online, without naming the room.
+    let url = clinic.hub_url();
+    let mut tabs = futures::future::join_all((0..8).map(|_| Ws::signed_in(&url, &p.patient))).await;
+    for tab in &mut tabs {
+        assert!(pushed_about(tab, &p.room, &p.doctor_id).await);
+    }
+    let mut late = Ws::signed_in(&url, &p.patient).await;
+    assert!(pushed_about(&mut late, &p.room, &p.doctor_id).await);
+    tabs.push(late);
+    // Every tab keeps following: the doctor's last socket closes and each hears it.
+    drop(doctor);
+    for tab in &mut tabs {
+        assert!(!pushed_about(tab, &p.room, &p.doctor_id).await);
+    }
+
+    // The patient's nine sockets cost one listing: one request per open status.
+    let mut statuses = Vec::new();
+    while let Ok(Some(m)) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), requests.next()).await
+    {
+        let principal: Value = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(carehub_nats::rpc::headers::PRINCIPAL))
+            .and_then(|v| serde_json::from_str(v.as_str()).ok())
+            .expect("a listing carries its principal");
+        if principal["user_id"] == p.patient_id.as_str() {
+            let body: Value = serde_json::from_slice(&m.payload).expect("a listing request");
+            statuses.push(body["status"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(
+        statuses,
+        ["confirmed", "offered", "requested"],
+        "one listing"
+    );
+}

@@ -19,7 +19,7 @@ use super::Presence;
 use crate::registry::Conn;
 use carehub_nats::hub::{ServerFrame, subject};
 use futures::StreamExt as _;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -35,9 +35,8 @@ pub const MAX_FOLLOWED: usize = 50;
 struct Watcher {
     conn_id: u64,
     conn: Weak<Conn>,
-    /// The watching socket's user.
-    user_id: String,
-    appointment_id: String,
+    /// Shared with the socket's entry in [`State::followed`] and with the sockets that copied it.
+    appointment_id: Arc<str>,
     /// What this socket was last told (`None`: nothing yet, take the first read as known).
     told: Option<bool>,
     /// Set up from the user's appointments rather than by a frame of the socket.
@@ -52,11 +51,49 @@ struct Watched {
     watchers: Vec<Watcher>,
 }
 
+/// One followed appointment of a socket and its other participant.
+pub type Followed = (Arc<str>, Arc<str>);
+
 #[derive(Default)]
 struct State {
     users: HashMap<String, Watched>,
-    /// Followed appointments per socket, for the cap.
-    followed: HashMap<u64, usize>,
+    /// What each socket follows, as `(appointment_id, other participant)` (for the cap, and
+    /// for a later socket of the same user to copy).
+    followed: HashMap<u64, Vec<Followed>>,
+    /// Sockets whose follows are complete: their sign-in listing ended (or they copied from
+    /// such a socket), and appointment events have kept them current since.
+    settled: HashSet<u64>,
+}
+
+impl State {
+    /// See [`Watches::follow`].
+    fn follow(&mut self, conn: &Arc<Conn>, (appointment_id, user_id): &Followed) -> bool {
+        let already = self.users.get(&**user_id).is_some_and(|w| {
+            w.watchers
+                .iter()
+                .any(|x| x.conn_id == conn.id && x.appointment_id == *appointment_id)
+        });
+        if already {
+            return true;
+        }
+        let mine = self.followed.entry(conn.id).or_default();
+        if mine.len() >= MAX_FOLLOWED {
+            return false;
+        }
+        mine.push((appointment_id.clone(), user_id.clone()));
+        self.users
+            .entry(user_id.to_string())
+            .or_default()
+            .watchers
+            .push(Watcher {
+                conn_id: conn.id,
+                conn: Arc::downgrade(conn),
+                appointment_id: appointment_id.clone(),
+                told: Some(false),
+                followed: true,
+            });
+        true
+    }
 }
 
 /// The watches of one node. Cheap to clone.
@@ -94,7 +131,7 @@ impl Watches {
         if let Some(x) = w
             .watchers
             .iter_mut()
-            .find(|x| x.conn_id == conn.id && x.appointment_id == appointment_id)
+            .find(|x| x.conn_id == conn.id && &*x.appointment_id == appointment_id)
         {
             if known.is_some() {
                 x.told = known;
@@ -104,8 +141,7 @@ impl Watches {
         w.watchers.push(Watcher {
             conn_id: conn.id,
             conn: Arc::downgrade(conn),
-            user_id: conn.user_id.clone(),
-            appointment_id: appointment_id.to_owned(),
+            appointment_id: appointment_id.into(),
             told,
             followed: false,
         });
@@ -115,32 +151,36 @@ impl Watches {
     /// `appointment_id`, starting from "offline". Returns `false` when the socket already
     /// follows [`MAX_FOLLOWED`] appointments (the watch is not added).
     pub fn follow(&self, conn: &Arc<Conn>, appointment_id: &str, user_id: &str) -> bool {
+        self.state()
+            .follow(conn, &(appointment_id.into(), user_id.into()))
+    }
+
+    /// `conn` follows each `(appointment_id, user_id)` of a sign-in listing of its user, as
+    /// [`Self::follow`] does; when the listing was `complete`, `conn` counts as settled, so a
+    /// later socket of its user copies its follows ([`Self::copy_follows`]) instead of listing.
+    pub fn follow_listed(&self, conn: &Arc<Conn>, listed: &[Followed], complete: bool) {
         let mut st = self.state();
-        let already = st.users.get(user_id).is_some_and(|w| {
-            w.watchers
-                .iter()
-                .any(|x| x.conn_id == conn.id && x.appointment_id == appointment_id)
-        });
-        if already {
-            return true;
+        for f in listed {
+            st.follow(conn, f);
         }
-        let n = st.followed.entry(conn.id).or_default();
-        if *n >= MAX_FOLLOWED {
+        if complete {
+            st.settled.insert(conn.id);
+        }
+    }
+
+    /// `to` follows what the settled socket `from` (of the same user) follows, and is settled
+    /// too. Returns `false`, changing nothing, when `from` is not settled (its listing has not
+    /// ended, or it closed).
+    pub fn copy_follows(&self, from: u64, to: &Arc<Conn>) -> bool {
+        let mut st = self.state();
+        if !st.settled.contains(&from) {
             return false;
         }
-        *n += 1;
-        st.users
-            .entry(user_id.to_owned())
-            .or_default()
-            .watchers
-            .push(Watcher {
-                conn_id: conn.id,
-                conn: Arc::downgrade(conn),
-                user_id: conn.user_id.clone(),
-                appointment_id: appointment_id.to_owned(),
-                told: Some(false),
-                followed: true,
-            });
+        let theirs = st.followed.get(&from).cloned().unwrap_or_default();
+        for f in &theirs {
+            st.follow(to, f);
+        }
+        st.settled.insert(to.id);
         true
     }
 
@@ -151,11 +191,14 @@ impl Watches {
         let st = &mut *guard;
         for (user, w) in &mut st.users {
             w.watchers.retain(|x| {
-                let drop = x.followed
-                    && x.appointment_id == appointment_id
-                    && !keep.contains(&(x.user_id.as_str(), user.as_str()));
-                if drop && let Some(n) = st.followed.get_mut(&x.conn_id) {
-                    *n = n.saturating_sub(1);
+                // A socket that is gone is dropped too (its cleanup forgets the rest).
+                let kept = x
+                    .conn
+                    .upgrade()
+                    .is_some_and(|c| keep.contains(&(c.user_id.as_str(), user.as_str())));
+                let drop = x.followed && &*x.appointment_id == appointment_id && !kept;
+                if drop && let Some(mine) = st.followed.get_mut(&x.conn_id) {
+                    mine.retain(|(a, u)| !(&**a == appointment_id && &**u == user));
                 }
                 !drop
             });
@@ -167,6 +210,7 @@ impl Watches {
     pub fn forget(&self, conn_id: u64) {
         let mut st = self.state();
         st.followed.remove(&conn_id);
+        st.settled.remove(&conn_id);
         st.users.retain(|_, w| {
             w.watchers.retain(|x| x.conn_id != conn_id);
             !w.watchers.is_empty()
@@ -210,7 +254,7 @@ impl Watches {
                 x.told = Some(online);
                 if let Some(conn) = x.conn.upgrade() {
                     let f = ServerFrame::Presence {
-                        appointment_id: x.appointment_id.clone(),
+                        appointment_id: x.appointment_id.to_string(),
                         user_id: user.clone(),
                         online,
                     };
@@ -271,5 +315,64 @@ impl Watches {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carehub_nats::{Principal, Role, UserStatus};
+
+    fn conn(id: u64, user_id: &str) -> Arc<Conn> {
+        let principal = Principal {
+            user_id: user_id.into(),
+            role: Role::Patient,
+            status: UserStatus::Active,
+            jti: "j".into(),
+            session_id: "s".into(),
+            expires_at: 0,
+        };
+        Arc::new(Conn::new(id, principal, tokio::sync::mpsc::channel(1).0))
+    }
+
+    fn followed(w: &Watches, conn_id: u64) -> Vec<(String, String)> {
+        let st = w.state();
+        let mut v: Vec<_> = st
+            .followed
+            .get(&conn_id)
+            .into_iter()
+            .flatten()
+            .map(|(a, u)| (a.to_string(), u.to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_later_socket_copies_the_follows_of_a_settled_one_as_events_left_them() {
+        let w = Watches::default();
+        let (first, second, third) = (conn(1, "p"), conn(2, "p"), conn(3, "p"));
+        let listed: Vec<Followed> = vec![("a1".into(), "d1".into()), ("a2".into(), "d2".into())];
+
+        // A listing that did not complete settles nobody: there is nothing to copy.
+        w.follow_listed(&first, &listed[..1], false);
+        assert!(!w.copy_follows(first.id, &second));
+        w.follow_listed(&first, &listed, true);
+        // An appointment event ended a2 and confirmed a3 meanwhile.
+        w.unfollow("a2", &[]);
+        assert!(w.follow(&first, "a3", "d3"));
+
+        assert!(w.copy_follows(first.id, &second));
+        let want = vec![("a1".into(), "d1".into()), ("a3".into(), "d3".into())];
+        assert_eq!(followed(&w, second.id), want);
+        // Each copy is a watch of its own: the watched users have one watcher per socket.
+        assert_eq!(w.state().users["d1"].watchers.len(), 2);
+        assert!(!w.state().users.contains_key("d2"));
+
+        // A closed socket is no longer settled; the copy settled the second one.
+        w.forget(first.id);
+        assert!(!w.copy_follows(first.id, &third));
+        assert!(w.copy_follows(second.id, &third));
+        assert_eq!(followed(&w, third.id), want);
     }
 }
