@@ -41,6 +41,11 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// How long the hub keeps reading after its close frame, for the peer's answer: closing a TCP
 /// connection with unread data resets it, and the peer could lose the close frame.
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+/// Bytes a socket reads from the kernel at a time. The read buffer starts at this size and is
+/// zero-filled on every read, so it is a large part of an idle socket's memory: 1 KiB holds a
+/// typical chat or signaling frame in one read. A larger frame (up to the frame limit) is read
+/// in 1 KiB steps into a buffer grown to its size, which the socket then keeps.
+const READ_BUFFER: usize = 1_024;
 
 /// A human reason for each close code.
 pub fn close_reason(code: u16) -> &'static str {
@@ -76,7 +81,7 @@ fn disconnect_reason(code: u16) -> &'static str {
 fn ws_config(hub: &Hub) -> WebSocketConfig {
     let hard = (hub.config().max_frame_bytes * 4).max(65_536);
     WebSocketConfig::default()
-        .read_buffer_size(4_096)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(hard * 2)
         .max_message_size(Some(hard))
@@ -90,8 +95,27 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
 }
 
 /// Serves one accepted TCP connection until it closes.
+///
+/// What runs once per socket (the upgrade, the `auth` handshake, presence updates) runs in
+/// futures of its own (boxed), so the task that lives as long as the socket holds only what
+/// reading and handling frames needs: tens of thousands of idle sockets each keep that task.
 pub async fn serve(hub: Hub, stream: TcpStream) {
-    let cfg = hub.config().clone();
+    let Some((ws, request_id)) = Box::pin(upgrade(&hub, stream)).await else {
+        return;
+    };
+    let request_id = request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let span = tracing::info_span!("ws", request_id = %request_id);
+    let (sink, stream) = ws.split();
+    socket(hub, sink, stream, request_id).instrument(span).await;
+}
+
+/// The websocket upgrade, with its path and `Origin` checks; the gateway's request id, if it
+/// sent a sane one.
+async fn upgrade(
+    hub: &Hub,
+    stream: TcpStream,
+) -> Option<(WebSocketStream<TcpStream>, Option<String>)> {
+    let cfg = hub.config();
     let mut request_id = None;
     #[expect(
         clippy::result_large_err,
@@ -118,33 +142,24 @@ pub async fn serve(hub: Hub, stream: TcpStream) {
         Ok(resp)
     };
     let upgrade =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config(&hub)));
-    let ws = match tokio::time::timeout(hub.config().auth_timeout, upgrade).await {
-        Ok(Ok(ws)) => ws,
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config(hub)));
+    match tokio::time::timeout(cfg.auth_timeout, upgrade).await {
+        Ok(Ok(ws)) => Some((ws, request_id)),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "websocket upgrade failed");
-            return;
+            None
         }
-        Err(_) => return,
-    };
-    let request_id = request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let span = tracing::info_span!("ws", request_id = %request_id);
-    socket(hub, ws, request_id).instrument(span).await;
+        Err(_) => None,
+    }
 }
 
 /// An upgraded socket, from the `auth` handshake to its close. Every call made for it carries
 /// `request_id`: the gateway's id of the `/ws` request, or a fresh one.
-async fn socket(hub: Hub, ws: WebSocketStream<TcpStream>, request_id: String) {
-    let (mut sink, mut stream) = ws.split();
-    let principal = match handshake(&hub, &mut stream, &request_id).await {
+async fn socket(hub: Hub, mut sink: Sink, mut stream: Stream, request_id: String) {
+    let principal = match Box::pin(handshake(&hub, &mut stream, &request_id)).await {
         Ok(p) => p,
         Err((close_code, err)) => {
-            let frame = ServerFrame::error(err.code, err.message, Some("auth"));
-            let wt = hub.config().write_timeout;
-            if let Ok(text) = serde_json::to_string(&frame) {
-                let _ = tokio::time::timeout(wt, sink.send(Message::text(text))).await;
-            }
-            let _ = tokio::time::timeout(wt, sink.send(close_message(close_code))).await;
+            Box::pin(refuse_auth(&hub, &mut sink, close_code, err)).await;
             return;
         }
     };
@@ -156,7 +171,7 @@ async fn socket(hub: Hub, ws: WebSocketStream<TcpStream>, request_id: String) {
     let conn = Arc::new(Conn::new(hub.registry().next_id(), principal, tx));
     let first = hub.registry().register(conn.clone()).await;
     if first {
-        hub.presence().sync(&conn.user_id, hub.registry()).await;
+        Box::pin(hub.presence().sync(&conn.user_id, hub.registry())).await;
     }
     welcome(&hub, &conn);
     crate::presence::follow::on_sign_in(&hub, &conn, &request_id);
@@ -169,10 +184,20 @@ async fn socket(hub: Hub, ws: WebSocketStream<TcpStream>, request_id: String) {
     hub.slot_watches().forget(conn.id);
     hub.presence_watches().forget(conn.id);
     if hub.registry().unregister(&conn) {
-        hub.presence().sync(&conn.user_id, hub.registry()).await;
+        Box::pin(hub.presence().sync(&conn.user_id, hub.registry())).await;
     }
     let _ = writer.await;
     drain(&mut stream).await;
+}
+
+/// Answers a failed `auth` handshake: its error frame, then the close frame.
+async fn refuse_auth(hub: &Hub, sink: &mut Sink, close_code: u16, err: FrameError) {
+    let frame = ServerFrame::error(err.code, err.message, Some("auth"));
+    let wt = hub.config().write_timeout;
+    if let Ok(text) = serde_json::to_string(&frame) {
+        let _ = tokio::time::timeout(wt, sink.send(Message::text(text))).await;
+    }
+    let _ = tokio::time::timeout(wt, sink.send(close_message(close_code))).await;
 }
 
 /// Reads and discards what the peer still sends after the close frame, until it closes too.
@@ -293,9 +318,8 @@ pub(crate) fn expiry_instant(expires_at: i64) -> Instant {
 }
 
 async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Utf8Bytes>, conn: Arc<Conn>, hub: Hub) {
-    let cfg = hub.config().clone();
-    let wt = cfg.write_timeout;
-    let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    let (wt, every) = (hub.config().write_timeout, hub.config().ping_interval);
+    let mut ping = tokio::time::interval_at(Instant::now() + every, every);
     let frames_out =
         metrics::counter!("carehub_hub_frames_total", "component" => "hub", "direction" => "out");
     loop {

@@ -115,8 +115,12 @@ enum Read {
 }
 
 /// Reads and handles frames until the socket closes or should close.
+///
+/// Everything awaited here but the wait for the next event is boxed: this future is part of
+/// the socket's task for its whole life, so it holds only the wait, and the work an event
+/// brings is allocated while it runs.
 pub async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, request_id: &str) {
-    let cfg = hub.config().clone();
+    let cfg = hub.config();
     let mut session = Session::new(conn.clone(), request_id.to_owned());
     let mut r = Reader {
         bucket: Bucket {
@@ -144,11 +148,11 @@ pub async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, request
                 }
                 r.warned = true;
                 let f = ServerFrame::TokenExpiring { expires_at: conn.principal().expires_at };
-                conn.reply(&f).await;
+                Box::pin(conn.reply(&f)).await;
                 continue;
             }
             () = tokio::time::sleep_until(due.unwrap_or(far)), if due.is_some() => {
-                r.flush(conn).await;
+                Box::pin(r.flush(conn)).await;
                 continue;
             }
             m = tokio::time::timeout(cfg.idle_timeout, stream.next()) => m,
@@ -158,18 +162,26 @@ pub async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, request
             Read::Binary => {
                 frames_in.increment(1);
                 let refused = Refused::of(code::BAD_FRAME, "frames are JSON text", "");
-                r.refuse(conn, refused).await;
+                Box::pin(r.refuse(conn, refused)).await;
                 continue;
             }
             Read::Skip => continue,
             Read::End => return,
         };
         frames_in.increment(1);
-        if let Some(refused) = admit(&mut r, &cfg, &text) {
-            r.refuse(conn, refused).await;
+        if let Some(refused) = admit(&mut r, cfg, &text) {
+            Box::pin(r.refuse(conn, refused)).await;
             continue;
         }
-        handle_text(hub, conn, &mut session, &mut r, &text, request_id).await;
+        Box::pin(handle_text(
+            hub,
+            conn,
+            &mut session,
+            &mut r,
+            &text,
+            request_id,
+        ))
+        .await;
     }
 }
 

@@ -59,7 +59,8 @@ struct Pending {
 #[derive(Debug, Default)]
 struct Slot {
     last_sent: Option<Instant>,
-    pending: Option<Pending>,
+    /// Boxed: every socket holds three slots, and almost all of them are never pending.
+    pending: Option<Box<Pending>>,
 }
 
 /// The coalescing state of one socket.
@@ -102,7 +103,7 @@ impl Refusals {
             slot.last_sent = Some(now);
             Some(frame(pending, retry_after_ms))
         } else {
-            slot.pending = Some(pending);
+            slot.pending = Some(Box::new(pending));
             None
         }
     }
@@ -124,7 +125,7 @@ impl Refusals {
             let due = slot.last_sent.is_none_or(|t| now >= t + interval);
             if due && let Some(p) = slot.pending.take() {
                 slot.last_sent = Some(now);
-                out.push(frame(p, retry_after_ms));
+                out.push(frame(*p, retry_after_ms));
             }
         }
         out
