@@ -44,6 +44,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame read from either side. Above the hub's own hard limit, so the hub decides
 /// (and closes with `1009`) rather than the gateway.
 const MAX_FRAME: usize = 256 * 1024;
+/// Bytes read from either socket at a time. Each buffer starts at this size and stays, zero
+/// filled, for the socket's life, so it is a large part of an idle pair's memory; 1 KiB, as in
+/// the hub, holds a typical frame in one read, and a larger frame grows the buffer to its size.
+const READ_BUFFER: usize = 1_024;
 /// The hub's close code for a socket idle too long.
 const IDLE: u16 = 4009;
 const GOING_AWAY: u16 = 1001;
@@ -91,7 +95,7 @@ async fn forward(
     };
     let (idle, wt) = (f.idle, f.write_timeout);
     upgrade
-        .read_buffer_size(4_096)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
@@ -100,7 +104,7 @@ async fn forward(
 
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4_096)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME))
