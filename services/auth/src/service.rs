@@ -445,7 +445,7 @@ impl AuthService {
     }
 
     /// Rotates a refresh token. Presenting a used one ends its whole session, unless it is a
-    /// retry of a renewal whose answer was lost (see [`store::rotate_refresh`]).
+    /// retry of a renewal whose answer was lost (see `store::rotate_refresh`).
     ///
     /// # Errors
     /// `unauthorized` for an unknown, expired, revoked or reused token; `account_disabled`.
