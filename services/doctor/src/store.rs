@@ -10,7 +10,7 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 
 /// A row of `doctors`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DoctorRow {
+pub(crate) struct DoctorRow {
     pub id: String,
     pub display_name: String,
     pub account_status: String,
@@ -31,7 +31,7 @@ const DOCTOR_COLS: &str = "id, display_name, account_status, specialties, langua
 
 /// A row of `time_off`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TimeOffRow {
+pub(crate) struct TimeOffRow {
     pub id: String,
     pub start_at: i64,
     pub end_at: i64,
@@ -40,7 +40,7 @@ pub struct TimeOffRow {
 
 /// A doctor and the time off that has not ended yet.
 #[derive(Debug, Clone)]
-pub struct Doctor {
+pub(crate) struct Doctor {
     pub row: DoctorRow,
     pub time_off: Vec<TimeOffRow>,
 }
@@ -52,7 +52,7 @@ const UPCOMING_TIME_OFF: &str = "SELECT id, start_at, end_at, reason FROM time_o
 ///
 /// # Errors
 /// On storage failure.
-pub async fn doctor(db: &Db, id: &str) -> Result<Option<DoctorRow>, StoreError> {
+pub(crate) async fn doctor(db: &Db, id: &str) -> Result<Option<DoctorRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id = $1"));
     Ok(with_db!(db, p => sqlx::query_as::<_, DoctorRow>(sql).bind(id).fetch_optional(p).await?))
 }
@@ -61,7 +61,7 @@ pub async fn doctor(db: &Db, id: &str) -> Result<Option<DoctorRow>, StoreError> 
 ///
 /// # Errors
 /// On storage failure.
-pub async fn doctor_with_time_off(
+pub(crate) async fn doctor_with_time_off(
     db: &Db,
     id: &str,
     now: i64,
@@ -79,7 +79,7 @@ pub async fn doctor_with_time_off(
 
 /// Directory filters.
 #[derive(Debug, Default)]
-pub struct DirectoryFilter<'a> {
+pub(crate) struct DirectoryFilter<'a> {
     /// `%"slug"%`, matched against the JSON array.
     pub specialty_pattern: Option<String>,
     /// `%"code"%`, matched against the JSON array of languages.
@@ -94,7 +94,10 @@ pub struct DirectoryFilter<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn directory(db: &Db, f: &DirectoryFilter<'_>) -> Result<Vec<DoctorRow>, StoreError> {
+pub(crate) async fn directory(
+    db: &Db,
+    f: &DirectoryFilter<'_>,
+) -> Result<Vec<DoctorRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {DOCTOR_COLS} FROM doctors
          WHERE account_status = 'active'
@@ -112,7 +115,7 @@ pub async fn directory(db: &Db, f: &DirectoryFilter<'_>) -> Result<Vec<DoctorRow
 
 /// What a doctor changes about themself.
 #[derive(Debug)]
-pub enum Change<'a> {
+pub(crate) enum Change<'a> {
     Profile {
         specialties: &'a str,
         /// `None` keeps the stored languages.
@@ -140,7 +143,7 @@ pub enum Change<'a> {
 
 /// Why a change was not applied.
 #[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
+pub(crate) enum ChangeError {
     #[error("no such doctor")]
     NoDoctor,
     #[error("version is {current}")]
@@ -165,7 +168,7 @@ impl From<sqlx::Error> for ChangeError {
 ///
 /// # Errors
 /// [`ChangeError`] says why nothing was changed.
-pub async fn change(
+pub(crate) async fn change(
     db: &Db,
     id: &str,
     expected: Option<i64>,
@@ -224,7 +227,7 @@ pub async fn change(
 
 /// The account facts this service keeps.
 #[derive(Debug)]
-pub struct Account<'a> {
+pub(crate) struct Account<'a> {
     pub id: &'a str,
     pub display_name: &'a str,
     pub display_name_lower: &'a str,
@@ -238,7 +241,7 @@ pub struct Account<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn apply_account(
+pub(crate) async fn apply_account(
     db: &Db,
     event_id: &str,
     a: &Account<'_>,
