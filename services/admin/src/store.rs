@@ -23,33 +23,30 @@ mod people;
 mod queries;
 mod requests;
 
-pub use audit::{insert_audit, list_audit};
-pub use doctors::{doctor, doctors_of_specialty, upsert_doctor};
-pub use groups::{SaveGroupRow, group, group_of_specialty, groups, save_group};
-pub use instances::{adopt_orphans, release_lease, renew_lease};
-pub use moves::{
+pub(crate) use audit::{insert_audit, list_audit};
+pub(crate) use doctors::{doctor, doctors_of_specialty, upsert_doctor};
+pub(crate) use groups::{SaveGroupRow, group, group_of_specialty, groups, save_group};
+pub(crate) use instances::{adopt_orphans, release_lease, renew_lease};
+pub(crate) use moves::{
     MoveAnswer, MoveOutcome, MoveRequest, answer_change, propose_change, request_change,
 };
-pub use offers::{
+pub(crate) use offers::{
     Acceptance, Accepted, CloseOffer, NewOffers, accept_offer, busy, close_offer, create_offers,
     due_offers, load, offers_of, pending_offers_for, tried_doctors,
 };
-pub use people::{names, upsert_person};
-pub use queries::{
+pub(crate) use people::{names, upsert_person};
+pub(crate) use queries::{
     care_relation, confirmed_overlapping, holders, patient_busy, record_call, taken,
 };
-pub use requests::{
+pub(crate) use requests::{
     NewAppointment, Owner, Routing, StatusChange, appointment, due_expiries, escalate,
-    insert_appointment, list_appointments, open_appointments, owned_open_appointments,
-    owned_waiting, retarget, transition,
+    insert_appointment, list_appointments, open_appointments, owned_waiting, retarget, transition,
 };
 
 /// A row of `appointments`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AppointmentRow {
+pub(crate) struct AppointmentRow {
     pub id: String,
-    /// The admin instance that routes it while it is open.
-    pub owner: Option<String>,
     pub patient_id: String,
     pub doctor_id: Option<String>,
     pub group_id: Option<String>,
@@ -79,11 +76,11 @@ pub struct AppointmentRow {
     pub call_seconds: i64,
 }
 
-const APPT_COLS: &str = "id, owner, patient_id, doctor_id, group_id, specialty, target_kind, status, window_start, window_end, start_at, end_at, reason, closed_by, close_reason, in_admin_queue, final_deadline, created_at, version, change_by, change_window_start, change_window_end, change_start, change_end, last_call_started, last_call_ended, call_seconds";
+const APPT_COLS: &str = "id, patient_id, doctor_id, group_id, specialty, target_kind, status, window_start, window_end, start_at, end_at, reason, closed_by, close_reason, in_admin_queue, final_deadline, created_at, version, change_by, change_window_start, change_window_end, change_start, change_end, last_call_started, last_call_ended, call_seconds";
 
 /// A row of `offers`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OfferRow {
+pub(crate) struct OfferRow {
     pub id: String,
     pub appointment_id: String,
     pub doctor_id: String,
@@ -100,7 +97,7 @@ const OFFER_COLS: &str =
 
 /// The local copy of a doctor.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DoctorRow {
+pub(crate) struct DoctorRow {
     pub doctor_id: String,
     pub display_name: String,
     pub specialties: String,
@@ -112,7 +109,7 @@ pub struct DoctorRow {
 
 /// A row of `doctor_groups`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct GroupRow {
+pub(crate) struct GroupRow {
     pub id: String,
     pub name: String,
     pub specialty: Option<String>,
@@ -124,7 +121,7 @@ pub struct GroupRow {
 }
 
 /// Builds the outbox events for a row just written, inside the same transaction.
-pub type Events<'a> =
+pub(crate) type Events<'a> =
     &'a (dyn Fn(&AppointmentRow) -> Result<Vec<Pending>, StoreError> + Send + Sync);
 
 fn sql(s: String) -> sqlx::AssertSqlSafe<String> {
