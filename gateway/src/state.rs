@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// Bus, configuration, token checks and rate limiter.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub bus: Bus,
     pub cfg: Arc<GatewayConfig>,
     pub tokens: Tokens,

@@ -72,7 +72,7 @@ impl From<ListUsersQuery> for AdminListUsers {
 
 /// Why an admin changed an account's status (kept in the audit trail).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct ReasonBody {
+pub(crate) struct ReasonBody {
     #[serde(default)]
     #[schema(max_length = 500)]
     pub reason: Option<String>,
@@ -87,7 +87,7 @@ pub struct ReasonBody {
     responses((status = 200, description = "A page of accounts", body = UserPage),
         (status = 403, description = "Not an active admin", body = ErrorBody),
         (status = 422, description = "`limit` outside 1..=200", body = ErrorBody)))]
-pub async fn list_users(
+pub(crate) async fn list_users(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
     ApiQuery(q): ApiQuery<ListUsersQuery>,
@@ -101,7 +101,7 @@ pub async fn list_users(
     responses((status = 200, description = "The account", body = User),
         (status = 403, description = "Not an active admin", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody)))]
-pub async fn get_user(
+pub(crate) async fn get_user(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
     ApiPath(user_id): ApiPath<String>,
@@ -139,7 +139,7 @@ macro_rules! status_route {
                 (status = 409, description = "`conflict`: not allowed from the account's current status; `appointments_affected` (disable): the doctor has confirmed appointments, listed in `error.details.appointments` (send `force: true` to cancel them)", body = ErrorBody),
                 (status = 503, description = "The admin service, which checks a doctor's appointments, is unavailable", body = ErrorBody),
                 (status = 504, description = "The admin service did not answer in time", body = ErrorBody)))]
-        pub async fn $name(
+        pub(crate) async fn $name(
             State(s): State<AppState>,
             AdminCtx(ctx): AdminCtx,
             ApiPath(user_id): ApiPath<String>,

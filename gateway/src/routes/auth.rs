@@ -55,7 +55,7 @@ impl From<RegisterBody> for Register {
 
 /// Change the caller's own account; a field left out stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct UpdateMeBody {
+pub(crate) struct UpdateMeBody {
     /// The IANA time zone the account's mails and reminders are written in.
     #[serde(default, deserialize_with = "zone_name")]
     #[schema(schema_with = carehub_nats::time::time_zone_schema)]
@@ -70,14 +70,18 @@ fn zone_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
 
 /// Ask for a password reset mail.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ResetRequestBody {
+pub(crate) struct ResetRequestBody {
+    #[expect(
+        dead_code,
+        reason = "the OpenAPI document's schema of the body; the handler reads it as PasswordResetRequest"
+    )]
     #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
 /// Set a new password with the token from the reset mail.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ResetConfirmBody {
+pub(crate) struct ResetConfirmBody {
     pub token: String,
     #[schema(min_length = 10, max_length = 128)]
     pub new_password: String,
@@ -85,7 +89,7 @@ pub struct ResetConfirmBody {
 
 /// Log in with email and password.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct LoginBody {
+pub(crate) struct LoginBody {
     pub email: String,
     pub password: String,
     /// Where to put the refresh token; default `cookie`.
@@ -95,7 +99,7 @@ pub struct LoginBody {
 
 /// Exchange a refresh token (from this body or the `carehub_refresh` cookie) for a new session.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct RefreshBody {
+pub(crate) struct RefreshBody {
     #[serde(default)]
     pub refresh_token: Option<String>,
     #[serde(default)]
@@ -104,14 +108,14 @@ pub struct RefreshBody {
 
 /// Optionally name the refresh token whose session ends (else the cookie's).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct LogoutBody {
+pub(crate) struct LogoutBody {
     #[serde(default)]
     pub refresh_token: Option<String>,
 }
 
 /// Change the caller's password; the answer is a new session.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ChangePasswordBody {
+pub(crate) struct ChangePasswordBody {
     pub current_password: String,
     #[schema(min_length = 10, max_length = 128)]
     pub new_password: String,
@@ -123,7 +127,7 @@ pub struct ChangePasswordBody {
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth",
     request_body(content = inline(RegisterBody), description = "The new account"),
     responses((status = 202, description = "Accepted (the same whether or not the email is known)", body = Accepted)))]
-pub async fn register(
+pub(crate) async fn register(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<RegisterBody>,
@@ -137,7 +141,7 @@ pub async fn register(
     request_body(content = inline(LoginBody), description = "Credentials"),
     responses((status = 200, description = "Logged in", body = Session),
         (status = 401, description = "Wrong email or password", body = ErrorBody)))]
-pub async fn login(
+pub(crate) async fn login(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<LoginBody>,
@@ -155,7 +159,7 @@ pub async fn login(
     request_body(content = Option<RefreshBody>, description = "Optional when the cookie is sent"),
     responses((status = 200, description = "A new session", body = Session),
         (status = 401, description = "Missing, unknown, expired or reused refresh token", body = ErrorBody)))]
-pub async fn refresh(
+pub(crate) async fn refresh(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     headers: HeaderMap,
@@ -175,7 +179,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     request_body(content = Option<LogoutBody>, description = "Optional"),
     responses((status = 200, description = "Logged out", body = Done)))]
-pub async fn logout(
+pub(crate) async fn logout(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     headers: HeaderMap,
@@ -193,7 +197,10 @@ pub async fn logout(
 /// The caller's own account.
 #[utoipa::path(get, path = "/api/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "The caller's account", body = User)))]
-pub async fn me(State(s): State<AppState>, AuthCtx(ctx): AuthCtx) -> Result<Json<User>, ApiError> {
+pub(crate) async fn me(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+) -> Result<Json<User>, ApiError> {
     Ok(Json(s.bus.request(&ctx, &Me {}).await?))
 }
 
@@ -203,7 +210,7 @@ pub async fn me(State(s): State<AppState>, AuthCtx(ctx): AuthCtx) -> Result<Json
     request_body = UpdateMeBody,
     responses((status = 200, description = "The account as changed", body = User),
         (status = 422, description = "`validation_failed`: `time_zone` is not a known IANA time zone", body = ErrorBody)))]
-pub async fn update_me(
+pub(crate) async fn update_me(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiJson(body): ApiJson<UpdateMeBody>,
@@ -218,7 +225,7 @@ pub async fn update_me(
 #[utoipa::path(post, path = "/api/auth/password/change", tag = "auth", security(("bearer" = [])),
     request_body = ChangePasswordBody,
     responses((status = 200, description = "Changed; a new session", body = Session)))]
-pub async fn change_password(
+pub(crate) async fn change_password(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiJson(body): ApiJson<ChangePasswordBody>,
@@ -235,7 +242,7 @@ pub async fn change_password(
 #[utoipa::path(post, path = "/api/auth/password/reset-request", tag = "auth",
     request_body = ResetRequestBody,
     responses((status = 202, description = "Accepted", body = Accepted)))]
-pub async fn reset_request(
+pub(crate) async fn reset_request(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<PasswordResetRequest>,
@@ -251,7 +258,7 @@ pub async fn reset_request(
     request_body = ResetConfirmBody,
     responses((status = 200, description = "Password set", body = Accepted),
         (status = 401, description = "Unknown, used or expired reset token", body = ErrorBody)))]
-pub async fn reset_confirm(
+pub(crate) async fn reset_confirm(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<ResetConfirmBody>,
