@@ -12,7 +12,7 @@ pub struct HubConfig {
     pub addr: SocketAddr,
     /// This node's name in presence entries and `welcome` frames.
     pub node_id: String,
-    /// Browser origins allowed to open a socket (see [`crate::origin`]).
+    /// Browser origins allowed to open a socket (see `origin`).
     pub allowed_origins: Vec<String>,
     /// The public URL of the web client (`CAREHUB_PUBLIC_URL`), whose origin is allowed when
     /// no explicit list is configured.

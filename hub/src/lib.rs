@@ -4,30 +4,30 @@
 //! are in `carehub_nats::hub`.
 //!
 //! Map:
-//! - [`config`] typed settings;
-//! - [`origin`] the allowed-origin rule;
-//! - [`conn`] one socket: upgrade, handshake and writer;
-//! - [`reader`] its frames in;
-//! - [`refusals`] coalesced error frames for refused frames;
-//! - [`registry`] the node's sockets by user and their NATS subscriptions;
-//! - [`frames`] what each frame does;
-//! - [`slots`] live free-slot hints (`slots_watch`, `slots_changed`);
-//! - [`store`] every SQL statement (chat messages, read positions, calls);
-//! - [`presence`] the cross-node presence bucket, pushed presence and whom each socket follows;
-//! - [`calls`] call rules and SDP checks;
+//! - `config` typed settings;
+//! - `origin` the allowed-origin rule;
+//! - `conn` one socket: upgrade, handshake and writer;
+//! - `reader` its frames in;
+//! - `refusals` coalesced error frames for refused frames;
+//! - `registry` the node's sockets by user and their NATS subscriptions;
+//! - `frames` what each frame does;
+//! - `slots` live free-slot hints (`slots_watch`, `slots_changed`);
+//! - `store` every SQL statement (chat messages, read positions, calls);
+//! - `presence` the cross-node presence bucket, pushed presence and whom each socket follows;
+//! - `calls` call rules and SDP checks;
 //! - [`turn`] ICE servers and TURN REST credentials.
 
-pub mod calls;
-pub mod config;
-pub mod conn;
-pub mod frames;
-pub mod origin;
-pub mod presence;
-pub mod reader;
-pub mod refusals;
-pub mod registry;
-pub mod slots;
-pub mod store;
+mod calls;
+mod config;
+mod conn;
+mod frames;
+mod origin;
+mod presence;
+mod reader;
+mod refusals;
+mod registry;
+mod slots;
+mod store;
 pub mod turn;
 
 pub use config::HubConfig;

@@ -10,8 +10,8 @@
 //! `carehub.hub.presence.<user_id>`, which [`watch`] turns into pushed `presence` frames for
 //! the sockets watching that user; [`follow`] decides whom a socket watches unasked.
 
-pub mod follow;
-pub mod watch;
+pub(crate) mod follow;
+pub(crate) mod watch;
 
 use async_nats::jetstream::{self, stream};
 use carehub_nats::hub::{PresenceEntry, subject};
@@ -57,7 +57,7 @@ fn token(node: &str) -> String {
 }
 
 /// The subject a node announces a change of `user_id` on.
-pub fn changed_subject(user_id: &str) -> String {
+pub(crate) fn changed_subject(user_id: &str) -> String {
     format!("{}.{user_id}", subject::PRESENCE_CHANGED_PREFIX)
 }
 

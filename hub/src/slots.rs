@@ -20,14 +20,14 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio_util::sync::CancellationToken;
 
 /// Doctors one socket may watch at once.
-pub const MAX_WATCHES: usize = 5;
+pub(crate) const MAX_WATCHES: usize = 5;
 /// The longest watched range (as the longest slot query).
-pub const MAX_RANGE_DAYS: i64 = 62;
+pub(crate) const MAX_RANGE_DAYS: i64 = 62;
 
 /// Appointment events, on the subject the outbox relay publishes them to.
-pub const APPOINTMENT_EVENTS: &str = carehub_nats::streams::APPOINTMENTS.subjects;
+pub(crate) const APPOINTMENT_EVENTS: &str = carehub_nats::streams::APPOINTMENTS.subjects;
 /// Doctor events (profile, hours, time off).
-pub const DOCTOR_EVENTS: &str = carehub_nats::streams::DOCTORS.subjects;
+pub(crate) const DOCTOR_EVENTS: &str = carehub_nats::streams::DOCTORS.subjects;
 
 /// One watched range, Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +224,7 @@ impl SlotWatches {
 ///
 /// # Errors
 /// A message for a bad, reversed or too long range.
-pub fn range(from: &str, to: &str) -> Result<(i64, i64), String> {
+pub(crate) fn range(from: &str, to: &str) -> Result<(i64, i64), String> {
     let f = ms(from).ok_or("from: expected an RFC 3339 time")?;
     let t = ms(to).ok_or("to: expected an RFC 3339 time")?;
     if t <= f {

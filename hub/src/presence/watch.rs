@@ -30,7 +30,7 @@ const PUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often pending pushes are looked at.
 const TICK: Duration = Duration::from_millis(100);
 /// Appointments one socket follows at most (the newest open ones; see [`super::follow`]).
-pub const MAX_FOLLOWED: usize = 50;
+pub(crate) const MAX_FOLLOWED: usize = 50;
 
 struct Watcher {
     conn_id: u64,
@@ -52,7 +52,7 @@ struct Watched {
 }
 
 /// One followed appointment of a socket and its other participant.
-pub type Followed = (Arc<str>, Arc<str>);
+pub(crate) type Followed = (Arc<str>, Arc<str>);
 
 #[derive(Default)]
 struct State {
