@@ -28,7 +28,7 @@ pub struct StatusArgs {
 
 /// One endpoint of one instance, as `$SRV.INFO` and `$SRV.STATS` describe it.
 #[derive(Debug, Clone, Serialize)]
-pub struct EndpointStatus {
+pub(crate) struct EndpointStatus {
     pub name: String,
     pub subject: String,
     pub queue_group: String,
@@ -41,7 +41,7 @@ pub struct EndpointStatus {
 
 /// One running service instance.
 #[derive(Debug, Clone, Serialize)]
-pub struct InstanceStatus {
+pub(crate) struct InstanceStatus {
     pub name: String,
     pub id: String,
     pub version: String,
@@ -111,7 +111,7 @@ struct StatsEndpoint {
 ///
 /// # Errors
 /// When NATS cannot be reached, or no service instance answers.
-pub async fn status(env: &Env, args: &StatusArgs) -> anyhow::Result<()> {
+pub(crate) async fn status(env: &Env, args: &StatusArgs) -> anyhow::Result<()> {
     let common = CommonConfig::from_env(env)?;
     let bus = Bus::connect(&common.bus_config(env, "ops")?, Duration::from_secs(10))
         .await
@@ -142,7 +142,7 @@ pub async fn status(env: &Env, args: &StatusArgs) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// When the requests cannot be sent.
-pub async fn gather(
+pub(crate) async fn gather(
     nc: &async_nats::Client,
     service: Option<&str>,
     wait: Duration,
@@ -265,7 +265,7 @@ fn ms(ns: u64) -> String {
 }
 
 /// The table: one row per instance, then (with `endpoints`) one row per endpoint.
-pub fn render_table(instances: &[InstanceStatus], endpoints: bool) -> String {
+pub(crate) fn render_table(instances: &[InstanceStatus], endpoints: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(

@@ -91,7 +91,7 @@ pub struct SeededUser {
     pub email: String,
     pub name: String,
     pub password: String,
-    /// A doctor's specialty, set up by [`crate::demo::furnish`].
+    /// A doctor's specialty, set up by `demo::furnish`.
     pub specialty: Option<&'static str>,
 }
 
