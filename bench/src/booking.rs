@@ -77,7 +77,7 @@ pub struct BookingArgs {
 
 /// The figures of one backend's run.
 #[derive(Debug, Serialize)]
-pub struct Figures {
+pub(crate) struct Figures {
     pub backend: String,
     pub machine: Machine,
     pub patients: usize,
@@ -124,7 +124,7 @@ pub struct Figures {
 impl Figures {
     /// Whether the race ended as it must: one winner per slot, everyone else a 409, no
     /// overlap in the database.
-    pub fn correct(&self) -> bool {
+    pub(crate) fn correct(&self) -> bool {
         self.created == self.slots
             && self.conflicts == self.patients - self.slots
             && self.other == 0
@@ -136,7 +136,7 @@ impl Figures {
     }
 
     /// The human-readable report.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = String::new();
         let m = &self.machine;
         let _ = writeln!(
@@ -272,7 +272,7 @@ impl Figures {
 /// When the system cannot be started or driven, on Ctrl-C, or when a run's outcome is wrong
 /// (not exactly one booking per slot, or an overlap in the database): that is a bug, not a
 /// slow machine.
-pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: BookingArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.slots > 0 && args.patients >= args.slots,
         "--patients must be at least --slots, and --slots at least 1"

@@ -12,12 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Password of every benchmark account.
-pub const PASSWORD: &str = "bench password, not a secret";
+pub(crate) const PASSWORD: &str = "bench password, not a secret";
 
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The running system under test.
-pub struct Cluster {
+pub(crate) struct Cluster {
     dir: PathBuf,
     vars: Vec<(String, String)>,
     /// Stopped in `drop` after the other children.
@@ -75,7 +75,7 @@ impl Cluster {
     /// # Errors
     /// When nats-server is missing, a port or file cannot be had, or a component does not
     /// become ready in time (the error carries the end of its log).
-    pub async fn start(accounts: usize) -> anyhow::Result<Self> {
+    pub(crate) async fn start(accounts: usize) -> anyhow::Result<Self> {
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -141,12 +141,12 @@ impl Cluster {
     }
 
     /// The email of benchmark account `i` (`0..accounts`).
-    pub fn email(i: usize) -> String {
+    pub(crate) fn email(i: usize) -> String {
         format!("bench-{i}@bench.example.org")
     }
 
     /// The processes whose CPU time counts as the server's.
-    pub fn procs(&self) -> Procs {
+    pub(crate) fn procs(&self) -> Procs {
         let pids = |kind| {
             self.children
                 .iter()

@@ -9,7 +9,7 @@ const TICKS_PER_SEC: u64 = 100;
 
 /// The processes whose CPU time a benchmark attributes to the server side.
 #[derive(Debug, Clone)]
-pub struct Procs {
+pub(crate) struct Procs {
     pub auth: u32,
     /// Every `carehub serve gateway` child (idle ones add next to nothing).
     pub gateways: Vec<u32>,
@@ -18,7 +18,7 @@ pub struct Procs {
 
 /// Cumulative CPU ticks at one instant.
 #[derive(Debug, Clone, Copy)]
-pub struct CpuSample {
+pub(crate) struct CpuSample {
     auth: u64,
     gateways: u64,
     nats: u64,
@@ -27,7 +27,7 @@ pub struct CpuSample {
 
 /// CPU time spent between two samples.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CpuDelta {
+pub(crate) struct CpuDelta {
     pub auth: Duration,
     pub gateways: Duration,
     pub nats: Duration,
@@ -40,7 +40,7 @@ impl Procs {
     ///
     /// # Errors
     /// When a process has gone away or `/proc` is unreadable (not Linux).
-    pub fn sample(&self) -> anyhow::Result<CpuSample> {
+    pub(crate) fn sample(&self) -> anyhow::Result<CpuSample> {
         let mut gateways = 0;
         for pid in &self.gateways {
             gateways += ticks(&pid.to_string())?;
@@ -56,7 +56,7 @@ impl Procs {
 
 impl CpuSample {
     /// The CPU time spent from `earlier` to `self`.
-    pub fn since(&self, earlier: &CpuSample) -> CpuDelta {
+    pub(crate) fn since(&self, earlier: &CpuSample) -> CpuDelta {
         let d = |now: u64, then: u64| {
             Duration::from_millis(now.saturating_sub(then) * 1000 / TICKS_PER_SEC)
         };

@@ -15,7 +15,7 @@
 mod bursts;
 mod call;
 mod chat;
-pub mod client;
+pub(crate) mod client;
 mod ws;
 
 use super::booking::system::{Carehub, Storage};
@@ -94,7 +94,7 @@ pub struct HubArgs {
 
 /// Chat latency of one run.
 #[derive(Debug, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     pub name: String,
     pub sent: u64,
     pub delivered: u64,
@@ -128,7 +128,7 @@ impl Latency {
 
 /// Sockets through one path (direct or the gateway).
 #[derive(Debug, Serialize)]
-pub struct PathCost {
+pub(crate) struct PathCost {
     pub name: String,
     pub opened: Opened,
     /// Resident memory added per socket, bytes: hub node, and gateway (0 for direct).
@@ -138,7 +138,7 @@ pub struct PathCost {
 
 /// Everything one `carehub-bench hub` run measured.
 #[derive(Debug, Serialize)]
-pub struct Figures {
+pub(crate) struct Figures {
     pub machine: Machine,
     pub connections: usize,
     pub users: usize,
@@ -164,7 +164,7 @@ pub struct Figures {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Target {
+pub(crate) struct Target {
     pub name: String,
     pub value: String,
     pub met: bool,
@@ -179,7 +179,7 @@ fn step(what: &str) {
 /// # Errors
 /// When the system cannot be started or driven, on Ctrl-C, or (with `--strict`) when a
 /// target is missed.
-pub async fn run(args: HubArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: HubArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.users > 0 && args.senders > 0 && args.connections > 0 && args.rate > 0,
         "--users, --senders, --connections and --rate must be at least 1"
@@ -601,7 +601,7 @@ impl Figures {
     }
 
     /// The human-readable report.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = String::new();
         let m = &self.machine;
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);

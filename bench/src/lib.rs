@@ -3,24 +3,24 @@
 //! docs/BENCHMARKS.md).
 //!
 //! Map:
-//! - [`cluster`] starts and stops the children (the nats-server through `carehub-natsd`);
-//! - [`load`] the load generator every scenario shares;
-//! - [`cpu`] reads process CPU times;
-//! - [`scenarios`] one function per measurement;
-//! - [`report`] the figures, targets and table;
-//! - [`booking`] the appointment booking benchmark (`carehub-bench booking`), with its own
+//! - `cluster` starts and stops the children (the nats-server through `carehub-natsd`);
+//! - `load` the load generator every scenario shares;
+//! - `cpu` reads process CPU times;
+//! - `scenarios` one function per measurement;
+//! - `report` the figures, targets and table;
+//! - `booking` the appointment booking benchmark (`carehub-bench booking`), with its own
 //!   system under test;
-//! - [`hub`] the hub benchmark (`carehub-bench hub`), which reuses it.
+//! - `hub` the hub benchmark (`carehub-bench hub`), which reuses it.
 //!
 //! [`carehub_executable`] finds the `carehub` binary that the children run.
 //!
 //! A crate of its own so that the shipped `carehub` carries no load generator, no WebRTC stack
 //! and no histogram code.
 
-pub mod booking;
+mod booking;
 mod cluster;
 mod cpu;
-pub mod hub;
+mod hub;
 mod load;
 mod report;
 mod scenarios;

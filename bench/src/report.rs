@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Everything one `carehub-bench` run measured.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub machine: Machine,
     pub settings: Settings,
     pub rows: Vec<Row>,
@@ -20,7 +20,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Machine {
+pub(crate) struct Machine {
     pub cpus: usize,
     pub model: String,
     /// `/proc/loadavg` when the run started and when it ended: other work on the machine
@@ -30,7 +30,7 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn this() -> Self {
+    pub(crate) fn this() -> Self {
         let model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|info| {
@@ -49,7 +49,7 @@ impl Machine {
     }
 
     /// Notes the load average at the end of the run.
-    pub fn finished(&mut self) {
+    pub(crate) fn finished(&mut self) {
         self.load_after = load_average();
     }
 }
@@ -63,7 +63,7 @@ fn load_average() -> String {
 
 /// How the run was shaped.
 #[derive(Debug, Clone, Serialize)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub concurrency: usize,
     pub warmup_secs: f64,
     pub duration_secs: f64,
@@ -75,7 +75,7 @@ pub struct Settings {
 
 /// One line of the throughput table.
 #[derive(Debug, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub name: String,
     pub per_sec: f64,
     pub p50_ms: f64,
@@ -93,7 +93,7 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(name: &str, o: &Outcome, with_cpu: bool) -> Self {
+    pub(crate) fn new(name: &str, o: &Outcome, with_cpu: bool) -> Self {
         let cpu = |d: Duration| with_cpu.then(|| o.us_per_request(d));
         Self {
             name: name.to_owned(),
@@ -112,14 +112,14 @@ impl Row {
 
 /// p50 of `/api/me` through gateway A minus p50 of `Me {}` sent over NATS, one client each.
 #[derive(Debug, Serialize)]
-pub struct AddedLatency {
+pub(crate) struct AddedLatency {
     pub http_p50_ms: f64,
     pub nats_p50_ms: f64,
     pub added_ms: f64,
 }
 
 impl AddedLatency {
-    pub fn new(http: &Outcome, nats: &Outcome) -> Self {
+    pub(crate) fn new(http: &Outcome, nats: &Outcome) -> Self {
         let (h, n) = (http.ms(0.5), nats.ms(0.5));
         Self {
             http_p50_ms: h,
@@ -131,7 +131,7 @@ impl AddedLatency {
 
 /// Time from a logout acknowledged by gateway A until gateway B refuses the token.
 #[derive(Debug, Serialize)]
-pub struct RevocationDelay {
+pub(crate) struct RevocationDelay {
     pub rounds: usize,
     pub p50_ms: f64,
     pub max_ms: f64,
@@ -140,7 +140,7 @@ pub struct RevocationDelay {
 }
 
 impl RevocationDelay {
-    pub fn new(mut delays: Vec<Duration>, missed: usize) -> Self {
+    pub(crate) fn new(mut delays: Vec<Duration>, missed: usize) -> Self {
         delays.sort();
         let ms = |d: Option<&Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
         Self {
@@ -154,7 +154,7 @@ impl RevocationDelay {
 
 /// Login throughput against what the argon2 permits allow at best.
 #[derive(Debug, Serialize)]
-pub struct LoginTheory {
+pub(crate) struct LoginTheory {
     /// Median time of one argon2 check on an idle machine.
     pub hash_ms: f64,
     pub permits: usize,
@@ -169,7 +169,7 @@ pub struct LoginTheory {
 }
 
 impl LoginTheory {
-    pub fn new(hash: HashTimes, permits: usize, login: &Outcome) -> Self {
+    pub(crate) fn new(hash: HashTimes, permits: usize, login: &Outcome) -> Self {
         let theory = permits as f64 / hash.single.as_secs_f64();
         Self {
             hash_ms: hash.single.as_secs_f64() * 1000.0,
@@ -185,7 +185,7 @@ impl LoginTheory {
 
 /// `/api/me` latency probe with and without a concurrent login storm.
 #[derive(Debug, Serialize)]
-pub struct Storm {
+pub(crate) struct Storm {
     pub quiet_p99_ms: f64,
     pub storm_p99_ms: f64,
     pub storm_logins_per_sec: f64,
@@ -193,7 +193,7 @@ pub struct Storm {
 
 /// A target and whether this run met it.
 #[derive(Debug, Serialize)]
-pub struct Target {
+pub(crate) struct Target {
     pub name: &'static str,
     pub measured: String,
     pub pass: bool,
@@ -201,7 +201,7 @@ pub struct Target {
 
 impl Report {
     /// Judges the figures against the targets (fills [`Report::targets`]).
-    pub fn judge(&mut self, healthz: &Outcome, me_cached: &Outcome) {
+    pub(crate) fn judge(&mut self, healthz: &Outcome, me_cached: &Outcome) {
         let ratio = 100.0 * me_cached.per_sec() / healthz.per_sec();
         let added = self.gateway_added_latency.added_ms;
         let login = self.login_vs_theory.percent;
@@ -231,12 +231,12 @@ impl Report {
     }
 
     /// How many targets were missed.
-    pub fn missed(&self) -> usize {
+    pub(crate) fn missed(&self) -> usize {
         self.targets.iter().filter(|t| !t.pass).count()
     }
 
     /// The human-readable report.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let _ = self.write(&mut out);
         out

@@ -18,7 +18,7 @@ const DRAIN: Duration = Duration::from_secs(3);
 
 /// What one chat run measured.
 #[derive(Debug)]
-pub struct ChatRun {
+pub(super) struct ChatRun {
     /// Messages sent inside the measured window.
     pub sent: u64,
     /// Of those, how many reached the receiver.
@@ -38,7 +38,7 @@ pub struct ChatRun {
 ///
 /// # Errors
 /// When a socket fails or a process's CPU time cannot be read.
-pub async fn run(
+pub(super) async fn run(
     senders: Vec<(Socket, String)>,
     mut receiver: Socket,
     rate: u32,
