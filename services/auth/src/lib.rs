@@ -25,7 +25,7 @@ pub use service::{create_user, start};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Micro service identity shown by `nats micro info auth`.
-pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
+pub(crate) const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: carehub_nats::auth::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub accounts, sessions and token verification",

@@ -7,14 +7,14 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 /// A row of `users`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct UserRow {
-    pub id: String,
-    pub email: String,
-    pub display_name: String,
-    pub password_hash: String,
-    pub role: String,
-    pub status: String,
-    pub token_generation: i64,
-    pub created_at: i64,
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) display_name: String,
+    pub(crate) password_hash: String,
+    pub(crate) role: String,
+    pub(crate) status: String,
+    pub(crate) token_generation: i64,
+    pub(crate) created_at: i64,
     pub time_zone: String,
 }
 
@@ -24,14 +24,14 @@ const USER_COLS: &str =
 /// A user about to be inserted.
 #[derive(Debug)]
 pub(crate) struct NewUser<'a> {
-    pub id: &'a str,
-    pub email: &'a str,
-    pub display_name: &'a str,
-    pub password_hash: &'a str,
-    pub role: &'a str,
-    pub status: &'a str,
-    pub time_zone: &'a str,
-    pub now: i64,
+    pub(crate) id: &'a str,
+    pub(crate) email: &'a str,
+    pub(crate) display_name: &'a str,
+    pub(crate) password_hash: &'a str,
+    pub(crate) role: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) time_zone: &'a str,
+    pub(crate) now: i64,
 }
 
 /// Inserts a user unless the email is taken, with its `registered` event in the same
@@ -262,11 +262,11 @@ pub(crate) async fn deny_token(db: &Db, jti: &str, expires_at_ms: i64) -> Result
 /// What verification needs to know beyond the signature.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct TokenState {
-    pub role: String,
-    pub status: String,
-    pub token_generation: i64,
-    pub session_revoked: i64,
-    pub token_revoked: i64,
+    pub(crate) role: String,
+    pub(crate) status: String,
+    pub(crate) token_generation: i64,
+    pub(crate) session_revoked: i64,
+    pub(crate) token_revoked: i64,
 }
 
 /// One round trip: the user's role, status and generation, and whether the session or the
@@ -358,9 +358,9 @@ pub(crate) async fn reset_password(
 /// A throttle counter.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct ThrottleRow {
-    pub failures: i64,
-    pub window_start: i64,
-    pub blocked_until: i64,
+    pub(crate) failures: i64,
+    pub(crate) window_start: i64,
+    pub(crate) blocked_until: i64,
 }
 
 /// # Errors
@@ -415,12 +415,12 @@ pub(crate) async fn throttle_clear(db: &Db, a: &str, b: &str) -> Result<(), Stor
 /// Filters for the admin user list.
 #[derive(Debug, Default)]
 pub(crate) struct UserFilter<'a> {
-    pub role: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub(crate) role: Option<&'a str>,
+    pub(crate) status: Option<&'a str>,
     /// Already lowercased and LIKE-escaped, wrapped in `%`.
-    pub pattern: Option<String>,
-    pub after_id: Option<&'a str>,
-    pub limit: i64,
+    pub(crate) pattern: Option<String>,
+    pub(crate) after_id: Option<&'a str>,
+    pub(crate) limit: i64,
 }
 
 /// Users ordered by id (UUID v7, so by creation time), keyset-paginated.

@@ -21,9 +21,9 @@ pub(crate) const MAX_BACKOFF_SECS: i64 = 60;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Throttle {
-    pub max_per_address: i64,
-    pub max_per_account: i64,
-    pub window_ms: i64,
+    pub(crate) max_per_address: i64,
+    pub(crate) max_per_account: i64,
+    pub(crate) window_ms: i64,
 }
 
 fn keys(email: &str, client: &str) -> (String, String) {
