@@ -25,8 +25,8 @@ fn ms(d: Duration) -> i64 {
 /// A patient's preferred window, in the future, at most 31 days long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
-    pub start: i64,
-    pub end: i64,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
 }
 
 /// Longest preferred window.

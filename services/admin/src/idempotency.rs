@@ -53,13 +53,13 @@ enum Stored<T> {
 
 /// One idempotent call: who, which key, and the request it names.
 pub(crate) struct Call<'a> {
-    pub caller: &'a str,
-    pub key: &'a str,
+    pub(crate) caller: &'a str,
+    pub(crate) key: &'a str,
     /// The operation's name, so one key cannot name two kinds of call.
-    pub operation: &'a str,
+    pub(crate) operation: &'a str,
     /// The request as parsed, without its key: compared by its canonical JSON, so key order
     /// and whitespace of the original body do not matter.
-    pub request: serde_json::Value,
+    pub(crate) request: serde_json::Value,
 }
 
 impl Call<'_> {

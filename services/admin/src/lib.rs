@@ -33,9 +33,10 @@ pub use config::AdminConfig;
 pub use service::start;
 
 /// Migrations for SQLite (overlap guard by triggers).
-pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 /// Migrations for PostgreSQL (overlap guard by exclusion constraints).
-pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static POSTGRES_MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("./migrations/postgres");
 
 /// The migrator for a database's backend.
 pub fn migrator(db: &carehub_runtime::Db) -> &'static sqlx::migrate::Migrator {
@@ -46,7 +47,7 @@ pub fn migrator(db: &carehub_runtime::Db) -> &'static sqlx::migrate::Migrator {
 }
 
 /// Micro service identity shown by `nats micro info admin`.
-pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
+pub(crate) const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: carehub_nats::appointment::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub appointments, offers, routing and audit",

@@ -117,11 +117,11 @@ const PEOPLE: &[Party] = &[Patient, Doctor, Admin];
 /// One allowed transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Transition {
-    pub from: AppointmentStatus,
-    pub action: Action,
-    pub to: AppointmentStatus,
+    pub(crate) from: AppointmentStatus,
+    pub(crate) action: Action,
+    pub(crate) to: AppointmentStatus,
     /// Who may take it.
-    pub by: &'static [Party],
+    pub(crate) by: &'static [Party],
 }
 
 const fn t(
@@ -193,8 +193,8 @@ pub(crate) fn may(by: Party, from: AppointmentStatus, action: Action) -> bool {
 /// A status change to apply by compare-and-set: from any of `from`, to `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Step {
-    pub from: Vec<AppointmentStatus>,
-    pub to: AppointmentStatus,
+    pub(crate) from: Vec<AppointmentStatus>,
+    pub(crate) to: AppointmentStatus,
 }
 
 /// The statuses `by` may take `action` from, for an action that leads to one status wherever
@@ -216,12 +216,12 @@ pub(crate) fn step(action: Action, by: Party) -> Option<Step> {
 /// (`#[sqlx(try_from = "Stored")]`).
 #[derive(Debug, sqlx::Type)]
 #[sqlx(transparent)]
-pub struct Stored(String);
+pub(crate) struct Stored(String);
 
 /// A stored status no enum knows: the database holds a value this version cannot read.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown stored {kind} `{value}`")]
-pub struct UnknownValue {
+pub(crate) struct UnknownValue {
     kind: &'static str,
     value: String,
 }

@@ -38,11 +38,11 @@ use carehub_runtime::outbox::Relay;
 /// What the actors need: storage, settings, and the outbox relay to wake.
 #[derive(Clone)]
 pub(crate) struct Core {
-    pub db: Db,
-    pub cfg: AdminConfig,
-    pub relay: Relay,
+    pub(crate) db: Db,
+    pub(crate) cfg: AdminConfig,
+    pub(crate) relay: Relay,
     /// This admin instance's id: the owner of the requests it routes.
-    pub instance: String,
+    pub(crate) instance: String,
 }
 
 impl std::fmt::Debug for Core {

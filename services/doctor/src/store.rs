@@ -11,20 +11,20 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 /// A row of `doctors`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct DoctorRow {
-    pub id: String,
-    pub display_name: String,
-    pub account_status: String,
+    pub(crate) id: String,
+    pub(crate) display_name: String,
+    pub(crate) account_status: String,
     /// JSON array of slugs.
-    pub specialties: String,
+    pub(crate) specialties: String,
     /// JSON array of ISO 639-1 codes.
-    pub languages: String,
-    pub bio: String,
-    pub time_zone: String,
+    pub(crate) languages: String,
+    pub(crate) bio: String,
+    pub(crate) time_zone: String,
     /// JSON array of wire `WeeklyHours`.
-    pub weekly: String,
-    pub slot_minutes: i64,
-    pub auto_accept: bool,
-    pub version: i64,
+    pub(crate) weekly: String,
+    pub(crate) slot_minutes: i64,
+    pub(crate) auto_accept: bool,
+    pub(crate) version: i64,
 }
 
 const DOCTOR_COLS: &str = "id, display_name, account_status, specialties, languages, bio, time_zone, weekly, slot_minutes, auto_accept, version";
@@ -32,17 +32,17 @@ const DOCTOR_COLS: &str = "id, display_name, account_status, specialties, langua
 /// A row of `time_off`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct TimeOffRow {
-    pub id: String,
-    pub start_at: i64,
-    pub end_at: i64,
-    pub reason: String,
+    pub(crate) id: String,
+    pub(crate) start_at: i64,
+    pub(crate) end_at: i64,
+    pub(crate) reason: String,
 }
 
 /// A doctor and the time off that has not ended yet.
 #[derive(Debug, Clone)]
 pub(crate) struct Doctor {
-    pub row: DoctorRow,
-    pub time_off: Vec<TimeOffRow>,
+    pub(crate) row: DoctorRow,
+    pub(crate) time_off: Vec<TimeOffRow>,
 }
 
 const UPCOMING_TIME_OFF: &str = "SELECT id, start_at, end_at, reason FROM time_off
@@ -81,13 +81,13 @@ pub(crate) async fn doctor_with_time_off(
 #[derive(Debug, Default)]
 pub(crate) struct DirectoryFilter<'a> {
     /// `%"slug"%`, matched against the JSON array.
-    pub specialty_pattern: Option<String>,
+    pub(crate) specialty_pattern: Option<String>,
     /// `%"code"%`, matched against the JSON array of languages.
-    pub language_pattern: Option<String>,
+    pub(crate) language_pattern: Option<String>,
     /// Lowercased, LIKE-escaped, wrapped in `%`.
-    pub name_pattern: Option<String>,
-    pub after_id: Option<&'a str>,
-    pub limit: i64,
+    pub(crate) name_pattern: Option<String>,
+    pub(crate) after_id: Option<&'a str>,
+    pub(crate) limit: i64,
 }
 
 /// Approved doctors ordered by id, keyset-paginated.
@@ -228,10 +228,10 @@ pub(crate) async fn change(
 /// The account facts this service keeps.
 #[derive(Debug)]
 pub(crate) struct Account<'a> {
-    pub id: &'a str,
-    pub display_name: &'a str,
-    pub display_name_lower: &'a str,
-    pub status: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) display_name: &'a str,
+    pub(crate) display_name_lower: &'a str,
+    pub(crate) status: &'a str,
 }
 
 /// Applies an account event once: creates the doctor on first sight, or updates the display

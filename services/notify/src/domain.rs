@@ -13,16 +13,16 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Message {
     /// `appointment_<event kind>` or `appointment_reminder`.
-    pub kind: String,
-    pub title: String,
-    pub body: String,
+    pub(crate) kind: String,
+    pub(crate) title: String,
+    pub(crate) body: String,
 }
 
 /// What the directory knows of a person, for wording messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Person {
-    pub display_name: String,
-    pub role: Role,
+    pub(crate) display_name: String,
+    pub(crate) role: Role,
 }
 
 /// The zone a recipient's times are written in: their account's, UTC when the directory does
@@ -123,11 +123,11 @@ pub(crate) fn actor_label(actor: Option<&Actor>, known: Option<&Person>) -> Stri
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Wording<'a> {
     /// From [`actor_label`].
-    pub actor: &'a str,
+    pub(crate) actor: &'a str,
     /// The patient's name, if known.
-    pub patient: Option<&'a str>,
+    pub(crate) patient: Option<&'a str>,
     /// The confirmed doctor's label ("Dr. X"), if known.
-    pub doctor: Option<&'a str>,
+    pub(crate) doctor: Option<&'a str>,
 }
 
 /// What `event` tells `recipient`, with times in the recipient's zone `tz`.
@@ -341,8 +341,8 @@ pub(crate) fn reminder_effect(kind: AppointmentEventKind) -> ReminderEffect {
 /// One reminder to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PlannedReminder {
-    pub offset_ms: i64,
-    pub due_at: i64,
+    pub(crate) offset_ms: i64,
+    pub(crate) due_at: i64,
 }
 
 /// The reminders still ahead for an appointment starting at `start_ms`: one per offset whose

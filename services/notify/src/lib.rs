@@ -39,7 +39,7 @@ pub use service::start;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Micro service identity shown by `nats micro info notify`.
-pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
+pub(crate) const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: carehub_nats::notify::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub notifications, mail and reminders",

@@ -22,7 +22,7 @@ pub use service::start;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Micro service identity shown by `nats micro info patient`.
-pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
+pub(crate) const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: carehub_nats::patient::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub patient profiles and medical records",

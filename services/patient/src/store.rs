@@ -10,21 +10,21 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 /// A row of `patients`, with the account's display name when known.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct PatientRow {
-    pub id: String,
-    pub display_name: Option<String>,
-    pub profile_version: i64,
-    pub profile_updated_at: i64,
-    pub date_of_birth: Option<String>,
-    pub phone: Option<String>,
-    pub address: Option<String>,
-    pub emergency_contact: Option<String>,
-    pub record_version: i64,
-    pub record_updated_at: i64,
-    pub allergies: String,
-    pub conditions: String,
-    pub medications: String,
-    pub blood_type: String,
-    pub notes: String,
+    pub(crate) id: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) profile_version: i64,
+    pub(crate) profile_updated_at: i64,
+    pub(crate) date_of_birth: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) address: Option<String>,
+    pub(crate) emergency_contact: Option<String>,
+    pub(crate) record_version: i64,
+    pub(crate) record_updated_at: i64,
+    pub(crate) allergies: String,
+    pub(crate) conditions: String,
+    pub(crate) medications: String,
+    pub(crate) blood_type: String,
+    pub(crate) notes: String,
 }
 
 const SELECT_PATIENT: &str = "SELECT p.id, a.display_name, p.profile_version, p.profile_updated_at,
@@ -57,20 +57,20 @@ pub(crate) async fn patient(db: &Db, id: &str) -> Result<Option<PatientRow>, Sto
 /// Profile columns as stored (JSON text for the nested objects).
 #[derive(Debug)]
 pub(crate) struct ProfileCols {
-    pub date_of_birth: Option<String>,
-    pub phone: Option<String>,
-    pub address: Option<String>,
-    pub emergency_contact: Option<String>,
+    pub(crate) date_of_birth: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) address: Option<String>,
+    pub(crate) emergency_contact: Option<String>,
 }
 
 /// Record columns as stored (JSON text for the lists).
 #[derive(Debug)]
 pub(crate) struct RecordCols {
-    pub allergies: String,
-    pub conditions: String,
-    pub medications: String,
-    pub blood_type: &'static str,
-    pub notes: String,
+    pub(crate) allergies: String,
+    pub(crate) conditions: String,
+    pub(crate) medications: String,
+    pub(crate) blood_type: &'static str,
+    pub(crate) notes: String,
 }
 
 /// What a versioned update came to.
@@ -127,13 +127,13 @@ pub(crate) async fn update(
 /// One audit entry as stored.
 #[derive(Debug)]
 pub(crate) struct AuditRow<'a> {
-    pub id: &'a str,
-    pub at: i64,
-    pub actor_id: &'a str,
-    pub actor_role: &'a str,
-    pub subject_id: &'a str,
-    pub action: &'a str,
-    pub reason: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) at: i64,
+    pub(crate) actor_id: &'a str,
+    pub(crate) actor_role: &'a str,
+    pub(crate) subject_id: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) reason: &'a str,
 }
 
 /// Reads a patient's row for someone else and, when it exists, records the read in
@@ -176,11 +176,11 @@ pub(crate) async fn patient_exists(db: &Db, id: &str) -> Result<bool, StoreError
 /// An account as an event announced it.
 #[derive(Debug)]
 pub(crate) struct AccountFacts<'a> {
-    pub id: &'a str,
-    pub role: &'a str,
-    pub status: &'a str,
-    pub display_name: &'a str,
-    pub event_at: i64,
+    pub(crate) id: &'a str,
+    pub(crate) role: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) display_name: &'a str,
+    pub(crate) event_at: i64,
 }
 
 /// Applies an account event: keeps the newest facts (an older event arriving late changes

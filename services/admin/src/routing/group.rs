@@ -19,11 +19,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 /// The doctors a pick chose.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Pick {
-    pub doctors: Vec<String>,
+    pub(crate) doctors: Vec<String>,
     /// Offer deadline in milliseconds.
-    pub deadline_ms: i64,
+    pub(crate) deadline_ms: i64,
     /// Round robin: the cursor to store together with the offers.
-    pub rr_cursor: Option<i64>,
+    pub(crate) rr_cursor: Option<i64>,
 }
 
 pub(crate) enum GroupMsg {

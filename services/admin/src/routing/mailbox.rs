@@ -14,7 +14,7 @@ pub(crate) trait Kind {
 
 /// A message on its way to (or being handled by) an actor of kind `M::KIND`.
 pub(crate) struct Envelope<M> {
-    pub msg: M,
+    pub(crate) msg: M,
     queued: Held,
 }
 

@@ -15,13 +15,13 @@ use carehub_nats::appointment::Strategy;
 /// One member as a pick sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Member {
-    pub id: String,
+    pub(crate) id: String,
     /// Already offered this request once (declined or timed out): never offered again.
-    pub tried: bool,
+    pub(crate) tried: bool,
     /// Approved, with a free slot in the requested window.
-    pub available: bool,
+    pub(crate) available: bool,
     /// Open offers plus confirmed appointments in the window (read only for least loaded).
-    pub load: i64,
+    pub(crate) load: i64,
 }
 
 impl Member {
@@ -34,9 +34,9 @@ impl Member {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Snapshot {
     /// In the group's order.
-    pub members: Vec<Member>,
+    pub(crate) members: Vec<Member>,
     /// Round robin: the stored cursor (any integer; taken modulo the member count).
-    pub cursor: i64,
+    pub(crate) cursor: i64,
 }
 
 impl Snapshot {
@@ -57,9 +57,9 @@ impl Snapshot {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Choice {
     /// Empty when nobody can take the request.
-    pub doctors: Vec<String>,
+    pub(crate) doctors: Vec<String>,
     /// Round robin: the cursor to store together with the offers.
-    pub next_cursor: Option<i64>,
+    pub(crate) next_cursor: Option<i64>,
 }
 
 /// Applies `strategy` to `s`.

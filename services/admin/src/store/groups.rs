@@ -62,14 +62,14 @@ pub(crate) async fn groups(db: &Db) -> Result<Vec<(GroupRow, Vec<String>)>, Stor
 /// A group as saved.
 #[derive(Debug)]
 pub(crate) struct SaveGroupRow<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
-    pub specialty: Option<&'a str>,
-    pub strategy: Strategy,
-    pub accept_deadline_secs: i64,
-    pub members: &'a [String],
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) specialty: Option<&'a str>,
+    pub(crate) strategy: Strategy,
+    pub(crate) accept_deadline_secs: i64,
+    pub(crate) members: &'a [String],
     /// `None` inserts; `Some(v)` replaces only if the stored version is `v`.
-    pub expected_version: Option<i64>,
+    pub(crate) expected_version: Option<i64>,
 }
 
 /// Creates or replaces a group and its members. `false` when the expected version was stale.

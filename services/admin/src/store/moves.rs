@@ -8,14 +8,14 @@ use carehub_runtime::{enqueue, write_tx};
 /// A patient's request to move a confirmed appointment into a new window.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MoveRequest<'a> {
-    pub id: &'a str,
+    pub(crate) id: &'a str,
     /// The doctor who gets the offer to choose a time in the window.
-    pub doctor_id: &'a str,
-    pub window_start: i64,
-    pub window_end: i64,
+    pub(crate) doctor_id: &'a str,
+    pub(crate) window_start: i64,
+    pub(crate) window_end: i64,
     /// The offer's deadline.
-    pub deadline: i64,
-    pub now: i64,
+    pub(crate) deadline: i64,
+    pub(crate) now: i64,
 }
 
 /// A patient's move request: records the new window and offers it to the doctor, atomically,
@@ -87,14 +87,14 @@ pub(crate) async fn propose_change(
 /// The answer to a pending move.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MoveAnswer<'a> {
-    pub id: &'a str,
+    pub(crate) id: &'a str,
     /// Who asked for the move: `patient` or `doctor`.
-    pub by: &'a str,
+    pub(crate) by: &'a str,
     /// For a patient's move: the doctor whose pending offer the answer closes.
-    pub offer_doctor: Option<&'a str>,
+    pub(crate) offer_doctor: Option<&'a str>,
     /// Why it was declined (stored on the doctor's offer).
-    pub reason: Option<&'a str>,
-    pub now: i64,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) now: i64,
 }
 
 /// What the answer to a pending move does.

@@ -71,14 +71,14 @@ pub(crate) async fn busy(
 /// One routing step: offers of a request to some doctors.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NewOffers<'a> {
-    pub appointment_id: &'a str,
+    pub(crate) appointment_id: &'a str,
     /// The version the router read; the step applies only if nothing changed since.
-    pub expected_version: i64,
-    pub doctors: &'a [String],
-    pub deadline: i64,
-    pub now: i64,
+    pub(crate) expected_version: i64,
+    pub(crate) doctors: &'a [String],
+    pub(crate) deadline: i64,
+    pub(crate) now: i64,
     /// Round robin: the group and the cursor to store with the offers.
-    pub rr_cursor: Option<(&'a str, i64)>,
+    pub(crate) rr_cursor: Option<(&'a str, i64)>,
 }
 
 /// Offers the appointment to `doctors` (one new pending offer each), moves it to `offered`,
@@ -137,11 +137,11 @@ pub(crate) enum Accepted {
 /// A doctor's accept of their offer at `[start, end)`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Acceptance<'a> {
-    pub appointment_id: &'a str,
-    pub doctor_id: &'a str,
-    pub start: i64,
-    pub end: i64,
-    pub now: i64,
+    pub(crate) appointment_id: &'a str,
+    pub(crate) doctor_id: &'a str,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) now: i64,
 }
 
 /// Accepts a doctor's pending offer and confirms the appointment at [start, end), withdrawing
@@ -188,14 +188,14 @@ pub(crate) async fn accept_offer(
 /// A doctor's pending offer to close.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CloseOffer<'a> {
-    pub appointment_id: &'a str,
-    pub doctor_id: &'a str,
+    pub(crate) appointment_id: &'a str,
+    pub(crate) doctor_id: &'a str,
     /// `Declined` or `TimedOut`.
-    pub to: OfferStatus,
-    pub reason: Option<&'a str>,
+    pub(crate) to: OfferStatus,
+    pub(crate) reason: Option<&'a str>,
     /// Only once its deadline passed (a time-out).
-    pub due_only: bool,
-    pub now: i64,
+    pub(crate) due_only: bool,
+    pub(crate) now: i64,
 }
 
 /// Closes a doctor's pending offer as `declined` or `timed_out` (for a time-out only once its

@@ -156,6 +156,6 @@ pub(crate) async fn holders(
 /// The answer of [`holders`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Holders {
-    pub patient: bool,
-    pub doctor: bool,
+    pub(crate) patient: bool,
+    pub(crate) doctor: bool,
 }

@@ -9,22 +9,22 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 /// A request about to be stored.
 #[derive(Debug)]
 pub(crate) struct NewAppointment<'a> {
-    pub id: &'a str,
-    pub owner: &'a str,
-    pub patient_id: &'a str,
-    pub doctor_id: Option<&'a str>,
-    pub group_id: Option<&'a str>,
-    pub specialty: Option<&'a str>,
-    pub target_kind: &'a str,
-    pub status: AppointmentStatus,
-    pub window_start: i64,
-    pub window_end: i64,
-    pub start_at: Option<i64>,
-    pub end_at: Option<i64>,
-    pub reason: &'a str,
-    pub final_deadline: i64,
-    pub idempotency_key: Option<&'a str>,
-    pub now: i64,
+    pub(crate) id: &'a str,
+    pub(crate) owner: &'a str,
+    pub(crate) patient_id: &'a str,
+    pub(crate) doctor_id: Option<&'a str>,
+    pub(crate) group_id: Option<&'a str>,
+    pub(crate) specialty: Option<&'a str>,
+    pub(crate) target_kind: &'a str,
+    pub(crate) status: AppointmentStatus,
+    pub(crate) window_start: i64,
+    pub(crate) window_end: i64,
+    pub(crate) start_at: Option<i64>,
+    pub(crate) end_at: Option<i64>,
+    pub(crate) reason: &'a str,
+    pub(crate) final_deadline: i64,
+    pub(crate) idempotency_key: Option<&'a str>,
+    pub(crate) now: i64,
 }
 
 /// Stores a new appointment with its events. With an idempotency key already used by this
@@ -154,15 +154,15 @@ pub(crate) async fn due_expiries(
 /// A status change to apply by compare-and-set.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StatusChange<'a> {
-    pub id: &'a str,
+    pub(crate) id: &'a str,
     /// The statuses it may start from (see [`crate::lifecycle::step`]).
-    pub from: &'a [AppointmentStatus],
-    pub to: AppointmentStatus,
-    pub closed_by: Option<&'a str>,
-    pub close_reason: Option<&'a str>,
+    pub(crate) from: &'a [AppointmentStatus],
+    pub(crate) to: AppointmentStatus,
+    pub(crate) closed_by: Option<&'a str>,
+    pub(crate) close_reason: Option<&'a str>,
     /// Only once the appointment started by this time.
-    pub started_by: Option<i64>,
-    pub now: i64,
+    pub(crate) started_by: Option<i64>,
+    pub(crate) now: i64,
 }
 
 /// A status change by compare-and-set: from one of `from` to `to`, optionally only once the
@@ -243,10 +243,10 @@ pub(crate) async fn escalate(
 /// Where a request is routed: `kind` is `doctor`, `group` or `specialty`, with its id or name.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Routing<'a> {
-    pub kind: &'a str,
-    pub doctor_id: Option<&'a str>,
-    pub group_id: Option<&'a str>,
-    pub specialty: Option<&'a str>,
+    pub(crate) kind: &'a str,
+    pub(crate) doctor_id: Option<&'a str>,
+    pub(crate) group_id: Option<&'a str>,
+    pub(crate) specialty: Option<&'a str>,
 }
 
 /// Points an open request at a new target (admin re-route), withdrawing pending offers and
