@@ -98,12 +98,13 @@ impl Gateway {
     }
 
     /// The axum Router (for tests and for serving).
-    pub fn router(&self) -> Router {
+    pub(crate) fn router(&self) -> Router {
         build_router(self.state.clone(), self.cors.clone())
     }
 
     /// Token checks, for tests that look at the cache.
-    pub fn tokens(&self) -> &Tokens {
+    #[cfg(test)]
+    pub(crate) fn tokens(&self) -> &Tokens {
         &self.state.tokens
     }
 

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 /// A role to filter by.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum RoleFilter {
+pub(crate) enum RoleFilter {
     Patient,
     Doctor,
     Admin,
@@ -25,7 +25,7 @@ pub enum RoleFilter {
 /// A status to filter by.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum StatusFilter {
+pub(crate) enum StatusFilter {
     Active,
     Pending,
     Rejected,
@@ -35,18 +35,18 @@ pub enum StatusFilter {
 /// Filters and paging for the user list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListUsersQuery {
+pub(crate) struct ListUsersQuery {
     #[param(inline)]
-    pub role: Option<RoleFilter>,
+    pub(crate) role: Option<RoleFilter>,
     #[param(inline)]
-    pub status: Option<StatusFilter>,
+    pub(crate) status: Option<StatusFilter>,
     /// Case-insensitive substring of email or display name.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Page size, default 50.
     #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 impl From<ListUsersQuery> for AdminListUsers {
@@ -75,10 +75,10 @@ impl From<ListUsersQuery> for AdminListUsers {
 pub(crate) struct ReasonBody {
     #[serde(default)]
     #[schema(max_length = 500)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Disable a doctor even with confirmed appointments, cancelling them.
     #[serde(default)]
-    pub force: Option<bool>,
+    pub(crate) force: Option<bool>,
 }
 
 /// List accounts, newest first.

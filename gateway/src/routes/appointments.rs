@@ -41,20 +41,20 @@ const MAX_ACCEPT_DEADLINE_SECS: i64 = 7 * 86_400;
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RequestBody {
     #[schema(schema_with = target_schema)]
-    pub target: Target,
+    pub(crate) target: Target,
     /// RFC 3339; the window must end in the future and be at most 31 days long.
     #[schema(format = DateTime)]
-    pub window_start: String,
+    pub(crate) window_start: String,
     /// RFC 3339, after `window_start`.
     #[schema(format = DateTime)]
-    pub window_end: String,
+    pub(crate) window_end: String,
     /// Why the patient comes; 1 to 1000 characters.
     #[schema(
         min_length = 1,
         max_length = 1000,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// A patient books a free slot of a doctor who lets patients book directly.
@@ -63,17 +63,17 @@ pub(crate) struct BookBody {
     /// An approved doctor who takes direct bookings (`auto_accept` in their profile); any
     /// other id is 422.
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub doctor_id: String,
+    pub(crate) doctor_id: String,
     /// RFC 3339; must lie in the future and be a slot start of the doctor's availability
     /// (see `GET /api/doctors/{id}/slots`) that is still free.
     #[schema(format = DateTime)]
-    pub start: String,
+    pub(crate) start: String,
     #[schema(
         min_length = 1,
         max_length = 1000,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// A doctor accepts their offer and fixes the time.
@@ -82,7 +82,7 @@ pub(crate) struct AcceptBody {
     /// RFC 3339; must lie in the future and be a slot start of the caller's availability
     /// (inside the patient's window, when accepting).
     #[schema(format = DateTime)]
-    pub start: String,
+    pub(crate) start: String,
 }
 
 /// A new preferred window for a confirmed appointment.
@@ -90,16 +90,16 @@ pub(crate) struct AcceptBody {
 pub(crate) struct RescheduleBody {
     /// RFC 3339; the window must end in the future and be at most 31 days long.
     #[schema(format = DateTime)]
-    pub window_start: String,
+    pub(crate) window_start: String,
     /// RFC 3339, after `window_start`.
     #[schema(format = DateTime)]
-    pub window_end: String,
+    pub(crate) window_end: String,
 }
 
 /// The patient's answer to a proposed time.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ProposalAnswerBody {
-    pub accept: bool,
+    pub(crate) accept: bool,
 }
 
 /// Why (kept with the appointment and told to the people concerned).
@@ -111,7 +111,7 @@ pub(crate) struct ReasonBody {
         max_length = 1000,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// The doctor's notes on a visit.
@@ -123,14 +123,14 @@ pub(crate) struct NotesBody {
         max_length = 5000,
         pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
     )]
-    pub notes: String,
+    pub(crate) notes: String,
 }
 
 /// Where an admin sends an open request instead.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RerouteBody {
     #[schema(schema_with = target_schema)]
-    pub target: Target,
+    pub(crate) target: Target,
 }
 
 /// A doctor group and its routing rule.
@@ -142,19 +142,19 @@ pub(crate) struct GroupBody {
         max_length = 100,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub name: String,
+    pub(crate) name: String,
     /// The specialty this group routes (a lowercase slug such as `family-medicine`); at most
     /// one group per specialty.
     #[serde(default)]
     #[schema(max_length = 64, pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$")]
-    pub specialty: Option<String>,
-    pub strategy: Strategy,
+    pub(crate) specialty: Option<String>,
+    pub(crate) strategy: Strategy,
     /// Seconds a member has to accept an offer, 1 to 604800 (a week).
     #[schema(minimum = 1, maximum = 604_800)]
-    pub accept_deadline_secs: i64,
+    pub(crate) accept_deadline_secs: i64,
     /// Member doctor ids in order (the order breaks least-loaded ties); 1 to 50, no repeats.
     #[schema(schema_with = member_ids)]
-    pub members: Vec<String>,
+    pub(crate) members: Vec<String>,
 }
 
 /// The schema of a [`Target`]: an object with exactly one of `doctor`, `group` (ids) or
@@ -214,13 +214,13 @@ fn member_ids() -> utoipa::openapi::Array {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     #[param(inline)]
-    pub status: Option<AppointmentStatus>,
+    pub(crate) status: Option<AppointmentStatus>,
     /// Page size, default 50.
     #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// Filters and paging for the audit trail.
@@ -229,16 +229,16 @@ pub(crate) struct ListQuery {
 pub(crate) struct AuditQuery {
     /// Entries about this user's data.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub subject_id: Option<String>,
+    pub(crate) subject_id: Option<String>,
     /// Entries by this user.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub actor_id: Option<String>,
+    pub(crate) actor_id: Option<String>,
     /// Page size, default 50.
     #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 // ---- Checks at the edge -------------------------------------------------------------------

@@ -18,27 +18,27 @@ use utoipa::ToSchema;
 /// Sign up. The wire type is [`Register`]; this mirrors it with the limits auth enforces, so the
 /// OpenAPI document states them.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct RegisterBody {
+pub(crate) struct RegisterBody {
     #[schema(format = Email, max_length = 254)]
-    pub email: String,
+    pub(crate) email: String,
     /// 10 to 128 characters, not the email address.
     #[schema(min_length = 10, max_length = 128)]
-    pub password: String,
+    pub(crate) password: String,
     /// 1 to 100 printable characters, not only spaces.
     #[schema(
         min_length = 1,
         max_length = 100,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub display_name: String,
+    pub(crate) display_name: String,
     /// Default `patient`; doctors wait for an admin's approval.
     #[serde(default)]
-    pub role: Option<SignupRole>,
+    pub(crate) role: Option<SignupRole>,
     /// The IANA time zone the account's mails and reminders are written in (the web client
     /// sends the browser's); default `UTC`. An unknown zone is a 422 `validation_failed`.
     #[serde(default, deserialize_with = "zone_name")]
     #[schema(schema_with = carehub_nats::time::time_zone_schema)]
-    pub time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
 }
 
 impl From<RegisterBody> for Register {
@@ -59,7 +59,7 @@ pub(crate) struct UpdateMeBody {
     /// The IANA time zone the account's mails and reminders are written in.
     #[serde(default, deserialize_with = "zone_name")]
     #[schema(schema_with = carehub_nats::time::time_zone_schema)]
-    pub time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
 }
 
 /// A time zone field that may be left out but, when present, is a name: `null` is refused like
@@ -76,51 +76,51 @@ pub(crate) struct ResetRequestBody {
         reason = "the OpenAPI document's schema of the body; the handler reads it as PasswordResetRequest"
     )]
     #[schema(format = Email, max_length = 254)]
-    pub email: String,
+    pub(crate) email: String,
 }
 
 /// Set a new password with the token from the reset mail.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ResetConfirmBody {
-    pub token: String,
+    pub(crate) token: String,
     #[schema(min_length = 10, max_length = 128)]
-    pub new_password: String,
+    pub(crate) new_password: String,
 }
 
 /// Log in with email and password.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct LoginBody {
-    pub email: String,
-    pub password: String,
+    pub(crate) email: String,
+    pub(crate) password: String,
     /// Where to put the refresh token; default `cookie`.
     #[serde(default)]
-    pub refresh_token_in: TokenTransport,
+    pub(crate) refresh_token_in: TokenTransport,
 }
 
 /// Exchange a refresh token (from this body or the `carehub_refresh` cookie) for a new session.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct RefreshBody {
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
     #[serde(default)]
-    pub refresh_token_in: TokenTransport,
+    pub(crate) refresh_token_in: TokenTransport,
 }
 
 /// Optionally name the refresh token whose session ends (else the cookie's).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct LogoutBody {
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
 }
 
 /// Change the caller's password; the answer is a new session.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ChangePasswordBody {
-    pub current_password: String,
+    pub(crate) current_password: String,
     #[schema(min_length = 10, max_length = 128)]
-    pub new_password: String,
+    pub(crate) new_password: String,
     #[serde(default)]
-    pub refresh_token_in: TokenTransport,
+    pub(crate) refresh_token_in: TokenTransport,
 }
 
 /// Sign up as a patient or a doctor (doctors wait for an admin's approval).

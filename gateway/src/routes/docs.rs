@@ -8,8 +8,8 @@ use axum::response::{Html, IntoResponse};
 /// The document and page, rendered once.
 #[derive(Debug)]
 pub(crate) struct Docs {
-    pub json: String,
-    pub html: String,
+    pub(crate) json: String,
+    pub(crate) html: String,
 }
 
 impl Docs {

@@ -42,17 +42,17 @@ impl FromRequestParts<AppState> for DoctorCtx {
 #[into_params(parameter_in = Query)]
 pub(crate) struct DirectoryQuery {
     /// A specialty, e.g. `cardiology` (normalized like profile specialties).
-    pub specialty: Option<String>,
+    pub(crate) specialty: Option<String>,
     /// Case-insensitive substring of the doctor's name.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Only doctors who consult in this language.
     #[param(schema_with = carehub_nats::doctor::language_code)]
-    pub language: Option<String>,
+    pub(crate) language: Option<String>,
     /// Page size, default 20.
     #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// The window of a free-slot search.
@@ -61,10 +61,10 @@ pub(crate) struct DirectoryQuery {
 pub(crate) struct SlotsQuery {
     /// RFC 3339 start of the window.
     #[param(value_type = String, format = DateTime, example = "2026-03-29T00:00:00Z")]
-    pub from: String,
+    pub(crate) from: String,
     /// RFC 3339 end of the window: after `from`, at most 62 days later.
     #[param(value_type = String, format = DateTime, example = "2026-03-30T00:00:00Z")]
-    pub to: String,
+    pub(crate) to: String,
 }
 
 /// An optional version check for a removal.
@@ -72,7 +72,7 @@ pub(crate) struct SlotsQuery {
 #[into_params(parameter_in = Query)]
 pub(crate) struct VersionQuery {
     /// Remove only if the doctor is still at this version.
-    pub expected_version: Option<i64>,
+    pub(crate) expected_version: Option<i64>,
 }
 
 /// Approved doctors, by specialty and name.

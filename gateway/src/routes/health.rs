@@ -16,18 +16,18 @@ const PING_TIMEOUT: Duration = Duration::from_millis(500);
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Health {
     #[schema(example = "ok")]
-    pub status: String,
+    pub(crate) status: String,
 }
 
 /// Whether the gateway can serve: NATS connected and every required service answering.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Readiness {
     /// `ready` or `unavailable`.
-    pub status: String,
+    pub(crate) status: String,
     /// `connected` or `disconnected`.
-    pub nats: String,
+    pub(crate) nats: String,
     /// Required services that did not answer a ping.
-    pub missing: Vec<String>,
+    pub(crate) missing: Vec<String>,
 }
 
 /// Liveness: the process is up.

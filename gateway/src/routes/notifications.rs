@@ -19,12 +19,12 @@ use utoipa::IntoParams;
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Only unread notifications.
-    pub unread: Option<bool>,
+    pub(crate) unread: Option<bool>,
     /// Page size, default 20.
     #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// The caller's notifications, newest first.
