@@ -28,8 +28,8 @@ const MAX_ID_CHARS: usize = 64;
 /// A frame that could not be handled: becomes an `error` frame; the socket stays open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FrameError {
-    pub code: &'static str,
-    pub message: String,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 impl FrameError {
@@ -82,9 +82,9 @@ impl From<BusError> for FrameError {
 /// One authenticated socket's state, owned by its reader task.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub conn: Arc<Conn>,
+    pub(crate) conn: Arc<Conn>,
     /// The id of the socket's `/ws` request, carried by every call made for it.
-    pub request_id: String,
+    pub(crate) request_id: String,
     appointments: HashMap<String, (Instant, Appointment)>,
 }
 

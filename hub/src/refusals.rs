@@ -19,12 +19,12 @@ const CODES: [&str; 3] = [code::RATE_LIMITED, code::TOO_LARGE, code::BAD_FRAME];
 /// One refused frame.
 #[derive(Debug, Clone)]
 pub(crate) struct Refused {
-    pub code: &'static str,
-    pub message: String,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
     /// The refused frame's `type`, when it could be read.
-    pub request: Option<String>,
+    pub(crate) request: Option<String>,
     /// The refused frame's `client_id`, when it had one.
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
 }
 
 impl Refused {

@@ -45,13 +45,13 @@ struct Socket {
 
 /// The node's slot watches, by socket.
 #[derive(Debug, Clone, Default)]
-pub struct SlotWatches {
+pub(crate) struct SlotWatches {
     sockets: Arc<Mutex<HashMap<u64, Socket>>>,
 }
 
 /// Why a watch was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchError {
+pub(crate) enum WatchError {
     TooMany,
 }
 
@@ -73,7 +73,7 @@ impl SlotWatches {
     ///
     /// # Errors
     /// [`WatchError::TooMany`] when the socket already watches [`MAX_WATCHES`] other doctors.
-    pub fn watch(
+    pub(crate) fn watch(
         &self,
         conn: &Arc<Conn>,
         doctor_id: &str,
@@ -101,7 +101,7 @@ impl SlotWatches {
     }
 
     /// Stops watching `doctor_id`; `false` when the socket did not watch it.
-    pub fn unwatch(&self, conn_id: u64, doctor_id: &str) -> bool {
+    pub(crate) fn unwatch(&self, conn_id: u64, doctor_id: &str) -> bool {
         let mut sockets = self.lock();
         let Some(s) = sockets.get_mut(&conn_id) else {
             return false;
@@ -116,7 +116,7 @@ impl SlotWatches {
     }
 
     /// Forgets a closed socket.
-    pub fn forget(&self, conn_id: u64) {
+    pub(crate) fn forget(&self, conn_id: u64) {
         self.lock().remove(&conn_id);
     }
 
@@ -188,7 +188,7 @@ impl SlotWatches {
     }
 
     /// Listens to appointment and doctor events until `stop`.
-    pub async fn listen(
+    pub(crate) async fn listen(
         self,
         client: async_nats::Client,
         stop: CancellationToken,

@@ -146,13 +146,13 @@ pub(crate) async fn mark_read(
 /// A row of `calls`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub(crate) struct CallRow {
-    pub id: String,
-    pub appointment_id: String,
-    pub caller_id: String,
-    pub state: String,
-    pub created_at: i64,
-    pub started_at: Option<i64>,
-    pub ended_at: Option<i64>,
+    pub(crate) id: String,
+    pub(crate) appointment_id: String,
+    pub(crate) caller_id: String,
+    pub(crate) state: String,
+    pub(crate) created_at: i64,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) ended_at: Option<i64>,
 }
 
 const CALL_COLS: &str = "id, appointment_id, caller_id, state, created_at, started_at, ended_at";

@@ -47,7 +47,7 @@ const OPEN: [AppointmentStatus; 3] = [
 /// A node's sign-in listings: the places for them, and the users whose listing runs, each
 /// with the sockets that signed in meanwhile and wait for its result.
 #[derive(Debug)]
-pub struct Listings {
+pub(crate) struct Listings {
     places: tokio::sync::Semaphore,
     running: Mutex<HashMap<String, Vec<Weak<Conn>>>>,
 }
