@@ -31,27 +31,27 @@ pub(crate) const MANIFEST: &str = "manifest.json";
 /// One copied file, as the manifest lists it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Entry {
-    pub service: String,
+    pub(crate) service: String,
     /// The copy's file name inside the backup directory.
-    pub file: String,
+    pub(crate) file: String,
     /// Where the database was read from.
-    pub source: String,
-    pub size: u64,
+    pub(crate) source: String,
+    pub(crate) size: u64,
     /// When the snapshot was taken (RFC 3339, UTC).
-    pub taken_at: String,
+    pub(crate) taken_at: String,
     /// `PRAGMA integrity_check` of the copy.
-    pub integrity: String,
+    pub(crate) integrity: String,
 }
 
 /// What `manifest.json` holds.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Manifest {
-    pub carehub_version: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub files: Vec<Entry>,
+    pub(crate) carehub_version: String,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: String,
+    pub(crate) files: Vec<Entry>,
     /// Services with no database file yet (never started here).
-    pub missing: Vec<String>,
+    pub(crate) missing: Vec<String>,
 }
 
 /// Where `service`'s SQLite file lives, or an error naming pg_dump for PostgreSQL.

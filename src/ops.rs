@@ -14,44 +14,44 @@ use std::time::Duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
     /// Only instances of this service (sends `$SRV.INFO.<name>` / `$SRV.STATS.<name>`).
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Also list every endpoint, slowest average first.
     #[arg(long)]
-    pub endpoints: bool,
+    pub(crate) endpoints: bool,
     /// Seconds to wait for answers (gathering stops earlier once answers stop coming).
     #[arg(long, default_value = "2")]
-    pub wait: f64,
+    pub(crate) wait: f64,
 }
 
 /// One endpoint of one instance, as `$SRV.INFO` and `$SRV.STATS` describe it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct EndpointStatus {
-    pub name: String,
-    pub subject: String,
-    pub queue_group: String,
-    pub requests: u64,
-    pub errors: u64,
-    pub processing_time_ns: u64,
-    pub average_processing_time_ns: u64,
-    pub last_error: Option<String>,
+    pub(crate) name: String,
+    pub(crate) subject: String,
+    pub(crate) queue_group: String,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) processing_time_ns: u64,
+    pub(crate) average_processing_time_ns: u64,
+    pub(crate) last_error: Option<String>,
 }
 
 /// One running service instance.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct InstanceStatus {
-    pub name: String,
-    pub id: String,
-    pub version: String,
-    pub description: String,
-    pub started: Option<String>,
-    pub requests: u64,
-    pub errors: u64,
+    pub(crate) name: String,
+    pub(crate) id: String,
+    pub(crate) version: String,
+    pub(crate) description: String,
+    pub(crate) started: Option<String>,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
     /// Total processing time over total requests, across endpoints.
-    pub average_processing_time_ns: u64,
-    pub endpoints: Vec<EndpointStatus>,
+    pub(crate) average_processing_time_ns: u64,
+    pub(crate) endpoints: Vec<EndpointStatus>,
 }
 
 // The micro protocol's answers (io.nats.micro.v1.info_response / stats_response), read leniently.
