@@ -23,15 +23,15 @@ pub(crate) struct Cluster {
     /// Stopped in `drop` after the other children.
     nats: Option<ChildNats>,
     children: Vec<Spawned>,
-    pub nats_url: String,
+    pub(crate) nats_url: String,
     /// Gateway A: token cache on (`CAREHUB_VERIFY_CACHE_TTL=30`).
-    pub gateway_a: String,
+    pub(crate) gateway_a: String,
     /// Gateway B: token cache on; watches a revocation made through A.
-    pub gateway_b: String,
+    pub(crate) gateway_b: String,
     /// Token cache off (`CAREHUB_VERIFY_CACHE_TTL=0`): every request verifies through auth.
-    pub gateway_uncached: String,
+    pub(crate) gateway_uncached: String,
     /// Concurrent argon2 computations the auth child allows (its default, the CPU count).
-    pub hash_permits: usize,
+    pub(crate) hash_permits: usize,
     accounts: usize,
 }
 

@@ -10,10 +10,10 @@ const TICKS_PER_SEC: u64 = 100;
 /// The processes whose CPU time a benchmark attributes to the server side.
 #[derive(Debug, Clone)]
 pub(crate) struct Procs {
-    pub auth: u32,
+    pub(crate) auth: u32,
     /// Every `carehub serve gateway` child (idle ones add next to nothing).
-    pub gateways: Vec<u32>,
-    pub nats: u32,
+    pub(crate) gateways: Vec<u32>,
+    pub(crate) nats: u32,
 }
 
 /// Cumulative CPU ticks at one instant.
@@ -28,11 +28,11 @@ pub(crate) struct CpuSample {
 /// CPU time spent between two samples.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CpuDelta {
-    pub auth: Duration,
-    pub gateways: Duration,
-    pub nats: Duration,
+    pub(crate) auth: Duration,
+    pub(crate) gateways: Duration,
+    pub(crate) nats: Duration,
     /// This process: the load generator.
-    pub bench: Duration,
+    pub(crate) bench: Duration,
 }
 
 impl Procs {

@@ -29,23 +29,23 @@ where
 /// How a scenario's load is shaped.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Load {
-    pub concurrency: usize,
-    pub warmup: Duration,
-    pub duration: Duration,
+    pub(crate) concurrency: usize,
+    pub(crate) warmup: Duration,
+    pub(crate) duration: Duration,
     /// Each worker starts one request per interval instead of back to back.
-    pub pace: Option<Duration>,
+    pub(crate) pace: Option<Duration>,
 }
 
 /// What a run measured.
 #[derive(Debug)]
 pub(crate) struct Outcome {
     /// Latencies of successful requests, in microseconds.
-    pub latency: Histogram<u64>,
-    pub ok: u64,
-    pub errors: u64,
-    pub first_error: Option<String>,
-    pub elapsed: Duration,
-    pub cpu: CpuDelta,
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) elapsed: Duration,
+    pub(crate) cpu: CpuDelta,
 }
 
 impl Outcome {

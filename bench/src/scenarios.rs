@@ -23,13 +23,13 @@ const REVOCATION_DEADLINE: Duration = Duration::from_secs(5);
 /// What every scenario shares: the system, a keep-alive HTTP client, the CPU probe, the
 /// configured load and a signed-in token.
 pub(crate) struct Bench<'a> {
-    pub cluster: &'a Cluster,
-    pub http: reqwest::Client,
-    pub procs: Procs,
+    pub(crate) cluster: &'a Cluster,
+    pub(crate) http: reqwest::Client,
+    pub(crate) procs: Procs,
     /// Closed loop at `--concurrency`.
-    pub load: Load,
+    pub(crate) load: Load,
     /// The `/api/me` latency probe used with and without the login storm.
-    pub probe: Load,
+    pub(crate) probe: Load,
     token: String,
     revocation_account: usize,
 }
@@ -204,12 +204,12 @@ pub(crate) async fn revocation(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HashTimes {
     /// Median time of one check, alone on the machine. A login does exactly one check.
-    pub single: Duration,
+    pub(crate) single: Duration,
     /// Checks per second with `permits` of them running at once: the best of
     /// [`PARALLEL_ROUNDS`], since other work on a shared machine only ever lowers it.
-    pub parallel_per_sec: f64,
+    pub(crate) parallel_per_sec: f64,
     /// CPU time per check while they ran in parallel.
-    pub parallel_cpu: Duration,
+    pub(crate) parallel_cpu: Duration,
 }
 
 const PARALLEL_ROUNDS: usize = 3;

@@ -18,7 +18,7 @@ pub(super) struct PrivatePostgres {
     pg_ctl: PathBuf,
     as_root: bool,
     /// `postgres://postgres@127.0.0.1:<port>/carehub`, an empty database.
-    pub url: String,
+    pub(crate) url: String,
 }
 
 impl std::fmt::Debug for PrivatePostgres {

@@ -38,8 +38,8 @@ pub(crate) struct Carehub {
     /// Stopped in `drop` after the services.
     postgres: Option<PrivatePostgres>,
     /// `http://127.0.0.1:<port>` of the gateway.
-    pub base: String,
-    pub nats_url: String,
+    pub(crate) base: String,
+    pub(crate) nats_url: String,
 }
 
 impl std::fmt::Debug for Carehub {

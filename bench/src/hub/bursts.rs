@@ -35,12 +35,12 @@ fn frame(kind: &str, room: &str, tag: &str, i: usize) -> String {
 /// One burst's outcome.
 #[derive(Debug, Default)]
 pub(super) struct Outcome {
-    pub closed: bool,
+    pub(crate) closed: bool,
     /// Frames not accounted for (sent − acks − typing relayed − error counts).
-    pub unaccounted: i64,
+    pub(crate) unaccounted: i64,
     /// Error frames of one code over `duration ÷ interval + 1`.
-    pub over_bound: bool,
-    pub ms: f64,
+    pub(crate) over_bound: bool,
+    pub(crate) ms: f64,
 }
 
 /// Sends one burst on a fresh socket and reads until every frame is accounted for.

@@ -33,42 +33,42 @@ const OPEN_DEADLINE: Duration = Duration::from_secs(600);
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Plan {
     /// The hub node or gateway to connect to (`/ws`).
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Access tokens, used in turn (socket i signs in with token i mod len).
-    pub tokens: Vec<String>,
-    pub connections: usize,
+    pub(crate) tokens: Vec<String>,
+    pub(crate) connections: usize,
     /// Sockets being opened at once.
-    pub in_flight: usize,
+    pub(crate) in_flight: usize,
     /// Sockets per source address (127.0.0.2, then .3, ...).
-    pub per_source: usize,
+    pub(crate) per_source: usize,
 }
 
 /// The answer to a [`Plan`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Opened {
     /// Sockets that got `welcome`.
-    pub opened: usize,
-    pub failed: usize,
-    pub first_error: Option<String>,
-    pub secs: f64,
+    pub(crate) opened: usize,
+    pub(crate) failed: usize,
+    pub(crate) first_error: Option<String>,
+    pub(crate) secs: f64,
     /// Connect + upgrade + `auth` until `welcome`, per socket.
-    pub setup_p50_ms: f64,
-    pub setup_p99_ms: f64,
+    pub(crate) setup_p50_ms: f64,
+    pub(crate) setup_p99_ms: f64,
     /// Source addresses used.
-    pub sources: usize,
+    pub(crate) sources: usize,
     /// This process's open-files limit after raising it.
-    pub open_files_limit: u64,
+    pub(crate) open_files_limit: u64,
 }
 
 /// The answer to `await`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Reached {
     /// Sockets that received at least one `chat_message`.
-    pub sockets: usize,
+    pub(crate) sockets: usize,
     /// Sockets the hub closed meanwhile.
-    pub closed: usize,
+    pub(crate) closed: usize,
     /// Unix microseconds of the last socket's first `chat_message`.
-    pub last_arrival_unix_us: i64,
+    pub(crate) last_arrival_unix_us: i64,
 }
 
 #[derive(Default)]
