@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 
 /// Every service that keeps a database, by the name its file and schema carry.
-pub const SERVICES: [&str; 6] = [
+pub(crate) const SERVICES: [&str; 6] = [
     "auth",
     "doctor",
     "patient",
@@ -26,32 +26,32 @@ pub const SERVICES: [&str; 6] = [
 ];
 
 /// The manifest file written beside the copies.
-pub const MANIFEST: &str = "manifest.json";
+pub(crate) const MANIFEST: &str = "manifest.json";
 
 /// One copied file, as the manifest lists it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Entry {
-    pub service: String,
+pub(crate) struct Entry {
+    pub(crate) service: String,
     /// The copy's file name inside the backup directory.
-    pub file: String,
+    pub(crate) file: String,
     /// Where the database was read from.
-    pub source: String,
-    pub size: u64,
+    pub(crate) source: String,
+    pub(crate) size: u64,
     /// When the snapshot was taken (RFC 3339, UTC).
-    pub taken_at: String,
+    pub(crate) taken_at: String,
     /// `PRAGMA integrity_check` of the copy.
-    pub integrity: String,
+    pub(crate) integrity: String,
 }
 
 /// What `manifest.json` holds.
 #[derive(Debug, Clone, Serialize)]
-pub struct Manifest {
-    pub carehub_version: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub files: Vec<Entry>,
+pub(crate) struct Manifest {
+    pub(crate) carehub_version: String,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: String,
+    pub(crate) files: Vec<Entry>,
     /// Services with no database file yet (never started here).
-    pub missing: Vec<String>,
+    pub(crate) missing: Vec<String>,
 }
 
 /// Where `service`'s SQLite file lives, or an error naming pg_dump for PostgreSQL.
@@ -88,7 +88,7 @@ fn now() -> String {
 ///
 /// # Errors
 /// When a service is on PostgreSQL, `dest` holds files, or a copy fails or is not intact.
-pub async fn run(env: &Env, dest: &Path) -> anyhow::Result<Manifest> {
+pub(crate) async fn run(env: &Env, dest: &Path) -> anyhow::Result<Manifest> {
     let common = CommonConfig::from_env(env)?;
     let sources = SERVICES
         .iter()
@@ -182,7 +182,7 @@ async fn copy_one(source: &Path, target: &Path) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// When the file cannot be opened.
-pub async fn integrity_check(file: &Path) -> anyhow::Result<String> {
+pub(crate) async fn integrity_check(file: &Path) -> anyhow::Result<String> {
     let mut conn = SqliteConnectOptions::new()
         .filename(file)
         .create_if_missing(false)
@@ -198,7 +198,7 @@ pub async fn integrity_check(file: &Path) -> anyhow::Result<String> {
 }
 
 /// Prints what `carehub backup` did.
-pub fn print(manifest: &Manifest, dest: &Path) {
+pub(crate) fn print(manifest: &Manifest, dest: &Path) {
     for f in &manifest.files {
         println!(
             "{:<8} {:>10} bytes  {}  integrity {}",

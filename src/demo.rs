@@ -59,7 +59,7 @@ impl Api {
 ///
 /// # Errors
 /// When the API refuses a step until the deadline.
-pub async fn furnish(base: &str, users: &[SeededUser]) -> anyhow::Result<()> {
+pub(crate) async fn furnish(base: &str, users: &[SeededUser]) -> anyhow::Result<()> {
     let api = Api {
         http: reqwest::Client::new(),
         base: base.to_owned(),

@@ -5,18 +5,18 @@
 //!   parses it and starts the runtime);
 //! - [`system`] starts components (auth, gateway, …) from one configuration, each with its own
 //!   NATS connection as if it were separate;
-//! - [`natsd`] finds the NATS server for `carehub up`, or starts a local one (`carehub-natsd`);
+//! - `natsd` finds the NATS server for `carehub up`, or starts a local one (`carehub-natsd`);
 //! - [`provision`] the operator commands (create users, keys, migrations, demo seed);
-//! - [`ops`] prints the service table over NATS;
-//! - [`backup`] copies the SQLite files;
-//! - [`demo`] furnishes the demo clinic through the API.
+//! - `ops` prints the service table over NATS;
+//! - `backup` copies the SQLite files;
+//! - `demo` furnishes the demo clinic through the API.
 //!
 //! The benchmarks are a binary of their own (`bench/`, `carehub-bench`).
 
-pub mod backup;
+mod backup;
 pub mod cli;
-pub mod demo;
-pub mod natsd;
-pub mod ops;
+mod demo;
+mod natsd;
+mod ops;
 pub mod provision;
 pub mod system;

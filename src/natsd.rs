@@ -36,7 +36,7 @@ async fn answers(host: &str, port: u16) -> bool {
 ///
 /// # Errors
 /// When no server answers and none can be started.
-pub async fn ensure(url: &str, data_dir: &Path) -> anyhow::Result<Option<ChildNats>> {
+pub(crate) async fn ensure(url: &str, data_dir: &Path) -> anyhow::Result<Option<ChildNats>> {
     let (host, port) =
         host_port(url).with_context(|| format!("CAREHUB_NATS_URL: cannot parse '{url}'"))?;
     if answers(&host, port).await {

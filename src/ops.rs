@@ -14,44 +14,44 @@ use std::time::Duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
     /// Only instances of this service (sends `$SRV.INFO.<name>` / `$SRV.STATS.<name>`).
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Also list every endpoint, slowest average first.
     #[arg(long)]
-    pub endpoints: bool,
+    pub(crate) endpoints: bool,
     /// Seconds to wait for answers (gathering stops earlier once answers stop coming).
     #[arg(long, default_value = "2")]
-    pub wait: f64,
+    pub(crate) wait: f64,
 }
 
 /// One endpoint of one instance, as `$SRV.INFO` and `$SRV.STATS` describe it.
 #[derive(Debug, Clone, Serialize)]
-pub struct EndpointStatus {
-    pub name: String,
-    pub subject: String,
-    pub queue_group: String,
-    pub requests: u64,
-    pub errors: u64,
-    pub processing_time_ns: u64,
-    pub average_processing_time_ns: u64,
-    pub last_error: Option<String>,
+pub(crate) struct EndpointStatus {
+    pub(crate) name: String,
+    pub(crate) subject: String,
+    pub(crate) queue_group: String,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) processing_time_ns: u64,
+    pub(crate) average_processing_time_ns: u64,
+    pub(crate) last_error: Option<String>,
 }
 
 /// One running service instance.
 #[derive(Debug, Clone, Serialize)]
-pub struct InstanceStatus {
-    pub name: String,
-    pub id: String,
-    pub version: String,
-    pub description: String,
-    pub started: Option<String>,
-    pub requests: u64,
-    pub errors: u64,
+pub(crate) struct InstanceStatus {
+    pub(crate) name: String,
+    pub(crate) id: String,
+    pub(crate) version: String,
+    pub(crate) description: String,
+    pub(crate) started: Option<String>,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
     /// Total processing time over total requests, across endpoints.
-    pub average_processing_time_ns: u64,
-    pub endpoints: Vec<EndpointStatus>,
+    pub(crate) average_processing_time_ns: u64,
+    pub(crate) endpoints: Vec<EndpointStatus>,
 }
 
 // The micro protocol's answers (io.nats.micro.v1.info_response / stats_response), read leniently.
@@ -111,7 +111,7 @@ struct StatsEndpoint {
 ///
 /// # Errors
 /// When NATS cannot be reached, or no service instance answers.
-pub async fn status(env: &Env, args: &StatusArgs) -> anyhow::Result<()> {
+pub(crate) async fn status(env: &Env, args: &StatusArgs) -> anyhow::Result<()> {
     let common = CommonConfig::from_env(env)?;
     let bus = Bus::connect(&common.bus_config(env, "ops")?, Duration::from_secs(10))
         .await
@@ -142,7 +142,7 @@ pub async fn status(env: &Env, args: &StatusArgs) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// When the requests cannot be sent.
-pub async fn gather(
+pub(crate) async fn gather(
     nc: &async_nats::Client,
     service: Option<&str>,
     wait: Duration,
@@ -265,7 +265,7 @@ fn ms(ns: u64) -> String {
 }
 
 /// The table: one row per instance, then (with `endpoints`) one row per endpoint.
-pub fn render_table(instances: &[InstanceStatus], endpoints: bool) -> String {
+pub(crate) fn render_table(instances: &[InstanceStatus], endpoints: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(

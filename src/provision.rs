@@ -32,13 +32,13 @@ pub async fn notify_db(env: &Env) -> anyhow::Result<Db> {
 ///
 /// # Errors
 /// When the configuration is invalid.
-pub fn key_file(env: &Env) -> anyhow::Result<PathBuf> {
+pub(crate) fn key_file(env: &Env) -> anyhow::Result<PathBuf> {
     let common = CommonConfig::from_env(env)?;
     Ok(carehub_auth::AuthConfig::from_env(env, &common)?.key_file)
 }
 
 /// A random password of 20 characters from an unambiguous alphabet.
-pub fn random_password() -> String {
+pub(crate) fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
     (0..20)
@@ -50,7 +50,7 @@ pub fn random_password() -> String {
 ///
 /// # Errors
 /// When a database is unreachable or a migration fails.
-pub async fn migrate(env: &Env) -> anyhow::Result<()> {
+pub(crate) async fn migrate(env: &Env) -> anyhow::Result<()> {
     let db = auth_db(env).await?;
     db.migrate(&carehub_auth::MIGRATOR).await?;
     db.close().await;
@@ -86,13 +86,13 @@ pub async fn migrate(env: &Env) -> anyhow::Result<()> {
 
 /// One seeded account, for printing.
 #[derive(Debug)]
-pub struct SeededUser {
-    pub role: Role,
-    pub email: String,
-    pub name: String,
-    pub password: String,
-    /// A doctor's specialty, set up by [`crate::demo::furnish`].
-    pub specialty: Option<&'static str>,
+pub(crate) struct SeededUser {
+    pub(crate) role: Role,
+    pub(crate) email: String,
+    pub(crate) name: String,
+    pub(crate) password: String,
+    /// A doctor's specialty, set up by `demo::furnish`.
+    pub(crate) specialty: Option<&'static str>,
 }
 
 /// Seeds a demo clinic with random passwords. Refuses a database that already holds accounts,
@@ -100,7 +100,7 @@ pub struct SeededUser {
 ///
 /// # Errors
 /// When the auth database already holds accounts or cannot be written.
-pub async fn seed_demo(env: &Env) -> anyhow::Result<Vec<SeededUser>> {
+pub(crate) async fn seed_demo(env: &Env) -> anyhow::Result<Vec<SeededUser>> {
     let db = auth_db(env).await?;
     anyhow::ensure!(
         !carehub_auth::service::has_users(&db).await?,

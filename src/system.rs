@@ -252,7 +252,7 @@ impl System {
     }
 
     /// Waits until every component has stopped (after the token was cancelled).
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         self.tracker.close();
         self.tracker.wait().await;
     }

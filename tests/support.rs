@@ -18,10 +18,10 @@
 // loaded through `#[path]` looks for its children beside itself, as a `mod.rs` would: hence
 // the explicit paths.
 #[path = "support/nats.rs"]
-pub mod nats;
+pub(crate) mod nats;
 #[path = "support/net.rs"]
-pub mod net;
+pub(crate) mod net;
 #[path = "support/postgres.rs"]
-pub mod postgres;
+pub(crate) mod postgres;
 #[path = "support/wait.rs"]
-pub mod wait;
+pub(crate) mod wait;

@@ -45,7 +45,7 @@ const SLOT_QUERIES: usize = 4_000;
 
 /// Which storage backends to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendChoice {
+pub(crate) enum BackendChoice {
     Sqlite,
     Postgres,
     Both,
@@ -53,78 +53,78 @@ pub enum BackendChoice {
 
 /// Options of `carehub-bench booking`.
 #[derive(Debug, clap::Args)]
-pub struct BookingArgs {
+pub(crate) struct BookingArgs {
     /// Storage backend(s) to run on.
     #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
-    pub backend: BackendChoice,
+    pub(crate) backend: BackendChoice,
     /// Patients, each trying to book one slot; all attempts are sent at once.
     #[arg(long, default_value_t = 1000)]
-    pub patients: usize,
+    pub(crate) patients: usize,
     /// Free slots of the doctor the patients race for (patient i tries slot i mod slots).
     #[arg(long, default_value_t = 50)]
-    pub slots: usize,
+    pub(crate) slots: usize,
     /// Requests to a named doctor, one at a time, for the request-to-offer latency.
     #[arg(long, default_value_t = 100)]
-    pub offer_requests: usize,
+    pub(crate) offer_requests: usize,
     /// Use this existing, empty PostgreSQL database for the PostgreSQL run instead of starting
     /// a private cluster.
     #[arg(long)]
-    pub database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
 }
 
 /// The figures of one backend's run.
 #[derive(Debug, Serialize)]
-pub struct Figures {
-    pub backend: String,
-    pub machine: Machine,
-    pub patients: usize,
-    pub slots: usize,
+pub(crate) struct Figures {
+    pub(crate) backend: String,
+    pub(crate) machine: Machine,
+    pub(crate) patients: usize,
+    pub(crate) slots: usize,
     /// Attempts that got an HTTP answer, and how they were answered.
-    pub answered: usize,
-    pub created: usize,
-    pub conflicts: usize,
-    pub other: usize,
-    pub transport_errors: usize,
-    pub first_unexpected: Option<String>,
+    pub(crate) answered: usize,
+    pub(crate) created: usize,
+    pub(crate) conflicts: usize,
+    pub(crate) other: usize,
+    pub(crate) transport_errors: usize,
+    pub(crate) first_unexpected: Option<String>,
     /// From releasing the attempts until the last answer.
-    pub wall_secs: f64,
-    pub answered_per_sec: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
+    pub(crate) wall_secs: f64,
+    pub(crate) answered_per_sec: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
     /// Distinct slot starts among the 201 answers.
-    pub distinct_slots_won: usize,
+    pub(crate) distinct_slots_won: usize,
     /// Read from the admin service's database after the race.
-    pub confirmed_in_db: i64,
-    pub overlapping_pairs_in_db: i64,
+    pub(crate) confirmed_in_db: i64,
+    pub(crate) overlapping_pairs_in_db: i64,
     /// `POST /api/appointments` sent → `offered` event received over NATS.
-    pub offer_samples: usize,
-    pub offer_p50_ms: f64,
-    pub offer_p99_ms: f64,
+    pub(crate) offer_samples: usize,
+    pub(crate) offer_p50_ms: f64,
+    pub(crate) offer_p99_ms: f64,
     /// `POST /api/appointments` answer time during the same requests.
-    pub request_p50_ms: f64,
-    pub request_p99_ms: f64,
+    pub(crate) request_p50_ms: f64,
+    pub(crate) request_p99_ms: f64,
     /// `GET /api/doctors/{id}/slots` (7-day windows, 16 clients) while the race runs.
-    pub race_slot_queries: usize,
-    pub race_slot_queries_per_sec: f64,
-    pub race_slot_p99_ms: f64,
+    pub(crate) race_slot_queries: usize,
+    pub(crate) race_slot_queries_per_sec: f64,
+    pub(crate) race_slot_p99_ms: f64,
     /// The same for a doctor with 500 confirmed appointments over four weeks.
-    pub listing_booked: usize,
-    pub listing_queries: usize,
-    pub listing_per_sec: f64,
-    pub listing_p50_ms: f64,
-    pub listing_p99_ms: f64,
+    pub(crate) listing_booked: usize,
+    pub(crate) listing_queries: usize,
+    pub(crate) listing_per_sec: f64,
+    pub(crate) listing_p50_ms: f64,
+    pub(crate) listing_p99_ms: f64,
     /// Slot queries, during the race and after it, that listed a slot already won.
-    pub listed_taken: usize,
+    pub(crate) listed_taken: usize,
 }
 
 impl Figures {
     /// Whether the race ended as it must: one winner per slot, everyone else a 409, no
     /// overlap in the database.
-    pub fn correct(&self) -> bool {
+    pub(crate) fn correct(&self) -> bool {
         self.created == self.slots
             && self.conflicts == self.patients - self.slots
             && self.other == 0
@@ -136,7 +136,7 @@ impl Figures {
     }
 
     /// The human-readable report.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = String::new();
         let m = &self.machine;
         let _ = writeln!(
@@ -272,7 +272,7 @@ impl Figures {
 /// When the system cannot be started or driven, on Ctrl-C, or when a run's outcome is wrong
 /// (not exactly one booking per slot, or an overlap in the database): that is a bug, not a
 /// slow machine.
-pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: BookingArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.slots > 0 && args.patients >= args.slots,
         "--patients must be at least --slots, and --slots at least 1"

@@ -12,26 +12,26 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Password of every benchmark account.
-pub const PASSWORD: &str = "bench password, not a secret";
+pub(crate) const PASSWORD: &str = "bench password, not a secret";
 
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The running system under test.
-pub struct Cluster {
+pub(crate) struct Cluster {
     dir: PathBuf,
     vars: Vec<(String, String)>,
     /// Stopped in `drop` after the other children.
     nats: Option<ChildNats>,
     children: Vec<Spawned>,
-    pub nats_url: String,
+    pub(crate) nats_url: String,
     /// Gateway A: token cache on (`CAREHUB_VERIFY_CACHE_TTL=30`).
-    pub gateway_a: String,
+    pub(crate) gateway_a: String,
     /// Gateway B: token cache on; watches a revocation made through A.
-    pub gateway_b: String,
+    pub(crate) gateway_b: String,
     /// Token cache off (`CAREHUB_VERIFY_CACHE_TTL=0`): every request verifies through auth.
-    pub gateway_uncached: String,
+    pub(crate) gateway_uncached: String,
     /// Concurrent argon2 computations the auth child allows (its default, the CPU count).
-    pub hash_permits: usize,
+    pub(crate) hash_permits: usize,
     accounts: usize,
 }
 
@@ -75,7 +75,7 @@ impl Cluster {
     /// # Errors
     /// When nats-server is missing, a port or file cannot be had, or a component does not
     /// become ready in time (the error carries the end of its log).
-    pub async fn start(accounts: usize) -> anyhow::Result<Self> {
+    pub(crate) async fn start(accounts: usize) -> anyhow::Result<Self> {
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -141,12 +141,12 @@ impl Cluster {
     }
 
     /// The email of benchmark account `i` (`0..accounts`).
-    pub fn email(i: usize) -> String {
+    pub(crate) fn email(i: usize) -> String {
         format!("bench-{i}@bench.example.org")
     }
 
     /// The processes whose CPU time counts as the server's.
-    pub fn procs(&self) -> Procs {
+    pub(crate) fn procs(&self) -> Procs {
         let pids = |kind| {
             self.children
                 .iter()

@@ -9,16 +9,16 @@ const TICKS_PER_SEC: u64 = 100;
 
 /// The processes whose CPU time a benchmark attributes to the server side.
 #[derive(Debug, Clone)]
-pub struct Procs {
-    pub auth: u32,
+pub(crate) struct Procs {
+    pub(crate) auth: u32,
     /// Every `carehub serve gateway` child (idle ones add next to nothing).
-    pub gateways: Vec<u32>,
-    pub nats: u32,
+    pub(crate) gateways: Vec<u32>,
+    pub(crate) nats: u32,
 }
 
 /// Cumulative CPU ticks at one instant.
 #[derive(Debug, Clone, Copy)]
-pub struct CpuSample {
+pub(crate) struct CpuSample {
     auth: u64,
     gateways: u64,
     nats: u64,
@@ -27,12 +27,12 @@ pub struct CpuSample {
 
 /// CPU time spent between two samples.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CpuDelta {
-    pub auth: Duration,
-    pub gateways: Duration,
-    pub nats: Duration,
+pub(crate) struct CpuDelta {
+    pub(crate) auth: Duration,
+    pub(crate) gateways: Duration,
+    pub(crate) nats: Duration,
     /// This process: the load generator.
-    pub bench: Duration,
+    pub(crate) bench: Duration,
 }
 
 impl Procs {
@@ -40,7 +40,7 @@ impl Procs {
     ///
     /// # Errors
     /// When a process has gone away or `/proc` is unreadable (not Linux).
-    pub fn sample(&self) -> anyhow::Result<CpuSample> {
+    pub(crate) fn sample(&self) -> anyhow::Result<CpuSample> {
         let mut gateways = 0;
         for pid in &self.gateways {
             gateways += ticks(&pid.to_string())?;
@@ -56,7 +56,7 @@ impl Procs {
 
 impl CpuSample {
     /// The CPU time spent from `earlier` to `self`.
-    pub fn since(&self, earlier: &CpuSample) -> CpuDelta {
+    pub(crate) fn since(&self, earlier: &CpuSample) -> CpuDelta {
         let d = |now: u64, then: u64| {
             Duration::from_millis(now.saturating_sub(then) * 1000 / TICKS_PER_SEC)
         };

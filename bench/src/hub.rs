@@ -15,7 +15,7 @@
 mod bursts;
 mod call;
 mod chat;
-pub mod client;
+pub(crate) mod client;
 mod ws;
 
 use super::booking::system::{Carehub, Storage};
@@ -46,66 +46,66 @@ const SETTLE: Duration = Duration::from_secs(2);
 
 /// Options of `carehub-bench hub`.
 #[derive(Debug, clap::Args)]
-pub struct HubArgs {
+pub(crate) struct HubArgs {
     /// Authenticated sockets the load client opens on one hub node.
     #[arg(long, default_value_t = 19_500)]
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Patients the sockets belong to (socket i signs in as patient i mod users).
     #[arg(long, default_value_t = 10)]
     pub users: usize,
     /// Sockets the load client opens at once (each is a token check in auth).
     #[arg(long, default_value_t = 64)]
-    pub in_flight: usize,
+    pub(crate) in_flight: usize,
     /// Sockets per source address (127.0.0.2, .3, ...).
     #[arg(long, default_value_t = 1_000)]
-    pub per_source: usize,
+    pub(crate) per_source: usize,
     /// Chat messages per second of the latency runs.
     #[arg(long, default_value_t = 1_000)]
-    pub rate: u32,
+    pub(crate) rate: u32,
     /// Sending sockets (one patient and room each) sharing that rate.
     #[arg(long, default_value_t = 4)]
-    pub senders: usize,
+    pub(crate) senders: usize,
     /// Measured seconds per latency run.
     #[arg(long, default_value_t = 5.0)]
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// Warm-up seconds before each measured window.
     #[arg(long, default_value_t = 1.0)]
-    pub warmup: f64,
+    pub(crate) warmup: f64,
     /// Sockets opened directly and through the gateway for the per-socket comparison.
     #[arg(long, default_value_t = 2_000)]
-    pub gateway_sockets: usize,
+    pub(crate) gateway_sockets: usize,
     /// Calls set up one after another for the call setup time.
     #[arg(long, default_value_t = 5)]
-    pub call_rounds: usize,
+    pub(crate) call_rounds: usize,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// Exit with an error when a target is missed.
     #[arg(long)]
-    pub strict: bool,
+    pub(crate) strict: bool,
     /// Instead of the load runs: bursts of every kind and size from a reading client, directly
     /// and through the gateway, with the default frame limits; then presence propagation.
     #[arg(long)]
-    pub bursts: bool,
+    pub(crate) bursts: bool,
     /// Repetitions of each burst (and presence changes) with `--bursts`.
     #[arg(long, default_value_t = 20)]
-    pub repeat: usize,
+    pub(crate) repeat: usize,
 }
 
 /// Chat latency of one run.
 #[derive(Debug, Serialize)]
-pub struct Latency {
-    pub name: String,
-    pub sent: u64,
-    pub delivered: u64,
-    pub errors: u64,
-    pub first_error: Option<String>,
-    pub rate: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
+pub(crate) struct Latency {
+    pub(crate) name: String,
+    pub(crate) sent: u64,
+    pub(crate) delivered: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) rate: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
     /// CPU per delivered message, µs, per process.
-    pub cpu_us: Vec<(String, f64)>,
+    pub(crate) cpu_us: Vec<(String, f64)>,
 }
 
 impl Latency {
@@ -128,46 +128,46 @@ impl Latency {
 
 /// Sockets through one path (direct or the gateway).
 #[derive(Debug, Serialize)]
-pub struct PathCost {
-    pub name: String,
-    pub opened: Opened,
+pub(crate) struct PathCost {
+    pub(crate) name: String,
+    pub(crate) opened: Opened,
     /// Resident memory added per socket, bytes: hub node, and gateway (0 for direct).
-    pub hub_bytes: f64,
-    pub gateway_bytes: f64,
+    pub(crate) hub_bytes: f64,
+    pub(crate) gateway_bytes: f64,
 }
 
 /// Everything one `carehub-bench hub` run measured.
 #[derive(Debug, Serialize)]
-pub struct Figures {
-    pub machine: Machine,
-    pub connections: usize,
+pub(crate) struct Figures {
+    pub(crate) machine: Machine,
+    pub(crate) connections: usize,
     pub users: usize,
-    pub mass: Opened,
-    pub hub_open_files_limit: String,
-    pub rss_at_0: u64,
-    pub rss_at_n: u64,
-    pub bytes_per_connection: f64,
-    pub broadcast_reached: usize,
-    pub broadcast_closed: usize,
-    pub broadcast_ms: f64,
-    pub rss_after_broadcast: u64,
-    pub chat: Vec<Latency>,
-    pub paths: Vec<PathCost>,
-    pub call_rounds_ms: Vec<f64>,
-    pub call_setup_median_ms: f64,
+    pub(crate) mass: Opened,
+    pub(crate) hub_open_files_limit: String,
+    pub(crate) rss_at_0: u64,
+    pub(crate) rss_at_n: u64,
+    pub(crate) bytes_per_connection: f64,
+    pub(crate) broadcast_reached: usize,
+    pub(crate) broadcast_closed: usize,
+    pub(crate) broadcast_ms: f64,
+    pub(crate) rss_after_broadcast: u64,
+    pub(crate) chat: Vec<Latency>,
+    pub(crate) paths: Vec<PathCost>,
+    pub(crate) call_rounds_ms: Vec<f64>,
+    pub(crate) call_setup_median_ms: f64,
     /// Invite until the caller got `call_accept`: the hub's signaling alone.
-    pub call_accept_median_ms: f64,
+    pub(crate) call_accept_median_ms: f64,
     /// A doctor's socket opening or closing on one node until the patient on the other got
     /// the `presence` push, ms (empty when it could not be measured).
-    pub presence_ms: Vec<f64>,
-    pub targets: Vec<Target>,
+    pub(crate) presence_ms: Vec<f64>,
+    pub(crate) targets: Vec<Target>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Target {
-    pub name: String,
-    pub value: String,
-    pub met: bool,
+pub(crate) struct Target {
+    pub(crate) name: String,
+    pub(crate) value: String,
+    pub(crate) met: bool,
 }
 
 fn step(what: &str) {
@@ -179,7 +179,7 @@ fn step(what: &str) {
 /// # Errors
 /// When the system cannot be started or driven, on Ctrl-C, or (with `--strict`) when a
 /// target is missed.
-pub async fn run(args: HubArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: HubArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.users > 0 && args.senders > 0 && args.connections > 0 && args.rate > 0,
         "--users, --senders, --connections and --rate must be at least 1"
@@ -601,7 +601,7 @@ impl Figures {
     }
 
     /// The human-readable report.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = String::new();
         let m = &self.machine;
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);

@@ -3,24 +3,24 @@
 //! docs/BENCHMARKS.md).
 //!
 //! Map:
-//! - [`cluster`] starts and stops the children (the nats-server through `carehub-natsd`);
-//! - [`load`] the load generator every scenario shares;
-//! - [`cpu`] reads process CPU times;
-//! - [`scenarios`] one function per measurement;
-//! - [`report`] the figures, targets and table;
-//! - [`booking`] the appointment booking benchmark (`carehub-bench booking`), with its own
+//! - `cluster` starts and stops the children (the nats-server through `carehub-natsd`);
+//! - `load` the load generator every scenario shares;
+//! - `cpu` reads process CPU times;
+//! - `scenarios` one function per measurement;
+//! - `report` the figures, targets and table;
+//! - `booking` the appointment booking benchmark (`carehub-bench booking`), with its own
 //!   system under test;
-//! - [`hub`] the hub benchmark (`carehub-bench hub`), which reuses it.
+//! - `hub` the hub benchmark (`carehub-bench hub`), which reuses it.
 //!
-//! [`carehub_executable`] finds the `carehub` binary that the children run.
+//! `carehub_executable` finds the `carehub` binary that the children run.
 //!
 //! A crate of its own so that the shipped `carehub` carries no load generator, no WebRTC stack
 //! and no histogram code.
 
-pub mod booking;
+mod booking;
 mod cluster;
 mod cpu;
-pub mod hub;
+mod hub;
 mod load;
 mod report;
 mod scenarios;
@@ -39,7 +39,7 @@ use std::time::Duration;
 ///
 /// # Errors
 /// When neither exists.
-pub fn carehub_executable() -> anyhow::Result<PathBuf> {
+pub(crate) fn carehub_executable() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("CAREHUB_BIN") {
         return Ok(PathBuf::from(path));
     }
@@ -63,33 +63,33 @@ const PROBE_CLIENTS: usize = 4;
 pub struct BenchArgs {
     /// Concurrent clients of each throughput scenario (and of the login storm).
     #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Measured seconds per scenario.
     #[arg(long, default_value_t = 5.0)]
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// Warm-up seconds before each measured window.
     #[arg(long, default_value_t = 1.0)]
-    pub warmup: f64,
+    pub(crate) warmup: f64,
     /// Logout rounds of the revocation-delay measurement.
     #[arg(long, default_value_t = 20)]
-    pub revocation_rounds: usize,
+    pub(crate) revocation_rounds: usize,
     /// Requests per second of the `/api/me` latency probe (with and without the login storm).
     #[arg(long, default_value_t = 400)]
-    pub probe_rate: u32,
+    pub(crate) probe_rate: u32,
     /// Also write the report as JSON to this file.
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// Exit with an error when a target is missed.
     #[arg(long)]
-    pub strict: bool,
+    pub(crate) strict: bool,
     /// Another benchmark instead of the gateway and auth one.
     #[command(subcommand)]
-    pub scenario: Option<Scenario>,
+    pub(crate) scenario: Option<Scenario>,
 }
 
 /// Benchmarks with their own system under test.
 #[derive(Debug, clap::Subcommand)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// Patients racing to book one auto-accept doctor's free slots, and request-to-offer
     /// latency, on SQLite and PostgreSQL.
     Booking(booking::BookingArgs),

@@ -15,10 +15,10 @@ use tokio::task::JoinSet;
 
 /// One request of a scenario; the argument is the worker's index (to pick its own account).
 /// `Err` counts as a failed request.
-pub type Op = Arc<dyn Fn(usize) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+pub(crate) type Op = Arc<dyn Fn(usize) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
 /// Wraps an async closure as an [`Op`].
-pub fn op<F, Fut>(f: F) -> Op
+pub(crate) fn op<F, Fut>(f: F) -> Op
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -28,38 +28,38 @@ where
 
 /// How a scenario's load is shaped.
 #[derive(Debug, Clone, Copy)]
-pub struct Load {
-    pub concurrency: usize,
-    pub warmup: Duration,
-    pub duration: Duration,
+pub(crate) struct Load {
+    pub(crate) concurrency: usize,
+    pub(crate) warmup: Duration,
+    pub(crate) duration: Duration,
     /// Each worker starts one request per interval instead of back to back.
-    pub pace: Option<Duration>,
+    pub(crate) pace: Option<Duration>,
 }
 
 /// What a run measured.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Latencies of successful requests, in microseconds.
-    pub latency: Histogram<u64>,
-    pub ok: u64,
-    pub errors: u64,
-    pub first_error: Option<String>,
-    pub elapsed: Duration,
-    pub cpu: CpuDelta,
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) elapsed: Duration,
+    pub(crate) cpu: CpuDelta,
 }
 
 impl Outcome {
-    pub fn per_sec(&self) -> f64 {
+    pub(crate) fn per_sec(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
 
     /// Latency at `quantile` (0..=1) in milliseconds.
-    pub fn ms(&self, quantile: f64) -> f64 {
+    pub(crate) fn ms(&self, quantile: f64) -> f64 {
         self.latency.value_at_quantile(quantile) as f64 / 1000.0
     }
 
     /// `spent` divided over the successful requests, in microseconds.
-    pub fn us_per_request(&self, spent: Duration) -> f64 {
+    pub(crate) fn us_per_request(&self, spent: Duration) -> f64 {
         spent.as_secs_f64() * 1e6 / self.ok.max(1) as f64
     }
 }
@@ -69,7 +69,7 @@ const MEASURE: u8 = 1;
 const DONE: u8 = 2;
 
 impl Load {
-    pub fn closed(concurrency: usize, warmup: Duration, duration: Duration) -> Self {
+    pub(crate) fn closed(concurrency: usize, warmup: Duration, duration: Duration) -> Self {
         Self {
             concurrency: concurrency.max(1),
             warmup,
@@ -79,7 +79,7 @@ impl Load {
     }
 
     /// `concurrency` workers sharing a total of `per_sec` requests per second.
-    pub fn paced(self, concurrency: usize, per_sec: u32) -> Self {
+    pub(crate) fn paced(self, concurrency: usize, per_sec: u32) -> Self {
         let concurrency = concurrency.max(1);
         let total = f64::from(per_sec.max(1));
         Self {
@@ -94,7 +94,7 @@ impl Load {
     /// # Errors
     /// When CPU times cannot be read, a worker panicked, or no request succeeded (the first
     /// error is reported).
-    pub async fn run(&self, procs: &Procs, op: &Op) -> anyhow::Result<Outcome> {
+    pub(crate) async fn run(&self, procs: &Procs, op: &Op) -> anyhow::Result<Outcome> {
         let phase = Arc::new(AtomicU8::new(WARMUP));
         let mut workers = JoinSet::new();
         for i in 0..self.concurrency {

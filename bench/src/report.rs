@@ -8,29 +8,29 @@ use std::time::Duration;
 
 /// Everything one `carehub-bench` run measured.
 #[derive(Debug, Serialize)]
-pub struct Report {
-    pub machine: Machine,
-    pub settings: Settings,
-    pub rows: Vec<Row>,
-    pub gateway_added_latency: AddedLatency,
-    pub revocation: RevocationDelay,
-    pub login_vs_theory: LoginTheory,
-    pub storm: Storm,
-    pub targets: Vec<Target>,
+pub(crate) struct Report {
+    pub(crate) machine: Machine,
+    pub(crate) settings: Settings,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) gateway_added_latency: AddedLatency,
+    pub(crate) revocation: RevocationDelay,
+    pub(crate) login_vs_theory: LoginTheory,
+    pub(crate) storm: Storm,
+    pub(crate) targets: Vec<Target>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Machine {
-    pub cpus: usize,
+pub(crate) struct Machine {
+    pub(crate) cpus: usize,
     pub model: String,
     /// `/proc/loadavg` when the run started and when it ended: other work on the machine
     /// competes for the same cores.
-    pub load_before: String,
-    pub load_after: String,
+    pub(crate) load_before: String,
+    pub(crate) load_after: String,
 }
 
 impl Machine {
-    pub fn this() -> Self {
+    pub(crate) fn this() -> Self {
         let model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|info| {
@@ -49,7 +49,7 @@ impl Machine {
     }
 
     /// Notes the load average at the end of the run.
-    pub fn finished(&mut self) {
+    pub(crate) fn finished(&mut self) {
         self.load_after = load_average();
     }
 }
@@ -63,37 +63,37 @@ fn load_average() -> String {
 
 /// How the run was shaped.
 #[derive(Debug, Clone, Serialize)]
-pub struct Settings {
-    pub concurrency: usize,
-    pub warmup_secs: f64,
-    pub duration_secs: f64,
-    pub hash_permits: usize,
-    pub probe_clients: usize,
-    pub probe_rate: u32,
-    pub revocation_rounds: usize,
+pub(crate) struct Settings {
+    pub(crate) concurrency: usize,
+    pub(crate) warmup_secs: f64,
+    pub(crate) duration_secs: f64,
+    pub(crate) hash_permits: usize,
+    pub(crate) probe_clients: usize,
+    pub(crate) probe_rate: u32,
+    pub(crate) revocation_rounds: usize,
 }
 
 /// One line of the throughput table.
 #[derive(Debug, Serialize)]
-pub struct Row {
-    pub name: String,
-    pub per_sec: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub errors: u64,
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) per_sec: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) errors: u64,
     /// Server CPU per successful request in µs: gateways, auth, and nats-server. Absent when
     /// two loads shared the window (the CPU cannot be split between them).
-    pub gateway_cpu_us: Option<f64>,
-    pub auth_cpu_us: Option<f64>,
-    pub nats_cpu_us: Option<f64>,
+    pub(crate) gateway_cpu_us: Option<f64>,
+    pub(crate) auth_cpu_us: Option<f64>,
+    pub(crate) nats_cpu_us: Option<f64>,
     /// The load generator's own CPU per request, for context (it shares the machine).
-    pub bench_cpu_us: Option<f64>,
+    pub(crate) bench_cpu_us: Option<f64>,
     /// The first failure, when there were any.
-    pub first_error: Option<String>,
+    pub(crate) first_error: Option<String>,
 }
 
 impl Row {
-    pub fn new(name: &str, o: &Outcome, with_cpu: bool) -> Self {
+    pub(crate) fn new(name: &str, o: &Outcome, with_cpu: bool) -> Self {
         let cpu = |d: Duration| with_cpu.then(|| o.us_per_request(d));
         Self {
             name: name.to_owned(),
@@ -112,14 +112,14 @@ impl Row {
 
 /// p50 of `/api/me` through gateway A minus p50 of `Me {}` sent over NATS, one client each.
 #[derive(Debug, Serialize)]
-pub struct AddedLatency {
-    pub http_p50_ms: f64,
-    pub nats_p50_ms: f64,
-    pub added_ms: f64,
+pub(crate) struct AddedLatency {
+    pub(crate) http_p50_ms: f64,
+    pub(crate) nats_p50_ms: f64,
+    pub(crate) added_ms: f64,
 }
 
 impl AddedLatency {
-    pub fn new(http: &Outcome, nats: &Outcome) -> Self {
+    pub(crate) fn new(http: &Outcome, nats: &Outcome) -> Self {
         let (h, n) = (http.ms(0.5), nats.ms(0.5));
         Self {
             http_p50_ms: h,
@@ -131,16 +131,16 @@ impl AddedLatency {
 
 /// Time from a logout acknowledged by gateway A until gateway B refuses the token.
 #[derive(Debug, Serialize)]
-pub struct RevocationDelay {
-    pub rounds: usize,
-    pub p50_ms: f64,
-    pub max_ms: f64,
+pub(crate) struct RevocationDelay {
+    pub(crate) rounds: usize,
+    pub(crate) p50_ms: f64,
+    pub(crate) max_ms: f64,
     /// Rounds where B still accepted the token after 5 s.
-    pub missed: usize,
+    pub(crate) missed: usize,
 }
 
 impl RevocationDelay {
-    pub fn new(mut delays: Vec<Duration>, missed: usize) -> Self {
+    pub(crate) fn new(mut delays: Vec<Duration>, missed: usize) -> Self {
         delays.sort();
         let ms = |d: Option<&Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
         Self {
@@ -154,22 +154,22 @@ impl RevocationDelay {
 
 /// Login throughput against what the argon2 permits allow at best.
 #[derive(Debug, Serialize)]
-pub struct LoginTheory {
+pub(crate) struct LoginTheory {
     /// Median time of one argon2 check on an idle machine.
-    pub hash_ms: f64,
-    pub permits: usize,
+    pub(crate) hash_ms: f64,
+    pub(crate) permits: usize,
     /// argon2 checks per second measured with every permit busy (no HTTP, NATS or database).
-    pub parallel_hash_per_sec: f64,
+    pub(crate) parallel_hash_per_sec: f64,
     /// CPU time of one argon2 check while `permits` of them run at once.
-    pub parallel_hash_cpu_ms: f64,
+    pub(crate) parallel_hash_cpu_ms: f64,
     /// permits ÷ hash time.
-    pub theory_per_sec: f64,
-    pub measured_per_sec: f64,
-    pub percent: f64,
+    pub(crate) theory_per_sec: f64,
+    pub(crate) measured_per_sec: f64,
+    pub(crate) percent: f64,
 }
 
 impl LoginTheory {
-    pub fn new(hash: HashTimes, permits: usize, login: &Outcome) -> Self {
+    pub(crate) fn new(hash: HashTimes, permits: usize, login: &Outcome) -> Self {
         let theory = permits as f64 / hash.single.as_secs_f64();
         Self {
             hash_ms: hash.single.as_secs_f64() * 1000.0,
@@ -185,23 +185,23 @@ impl LoginTheory {
 
 /// `/api/me` latency probe with and without a concurrent login storm.
 #[derive(Debug, Serialize)]
-pub struct Storm {
-    pub quiet_p99_ms: f64,
-    pub storm_p99_ms: f64,
-    pub storm_logins_per_sec: f64,
+pub(crate) struct Storm {
+    pub(crate) quiet_p99_ms: f64,
+    pub(crate) storm_p99_ms: f64,
+    pub(crate) storm_logins_per_sec: f64,
 }
 
 /// A target and whether this run met it.
 #[derive(Debug, Serialize)]
-pub struct Target {
-    pub name: &'static str,
-    pub measured: String,
-    pub pass: bool,
+pub(crate) struct Target {
+    pub(crate) name: &'static str,
+    pub(crate) measured: String,
+    pub(crate) pass: bool,
 }
 
 impl Report {
     /// Judges the figures against the targets (fills [`Report::targets`]).
-    pub fn judge(&mut self, healthz: &Outcome, me_cached: &Outcome) {
+    pub(crate) fn judge(&mut self, healthz: &Outcome, me_cached: &Outcome) {
         let ratio = 100.0 * me_cached.per_sec() / healthz.per_sec();
         let added = self.gateway_added_latency.added_ms;
         let login = self.login_vs_theory.percent;
@@ -231,12 +231,12 @@ impl Report {
     }
 
     /// How many targets were missed.
-    pub fn missed(&self) -> usize {
+    pub(crate) fn missed(&self) -> usize {
         self.targets.iter().filter(|t| !t.pass).count()
     }
 
     /// The human-readable report.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let _ = self.write(&mut out);
         out

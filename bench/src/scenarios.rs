@@ -22,14 +22,14 @@ const REVOCATION_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What every scenario shares: the system, a keep-alive HTTP client, the CPU probe, the
 /// configured load and a signed-in token.
-pub struct Bench<'a> {
-    pub cluster: &'a Cluster,
-    pub http: reqwest::Client,
-    pub procs: Procs,
+pub(crate) struct Bench<'a> {
+    pub(crate) cluster: &'a Cluster,
+    pub(crate) http: reqwest::Client,
+    pub(crate) procs: Procs,
     /// Closed loop at `--concurrency`.
-    pub load: Load,
+    pub(crate) load: Load,
     /// The `/api/me` latency probe used with and without the login storm.
-    pub probe: Load,
+    pub(crate) probe: Load,
     token: String,
     revocation_account: usize,
 }
@@ -39,7 +39,7 @@ impl<'a> Bench<'a> {
     ///
     /// # Errors
     /// When the HTTP client cannot be built or the login fails.
-    pub async fn new(cluster: &'a Cluster, load: Load, probe: Load) -> anyhow::Result<Self> {
+    pub(crate) async fn new(cluster: &'a Cluster, load: Load, probe: Load) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
@@ -59,7 +59,7 @@ impl<'a> Bench<'a> {
     }
 
     /// The number of accounts [`Cluster::start`] must create for this layout.
-    pub fn accounts_needed(concurrency: usize) -> usize {
+    pub(crate) fn accounts_needed(concurrency: usize) -> usize {
         concurrency + 2
     }
 
@@ -99,24 +99,24 @@ impl<'a> Bench<'a> {
 }
 
 /// `GET /healthz` on gateway A: the HTTP stack alone, no NATS.
-pub async fn healthz(b: &Bench<'_>) -> anyhow::Result<Outcome> {
+pub(crate) async fn healthz(b: &Bench<'_>) -> anyhow::Result<Outcome> {
     let url = format!("{}/healthz", b.cluster.gateway_a);
     b.load.run(&b.procs, &b.get(url, None)).await
 }
 
 /// Authenticated `GET /api/me` on `base`: token check (cached or not) plus one auth call.
-pub async fn me(b: &Bench<'_>, base: &str) -> anyhow::Result<Outcome> {
+pub(crate) async fn me(b: &Bench<'_>, base: &str) -> anyhow::Result<Outcome> {
     b.load.run(&b.procs, &b.me_op(base)).await
 }
 
 /// `POST /api/auth/login`, each worker with its own account.
-pub async fn login(b: &Bench<'_>) -> anyhow::Result<Outcome> {
+pub(crate) async fn login(b: &Bench<'_>) -> anyhow::Result<Outcome> {
     b.load.run(&b.procs, &b.login_op()).await
 }
 
 /// `/api/me` on gateway A and the same `Me {}` sent straight over NATS, both by one client
 /// at a time, so the difference is the gateway's own cost and not queueing.
-pub async fn me_one_client(b: &Bench<'_>) -> anyhow::Result<(Outcome, Outcome)> {
+pub(crate) async fn me_one_client(b: &Bench<'_>) -> anyhow::Result<(Outcome, Outcome)> {
     let one = Load {
         concurrency: 1,
         pace: None,
@@ -158,7 +158,10 @@ pub async fn me_one_client(b: &Bench<'_>) -> anyhow::Result<(Outcome, Outcome)> 
 /// Stale-token window: gateway B holds a token in its cache, the token is logged out through
 /// gateway A, and B is asked every [`POLL_EVERY`] until it answers 401. Each delay is counted
 /// from the moment A acknowledged the logout.
-pub async fn revocation(b: &Bench<'_>, rounds: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+pub(crate) async fn revocation(
+    b: &Bench<'_>,
+    rounds: usize,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
     let (a, gw_b) = (&b.cluster.gateway_a, &b.cluster.gateway_b);
     let mut delays = Vec::with_capacity(rounds);
     let mut missed = 0;
@@ -199,20 +202,20 @@ pub async fn revocation(b: &Bench<'_>, rounds: usize) -> anyhow::Result<(Vec<Dur
 /// Argon2 timings taken in this process while the system idles, with the auth service's
 /// parameters and on blocking threads as it runs them.
 #[derive(Debug, Clone, Copy)]
-pub struct HashTimes {
+pub(crate) struct HashTimes {
     /// Median time of one check, alone on the machine. A login does exactly one check.
-    pub single: Duration,
+    pub(crate) single: Duration,
     /// Checks per second with `permits` of them running at once: the best of
     /// [`PARALLEL_ROUNDS`], since other work on a shared machine only ever lowers it.
-    pub parallel_per_sec: f64,
+    pub(crate) parallel_per_sec: f64,
     /// CPU time per check while they ran in parallel.
-    pub parallel_cpu: Duration,
+    pub(crate) parallel_cpu: Duration,
 }
 
 const PARALLEL_ROUNDS: usize = 3;
 
 /// Times `samples` single argon2 checks, then rounds of `permits` × `samples` parallel ones.
-pub async fn hash_times(
+pub(crate) async fn hash_times(
     procs: &Procs,
     samples: usize,
     permits: usize,
@@ -261,13 +264,13 @@ pub async fn hash_times(
 }
 
 /// The paced `/api/me` probe on gateway A, alone.
-pub async fn me_probe(b: &Bench<'_>) -> anyhow::Result<Outcome> {
+pub(crate) async fn me_probe(b: &Bench<'_>) -> anyhow::Result<Outcome> {
     b.probe.run(&b.procs, &b.me_op(&b.cluster.gateway_a)).await
 }
 
 /// The paced `/api/me` probe while `--concurrency` clients log in as fast as they can.
 /// Returns (logins, probe).
-pub async fn storm(b: &Bench<'_>) -> anyhow::Result<(Outcome, Outcome)> {
+pub(crate) async fn storm(b: &Bench<'_>) -> anyhow::Result<(Outcome, Outcome)> {
     let (login, me) = (b.login_op(), b.me_op(&b.cluster.gateway_a));
     let (logins, probe) = tokio::join!(b.load.run(&b.procs, &login), b.probe.run(&b.procs, &me));
     Ok((logins?, probe?))

@@ -11,30 +11,30 @@ pub struct GatewayConfig {
     /// Where to listen (`CAREHUB_GATEWAY_ADDR`).
     pub addr: SocketAddr,
     /// Longest time a positive token check is reused; zero turns the cache off.
-    pub verify_cache_ttl: Duration,
+    pub(crate) verify_cache_ttl: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpNet>,
+    pub(crate) trusted_proxies: Vec<IpNet>,
     /// Browser origins allowed by CORS (exact match).
-    pub cors_origins: Vec<String>,
+    pub(crate) cors_origins: Vec<String>,
     /// Largest request body in bytes.
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
     /// Sustained requests per second per client address; zero turns rate limiting off.
-    pub rate_limit_per_sec: u32,
+    pub(crate) rate_limit_per_sec: u32,
     /// Requests a client may send at once before the sustained rate applies.
-    pub rate_limit_burst: u32,
+    pub(crate) rate_limit_burst: u32,
     /// Micro service names `/readyz` pings.
-    pub required_services: Vec<String>,
+    pub(crate) required_services: Vec<String>,
     /// Mark the refresh cookie `Secure` and send `Strict-Transport-Security`.
-    pub cookie_secure: bool,
+    pub(crate) cookie_secure: bool,
     /// Static files served at `/`, with `index.html` for unknown paths (a single-page app).
-    pub web_dir: Option<PathBuf>,
+    pub(crate) web_dir: Option<PathBuf>,
     /// Hub node websocket URLs `/ws` is forwarded to; one is picked per connection, the next
     /// tried when it cannot be reached.
-    pub hub_urls: Vec<String>,
+    pub(crate) hub_urls: Vec<String>,
     /// A forwarded socket whose client sent nothing (not even a pong) for this long is closed.
-    pub hub_idle_timeout: Duration,
+    pub(crate) hub_idle_timeout: Duration,
     /// A write to a forwarded socket's client blocked this long closes it as too slow (4008).
-    pub hub_write_timeout: Duration,
+    pub(crate) hub_write_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -121,7 +121,7 @@ impl GatewayConfig {
     }
 
     /// Whether `ip` is one of the configured trusted proxies.
-    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(ip))
     }
 }
@@ -158,14 +158,14 @@ fn list(env: &Env, var: &str) -> Vec<String> {
 
 /// An IP network: an address and a prefix length (a bare address is a /32 or /128).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
+pub(crate) struct IpNet {
     addr: IpAddr,
     prefix: u8,
 }
 
 impl IpNet {
     /// Parses `10.0.0.0/8`, `::1` or `fd00::/8`; `None` when it is neither.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (
                 a.trim().parse::<IpAddr>().ok()?,
@@ -180,7 +180,7 @@ impl IpNet {
     }
 
     /// Whether `ip` lies inside this network (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 prefix_eq(&net.octets(), &ip.octets(), self.prefix)

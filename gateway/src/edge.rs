@@ -9,10 +9,10 @@
 //! - [`rate_limit`] the per-address limit;
 //! - [`http_metrics`] the request metrics.
 
-pub mod client_addr;
-pub mod http_metrics;
-pub mod rate_limit;
-pub mod request_id;
+pub(crate) mod client_addr;
+pub(crate) mod http_metrics;
+pub(crate) mod rate_limit;
+pub(crate) mod request_id;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,13 +26,13 @@ use tracing::Instrument;
 
 /// The request's client address as [`client_addr::client_addr`] determined it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
+pub(crate) struct ClientAddr(pub IpAddr);
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// The edge middleware (see the module docs).
-pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id::sanitize(
         req.headers()

@@ -14,33 +14,33 @@ use utoipa::ToSchema;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
+pub(crate) struct ApiError {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
     /// Sent as `Retry-After` (seconds).
-    pub retry_after_secs: Option<u64>,
+    pub(crate) retry_after_secs: Option<u64>,
     /// Sent as the body's `details` (never with a 5xx).
-    pub details: Option<ErrorDetails>,
+    pub(crate) details: Option<ErrorDetails>,
 }
 
 /// Made with the contract's constructors ([`WireError`]) where it has one.
 impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         WireError::new(code, message).into()
     }
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
     }
-    pub fn unauthorized(message: impl Into<String>) -> Self {
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         WireError::unauthorized(message).into()
     }
-    pub fn forbidden(message: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         WireError::forbidden(message).into()
     }
-    pub fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         WireError::not_found("no such resource").into()
     }
-    pub fn rate_limited(retry_after_secs: u64) -> Self {
+    pub(crate) fn rate_limited(retry_after_secs: u64) -> Self {
         Self {
             message: "too many requests, try again later".into(),
             ..WireError::rate_limited(retry_after_secs).into()
@@ -48,7 +48,7 @@ impl ApiError {
     }
 
     /// The error for a response some layer produced with only a status code.
-    pub fn from_status(status: StatusCode) -> Self {
+    pub(crate) fn from_status(status: StatusCode) -> Self {
         let (code, message) = match status.as_u16() {
             400 => (ErrorCode::BadRequest, "the request is malformed"),
             401 => (ErrorCode::Unauthorized, "authentication required"),
@@ -78,13 +78,13 @@ impl ApiError {
         Self::new(code, message)
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The JSON body for this error. 5xx messages are fixed texts and carry no details, so
     /// nothing internal leaks even when a service put details in its message.
-    pub fn body(&self, request_id: &str) -> ErrorBody {
+    pub(crate) fn body(&self, request_id: &str) -> ErrorBody {
         let server_side = self.status().is_server_error();
         let message = match self.code {
             ErrorCode::Internal | ErrorCode::Unknown => "internal error".to_owned(),
@@ -105,7 +105,7 @@ impl ApiError {
     }
 
     /// The full response, with the request id filled in.
-    pub fn to_response(&self, request_id: &str) -> Response {
+    pub(crate) fn to_response(&self, request_id: &str) -> Response {
         let mut res = (self.status(), axum::Json(self.body(request_id))).into_response();
         if let Some(secs) = self.retry_after_secs {
             res.headers_mut()
@@ -156,24 +156,24 @@ impl IntoResponse for ApiError {
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
+pub(crate) struct ErrorBody {
+    pub(crate) error: ErrorDetail,
 }
 
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// Stable machine-readable code, e.g. `unauthorized`, `validation_failed`, `rate_limited`.
     #[schema(example = "unauthorized")]
-    pub code: String,
+    pub(crate) code: String,
     /// Human-readable text, safe to show a user.
-    pub message: String,
+    pub(crate) message: String,
     /// The request id, also in the `x-request-id` response header.
-    pub request_id: String,
+    pub(crate) request_id: String,
     /// Structured details, only with the codes that have them: `appointments_affected` lists
     /// the confirmed appointments in `details.appointments`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<ErrorDetails>,
+    pub(crate) details: Option<ErrorDetails>,
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 /// A JSON body; rejections become [`ApiError`]s.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
@@ -128,7 +128,7 @@ fn json_rejection(r: &JsonRejection) -> ApiError {
 /// A JSON body that may be absent: an empty body or `null` is `None`, anything else must be
 /// valid JSON of the type.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OptionalJson<T>(pub Option<T>);
+pub(crate) struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
@@ -163,7 +163,7 @@ fn is_json_content_type(ct: &str) -> bool {
 
 /// Path parameters; rejections become 400 `bad_request`.
 #[derive(Debug, Clone)]
-pub struct ApiPath<T>(pub T);
+pub(crate) struct ApiPath<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
@@ -178,7 +178,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 
 /// Query parameters; rejections become 400 `bad_request`.
 #[derive(Debug, Clone)]
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
@@ -193,7 +193,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
 /// The context of an anonymous call: request id and client address.
 #[derive(Debug, Clone)]
-pub struct Ctx(pub CallContext);
+pub(crate) struct Ctx(pub CallContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = ApiError;
@@ -217,7 +217,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 
 /// The context of a call by a verified user (`Authorization: Bearer <token>`).
 #[derive(Debug, Clone)]
-pub struct AuthCtx(pub CallContext);
+pub(crate) struct AuthCtx(pub CallContext);
 
 impl FromRequestParts<AppState> for AuthCtx {
     type Rejection = ApiError;
@@ -252,7 +252,7 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 
 /// The context of a call by an active admin; anyone else gets 403 `forbidden`.
 #[derive(Debug, Clone)]
-pub struct AdminCtx(pub CallContext);
+pub(crate) struct AdminCtx(pub CallContext);
 
 impl FromRequestParts<AppState> for AdminCtx {
     type Rejection = ApiError;

@@ -7,33 +7,32 @@
 //! self-contained docs page, and optionally the web client's static files.
 //!
 //! Map:
-//! - [`config`] settings;
-//! - [`server`] the [`Gateway`] and its router;
-//! - [`edge`] request id, client address, rate limit and response finishing;
-//! - [`extract`] extractors and caller identity;
-//! - [`tokens`] token checks and their cache;
-//! - [`session`] the refresh-token cookie;
-//! - [`routes`] the handlers;
+//! - `config` settings;
+//! - `server` the [`Gateway`] and its router;
+//! - `edge` request id, client address, rate limit and response finishing;
+//! - `extract` extractors and caller identity;
+//! - `tokens` token checks and their cache;
+//! - `session` the refresh-token cookie;
+//! - `routes` the handlers;
 //! - [`openapi`] the document and the docs page;
-//! - [`error`] the one error type;
-//! - [`state`] the shared state;
+//! - `error` the one error type;
+//! - `state` the shared state;
 //! - `tests` router tests against a real nats-server from `carehub-natsd` (test builds only).
 
-pub mod config;
-pub mod edge;
-pub mod error;
-pub mod extract;
+mod config;
+mod edge;
+mod error;
+mod extract;
 pub mod openapi;
-pub mod routes;
-pub mod server;
-pub mod session;
-pub mod state;
-pub mod tokens;
+mod routes;
+mod server;
+mod session;
+mod state;
+mod tokens;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::GatewayConfig;
-pub use error::{ApiError, ErrorBody};
 pub use openapi::openapi;
 pub use server::Gateway;

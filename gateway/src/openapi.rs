@@ -49,7 +49,7 @@ impl Modify for BearerScheme {
 }
 
 /// The document's skeleton (info, tags, security scheme, error schema) before routes are added.
-pub fn base() -> utoipa::openapi::OpenApi {
+pub(crate) fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 

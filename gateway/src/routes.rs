@@ -12,22 +12,22 @@
 //! Handlers decode, make one call, encode. [`api`] collects the documented routes together with
 //! their OpenAPI operations, so the document cannot drift from what is served.
 
-pub mod accounts;
-pub mod appointments;
-pub mod auth;
-pub mod docs;
-pub mod doctors;
-pub mod health;
-pub mod notifications;
-pub mod patients;
-pub mod ws;
+pub(crate) mod accounts;
+pub(crate) mod appointments;
+pub(crate) mod auth;
+pub(crate) mod docs;
+pub(crate) mod doctors;
+pub(crate) mod health;
+pub(crate) mod notifications;
+pub(crate) mod patients;
+pub(crate) mod ws;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The documented routes and their OpenAPI description.
-pub fn api() -> OpenApiRouter<AppState> {
+pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

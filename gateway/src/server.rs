@@ -30,7 +30,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Room a request needs on the bus besides its body: the headers (request id, principal,
 /// client address) and the few fields a route adds to the body.
-pub const BUS_OVERHEAD: usize = 16 * 1024;
+pub(crate) const BUS_OVERHEAD: usize = 16 * 1024;
 
 /// A body the gateway accepts must fit into one NATS message, or it would answer 503 instead
 /// of 413: refuses a `CAREHUB_BODY_LIMIT` larger than the server's `max_payload` less
@@ -38,7 +38,7 @@ pub const BUS_OVERHEAD: usize = 16 * 1024;
 ///
 /// # Errors
 /// Naming both values, when the limit is too large.
-pub fn check_body_limit(body_limit: usize, max_payload: usize) -> anyhow::Result<()> {
+pub(crate) fn check_body_limit(body_limit: usize, max_payload: usize) -> anyhow::Result<()> {
     let room = max_payload.saturating_sub(BUS_OVERHEAD);
     if body_limit > room {
         anyhow::bail!(
@@ -98,12 +98,13 @@ impl Gateway {
     }
 
     /// The axum Router (for tests and for serving).
-    pub fn router(&self) -> Router {
+    pub(crate) fn router(&self) -> Router {
         build_router(self.state.clone(), self.cors.clone())
     }
 
     /// Token checks, for tests that look at the cache.
-    pub fn tokens(&self) -> &Tokens {
+    #[cfg(test)]
+    pub(crate) fn tokens(&self) -> &Tokens {
         &self.state.tokens
     }
 

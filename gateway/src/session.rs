@@ -10,14 +10,14 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 /// Name of the refresh-token cookie.
-pub const COOKIE: &str = "carehub_refresh";
+pub(crate) const COOKIE: &str = "carehub_refresh";
 /// The cookie is only sent to the auth routes.
 const COOKIE_PATH: &str = "/api/auth";
 
 /// Where the client wants the refresh token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum TokenTransport {
+pub(crate) enum TokenTransport {
     /// An HttpOnly `carehub_refresh` cookie; the body's `refresh_token` is empty.
     #[default]
     Cookie,
@@ -26,7 +26,7 @@ pub enum TokenTransport {
 }
 
 /// The refresh token from the `carehub_refresh` cookie, if any.
-pub fn read_cookie(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn read_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -50,7 +50,7 @@ fn cookie(value: &str, max_age: i64, secure: bool) -> Result<HeaderValue, ApiErr
 }
 
 /// A `Set-Cookie` value that removes the refresh cookie.
-pub fn clear_cookie(secure: bool) -> Result<HeaderValue, ApiError> {
+pub(crate) fn clear_cookie(secure: bool) -> Result<HeaderValue, ApiError> {
     cookie("", 0, secure)
 }
 
@@ -58,7 +58,7 @@ pub fn clear_cookie(secure: bool) -> Result<HeaderValue, ApiError> {
 ///
 /// # Errors
 /// When the token cannot be put in a cookie (auth issued a malformed token).
-pub fn respond(
+pub(crate) fn respond(
     mut session: Session,
     transport: TokenTransport,
     secure: bool,

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 /// Bus, configuration, token checks and rate limiter.
 #[derive(Clone)]
-pub struct AppState {
-    pub bus: Bus,
-    pub cfg: Arc<GatewayConfig>,
-    pub tokens: Tokens,
+pub(crate) struct AppState {
+    pub(crate) bus: Bus,
+    pub(crate) cfg: Arc<GatewayConfig>,
+    pub(crate) tokens: Tokens,
     /// `None` when rate limiting is off.
-    pub limiter: Option<Limiter>,
+    pub(crate) limiter: Option<Limiter>,
     /// The OpenAPI document and docs page, rendered once.
-    pub docs: Arc<crate::routes::docs::Docs>,
+    pub(crate) docs: Arc<crate::routes::docs::Docs>,
 }

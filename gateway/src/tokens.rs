@@ -24,7 +24,7 @@ type Key = [u8; 32];
 
 /// Verifies tokens through auth, with an optional cache. Cheap to clone.
 #[derive(Clone)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     bus: Bus,
     cache: Option<EventCache<Key, Principal>>,
 }
@@ -53,7 +53,7 @@ fn key(token: &str) -> Key {
 
 impl Tokens {
     /// A verifier; `ttl` zero means every request is verified by auth.
-    pub fn new(bus: Bus, ttl: Duration) -> Self {
+    pub(crate) fn new(bus: Bus, ttl: Duration) -> Self {
         let cache = (!ttl.is_zero()).then(|| {
             EventCache::new(
                 Cache::builder()
@@ -69,7 +69,11 @@ impl Tokens {
     ///
     /// # Errors
     /// Auth's own error (`unauthorized`, `token_expired`, ...) or a bus failure (503/504).
-    pub async fn verify(&self, ctx: &CallContext, token: &str) -> Result<Principal, ApiError> {
+    pub(crate) async fn verify(
+        &self,
+        ctx: &CallContext,
+        token: &str,
+    ) -> Result<Principal, ApiError> {
         let key = key(token);
         if let Some(cache) = &self.cache
             && let Some(p) = cache.get(&key).await
@@ -94,7 +98,7 @@ impl Tokens {
     }
 
     /// Drops every cached principal the revocation covers.
-    pub async fn revoke(&self, what: &Revocation) {
+    pub(crate) async fn revoke(&self, what: &Revocation) {
         let Some(cache) = &self.cache else { return };
         cache
             .invalidate_where(|p: &Principal| match what {
@@ -106,7 +110,7 @@ impl Tokens {
     }
 
     /// Drops everything (events may have been missed).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(cache) = &self.cache {
             cache.clear();
         }
@@ -116,7 +120,7 @@ impl Tokens {
     ///
     /// # Errors
     /// When the subscription cannot be made.
-    pub async fn subscribe_revocations(
+    pub(crate) async fn subscribe_revocations(
         &self,
         stop: CancellationToken,
     ) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
@@ -146,7 +150,10 @@ impl Tokens {
     }
 
     /// A future that clears the cache on every disconnect and reconnect, until `stop`.
-    pub fn watch_connection(&self, stop: CancellationToken) -> impl Future<Output = ()> + 'static {
+    pub(crate) fn watch_connection(
+        &self,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + 'static {
         let cache = self.cache.clone();
         let watch = cache.map(|c| c.watch_connection(&self.bus, stop));
         async move {
@@ -156,8 +163,9 @@ impl Tokens {
         }
     }
 
-    /// How many principals are cached (after pending maintenance), for tests and metrics.
-    pub async fn cached(&self) -> u64 {
+    /// How many principals are cached (after pending maintenance), for tests.
+    #[cfg(test)]
+    pub(crate) async fn cached(&self) -> u64 {
         match &self.cache {
             Some(c) => c.len().await,
             None => 0,

@@ -6,13 +6,13 @@ use std::io::Cursor;
 use std::time::Duration;
 
 /// Largest SDP accepted, in bytes (browsers produce a few KiB).
-pub const MAX_SDP_BYTES: usize = 12_000;
+pub(crate) const MAX_SDP_BYTES: usize = 12_000;
 /// Largest ICE candidate line accepted.
-pub const MAX_CANDIDATE_BYTES: usize = 1_024;
+pub(crate) const MAX_CANDIDATE_BYTES: usize = 1_024;
 
 /// Why a call is not allowed now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WindowError {
+pub(crate) enum WindowError {
     #[error("the appointment has no fixed time")]
     NoTime,
     #[error("calls open {0} minutes before the appointment")]
@@ -25,7 +25,7 @@ pub enum WindowError {
 ///
 /// # Errors
 /// When the times are missing or unparsable, or `now` is outside the window.
-pub fn check_window(
+pub(crate) fn check_window(
     start: Option<&str>,
     end: Option<&str>,
     now: DateTime<Utc>,
@@ -54,7 +54,7 @@ pub fn check_window(
 ///
 /// # Errors
 /// A message saying what is wrong.
-pub fn check_sdp(sdp: &str) -> Result<(), String> {
+pub(crate) fn check_sdp(sdp: &str) -> Result<(), String> {
     if sdp.len() > MAX_SDP_BYTES {
         return Err(format!("SDP longer than {MAX_SDP_BYTES} bytes"));
     }
@@ -70,7 +70,7 @@ pub fn check_sdp(sdp: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// A message saying what is wrong.
-pub fn check_candidate(candidate: &str) -> Result<(), String> {
+pub(crate) fn check_candidate(candidate: &str) -> Result<(), String> {
     if candidate.len() > MAX_CANDIDATE_BYTES {
         return Err("candidate too long".into());
     }
@@ -84,7 +84,7 @@ pub fn check_candidate(candidate: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    pub const OFFER: &str = "v=0\r\no=- 4215775240449105457 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+    pub(super) const OFFER: &str = "v=0\r\no=- 4215775240449105457 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
         a=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
         a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
         a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\

@@ -11,47 +11,47 @@ pub struct HubConfig {
     /// Where the websocket listener binds (`CAREHUB_HUB_ADDR`).
     pub addr: SocketAddr,
     /// This node's name in presence entries and `welcome` frames.
-    pub node_id: String,
-    /// Browser origins allowed to open a socket (see [`crate::origin`]).
-    pub allowed_origins: Vec<String>,
+    pub(crate) node_id: String,
+    /// Browser origins allowed to open a socket (see `origin`).
+    pub(crate) allowed_origins: Vec<String>,
     /// The public URL of the web client (`CAREHUB_PUBLIC_URL`), whose origin is allowed when
     /// no explicit list is configured.
-    pub public_url: Option<String>,
+    pub(crate) public_url: Option<String>,
     /// How long a new socket may take to send its `auth` frame.
-    pub auth_timeout: Duration,
+    pub(crate) auth_timeout: Duration,
     /// How often the hub pings an idle socket.
-    pub ping_interval: Duration,
+    pub(crate) ping_interval: Duration,
     /// A socket that sent nothing (not even a pong) for this long is closed.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Frames waiting to be written to one socket before it counts as too slow.
-    pub queue_frames: usize,
+    pub(crate) queue_frames: usize,
     /// How long one write may block before the socket is closed as too slow (4008).
-    pub write_timeout: Duration,
+    pub(crate) write_timeout: Duration,
     /// Refused frames of one code get at most one error frame per this interval.
-    pub error_interval: Duration,
+    pub(crate) error_interval: Duration,
     /// Kernel send buffer of accepted sockets in bytes; 0 keeps the system default.
-    pub send_buffer: u32,
+    pub(crate) send_buffer: u32,
     /// Largest text frame handled; larger ones get a `payload_too_large` error frame.
-    pub max_frame_bytes: usize,
+    pub(crate) max_frame_bytes: usize,
     /// Largest chat message body, in characters.
-    pub max_chat_chars: usize,
+    pub(crate) max_chat_chars: usize,
     /// Sustained frames per second one socket may send, and its burst.
-    pub frames_per_sec: u32,
-    pub frame_burst: u32,
+    pub(crate) frames_per_sec: u32,
+    pub(crate) frame_burst: u32,
     /// How long a presence entry outlives its node's last refresh.
-    pub presence_ttl: Duration,
+    pub(crate) presence_ttl: Duration,
     /// Calls may start this long before an appointment's start...
-    pub call_early: Duration,
+    pub(crate) call_early: Duration,
     /// ...and go on until this long after its end.
-    pub call_late: Duration,
+    pub(crate) call_late: Duration,
     /// STUN/TURN URLs handed to call participants; empty by default (no third party learns
     /// patients' addresses unless an operator chooses so).
-    pub ice_servers: Vec<String>,
+    pub(crate) ice_servers: Vec<String>,
     /// Shared secret of a TURN server in `use-auth-secret` mode; never printed.
-    pub turn_secret: Option<String>,
+    pub(crate) turn_secret: Option<String>,
     /// Lifetime of handed-out TURN credentials.
-    pub turn_ttl: Duration,
-    pub stream_replicas: usize,
+    pub(crate) turn_ttl: Duration,
+    pub(crate) stream_replicas: usize,
 }
 
 impl std::fmt::Debug for HubConfig {

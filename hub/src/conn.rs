@@ -48,7 +48,7 @@ const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 const READ_BUFFER: usize = 1_024;
 
 /// A human reason for each close code.
-pub fn close_reason(code: u16) -> &'static str {
+pub(crate) fn close_reason(code: u16) -> &'static str {
     match code {
         close::GOING_AWAY => "hub node shutting down",
         close::TOO_BIG => "frame too big",
@@ -99,7 +99,7 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
 /// What runs once per socket (the upgrade, the `auth` handshake, presence updates) runs in
 /// futures of its own (boxed), so the task that lives as long as the socket holds only what
 /// reading and handling frames needs: tens of thousands of idle sockets each keep that task.
-pub async fn serve(hub: Hub, stream: TcpStream) {
+pub(crate) async fn serve(hub: Hub, stream: TcpStream) {
     let Some((ws, request_id)) = Box::pin(upgrade(&hub, stream)).await else {
         return;
     };

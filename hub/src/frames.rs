@@ -27,13 +27,13 @@ const MAX_ID_CHARS: usize = 64;
 
 /// A frame that could not be handled: becomes an `error` frame; the socket stays open.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameError {
-    pub code: &'static str,
-    pub message: String,
+pub(crate) struct FrameError {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 impl FrameError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -81,15 +81,15 @@ impl From<BusError> for FrameError {
 
 /// One authenticated socket's state, owned by its reader task.
 #[derive(Debug)]
-pub struct Session {
-    pub conn: Arc<Conn>,
+pub(crate) struct Session {
+    pub(crate) conn: Arc<Conn>,
     /// The id of the socket's `/ws` request, carried by every call made for it.
-    pub request_id: String,
+    pub(crate) request_id: String,
     appointments: HashMap<String, (Instant, Appointment)>,
 }
 
 impl Session {
-    pub fn new(conn: Arc<Conn>, request_id: String) -> Self {
+    pub(crate) fn new(conn: Arc<Conn>, request_id: String) -> Self {
         Self {
             conn,
             request_id,
@@ -168,7 +168,11 @@ fn other<'a>(a: &'a Appointment, me: &str) -> Result<&'a str, FrameError> {
 ///
 /// # Errors
 /// A [`FrameError`] to send back as an `error` frame.
-pub async fn handle(hub: &Hub, s: &mut Session, frame: ClientFrame) -> Result<(), FrameError> {
+pub(crate) async fn handle(
+    hub: &Hub,
+    s: &mut Session,
+    frame: ClientFrame,
+) -> Result<(), FrameError> {
     match frame {
         ClientFrame::Auth { .. } => Ok(()),
         ClientFrame::ChatSend {

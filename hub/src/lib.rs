@@ -4,30 +4,30 @@
 //! are in `carehub_nats::hub`.
 //!
 //! Map:
-//! - [`config`] typed settings;
-//! - [`origin`] the allowed-origin rule;
-//! - [`conn`] one socket: upgrade, handshake and writer;
-//! - [`reader`] its frames in;
-//! - [`refusals`] coalesced error frames for refused frames;
-//! - [`registry`] the node's sockets by user and their NATS subscriptions;
-//! - [`frames`] what each frame does;
-//! - [`slots`] live free-slot hints (`slots_watch`, `slots_changed`);
-//! - [`store`] every SQL statement (chat messages, read positions, calls);
-//! - [`presence`] the cross-node presence bucket, pushed presence and whom each socket follows;
-//! - [`calls`] call rules and SDP checks;
+//! - `config` typed settings;
+//! - `origin` the allowed-origin rule;
+//! - `conn` one socket: upgrade, handshake and writer;
+//! - `reader` its frames in;
+//! - `refusals` coalesced error frames for refused frames;
+//! - `registry` the node's sockets by user and their NATS subscriptions;
+//! - `frames` what each frame does;
+//! - `slots` live free-slot hints (`slots_watch`, `slots_changed`);
+//! - `store` every SQL statement (chat messages, read positions, calls);
+//! - `presence` the cross-node presence bucket, pushed presence and whom each socket follows;
+//! - `calls` call rules and SDP checks;
 //! - [`turn`] ICE servers and TURN REST credentials.
 
-pub mod calls;
-pub mod config;
-pub mod conn;
-pub mod frames;
-pub mod origin;
-pub mod presence;
-pub mod reader;
-pub mod refusals;
-pub mod registry;
-pub mod slots;
-pub mod store;
+mod calls;
+mod config;
+mod conn;
+mod frames;
+mod origin;
+mod presence;
+mod reader;
+mod refusals;
+mod registry;
+mod slots;
+mod store;
 pub mod turn;
 
 pub use config::HubConfig;
@@ -139,28 +139,28 @@ impl Hub {
         socket.listen(4_096)
     }
 
-    pub fn config(&self) -> &HubConfig {
+    pub(crate) fn config(&self) -> &HubConfig {
         &self.inner.cfg
     }
-    pub fn bus(&self) -> &Bus {
+    pub(crate) fn bus(&self) -> &Bus {
         &self.inner.bus
     }
-    pub fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         &self.inner.db
     }
-    pub fn registry(&self) -> &Registry {
+    pub(crate) fn registry(&self) -> &Registry {
         &self.inner.registry
     }
-    pub fn slot_watches(&self) -> &slots::SlotWatches {
+    pub(crate) fn slot_watches(&self) -> &slots::SlotWatches {
         &self.inner.slot_watches
     }
-    pub fn presence(&self) -> &Presence {
+    pub(crate) fn presence(&self) -> &Presence {
         &self.inner.presence
     }
-    pub fn presence_watches(&self) -> &presence::watch::Watches {
+    pub(crate) fn presence_watches(&self) -> &presence::watch::Watches {
         &self.inner.presence_watches
     }
-    pub fn sign_in_listings(&self) -> &presence::follow::Listings {
+    pub(crate) fn sign_in_listings(&self) -> &presence::follow::Listings {
         &self.inner.sign_in_listings
     }
 
@@ -168,7 +168,7 @@ impl Hub {
     /// SQLite has a single writer; without it, concurrent appends queue in SQLite's busy
     /// handler, whose growing sleeps (1, 2, 5, 10, ... ms) put a tail of 100 ms and more on
     /// delivery at a few hundred messages per second. PostgreSQL needs no guard.
-    pub async fn chat_append_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(crate) async fn chat_append_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.inner.db {
             Db::Sqlite(_) => Some(self.inner.chat_appends.lock().await),
             Db::Postgres(_) => None,

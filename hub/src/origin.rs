@@ -7,7 +7,7 @@
 //! which serves the web client) is allowed, and with neither set no browser origin is.
 
 /// Whether a websocket upgrade carrying `origin` may proceed.
-pub fn allowed(origin: Option<&str>, allowed: &[String], public_url: Option<&str>) -> bool {
+pub(crate) fn allowed(origin: Option<&str>, allowed: &[String], public_url: Option<&str>) -> bool {
     let Some(origin) = origin else {
         return true;
     };

@@ -10,8 +10,8 @@
 //! `carehub.hub.presence.<user_id>`, which [`watch`] turns into pushed `presence` frames for
 //! the sockets watching that user; [`follow`] decides whom a socket watches unasked.
 
-pub mod follow;
-pub mod watch;
+pub(crate) mod follow;
+pub(crate) mod watch;
 
 use async_nats::jetstream::{self, stream};
 use carehub_nats::hub::{PresenceEntry, subject};
@@ -23,7 +23,7 @@ use crate::registry::Registry;
 
 /// The presence stream, as this node uses it.
 #[derive(Clone)]
-pub struct Presence {
+pub(crate) struct Presence {
     js: jetstream::Context,
     client: async_nats::Client,
     stream: stream::Stream,
@@ -57,7 +57,7 @@ fn token(node: &str) -> String {
 }
 
 /// The subject a node announces a change of `user_id` on.
-pub fn changed_subject(user_id: &str) -> String {
+pub(crate) fn changed_subject(user_id: &str) -> String {
     format!("{}.{user_id}", subject::PRESENCE_CHANGED_PREFIX)
 }
 
@@ -80,7 +80,7 @@ impl Presence {
     ///
     /// # Errors
     /// When JetStream is unavailable.
-    pub async fn open(
+    pub(crate) async fn open(
         client: async_nats::Client,
         node: &str,
         ttl: Duration,
@@ -159,7 +159,7 @@ impl Presence {
 
     /// Brings this node's entry of `user_id` in line with its sockets here (called when their
     /// first socket here opened or their last closed), then announces the change.
-    pub async fn sync(&self, user_id: &str, registry: &Registry) {
+    pub(crate) async fn sync(&self, user_id: &str, registry: &Registry) {
         {
             let _turn = self.turn(user_id).lock().await;
             if registry.has_user(user_id) {
@@ -172,7 +172,7 @@ impl Presence {
     }
 
     /// Removes every entry of this node (a clean stop) and announces `users` as changed.
-    pub async fn stop(&self, users: &[String]) {
+    pub(crate) async fn stop(&self, users: &[String]) {
         let all = format!("{}.*.{}", subject::PRESENCE_PREFIX, self.node);
         if let Err(e) = self.stream.purge().filter(all).await {
             tracing::warn!(error = %e, "presence removal at stop failed");
@@ -187,7 +187,7 @@ impl Presence {
     ///
     /// # Errors
     /// When the stream cannot be read.
-    pub async fn is_online(&self, user_id: &str) -> anyhow::Result<bool> {
+    pub(crate) async fn is_online(&self, user_id: &str) -> anyhow::Result<bool> {
         let any = format!("{}.{user_id}.*", subject::PRESENCE_PREFIX);
         let m = match self.stream.get_last_raw_message_by_subject(&any).await {
             Ok(m) => m,
@@ -202,7 +202,7 @@ impl Presence {
     }
 
     /// Rewrites the entries of this node's users every third of the TTL until stopped.
-    pub async fn refresh(self, registry: Registry, stop: CancellationToken) {
+    pub(crate) async fn refresh(self, registry: Registry, stop: CancellationToken) {
         let mut tick = tokio::time::interval((self.ttl / 3).max(Duration::from_millis(200)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -221,7 +221,7 @@ impl Presence {
     }
 
     /// The entry lifetime.
-    pub fn ttl(&self) -> Duration {
+    pub(crate) fn ttl(&self) -> Duration {
         self.ttl
     }
 }

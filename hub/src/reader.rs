@@ -119,7 +119,7 @@ enum Read {
 /// Everything awaited here but the wait for the next event is boxed: this future is part of
 /// the socket's task for its whole life, so it holds only the wait, and the work an event
 /// brings is allocated while it runs.
-pub async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, request_id: &str) {
+pub(crate) async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, request_id: &str) {
     let cfg = hub.config();
     let mut session = Session::new(conn.clone(), request_id.to_owned());
     let mut r = Reader {

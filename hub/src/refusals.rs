@@ -18,18 +18,18 @@ const CODES: [&str; 3] = [code::RATE_LIMITED, code::TOO_LARGE, code::BAD_FRAME];
 
 /// One refused frame.
 #[derive(Debug, Clone)]
-pub struct Refused {
-    pub code: &'static str,
-    pub message: String,
+pub(crate) struct Refused {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
     /// The refused frame's `type`, when it could be read.
-    pub request: Option<String>,
+    pub(crate) request: Option<String>,
     /// The refused frame's `client_id`, when it had one.
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
 }
 
 impl Refused {
     /// A refusal of `text`, naming its `type` and `client_id` when they can be read.
-    pub fn of(code: &'static str, message: impl Into<String>, text: &str) -> Self {
+    pub(crate) fn of(code: &'static str, message: impl Into<String>, text: &str) -> Self {
         let peek = serde_json::from_str::<Peek>(text).unwrap_or_default();
         Self {
             code,
@@ -65,13 +65,13 @@ struct Slot {
 
 /// The coalescing state of one socket.
 #[derive(Debug)]
-pub struct Refusals {
+pub(crate) struct Refusals {
     interval: Duration,
     slots: [Slot; 3],
 }
 
 impl Refusals {
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         Self {
             interval,
             slots: Default::default(),
@@ -80,7 +80,12 @@ impl Refusals {
 
     /// Records a refusal; returns the error frame to send now, if one may go now.
     /// `retry_after_ms` is how long until the socket may send again.
-    pub fn refuse(&mut self, r: Refused, now: Instant, retry_after_ms: u64) -> Option<ServerFrame> {
+    pub(crate) fn refuse(
+        &mut self,
+        r: Refused,
+        now: Instant,
+        retry_after_ms: u64,
+    ) -> Option<ServerFrame> {
         let interval = self.interval;
         let slot = self.slot(r.code);
         if let Some(p) = &mut slot.pending {
@@ -109,7 +114,7 @@ impl Refusals {
     }
 
     /// When the next pending error frame is due, if any is pending.
-    pub fn due(&self) -> Option<Instant> {
+    pub(crate) fn due(&self) -> Option<Instant> {
         self.slots
             .iter()
             .filter(|s| s.pending.is_some())
@@ -118,7 +123,7 @@ impl Refusals {
     }
 
     /// Takes the pending error frames that are due at `now`.
-    pub fn flush(&mut self, now: Instant, retry_after_ms: u64) -> Vec<ServerFrame> {
+    pub(crate) fn flush(&mut self, now: Instant, retry_after_ms: u64) -> Vec<ServerFrame> {
         let interval = self.interval;
         let mut out = Vec::new();
         for slot in &mut self.slots {

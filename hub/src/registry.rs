@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 /// One socket, as the rest of the node sees it.
 #[derive(Debug)]
-pub struct Conn {
-    pub id: u64,
+pub(crate) struct Conn {
+    pub(crate) id: u64,
     pub user_id: String,
     /// Who the socket's current token belongs to (replaced by a renewed `auth`).
     principal: Mutex<Principal>,
@@ -35,7 +35,7 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps a socket's outbound queue.
-    pub fn new(id: u64, principal: Principal, queue: mpsc::Sender<Utf8Bytes>) -> Self {
+    pub(crate) fn new(id: u64, principal: Principal, queue: mpsc::Sender<Utf8Bytes>) -> Self {
         Self {
             id,
             user_id: principal.user_id.clone(),
@@ -47,7 +47,7 @@ impl Conn {
     }
 
     /// The socket's current principal.
-    pub fn principal(&self) -> Principal {
+    pub(crate) fn principal(&self) -> Principal {
         self.principal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -55,7 +55,7 @@ impl Conn {
     }
 
     /// Replaces the principal after a renewed `auth`.
-    pub fn set_principal(&self, p: Principal) {
+    pub(crate) fn set_principal(&self, p: Principal) {
         *self
             .principal
             .lock()
@@ -65,7 +65,7 @@ impl Conn {
     /// Queues a serialized frame, waiting while the queue is full (the writer empties it, or
     /// closes the socket as too slow when the peer does not read). Returns whether the frame
     /// was queued; false once the socket is closing.
-    pub async fn deliver(&self, text: Utf8Bytes) -> bool {
+    pub(crate) async fn deliver(&self, text: Utf8Bytes) -> bool {
         tokio::select! {
             biased;
             r = self.queue.send(text) => r.is_ok(),
@@ -74,7 +74,7 @@ impl Conn {
     }
 
     /// Serializes and queues a frame, waiting for room as [`Conn::deliver`] does.
-    pub async fn reply(&self, frame: &ServerFrame) -> bool {
+    pub(crate) async fn reply(&self, frame: &ServerFrame) -> bool {
         match encode(frame) {
             Some(t) => self.deliver(t).await,
             None => false,
@@ -84,7 +84,7 @@ impl Conn {
     /// Serializes and queues a frame without waiting, for frames from outside the socket's
     /// reader (hints): when the queue is full a task waits for room, so such a frame may come
     /// after frames queued later.
-    pub fn send(self: &Arc<Self>, frame: &ServerFrame) -> bool {
+    pub(crate) fn send(self: &Arc<Self>, frame: &ServerFrame) -> bool {
         let Some(text) = encode(frame) else {
             return false;
         };
@@ -101,7 +101,7 @@ impl Conn {
 
     /// Asks the socket to close with `code`; the first code wins. Returns whether this call
     /// was the first.
-    pub fn close(&self, code: u16) -> bool {
+    pub(crate) fn close(&self, code: u16) -> bool {
         let first = self
             .close_code
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
@@ -111,7 +111,7 @@ impl Conn {
     }
 
     /// The close code asked for, if any.
-    pub fn close_code(&self) -> Option<u16> {
+    pub(crate) fn close_code(&self) -> Option<u16> {
         match self.close_code.load(Ordering::Acquire) {
             0 => None,
             c => Some(c),
@@ -119,7 +119,7 @@ impl Conn {
     }
 
     /// Cancelled once the socket should close.
-    pub fn closing(&self) -> &CancellationToken {
+    pub(crate) fn closing(&self) -> &CancellationToken {
         &self.closing
     }
 }
@@ -142,7 +142,7 @@ struct UserSlot {
 
 /// The node's sockets by user.
 #[derive(Clone)]
-pub struct Registry {
+pub(crate) struct Registry {
     inner: Arc<Inner>,
 }
 
@@ -159,7 +159,7 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    pub fn new(bus: Bus) -> Self {
+    pub(crate) fn new(bus: Bus) -> Self {
         Self {
             inner: Arc::new(Inner {
                 bus,
@@ -170,7 +170,7 @@ impl Registry {
     }
 
     /// A fresh socket id.
-    pub fn next_id(&self) -> u64 {
+    pub(crate) fn next_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -183,7 +183,7 @@ impl Registry {
 
     /// Adds a socket; returns once this node receives the user's frames. Returns whether it
     /// is the user's first socket on this node.
-    pub async fn register(&self, conn: Arc<Conn>) -> bool {
+    pub(crate) async fn register(&self, conn: Arc<Conn>) -> bool {
         let (mut ready, first) = {
             let mut users = self.users();
             if let Some(slot) = users.get_mut(&conn.user_id) {
@@ -212,7 +212,7 @@ impl Registry {
     }
 
     /// Removes a socket; returns whether it was the user's last on this node.
-    pub fn unregister(&self, conn: &Conn) -> bool {
+    pub(crate) fn unregister(&self, conn: &Conn) -> bool {
         let mut users = self.users();
         let Some(slot) = users.get_mut(&conn.user_id) else {
             return false;
@@ -229,7 +229,7 @@ impl Registry {
     }
 
     /// The local sockets of `user_id`.
-    pub fn conns_of(&self, user_id: &str) -> Vec<Arc<Conn>> {
+    pub(crate) fn conns_of(&self, user_id: &str) -> Vec<Arc<Conn>> {
         self.users()
             .get(user_id)
             .map(|slot| slot.conns.clone())
@@ -237,14 +237,14 @@ impl Registry {
     }
 
     /// Queues `text` on every local socket of `user_id`, waiting for room in each queue.
-    pub async fn deliver_local(&self, user_id: &str, text: &Utf8Bytes) {
+    pub(crate) async fn deliver_local(&self, user_id: &str, text: &Utf8Bytes) {
         for c in self.conns_of(user_id) {
             c.deliver(text.clone()).await;
         }
     }
 
     /// Closes every local socket whose principal matches.
-    pub fn close_where(&self, code: u16, matches: impl Fn(&Principal) -> bool) -> usize {
+    pub(crate) fn close_where(&self, code: u16, matches: impl Fn(&Principal) -> bool) -> usize {
         let users = self.users();
         let mut n = 0;
         for c in users.values().flat_map(|s| s.conns.iter()) {
@@ -257,32 +257,27 @@ impl Registry {
     }
 
     /// Closes every local socket (node shutdown).
-    pub fn close_all(&self, code: u16) {
+    pub(crate) fn close_all(&self, code: u16) {
         for c in self.users().values().flat_map(|s| s.conns.iter()) {
             c.close(code);
         }
     }
 
     /// The users with at least one socket here.
-    pub fn user_ids(&self) -> Vec<String> {
+    pub(crate) fn user_ids(&self) -> Vec<String> {
         self.users().keys().cloned().collect()
     }
 
     /// Whether `user_id` has a socket on this node.
-    pub fn has_user(&self, user_id: &str) -> bool {
+    pub(crate) fn has_user(&self, user_id: &str) -> bool {
         self.users().contains_key(user_id)
-    }
-
-    /// Sockets connected to this node.
-    pub fn connections(&self) -> usize {
-        self.users().values().map(|s| s.conns.len()).sum()
     }
 
     /// Publishes a frame to every socket of `user_id`, on whichever nodes they are.
     ///
     /// # Errors
     /// When the frame cannot be encoded or the NATS client is closed.
-    pub async fn send_to_user(
+    pub(crate) async fn send_to_user(
         &self,
         user_id: &str,
         frame: &ServerFrame,

@@ -20,14 +20,14 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio_util::sync::CancellationToken;
 
 /// Doctors one socket may watch at once.
-pub const MAX_WATCHES: usize = 5;
+pub(crate) const MAX_WATCHES: usize = 5;
 /// The longest watched range (as the longest slot query).
-pub const MAX_RANGE_DAYS: i64 = 62;
+pub(crate) const MAX_RANGE_DAYS: i64 = 62;
 
 /// Appointment events, on the subject the outbox relay publishes them to.
-pub const APPOINTMENT_EVENTS: &str = carehub_nats::streams::APPOINTMENTS.subjects;
+pub(crate) const APPOINTMENT_EVENTS: &str = carehub_nats::streams::APPOINTMENTS.subjects;
 /// Doctor events (profile, hours, time off).
-pub const DOCTOR_EVENTS: &str = carehub_nats::streams::DOCTORS.subjects;
+pub(crate) const DOCTOR_EVENTS: &str = carehub_nats::streams::DOCTORS.subjects;
 
 /// One watched range, Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +45,13 @@ struct Socket {
 
 /// The node's slot watches, by socket.
 #[derive(Debug, Clone, Default)]
-pub struct SlotWatches {
+pub(crate) struct SlotWatches {
     sockets: Arc<Mutex<HashMap<u64, Socket>>>,
 }
 
 /// Why a watch was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchError {
+pub(crate) enum WatchError {
     TooMany,
 }
 
@@ -73,7 +73,7 @@ impl SlotWatches {
     ///
     /// # Errors
     /// [`WatchError::TooMany`] when the socket already watches [`MAX_WATCHES`] other doctors.
-    pub fn watch(
+    pub(crate) fn watch(
         &self,
         conn: &Arc<Conn>,
         doctor_id: &str,
@@ -101,7 +101,7 @@ impl SlotWatches {
     }
 
     /// Stops watching `doctor_id`; `false` when the socket did not watch it.
-    pub fn unwatch(&self, conn_id: u64, doctor_id: &str) -> bool {
+    pub(crate) fn unwatch(&self, conn_id: u64, doctor_id: &str) -> bool {
         let mut sockets = self.lock();
         let Some(s) = sockets.get_mut(&conn_id) else {
             return false;
@@ -116,7 +116,7 @@ impl SlotWatches {
     }
 
     /// Forgets a closed socket.
-    pub fn forget(&self, conn_id: u64) {
+    pub(crate) fn forget(&self, conn_id: u64) {
         self.lock().remove(&conn_id);
     }
 
@@ -188,7 +188,7 @@ impl SlotWatches {
     }
 
     /// Listens to appointment and doctor events until `stop`.
-    pub async fn listen(
+    pub(crate) async fn listen(
         self,
         client: async_nats::Client,
         stop: CancellationToken,
@@ -224,7 +224,7 @@ impl SlotWatches {
 ///
 /// # Errors
 /// A message for a bad, reversed or too long range.
-pub fn range(from: &str, to: &str) -> Result<(i64, i64), String> {
+pub(crate) fn range(from: &str, to: &str) -> Result<(i64, i64), String> {
     let f = ms(from).ok_or("from: expected an RFC 3339 time")?;
     let t = ms(to).ok_or("to: expected an RFC 3339 time")?;
     if t <= f {

@@ -31,7 +31,7 @@ const MESSAGE_COLS: &str = "room, seq, sender_id, client_id, body, sent_at";
 
 /// The outcome of storing a chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Appended {
+pub(crate) enum Appended {
     /// Stored just now with the next sequence number of its room.
     Stored(ChatMessage),
     /// The sender had already sent this `client_id`: the first copy, nothing stored.
@@ -44,7 +44,7 @@ pub enum Appended {
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when a concurrent writer won; other storage failures.
-pub async fn append(
+pub(crate) async fn append(
     db: &Db,
     room: &str,
     sender_id: &str,
@@ -86,7 +86,7 @@ pub async fn append(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn history(
+pub(crate) async fn history(
     db: &Db,
     room: &str,
     before_seq: Option<i64>,
@@ -108,7 +108,7 @@ pub async fn history(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn after(
+pub(crate) async fn after(
     db: &Db,
     room: &str,
     after_seq: i64,
@@ -129,7 +129,7 @@ pub async fn after(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn mark_read(
+pub(crate) async fn mark_read(
     db: &Db,
     room: &str,
     user_id: &str,
@@ -145,14 +145,14 @@ pub async fn mark_read(
 
 /// A row of `calls`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct CallRow {
-    pub id: String,
-    pub appointment_id: String,
-    pub caller_id: String,
-    pub state: String,
-    pub created_at: i64,
-    pub started_at: Option<i64>,
-    pub ended_at: Option<i64>,
+pub(crate) struct CallRow {
+    pub(crate) id: String,
+    pub(crate) appointment_id: String,
+    pub(crate) caller_id: String,
+    pub(crate) state: String,
+    pub(crate) created_at: i64,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) ended_at: Option<i64>,
 }
 
 const CALL_COLS: &str = "id, appointment_id, caller_id, state, created_at, started_at, ended_at";
@@ -161,7 +161,10 @@ const CALL_COLS: &str = "id, appointment_id, caller_id, state, created_at, start
 ///
 /// # Errors
 /// On storage failure.
-pub async fn open_call(db: &Db, appointment_id: &str) -> Result<Option<CallRow>, StoreError> {
+pub(crate) async fn open_call(
+    db: &Db,
+    appointment_id: &str,
+) -> Result<Option<CallRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {CALL_COLS} FROM calls WHERE appointment_id = $1 AND ended_at IS NULL"
     ));
@@ -175,7 +178,7 @@ pub async fn open_call(db: &Db, appointment_id: &str) -> Result<Option<CallRow>,
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when a concurrent invite opened one first; storage failures.
-pub async fn open_or_join_call(
+pub(crate) async fn open_or_join_call(
     db: &Db,
     id: &str,
     appointment_id: &str,
@@ -209,7 +212,7 @@ pub async fn open_or_join_call(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn start_call(db: &Db, call_id: &str, now: i64) -> Result<bool, StoreError> {
+pub(crate) async fn start_call(db: &Db, call_id: &str, now: i64) -> Result<bool, StoreError> {
     let sql = "UPDATE calls SET state = 'active', started_at = COALESCE(started_at, $2)
                WHERE id = $1 AND ended_at IS NULL";
     let n = with_db!(db, p => sqlx::query(sql).bind(call_id).bind(now).execute(p).await?.rows_affected());
@@ -221,7 +224,7 @@ pub async fn start_call(db: &Db, call_id: &str, now: i64) -> Result<bool, StoreE
 ///
 /// # Errors
 /// On storage failure.
-pub async fn end_call(
+pub(crate) async fn end_call(
     db: &Db,
     call_id: &str,
     reason: &str,
@@ -238,13 +241,4 @@ pub async fn end_call(
         let row = sqlx::query_as::<_, CallRow>(find).bind(call_id).fetch_optional(&mut *tx).await?;
         Ok::<_, StoreError>(row)
     })
-}
-
-/// How many messages `room` holds (tests and diagnostics).
-///
-/// # Errors
-/// On storage failure.
-pub async fn count_messages(db: &Db, room: &str) -> Result<i64, StoreError> {
-    let sql = "SELECT CAST(COUNT(*) AS BIGINT) FROM chat_messages WHERE room = $1";
-    Ok(with_db!(db, p => sqlx::query_scalar::<_, i64>(sql).bind(room).fetch_one(p).await?))
 }

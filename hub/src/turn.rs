@@ -29,7 +29,7 @@ pub fn credential(secret: &str, user_id: &str, expires_at: i64) -> Credential {
 
 /// The ICE servers to hand `user_id` now: STUN URLs as they are, TURN URLs with a credential
 /// when a secret is configured. Empty when nothing is configured.
-pub fn ice_servers(
+pub(crate) fn ice_servers(
     urls: &[String],
     secret: Option<&str>,
     user_id: &str,

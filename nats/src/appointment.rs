@@ -10,35 +10,35 @@ use utoipa::ToSchema;
 pub mod subject {
     /// Micro service name of the admin service, which owns appointments.
     pub const SERVICE: &str = "admin";
-    pub const REQUEST_APPOINTMENT: &str = "carehub.api.admin.request_appointment";
-    pub const BOOK_SLOT: &str = "carehub.api.admin.book_slot";
+    pub(crate) const REQUEST_APPOINTMENT: &str = "carehub.api.admin.request_appointment";
+    pub(crate) const BOOK_SLOT: &str = "carehub.api.admin.book_slot";
     pub const LIST_APPOINTMENTS: &str = "carehub.api.admin.list_appointments";
-    pub const GET_APPOINTMENT: &str = "carehub.api.admin.get_appointment";
-    pub const LIST_MY_OFFERS: &str = "carehub.api.admin.list_my_offers";
-    pub const ACCEPT_OFFER: &str = "carehub.api.admin.accept_offer";
-    pub const DECLINE_OFFER: &str = "carehub.api.admin.decline_offer";
-    pub const CANCEL_APPOINTMENT: &str = "carehub.api.admin.cancel_appointment";
-    pub const COMPLETE_APPOINTMENT: &str = "carehub.api.admin.complete_appointment";
-    pub const MARK_NO_SHOW: &str = "carehub.api.admin.mark_no_show";
-    pub const ADMIN_DECLINE: &str = "carehub.api.admin.admin_decline";
-    pub const ADMIN_REROUTE: &str = "carehub.api.admin.admin_reroute";
-    pub const SAVE_GROUP: &str = "carehub.api.admin.save_group";
-    pub const LIST_GROUPS: &str = "carehub.api.admin.list_groups";
-    pub const LIST_AUDIT: &str = "carehub.api.admin.list_audit";
-    pub const REQUEST_RESCHEDULE: &str = "carehub.api.admin.request_reschedule";
-    pub const PROPOSE_TIME: &str = "carehub.api.admin.propose_time";
-    pub const ANSWER_PROPOSAL: &str = "carehub.api.admin.answer_proposal";
+    pub(crate) const GET_APPOINTMENT: &str = "carehub.api.admin.get_appointment";
+    pub(crate) const LIST_MY_OFFERS: &str = "carehub.api.admin.list_my_offers";
+    pub(crate) const ACCEPT_OFFER: &str = "carehub.api.admin.accept_offer";
+    pub(crate) const DECLINE_OFFER: &str = "carehub.api.admin.decline_offer";
+    pub(crate) const CANCEL_APPOINTMENT: &str = "carehub.api.admin.cancel_appointment";
+    pub(crate) const COMPLETE_APPOINTMENT: &str = "carehub.api.admin.complete_appointment";
+    pub(crate) const MARK_NO_SHOW: &str = "carehub.api.admin.mark_no_show";
+    pub(crate) const ADMIN_DECLINE: &str = "carehub.api.admin.admin_decline";
+    pub(crate) const ADMIN_REROUTE: &str = "carehub.api.admin.admin_reroute";
+    pub(crate) const SAVE_GROUP: &str = "carehub.api.admin.save_group";
+    pub(crate) const LIST_GROUPS: &str = "carehub.api.admin.list_groups";
+    pub(crate) const LIST_AUDIT: &str = "carehub.api.admin.list_audit";
+    pub(crate) const REQUEST_RESCHEDULE: &str = "carehub.api.admin.request_reschedule";
+    pub(crate) const PROPOSE_TIME: &str = "carehub.api.admin.propose_time";
+    pub(crate) const ANSWER_PROPOSAL: &str = "carehub.api.admin.answer_proposal";
     /// Events: `carehub.events.appointment.<kind>` (stream `CAREHUB_APPOINTMENTS`).
-    pub const EVENT_PREFIX: &str = "carehub.events.appointment";
+    pub(crate) const EVENT_PREFIX: &str = "carehub.events.appointment";
     /// Service-to-service: what relation a doctor has with a patient right now.
     pub const CARE_RELATION: &str = "carehub.admin.care_relation";
     /// Service-to-service: a doctor's confirmed appointments in a period.
-    pub const CONFIRMED_OVERLAPPING: &str = "carehub.admin.confirmed_overlapping";
+    pub(crate) const CONFIRMED_OVERLAPPING: &str = "carehub.admin.confirmed_overlapping";
     /// Service-to-service: cancel them (forced time off, a disabled doctor).
-    pub const CANCEL_OVERLAPPING: &str = "carehub.admin.cancel_overlapping";
+    pub(crate) const CANCEL_OVERLAPPING: &str = "carehub.admin.cancel_overlapping";
     /// Service-to-service: the times of a doctor that are not free (the doctor service asks
     /// while listing free slots).
-    pub const TAKEN: &str = "carehub.admin.taken";
+    pub(crate) const TAKEN: &str = "carehub.admin.taken";
 }
 
 /// Where an appointment is in its life.

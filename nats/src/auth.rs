@@ -11,18 +11,18 @@ use utoipa::ToSchema;
 pub mod subject {
     /// Micro service name of the auth service.
     pub const SERVICE: &str = "auth";
-    pub const REGISTER: &str = "carehub.api.auth.register";
+    pub(crate) const REGISTER: &str = "carehub.api.auth.register";
     pub const LOGIN: &str = "carehub.api.auth.login";
-    pub const REFRESH: &str = "carehub.api.auth.refresh";
-    pub const LOGOUT: &str = "carehub.api.auth.logout";
+    pub(crate) const REFRESH: &str = "carehub.api.auth.refresh";
+    pub(crate) const LOGOUT: &str = "carehub.api.auth.logout";
     pub const ME: &str = "carehub.api.auth.me";
-    pub const UPDATE_ME: &str = "carehub.api.auth.me.update";
-    pub const CHANGE_PASSWORD: &str = "carehub.api.auth.password.change";
-    pub const RESET_REQUEST: &str = "carehub.api.auth.password.reset_request";
-    pub const RESET_CONFIRM: &str = "carehub.api.auth.password.reset_confirm";
+    pub(crate) const UPDATE_ME: &str = "carehub.api.auth.me.update";
+    pub(crate) const CHANGE_PASSWORD: &str = "carehub.api.auth.password.change";
+    pub(crate) const RESET_REQUEST: &str = "carehub.api.auth.password.reset_request";
+    pub(crate) const RESET_CONFIRM: &str = "carehub.api.auth.password.reset_confirm";
     pub const ADMIN_LIST_USERS: &str = "carehub.api.auth.admin.users.list";
-    pub const ADMIN_GET_USER: &str = "carehub.api.auth.admin.users.get";
-    pub const ADMIN_SET_STATUS: &str = "carehub.api.auth.admin.users.set_status";
+    pub(crate) const ADMIN_GET_USER: &str = "carehub.api.auth.admin.users.get";
+    pub(crate) const ADMIN_SET_STATUS: &str = "carehub.api.auth.admin.users.set_status";
     /// Token verification: any trusted component may ask (gateway, hub).
     pub const VERIFY: &str = "carehub.auth.verify";
     /// Every revocation: logout, family revoke, user disabled, password change.

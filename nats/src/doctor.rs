@@ -15,17 +15,17 @@ use utoipa::ToSchema;
 pub mod subject {
     /// Micro service name of the doctor service.
     pub const SERVICE: &str = "doctor";
-    pub const SEARCH: &str = "carehub.api.doctor.directory.search";
-    pub const GET_PUBLIC: &str = "carehub.api.doctor.directory.get";
-    pub const FREE_SLOTS: &str = "carehub.api.doctor.slots";
-    pub const GET_PROFILE: &str = "carehub.api.doctor.me.profile.get";
-    pub const UPDATE_PROFILE: &str = "carehub.api.doctor.me.profile.update";
-    pub const GET_AVAILABILITY: &str = "carehub.api.doctor.me.availability.get";
-    pub const REPLACE_AVAILABILITY: &str = "carehub.api.doctor.me.availability.replace";
-    pub const ADD_TIME_OFF: &str = "carehub.api.doctor.me.time_off.add";
-    pub const REMOVE_TIME_OFF: &str = "carehub.api.doctor.me.time_off.remove";
+    pub(crate) const SEARCH: &str = "carehub.api.doctor.directory.search";
+    pub(crate) const GET_PUBLIC: &str = "carehub.api.doctor.directory.get";
+    pub(crate) const FREE_SLOTS: &str = "carehub.api.doctor.slots";
+    pub(crate) const GET_PROFILE: &str = "carehub.api.doctor.me.profile.get";
+    pub(crate) const UPDATE_PROFILE: &str = "carehub.api.doctor.me.profile.update";
+    pub(crate) const GET_AVAILABILITY: &str = "carehub.api.doctor.me.availability.get";
+    pub(crate) const REPLACE_AVAILABILITY: &str = "carehub.api.doctor.me.availability.replace";
+    pub(crate) const ADD_TIME_OFF: &str = "carehub.api.doctor.me.time_off.add";
+    pub(crate) const REMOVE_TIME_OFF: &str = "carehub.api.doctor.me.time_off.remove";
     /// Events: `carehub.events.doctor.<kind>` (stream `CAREHUB_DOCTORS`).
-    pub const EVENT_PREFIX: &str = "carehub.events.doctor";
+    pub(crate) const EVENT_PREFIX: &str = "carehub.events.doctor";
 }
 
 /// A day of the week.
@@ -323,7 +323,7 @@ pub fn is_language_code(code: &str) -> bool {
 }
 
 /// Every ISO 639-1 code, sorted.
-pub fn language_codes() -> Vec<&'static str> {
+pub(crate) fn language_codes() -> Vec<&'static str> {
     let mut codes: Vec<&'static str> = isolang::languages().filter_map(|l| l.to_639_1()).collect();
     codes.sort_unstable();
     codes.dedup();
@@ -390,7 +390,7 @@ pub enum DoctorEventKind {
 }
 
 impl DoctorEventKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::ProfileChanged => "profile_changed",
             Self::AvailabilityChanged => "availability_changed",

@@ -15,9 +15,9 @@ pub mod subject {
     pub const SERVICE: &str = "hub";
     /// Core NATS subject prefix of frames for one user on whichever node holds their sockets:
     /// `carehub.hub.user.<user_id>`.
-    pub const HUB_USER_PREFIX: &str = "carehub.hub.user";
+    pub(crate) const HUB_USER_PREFIX: &str = "carehub.hub.user";
     /// The admin service records a finished call on the appointment.
-    pub const RECORD_CALL: &str = "carehub.admin.record_call";
+    pub(crate) const RECORD_CALL: &str = "carehub.admin.record_call";
     /// JetStream stream of online users: the last message on `carehub.presence.<user_id>.<node>`
     /// is a [`super::PresenceEntry`], one per node holding a socket of the user.
     pub const PRESENCE_STREAM: &str = "CAREHUB_PRESENCE";
@@ -199,9 +199,9 @@ impl ClientFrame {
 pub struct IceCandidate {
     pub candidate: String,
     #[serde(default, rename = "sdpMid")]
-    pub sdp_mid: Option<String>,
+    pub(crate) sdp_mid: Option<String>,
     #[serde(default, rename = "sdpMLineIndex")]
-    pub sdp_mline_index: Option<u16>,
+    pub(crate) sdp_mline_index: Option<u16>,
     #[serde(
         default,
         rename = "usernameFragment",

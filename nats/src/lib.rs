@@ -5,7 +5,7 @@
 //! Services, the gateway and the hub depend on this crate and never on each other. Map:
 //! - [`rpc`] pairs each request type with its subject and reply ([`Rpc`]), the caller's identity
 //!   ([`CallContext`], [`Principal`]) and the header names it travels in;
-//! - [`error`] the stable error codes ([`ErrorCode`], [`WireError`]);
+//! - `error` the stable error codes ([`ErrorCode`], [`WireError`]);
 //! - [`streams`] the JetStream streams of durable events;
 //! - [`time`] how instants are written (RFC 3339 UTC);
 //! - [`auth`], [`doctor`], [`patient`], [`appointment`], [`notify`], [`audit`]: each domain's
@@ -29,7 +29,7 @@ pub mod appointment;
 pub mod audit;
 pub mod auth;
 pub mod doctor;
-pub mod error;
+mod error;
 pub mod hub;
 pub mod notify;
 pub mod patient;

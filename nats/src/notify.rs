@@ -11,14 +11,14 @@ use utoipa::ToSchema;
 pub mod subject {
     /// Micro service name of the notify service.
     pub const SERVICE: &str = "notify";
-    pub const LIST: &str = "carehub.api.notify.list";
-    pub const UNREAD_COUNT: &str = "carehub.api.notify.unread_count";
-    pub const MARK_READ: &str = "carehub.api.notify.mark_read";
-    pub const MARK_UNREAD: &str = "carehub.api.notify.mark_unread";
-    pub const MARK_ALL_READ: &str = "carehub.api.notify.mark_all_read";
-    pub const DELETE: &str = "carehub.api.notify.delete";
+    pub(crate) const LIST: &str = "carehub.api.notify.list";
+    pub(crate) const UNREAD_COUNT: &str = "carehub.api.notify.unread_count";
+    pub(crate) const MARK_READ: &str = "carehub.api.notify.mark_read";
+    pub(crate) const MARK_UNREAD: &str = "carehub.api.notify.mark_unread";
+    pub(crate) const MARK_ALL_READ: &str = "carehub.api.notify.mark_all_read";
+    pub(crate) const DELETE: &str = "carehub.api.notify.delete";
     /// Live pushes to one user: `carehub.push.user.<user_id>` (core NATS).
-    pub const PUSH_USER_PREFIX: &str = "carehub.push.user";
+    pub(crate) const PUSH_USER_PREFIX: &str = "carehub.push.user";
 }
 
 /// The subject a user's live pushes are published on.

@@ -13,12 +13,12 @@ use utoipa::ToSchema;
 pub mod subject {
     /// Micro service name of the patient service.
     pub const SERVICE: &str = "patient";
-    pub const GET_PROFILE: &str = "carehub.api.patient.profile.get";
-    pub const UPDATE_PROFILE: &str = "carehub.api.patient.profile.update";
-    pub const GET_RECORD: &str = "carehub.api.patient.record.get";
-    pub const UPDATE_RECORD: &str = "carehub.api.patient.record.update";
+    pub(crate) const GET_PROFILE: &str = "carehub.api.patient.profile.get";
+    pub(crate) const UPDATE_PROFILE: &str = "carehub.api.patient.profile.update";
+    pub(crate) const GET_RECORD: &str = "carehub.api.patient.record.get";
+    pub(crate) const UPDATE_RECORD: &str = "carehub.api.patient.record.update";
     /// A doctor's or admin's read of one patient's record (audited).
-    pub const READ_RECORD: &str = "carehub.api.patient.record.read";
+    pub(crate) const READ_RECORD: &str = "carehub.api.patient.record.read";
 }
 
 /// A postal address.

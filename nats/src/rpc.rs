@@ -1,5 +1,9 @@
 //! Typed request/reply: a request type names its subject, endpoint and reply type ([`Rpc`]), and
 //! every call carries a [`CallContext`] in NATS headers (request id, verified caller, client address).
+//!
+//! Every identity-carrying request subject starts with `carehub.api.<service>.`. Deployment
+//! permissions let only the gateway and the hub publish there, which is what lets services trust
+//! the identity in a request's headers.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::time::Duration;
@@ -97,11 +101,6 @@ pub struct Principal {
     /// Token expiry, seconds since the Unix epoch.
     pub expires_at: i64,
 }
-
-/// Prefix of every identity-carrying request subject (`carehub.api.<service>.…`). Deployment
-/// permissions let only the gateway and the hub publish there, which is what lets services trust
-/// the identity in a request's headers.
-pub const API_PREFIX: &str = "carehub.api";
 
 /// Header names used on every request.
 pub mod headers {

@@ -26,7 +26,7 @@ pub fn rfc3339_of(t: DateTime<Utc>) -> String {
 
 /// The name every account and doctor zone falls back to: accounts made before zones were kept,
 /// and events of an older auth instance, read as UTC.
-pub const DEFAULT_TIME_ZONE: &str = "UTC";
+pub(crate) const DEFAULT_TIME_ZONE: &str = "UTC";
 
 /// The OpenAPI schema of a time zone field in a request: every name of the IANA time zone
 /// database the services know (the same release of it, so the list is what is accepted).

@@ -12,12 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The repository's docker-compose.yml.
-pub fn compose_file() -> PathBuf {
+pub(crate) fn compose_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml")
 }
 
 /// Three nats-servers clustered on loopback, from the cluster config set.
-pub struct NatsCluster {
+pub(crate) struct NatsCluster {
     pub nodes: Vec<NatsServer>,
     pub credentials: NatsCredentials,
     pub cluster_password: String,
@@ -27,7 +27,7 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts `nats-1`..`nats-3` and waits until JetStream has a meta leader.
-    pub async fn start() -> NatsCluster {
+    pub(crate) async fn start() -> NatsCluster {
         let credentials = NatsCredentials::generate();
         let cluster_password = carehub_natsd::random_nats_password();
         let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -71,7 +71,7 @@ impl NatsCluster {
     }
 
     /// A client of the whole cluster as carehub's NATS user `user`.
-    pub async fn client_as(&self, user: &str) -> async_nats::Client {
+    pub(crate) async fn client_as(&self, user: &str) -> async_nats::Client {
         let addrs: Vec<async_nats::ServerAddr> = self
             .nodes
             .iter()
@@ -85,7 +85,7 @@ impl NatsCluster {
     }
 
     /// Waits until JetStream answers (a meta leader is elected).
-    pub async fn wait_jetstream(&self) {
+    pub(crate) async fn wait_jetstream(&self) {
         let nc = self.client_as("ops").await;
         wait::until(
             "JetStream ready in the cluster",
@@ -103,7 +103,7 @@ impl NatsCluster {
     }
 
     /// The index of the node named `name` (`nats-2` is 1).
-    pub fn index_of(name: &str) -> Option<usize> {
+    pub(crate) fn index_of(name: &str) -> Option<usize> {
         name.strip_prefix("nats-")?
             .parse::<usize>()
             .ok()
@@ -111,7 +111,7 @@ impl NatsCluster {
     }
 
     /// The node a client whose connection name is `name` is connected to, from `/connz`.
-    pub async fn node_of_connection(&self, name: &str) -> Option<usize> {
+    pub(crate) async fn node_of_connection(&self, name: &str) -> Option<usize> {
         let http = reqwest::Client::new();
         for (i, port) in self.monitor_ports.iter().enumerate() {
             let url = format!("http://127.0.0.1:{port}/connz?limit=1024");
@@ -139,7 +139,7 @@ struct Proc {
 }
 
 /// carehub running as docker-compose.yml says, against a [`NatsCluster`].
-pub struct Deployment {
+pub(crate) struct Deployment {
     pub nats: NatsCluster,
     pub dir: PathBuf,
     /// The gateway's base URL (`http://127.0.0.1:<port>`).
@@ -177,7 +177,7 @@ impl Drop for Deployment {
 
 /// One carehub service of the compose file.
 #[derive(Debug, Clone)]
-pub struct ComposeService {
+pub(crate) struct ComposeService {
     pub name: String,
     pub command: Vec<String>,
     pub environment: BTreeMap<String, String>,
@@ -188,7 +188,7 @@ pub struct ComposeService {
 }
 
 /// Every service of the compose file that runs the carehub image, in file order.
-pub fn carehub_services(doc: &Value) -> Vec<ComposeService> {
+pub(crate) fn carehub_services(doc: &Value) -> Vec<ComposeService> {
     let services = doc["services"].as_mapping().expect("services");
     let mut out = Vec::new();
     for (name, svc) in services {
@@ -258,7 +258,7 @@ pub fn carehub_services(doc: &Value) -> Vec<ComposeService> {
 ///
 /// # Panics
 /// When a variable without a default is not in `vars`.
-pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> String {
+pub(crate) fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -282,7 +282,7 @@ pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> String {
 }
 
 /// What `.env` holds in a deployment (scripts/compose-env.sh), for the given passwords.
-pub fn env_file_vars(nats: &NatsCluster) -> BTreeMap<String, String> {
+pub(crate) fn env_file_vars(nats: &NatsCluster) -> BTreeMap<String, String> {
     let mut vars: BTreeMap<String, String> = nats.credentials.server_env().into_iter().collect();
     vars.insert(
         "NATS_CLUSTER_PASSWORD".into(),
@@ -298,7 +298,7 @@ pub fn env_file_vars(nats: &NatsCluster) -> BTreeMap<String, String> {
 impl Deployment {
     /// Starts the cluster, then every carehub service of docker-compose.yml (one-shot ones to
     /// completion first), and waits until the gateway's `/readyz` answers 200.
-    pub async fn start() -> Deployment {
+    pub(crate) async fn start() -> Deployment {
         let nats = NatsCluster::start().await;
         let text = std::fs::read_to_string(compose_file()).expect("docker-compose.yml");
         let doc: Value = serde_norway::from_str(&text).expect("docker-compose.yml parses");
@@ -419,7 +419,7 @@ impl Deployment {
     }
 
     /// The names of the carehub processes that exited.
-    pub fn exited(&mut self) -> Vec<String> {
+    pub(crate) fn exited(&mut self) -> Vec<String> {
         self.procs
             .iter_mut()
             .filter_map(|p| (!matches!(p.child.try_wait(), Ok(None))).then(|| p.name.clone()))

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Storage backend of a scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
@@ -37,7 +37,7 @@ macro_rules! both_backends {
 }
 
 /// One test's carehub.
-pub struct Clinic {
+pub(crate) struct Clinic {
     pub nats: NatsServer,
     pub dir: PathBuf,
     vars: Vec<(String, String)>,
@@ -48,16 +48,16 @@ pub struct Clinic {
     children: std::sync::Mutex<Vec<Child>>,
 }
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 impl Clinic {
     /// A carehub with every component in-process.
-    pub async fn start(backend: Backend) -> Self {
+    pub(crate) async fn start(backend: Backend) -> Self {
         Self::start_with(backend, &[], &Component::ALL).await
     }
 
     /// A carehub with extra `CAREHUB_*` variables and a chosen set of in-process components.
-    pub async fn start_with(
+    pub(crate) async fn start_with(
         backend: Backend,
         extra: &[(&str, &str)],
         components: &[Component],
@@ -126,7 +126,7 @@ impl Clinic {
 
     /// The database of `service`, opened as this clinic's services open it (for checks and
     /// changes a test makes behind the services' backs).
-    pub async fn service_db(&self, service: &str) -> carehub_runtime::Db {
+    pub(crate) async fn service_db(&self, service: &str) -> carehub_runtime::Db {
         let env = self.env(&[]);
         let common = carehub_runtime::CommonConfig::from_env(&env).expect("config");
         carehub_runtime::Db::connect(
@@ -138,7 +138,7 @@ impl Clinic {
         .expect("the service's database")
     }
 
-    pub fn env(&self, overrides: &[(&str, &str)]) -> Env {
+    pub(crate) fn env(&self, overrides: &[(&str, &str)]) -> Env {
         let mut env = Env::from_pairs(self.vars.clone());
         for (k, v) in overrides {
             env.set(*k, *v);
@@ -148,7 +148,7 @@ impl Clinic {
 
     /// Starts more in-process components (a second gateway, another auth instance) sharing
     /// this clinic's NATS and database. Returns the gateway base URL if one was started.
-    pub async fn start_more(
+    pub(crate) async fn start_more(
         &mut self,
         overrides: &[(&str, &str)],
         components: &[Component],
@@ -162,7 +162,7 @@ impl Clinic {
     }
 
     /// Runs `carehub serve <component>` as a child process with this clinic's configuration.
-    pub fn spawn_child(&self, component: &str, overrides: &[(&str, &str)]) -> usize {
+    pub(crate) fn spawn_child(&self, component: &str, overrides: &[(&str, &str)]) -> usize {
         let mut cmd = self.carehub_command(&["serve", component], overrides);
         let mut children = self.children.lock().unwrap();
         let log =
@@ -176,7 +176,11 @@ impl Clinic {
     /// Runs the `carehub` binary with `args` (e.g. `["up"]`) as a child process with this
     /// clinic's configuration plus `overrides` (any variables, `RUST_LOG` too). Its stdout
     /// (where logs go) is the returned file; stop it with [`Clinic::kill_child`].
-    pub fn spawn_carehub(&self, args: &[&str], overrides: &[(&str, &str)]) -> (usize, PathBuf) {
+    pub(crate) fn spawn_carehub(
+        &self,
+        args: &[&str],
+        overrides: &[(&str, &str)],
+    ) -> (usize, PathBuf) {
         let mut cmd = self.carehub_command(args, overrides);
         let mut children = self.children.lock().unwrap();
         let stem = format!("{}-{}", args.join("-"), children.len());
@@ -207,7 +211,11 @@ impl Clinic {
 
     /// Runs the `carehub` binary with `args` to its end (at most 60 s) with this clinic's
     /// configuration plus `overrides`; returns its exit status and output.
-    pub fn run_carehub(&self, args: &[&str], overrides: &[(&str, &str)]) -> std::process::Output {
+    pub(crate) fn run_carehub(
+        &self,
+        args: &[&str],
+        overrides: &[(&str, &str)],
+    ) -> std::process::Output {
         let mut child = self
             .carehub_command(args, overrides)
             .stdout(Stdio::piped())
@@ -226,7 +234,7 @@ impl Clinic {
     }
 
     /// SIGKILLs a child started with [`Clinic::spawn_child`].
-    pub fn kill_child(&self, i: usize) {
+    pub(crate) fn kill_child(&self, i: usize) {
         let mut children = self.children.lock().unwrap();
         let c = &mut children[i];
         c.kill().expect("kill");
@@ -235,7 +243,7 @@ impl Clinic {
 
     /// Stops a child started with [`Clinic::spawn_child`] gracefully (SIGTERM) and waits until it
     /// has exited; returns whether it exited successfully.
-    pub async fn stop_child(&self, i: usize) -> bool {
+    pub(crate) async fn stop_child(&self, i: usize) -> bool {
         let pid = self.children.lock().unwrap()[i].id();
         let sent = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -254,19 +262,19 @@ impl Clinic {
 
     /// Whether a child started with [`Clinic::spawn_child`] has exited (it crashed, or was
     /// killed).
-    pub fn child_exited(&self, i: usize) -> bool {
+    pub(crate) fn child_exited(&self, i: usize) -> bool {
         let mut children = self.children.lock().unwrap();
         children[i].try_wait().map(|s| s.is_some()).unwrap_or(true)
     }
 
     /// The websocket URL of the clinic's own hub node.
-    pub fn hub_url(&self) -> String {
+    pub(crate) fn hub_url(&self) -> String {
         self.hub_urls()[0].clone()
     }
 
     /// The websocket URLs of every in-process hub node: the clinic's own first, then those
     /// [`Clinic::start_more`] started, in order.
-    pub fn hub_urls(&self) -> Vec<String> {
+    pub(crate) fn hub_urls(&self) -> Vec<String> {
         std::iter::once(&self.system)
             .chain(&self.extra)
             .filter_map(|s| s.hub_addr)
@@ -274,23 +282,23 @@ impl Clinic {
             .collect()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// A raw NATS client for this clinic's server, connected as carehub's NATS user `user`
     /// (a component's name, or `ops`) with that user's permissions.
-    pub async fn nats_client_as(&self, user: &str) -> async_nats::Client {
+    pub(crate) async fn nats_client_as(&self, user: &str) -> async_nats::Client {
         self.nats.client_as(user).await
     }
 
     /// A raw NATS client with every right (a test-only user), for breaking things on purpose.
-    pub async fn harness_nats_client(&self) -> async_nats::Client {
+    pub(crate) async fn harness_nats_client(&self) -> async_nats::Client {
         self.nats.harness_client().await
     }
 
     /// Creates an account directly in the auth database (as `carehub admin create-user` does).
-    pub async fn create_user(&self, role: carehub_nats::Role, email: &str) -> Value {
+    pub(crate) async fn create_user(&self, role: carehub_nats::Role, email: &str) -> Value {
         let env = self.env(&[]);
         let db = carehub::provision::auth_db(&env).await.expect("auth db");
         let user = carehub_auth::create_user(&db, email, PASSWORD, "Test Person", role)
@@ -301,7 +309,7 @@ impl Clinic {
     }
 
     /// Registers through the API and logs in; returns the session JSON.
-    pub async fn patient(&self, email: &str) -> Value {
+    pub(crate) async fn patient(&self, email: &str) -> Value {
         let r = self
             .http
             .post(self.url("/api/auth/register"))
@@ -319,13 +327,13 @@ impl Clinic {
     }
 
     /// Logs in (refresh token in the body) and returns the session JSON; panics unless 200.
-    pub async fn login(&self, email: &str, password: &str) -> Value {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Value {
         let r = self.try_login(&self.http, email, password).await;
         assert_eq!(r.status(), 200, "login failed");
         r.json().await.expect("session json")
     }
 
-    pub async fn try_login(
+    pub(crate) async fn try_login(
         &self,
         http: &reqwest::Client,
         email: &str,
@@ -339,7 +347,7 @@ impl Clinic {
     }
 
     /// `GET /api/me` on `base` with `token`.
-    pub async fn me_at(&self, base: &str, token: &str) -> reqwest::Response {
+    pub(crate) async fn me_at(&self, base: &str, token: &str) -> reqwest::Response {
         self.http
             .get(format!("{base}/api/me"))
             .bearer_auth(token)
@@ -349,7 +357,7 @@ impl Clinic {
     }
 
     /// Sends `$SRV.<verb>.<service>` and gathers replies until `expect` arrived (or 3 s passed).
-    pub async fn srv(&self, verb: &str, service: &str, expect: usize) -> Vec<Value> {
+    pub(crate) async fn srv(&self, verb: &str, service: &str, expect: usize) -> Vec<Value> {
         use futures::StreamExt as _;
         let nc = self.nats_client_as("ops").await;
         let inbox = nc.new_inbox();
@@ -378,7 +386,7 @@ impl Clinic {
 
     /// How many requests `endpoint` of each of `instances` instances of `service` has answered
     /// (`$SRV.STATS`), in a stable order (by instance id).
-    pub async fn endpoint_requests(
+    pub(crate) async fn endpoint_requests(
         &self,
         service: &str,
         endpoint: &str,
@@ -400,7 +408,7 @@ impl Clinic {
     }
 
     /// Every message currently in `stream` on subjects matching `filter`, decoded as JSON.
-    pub async fn stream_messages(&self, stream: &str, filter: &str) -> Vec<Value> {
+    pub(crate) async fn stream_messages(&self, stream: &str, filter: &str) -> Vec<Value> {
         use async_nats::jetstream::consumer::pull;
         use futures::StreamExt as _;
         let js = async_nats::jetstream::new(self.nats_client_as("ops").await);
@@ -430,7 +438,7 @@ impl Clinic {
 
     /// Subscribes to the password reset tokens published for the notification side (as the
     /// notify user: nobody else may read them).
-    pub async fn reset_subscription(&self) -> (async_nats::Client, async_nats::Subscriber) {
+    pub(crate) async fn reset_subscription(&self) -> (async_nats::Client, async_nats::Subscriber) {
         let nc = self.nats_client_as("notify").await;
         let sub = nc
             .subscribe(carehub_nats::auth::subject::PASSWORD_RESET)
@@ -441,7 +449,7 @@ impl Clinic {
     }
 
     /// Waits until `GET path` on `base` answers `status`.
-    pub async fn wait_status(
+    pub(crate) async fn wait_status(
         &self,
         base: &str,
         path: &str,
@@ -490,7 +498,7 @@ impl Drop for Clinic {
 }
 
 /// An HTTP client, optionally bound to a local address (e.g. 127.0.0.2).
-pub fn client(local: Option<IpAddr>) -> reqwest::Client {
+pub(crate) fn client(local: Option<IpAddr>) -> reqwest::Client {
     reqwest::Client::builder()
         .local_address(local)
         .timeout(Duration::from_secs(20))
@@ -499,7 +507,7 @@ pub fn client(local: Option<IpAddr>) -> reqwest::Client {
 }
 
 /// The `error.code` of a JSON error body.
-pub async fn error_code(r: reqwest::Response) -> String {
+pub(crate) async fn error_code(r: reqwest::Response) -> String {
     let body: Value = r.json().await.expect("error json");
     body["error"]["code"]
         .as_str()
@@ -507,14 +515,14 @@ pub async fn error_code(r: reqwest::Response) -> String {
         .to_owned()
 }
 
-pub fn token(session: &Value) -> String {
+pub(crate) fn token(session: &Value) -> String {
     session["access_token"]
         .as_str()
         .expect("access_token")
         .to_owned()
 }
 
-pub fn refresh_token(session: &Value) -> String {
+pub(crate) fn refresh_token(session: &Value) -> String {
     session["refresh_token"]
         .as_str()
         .expect("refresh_token")
@@ -522,7 +530,7 @@ pub fn refresh_token(session: &Value) -> String {
 }
 
 /// A weekly availability with the same hours every day of the week.
-pub fn every_day(start: &str, end: &str) -> Vec<Value> {
+pub(crate) fn every_day(start: &str, end: &str) -> Vec<Value> {
     [
         "monday",
         "tuesday",
@@ -537,7 +545,7 @@ pub fn every_day(start: &str, end: &str) -> Vec<Value> {
     .collect()
 }
 
-pub fn unique_email(tag: &str) -> String {
+pub(crate) fn unique_email(tag: &str) -> String {
     format!(
         "{tag}-{}@example.org",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
@@ -545,7 +553,7 @@ pub fn unique_email(tag: &str) -> String {
 }
 
 /// A real SMTP server in a child process, storing each accepted mail as a file.
-pub struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
     dir: PathBuf,
     port: u16,
@@ -553,7 +561,7 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     /// Starts the server; it answers the first `fail_first` deliveries with `451`.
-    pub async fn start(fail_first: u32) -> Self {
+    pub(crate) async fn start(fail_first: u32) -> Self {
         let port = crate::support::net::free_port();
         let dir =
             std::env::temp_dir().join(format!("carehub-smtp-{}", uuid::Uuid::new_v4().simple()));
@@ -576,15 +584,15 @@ impl SmtpSink {
         Self { child, dir, port }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    pub fn mails(&self) -> Vec<String> {
+    pub(crate) fn mails(&self) -> Vec<String> {
         eml_files(&self.dir)
     }
 
-    pub fn refusals(&self) -> usize {
+    pub(crate) fn refusals(&self) -> usize {
         std::fs::read_dir(&self.dir)
             .map(|d| {
                 d.filter_map(Result::ok)
@@ -604,7 +612,7 @@ impl Drop for SmtpSink {
 }
 
 /// The contents of every `.eml` file in `dir`.
-pub fn eml_files(dir: &Path) -> Vec<String> {
+pub(crate) fn eml_files(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -9,20 +9,20 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use carehub_natsd::{ChildNats, Launch};
-pub use carehub_natsd::{NatsCredentials, conf};
+pub(crate) use carehub_natsd::{NatsCredentials, conf};
 
 /// A running `nats-server -a 127.0.0.1 -p <port>` with JetStream.
 ///
 /// Dropping it kills the server (SIGKILL) and removes its directory. Should the test process
 /// die without unwinding, a small watchdog process does the same.
-pub struct NatsServer {
+pub(crate) struct NatsServer {
     child: ChildNats,
     /// The password of the test-only `harness` user (see [`NatsServer::harness_client`]).
     harness_password: Option<String>,
 }
 
 /// How to start a server from one of carehub's own configuration files (`nats/conf`).
-pub struct Secured<'a> {
+pub(crate) struct Secured<'a> {
     /// The main file's text, e.g. [`conf::SINGLE`] or one of [`conf::NODES`].
     pub main: &'a str,
     /// Passwords of carehub's users (the same for every node of a cluster).
@@ -40,7 +40,7 @@ impl NatsServer {
     ///
     /// Panics when `nats-server` cannot be found or does not become ready within 30 s; the
     /// message includes the server's log.
-    pub async fn start() -> NatsServer {
+    pub(crate) async fn start() -> NatsServer {
         let dir = unique_temp_dir("carehub-nats");
         Self::launch(dir.clone(), Launch::plain(&dir), None).await
     }
@@ -55,7 +55,7 @@ impl NatsServer {
     /// # Panics
     ///
     /// As [`start`](Self::start), including when nats-server rejects `conf`.
-    pub async fn start_with_config(conf: &str) -> NatsServer {
+    pub(crate) async fn start_with_config(conf: &str) -> NatsServer {
         let dir = unique_temp_dir("carehub-nats");
         Self::launch(dir.clone(), Launch::with_config(&dir, conf), None).await
     }
@@ -66,7 +66,7 @@ impl NatsServer {
     /// # Panics
     ///
     /// As [`start`](Self::start).
-    pub async fn start_secured() -> NatsServer {
+    pub(crate) async fn start_secured() -> NatsServer {
         Self::start_secured_with(Secured {
             main: conf::SINGLE,
             credentials: NatsCredentials::generate(),
@@ -86,7 +86,7 @@ impl NatsServer {
     /// # Panics
     ///
     /// As [`start`](Self::start).
-    pub async fn start_secured_with(setup: Secured<'_>) -> NatsServer {
+    pub(crate) async fn start_secured_with(setup: Secured<'_>) -> NatsServer {
         let dir = unique_temp_dir("carehub-nats");
         let harness_password = carehub_natsd::random_nats_password();
         let launch = Launch::carehub(&dir, setup.main, setup.credentials)
@@ -110,12 +110,12 @@ impl NatsServer {
     }
 
     /// The URL clients connect to, `nats://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.child.url()
     }
 
     /// The passwords of carehub's users, when started with [`start_secured`](Self::start_secured).
-    pub fn credentials(&self) -> Option<&NatsCredentials> {
+    pub(crate) fn credentials(&self) -> Option<&NatsCredentials> {
         self.child.credentials()
     }
 
@@ -125,7 +125,7 @@ impl NatsServer {
     /// # Panics
     ///
     /// When the connection fails or `user` is not one of carehub's users.
-    pub async fn client_as(&self, user: &str) -> async_nats::Client {
+    pub(crate) async fn client_as(&self, user: &str) -> async_nats::Client {
         self.options_as(user)
             .connect(self.url())
             .await
@@ -137,7 +137,7 @@ impl NatsServer {
     /// # Panics
     ///
     /// When `user` is not one of carehub's users.
-    pub fn options_as(&self, user: &str) -> async_nats::ConnectOptions {
+    pub(crate) fn options_as(&self, user: &str) -> async_nats::ConnectOptions {
         let opts = async_nats::ConnectOptions::new().custom_inbox_prefix(format!("_INBOX_{user}"));
         match self.credentials() {
             None => opts,
@@ -156,7 +156,7 @@ impl NatsServer {
     /// # Panics
     ///
     /// When the connection fails.
-    pub async fn harness_client(&self) -> async_nats::Client {
+    pub(crate) async fn harness_client(&self) -> async_nats::Client {
         let opts = match &self.harness_password {
             Some(p) => {
                 async_nats::ConnectOptions::new().user_and_password("harness".into(), p.clone())
@@ -169,33 +169,33 @@ impl NatsServer {
     }
 
     /// The port the server listens on; it stays the same across [`restart`](Self::restart).
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.child.port()
     }
 
     /// The server's socket address, e.g. the target of a [`TcpProxy`](super::net::TcpProxy).
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.child.addr()
     }
 
     /// The JetStream store directory, kept across [`restart`](Self::restart).
-    pub fn store_dir(&self) -> PathBuf {
+    pub(crate) fn store_dir(&self) -> PathBuf {
         self.child.store_dir()
     }
 
     /// Everything the server wrote to stdout and stderr so far, across restarts.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.child.log()
     }
 
     /// Whether the server process is running (it may have died on its own).
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.child.is_running()
     }
 
     /// Kills the server with SIGKILL, as a crash would, and reaps it. Does nothing if it is not
     /// running. The port and the JetStream store are kept for [`restart`](Self::restart).
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill();
     }
 
@@ -206,7 +206,7 @@ impl NatsServer {
     ///
     /// Panics when the server does not come back within 30 s (for instance because another
     /// process took the port meanwhile); the message includes the server's log.
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         if let Err(e) = self.child.restart().await {
             panic!("{e:#}");
         }

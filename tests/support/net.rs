@@ -19,7 +19,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 /// # Panics
 ///
 /// Panics when the OS refuses to bind 127.0.0.1:0.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     carehub_natsd::free_port()
         .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to find a free port: {e}"))
 }
@@ -29,7 +29,7 @@ pub fn free_port() -> u16 {
 /// [`cut`](Self::cut) closes every live connection and turns away new ones (they are accepted
 /// and reset at once) until [`restore`](Self::restore). Dropping the proxy stops it and closes
 /// its connections.
-pub struct TcpProxy {
+pub(crate) struct TcpProxy {
     addr: SocketAddr,
     target: SocketAddr,
     state: Arc<Mutex<ProxyState>>,
@@ -63,7 +63,7 @@ impl TcpProxy {
     /// # Panics
     ///
     /// Panics outside a Tokio runtime, or when no listening socket can be opened.
-    pub fn start(target: SocketAddr) -> TcpProxy {
+    pub(crate) fn start(target: SocketAddr) -> TcpProxy {
         let std_listener = StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap_or_else(|e| panic!("cannot bind the proxy's listener: {e}"));
         std_listener
@@ -86,34 +86,34 @@ impl TcpProxy {
     }
 
     /// The address clients connect to.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The address the proxy forwards to.
-    pub fn target(&self) -> SocketAddr {
+    pub(crate) fn target(&self) -> SocketAddr {
         self.target
     }
 
     /// Closes every live connection and turns away new ones until [`restore`](Self::restore).
-    pub fn cut(&self) {
+    pub(crate) fn cut(&self) {
         let mut state = ProxyState::lock(&self.state);
         state.cut = true;
         state.close_all();
     }
 
     /// Lets new connections through again after [`cut`](Self::cut).
-    pub fn restore(&self) {
+    pub(crate) fn restore(&self) {
         ProxyState::lock(&self.state).cut = false;
     }
 
     /// Whether the link is cut.
-    pub fn is_cut(&self) -> bool {
+    pub(crate) fn is_cut(&self) -> bool {
         ProxyState::lock(&self.state).cut
     }
 
     /// How many connections are being forwarded right now.
-    pub fn live_connections(&self) -> usize {
+    pub(crate) fn live_connections(&self) -> usize {
         let mut state = ProxyState::lock(&self.state);
         state.connections.retain(|c| !c.is_finished());
         state.connections.len()

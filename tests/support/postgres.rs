@@ -23,7 +23,7 @@ use sqlx::{AssertSqlSafe, Connection as _, PgConnection};
 use super::net::free_port;
 
 /// The variable naming an existing server to use instead of a private cluster.
-pub const EXTERNAL_SERVER_VAR: &str = "CAREHUB_TEST_PG_URL";
+pub(crate) const EXTERNAL_SERVER_VAR: &str = "CAREHUB_TEST_PG_URL";
 
 /// How long `pg_ctl` may take to bring the server up.
 const START_TIMEOUT_SECS: u64 = 60;
@@ -40,7 +40,7 @@ const START_ATTEMPTS: usize = 3;
 ///
 /// Panics when the cluster cannot be started (the message includes its log, and every later
 /// call fails fast with the same message) or the database cannot be created.
-pub async fn fresh_database() -> String {
+pub(crate) async fn fresh_database() -> String {
     let admin = admin_url().await;
     let name = format!("carehub_test_{}", uuid::Uuid::new_v4().simple());
     let mut connection = PgConnection::connect(&admin)
@@ -60,7 +60,7 @@ pub async fn fresh_database() -> String {
 /// # Panics
 ///
 /// As [`fresh_database`], when the cluster cannot be started.
-pub async fn admin_url() -> String {
+pub(crate) async fn admin_url() -> String {
     if let Some(url) = std::env::var(EXTERNAL_SERVER_VAR)
         .ok()
         .filter(|url| !url.is_empty())
@@ -83,7 +83,7 @@ pub async fn admin_url() -> String {
 /// # Errors
 ///
 /// psql's output, when it cannot be run or a statement fails.
-pub fn run_script(url: &str, script: &str) -> Result<(), String> {
+pub(crate) fn run_script(url: &str, script: &str) -> Result<(), String> {
     use std::io::Write as _;
     let psql = Binaries::find().psql;
     let mut child = Command::new(&psql)

@@ -14,7 +14,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// # Panics
 ///
 /// Panics with a message naming `what` when `deadline` passes before `f` returned `Some`.
-pub async fn until<F, Fut, T>(what: &str, deadline: Duration, mut f: F) -> T
+pub(crate) async fn until<F, Fut, T>(what: &str, deadline: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -36,7 +36,7 @@ where
 /// # Panics
 ///
 /// As [`until`], naming `what`.
-pub async fn listening(what: &str, port: u16, deadline: Duration) {
+pub(crate) async fn listening(what: &str, port: u16, deadline: Duration) {
     until(what, deadline, || async move {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

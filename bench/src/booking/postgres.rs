@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A running private cluster.
-pub struct PrivatePostgres {
+pub(super) struct PrivatePostgres {
     root: PathBuf,
     pg_ctl: PathBuf,
     as_root: bool,
     /// `postgres://postgres@127.0.0.1:<port>/carehub`, an empty database.
-    pub url: String,
+    pub(crate) url: String,
 }
 
 impl std::fmt::Debug for PrivatePostgres {
@@ -35,7 +35,7 @@ impl PrivatePostgres {
     /// # Errors
     /// When the PostgreSQL binaries are missing (`apt-get install postgresql`), `initdb` or
     /// `pg_ctl` fail (the error carries the server log), or the database cannot be created.
-    pub async fn start(parent: &Path) -> anyhow::Result<Self> {
+    pub(super) async fn start(parent: &Path) -> anyhow::Result<Self> {
         let bin = binaries_dir();
         let root = parent.join("postgres");
         std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;

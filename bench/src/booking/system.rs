@@ -13,13 +13,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Password of every benchmark account.
-pub const PASSWORD: &str = "bench password, not a secret";
+pub(crate) const PASSWORD: &str = "bench password, not a secret";
 
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Where the services keep their data.
 #[derive(Debug, Clone)]
-pub enum Storage {
+pub(crate) enum Storage {
     /// One SQLite file per service in the data directory.
     Sqlite,
     /// A private PostgreSQL cluster started for the run.
@@ -29,7 +29,7 @@ pub enum Storage {
 }
 
 /// The running system.
-pub struct Carehub {
+pub(crate) struct Carehub {
     dir: PathBuf,
     vars: Vec<(String, String)>,
     /// Stopped in `drop` after the other children.
@@ -38,8 +38,8 @@ pub struct Carehub {
     /// Stopped in `drop` after the services.
     postgres: Option<PrivatePostgres>,
     /// `http://127.0.0.1:<port>` of the gateway.
-    pub base: String,
-    pub nats_url: String,
+    pub(crate) base: String,
+    pub(crate) nats_url: String,
 }
 
 impl std::fmt::Debug for Carehub {
@@ -72,7 +72,7 @@ impl Carehub {
     ///
     /// # Errors
     /// When nats-server or PostgreSQL cannot be started, or a file cannot be written.
-    pub async fn prepare(storage: &Storage) -> anyhow::Result<Self> {
+    pub(crate) async fn prepare(storage: &Storage) -> anyhow::Result<Self> {
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -129,7 +129,7 @@ impl Carehub {
     }
 
     /// The configuration every child gets.
-    pub fn env(&self) -> Env {
+    pub(crate) fn env(&self) -> Env {
         Env::from_pairs(self.vars.clone())
     }
 
@@ -137,7 +137,7 @@ impl Carehub {
     ///
     /// # Errors
     /// When the database cannot be reached.
-    pub async fn db(&self, service: &str) -> anyhow::Result<Db> {
+    pub(crate) async fn db(&self, service: &str) -> anyhow::Result<Db> {
         let env = self.env();
         let common = CommonConfig::from_env(&env)?;
         let url = common.database_url_for(&env, service);
@@ -149,7 +149,7 @@ impl Carehub {
     ///
     /// # Errors
     /// When a child exits early or the gateway is not ready in time.
-    pub async fn start_services(&mut self, http: &reqwest::Client) -> anyhow::Result<()> {
+    pub(crate) async fn start_services(&mut self, http: &reqwest::Client) -> anyhow::Result<()> {
         for c in ["auth", "doctor", "patient", "notify", "admin", "gateway"] {
             self.spawn_carehub(c, c, &[])?;
         }
@@ -158,12 +158,12 @@ impl Carehub {
     }
 
     /// Adds a variable every child started from now on gets.
-    pub fn set_var(&mut self, var: &str, value: impl Into<String>) {
+    pub(crate) fn set_var(&mut self, var: &str, value: impl Into<String>) {
         self.vars.push((var.to_owned(), value.into()));
     }
 
     /// The process id of the child called `name` (`nats-server` for the NATS server).
-    pub fn pid(&self, name: &str) -> Option<u32> {
+    pub(crate) fn pid(&self, name: &str) -> Option<u32> {
         if name == "nats-server" {
             return self.nats.as_ref().and_then(ChildNats::pid);
         }
@@ -174,7 +174,7 @@ impl Carehub {
     }
 
     /// The directory every child keeps its data and log in.
-    pub fn dir(&self) -> &std::path::Path {
+    pub(crate) fn dir(&self) -> &std::path::Path {
         &self.dir
     }
 
@@ -183,7 +183,7 @@ impl Carehub {
     ///
     /// # Errors
     /// When the executable or its log file cannot be had.
-    pub fn spawn_carehub(
+    pub(crate) fn spawn_carehub(
         &mut self,
         name: &str,
         component: &str,
@@ -217,7 +217,7 @@ impl Carehub {
     }
 
     /// Fails with the child's log when one has exited.
-    pub fn check_children(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_children(&mut self) -> anyhow::Result<()> {
         check_nats(self.nats.as_mut())?;
         for (name, child, log) in &mut self.children {
             if let Some(status) = child.try_wait()? {
@@ -234,7 +234,7 @@ impl Carehub {
     ///
     /// # Errors
     /// When a child exits early or nothing listens in time.
-    pub async fn wait_for_port(&mut self, port: u16) -> anyhow::Result<()> {
+    pub(crate) async fn wait_for_port(&mut self, port: u16) -> anyhow::Result<()> {
         crate::cluster::wait_for_port(port, READY_DEADLINE, || self.check_children()).await
     }
 }

@@ -15,8 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The hub's default error interval, in milliseconds (the bound on error frames per code).
 const INTERVAL_MS: u128 = 250;
-pub const SIZES: [usize; 4] = [100, 300, 600, 2_000];
-pub const KINDS: [&str; 4] = ["chat", "typing", "malformed", "oversized"];
+pub(super) const SIZES: [usize; 4] = [100, 300, 600, 2_000];
+pub(super) const KINDS: [&str; 4] = ["chat", "typing", "malformed", "oversized"];
 
 fn frame(kind: &str, room: &str, tag: &str, i: usize) -> String {
     let id = format!("{tag}-{i}");
@@ -34,20 +34,20 @@ fn frame(kind: &str, room: &str, tag: &str, i: usize) -> String {
 
 /// One burst's outcome.
 #[derive(Debug, Default)]
-pub struct Outcome {
-    pub closed: bool,
+pub(super) struct Outcome {
+    pub(crate) closed: bool,
     /// Frames not accounted for (sent − acks − typing relayed − error counts).
-    pub unaccounted: i64,
+    pub(crate) unaccounted: i64,
     /// Error frames of one code over `duration ÷ interval + 1`.
-    pub over_bound: bool,
-    pub ms: f64,
+    pub(crate) over_bound: bool,
+    pub(crate) ms: f64,
 }
 
 /// Sends one burst on a fresh socket and reads until every frame is accounted for.
 ///
 /// # Errors
 /// When a socket cannot be opened or signed in.
-pub async fn burst(
+pub(super) async fn burst(
     addr: SocketAddr,
     token: &str,
     room: &str,
@@ -108,7 +108,7 @@ pub async fn burst(
 ///
 /// # Errors
 /// When a socket cannot be opened or a push does not come.
-pub async fn presence_propagation(
+pub(super) async fn presence_propagation(
     patient_node: SocketAddr,
     doctor_node: SocketAddr,
     patient: &str,
@@ -150,7 +150,7 @@ pub async fn presence_propagation(
 }
 
 /// The table of burst outcomes by path, kind and size.
-pub fn render(rows: &[(String, String, usize, Vec<Outcome>)], presence: &[f64]) -> String {
+pub(super) fn render(rows: &[(String, String, usize, Vec<Outcome>)], presence: &[f64]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -181,7 +181,7 @@ pub fn render(rows: &[(String, String, usize, Vec<Outcome>)], presence: &[f64]) 
 }
 
 /// The `q` quantile of `v` (nearest rank); NaN when empty.
-pub fn percentile(v: &[f64], q: f64) -> f64 {
+pub(super) fn percentile(v: &[f64], q: f64) -> f64 {
     let mut p = v.to_vec();
     p.sort_by(f64::total_cmp);
     #[expect(
@@ -198,7 +198,7 @@ pub fn percentile(v: &[f64], q: f64) -> f64 {
 ///
 /// # Errors
 /// When the system cannot be started or driven.
-pub async fn run(args: &super::HubArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: &super::HubArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;

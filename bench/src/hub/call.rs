@@ -46,7 +46,7 @@ async fn signal(
 ///
 /// # Errors
 /// When a frame is refused, a peer fails or the peers do not connect in time.
-pub async fn round(
+pub(super) async fn round(
     hub: SocketAddr,
     doctor_token: &str,
     patient_token: &str,

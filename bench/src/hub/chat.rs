@@ -18,18 +18,18 @@ const DRAIN: Duration = Duration::from_secs(3);
 
 /// What one chat run measured.
 #[derive(Debug)]
-pub struct ChatRun {
+pub(super) struct ChatRun {
     /// Messages sent inside the measured window.
-    pub sent: u64,
+    pub(crate) sent: u64,
     /// Of those, how many reached the receiver.
-    pub delivered: u64,
+    pub(crate) delivered: u64,
     /// Error frames the senders got (rate limits, refusals).
-    pub errors: u64,
-    pub first_error: Option<String>,
-    pub window: Duration,
-    pub latency: Histogram<u64>,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) window: Duration,
+    pub(crate) latency: Histogram<u64>,
     /// CPU time of each named process during the window.
-    pub cpu: Vec<(String, Duration)>,
+    pub(crate) cpu: Vec<(String, Duration)>,
 }
 
 /// Sends `rate` messages per second in total, spread over `senders` (socket, room), for
@@ -38,7 +38,7 @@ pub struct ChatRun {
 ///
 /// # Errors
 /// When a socket fails or a process's CPU time cannot be read.
-pub async fn run(
+pub(super) async fn run(
     senders: Vec<(Socket, String)>,
     mut receiver: Socket,
     rate: u32,

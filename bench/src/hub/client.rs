@@ -31,44 +31,44 @@ const OPEN_DEADLINE: Duration = Duration::from_secs(600);
 
 /// What to open.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The hub node or gateway to connect to (`/ws`).
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Access tokens, used in turn (socket i signs in with token i mod len).
-    pub tokens: Vec<String>,
-    pub connections: usize,
+    pub(crate) tokens: Vec<String>,
+    pub(crate) connections: usize,
     /// Sockets being opened at once.
-    pub in_flight: usize,
+    pub(crate) in_flight: usize,
     /// Sockets per source address (127.0.0.2, then .3, ...).
-    pub per_source: usize,
+    pub(crate) per_source: usize,
 }
 
 /// The answer to a [`Plan`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Opened {
+pub(crate) struct Opened {
     /// Sockets that got `welcome`.
-    pub opened: usize,
-    pub failed: usize,
-    pub first_error: Option<String>,
-    pub secs: f64,
+    pub(crate) opened: usize,
+    pub(crate) failed: usize,
+    pub(crate) first_error: Option<String>,
+    pub(crate) secs: f64,
     /// Connect + upgrade + `auth` until `welcome`, per socket.
-    pub setup_p50_ms: f64,
-    pub setup_p99_ms: f64,
+    pub(crate) setup_p50_ms: f64,
+    pub(crate) setup_p99_ms: f64,
     /// Source addresses used.
-    pub sources: usize,
+    pub(crate) sources: usize,
     /// This process's open-files limit after raising it.
-    pub open_files_limit: u64,
+    pub(crate) open_files_limit: u64,
 }
 
 /// The answer to `await`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Reached {
+pub(crate) struct Reached {
     /// Sockets that received at least one `chat_message`.
-    pub sockets: usize,
+    pub(crate) sockets: usize,
     /// Sockets the hub closed meanwhile.
-    pub closed: usize,
+    pub(crate) closed: usize,
     /// Unix microseconds of the last socket's first `chat_message`.
-    pub last_arrival_unix_us: i64,
+    pub(crate) last_arrival_unix_us: i64,
 }
 
 #[derive(Default)]
@@ -87,7 +87,7 @@ fn source(i: usize, per_source: usize) -> anyhow::Result<Ipv4Addr> {
 }
 
 /// Now, in Unix microseconds (the bench and the client share the machine's clock).
-pub fn unix_us() -> i64 {
+pub(crate) fn unix_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
@@ -97,7 +97,7 @@ pub fn unix_us() -> i64 {
 ///
 /// # Errors
 /// When the plan cannot be read or standard output is gone.
-pub async fn run() -> anyhow::Result<()> {
+pub(crate) async fn run() -> anyhow::Result<()> {
     let open_files_limit = carehub::system::raise_open_files_limit();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let plan: Plan = serde_json::from_str(&lines.next_line().await?.context("no plan on stdin")?)
@@ -195,7 +195,7 @@ async fn watch(mut socket: ws::Socket, counters: Arc<Counters>) {
 }
 
 /// The bench's side of a load client process.
-pub struct LoadClient {
+pub(crate) struct LoadClient {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
@@ -213,7 +213,7 @@ impl LoadClient {
     ///
     /// # Errors
     /// When the process cannot start or answers nothing in time.
-    pub async fn start(plan: &Plan, log: &Path) -> anyhow::Result<(Self, Opened)> {
+    pub(crate) async fn start(plan: &Plan, log: &Path) -> anyhow::Result<(Self, Opened)> {
         let exe = std::env::current_exe().context("locating the carehub-bench executable")?;
         let file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -262,7 +262,11 @@ impl LoadClient {
     ///
     /// # Errors
     /// When the client is gone.
-    pub async fn await_reached(&mut self, sockets: usize, secs: u64) -> anyhow::Result<Reached> {
+    pub(crate) async fn await_reached(
+        &mut self,
+        sockets: usize,
+        secs: u64,
+    ) -> anyhow::Result<Reached> {
         let stdin = self.stdin.as_mut().context("the load client was stopped")?;
         stdin
             .write_all(format!("await {sockets} {secs}\n").as_bytes())
@@ -272,7 +276,7 @@ impl LoadClient {
     }
 
     /// Ends the client (closing its sockets) and waits for it to exit.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         drop(self.stdin.take());
         if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await

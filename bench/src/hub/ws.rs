@@ -11,10 +11,10 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-pub type Socket = WebSocketStream<TcpStream>;
+pub(super) type Socket = WebSocketStream<TcpStream>;
 
 /// How long a setup step may wait for a frame.
-pub const FRAME_DEADLINE: Duration = Duration::from_secs(30);
+pub(super) const FRAME_DEADLINE: Duration = Duration::from_secs(30);
 
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -26,7 +26,7 @@ fn config() -> WebSocketConfig {
 ///
 /// # Errors
 /// When the TCP connection or the upgrade fails.
-pub async fn open(addr: SocketAddr, source: Option<Ipv4Addr>) -> anyhow::Result<Socket> {
+pub(super) async fn open(addr: SocketAddr, source: Option<Ipv4Addr>) -> anyhow::Result<Socket> {
     let socket = TcpSocket::new_v4().context("creating a socket")?;
     if let Some(ip) = source {
         socket
@@ -52,7 +52,7 @@ pub async fn open(addr: SocketAddr, source: Option<Ipv4Addr>) -> anyhow::Result<
 ///
 /// # Errors
 /// When the socket cannot be opened or the hub refuses the token.
-pub async fn signed_in(
+pub(super) async fn signed_in(
     addr: SocketAddr,
     source: Option<Ipv4Addr>,
     token: &str,
@@ -68,7 +68,7 @@ pub async fn signed_in(
 ///
 /// # Errors
 /// When the socket is closed.
-pub async fn send(ws: &mut Socket, frame: &Value) -> anyhow::Result<()> {
+pub(super) async fn send(ws: &mut Socket, frame: &Value) -> anyhow::Result<()> {
     ws.send(Message::text(frame.to_string()))
         .await
         .context("sending a frame")
@@ -78,7 +78,7 @@ pub async fn send(ws: &mut Socket, frame: &Value) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// On close, a read error, an unreadable frame or after [`FRAME_DEADLINE`].
-pub async fn next(ws: &mut Socket) -> anyhow::Result<Value> {
+pub(super) async fn next(ws: &mut Socket) -> anyhow::Result<Value> {
     loop {
         let m = tokio::time::timeout(FRAME_DEADLINE, ws.next())
             .await
@@ -99,7 +99,7 @@ pub async fn next(ws: &mut Socket) -> anyhow::Result<Value> {
 ///
 /// # Errors
 /// As [`next`].
-pub async fn next_of(ws: &mut Socket, kinds: &[&str]) -> anyhow::Result<Value> {
+pub(super) async fn next_of(ws: &mut Socket, kinds: &[&str]) -> anyhow::Result<Value> {
     loop {
         let f = next(ws).await?;
         let t = f["type"].as_str().unwrap_or_default();
@@ -113,7 +113,7 @@ pub async fn next_of(ws: &mut Socket, kinds: &[&str]) -> anyhow::Result<Value> {
 ///
 /// # Errors
 /// As [`next`], or when the hub answered with an error frame.
-pub async fn expect(ws: &mut Socket, kind: &str) -> anyhow::Result<Value> {
+pub(super) async fn expect(ws: &mut Socket, kind: &str) -> anyhow::Result<Value> {
     let f = next_of(ws, &[kind]).await?;
     anyhow::ensure!(f["type"] == kind, "expected {kind}, got {f}");
     Ok(f)

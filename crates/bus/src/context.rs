@@ -54,7 +54,7 @@ tokio::task_local! {
 
 /// Runs `fut` with `request_id` as the [`current_request_id`]. Request handlers and event
 /// consumers run inside it, so what they record on the way (an outbox event) carries the id on.
-pub async fn with_request_id<F: Future>(request_id: Option<String>, fut: F) -> F::Output {
+pub(crate) async fn with_request_id<F: Future>(request_id: Option<String>, fut: F) -> F::Output {
     match request_id {
         Some(id) => CURRENT_REQUEST_ID.scope(id, fut).await,
         None => fut.await,
@@ -67,7 +67,7 @@ pub fn current_request_id() -> Option<String> {
 }
 
 /// The request id a message carries in its headers, when it is a sane one.
-pub fn request_id_in(h: Option<&async_nats::HeaderMap>) -> Option<String> {
+pub(crate) fn request_id_in(h: Option<&async_nats::HeaderMap>) -> Option<String> {
     h?.get(headers::REQUEST_ID)
         .map(|v| v.as_str().to_owned())
         .filter(|id| is_sane_request_id(id))

@@ -3,16 +3,16 @@
 //! is defined in `carehub-nats` alone.
 //!
 //! Map:
-//! - [`client`] the connection and typed client ([`Bus`]), its connection events and metrics;
+//! - `client` the connection and typed client ([`Bus`]), its connection events and metrics;
 //! - [`micro`] registers a service with the NATS micro services protocol and serves its
 //!   endpoints ([`MicroService`], [`serve!`]);
 //! - [`context`] the caller's context in headers and the current request id;
-//! - [`error`] what a call can end in besides the service's answer ([`BusError`]);
+//! - `error` what a call can end in besides the service's answer ([`BusError`]);
 //! - [`streams`] creates the JetStream streams the contract names.
 
-pub mod client;
+mod client;
 pub mod context;
-pub mod error;
+mod error;
 pub mod micro;
 pub mod streams;
 

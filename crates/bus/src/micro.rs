@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// The queue group every endpoint joins: the micro protocol's default.
-pub const QUEUE_GROUP: &str = "q";
+pub(crate) const QUEUE_GROUP: &str = "q";
 
 /// The fewest more requests a stopping endpoint agrees to take after it asks NATS to stop
 /// routing to it. A request is lost only when more than the allowance are already on their way

@@ -12,7 +12,7 @@ use std::time::Duration;
 const CREATE_ATTEMPTS: u32 = 8;
 
 /// How long a duplicate `Nats-Msg-Id` is recognised.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Creates the streams that do not exist yet, with `replicas` copies (1 on one server, 3 in a
 /// cluster).

@@ -1,11 +1,11 @@
 //! The NATS configuration files of `nats/conf`, embedded so that any binary can write them out
-//! wherever it runs, and [`write_config`], which does so with the JetStream store moved.
+//! wherever it runs, and `write_config`, which does so with the JetStream store moved.
 
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
 /// The `authorization` block: one user per component, plus `ops`.
-pub const PERMISSIONS: &str = include_str!("../../../nats/conf/permissions.conf");
+pub(crate) const PERMISSIONS: &str = include_str!("../../../nats/conf/permissions.conf");
 /// One server with JetStream.
 pub const SINGLE: &str = include_str!("../../../nats/conf/single.conf");
 /// The three nodes of a cluster (`nats-1`..`nats-3`).
@@ -20,7 +20,7 @@ pub const NODES: [&str; 3] = [
 ///
 /// # Errors
 /// When `main` has no `store_dir` line or a file cannot be written.
-pub fn write_config(dir: &Path, main: &str, store_dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_config(dir: &Path, main: &str, store_dir: &Path) -> anyhow::Result<PathBuf> {
     let mut replaced = false;
     let text: Vec<String> = main
         .lines()

@@ -5,16 +5,16 @@
 //!
 //! Map:
 //! - [`conf`] the configuration files of `nats/conf`, embedded, and writing them out;
-//! - [`credentials`] carehub's NATS users and a generated password for each;
-//! - [`launch`] a child nats-server: command line, log, readiness wait, restart, kill on drop;
-//! - [`ports`] free loopback ports, never the same one twice in a process.
+//! - `credentials` carehub's NATS users and a generated password for each;
+//! - `launch` a child nats-server: command line, log, readiness wait, restart, kill on drop;
+//! - `ports` free loopback ports, never the same one twice in a process.
 
 pub mod conf;
-pub mod credentials;
-pub mod launch;
-pub mod ports;
+mod credentials;
+mod launch;
+mod ports;
 
-pub use conf::write_config;
+pub(crate) use conf::write_config;
 pub use credentials::{NatsCredentials, USERS, random_nats_password};
 pub use launch::{ChildNats, Launch, greets_as_nats, nats_server_binary};
 pub use ports::{claim_port, free_port};

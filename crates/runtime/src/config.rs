@@ -96,7 +96,7 @@ impl Env {
     ///
     /// # Errors
     /// As [`Env::get`].
-    pub fn opt<T: FromStr>(&self, var: &str) -> Result<Option<T>, ConfigError>
+    pub(crate) fn opt<T: FromStr>(&self, var: &str) -> Result<Option<T>, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
@@ -153,7 +153,7 @@ pub struct CommonConfig {
     pub data_dir: PathBuf,
     pub nats_url: String,
     /// PostgreSQL (or SQLite) URL shared by every service unless a per-service one is set.
-    pub database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// Log as JSON lines.
     pub log_json: bool,
     /// How long shutdown may take before in-flight work is abandoned.

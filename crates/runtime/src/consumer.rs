@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 /// Deliveries of one event before it is terminated (the durable's `max_deliver`).
 pub const MAX_DELIVER: i64 = 20;
 /// How long the server waits for an acknowledgement before delivering an event again.
-pub const ACK_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const ACK_WAIT: Duration = Duration::from_secs(30);
 /// How long [`run`] waits before reopening a consumer that failed.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
 
@@ -61,7 +61,7 @@ impl Default for Retry {
 
 impl Retry {
     /// The delay before delivery `delivered + 1`, after delivery `delivered` (1-based) failed.
-    pub fn delay(&self, delivered: i64) -> Duration {
+    pub(crate) fn delay(&self, delivered: i64) -> Duration {
         let doublings = u32::try_from(delivered.saturating_sub(1).clamp(0, 31)).unwrap_or(31);
         self.first_delay
             .saturating_mul(1u32 << doublings)
@@ -69,7 +69,7 @@ impl Retry {
     }
 
     /// Whether delivery `delivered` (1-based) is the last one.
-    pub fn is_last(&self, delivered: i64) -> bool {
+    pub(crate) fn is_last(&self, delivered: i64) -> bool {
         self.max_deliver > 0 && delivered >= self.max_deliver
     }
 }
@@ -78,17 +78,17 @@ impl Retry {
 #[derive(Debug, Clone)]
 pub struct Durable {
     /// The component that consumes (the `component` label of the metrics).
-    pub component: &'static str,
+    pub(crate) component: &'static str,
     /// The stream read.
-    pub stream: String,
+    pub(crate) stream: String,
     /// The durable name, shared by every instance of the component.
-    pub name: String,
+    pub(crate) name: String,
     /// Only subjects matching this filter; empty reads the whole stream.
-    pub filter_subject: String,
+    pub(crate) filter_subject: String,
     /// One event in flight at a time (`max_ack_pending = 1`), so events apply in stream order
     /// even while one is retried; otherwise the server's default (1000).
-    pub in_order: bool,
-    pub retry: Retry,
+    pub(crate) in_order: bool,
+    pub(crate) retry: Retry,
 }
 
 impl Durable {
@@ -126,7 +126,7 @@ impl Durable {
     }
 
     /// The consumer's configuration on the server.
-    pub fn config(&self) -> pull::Config {
+    pub(crate) fn config(&self) -> pull::Config {
         pull::Config {
             durable_name: Some(self.name.clone()),
             filter_subject: self.filter_subject.clone(),
@@ -144,7 +144,10 @@ impl Durable {
 ///
 /// # Errors
 /// When the stream is missing or JetStream does not answer.
-pub async fn open(js: &jetstream::Context, durable: &Durable) -> anyhow::Result<PullConsumer> {
+pub(crate) async fn open(
+    js: &jetstream::Context,
+    durable: &Durable,
+) -> anyhow::Result<PullConsumer> {
     let stream = js.get_stream(&durable.stream).await?;
     match stream.create_consumer(durable.config()).await {
         Ok(consumer) => Ok(consumer),

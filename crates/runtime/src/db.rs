@@ -231,11 +231,6 @@ impl Db {
         }
     }
 
-    /// Answers whether the database is reachable.
-    pub async fn ping(&self) -> bool {
-        with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
-    }
-
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         with_db!(self, pool => pool.close().await);

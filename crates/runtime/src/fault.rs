@@ -8,7 +8,7 @@
 
 /// Aborts the process if `point` is one of the configured fault points.
 #[cfg(feature = "fault-injection")]
-pub fn hit(point: &str) {
+pub(crate) fn hit(point: &str) {
     static POINTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let points = POINTS.get_or_init(|| {
         std::env::var("CAREHUB_FAULT")
@@ -27,4 +27,4 @@ pub fn hit(point: &str) {
 /// Without the `fault-injection` feature there are no fault points.
 #[cfg(not(feature = "fault-injection"))]
 #[inline]
-pub fn hit(_point: &str) {}
+pub(crate) fn hit(_point: &str) {}

@@ -2,7 +2,7 @@
 //! domain.
 //!
 //! Map:
-//! - [`config`] reads typed `CAREHUB_*` settings (naming the variable on error);
+//! - `config` reads typed `CAREHUB_*` settings (naming the variable on error);
 //! - [`db`] opens a service's SQLite file or PostgreSQL schema and runs its migrations;
 //! - [`telemetry`] sets up `tracing`;
 //! - [`metrics`] installs the Prometheus recorder and serves its listener;
@@ -12,14 +12,14 @@
 //! - [`service`] the handle of a running service instance;
 //! - [`cache`] a read-through cache that events invalidate;
 //! - [`absence`] the rule for a doctor's absence over confirmed appointments;
-//! - [`fault`] the suite's crash points.
+//! - `fault` the suite's crash points.
 
 pub mod absence;
 pub mod cache;
-pub mod config;
+mod config;
 pub mod consumer;
 pub mod db;
-pub mod fault;
+mod fault;
 pub mod metrics;
 pub mod outbox;
 pub mod service;

@@ -158,7 +158,7 @@ impl Relay {
     ///
     /// # Errors
     /// On storage failure.
-    pub async fn drain_once(&self) -> Result<usize, StoreError> {
+    pub(crate) async fn drain_once(&self) -> Result<usize, StoreError> {
         let now = now_ms();
         let sql = "SELECT id, subject, payload, attempts, request_id FROM outbox WHERE next_attempt_at <= $1 ORDER BY id LIMIT $2";
         let rows: Vec<Row> =
@@ -219,7 +219,7 @@ impl Relay {
     ///
     /// # Errors
     /// On storage failure.
-    pub async fn backlog(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn backlog(&self) -> Result<i64, StoreError> {
         Ok(
             with_db!(&self.db, p => sqlx::query_scalar::<_, i64>("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox").fetch_one(p).await?),
         )

@@ -4,7 +4,7 @@
 //! Map: [`Availability`] is a validated weekly schedule in one IANA time zone with its time off;
 //! [`Availability::slots`] lays out free slots in a bounded window ([`MAX_WINDOW_DAYS`]);
 //! [`Availability::covers`] says whether a concrete interval may be booked; [`ScheduleError`]
-//! names what was wrong with an input, with a stable [`ScheduleError::code`].
+//! names what was wrong with an input.
 //!
 //! # Local time and daylight saving
 //!
@@ -24,11 +24,11 @@ use chrono::{
 use chrono_tz::Tz;
 
 /// Shortest slot, in minutes.
-pub const MIN_SLOT_MINUTES: u32 = 5;
+pub(crate) const MIN_SLOT_MINUTES: u32 = 5;
 /// Longest slot, in minutes.
-pub const MAX_SLOT_MINUTES: u32 = 240;
+pub(crate) const MAX_SLOT_MINUTES: u32 = 240;
 /// Slot lengths are multiples of this many minutes (5, 10, ..., 240).
-pub const SLOT_STEP_MINUTES: u32 = 5;
+pub(crate) const SLOT_STEP_MINUTES: u32 = 5;
 /// Longest window [`Availability::slots`] answers for, in days.
 pub const MAX_WINDOW_DAYS: i64 = 62;
 /// Most weekly ranges one schedule may hold.
@@ -70,8 +70,10 @@ pub enum ScheduleError {
 }
 
 impl ScheduleError {
-    /// A stable machine-readable name for the error, e.g. `unknown_time_zone`.
-    pub fn code(&self) -> &'static str {
+    /// A stable machine-readable name for the error, e.g. `unknown_time_zone` (the tests tell
+    /// the errors apart by it).
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::UnknownTimeZone(_) => "unknown_time_zone",
             Self::EmptyRange { .. } => "empty_range",
@@ -234,10 +236,6 @@ impl Availability {
     /// The weekly ranges, sorted by weekday (Monday first) and start.
     pub fn weekly(&self) -> &[WeeklyHours] {
         &self.weekly
-    }
-
-    pub fn time_off(&self) -> &[TimeOff] {
-        &self.time_off
     }
 
     pub fn slot_minutes(&self) -> u32 {

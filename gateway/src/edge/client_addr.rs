@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 /// header). Behind trusted proxies, each proxy appends the address it saw, so the entries are
 /// read from the right and the first one that is not a trusted proxy is the client. A garbled
 /// entry stops the walk at the last address a trusted proxy vouched for.
-pub fn client_addr(peer: IpAddr, headers: &HeaderMap, cfg: &GatewayConfig) -> IpAddr {
+pub(crate) fn client_addr(peer: IpAddr, headers: &HeaderMap, cfg: &GatewayConfig) -> IpAddr {
     let peer = peer.to_canonical();
     if !cfg.is_trusted_proxy(peer) {
         return peer;

@@ -18,7 +18,7 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const SLOTS: usize = METHODS.len() * CLASSES.len();
 
 /// The route label of requests no route matched (unknown paths, static files).
-pub const UNMATCHED: &str = "<unmatched>";
+pub(crate) const UNMATCHED: &str = "<unmatched>";
 
 type Slots = [OnceLock<(Counter, Histogram)>; SLOTS];
 
@@ -56,7 +56,7 @@ fn slots(route: &str) -> &'static Slots {
 }
 
 /// Records one answered request.
-pub fn record(route: &str, method: &Method, status: u16, elapsed: Duration) {
+pub(crate) fn record(route: &str, method: &Method, status: u16, elapsed: Duration) {
     if !carehub_runtime::metrics::enabled() {
         return;
     }

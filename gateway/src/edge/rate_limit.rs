@@ -13,13 +13,13 @@ const RETAIN_EVERY: Duration = Duration::from_secs(30);
 
 /// A shared limiter; cheap to clone.
 #[derive(Clone)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     inner: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 impl Limiter {
     /// `None` when `per_sec` is zero (rate limiting off).
-    pub fn new(per_sec: u32, burst: u32) -> Option<Self> {
+    pub(crate) fn new(per_sec: u32, burst: u32) -> Option<Self> {
         let per_sec = NonZeroU32::new(per_sec)?;
         let burst = NonZeroU32::new(burst).unwrap_or(per_sec);
         let quota = Quota::per_second(per_sec).allow_burst(burst);
@@ -32,7 +32,7 @@ impl Limiter {
     ///
     /// # Errors
     /// [`ApiError::rate_limited`] with the whole seconds until a request can succeed.
-    pub fn check(&self, client: IpAddr) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, client: IpAddr) -> Result<(), ApiError> {
         self.inner.check_key(&client).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::rate_limited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
@@ -40,7 +40,7 @@ impl Limiter {
     }
 
     /// Forgets clients whose state is back to full, periodically, until `stop` is cancelled.
-    pub async fn housekeeping(self, stop: tokio_util::sync::CancellationToken) {
+    pub(crate) async fn housekeeping(self, stop: tokio_util::sync::CancellationToken) {
         let mut tick = tokio::time::interval(RETAIN_EVERY);
         loop {
             tokio::select! {

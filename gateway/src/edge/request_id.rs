@@ -2,11 +2,11 @@
 
 /// The request id of the request being handled (in the request extensions).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
+pub(crate) struct RequestId(pub String);
 
 /// Keeps `incoming` if it is 1..=64 characters of `[A-Za-z0-9-_.]`, so it is safe to log and to
 /// put in headers; anything else is replaced by a fresh UUID v7.
-pub fn sanitize(incoming: Option<&str>) -> RequestId {
+pub(crate) fn sanitize(incoming: Option<&str>) -> RequestId {
     match incoming {
         Some(id) if is_sane(id) => RequestId(id.to_owned()),
         _ => RequestId(uuid::Uuid::now_v7().to_string()),

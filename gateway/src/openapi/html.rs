@@ -9,7 +9,7 @@ use std::fmt::Write;
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 /// Renders the page for `doc` (an OpenAPI document as JSON).
-pub fn render(doc: &Value) -> String {
+pub(crate) fn render(doc: &Value) -> String {
     let title = esc(doc["info"]["title"].as_str().unwrap_or("API"));
     let mut out = String::new();
     let _ = write!(

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 /// A role to filter by.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum RoleFilter {
+pub(crate) enum RoleFilter {
     Patient,
     Doctor,
     Admin,
@@ -25,7 +25,7 @@ pub enum RoleFilter {
 /// A status to filter by.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum StatusFilter {
+pub(crate) enum StatusFilter {
     Active,
     Pending,
     Rejected,
@@ -35,18 +35,18 @@ pub enum StatusFilter {
 /// Filters and paging for the user list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListUsersQuery {
+pub(crate) struct ListUsersQuery {
     #[param(inline)]
-    pub role: Option<RoleFilter>,
+    pub(crate) role: Option<RoleFilter>,
     #[param(inline)]
-    pub status: Option<StatusFilter>,
+    pub(crate) status: Option<StatusFilter>,
     /// Case-insensitive substring of email or display name.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Page size, default 50.
     #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 impl From<ListUsersQuery> for AdminListUsers {
@@ -72,13 +72,13 @@ impl From<ListUsersQuery> for AdminListUsers {
 
 /// Why an admin changed an account's status (kept in the audit trail).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct ReasonBody {
+pub(crate) struct ReasonBody {
     #[serde(default)]
     #[schema(max_length = 500)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Disable a doctor even with confirmed appointments, cancelling them.
     #[serde(default)]
-    pub force: Option<bool>,
+    pub(crate) force: Option<bool>,
 }
 
 /// List accounts, newest first.
@@ -87,7 +87,7 @@ pub struct ReasonBody {
     responses((status = 200, description = "A page of accounts", body = UserPage),
         (status = 403, description = "Not an active admin", body = ErrorBody),
         (status = 422, description = "`limit` outside 1..=200", body = ErrorBody)))]
-pub async fn list_users(
+pub(crate) async fn list_users(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
     ApiQuery(q): ApiQuery<ListUsersQuery>,
@@ -101,7 +101,7 @@ pub async fn list_users(
     responses((status = 200, description = "The account", body = User),
         (status = 403, description = "Not an active admin", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody)))]
-pub async fn get_user(
+pub(crate) async fn get_user(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
     ApiPath(user_id): ApiPath<String>,
@@ -139,7 +139,7 @@ macro_rules! status_route {
                 (status = 409, description = "`conflict`: not allowed from the account's current status; `appointments_affected` (disable): the doctor has confirmed appointments, listed in `error.details.appointments` (send `force: true` to cancel them)", body = ErrorBody),
                 (status = 503, description = "The admin service, which checks a doctor's appointments, is unavailable", body = ErrorBody),
                 (status = 504, description = "The admin service did not answer in time", body = ErrorBody)))]
-        pub async fn $name(
+        pub(crate) async fn $name(
             State(s): State<AppState>,
             AdminCtx(ctx): AdminCtx,
             ApiPath(user_id): ApiPath<String>,

@@ -39,122 +39,122 @@ const MAX_ACCEPT_DEADLINE_SECS: i64 = 7 * 86_400;
 /// A patient asks for an appointment with a doctor, a group or a specialty inside a preferred
 /// window. Repeating the call with the same `Idempotency-Key` returns the first result.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct RequestBody {
+pub(crate) struct RequestBody {
     #[schema(schema_with = target_schema)]
-    pub target: Target,
+    pub(crate) target: Target,
     /// RFC 3339; the window must end in the future and be at most 31 days long.
     #[schema(format = DateTime)]
-    pub window_start: String,
+    pub(crate) window_start: String,
     /// RFC 3339, after `window_start`.
     #[schema(format = DateTime)]
-    pub window_end: String,
+    pub(crate) window_end: String,
     /// Why the patient comes; 1 to 1000 characters.
     #[schema(
         min_length = 1,
         max_length = 1000,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// A patient books a free slot of a doctor who lets patients book directly.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct BookBody {
+pub(crate) struct BookBody {
     /// An approved doctor who takes direct bookings (`auto_accept` in their profile); any
     /// other id is 422.
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub doctor_id: String,
+    pub(crate) doctor_id: String,
     /// RFC 3339; must lie in the future and be a slot start of the doctor's availability
     /// (see `GET /api/doctors/{id}/slots`) that is still free.
     #[schema(format = DateTime)]
-    pub start: String,
+    pub(crate) start: String,
     #[schema(
         min_length = 1,
         max_length = 1000,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// A doctor accepts their offer and fixes the time.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct AcceptBody {
+pub(crate) struct AcceptBody {
     /// RFC 3339; must lie in the future and be a slot start of the caller's availability
     /// (inside the patient's window, when accepting).
     #[schema(format = DateTime)]
-    pub start: String,
+    pub(crate) start: String,
 }
 
 /// A new preferred window for a confirmed appointment.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct RescheduleBody {
+pub(crate) struct RescheduleBody {
     /// RFC 3339; the window must end in the future and be at most 31 days long.
     #[schema(format = DateTime)]
-    pub window_start: String,
+    pub(crate) window_start: String,
     /// RFC 3339, after `window_start`.
     #[schema(format = DateTime)]
-    pub window_end: String,
+    pub(crate) window_end: String,
 }
 
 /// The patient's answer to a proposed time.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ProposalAnswerBody {
-    pub accept: bool,
+pub(crate) struct ProposalAnswerBody {
+    pub(crate) accept: bool,
 }
 
 /// Why (kept with the appointment and told to the people concerned).
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ReasonBody {
+pub(crate) struct ReasonBody {
     /// 1 to 1000 characters.
     #[schema(
         min_length = 1,
         max_length = 1000,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// The doctor's notes on a visit.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct NotesBody {
+pub(crate) struct NotesBody {
     /// 1 to 5000 characters; may span lines.
     #[schema(
         min_length = 1,
         max_length = 5000,
         pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
     )]
-    pub notes: String,
+    pub(crate) notes: String,
 }
 
 /// Where an admin sends an open request instead.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct RerouteBody {
+pub(crate) struct RerouteBody {
     #[schema(schema_with = target_schema)]
-    pub target: Target,
+    pub(crate) target: Target,
 }
 
 /// A doctor group and its routing rule.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct GroupBody {
+pub(crate) struct GroupBody {
     /// 1 to 100 characters.
     #[schema(
         min_length = 1,
         max_length = 100,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub name: String,
+    pub(crate) name: String,
     /// The specialty this group routes (a lowercase slug such as `family-medicine`); at most
     /// one group per specialty.
     #[serde(default)]
     #[schema(max_length = 64, pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$")]
-    pub specialty: Option<String>,
-    pub strategy: Strategy,
+    pub(crate) specialty: Option<String>,
+    pub(crate) strategy: Strategy,
     /// Seconds a member has to accept an offer, 1 to 604800 (a week).
     #[schema(minimum = 1, maximum = 604_800)]
-    pub accept_deadline_secs: i64,
+    pub(crate) accept_deadline_secs: i64,
     /// Member doctor ids in order (the order breaks least-loaded ties); 1 to 50, no repeats.
     #[schema(schema_with = member_ids)]
-    pub members: Vec<String>,
+    pub(crate) members: Vec<String>,
 }
 
 /// The schema of a [`Target`]: an object with exactly one of `doctor`, `group` (ids) or
@@ -212,33 +212,33 @@ fn member_ids() -> utoipa::openapi::Array {
 /// Filters and paging for the appointment list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     #[param(inline)]
-    pub status: Option<AppointmentStatus>,
+    pub(crate) status: Option<AppointmentStatus>,
     /// Page size, default 50.
     #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// Filters and paging for the audit trail.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// Entries about this user's data.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub subject_id: Option<String>,
+    pub(crate) subject_id: Option<String>,
     /// Entries by this user.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub actor_id: Option<String>,
+    pub(crate) actor_id: Option<String>,
     /// Page size, default 50.
     #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 // ---- Checks at the edge -------------------------------------------------------------------
@@ -408,7 +408,7 @@ fn save_group(
         (status = 403, description = "Not an active patient", body = ErrorBody),
         (status = 409, description = "`conflict`: the first request with this key is still being processed; retry shortly", body = ErrorBody),
         (status = 422, description = "`validation_failed`: a field is invalid (the window is reversed, in the past, too long or too soon, or the doctor, group or specialty is unknown); `idempotency_key_reused`: the key was used for a different request", body = ErrorBody)))]
-pub async fn request(
+pub(crate) async fn request(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     headers: HeaderMap,
@@ -438,7 +438,7 @@ pub async fn request(
         (status = 403, description = "Not an active patient", body = ErrorBody),
         (status = 409, description = "`slot_taken`: another appointment holds the time; `patient_busy`: the caller has a confirmed appointment at that time; `conflict`: the first request with this key is still being processed", body = ErrorBody),
         (status = 422, description = "`validation_failed`: an unknown doctor, one who does not take direct bookings, or a time outside their hours; `off_slot_grid`: not a slot start of the doctor's availability that day; `idempotency_key_reused`: the key was used for a different booking", body = ErrorBody)))]
-pub async fn book(
+pub(crate) async fn book(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     headers: HeaderMap,
@@ -467,7 +467,7 @@ pub async fn book(
     params(ListQuery),
     responses((status = 200, description = "A page of appointments", body = AppointmentPage),
         (status = 422, description = "`limit` outside 1..=100", body = ErrorBody)))]
-pub async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -485,7 +485,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
     responses((status = 200, description = "The appointment and its offers", body = AppointmentDetail),
         (status = 404, description = "No such appointment, or not the caller's", body = ErrorBody)))]
-pub async fn get(
+pub(crate) async fn get(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -501,7 +501,7 @@ pub async fn get(
     responses((status = 200, description = "The cancelled appointment", body = Appointment),
         (status = 404, description = "No such appointment, or not the caller's", body = ErrorBody),
         (status = 409, description = "Not cancellable any more (closed, started, or changed meanwhile)", body = ErrorBody)))]
-pub async fn cancel(
+pub(crate) async fn cancel(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -522,7 +522,7 @@ pub async fn cancel(
 #[utoipa::path(get, path = "/api/offers", tag = "appointments", security(("bearer" = [])),
     responses((status = 200, description = "Pending offers with their appointments", body = OfferList),
         (status = 403, description = "Not an active doctor", body = ErrorBody)))]
-pub async fn offers(
+pub(crate) async fn offers(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
 ) -> Result<Json<OfferList>, ApiError> {
@@ -543,7 +543,7 @@ pub async fn offers(
         (status = 404, description = "No such appointment offered to the caller", body = ErrorBody),
         (status = 409, description = "`conflict`: the offer is no longer pending (another doctor accepted, it timed out or was withdrawn); `slot_taken`: the time is taken; `patient_busy`: the patient has another confirmed appointment then", body = ErrorBody),
         (status = 422, description = "`validation_failed`: the start is outside the caller's hours or the patient's window; `off_slot_grid`: not a slot start of the caller's availability that day; `idempotency_key_reused`: the key was used for a different accept", body = ErrorBody)))]
-pub async fn accept(
+pub(crate) async fn accept(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -567,7 +567,7 @@ pub async fn accept(
         (status = 403, description = "Not an active doctor", body = ErrorBody),
         (status = 404, description = "No such appointment offered to the caller", body = ErrorBody),
         (status = 409, description = "The offer is no longer pending", body = ErrorBody)))]
-pub async fn decline(
+pub(crate) async fn decline(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -594,7 +594,7 @@ pub async fn decline(
         (status = 404, description = "No such appointment of the caller", body = ErrorBody),
         (status = 409, description = "Not confirmed, already started, or a move is pending", body = ErrorBody),
         (status = 422, description = "The window is malformed, in the past, too long or starts too soon", body = ErrorBody)))]
-pub async fn reschedule(
+pub(crate) async fn reschedule(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -618,7 +618,7 @@ pub async fn reschedule(
         (status = 404, description = "No such appointment of the caller", body = ErrorBody),
         (status = 409, description = "`conflict`: not confirmed, or a move is pending; `slot_taken` / `patient_busy`: the time is held by another appointment of the doctor or the patient", body = ErrorBody),
         (status = 422, description = "`validation_failed`: not a future time inside the doctor's working hours; `off_slot_grid`: not a slot start of the doctor's availability that day", body = ErrorBody)))]
-pub async fn propose(
+pub(crate) async fn propose(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -641,7 +641,7 @@ pub async fn propose(
         (status = 403, description = "Not an active patient", body = ErrorBody),
         (status = 404, description = "No such appointment of the caller", body = ErrorBody),
         (status = 409, description = "`conflict`: no proposal to answer; `slot_taken` / `patient_busy`: the proposed time was taken meanwhile", body = ErrorBody)))]
-pub async fn answer_proposal(
+pub(crate) async fn answer_proposal(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -663,7 +663,7 @@ pub async fn answer_proposal(
         (status = 403, description = "Not an active doctor", body = ErrorBody),
         (status = 404, description = "No such appointment of the caller", body = ErrorBody),
         (status = 409, description = "Not confirmed, not started yet, or changed meanwhile", body = ErrorBody)))]
-pub async fn complete(
+pub(crate) async fn complete(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -686,7 +686,7 @@ pub async fn complete(
         (status = 403, description = "Not an active doctor", body = ErrorBody),
         (status = 404, description = "No such appointment of the caller", body = ErrorBody),
         (status = 409, description = "Not confirmed, not started yet, or changed meanwhile", body = ErrorBody)))]
-pub async fn no_show(
+pub(crate) async fn no_show(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -706,7 +706,7 @@ pub async fn no_show(
         (status = 403, description = "Not an active admin", body = ErrorBody),
         (status = 404, description = "No such appointment", body = ErrorBody),
         (status = 409, description = "Not open any more", body = ErrorBody)))]
-pub async fn admin_decline(
+pub(crate) async fn admin_decline(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
     ApiPath(id): ApiPath<String>,
@@ -731,7 +731,7 @@ pub async fn admin_decline(
         (status = 404, description = "No such appointment", body = ErrorBody),
         (status = 409, description = "Not open any more", body = ErrorBody),
         (status = 422, description = "The doctor, group or specialty is unknown", body = ErrorBody)))]
-pub async fn admin_reroute(
+pub(crate) async fn admin_reroute(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
     ApiPath(id): ApiPath<String>,
@@ -750,7 +750,7 @@ pub async fn admin_reroute(
 #[utoipa::path(get, path = "/api/admin/groups", tag = "admin", security(("bearer" = [])),
     responses((status = 200, description = "The groups", body = GroupList),
         (status = 403, description = "Not an active admin", body = ErrorBody)))]
-pub async fn list_groups(
+pub(crate) async fn list_groups(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
 ) -> Result<Json<GroupList>, ApiError> {
@@ -761,7 +761,7 @@ pub async fn list_groups(
 #[utoipa::path(get, path = "/api/groups", tag = "appointments", security(("bearer" = [])),
     responses((status = 200, description = "The groups", body = GroupList),
         (status = 401, description = "No or bad token", body = ErrorBody)))]
-pub async fn list_groups_public(
+pub(crate) async fn list_groups_public(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
 ) -> Result<Json<GroupList>, ApiError> {
@@ -775,7 +775,7 @@ pub async fn list_groups_public(
         (status = 403, description = "Not an active admin", body = ErrorBody),
         (status = 409, description = "Another group already routes the specialty", body = ErrorBody),
         (status = 422, description = "A field is invalid, or a member is not a known doctor", body = ErrorBody)))]
-pub async fn create_group(
+pub(crate) async fn create_group(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
     ApiJson(body): ApiJson<GroupBody>,
@@ -795,7 +795,7 @@ pub async fn create_group(
         (status = 404, description = "No such group", body = ErrorBody),
         (status = 409, description = "The group changed since it was read, or another group routes the specialty", body = ErrorBody),
         (status = 422, description = "A field is invalid, or a member is not a known doctor", body = ErrorBody)))]
-pub async fn replace_group(
+pub(crate) async fn replace_group(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
     ApiPath(id): ApiPath<String>,
@@ -814,7 +814,7 @@ pub async fn replace_group(
     responses((status = 200, description = "A page of audit entries", body = AuditPage),
         (status = 403, description = "Not an active admin", body = ErrorBody),
         (status = 422, description = "`limit` outside 1..=100", body = ErrorBody)))]
-pub async fn audit(
+pub(crate) async fn audit(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
     ApiQuery(q): ApiQuery<AuditQuery>,

@@ -18,27 +18,27 @@ use utoipa::ToSchema;
 /// Sign up. The wire type is [`Register`]; this mirrors it with the limits auth enforces, so the
 /// OpenAPI document states them.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct RegisterBody {
+pub(crate) struct RegisterBody {
     #[schema(format = Email, max_length = 254)]
-    pub email: String,
+    pub(crate) email: String,
     /// 10 to 128 characters, not the email address.
     #[schema(min_length = 10, max_length = 128)]
-    pub password: String,
+    pub(crate) password: String,
     /// 1 to 100 printable characters, not only spaces.
     #[schema(
         min_length = 1,
         max_length = 100,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
-    pub display_name: String,
+    pub(crate) display_name: String,
     /// Default `patient`; doctors wait for an admin's approval.
     #[serde(default)]
-    pub role: Option<SignupRole>,
+    pub(crate) role: Option<SignupRole>,
     /// The IANA time zone the account's mails and reminders are written in (the web client
     /// sends the browser's); default `UTC`. An unknown zone is a 422 `validation_failed`.
     #[serde(default, deserialize_with = "zone_name")]
     #[schema(schema_with = carehub_nats::time::time_zone_schema)]
-    pub time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
 }
 
 impl From<RegisterBody> for Register {
@@ -55,11 +55,11 @@ impl From<RegisterBody> for Register {
 
 /// Change the caller's own account; a field left out stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct UpdateMeBody {
+pub(crate) struct UpdateMeBody {
     /// The IANA time zone the account's mails and reminders are written in.
     #[serde(default, deserialize_with = "zone_name")]
     #[schema(schema_with = carehub_nats::time::time_zone_schema)]
-    pub time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
 }
 
 /// A time zone field that may be left out but, when present, is a name: `null` is refused like
@@ -70,60 +70,64 @@ fn zone_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
 
 /// Ask for a password reset mail.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ResetRequestBody {
+pub(crate) struct ResetRequestBody {
+    #[expect(
+        dead_code,
+        reason = "the OpenAPI document's schema of the body; the handler reads it as PasswordResetRequest"
+    )]
     #[schema(format = Email, max_length = 254)]
-    pub email: String,
+    pub(crate) email: String,
 }
 
 /// Set a new password with the token from the reset mail.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ResetConfirmBody {
-    pub token: String,
+pub(crate) struct ResetConfirmBody {
+    pub(crate) token: String,
     #[schema(min_length = 10, max_length = 128)]
-    pub new_password: String,
+    pub(crate) new_password: String,
 }
 
 /// Log in with email and password.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct LoginBody {
-    pub email: String,
-    pub password: String,
+pub(crate) struct LoginBody {
+    pub(crate) email: String,
+    pub(crate) password: String,
     /// Where to put the refresh token; default `cookie`.
     #[serde(default)]
-    pub refresh_token_in: TokenTransport,
+    pub(crate) refresh_token_in: TokenTransport,
 }
 
 /// Exchange a refresh token (from this body or the `carehub_refresh` cookie) for a new session.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct RefreshBody {
+pub(crate) struct RefreshBody {
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
     #[serde(default)]
-    pub refresh_token_in: TokenTransport,
+    pub(crate) refresh_token_in: TokenTransport,
 }
 
 /// Optionally name the refresh token whose session ends (else the cookie's).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct LogoutBody {
+pub(crate) struct LogoutBody {
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
 }
 
 /// Change the caller's password; the answer is a new session.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ChangePasswordBody {
-    pub current_password: String,
+pub(crate) struct ChangePasswordBody {
+    pub(crate) current_password: String,
     #[schema(min_length = 10, max_length = 128)]
-    pub new_password: String,
+    pub(crate) new_password: String,
     #[serde(default)]
-    pub refresh_token_in: TokenTransport,
+    pub(crate) refresh_token_in: TokenTransport,
 }
 
 /// Sign up as a patient or a doctor (doctors wait for an admin's approval).
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth",
     request_body(content = inline(RegisterBody), description = "The new account"),
     responses((status = 202, description = "Accepted (the same whether or not the email is known)", body = Accepted)))]
-pub async fn register(
+pub(crate) async fn register(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<RegisterBody>,
@@ -137,7 +141,7 @@ pub async fn register(
     request_body(content = inline(LoginBody), description = "Credentials"),
     responses((status = 200, description = "Logged in", body = Session),
         (status = 401, description = "Wrong email or password", body = ErrorBody)))]
-pub async fn login(
+pub(crate) async fn login(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<LoginBody>,
@@ -155,7 +159,7 @@ pub async fn login(
     request_body(content = Option<RefreshBody>, description = "Optional when the cookie is sent"),
     responses((status = 200, description = "A new session", body = Session),
         (status = 401, description = "Missing, unknown, expired or reused refresh token", body = ErrorBody)))]
-pub async fn refresh(
+pub(crate) async fn refresh(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     headers: HeaderMap,
@@ -175,7 +179,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     request_body(content = Option<LogoutBody>, description = "Optional"),
     responses((status = 200, description = "Logged out", body = Done)))]
-pub async fn logout(
+pub(crate) async fn logout(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     headers: HeaderMap,
@@ -193,7 +197,10 @@ pub async fn logout(
 /// The caller's own account.
 #[utoipa::path(get, path = "/api/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "The caller's account", body = User)))]
-pub async fn me(State(s): State<AppState>, AuthCtx(ctx): AuthCtx) -> Result<Json<User>, ApiError> {
+pub(crate) async fn me(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+) -> Result<Json<User>, ApiError> {
     Ok(Json(s.bus.request(&ctx, &Me {}).await?))
 }
 
@@ -203,7 +210,7 @@ pub async fn me(State(s): State<AppState>, AuthCtx(ctx): AuthCtx) -> Result<Json
     request_body = UpdateMeBody,
     responses((status = 200, description = "The account as changed", body = User),
         (status = 422, description = "`validation_failed`: `time_zone` is not a known IANA time zone", body = ErrorBody)))]
-pub async fn update_me(
+pub(crate) async fn update_me(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiJson(body): ApiJson<UpdateMeBody>,
@@ -218,7 +225,7 @@ pub async fn update_me(
 #[utoipa::path(post, path = "/api/auth/password/change", tag = "auth", security(("bearer" = [])),
     request_body = ChangePasswordBody,
     responses((status = 200, description = "Changed; a new session", body = Session)))]
-pub async fn change_password(
+pub(crate) async fn change_password(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiJson(body): ApiJson<ChangePasswordBody>,
@@ -235,7 +242,7 @@ pub async fn change_password(
 #[utoipa::path(post, path = "/api/auth/password/reset-request", tag = "auth",
     request_body = ResetRequestBody,
     responses((status = 202, description = "Accepted", body = Accepted)))]
-pub async fn reset_request(
+pub(crate) async fn reset_request(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<PasswordResetRequest>,
@@ -251,7 +258,7 @@ pub async fn reset_request(
     request_body = ResetConfirmBody,
     responses((status = 200, description = "Password set", body = Accepted),
         (status = 401, description = "Unknown, used or expired reset token", body = ErrorBody)))]
-pub async fn reset_confirm(
+pub(crate) async fn reset_confirm(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<ResetConfirmBody>,

@@ -7,9 +7,9 @@ use axum::response::{Html, IntoResponse};
 
 /// The document and page, rendered once.
 #[derive(Debug)]
-pub struct Docs {
-    pub json: String,
-    pub html: String,
+pub(crate) struct Docs {
+    pub(crate) json: String,
+    pub(crate) html: String,
 }
 
 impl Docs {
@@ -17,7 +17,7 @@ impl Docs {
     ///
     /// # Errors
     /// When the document cannot be serialised (a bug).
-    pub fn build() -> anyhow::Result<Self> {
+    pub(crate) fn build() -> anyhow::Result<Self> {
         let value = crate::openapi::to_json()?;
         Ok(Self {
             html: crate::openapi::html::render(&value),
@@ -27,7 +27,7 @@ impl Docs {
 }
 
 /// `GET /api/openapi.json`.
-pub async fn openapi_json(State(s): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn openapi_json(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
         s.docs.json.clone(),
@@ -35,6 +35,6 @@ pub async fn openapi_json(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// `GET /api/docs`.
-pub async fn docs_page(State(s): State<AppState>) -> Html<String> {
+pub(crate) async fn docs_page(State(s): State<AppState>) -> Html<String> {
     Html(s.docs.html.clone())
 }

@@ -23,7 +23,7 @@ use utoipa::IntoParams;
 /// The context of a call by a doctor (any account status; the service requires an active one
 /// for changes). Anyone else gets 403 `forbidden`.
 #[derive(Debug, Clone)]
-pub struct DoctorCtx(pub CallContext);
+pub(crate) struct DoctorCtx(pub CallContext);
 
 impl FromRequestParts<AppState> for DoctorCtx {
     type Rejection = ApiError;
@@ -40,39 +40,39 @@ impl FromRequestParts<AppState> for DoctorCtx {
 /// Directory filters and paging.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DirectoryQuery {
+pub(crate) struct DirectoryQuery {
     /// A specialty, e.g. `cardiology` (normalized like profile specialties).
-    pub specialty: Option<String>,
+    pub(crate) specialty: Option<String>,
     /// Case-insensitive substring of the doctor's name.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Only doctors who consult in this language.
     #[param(schema_with = carehub_nats::doctor::language_code)]
-    pub language: Option<String>,
+    pub(crate) language: Option<String>,
     /// Page size, default 20.
     #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// The window of a free-slot search.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct SlotsQuery {
+pub(crate) struct SlotsQuery {
     /// RFC 3339 start of the window.
     #[param(value_type = String, format = DateTime, example = "2026-03-29T00:00:00Z")]
-    pub from: String,
+    pub(crate) from: String,
     /// RFC 3339 end of the window: after `from`, at most 62 days later.
     #[param(value_type = String, format = DateTime, example = "2026-03-30T00:00:00Z")]
-    pub to: String,
+    pub(crate) to: String,
 }
 
 /// An optional version check for a removal.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct VersionQuery {
+pub(crate) struct VersionQuery {
     /// Remove only if the doctor is still at this version.
-    pub expected_version: Option<i64>,
+    pub(crate) expected_version: Option<i64>,
 }
 
 /// Approved doctors, by specialty and name.
@@ -80,7 +80,7 @@ pub struct VersionQuery {
     params(DirectoryQuery),
     responses((status = 200, description = "A page of approved doctors", body = DoctorPage),
         (status = 422, description = "`limit` outside 1..=100, or `language` not an ISO 639-1 code", body = ErrorBody)))]
-pub async fn search(
+pub(crate) async fn search(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiQuery(q): ApiQuery<DirectoryQuery>,
@@ -100,7 +100,7 @@ pub async fn search(
     params(("id" = String, Path, description = "Doctor id")),
     responses((status = 200, description = "The doctor", body = PublicProfile),
         (status = 404, description = "No such approved doctor", body = ErrorBody)))]
-pub async fn get_doctor(
+pub(crate) async fn get_doctor(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(doctor_id): ApiPath<String>,
@@ -119,7 +119,7 @@ pub async fn get_doctor(
     responses((status = 200, description = "The free slots, in time order", body = SlotList),
         (status = 404, description = "No such approved doctor", body = ErrorBody),
         (status = 422, description = "A time is not RFC 3339, `to` is not after `from`, or the window is longer than 62 days", body = ErrorBody)))]
-pub async fn slots(
+pub(crate) async fn slots(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(doctor_id): ApiPath<String>,
@@ -138,7 +138,7 @@ pub async fn slots(
     responses((status = 200, description = "The caller's profile", body = DoctorProfile),
         (status = 403, description = "Not a doctor", body = ErrorBody),
         (status = 404, description = "The profile does not exist yet", body = ErrorBody)))]
-pub async fn get_profile(
+pub(crate) async fn get_profile(
     State(s): State<AppState>,
     DoctorCtx(ctx): DoctorCtx,
 ) -> Result<Json<DoctorProfile>, ApiError> {
@@ -153,7 +153,7 @@ pub async fn get_profile(
         (status = 404, description = "The profile does not exist yet", body = ErrorBody),
         (status = 409, description = "`expected_version` is not the current version", body = ErrorBody),
         (status = 422, description = "Invalid specialties or bio", body = ErrorBody)))]
-pub async fn put_profile(
+pub(crate) async fn put_profile(
     State(s): State<AppState>,
     DoctorCtx(ctx): DoctorCtx,
     ApiJson(body): ApiJson<UpdateProfile>,
@@ -166,7 +166,7 @@ pub async fn put_profile(
     responses((status = 200, description = "The caller's availability", body = AvailabilityView),
         (status = 403, description = "Not a doctor", body = ErrorBody),
         (status = 404, description = "The profile does not exist yet", body = ErrorBody)))]
-pub async fn get_availability(
+pub(crate) async fn get_availability(
     State(s): State<AppState>,
     DoctorCtx(ctx): DoctorCtx,
 ) -> Result<Json<AvailabilityView>, ApiError> {
@@ -184,7 +184,7 @@ pub async fn get_availability(
         (status = 404, description = "The profile does not exist yet", body = ErrorBody),
         (status = 409, description = "`expected_version` is not the current version", body = ErrorBody),
         (status = 422, description = "Unknown time zone, a range whose end is not after its start, overlapping ranges, or a bad slot length", body = ErrorBody)))]
-pub async fn put_availability(
+pub(crate) async fn put_availability(
     State(s): State<AppState>,
     DoctorCtx(ctx): DoctorCtx,
     ApiJson(body): ApiJson<ReplaceAvailability>,
@@ -202,7 +202,7 @@ pub async fn put_availability(
         (status = 422, description = "A time is not RFC 3339, the end is not after the start or more than 366 days later, or the reason is too long", body = ErrorBody),
         (status = 503, description = "The admin service, which checks appointments, is unavailable", body = ErrorBody),
         (status = 504, description = "The admin service did not answer in time", body = ErrorBody)))]
-pub async fn add_time_off(
+pub(crate) async fn add_time_off(
     State(s): State<AppState>,
     DoctorCtx(ctx): DoctorCtx,
     ApiJson(body): ApiJson<AddTimeOff>,
@@ -217,7 +217,7 @@ pub async fn add_time_off(
         (status = 403, description = "Not an active doctor", body = ErrorBody),
         (status = 404, description = "No such time off period of the caller", body = ErrorBody),
         (status = 409, description = "`expected_version` is not the current version", body = ErrorBody)))]
-pub async fn remove_time_off(
+pub(crate) async fn remove_time_off(
     State(s): State<AppState>,
     DoctorCtx(ctx): DoctorCtx,
     ApiPath(time_off_id): ApiPath<String>,

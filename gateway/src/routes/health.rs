@@ -14,26 +14,26 @@ const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The process is alive.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
+pub(crate) struct Health {
     #[schema(example = "ok")]
-    pub status: String,
+    pub(crate) status: String,
 }
 
 /// Whether the gateway can serve: NATS connected and every required service answering.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// `ready` or `unavailable`.
-    pub status: String,
+    pub(crate) status: String,
     /// `connected` or `disconnected`.
-    pub nats: String,
+    pub(crate) nats: String,
     /// Required services that did not answer a ping.
-    pub missing: Vec<String>,
+    pub(crate) missing: Vec<String>,
 }
 
 /// Liveness: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "Alive", body = Health)))]
-pub async fn healthz() -> Json<Health> {
+pub(crate) async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
     })
@@ -43,7 +43,7 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "Ready", body = Readiness),
     (status = 503, description = "Not ready", body = Readiness)))]
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let r = readiness(&state.bus, &state.cfg.required_services).await;
     let status = if r.missing.is_empty() && r.nats == "connected" {
         StatusCode::OK
@@ -54,7 +54,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
 }
 
 /// Pings every required service concurrently over the micro services protocol.
-pub async fn readiness(bus: &Bus, required: &[String]) -> Readiness {
+pub(crate) async fn readiness(bus: &Bus, required: &[String]) -> Readiness {
     let connected = bus.is_connected();
     let missing = if connected {
         let pings = required.iter().map(|name| async move {

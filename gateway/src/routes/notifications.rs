@@ -17,14 +17,14 @@ use utoipa::IntoParams;
 /// Filter and paging for the notification list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Only unread notifications.
-    pub unread: Option<bool>,
+    pub(crate) unread: Option<bool>,
     /// Page size, default 20.
     #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// The caller's notifications, newest first.
@@ -33,7 +33,7 @@ pub struct ListQuery {
     params(ListQuery),
     responses((status = 200, description = "A page of notifications", body = NotificationPage),
         (status = 422, description = "`limit` outside 1..=100", body = ErrorBody)))]
-pub async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -50,7 +50,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/notifications/unread-count", tag = "notifications",
     security(("bearer" = [])),
     responses((status = 200, description = "The unread count", body = UnreadCount)))]
-pub async fn unread_count(
+pub(crate) async fn unread_count(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
 ) -> Result<Json<UnreadCount>, ApiError> {
@@ -63,7 +63,7 @@ pub async fn unread_count(
     params(("id" = String, Path, description = "Notification id")),
     responses((status = 200, description = "The notification after the change", body = Notification),
         (status = 404, description = "The caller has no such notification", body = ErrorBody)))]
-pub async fn mark_read(
+pub(crate) async fn mark_read(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -77,7 +77,7 @@ pub async fn mark_read(
     params(("id" = String, Path, description = "Notification id")),
     responses((status = 200, description = "The notification after the change", body = Notification),
         (status = 404, description = "The caller has no such notification", body = ErrorBody)))]
-pub async fn mark_unread(
+pub(crate) async fn mark_unread(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,
@@ -89,7 +89,7 @@ pub async fn mark_unread(
 #[utoipa::path(post, path = "/api/notifications/read-all", tag = "notifications",
     security(("bearer" = [])),
     responses((status = 200, description = "How many were unread", body = MarkedAllRead)))]
-pub async fn mark_all_read(
+pub(crate) async fn mark_all_read(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
 ) -> Result<Json<MarkedAllRead>, ApiError> {
@@ -102,7 +102,7 @@ pub async fn mark_all_read(
     params(("id" = String, Path, description = "Notification id")),
     responses((status = 204, description = "Deleted"),
         (status = 404, description = "The caller has no such notification", body = ErrorBody)))]
-pub async fn delete(
+pub(crate) async fn delete(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(id): ApiPath<String>,

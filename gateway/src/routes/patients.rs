@@ -22,7 +22,7 @@ use carehub_nats::{CallContext, ErrorCode, Role, UserStatus};
 
 /// The context of a call by an active patient; anyone else gets 403 `forbidden`.
 #[derive(Debug, Clone)]
-pub struct PatientCtx(pub CallContext);
+pub(crate) struct PatientCtx(pub CallContext);
 
 impl FromRequestParts<AppState> for PatientCtx {
     type Rejection = ApiError;
@@ -79,7 +79,7 @@ fn tagged<T: serde::Serialize>(version: i64, body: T) -> Response {
     responses((status = 200, description = "The caller's profile", body = PatientProfile,
             headers(("ETag" = String, description = "The profile's version, quoted"))),
         (status = 403, description = "Not an active patient", body = ErrorBody)))]
-pub async fn get_my_profile(
+pub(crate) async fn get_my_profile(
     State(s): State<AppState>,
     PatientCtx(ctx): PatientCtx,
 ) -> Result<Response, ApiError> {
@@ -99,7 +99,7 @@ pub async fn get_my_profile(
         (status = 412, description = "The profile changed since that version (or a weak validator was sent); nothing was changed", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
         (status = 428, description = "If-Match is missing", body = ErrorBody)))]
-pub async fn put_my_profile(
+pub(crate) async fn put_my_profile(
     State(s): State<AppState>,
     PatientCtx(ctx): PatientCtx,
     headers: HeaderMap,
@@ -118,7 +118,7 @@ pub async fn put_my_profile(
     responses((status = 200, description = "The caller's medical record", body = MedicalRecord,
             headers(("ETag" = String, description = "The record's version, quoted"))),
         (status = 403, description = "Not an active patient", body = ErrorBody)))]
-pub async fn get_my_record(
+pub(crate) async fn get_my_record(
     State(s): State<AppState>,
     PatientCtx(ctx): PatientCtx,
 ) -> Result<Response, ApiError> {
@@ -138,7 +138,7 @@ pub async fn get_my_record(
         (status = 412, description = "The record changed since that version (or a weak validator was sent); nothing was changed", body = ErrorBody),
         (status = 422, description = "A field is invalid (e.g. an unknown blood type, notes over 5000 characters)", body = ErrorBody),
         (status = 428, description = "If-Match is missing", body = ErrorBody)))]
-pub async fn put_my_record(
+pub(crate) async fn put_my_record(
     State(s): State<AppState>,
     PatientCtx(ctx): PatientCtx,
     headers: HeaderMap,
@@ -160,7 +160,7 @@ pub async fn put_my_record(
     responses((status = 200, description = "The patient's medical record", body = MedicalRecord,
             headers(("ETag" = String, description = "The record's version, quoted"))),
         (status = 404, description = "No such patient, or no access to their record", body = ErrorBody)))]
-pub async fn read_record(
+pub(crate) async fn read_record(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiPath(patient_id): ApiPath<String>,

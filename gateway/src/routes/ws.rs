@@ -63,7 +63,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// The hub nodes `/ws` is forwarded to.
 #[derive(Debug)]
-pub struct Forwarder {
+pub(crate) struct Forwarder {
     urls: Vec<String>,
     next: AtomicUsize,
     idle: Duration,
@@ -71,7 +71,7 @@ pub struct Forwarder {
 }
 
 /// The `/ws` route, with its own state (the hub URLs and whose turn it is).
-pub fn route(cfg: &GatewayConfig) -> MethodRouter<AppState> {
+pub(crate) fn route(cfg: &GatewayConfig) -> MethodRouter<AppState> {
     let f = Arc::new(Forwarder {
         urls: cfg.hub_urls.clone(),
         next: AtomicUsize::new(0),

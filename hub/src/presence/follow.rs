@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 /// Sign-in listings one node makes at a time.
-pub const LOOKUPS: usize = 4;
+pub(crate) const LOOKUPS: usize = 4;
 
 /// The statuses of an open appointment, in the order they are followed.
 const OPEN: [AppointmentStatus; 3] = [
@@ -47,7 +47,7 @@ const OPEN: [AppointmentStatus; 3] = [
 /// A node's sign-in listings: the places for them, and the users whose listing runs, each
 /// with the sockets that signed in meanwhile and wait for its result.
 #[derive(Debug)]
-pub struct Listings {
+pub(crate) struct Listings {
     places: tokio::sync::Semaphore,
     running: Mutex<HashMap<String, Vec<Weak<Conn>>>>,
 }
@@ -85,7 +85,7 @@ fn other_open<'a>(a: &'a Appointment, me: &str) -> Option<&'a str> {
 /// Sets up the follows of a socket that just signed in: copies them from a settled socket of
 /// the same user on this node, or joins the listing of its user that runs, or starts one in
 /// the background (which waits for one of the node's [`LOOKUPS`] places).
-pub fn on_sign_in(hub: &Hub, conn: &Arc<Conn>, request_id: &str) {
+pub(crate) fn on_sign_in(hub: &Hub, conn: &Arc<Conn>, request_id: &str) {
     if conn.principal().role == Role::Admin {
         return;
     }
@@ -239,7 +239,7 @@ async fn apply(hub: &Hub, a: &Appointment) {
 ///
 /// # Errors
 /// When the events cannot be subscribed to.
-pub async fn listen(hub: Hub, stop: CancellationToken) -> anyhow::Result<()> {
+pub(crate) async fn listen(hub: Hub, stop: CancellationToken) -> anyhow::Result<()> {
     let mut events = hub
         .bus()
         .client()

@@ -30,7 +30,7 @@ const PUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often pending pushes are looked at.
 const TICK: Duration = Duration::from_millis(100);
 /// Appointments one socket follows at most (the newest open ones; see [`super::follow`]).
-pub const MAX_FOLLOWED: usize = 50;
+pub(crate) const MAX_FOLLOWED: usize = 50;
 
 struct Watcher {
     conn_id: u64,
@@ -52,7 +52,7 @@ struct Watched {
 }
 
 /// One followed appointment of a socket and its other participant.
-pub type Followed = (Arc<str>, Arc<str>);
+pub(crate) type Followed = (Arc<str>, Arc<str>);
 
 #[derive(Default)]
 struct State {
@@ -98,7 +98,7 @@ impl State {
 
 /// The watches of one node. Cheap to clone.
 #[derive(Clone, Default)]
-pub struct Watches {
+pub(crate) struct Watches {
     state: Arc<Mutex<State>>,
 }
 
@@ -115,7 +115,7 @@ impl Watches {
 
     /// `conn` watches `user_id`, the other participant of `appointment_id`, because it named
     /// the appointment; `known` is the state the socket was just told, if any.
-    pub fn watch(
+    pub(crate) fn watch(
         &self,
         conn: &Arc<Conn>,
         appointment_id: &str,
@@ -150,7 +150,7 @@ impl Watches {
     /// `conn` follows `user_id`, the other participant of its user's open appointment
     /// `appointment_id`, starting from "offline". Returns `false` when the socket already
     /// follows [`MAX_FOLLOWED`] appointments (the watch is not added).
-    pub fn follow(&self, conn: &Arc<Conn>, appointment_id: &str, user_id: &str) -> bool {
+    pub(crate) fn follow(&self, conn: &Arc<Conn>, appointment_id: &str, user_id: &str) -> bool {
         self.state()
             .follow(conn, &(appointment_id.into(), user_id.into()))
     }
@@ -158,7 +158,7 @@ impl Watches {
     /// `conn` follows each `(appointment_id, user_id)` of a sign-in listing of its user, as
     /// [`Self::follow`] does; when the listing was `complete`, `conn` counts as settled, so a
     /// later socket of its user copies its follows ([`Self::copy_follows`]) instead of listing.
-    pub fn follow_listed(&self, conn: &Arc<Conn>, listed: &[Followed], complete: bool) {
+    pub(crate) fn follow_listed(&self, conn: &Arc<Conn>, listed: &[Followed], complete: bool) {
         let mut st = self.state();
         for f in listed {
             st.follow(conn, f);
@@ -171,7 +171,7 @@ impl Watches {
     /// `to` follows what the settled socket `from` (of the same user) follows, and is settled
     /// too. Returns `false`, changing nothing, when `from` is not settled (its listing has not
     /// ended, or it closed).
-    pub fn copy_follows(&self, from: u64, to: &Arc<Conn>) -> bool {
+    pub(crate) fn copy_follows(&self, from: u64, to: &Arc<Conn>) -> bool {
         let mut st = self.state();
         if !st.settled.contains(&from) {
             return false;
@@ -186,7 +186,7 @@ impl Watches {
 
     /// Drops the followed watches of `appointment_id` except those of a socket of `a` watching
     /// `b` for a pair `(a, b)` in `keep` (its current participants; none once it ended).
-    pub fn unfollow(&self, appointment_id: &str, keep: &[(&str, &str)]) {
+    pub(crate) fn unfollow(&self, appointment_id: &str, keep: &[(&str, &str)]) {
         let mut guard = self.state();
         let st = &mut *guard;
         for (user, w) in &mut st.users {
@@ -207,7 +207,7 @@ impl Watches {
     }
 
     /// Drops the watches of a closed socket.
-    pub fn forget(&self, conn_id: u64) {
+    pub(crate) fn forget(&self, conn_id: u64) {
         let mut st = self.state();
         st.followed.remove(&conn_id);
         st.settled.remove(&conn_id);
@@ -268,7 +268,7 @@ impl Watches {
     }
 
     /// Reads the state of `user_id` now.
-    pub async fn read(&self, presence: &Presence, user_id: &str) {
+    pub(crate) async fn read(&self, presence: &Presence, user_id: &str) {
         match presence.is_online(user_id).await {
             Ok(online) => self.set(user_id, online),
             Err(e) => tracing::debug!(error = %e, "presence read failed"),
@@ -279,7 +279,7 @@ impl Watches {
     ///
     /// # Errors
     /// When the change subject cannot be subscribed to.
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         presence: Presence,
         client: async_nats::Client,

@@ -6,22 +6,22 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     /// Longest a request may wait for a doctor before it expires.
-    pub max_wait: Duration,
+    pub(crate) max_wait: Duration,
     /// A request expires this long before its window starts at the latest.
-    pub min_notice: Duration,
+    pub(crate) min_notice: Duration,
     /// Accept deadline of offers made outside a group (a named doctor, a specialty).
-    pub offer_deadline: Duration,
+    pub(crate) offer_deadline: Duration,
     /// How often deadlines are checked besides the actors' own timers.
-    pub sweep_every: Duration,
+    pub(crate) sweep_every: Duration,
     /// How far ahead a window may reach.
-    pub max_horizon: Duration,
+    pub(crate) max_horizon: Duration,
     /// How long an instance's routing lease lasts without renewal; after that, others adopt
     /// its open requests.
-    pub lease: Duration,
+    pub(crate) lease: Duration,
     /// How long an `Idempotency-Key` and its stored answer are kept.
-    pub idempotency_ttl: Duration,
-    pub max_in_flight: usize,
-    pub stream_replicas: usize,
+    pub(crate) idempotency_ttl: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) stream_replicas: usize,
 }
 
 impl AdminConfig {

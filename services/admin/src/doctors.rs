@@ -10,7 +10,7 @@ use carehub_nats::doctor::DoctorEvent;
 use carehub_runtime::service::Running;
 
 /// Starts the doctor-copy consumer.
-pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
+pub(crate) fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
     let db = core.db.clone();
     feed(
         running,

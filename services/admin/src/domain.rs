@@ -8,7 +8,7 @@ use std::time::Duration;
 ///
 /// # Errors
 /// `validation_failed` naming `field`.
-pub fn parse_time(field: &str, s: &str) -> Result<i64, WireError> {
+pub(crate) fn parse_time(field: &str, s: &str) -> Result<i64, WireError> {
     DateTime::parse_from_rfc3339(s.trim())
         .map(|t| t.with_timezone(&Utc).timestamp_millis())
         .map_err(|_| {
@@ -24,18 +24,23 @@ fn ms(d: Duration) -> i64 {
 
 /// A patient's preferred window, in the future, at most 31 days long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub start: i64,
-    pub end: i64,
+pub(crate) struct Window {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
 }
 
 /// Longest preferred window.
-pub const MAX_WINDOW: Duration = Duration::from_secs(31 * 86_400);
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(31 * 86_400);
 
 impl Window {
     /// # Errors
     /// `validation_failed` when malformed, reversed, in the past, too long or too far ahead.
-    pub fn parse(start: &str, end: &str, now: i64, horizon: Duration) -> Result<Self, WireError> {
+    pub(crate) fn parse(
+        start: &str,
+        end: &str,
+        now: i64,
+        horizon: Duration,
+    ) -> Result<Self, WireError> {
         let (start, end) = (
             parse_time("window_start", start)?,
             parse_time("window_end", end)?,
@@ -64,7 +69,7 @@ impl Window {
     ///
     /// # Errors
     /// `validation_failed` when that moment has already passed (the window starts too soon).
-    pub fn final_deadline(
+    pub(crate) fn final_deadline(
         &self,
         now: i64,
         max_wait: Duration,
@@ -84,7 +89,7 @@ impl Window {
 ///
 /// # Errors
 /// `validation_failed` naming `field`.
-pub fn text(field: &str, s: &str, max: usize) -> Result<String, WireError> {
+pub(crate) fn text(field: &str, s: &str, max: usize) -> Result<String, WireError> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > max {
         return Err(WireError::validation(format!(

@@ -9,7 +9,7 @@ use carehub_runtime::db::{StoreError, now_ms};
 use carehub_runtime::outbox::Pending;
 
 /// The wire view of a stored appointment.
-pub fn view(r: &AppointmentRow) -> Appointment {
+pub(crate) fn view(r: &AppointmentRow) -> Appointment {
     Appointment {
         id: r.id.clone(),
         patient_id: r.patient_id.clone(),
@@ -50,7 +50,7 @@ pub fn view(r: &AppointmentRow) -> Appointment {
 ///
 /// # Errors
 /// Only if the event cannot be encoded.
-pub fn one(
+pub(crate) fn one(
     kind: AppointmentEventKind,
     row: &AppointmentRow,
     doctor_id: Option<&str>,
@@ -73,7 +73,7 @@ pub fn one(
 }
 
 /// The patient and, once there is one, the doctor of an appointment.
-pub fn participants(row: &AppointmentRow) -> Vec<String> {
+pub(crate) fn participants(row: &AppointmentRow) -> Vec<String> {
     let mut v = vec![row.patient_id.clone()];
     v.extend(row.doctor_id.clone());
     v
@@ -83,7 +83,7 @@ pub fn participants(row: &AppointmentRow) -> Vec<String> {
 ///
 /// # Errors
 /// Only if the event cannot be encoded.
-pub fn to_participants(
+pub(crate) fn to_participants(
     kind: AppointmentEventKind,
     row: &AppointmentRow,
     actor: Option<Actor>,
@@ -101,7 +101,7 @@ pub fn to_participants(
 
 /// What a store write enqueues for a change `actor` made that both participants hear about:
 /// [`to_participants`] of the written row, as the write's [`Events`](crate::store::Events).
-pub fn to_participants_by(
+pub(crate) fn to_participants_by(
     kind: AppointmentEventKind,
     actor: Actor,
     reason: Option<String>,

@@ -14,7 +14,7 @@ use std::fmt::Display;
 use std::future::Future;
 
 /// Starts the consumers as tasks of `running`.
-pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
+pub(crate) fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
     let db = core.db.clone();
     feed(
         running,
@@ -32,7 +32,7 @@ pub fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
 
 /// Runs the admin service's durable consumer `name` of the whole of `stream` as a task of
 /// `running`, applying each event with `apply`.
-pub fn feed<T, F, Fut, E>(
+pub(crate) fn feed<T, F, Fut, E>(
     running: &Running,
     js: &jetstream::Context,
     stream: &StreamSpec,

@@ -24,7 +24,7 @@ const STALE_AFTER: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(25);
 
 /// A request that may carry an `Idempotency-Key`.
-pub trait Keyed {
+pub(crate) trait Keyed {
     fn idempotency_key(&self) -> Option<&str>;
 }
 
@@ -52,14 +52,14 @@ enum Stored<T> {
 }
 
 /// One idempotent call: who, which key, and the request it names.
-pub struct Call<'a> {
-    pub caller: &'a str,
-    pub key: &'a str,
+pub(crate) struct Call<'a> {
+    pub(crate) caller: &'a str,
+    pub(crate) key: &'a str,
     /// The operation's name, so one key cannot name two kinds of call.
-    pub operation: &'a str,
+    pub(crate) operation: &'a str,
     /// The request as parsed, without its key: compared by its canonical JSON, so key order
     /// and whitespace of the original body do not matter.
-    pub request: serde_json::Value,
+    pub(crate) request: serde_json::Value,
 }
 
 impl Call<'_> {
@@ -110,7 +110,12 @@ struct ClaimRow {
 /// # Errors
 /// `idempotency_key_reused`, `conflict` when the first call still runs after the wait, the
 /// stored or fresh error of the call, or a storage failure.
-pub async fn once<T, F, Fut>(db: &Db, ttl: Duration, call: Call<'_>, run: F) -> Result<T, WireError>
+pub(crate) async fn once<T, F, Fut>(
+    db: &Db,
+    ttl: Duration,
+    call: Call<'_>,
+    run: F,
+) -> Result<T, WireError>
 where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Fut,
@@ -216,7 +221,7 @@ async fn release(db: &Db, call: &Call<'_>) -> Result<(), StoreError> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn purge_expired(db: &Db, now: i64) -> Result<u64, StoreError> {
+pub(crate) async fn purge_expired(db: &Db, now: i64) -> Result<u64, StoreError> {
     let q = "DELETE FROM idempotent_calls WHERE expires_at <= $1";
     Ok(with_db!(db, p => sqlx::query(q).bind(now).execute(p).await?.rows_affected()))
 }

@@ -24,7 +24,7 @@ use carehub_nats::appointment::{AppointmentStatus, OfferStatus, Strategy};
 
 /// Who takes an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Party {
+pub(crate) enum Party {
     Patient,
     Doctor,
     Admin,
@@ -45,7 +45,7 @@ impl From<Role> for Party {
 
 /// Something that changes an appointment's status (or keeps it while changing the appointment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Routing offers the request to one or more doctors.
     Offer,
     /// Nobody can take the request: it waits in the admin queue.
@@ -85,7 +85,8 @@ pub enum Action {
 
 impl Action {
     /// Every action (kept complete by `index` below).
-    pub const ALL: [Self; 17] = [
+    #[cfg(test)]
+    pub(crate) const ALL: [Self; 17] = [
         Self::Offer,
         Self::Escalate,
         Self::Accept,
@@ -115,12 +116,12 @@ const PEOPLE: &[Party] = &[Patient, Doctor, Admin];
 
 /// One allowed transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transition {
-    pub from: AppointmentStatus,
-    pub action: Action,
-    pub to: AppointmentStatus,
+pub(crate) struct Transition {
+    pub(crate) from: AppointmentStatus,
+    pub(crate) action: Action,
+    pub(crate) to: AppointmentStatus,
     /// Who may take it.
-    pub by: &'static [Party],
+    pub(crate) by: &'static [Party],
 }
 
 const fn t(
@@ -139,7 +140,7 @@ const fn t(
 
 /// Every allowed transition. A status/action pair not listed here is refused.
 #[rustfmt::skip]
-pub const TABLE: &[Transition] = &[
+pub(crate) const TABLE: &[Transition] = &[
     // An open request.
     t(Requested, Action::Offer, Offered, &[System]),
     t(Requested, Action::Escalate, Requested, &[System]),
@@ -174,7 +175,7 @@ pub const TABLE: &[Transition] = &[
 ];
 
 /// Where `action` leads from `from`, and who may take it; `None` when nobody may.
-pub fn allowed(
+pub(crate) fn allowed(
     from: AppointmentStatus,
     action: Action,
 ) -> Option<(AppointmentStatus, &'static [Party])> {
@@ -185,20 +186,20 @@ pub fn allowed(
 }
 
 /// Whether `by` may take `action` on an appointment in status `from`.
-pub fn may(by: Party, from: AppointmentStatus, action: Action) -> bool {
+pub(crate) fn may(by: Party, from: AppointmentStatus, action: Action) -> bool {
     allowed(from, action).is_some_and(|(_, who)| who.contains(&by))
 }
 
 /// A status change to apply by compare-and-set: from any of `from`, to `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub from: Vec<AppointmentStatus>,
-    pub to: AppointmentStatus,
+pub(crate) struct Step {
+    pub(crate) from: Vec<AppointmentStatus>,
+    pub(crate) to: AppointmentStatus,
 }
 
 /// The statuses `by` may take `action` from, for an action that leads to one status wherever
 /// it starts (cancelling, closing, expiring). `None` when `by` may not take it from any status.
-pub fn step(action: Action, by: Party) -> Option<Step> {
+pub(crate) fn step(action: Action, by: Party) -> Option<Step> {
     let mut rows = TABLE
         .iter()
         .filter(|t| t.action == action && t.by.contains(&by));
@@ -215,12 +216,12 @@ pub fn step(action: Action, by: Party) -> Option<Step> {
 /// (`#[sqlx(try_from = "Stored")]`).
 #[derive(Debug, sqlx::Type)]
 #[sqlx(transparent)]
-pub struct Stored(String);
+pub(crate) struct Stored(String);
 
 /// A stored status no enum knows: the database holds a value this version cannot read.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown stored {kind} `{value}`")]
-pub struct UnknownValue {
+pub(crate) struct UnknownValue {
     kind: &'static str,
     value: String,
 }

@@ -21,11 +21,11 @@
 //! requests, one compare-and-set per request, and rebuilds their timers. A clean shutdown
 //! releases the lease so the others adopt at once.
 
-pub mod doctor;
-pub mod group;
-pub mod mailbox;
-pub mod router;
-pub mod strategy;
+pub(crate) mod doctor;
+pub(crate) mod group;
+pub(crate) mod mailbox;
+pub(crate) mod router;
+pub(crate) mod strategy;
 
 use crate::config::AdminConfig;
 use crate::events;
@@ -37,12 +37,12 @@ use carehub_runtime::outbox::Relay;
 
 /// What the actors need: storage, settings, and the outbox relay to wake.
 #[derive(Clone)]
-pub struct Core {
-    pub db: Db,
-    pub cfg: AdminConfig,
-    pub relay: Relay,
+pub(crate) struct Core {
+    pub(crate) db: Db,
+    pub(crate) cfg: AdminConfig,
+    pub(crate) relay: Relay,
     /// This admin instance's id: the owner of the requests it routes.
-    pub instance: String,
+    pub(crate) instance: String,
 }
 
 impl std::fmt::Debug for Core {
@@ -56,7 +56,12 @@ impl std::fmt::Debug for Core {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn available(core: &Core, d: &DoctorRow, from: i64, to: i64) -> Result<bool, StoreError> {
+pub(crate) async fn available(
+    core: &Core,
+    d: &DoctorRow,
+    from: i64,
+    to: i64,
+) -> Result<bool, StoreError> {
     if !d.approved {
         return Ok(false);
     }
@@ -68,7 +73,7 @@ pub async fn available(core: &Core, d: &DoctorRow, from: i64, to: i64) -> Result
 ///
 /// # Errors
 /// On storage failure.
-pub async fn time_out(
+pub(crate) async fn time_out(
     core: &Core,
     appointment_id: &str,
     doctor_id: &str,
@@ -116,7 +121,7 @@ pub async fn time_out(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn expire(core: &Core, id: &str) -> Result<Option<AppointmentRow>, StoreError> {
+pub(crate) async fn expire(core: &Core, id: &str) -> Result<Option<AppointmentRow>, StoreError> {
     let now = now_ms();
     let Some(step) = lifecycle::step(Action::Expire, Party::System) else {
         return Ok(None);

@@ -33,7 +33,7 @@ mod requests;
 
 /// The admin service's shared state. Cheap to clone.
 #[derive(Clone)]
-pub struct AdminService {
+pub(crate) struct AdminService {
     inner: Arc<Inner>,
 }
 

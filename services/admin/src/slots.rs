@@ -12,7 +12,7 @@ fn utc(ms: i64) -> DateTime<Utc> {
 
 /// The doctor's availability from the stored snapshot; `None` when it holds no working hours
 /// (such a doctor is never offered requests) or cannot be read.
-pub fn availability(d: &DoctorRow) -> Option<Availability> {
+pub(crate) fn availability(d: &DoctorRow) -> Option<Availability> {
     let snap: DoctorSnapshot = serde_json::from_str(&d.availability).ok()?;
     let tz = carehub_schedule::parse_time_zone(&snap.time_zone).ok()?;
     let weekly = snap
@@ -46,7 +46,7 @@ pub fn availability(d: &DoctorRow) -> Option<Availability> {
 }
 
 /// Whether `[from, to)` holds at least one free slot of the doctor.
-pub fn has_free_slot(d: &DoctorRow, from: i64, to: i64, busy: &[(i64, i64)]) -> bool {
+pub(crate) fn has_free_slot(d: &DoctorRow, from: i64, to: i64, busy: &[(i64, i64)]) -> bool {
     let Some(a) = availability(d) else {
         return false;
     };
@@ -55,19 +55,14 @@ pub fn has_free_slot(d: &DoctorRow, from: i64, to: i64, busy: &[(i64, i64)]) -> 
         .is_ok_and(|s| !s.is_empty())
 }
 
-/// Whether `[start, end)` lies inside the doctor's working hours and outside time off.
-pub fn covers(d: &DoctorRow, start: i64, end: i64) -> bool {
-    availability(d).is_some_and(|a| a.covers(utc(start), utc(end)))
-}
-
 /// The doctor's slot length in milliseconds (30 minutes when unknown).
-pub fn slot_ms(d: &DoctorRow) -> i64 {
+pub(crate) fn slot_ms(d: &DoctorRow) -> i64 {
     availability(d).map_or(30, |a| i64::from(a.slot_minutes())) * 60_000
 }
 
 /// Where a start stands against the doctor's slot grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GridCheck {
+pub(crate) enum GridCheck {
     /// A slot start: the slot ends here (Unix milliseconds).
     Slot { end: i64 },
     /// Inside working hours, but not a slot start.
@@ -78,7 +73,7 @@ pub enum GridCheck {
 
 /// Checks `start` against the doctor's slots (slot length, zone and DST as the doctor service
 /// lists them).
-pub fn grid(d: &DoctorRow, start: i64) -> GridCheck {
+pub(crate) fn grid(d: &DoctorRow, start: i64) -> GridCheck {
     let Some(a) = availability(d) else {
         return GridCheck::Outside;
     };

@@ -9,30 +9,30 @@ use std::time::Duration;
 pub struct AuthConfig {
     /// The signing key file (see [`crate::keys`]).
     pub key_file: PathBuf,
-    pub issuer: String,
-    pub audience: String,
-    pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) access_ttl: Duration,
+    pub(crate) refresh_ttl: Duration,
     /// How long after its first use a refresh token may be exchanged once more, while the
     /// token it was exchanged for is still unused: a renewal whose answer never reached the
     /// client. Zero: every second use ends the session.
-    pub refresh_reuse_grace: Duration,
-    pub reset_ttl: Duration,
+    pub(crate) refresh_reuse_grace: Duration,
+    pub(crate) reset_ttl: Duration,
     /// Concurrent argon2 computations; more wait their turn. The default leaves one CPU to
     /// everything else, so a flood of logins (or of password guesses) cannot take the whole
     /// machine: every other request keeps a core.
     pub hash_permits: usize,
     /// Failed logins per (account, client address) in one window before 429.
-    pub max_failures_per_address: i64,
+    pub(crate) max_failures_per_address: i64,
     /// Failed logins per account (any address) in one window before back-off starts.
-    pub max_failures_per_account: i64,
-    pub throttle_window: Duration,
-    pub max_in_flight: usize,
+    pub(crate) max_failures_per_account: i64,
+    pub(crate) throttle_window: Duration,
+    pub(crate) max_in_flight: usize,
     /// Copies of each JetStream stream (1 on one server, 3 in a cluster).
-    pub stream_replicas: usize,
+    pub(crate) stream_replicas: usize,
     /// How long `me` may answer from memory (zero: always from the database). Status changes
     /// made by any auth instance drop the entry at once through the account events.
-    pub account_cache_ttl: Duration,
+    pub(crate) account_cache_ttl: Duration,
 }
 
 /// The longest (and default) window in which a used refresh token may be exchanged once more.

@@ -4,12 +4,12 @@ use carehub_nats::WireError;
 
 /// A normalized email address (trimmed, lowercase, one `@`, a dot in the domain).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Email(String);
+pub(crate) struct Email(String);
 
 impl Email {
     /// # Errors
     /// When the address is not plausibly deliverable.
-    pub fn parse(raw: &str) -> Result<Self, WireError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, WireError> {
         let e = raw.trim().to_lowercase();
         let bad = || WireError::validation("email: enter a valid email address");
         if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -29,7 +29,7 @@ impl Email {
         Ok(Self(e))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -37,7 +37,7 @@ impl Email {
 /// A new password: 10 to 128 characters, not the email itself. No composition rules
 /// (they push people to predictable patterns); length is what counts.
 #[derive(Clone)]
-pub struct NewPassword(String);
+pub(crate) struct NewPassword(String);
 
 impl std::fmt::Debug for NewPassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,12 +46,12 @@ impl std::fmt::Debug for NewPassword {
 }
 
 impl NewPassword {
-    pub const MIN_CHARS: usize = 10;
-    pub const MAX_CHARS: usize = 128;
+    pub(crate) const MIN_CHARS: usize = 10;
+    pub(crate) const MAX_CHARS: usize = 128;
 
     /// # Errors
     /// When the password is too short, too long, or equals the email.
-    pub fn parse(raw: &str, email: Option<&Email>) -> Result<Self, WireError> {
+    pub(crate) fn parse(raw: &str, email: Option<&Email>) -> Result<Self, WireError> {
         let n = raw.chars().count();
         if n < Self::MIN_CHARS {
             return Err(WireError::validation(format!(
@@ -73,19 +73,19 @@ impl NewPassword {
         Ok(Self(raw.to_owned()))
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
 
 /// A display name: 1 to 100 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DisplayName(String);
+pub(crate) struct DisplayName(String);
 
 impl DisplayName {
     /// # Errors
     /// When empty, too long, or containing control characters.
-    pub fn parse(raw: &str) -> Result<Self, WireError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, WireError> {
         let t = raw.trim();
         if t.is_empty() || t.chars().count() > 100 || t.chars().any(char::is_control) {
             return Err(WireError::validation(
@@ -95,7 +95,7 @@ impl DisplayName {
         Ok(Self(t.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -103,12 +103,12 @@ impl DisplayName {
 /// An IANA time zone name the time zone database knows, spelled as the database spells it
 /// (`Asia/Tokyo`, `UTC`). Mails and reminders are written in the account's zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeZoneName(chrono_tz::Tz);
+pub(crate) struct TimeZoneName(chrono_tz::Tz);
 
 impl TimeZoneName {
     /// # Errors
     /// When the name is not one of the database's zones or links.
-    pub fn parse(raw: &str) -> Result<Self, WireError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, WireError> {
         let name = raw.trim();
         name.parse::<chrono_tz::Tz>().map(Self).map_err(|_| {
             let shown: String = name.chars().take(64).collect();
@@ -119,11 +119,11 @@ impl TimeZoneName {
     }
 
     /// The zone an account has when it names none.
-    pub fn utc() -> Self {
+    pub(crate) fn utc() -> Self {
         Self(chrono_tz::UTC)
     }
 
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         self.0.name()
     }
 }

@@ -151,30 +151,31 @@ fn load(path: &Path) -> anyhow::Result<Loaded> {
 
 /// The claims of a carehub access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Claims {
-    pub sub: String,
-    pub role: Role,
-    pub iss: String,
-    pub aud: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: String,
+pub(crate) struct Claims {
+    pub(crate) sub: String,
+    pub(crate) role: Role,
+    pub(crate) iss: String,
+    pub(crate) aud: String,
+    pub(crate) exp: i64,
+    pub(crate) iat: i64,
+    pub(crate) jti: String,
     /// Session (refresh family) id.
-    pub sid: String,
+    pub(crate) sid: String,
     /// The user's token generation when issued; a bump invalidates older tokens.
-    pub tgen: i64,
+    pub(crate) tgen: i64,
 }
 
 /// An access token just issued.
 #[derive(Debug, Clone)]
-pub struct Issued {
-    pub token: String,
-    pub jti: String,
-    pub expires_at: i64,
+pub(crate) struct Issued {
+    pub(crate) token: String,
+    /// Its id, which the tests compare with the verified claims.
+    #[cfg(test)]
+    pub(crate) jti: String,
 }
 
 /// Signs and verifies access tokens with the key file's keys.
-pub struct Keys {
+pub(crate) struct Keys {
     path: PathBuf,
     issuer: String,
     audience: String,
@@ -197,7 +198,7 @@ impl Keys {
     ///
     /// # Errors
     /// When the file is missing, unreadable or malformed.
-    pub fn load(path: &Path, issuer: &str, audience: &str) -> anyhow::Result<Self> {
+    pub(crate) fn load(path: &Path, issuer: &str, audience: &str) -> anyhow::Result<Self> {
         Ok(Self {
             path: path.to_owned(),
             issuer: issuer.to_owned(),
@@ -217,7 +218,7 @@ impl Keys {
     ///
     /// # Errors
     /// Only if signing itself fails (a broken crypto backend).
-    pub fn issue(
+    pub(crate) fn issue(
         &self,
         sub: &str,
         role: Role,
@@ -228,7 +229,6 @@ impl Keys {
         let keys = self.current();
         let iat = carehub_runtime::db::now_ms() / 1000;
         let exp = iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        let jti = uuid::Uuid::now_v7().to_string();
         let claims = Claims {
             sub: sub.to_owned(),
             role,
@@ -236,7 +236,7 @@ impl Keys {
             aud: self.audience.clone(),
             exp,
             iat,
-            jti: jti.clone(),
+            jti: uuid::Uuid::now_v7().to_string(),
             sid: sid.to_owned(),
             tgen,
         };
@@ -248,8 +248,8 @@ impl Keys {
         })?;
         Ok(Issued {
             token,
-            jti,
-            expires_at: exp,
+            #[cfg(test)]
+            jti: claims.jti,
         })
     }
 
@@ -258,7 +258,7 @@ impl Keys {
     ///
     /// # Errors
     /// `token_expired` for an expired token, `unauthorized` for anything else wrong.
-    pub fn verify(&self, token: &str) -> Result<Claims, WireError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Claims, WireError> {
         let bad = || WireError::unauthorized("invalid access token");
         let header = jsonwebtoken::decode_header(token).map_err(|_| bad())?;
         if header.alg != Algorithm::HS256 {

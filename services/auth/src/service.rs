@@ -1,5 +1,5 @@
 //! The auth operations and their NATS endpoints. Each endpoint decodes, calls one method of
-//! [`AuthService`], and encodes; the methods hold the rules.
+//! `AuthService`, and encodes; the methods hold the rules.
 
 use crate::config::AuthConfig;
 use crate::domain::{DisplayName, Email, NewPassword, TimeZoneName};
@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The auth service's shared state. Cheap to clone.
 #[derive(Clone)]
-pub struct AuthService {
+pub(crate) struct AuthService {
     inner: Arc<Inner>,
 }
 
@@ -369,7 +369,11 @@ impl AuthService {
     ///
     /// # Errors
     /// `validation_failed` for bad input (an unknown time zone included).
-    pub async fn register(&self, _ctx: &CallContext, r: Register) -> Result<Accepted, WireError> {
+    pub(crate) async fn register(
+        &self,
+        _ctx: &CallContext,
+        r: Register,
+    ) -> Result<Accepted, WireError> {
         let email = Email::parse(&r.email)?;
         let name = DisplayName::parse(&r.display_name)?;
         let pw = NewPassword::parse(&r.password, Some(&email))?;
@@ -402,7 +406,7 @@ impl AuthService {
     ///
     /// # Errors
     /// `invalid_credentials`, `rate_limited`, or `account_disabled` (only after a correct password).
-    pub async fn login(&self, ctx: &CallContext, r: Login) -> Result<Session, WireError> {
+    pub(crate) async fn login(&self, ctx: &CallContext, r: Login) -> Result<Session, WireError> {
         let wrong = || {
             WireError::new(
                 ErrorCode::InvalidCredentials,
@@ -445,11 +449,15 @@ impl AuthService {
     }
 
     /// Rotates a refresh token. Presenting a used one ends its whole session, unless it is a
-    /// retry of a renewal whose answer was lost (see [`store::rotate_refresh`]).
+    /// retry of a renewal whose answer was lost (see `store::rotate_refresh`).
     ///
     /// # Errors
     /// `unauthorized` for an unknown, expired, revoked or reused token; `account_disabled`.
-    pub async fn refresh(&self, _ctx: &CallContext, r: Refresh) -> Result<Session, WireError> {
+    pub(crate) async fn refresh(
+        &self,
+        _ctx: &CallContext,
+        r: Refresh,
+    ) -> Result<Session, WireError> {
         let fresh = secret_token("chr_");
         let now = now_ms();
         let ttl = secs_i64(self.inner.cfg.refresh_ttl);
@@ -509,7 +517,7 @@ impl AuthService {
     ///
     /// # Errors
     /// `unauthorized` without a principal.
-    pub async fn logout(&self, ctx: &CallContext, r: Logout) -> Result<Done, WireError> {
+    pub(crate) async fn logout(&self, ctx: &CallContext, r: Logout) -> Result<Done, WireError> {
         let p = ctx.caller()?;
         store::deny_token(self.db(), &p.jti, p.expires_at.saturating_mul(1000)).await?;
         let now = now_ms();
@@ -556,7 +564,11 @@ impl AuthService {
     ///
     /// # Errors
     /// `token_expired` or `unauthorized`.
-    pub async fn verify(&self, _ctx: &CallContext, r: Verify) -> Result<Principal, WireError> {
+    pub(crate) async fn verify(
+        &self,
+        _ctx: &CallContext,
+        r: Verify,
+    ) -> Result<Principal, WireError> {
         let claims = self.inner.keys.verify(&r.token)?;
         let revoked = || WireError::unauthorized("access token revoked; sign in again");
         let state = store::token_state(self.db(), &claims.sub, &claims.sid, &claims.jti)
@@ -586,7 +598,7 @@ impl AuthService {
     ///
     /// # Errors
     /// `unauthorized` without a principal, `not_found` if the account vanished.
-    pub async fn me(&self, ctx: &CallContext, _r: Me) -> Result<User, WireError> {
+    pub(crate) async fn me(&self, ctx: &CallContext, _r: Me) -> Result<User, WireError> {
         let p = ctx.caller()?;
         let accounts = self.inner.accounts.as_ref();
         if let Some(user) = accounts.map(|a| a.get(&p.user_id))
@@ -611,7 +623,11 @@ impl AuthService {
     /// # Errors
     /// `unauthorized` without a principal, `validation_failed` for an unknown time zone,
     /// `not_found` if the account vanished.
-    pub async fn update_me(&self, ctx: &CallContext, r: UpdateMe) -> Result<User, WireError> {
+    pub(crate) async fn update_me(
+        &self,
+        ctx: &CallContext,
+        r: UpdateMe,
+    ) -> Result<User, WireError> {
         let p = ctx.caller()?;
         let Some(zone) = r
             .time_zone
@@ -642,7 +658,7 @@ impl AuthService {
     /// # Errors
     /// `forbidden` for a wrong current password, `validation_failed` for a weak new one,
     /// `rate_limited` after repeated wrong passwords.
-    pub async fn change_password(
+    pub(crate) async fn change_password(
         &self,
         ctx: &CallContext,
         r: ChangePassword,
@@ -691,7 +707,7 @@ impl AuthService {
     ///
     /// # Errors
     /// `validation_failed` for a malformed address.
-    pub async fn reset_request(
+    pub(crate) async fn reset_request(
         &self,
         _ctx: &CallContext,
         r: PasswordResetRequest,
@@ -729,7 +745,7 @@ impl AuthService {
     ///
     /// # Errors
     /// `validation_failed` for a weak password, `unauthorized` for an invalid, used or expired token.
-    pub async fn reset_confirm(
+    pub(crate) async fn reset_confirm(
         &self,
         _ctx: &CallContext,
         r: PasswordResetConfirm,
@@ -764,7 +780,7 @@ impl AuthService {
     ///
     /// # Errors
     /// `forbidden` for non-admins, `validation_failed` for a bad limit.
-    pub async fn admin_list(
+    pub(crate) async fn admin_list(
         &self,
         ctx: &CallContext,
         r: AdminListUsers,
@@ -794,7 +810,11 @@ impl AuthService {
 
     /// # Errors
     /// `forbidden` for non-admins, `not_found`.
-    pub async fn admin_get(&self, ctx: &CallContext, r: AdminGetUser) -> Result<User, WireError> {
+    pub(crate) async fn admin_get(
+        &self,
+        ctx: &CallContext,
+        r: AdminGetUser,
+    ) -> Result<User, WireError> {
         self.require_admin(ctx)?;
         let user = store::user_by_id(self.db(), &r.user_id)
             .await?
@@ -847,7 +867,7 @@ impl AuthService {
     /// `forbidden`, `not_found`, `conflict` when the account is not in a state the action
     /// applies to (or an admin tries to disable themselves), `appointments_affected` when
     /// disabling a doctor with confirmed appointments without `force`.
-    pub async fn admin_set_status(
+    pub(crate) async fn admin_set_status(
         &self,
         ctx: &CallContext,
         r: AdminSetUserStatus,

@@ -6,15 +6,15 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 
 /// A row of `users`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UserRow {
-    pub id: String,
-    pub email: String,
-    pub display_name: String,
-    pub password_hash: String,
-    pub role: String,
-    pub status: String,
-    pub token_generation: i64,
-    pub created_at: i64,
+pub(crate) struct UserRow {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) display_name: String,
+    pub(crate) password_hash: String,
+    pub(crate) role: String,
+    pub(crate) status: String,
+    pub(crate) token_generation: i64,
+    pub(crate) created_at: i64,
     pub time_zone: String,
 }
 
@@ -23,15 +23,15 @@ const USER_COLS: &str =
 
 /// A user about to be inserted.
 #[derive(Debug)]
-pub struct NewUser<'a> {
-    pub id: &'a str,
-    pub email: &'a str,
-    pub display_name: &'a str,
-    pub password_hash: &'a str,
-    pub role: &'a str,
-    pub status: &'a str,
-    pub time_zone: &'a str,
-    pub now: i64,
+pub(crate) struct NewUser<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) email: &'a str,
+    pub(crate) display_name: &'a str,
+    pub(crate) password_hash: &'a str,
+    pub(crate) role: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) time_zone: &'a str,
+    pub(crate) now: i64,
 }
 
 /// Inserts a user unless the email is taken, with its `registered` event in the same
@@ -39,7 +39,11 @@ pub struct NewUser<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn insert_user(db: &Db, u: &NewUser<'_>, event: &Pending) -> Result<bool, StoreError> {
+pub(crate) async fn insert_user(
+    db: &Db,
+    u: &NewUser<'_>,
+    event: &Pending,
+) -> Result<bool, StoreError> {
     let sql = "INSERT INTO users (id, email, display_name, password_hash, role, status, token_generation, created_at, updated_at, time_zone)
                VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $8) ON CONFLICT (email) DO NOTHING";
     write_tx!(db, tx => {
@@ -56,21 +60,21 @@ pub async fn insert_user(db: &Db, u: &NewUser<'_>, event: &Pending) -> Result<bo
 
 /// # Errors
 /// On storage failure.
-pub async fn user_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, StoreError> {
+pub(crate) async fn user_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE email = $1"));
     Ok(with_db!(db, p => sqlx::query_as::<_, UserRow>(sql).bind(email).fetch_optional(p).await?))
 }
 
 /// # Errors
 /// On storage failure.
-pub async fn user_by_id(db: &Db, id: &str) -> Result<Option<UserRow>, StoreError> {
+pub(crate) async fn user_by_id(db: &Db, id: &str) -> Result<Option<UserRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE id = $1"));
     Ok(with_db!(db, p => sqlx::query_as::<_, UserRow>(sql).bind(id).fetch_optional(p).await?))
 }
 
 /// # Errors
 /// On storage failure.
-pub async fn count_users(db: &Db) -> Result<i64, StoreError> {
+pub(crate) async fn count_users(db: &Db) -> Result<i64, StoreError> {
     Ok(
         with_db!(db, p => sqlx::query_scalar::<_, i64>("SELECT CAST(COUNT(*) AS BIGINT) FROM users").fetch_one(p).await?),
     )
@@ -82,7 +86,7 @@ pub async fn count_users(db: &Db) -> Result<i64, StoreError> {
 ///
 /// # Errors
 /// On storage failure, or what `event` fails with.
-pub async fn set_time_zone(
+pub(crate) async fn set_time_zone(
     db: &Db,
     user_id: &str,
     time_zone: &str,
@@ -112,7 +116,7 @@ pub async fn set_time_zone(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn create_session(
+pub(crate) async fn create_session(
     db: &Db,
     session_id: &str,
     user_id: &str,
@@ -131,7 +135,7 @@ pub async fn create_session(
 
 /// The outcome of presenting a refresh token.
 #[derive(Debug)]
-pub enum Rotation {
+pub(crate) enum Rotation {
     /// The token was current: it is used up and `new_hash` is now the session's token.
     Rotated { session_id: String, user: UserRow },
     /// The token had been used before: the whole session was revoked just now.
@@ -159,7 +163,7 @@ struct RefreshRow {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn rotate_refresh(
+pub(crate) async fn rotate_refresh(
     db: &Db,
     old_hash: &str,
     new_hash: &str,
@@ -219,7 +223,7 @@ pub async fn rotate_refresh(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn session_of_refresh(
+pub(crate) async fn session_of_refresh(
     db: &Db,
     token_hash: &str,
 ) -> Result<Option<(String, String)>, StoreError> {
@@ -233,7 +237,7 @@ pub async fn session_of_refresh(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn revoke_session(
+pub(crate) async fn revoke_session(
     db: &Db,
     session_id: &str,
     reason: &str,
@@ -248,7 +252,7 @@ pub async fn revoke_session(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn deny_token(db: &Db, jti: &str, expires_at_ms: i64) -> Result<(), StoreError> {
+pub(crate) async fn deny_token(db: &Db, jti: &str, expires_at_ms: i64) -> Result<(), StoreError> {
     let sql =
         "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
     with_db!(db, p => sqlx::query(sql).bind(jti).bind(expires_at_ms).execute(p).await?.rows_affected());
@@ -257,12 +261,12 @@ pub async fn deny_token(db: &Db, jti: &str, expires_at_ms: i64) -> Result<(), St
 
 /// What verification needs to know beyond the signature.
 #[derive(Debug, sqlx::FromRow)]
-pub struct TokenState {
-    pub role: String,
-    pub status: String,
-    pub token_generation: i64,
-    pub session_revoked: i64,
-    pub token_revoked: i64,
+pub(crate) struct TokenState {
+    pub(crate) role: String,
+    pub(crate) status: String,
+    pub(crate) token_generation: i64,
+    pub(crate) session_revoked: i64,
+    pub(crate) token_revoked: i64,
 }
 
 /// One round trip: the user's role, status and generation, and whether the session or the
@@ -270,7 +274,7 @@ pub struct TokenState {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn token_state(
+pub(crate) async fn token_state(
     db: &Db,
     user_id: &str,
     session_id: &str,
@@ -293,7 +297,7 @@ const END_ALL_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1, revoked_rea
 ///
 /// # Errors
 /// On storage failure.
-pub async fn set_password(
+pub(crate) async fn set_password(
     db: &Db,
     user_id: &str,
     hash: &str,
@@ -312,7 +316,7 @@ pub async fn set_password(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn insert_reset(
+pub(crate) async fn insert_reset(
     db: &Db,
     token_hash: &str,
     user_id: &str,
@@ -333,7 +337,7 @@ pub async fn insert_reset(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn reset_password(
+pub(crate) async fn reset_password(
     db: &Db,
     token_hash: &str,
     new_hash: &str,
@@ -353,17 +357,21 @@ pub async fn reset_password(
 
 /// A throttle counter.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ThrottleRow {
-    pub key: String,
-    pub failures: i64,
-    pub window_start: i64,
-    pub blocked_until: i64,
+pub(crate) struct ThrottleRow {
+    pub(crate) failures: i64,
+    pub(crate) window_start: i64,
+    pub(crate) blocked_until: i64,
 }
 
 /// # Errors
 /// On storage failure.
-pub async fn throttle_rows(db: &Db, a: &str, b: &str) -> Result<Vec<ThrottleRow>, StoreError> {
-    let sql = "SELECT key, failures, window_start, blocked_until FROM login_throttle WHERE key IN ($1, $2)";
+pub(crate) async fn throttle_rows(
+    db: &Db,
+    a: &str,
+    b: &str,
+) -> Result<Vec<ThrottleRow>, StoreError> {
+    let sql =
+        "SELECT failures, window_start, blocked_until FROM login_throttle WHERE key IN ($1, $2)";
     Ok(with_db!(db, p => sqlx::query_as::<_, ThrottleRow>(sql).bind(a).bind(b).fetch_all(p).await?))
 }
 
@@ -372,7 +380,7 @@ pub async fn throttle_rows(db: &Db, a: &str, b: &str) -> Result<Vec<ThrottleRow>
 ///
 /// # Errors
 /// On storage failure.
-pub async fn throttle_fail(
+pub(crate) async fn throttle_fail(
     db: &Db,
     key: &str,
     now: i64,
@@ -383,7 +391,7 @@ pub async fn throttle_fail(
                  failures = CASE WHEN login_throttle.window_start <= $3 THEN 1 ELSE login_throttle.failures + 1 END,
                  window_start = CASE WHEN login_throttle.window_start <= $3 THEN $2 ELSE login_throttle.window_start END,
                  blocked_until = CASE WHEN login_throttle.window_start <= $3 THEN 0 ELSE login_throttle.blocked_until END
-               RETURNING key, failures, window_start, blocked_until";
+               RETURNING failures, window_start, blocked_until";
     Ok(
         with_db!(db, p => sqlx::query_as::<_, ThrottleRow>(sql).bind(key).bind(now).bind(now - window_ms).fetch_one(p).await?),
     )
@@ -391,7 +399,7 @@ pub async fn throttle_fail(
 
 /// # Errors
 /// On storage failure.
-pub async fn throttle_block(db: &Db, key: &str, until: i64) -> Result<(), StoreError> {
+pub(crate) async fn throttle_block(db: &Db, key: &str, until: i64) -> Result<(), StoreError> {
     let sql = "UPDATE login_throttle SET blocked_until = $1 WHERE key = $2 AND blocked_until < $1";
     with_db!(db, p => sqlx::query(sql).bind(until).bind(key).execute(p).await?.rows_affected());
     Ok(())
@@ -399,27 +407,27 @@ pub async fn throttle_block(db: &Db, key: &str, until: i64) -> Result<(), StoreE
 
 /// # Errors
 /// On storage failure.
-pub async fn throttle_clear(db: &Db, a: &str, b: &str) -> Result<(), StoreError> {
+pub(crate) async fn throttle_clear(db: &Db, a: &str, b: &str) -> Result<(), StoreError> {
     with_db!(db, p => sqlx::query("DELETE FROM login_throttle WHERE key IN ($1, $2)").bind(a).bind(b).execute(p).await?.rows_affected());
     Ok(())
 }
 
 /// Filters for the admin user list.
 #[derive(Debug, Default)]
-pub struct UserFilter<'a> {
-    pub role: Option<&'a str>,
-    pub status: Option<&'a str>,
+pub(crate) struct UserFilter<'a> {
+    pub(crate) role: Option<&'a str>,
+    pub(crate) status: Option<&'a str>,
     /// Already lowercased and LIKE-escaped, wrapped in `%`.
-    pub pattern: Option<String>,
-    pub after_id: Option<&'a str>,
-    pub limit: i64,
+    pub(crate) pattern: Option<String>,
+    pub(crate) after_id: Option<&'a str>,
+    pub(crate) limit: i64,
 }
 
 /// Users ordered by id (UUID v7, so by creation time), keyset-paginated.
 ///
 /// # Errors
 /// On storage failure.
-pub async fn list_users(db: &Db, f: &UserFilter<'_>) -> Result<Vec<UserRow>, StoreError> {
+pub(crate) async fn list_users(db: &Db, f: &UserFilter<'_>) -> Result<Vec<UserRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {USER_COLS} FROM users
          WHERE ($1 IS NULL OR role = $1) AND ($2 IS NULL OR status = $2)
@@ -443,7 +451,7 @@ pub async fn list_users(db: &Db, f: &UserFilter<'_>) -> Result<Vec<UserRow>, Sto
     clippy::too_many_arguments,
     reason = "one audited transition, spelled out at the call"
 )]
-pub async fn transition_status(
+pub(crate) async fn transition_status(
     db: &Db,
     user_id: &str,
     from: &[&str],
@@ -488,7 +496,11 @@ pub async fn transition_status(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn purge_expired(db: &Db, now: i64, throttle_window_ms: i64) -> Result<u64, StoreError> {
+pub(crate) async fn purge_expired(
+    db: &Db,
+    now: i64,
+    throttle_window_ms: i64,
+) -> Result<u64, StoreError> {
     let mut n = 0;
     with_db!(db, p => {
         n += sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1").bind(now).execute(p).await?.rows_affected();

@@ -17,13 +17,13 @@ use carehub_nats::WireError;
 use carehub_runtime::db::{Db, StoreError};
 
 /// The longest an account-wide back-off makes anyone wait.
-pub const MAX_BACKOFF_SECS: i64 = 60;
+pub(crate) const MAX_BACKOFF_SECS: i64 = 60;
 
 #[derive(Debug, Clone)]
-pub struct Throttle {
-    pub max_per_address: i64,
-    pub max_per_account: i64,
-    pub window_ms: i64,
+pub(crate) struct Throttle {
+    pub(crate) max_per_address: i64,
+    pub(crate) max_per_account: i64,
+    pub(crate) window_ms: i64,
 }
 
 fn keys(email: &str, client: &str) -> (String, String) {
@@ -35,7 +35,7 @@ impl Throttle {
     ///
     /// # Errors
     /// `rate_limited` (with seconds to wait) when blocked; storage failures as internal.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         db: &Db,
         email: &str,
@@ -61,7 +61,7 @@ impl Throttle {
     ///
     /// # Errors
     /// On storage failure.
-    pub async fn failed(
+    pub(crate) async fn failed(
         &self,
         db: &Db,
         email: &str,
@@ -90,7 +90,12 @@ impl Throttle {
     ///
     /// # Errors
     /// On storage failure.
-    pub async fn succeeded(&self, db: &Db, email: &str, client: &str) -> Result<(), StoreError> {
+    pub(crate) async fn succeeded(
+        &self,
+        db: &Db,
+        email: &str,
+        client: &str,
+    ) -> Result<(), StoreError> {
         let (a, b) = keys(email, client);
         store::throttle_clear(db, &a, &b).await
     }

@@ -16,7 +16,7 @@ use carehub_runtime::consumer::Durable;
 use tokio_util::sync::CancellationToken;
 
 /// Runs until `stop` is cancelled, reconnecting the consumer after failures.
-pub async fn consume(
+pub(crate) async fn consume(
     svc: DoctorService,
     js: jetstream::Context,
     durable: String,

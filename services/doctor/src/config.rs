@@ -6,10 +6,10 @@ use carehub_runtime::{CommonConfig, ConfigError, Env};
 #[derive(Debug, Clone)]
 pub struct DoctorConfig {
     /// Durable consumer name on the account stream; instances share it.
-    pub consumer: String,
-    pub max_in_flight: usize,
+    pub(crate) consumer: String,
+    pub(crate) max_in_flight: usize,
     /// Copies of each JetStream stream (1 on one server, 3 in a cluster).
-    pub stream_replicas: usize,
+    pub(crate) stream_replicas: usize,
 }
 
 impl DoctorConfig {

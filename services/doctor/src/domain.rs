@@ -6,26 +6,26 @@ use carehub_schedule::{Availability, ScheduleError, TimeOff, WeeklyHours};
 use chrono::{DateTime, NaiveTime, Utc};
 
 /// Most specialties a doctor may list.
-pub const MAX_SPECIALTIES: usize = wire::MAX_SPECIALTIES;
+pub(crate) const MAX_SPECIALTIES: usize = wire::MAX_SPECIALTIES;
 /// Longest specialty slug, and longest specialty as given.
-pub const MAX_SLUG_LEN: usize = wire::MAX_SPECIALTY_CHARS;
+pub(crate) const MAX_SLUG_LEN: usize = wire::MAX_SPECIALTY_CHARS;
 /// Longest bio, in characters.
-pub const MAX_BIO_CHARS: usize = 2000;
+pub(crate) const MAX_BIO_CHARS: usize = 2000;
 /// Longest time off reason, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
+pub(crate) const MAX_REASON_CHARS: usize = 500;
 /// Most time off periods that have not ended yet, per doctor.
-pub const MAX_UPCOMING_TIME_OFF: usize = 200;
+pub(crate) const MAX_UPCOMING_TIME_OFF: usize = 200;
 /// Longest single time off period, in days.
-pub const MAX_TIME_OFF_DAYS: i64 = 366;
+pub(crate) const MAX_TIME_OFF_DAYS: i64 = 366;
 
 /// A schedule error as the wire sees it: `validation_failed`, the message naming the field.
-pub fn schedule_error(e: &ScheduleError) -> WireError {
+pub(crate) fn schedule_error(e: &ScheduleError) -> WireError {
     WireError::validation(e.to_string())
 }
 
 /// Normalizes a specialty to a lowercase slug: spaces and `_` become `-`, runs of `-` collapse,
 /// letters and digits stay. `None` when nothing valid is left or it is longer than 50.
-pub fn slug(raw: &str) -> Option<String> {
+pub(crate) fn slug(raw: &str) -> Option<String> {
     let mut out = String::new();
     for c in raw.trim().chars() {
         let c = c.to_ascii_lowercase();
@@ -49,7 +49,7 @@ pub fn slug(raw: &str) -> Option<String> {
 ///
 /// # Errors
 /// `validation_failed` for too many or one that is not an ISO 639-1 code.
-pub fn languages(raw: &[String]) -> Result<Vec<String>, WireError> {
+pub(crate) fn languages(raw: &[String]) -> Result<Vec<String>, WireError> {
     use carehub_nats::doctor::{MAX_LANGUAGES, is_language_code};
     let mut out: Vec<String> = Vec::new();
     for code in raw {
@@ -77,7 +77,7 @@ pub fn languages(raw: &[String]) -> Result<Vec<String>, WireError> {
 ///
 /// # Errors
 /// `validation_failed` for an empty list, too many, or one that is not a specialty.
-pub fn specialties(raw: &[String]) -> Result<Vec<String>, WireError> {
+pub(crate) fn specialties(raw: &[String]) -> Result<Vec<String>, WireError> {
     if raw.is_empty() || raw.len() > MAX_SPECIALTIES {
         return Err(WireError::validation(format!(
             "specialties: between 1 and {MAX_SPECIALTIES} specialties"
@@ -109,7 +109,7 @@ pub fn specialties(raw: &[String]) -> Result<Vec<String>, WireError> {
 ///
 /// # Errors
 /// `validation_failed` when longer.
-pub fn bio(raw: &str) -> Result<String, WireError> {
+pub(crate) fn bio(raw: &str) -> Result<String, WireError> {
     let b = raw.trim();
     if b.chars().count() > MAX_BIO_CHARS {
         return Err(WireError::validation(format!(
@@ -123,7 +123,7 @@ pub fn bio(raw: &str) -> Result<String, WireError> {
 ///
 /// # Errors
 /// `validation_failed` when longer.
-pub fn reason(raw: &str) -> Result<String, WireError> {
+pub(crate) fn reason(raw: &str) -> Result<String, WireError> {
     let r = raw.trim();
     if r.chars().count() > MAX_REASON_CHARS {
         return Err(WireError::validation(format!(
@@ -137,7 +137,7 @@ pub fn reason(raw: &str) -> Result<String, WireError> {
 ///
 /// # Errors
 /// `validation_failed` naming `field`.
-pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, WireError> {
+pub(crate) fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, WireError> {
     DateTime::parse_from_rfc3339(raw.trim())
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
@@ -156,7 +156,7 @@ fn hhmm(field: &str, raw: &str) -> Result<NaiveTime, WireError> {
 }
 
 /// `HH:MM`.
-pub fn format_hhmm(t: NaiveTime) -> String {
+pub(crate) fn format_hhmm(t: NaiveTime) -> String {
     t.format("%H:%M").to_string()
 }
 
@@ -164,7 +164,7 @@ pub fn format_hhmm(t: NaiveTime) -> String {
 ///
 /// # Errors
 /// `validation_failed` for a time that is not `HH:MM`.
-pub fn weekly(raw: &[wire::WeeklyHours]) -> Result<Vec<WeeklyHours>, WireError> {
+pub(crate) fn weekly(raw: &[wire::WeeklyHours]) -> Result<Vec<WeeklyHours>, WireError> {
     raw.iter()
         .map(|w| {
             Ok(WeeklyHours {
@@ -177,7 +177,7 @@ pub fn weekly(raw: &[wire::WeeklyHours]) -> Result<Vec<WeeklyHours>, WireError> 
 }
 
 /// Weekly hours in their wire form.
-pub fn weekly_wire(w: &[WeeklyHours]) -> Vec<wire::WeeklyHours> {
+pub(crate) fn weekly_wire(w: &[WeeklyHours]) -> Vec<wire::WeeklyHours> {
     w.iter()
         .map(|w| wire::WeeklyHours {
             weekday: w.weekday.into(),
@@ -192,7 +192,7 @@ pub fn weekly_wire(w: &[WeeklyHours]) -> Vec<wire::WeeklyHours> {
 /// # Errors
 /// `validation_failed` naming what is wrong (unknown zone, empty or overlapping ranges, slot
 /// length).
-pub fn availability(
+pub(crate) fn availability(
     time_zone: &str,
     weekly_raw: &[wire::WeeklyHours],
     time_off: Vec<TimeOff>,

@@ -3,26 +3,26 @@
 //! Approval follows the account stream; every change is a `DoctorEvent` on `CAREHUB_DOCTORS`.
 //!
 //! Map:
-//! - [`config`] typed settings;
-//! - [`domain`] validated inputs (specialties, bio, weekly hours, instants);
-//! - [`store`] every SQL statement;
-//! - [`accounts`] the durable consumer of account events;
-//! - [`service`] the operations and their NATS endpoints.
+//! - `config` typed settings;
+//! - `domain` validated inputs (specialties, bio, weekly hours, instants);
+//! - `store` every SQL statement;
+//! - `accounts` the durable consumer of account events;
+//! - `service` the operations and their NATS endpoints.
 
-pub mod accounts;
-pub mod config;
-pub mod domain;
-pub mod service;
-pub mod store;
+mod accounts;
+mod config;
+mod domain;
+mod service;
+mod store;
 
 pub use config::DoctorConfig;
-pub use service::{DoctorService, start};
+pub use service::start;
 
 /// The doctor service's migrations (`services/doctor/migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Micro service identity shown by `nats micro info doctor`.
-pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
+pub(crate) const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: carehub_nats::doctor::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub doctor directory, profiles and availability",

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 /// The doctor service's shared state. Cheap to clone.
 #[derive(Clone)]
-pub struct DoctorService {
+pub(crate) struct DoctorService {
     inner: Arc<Inner>,
 }
 
@@ -157,7 +157,7 @@ fn availability_view(d: &Doctor) -> Result<AvailabilityView, WireError> {
 ///
 /// # Errors
 /// When a stored field does not decode, or the event does not encode.
-pub fn event(kind: DoctorEventKind, d: &Doctor) -> Result<Pending, StoreError> {
+pub(crate) fn event(kind: DoctorEventKind, d: &Doctor) -> Result<Pending, StoreError> {
     let bad = |e: WireError| StoreError::Conflict(e.message);
     let event_id = uuid::Uuid::now_v7().to_string();
     let event = DoctorEvent {
@@ -229,7 +229,7 @@ impl DoctorService {
     ///
     /// # Errors
     /// On storage failure; the event is then retried.
-    pub async fn apply_account(
+    pub(crate) async fn apply_account(
         &self,
         event_id: &str,
         account: &carehub_nats::auth::User,
@@ -298,7 +298,7 @@ impl DoctorService {
     /// # Errors
     /// `unauthorized` without a principal, `validation_failed` for a limit outside 1..=100 or
     /// a language outside the ISO 639-1 list.
-    pub async fn search(
+    pub(crate) async fn search(
         &self,
         ctx: &CallContext,
         r: SearchDoctors,
@@ -374,7 +374,7 @@ impl DoctorService {
     ///
     /// # Errors
     /// `unauthorized`, `not_found` (also for doctors not approved).
-    pub async fn public_profile(
+    pub(crate) async fn public_profile(
         &self,
         ctx: &CallContext,
         r: GetPublicProfile,
@@ -401,7 +401,11 @@ impl DoctorService {
     /// # Errors
     /// `unauthorized`, `not_found`, `validation_failed` for a bad, reversed or too long window;
     /// `service_unavailable` / `timeout` when the admin service cannot answer.
-    pub async fn free_slots(&self, ctx: &CallContext, r: FreeSlots) -> Result<SlotList, WireError> {
+    pub(crate) async fn free_slots(
+        &self,
+        ctx: &CallContext,
+        r: FreeSlots,
+    ) -> Result<SlotList, WireError> {
         let caller = ctx.caller()?;
         let from = domain::instant("from", &r.from)?;
         let to = domain::instant("to", &r.to)?;
@@ -471,7 +475,7 @@ impl DoctorService {
     ///
     /// # Errors
     /// `unauthorized`, `forbidden` for other roles, `not_found`.
-    pub async fn profile(
+    pub(crate) async fn profile(
         &self,
         ctx: &CallContext,
         r: GetProfile,
@@ -486,7 +490,7 @@ impl DoctorService {
     /// # Errors
     /// `forbidden` unless an active doctor, `validation_failed`, `conflict` on a version
     /// mismatch, `not_found` before the account reached this service.
-    pub async fn update_profile(
+    pub(crate) async fn update_profile(
         &self,
         ctx: &CallContext,
         r: UpdateProfile,
@@ -517,7 +521,7 @@ impl DoctorService {
     ///
     /// # Errors
     /// `unauthorized`, `forbidden` for other roles, `not_found`.
-    pub async fn availability(
+    pub(crate) async fn availability(
         &self,
         ctx: &CallContext,
         r: GetAvailability,
@@ -535,7 +539,7 @@ impl DoctorService {
     /// # Errors
     /// `forbidden` unless an active doctor, `validation_failed` (unknown zone, empty or
     /// overlapping ranges, slot length), `conflict` on a version mismatch, `not_found`.
-    pub async fn replace_availability(
+    pub(crate) async fn replace_availability(
         &self,
         ctx: &CallContext,
         r: ReplaceAvailability,
@@ -607,7 +611,7 @@ impl DoctorService {
     /// start, longer than a year) or reason, `appointments_affected` over confirmed
     /// appointments without `force`, `conflict` on a version mismatch or when 200 periods are
     /// already upcoming.
-    pub async fn add_time_off(
+    pub(crate) async fn add_time_off(
         &self,
         ctx: &CallContext,
         r: AddTimeOff,
@@ -651,7 +655,7 @@ impl DoctorService {
     /// # Errors
     /// `forbidden` unless an active doctor, `not_found` for a period that is not theirs,
     /// `conflict` on a version mismatch.
-    pub async fn remove_time_off(
+    pub(crate) async fn remove_time_off(
         &self,
         ctx: &CallContext,
         r: RemoveTimeOff,

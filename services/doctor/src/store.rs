@@ -10,39 +10,39 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 
 /// A row of `doctors`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DoctorRow {
-    pub id: String,
-    pub display_name: String,
-    pub account_status: String,
+pub(crate) struct DoctorRow {
+    pub(crate) id: String,
+    pub(crate) display_name: String,
+    pub(crate) account_status: String,
     /// JSON array of slugs.
-    pub specialties: String,
+    pub(crate) specialties: String,
     /// JSON array of ISO 639-1 codes.
-    pub languages: String,
-    pub bio: String,
-    pub time_zone: String,
+    pub(crate) languages: String,
+    pub(crate) bio: String,
+    pub(crate) time_zone: String,
     /// JSON array of wire `WeeklyHours`.
-    pub weekly: String,
-    pub slot_minutes: i64,
-    pub auto_accept: bool,
-    pub version: i64,
+    pub(crate) weekly: String,
+    pub(crate) slot_minutes: i64,
+    pub(crate) auto_accept: bool,
+    pub(crate) version: i64,
 }
 
 const DOCTOR_COLS: &str = "id, display_name, account_status, specialties, languages, bio, time_zone, weekly, slot_minutes, auto_accept, version";
 
 /// A row of `time_off`.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TimeOffRow {
-    pub id: String,
-    pub start_at: i64,
-    pub end_at: i64,
-    pub reason: String,
+pub(crate) struct TimeOffRow {
+    pub(crate) id: String,
+    pub(crate) start_at: i64,
+    pub(crate) end_at: i64,
+    pub(crate) reason: String,
 }
 
 /// A doctor and the time off that has not ended yet.
 #[derive(Debug, Clone)]
-pub struct Doctor {
-    pub row: DoctorRow,
-    pub time_off: Vec<TimeOffRow>,
+pub(crate) struct Doctor {
+    pub(crate) row: DoctorRow,
+    pub(crate) time_off: Vec<TimeOffRow>,
 }
 
 const UPCOMING_TIME_OFF: &str = "SELECT id, start_at, end_at, reason FROM time_off
@@ -52,7 +52,7 @@ const UPCOMING_TIME_OFF: &str = "SELECT id, start_at, end_at, reason FROM time_o
 ///
 /// # Errors
 /// On storage failure.
-pub async fn doctor(db: &Db, id: &str) -> Result<Option<DoctorRow>, StoreError> {
+pub(crate) async fn doctor(db: &Db, id: &str) -> Result<Option<DoctorRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id = $1"));
     Ok(with_db!(db, p => sqlx::query_as::<_, DoctorRow>(sql).bind(id).fetch_optional(p).await?))
 }
@@ -61,7 +61,7 @@ pub async fn doctor(db: &Db, id: &str) -> Result<Option<DoctorRow>, StoreError> 
 ///
 /// # Errors
 /// On storage failure.
-pub async fn doctor_with_time_off(
+pub(crate) async fn doctor_with_time_off(
     db: &Db,
     id: &str,
     now: i64,
@@ -79,22 +79,25 @@ pub async fn doctor_with_time_off(
 
 /// Directory filters.
 #[derive(Debug, Default)]
-pub struct DirectoryFilter<'a> {
+pub(crate) struct DirectoryFilter<'a> {
     /// `%"slug"%`, matched against the JSON array.
-    pub specialty_pattern: Option<String>,
+    pub(crate) specialty_pattern: Option<String>,
     /// `%"code"%`, matched against the JSON array of languages.
-    pub language_pattern: Option<String>,
+    pub(crate) language_pattern: Option<String>,
     /// Lowercased, LIKE-escaped, wrapped in `%`.
-    pub name_pattern: Option<String>,
-    pub after_id: Option<&'a str>,
-    pub limit: i64,
+    pub(crate) name_pattern: Option<String>,
+    pub(crate) after_id: Option<&'a str>,
+    pub(crate) limit: i64,
 }
 
 /// Approved doctors ordered by id, keyset-paginated.
 ///
 /// # Errors
 /// On storage failure.
-pub async fn directory(db: &Db, f: &DirectoryFilter<'_>) -> Result<Vec<DoctorRow>, StoreError> {
+pub(crate) async fn directory(
+    db: &Db,
+    f: &DirectoryFilter<'_>,
+) -> Result<Vec<DoctorRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {DOCTOR_COLS} FROM doctors
          WHERE account_status = 'active'
@@ -112,7 +115,7 @@ pub async fn directory(db: &Db, f: &DirectoryFilter<'_>) -> Result<Vec<DoctorRow
 
 /// What a doctor changes about themself.
 #[derive(Debug)]
-pub enum Change<'a> {
+pub(crate) enum Change<'a> {
     Profile {
         specialties: &'a str,
         /// `None` keeps the stored languages.
@@ -140,7 +143,7 @@ pub enum Change<'a> {
 
 /// Why a change was not applied.
 #[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
+pub(crate) enum ChangeError {
     #[error("no such doctor")]
     NoDoctor,
     #[error("version is {current}")]
@@ -165,7 +168,7 @@ impl From<sqlx::Error> for ChangeError {
 ///
 /// # Errors
 /// [`ChangeError`] says why nothing was changed.
-pub async fn change(
+pub(crate) async fn change(
     db: &Db,
     id: &str,
     expected: Option<i64>,
@@ -224,11 +227,11 @@ pub async fn change(
 
 /// The account facts this service keeps.
 #[derive(Debug)]
-pub struct Account<'a> {
-    pub id: &'a str,
-    pub display_name: &'a str,
-    pub display_name_lower: &'a str,
-    pub status: &'a str,
+pub(crate) struct Account<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) display_name: &'a str,
+    pub(crate) display_name_lower: &'a str,
+    pub(crate) status: &'a str,
 }
 
 /// Applies an account event once: creates the doctor on first sight, or updates the display
@@ -238,7 +241,7 @@ pub struct Account<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn apply_account(
+pub(crate) async fn apply_account(
     db: &Db,
     event_id: &str,
     a: &Account<'_>,

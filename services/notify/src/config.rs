@@ -6,12 +6,12 @@ use std::time::Duration;
 
 /// How to reach the SMTP server.
 #[derive(Clone)]
-pub struct SmtpConfig {
+pub(crate) struct SmtpConfig {
     /// `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS) or
     /// `smtps://host:port` (TLS from the start).
-    pub url: String,
+    pub(crate) url: String,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
 }
 
 impl std::fmt::Debug for SmtpConfig {
@@ -29,21 +29,21 @@ impl std::fmt::Debug for SmtpConfig {
 #[derive(Debug, Clone)]
 pub struct NotifyConfig {
     /// Where people open carehub (links in mail).
-    pub public_url: String,
+    pub(crate) public_url: String,
     /// `None`: mail is written as `.eml` files to [`NotifyConfig::mail_dir`].
-    pub smtp: Option<SmtpConfig>,
-    pub mail_from: String,
-    pub mail_dir: PathBuf,
+    pub(crate) smtp: Option<SmtpConfig>,
+    pub(crate) mail_from: String,
+    pub(crate) mail_dir: PathBuf,
     /// How long before an appointment reminders go out.
-    pub reminders: Vec<Duration>,
+    pub(crate) reminders: Vec<Duration>,
     /// The wait after the first failed delivery; it doubles with each further failure.
-    pub mail_retry_base: Duration,
+    pub(crate) mail_retry_base: Duration,
     /// Delivery attempts before a mail is given up.
-    pub mail_max_attempts: u32,
+    pub(crate) mail_max_attempts: u32,
     /// How long a sender may hold a mail before another may take it over.
-    pub mail_lease: Duration,
-    pub max_in_flight: usize,
-    pub stream_replicas: usize,
+    pub(crate) mail_lease: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) stream_replicas: usize,
 }
 
 impl NotifyConfig {

@@ -4,36 +4,36 @@
 
 use carehub_nats::Role;
 use carehub_nats::appointment::{Actor, AppointmentEvent, AppointmentEventKind};
-pub use carehub_nats::time::rfc3339;
+pub(crate) use carehub_nats::time::rfc3339;
 use chrono::{DateTime, Utc};
-pub use chrono_tz::Tz;
+pub(crate) use chrono_tz::Tz;
 use std::time::Duration;
 
 /// A rendered message: the in-app notification, and the mail made from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     /// `appointment_<event kind>` or `appointment_reminder`.
-    pub kind: String,
-    pub title: String,
-    pub body: String,
+    pub(crate) kind: String,
+    pub(crate) title: String,
+    pub(crate) body: String,
 }
 
 /// What the directory knows of a person, for wording messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Person {
-    pub display_name: String,
-    pub role: Role,
+pub(crate) struct Person {
+    pub(crate) display_name: String,
+    pub(crate) role: Role,
 }
 
 /// The zone a recipient's times are written in: their account's, UTC when the directory does
 /// not know them or the name is not one the time zone database knows.
-pub fn zone(name: Option<&str>) -> Tz {
+pub(crate) fn zone(name: Option<&str>) -> Tz {
     name.and_then(|n| n.parse().ok()).unwrap_or(chrono_tz::UTC)
 }
 
 /// Formats an RFC 3339 time for people in `tz`, named by the zone's abbreviation or offset
 /// ("Mon 5 Jan 2026 15:00 CET", "Tue 6 Jan 2026 09:00 -03"); an unparsable value is shown as it is.
-pub fn human_time(rfc3339: &str, tz: Tz) -> String {
+pub(crate) fn human_time(rfc3339: &str, tz: Tz) -> String {
     parse(rfc3339).map_or_else(
         || rfc3339.to_owned(),
         |t| {
@@ -45,7 +45,7 @@ pub fn human_time(rfc3339: &str, tz: Tz) -> String {
 }
 
 /// Formats an RFC 3339 time as a date in `tz` ("Mon 5 Jan 2026").
-pub fn human_date(rfc3339: &str, tz: Tz) -> String {
+pub(crate) fn human_date(rfc3339: &str, tz: Tz) -> String {
     parse(rfc3339).map_or_else(
         || rfc3339.to_owned(),
         |t| t.with_timezone(&tz).format("%a %-d %b %Y").to_string(),
@@ -54,7 +54,7 @@ pub fn human_date(rfc3339: &str, tz: Tz) -> String {
 
 /// Formats a window in `tz`; the end shows only its time when it falls on the same local day
 /// (and the zone's name once, unless a clock change falls inside the window).
-pub fn human_window(start: &str, end: &str, tz: Tz) -> String {
+pub(crate) fn human_window(start: &str, end: &str, tz: Tz) -> String {
     match (parse(start), parse(end)) {
         (Some(s), Some(e)) => {
             let (s, e) = (s.with_timezone(&tz), e.with_timezone(&tz));
@@ -80,7 +80,7 @@ pub fn human_window(start: &str, end: &str, tz: Tz) -> String {
 }
 
 /// Unix milliseconds of an RFC 3339 time.
-pub fn unix_ms(rfc3339: &str) -> Option<i64> {
+pub(crate) fn unix_ms(rfc3339: &str) -> Option<i64> {
     parse(rfc3339).map(|t| t.timestamp_millis())
 }
 
@@ -91,7 +91,7 @@ fn parse(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// "Dr. X" for a doctor (unless the name already says so), the name itself otherwise.
-pub fn title_name(name: &str, role: Role) -> String {
+pub(crate) fn title_name(name: &str, role: Role) -> String {
     let name = name.trim();
     match role {
         Role::Doctor if !name.to_ascii_lowercase().starts_with("dr") => format!("Dr. {name}"),
@@ -101,7 +101,7 @@ pub fn title_name(name: &str, role: Role) -> String {
 
 /// How a message names whoever caused an event: the name the event carries, else the
 /// directory's, else a role-based phrase.
-pub fn actor_label(actor: Option<&Actor>, known: Option<&Person>) -> String {
+pub(crate) fn actor_label(actor: Option<&Actor>, known: Option<&Person>) -> String {
     let Some(actor) = actor else {
         return "the clinic".to_owned();
     };
@@ -121,17 +121,17 @@ pub fn actor_label(actor: Option<&Actor>, known: Option<&Person>) -> String {
 
 /// Everything the wording of an appointment event depends on besides the event.
 #[derive(Debug, Clone, Copy)]
-pub struct Wording<'a> {
+pub(crate) struct Wording<'a> {
     /// From [`actor_label`].
-    pub actor: &'a str,
+    pub(crate) actor: &'a str,
     /// The patient's name, if known.
-    pub patient: Option<&'a str>,
+    pub(crate) patient: Option<&'a str>,
     /// The confirmed doctor's label ("Dr. X"), if known.
-    pub doctor: Option<&'a str>,
+    pub(crate) doctor: Option<&'a str>,
 }
 
 /// What `event` tells `recipient`, with times in the recipient's zone `tz`.
-pub fn appointment_message(
+pub(crate) fn appointment_message(
     event: &AppointmentEvent,
     recipient: &str,
     tz: Tz,
@@ -311,7 +311,7 @@ fn tidy(body: &str) -> String {
 
 /// Which reminders an appointment change asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReminderEffect {
+pub(crate) enum ReminderEffect {
     /// Replace unsent reminders with ones for the new start time.
     Schedule,
     /// Drop unsent reminders.
@@ -320,7 +320,7 @@ pub enum ReminderEffect {
 }
 
 /// What `kind` does to an appointment's reminders.
-pub fn reminder_effect(kind: AppointmentEventKind) -> ReminderEffect {
+pub(crate) fn reminder_effect(kind: AppointmentEventKind) -> ReminderEffect {
     use AppointmentEventKind as K;
     match kind {
         K::Confirmed | K::Rescheduled => ReminderEffect::Schedule,
@@ -340,14 +340,18 @@ pub fn reminder_effect(kind: AppointmentEventKind) -> ReminderEffect {
 
 /// One reminder to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedReminder {
-    pub offset_ms: i64,
-    pub due_at: i64,
+pub(crate) struct PlannedReminder {
+    pub(crate) offset_ms: i64,
+    pub(crate) due_at: i64,
 }
 
 /// The reminders still ahead for an appointment starting at `start_ms`: one per offset whose
 /// time has not passed.
-pub fn plan_reminders(start_ms: i64, offsets: &[Duration], now_ms: i64) -> Vec<PlannedReminder> {
+pub(crate) fn plan_reminders(
+    start_ms: i64,
+    offsets: &[Duration],
+    now_ms: i64,
+) -> Vec<PlannedReminder> {
     offsets
         .iter()
         .map(|o| i64::try_from(o.as_millis()).unwrap_or(i64::MAX))
@@ -359,7 +363,7 @@ pub fn plan_reminders(start_ms: i64, offsets: &[Duration], now_ms: i64) -> Vec<P
 }
 
 /// "1 hour", "24 hours", "30 minutes", "2 days".
-pub fn human_duration(ms: i64) -> String {
+pub(crate) fn human_duration(ms: i64) -> String {
     let plural = |n: i64, unit: &str| {
         if n == 1 {
             format!("1 {unit}")
@@ -381,7 +385,12 @@ pub fn human_duration(ms: i64) -> String {
 
 /// The reminder for an appointment at `start` (RFC 3339), `offset_ms` before it, with the time
 /// in the recipient's zone `tz`.
-pub fn reminder_message(start: &str, offset_ms: i64, with_whom: Option<&str>, tz: Tz) -> Message {
+pub(crate) fn reminder_message(
+    start: &str,
+    offset_ms: i64,
+    with_whom: Option<&str>,
+    tz: Tz,
+) -> Message {
     let with = with_whom.map_or_else(String::new, |n| format!(" with {n}"));
     Message {
         kind: "appointment_reminder".to_owned(),
@@ -398,7 +407,7 @@ pub fn reminder_message(start: &str, offset_ms: i64, with_whom: Option<&str>, tz
 ///
 /// # Errors
 /// When an item is not a positive number followed by `d`, `h`, `m` or `s`.
-pub fn parse_offsets(s: &str) -> Result<Vec<Duration>, String> {
+pub(crate) fn parse_offsets(s: &str) -> Result<Vec<Duration>, String> {
     s.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
@@ -421,7 +430,7 @@ pub fn parse_offsets(s: &str) -> Result<Vec<Duration>, String> {
 
 /// The password reset mail, its expiry in the recipient's zone `tz`. The link carries the token
 /// in the fragment, so it never reaches a server log.
-pub fn reset_mail(
+pub(crate) fn reset_mail(
     public_url: &str,
     name: &str,
     token: &str,
@@ -445,7 +454,7 @@ pub fn reset_mail(
 }
 
 /// The mail text made from an in-app message.
-pub fn mail_body(msg: &Message, public_url: &str) -> String {
+pub(crate) fn mail_body(msg: &Message, public_url: &str) -> String {
     format!(
         "{}\n\nSee your notifications: {}/notifications\n",
         msg.body,
@@ -455,7 +464,7 @@ pub fn mail_body(msg: &Message, public_url: &str) -> String {
 
 /// The wait before the next attempt after `attempts` failed ones: `base`, doubling each time,
 /// at most one hour.
-pub fn backoff(base: Duration, attempts: u32) -> Duration {
+pub(crate) fn backoff(base: Duration, attempts: u32) -> Duration {
     let factor = 1u32 << attempts.saturating_sub(1).min(20);
     base.saturating_mul(factor).min(Duration::from_secs(3_600))
 }

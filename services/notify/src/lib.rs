@@ -19,27 +19,27 @@
 //! text editor opens, which is how a developer reads reset links locally.
 //!
 //! Map:
-//! - [`config`] typed settings;
-//! - [`domain`] the wording of every message, reminder planning and backoff;
-//! - [`mail`] delivery over SMTP or to files;
+//! - `config` typed settings;
+//! - `domain` the wording of every message, reminder planning and backoff;
+//! - `mail` delivery over SMTP or to files;
 //! - [`store`] every SQL statement;
-//! - [`service`] the operations, endpoints and tasks (its durable stream consumers run on
+//! - `service` the operations, endpoints and tasks (its durable stream consumers run on
 //!   [`carehub_runtime::consumer`]).
 
-pub mod config;
-pub mod domain;
-pub mod mail;
-pub mod service;
+mod config;
+mod domain;
+mod mail;
+mod service;
 pub mod store;
 
 pub use config::NotifyConfig;
-pub use service::{NotifyService, start};
+pub use service::start;
 
 /// The notify service's migrations (`services/notify/migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Micro service identity shown by `nats micro info notify`.
-pub const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
+pub(crate) const SPEC: carehub_bus::ServiceSpec = carehub_bus::ServiceSpec {
     name: carehub_nats::notify::subject::SERVICE,
     version: env!("CARGO_PKG_VERSION"),
     description: "carehub notifications, mail and reminders",

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Why a delivery failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// A 4xx answer, a connection failure or a timeout: worth another attempt.
     #[error("temporary: {0}")]
     Temporary(String),
@@ -22,7 +22,7 @@ pub enum SendError {
 
 /// Where mail goes.
 #[derive(Clone)]
-pub enum Mailer {
+pub(crate) enum Mailer {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     /// One `<mail id>.eml` file per mail in this directory.
     Files(PathBuf),
@@ -44,7 +44,7 @@ impl Mailer {
     ///
     /// # Errors
     /// When the SMTP URL is invalid or the directory cannot be created.
-    pub fn new(smtp: Option<&SmtpConfig>, dir: PathBuf) -> anyhow::Result<Self> {
+    pub(crate) fn new(smtp: Option<&SmtpConfig>, dir: PathBuf) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         match smtp {
             Some(s) => {
@@ -69,7 +69,7 @@ impl Mailer {
     ///
     /// # Errors
     /// [`SendError`] sorted by whether retrying can help.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         id: &str,
         from: &str,

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The notify service's shared state. Cheap to clone.
 #[derive(Clone)]
-pub struct NotifyService {
+pub(crate) struct NotifyService {
     inner: Arc<Inner>,
 }
 
@@ -42,8 +42,8 @@ struct Inner {
 }
 
 /// Durable consumer names (one per stream, shared by every notify instance).
-pub const USERS_CONSUMER: &str = "notify-service";
-pub const APPOINTMENTS_CONSUMER: &str = "notify-appointments";
+pub(crate) const USERS_CONSUMER: &str = "notify-service";
+pub(crate) const APPOINTMENTS_CONSUMER: &str = "notify-appointments";
 
 const MAIL_POLL: Duration = Duration::from_millis(500);
 const REMINDER_POLL: Duration = Duration::from_secs(1);
@@ -171,7 +171,7 @@ impl NotifyService {
     ///
     /// # Errors
     /// `unauthorized` without a principal, `validation_failed` for a limit outside 1..=100.
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         ctx: &CallContext,
         r: ListNotifications,
@@ -192,7 +192,7 @@ impl NotifyService {
 
     /// # Errors
     /// `unauthorized` without a principal.
-    pub async fn unread_count(
+    pub(crate) async fn unread_count(
         &self,
         ctx: &CallContext,
         _: GetUnreadCount,
@@ -205,7 +205,7 @@ impl NotifyService {
 
     /// # Errors
     /// `unauthorized`, or `not_found` unless the caller owns the notification.
-    pub async fn mark_read(
+    pub(crate) async fn mark_read(
         &self,
         ctx: &CallContext,
         r: MarkRead,
@@ -219,7 +219,7 @@ impl NotifyService {
 
     /// # Errors
     /// `unauthorized`, or `not_found` unless the caller owns the notification.
-    pub async fn mark_unread(
+    pub(crate) async fn mark_unread(
         &self,
         ctx: &CallContext,
         r: MarkUnread,
@@ -233,7 +233,7 @@ impl NotifyService {
 
     /// # Errors
     /// `unauthorized` without a principal.
-    pub async fn mark_all_read(
+    pub(crate) async fn mark_all_read(
         &self,
         ctx: &CallContext,
         _: MarkAllRead,
@@ -247,7 +247,7 @@ impl NotifyService {
 
     /// # Errors
     /// `unauthorized`, or `not_found` unless the caller owns the notification.
-    pub async fn delete(
+    pub(crate) async fn delete(
         &self,
         ctx: &CallContext,
         r: DeleteNotification,
@@ -264,7 +264,7 @@ impl NotifyService {
     ///
     /// # Errors
     /// On storage failure (the event is delivered again).
-    pub async fn on_user_event(&self, e: UserEvent) -> Result<(), StoreError> {
+    pub(crate) async fn on_user_event(&self, e: UserEvent) -> Result<(), StoreError> {
         let row = store::UserRow {
             id: e.user.id,
             email: e.user.email,
@@ -280,7 +280,10 @@ impl NotifyService {
     ///
     /// # Errors
     /// On storage failure.
-    pub async fn on_password_reset(&self, r: &PasswordResetIssued) -> Result<(), StoreError> {
+    pub(crate) async fn on_password_reset(
+        &self,
+        r: &PasswordResetIssued,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let expires_at = r.expires_at.saturating_mul(1000);
         if expires_at <= now {
@@ -340,7 +343,10 @@ impl NotifyService {
     ///
     /// # Errors
     /// On storage failure (the event is delivered again).
-    pub async fn on_appointment_event(&self, e: &AppointmentEvent) -> Result<(), StoreError> {
+    pub(crate) async fn on_appointment_event(
+        &self,
+        e: &AppointmentEvent,
+    ) -> Result<(), StoreError> {
         let a = &e.appointment;
         let actor_row = self
             .known(e.actor.as_ref().map(|x| x.user_id.as_str()))
@@ -547,7 +553,7 @@ impl NotifyService {
     ///
     /// # Errors
     /// On storage failure.
-    pub async fn send_due_mail(&self) -> Result<usize, StoreError> {
+    pub(crate) async fn send_due_mail(&self) -> Result<usize, StoreError> {
         let db = self.db();
         let now = now_ms();
         let purged = store::purge_expired_mail(db, now).await?;
@@ -621,7 +627,7 @@ impl NotifyService {
     ///
     /// # Errors
     /// On storage failure.
-    pub async fn send_due_reminders(&self) -> Result<usize, StoreError> {
+    pub(crate) async fn send_due_reminders(&self) -> Result<usize, StoreError> {
         let now = now_ms();
         let mut sent = 0;
         for r in store::due_reminders(self.db(), now, BATCH).await? {

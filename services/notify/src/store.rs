@@ -6,11 +6,11 @@ use carehub_runtime::{with_db, write_tx};
 /// A row of `users` (the directory kept from account events).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
-    pub id: String,
-    pub email: String,
-    pub display_name: String,
-    pub role: String,
-    pub status: String,
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) display_name: String,
+    pub(crate) role: String,
+    pub(crate) status: String,
     /// An IANA name; `UTC` until an event names one.
     pub time_zone: String,
 }
@@ -19,7 +19,7 @@ pub struct UserRow {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn upsert_user(db: &Db, u: &UserRow, at: i64) -> Result<(), StoreError> {
+pub(crate) async fn upsert_user(db: &Db, u: &UserRow, at: i64) -> Result<(), StoreError> {
     let sql = "INSERT INTO users (id, email, display_name, role, status, updated_at, time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7)
                ON CONFLICT (id) DO UPDATE SET email = excluded.email, display_name = excluded.display_name,
                  role = excluded.role, status = excluded.status, updated_at = excluded.updated_at,
@@ -42,38 +42,38 @@ pub async fn user(db: &Db, id: &str) -> Result<Option<UserRow>, StoreError> {
 /// A row of `notifications`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NotificationRow {
-    pub id: String,
+    pub(crate) id: String,
     pub user_id: String,
-    pub kind: String,
-    pub title: String,
-    pub body: String,
-    pub appointment_id: Option<String>,
-    pub created_at: i64,
-    pub read_at: Option<i64>,
+    pub(crate) kind: String,
+    pub(crate) title: String,
+    pub(crate) body: String,
+    pub(crate) appointment_id: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) read_at: Option<i64>,
 }
 
 const COLS: &str = "id, user_id, kind, title, body, appointment_id, created_at, read_at";
 
 /// A notification to store, with the mail that goes with it.
 #[derive(Debug, Clone)]
-pub struct Delivery {
-    pub notification: NotificationRow,
+pub(crate) struct Delivery {
+    pub(crate) notification: NotificationRow,
     /// The event it comes from; (event_id, user) is unique.
-    pub event_id: String,
-    pub mail: Option<NewMail>,
+    pub(crate) event_id: String,
+    pub(crate) mail: Option<NewMail>,
 }
 
 /// A mail to queue.
 #[derive(Debug, Clone)]
-pub struct NewMail {
-    pub id: String,
-    pub to_addr: Option<String>,
+pub(crate) struct NewMail {
+    pub(crate) id: String,
+    pub(crate) to_addr: Option<String>,
     pub user_id: Option<String>,
-    pub kind: String,
-    pub subject: String,
-    pub body: String,
-    pub now: i64,
-    pub expires_at: Option<i64>,
+    pub(crate) kind: String,
+    pub(crate) subject: String,
+    pub(crate) body: String,
+    pub(crate) now: i64,
+    pub(crate) expires_at: Option<i64>,
 }
 
 const INSERT_MAIL: &str = "INSERT INTO mail_outbox (id, to_addr, user_id, kind, subject, body, created_at, attempts, next_attempt_at, expires_at, lease_until)
@@ -116,7 +116,7 @@ macro_rules! insert_notification {
 
 /// What an appointment event does to its reminders.
 #[derive(Debug, Clone)]
-pub enum ReminderChange {
+pub(crate) enum ReminderChange {
     Keep,
     /// Drop unsent reminders, then add these (empty: only drop).
     Replace {
@@ -128,17 +128,17 @@ pub enum ReminderChange {
 
 /// A reminder to store.
 #[derive(Debug, Clone)]
-pub struct NewReminder {
-    pub id: String,
+pub(crate) struct NewReminder {
+    pub(crate) id: String,
     pub user_id: String,
-    pub offset_ms: i64,
-    pub starts_at: String,
-    pub due_at: i64,
+    pub(crate) offset_ms: i64,
+    pub(crate) starts_at: String,
+    pub(crate) due_at: i64,
     /// The text as planned (sent as it is by an instance of the previous version).
-    pub title: String,
-    pub body: String,
+    pub(crate) title: String,
+    pub(crate) body: String,
     /// The other person's name for the text written at sending ('' when unknown).
-    pub with_name: String,
+    pub(crate) with_name: String,
 }
 
 /// Stores the notifications of one event (skipping those stored before), their mail, and the
@@ -146,7 +146,7 @@ pub struct NewReminder {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn apply_event(
+pub(crate) async fn apply_event(
     db: &Db,
     deliveries: &[Delivery],
     reminders: &ReminderChange,
@@ -187,7 +187,7 @@ pub async fn apply_event(
 
 /// # Errors
 /// On storage failure.
-pub async fn unread_count(db: &Db, user_id: &str) -> Result<i64, StoreError> {
+pub(crate) async fn unread_count(db: &Db, user_id: &str) -> Result<i64, StoreError> {
     let sql =
         "SELECT CAST(COUNT(*) AS BIGINT) FROM notifications WHERE user_id = $1 AND read_at IS NULL";
     Ok(with_db!(db, p => sqlx::query_scalar::<_, i64>(sql).bind(user_id).fetch_one(p).await?))
@@ -197,7 +197,7 @@ pub async fn unread_count(db: &Db, user_id: &str) -> Result<i64, StoreError> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn list(
+pub(crate) async fn list(
     db: &Db,
     user_id: &str,
     unread_only: bool,
@@ -219,7 +219,7 @@ pub async fn list(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn mark_read(
+pub(crate) async fn mark_read(
     db: &Db,
     user_id: &str,
     id: &str,
@@ -236,7 +236,7 @@ pub async fn mark_read(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn mark_unread(
+pub(crate) async fn mark_unread(
     db: &Db,
     user_id: &str,
     id: &str,
@@ -252,7 +252,7 @@ pub async fn mark_unread(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn mark_all_read(db: &Db, user_id: &str, now: i64) -> Result<u64, StoreError> {
+pub(crate) async fn mark_all_read(db: &Db, user_id: &str, now: i64) -> Result<u64, StoreError> {
     let sql = "UPDATE notifications SET read_at = $2 WHERE user_id = $1 AND read_at IS NULL";
     Ok(
         with_db!(db, p => sqlx::query(sql).bind(user_id).bind(now).execute(p).await?.rows_affected()),
@@ -263,7 +263,7 @@ pub async fn mark_all_read(db: &Db, user_id: &str, now: i64) -> Result<u64, Stor
 ///
 /// # Errors
 /// On storage failure.
-pub async fn delete(db: &Db, user_id: &str, id: &str) -> Result<bool, StoreError> {
+pub(crate) async fn delete(db: &Db, user_id: &str, id: &str) -> Result<bool, StoreError> {
     let sql = "DELETE FROM notifications WHERE id = $1 AND user_id = $2";
     let n = with_db!(db, p => sqlx::query(sql).bind(id).bind(user_id).execute(p).await?.rows_affected());
     Ok(n == 1)
@@ -273,28 +273,28 @@ pub async fn delete(db: &Db, user_id: &str, id: &str) -> Result<bool, StoreError
 ///
 /// # Errors
 /// On storage failure.
-pub async fn queue_mail(db: &Db, m: &NewMail) -> Result<(), StoreError> {
+pub(crate) async fn queue_mail(db: &Db, m: &NewMail) -> Result<(), StoreError> {
     with_db!(db, p => insert_mail!(p, m)?.rows_affected());
     Ok(())
 }
 
 /// A claimed mail, with its address resolved.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MailRow {
-    pub id: String,
-    pub kind: String,
+pub(crate) struct MailRow {
+    pub(crate) id: String,
+    pub(crate) kind: String,
     pub user_id: Option<String>,
-    pub address: Option<String>,
-    pub subject: String,
-    pub body: String,
-    pub attempts: i64,
+    pub(crate) address: Option<String>,
+    pub(crate) subject: String,
+    pub(crate) body: String,
+    pub(crate) attempts: i64,
 }
 
 /// Ids of mail due now that nobody holds.
 ///
 /// # Errors
 /// On storage failure.
-pub async fn due_mail(db: &Db, now: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn due_mail(db: &Db, now: i64, limit: i64) -> Result<Vec<String>, StoreError> {
     let sql = "SELECT id FROM mail_outbox WHERE next_attempt_at <= $1 AND lease_until <= $1
                  AND (expires_at IS NULL OR expires_at > $1) ORDER BY next_attempt_at, id LIMIT $2";
     Ok(
@@ -307,7 +307,7 @@ pub async fn due_mail(db: &Db, now: i64, limit: i64) -> Result<Vec<String>, Stor
 ///
 /// # Errors
 /// On storage failure.
-pub async fn claim_mail(
+pub(crate) async fn claim_mail(
     db: &Db,
     id: &str,
     owner: &str,
@@ -332,7 +332,7 @@ pub async fn claim_mail(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn remove_mail(db: &Db, id: &str) -> Result<(), StoreError> {
+pub(crate) async fn remove_mail(db: &Db, id: &str) -> Result<(), StoreError> {
     with_db!(db, p => sqlx::query("DELETE FROM mail_outbox WHERE id = $1").bind(id).execute(p).await?.rows_affected());
     Ok(())
 }
@@ -341,7 +341,7 @@ pub async fn remove_mail(db: &Db, id: &str) -> Result<(), StoreError> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn retry_mail(
+pub(crate) async fn retry_mail(
     db: &Db,
     id: &str,
     owner: &str,
@@ -357,7 +357,7 @@ pub async fn retry_mail(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn purge_expired_mail(db: &Db, now: i64) -> Result<u64, StoreError> {
+pub(crate) async fn purge_expired_mail(db: &Db, now: i64) -> Result<u64, StoreError> {
     let sql = "DELETE FROM mail_outbox WHERE expires_at IS NOT NULL AND expires_at <= $1";
     Ok(with_db!(db, p => sqlx::query(sql).bind(now).execute(p).await?.rows_affected()))
 }
@@ -373,25 +373,29 @@ pub async fn mail_backlog(db: &Db) -> Result<i64, StoreError> {
 
 /// A reminder that is due.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ReminderRow {
-    pub id: String,
-    pub appointment_id: String,
+pub(crate) struct ReminderRow {
+    pub(crate) id: String,
+    pub(crate) appointment_id: String,
     pub user_id: String,
-    pub offset_ms: i64,
-    pub starts_at: String,
-    pub title: String,
-    pub body: String,
+    pub(crate) offset_ms: i64,
+    pub(crate) starts_at: String,
+    pub(crate) title: String,
+    pub(crate) body: String,
     /// `None` on a reminder planned before texts were written at sending: send `body` as it is.
-    pub with_name: Option<String>,
+    pub(crate) with_name: Option<String>,
     /// The recipient's zone, if the directory knows them.
-    pub time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
 }
 
 /// Unsent reminders due now.
 ///
 /// # Errors
 /// On storage failure.
-pub async fn due_reminders(db: &Db, now: i64, limit: i64) -> Result<Vec<ReminderRow>, StoreError> {
+pub(crate) async fn due_reminders(
+    db: &Db,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<ReminderRow>, StoreError> {
     let sql = "SELECT r.id, r.appointment_id, r.user_id, r.offset_ms, r.starts_at, r.title, r.body, r.with_name,
                       u.time_zone
                FROM reminders r LEFT JOIN users u ON u.id = r.user_id
@@ -406,7 +410,7 @@ pub async fn due_reminders(db: &Db, now: i64, limit: i64) -> Result<Vec<Reminder
 ///
 /// # Errors
 /// On storage failure.
-pub async fn send_reminder(
+pub(crate) async fn send_reminder(
     db: &Db,
     reminder_id: &str,
     now: i64,

@@ -13,10 +13,10 @@ use carehub_runtime::{Db, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// The consumer's durable name, shared by every patient service instance.
-pub const DURABLE: &str = "patient-service";
+pub(crate) const DURABLE: &str = "patient-service";
 
 /// Consumes account events until `stop` is cancelled, reattaching after any failure.
-pub async fn run(db: Db, js: jetstream::Context, stop: CancellationToken) {
+pub(crate) async fn run(db: Db, js: jetstream::Context, stop: CancellationToken) {
     let durable = Durable::new(crate::SPEC.name, streams::USERS.name, DURABLE).filter(&format!(
         "{}.>",
         carehub_nats::auth::subject::USER_EVENT_PREFIX

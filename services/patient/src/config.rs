@@ -6,10 +6,10 @@ use carehub_runtime::{CommonConfig, ConfigError, Env};
 #[derive(Debug, Clone)]
 pub struct PatientConfig {
     /// How many days after a completed appointment its doctor may still read the record.
-    pub record_access_days: u32,
-    pub max_in_flight: usize,
+    pub(crate) record_access_days: u32,
+    pub(crate) max_in_flight: usize,
     /// Copies of each JetStream stream (1 on one server, 3 in a cluster).
-    pub stream_replicas: usize,
+    pub(crate) stream_replicas: usize,
 }
 
 impl PatientConfig {

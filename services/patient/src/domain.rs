@@ -12,20 +12,20 @@ use carehub_nats::patient::{
 use chrono::{Datelike as _, NaiveDate};
 
 /// Longest medical-record notes, in characters.
-pub const MAX_NOTES: usize = 5000;
+pub(crate) const MAX_NOTES: usize = 5000;
 /// Most entries in each list of a record.
-pub const MAX_ENTRIES: usize = 100;
+pub(crate) const MAX_ENTRIES: usize = 100;
 
 /// A profile whose every field passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile(ProfileFields);
+pub(crate) struct Profile(ProfileFields);
 
 impl Profile {
     /// Validates and normalizes (trims) a profile; `today` bounds the date of birth.
     ///
     /// # Errors
     /// `validation_failed` naming the first invalid field.
-    pub fn parse(f: ProfileFields, today: NaiveDate) -> Result<Self, WireError> {
+    pub(crate) fn parse(f: ProfileFields, today: NaiveDate) -> Result<Self, WireError> {
         let date_of_birth = match f.date_of_birth.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(s) => {
@@ -80,21 +80,21 @@ impl Profile {
         }))
     }
 
-    pub fn fields(&self) -> &ProfileFields {
+    pub(crate) fn fields(&self) -> &ProfileFields {
         &self.0
     }
 }
 
 /// A medical record whose every field passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record(RecordFields);
+pub(crate) struct Record(RecordFields);
 
 impl Record {
     /// Validates and normalizes (trims) a record; `today` bounds the conditions' `since`.
     ///
     /// # Errors
     /// `validation_failed` naming the first invalid field.
-    pub fn parse(f: &RecordFields, today: NaiveDate) -> Result<Self, WireError> {
+    pub(crate) fn parse(f: &RecordFields, today: NaiveDate) -> Result<Self, WireError> {
         for (name, len) in [
             ("allergies", f.allergies.len()),
             ("conditions", f.conditions.len()),
@@ -170,7 +170,7 @@ impl Record {
         }))
     }
 
-    pub fn fields(&self) -> &RecordFields {
+    pub(crate) fn fields(&self) -> &RecordFields {
         &self.0
     }
 }
@@ -228,7 +228,7 @@ fn phone(field: &str, s: &str) -> Result<String, WireError> {
 ///
 /// # Errors
 /// `validation_failed` naming `field` when the text is not a real date in that form.
-pub fn parse_date(field: &str, s: &str) -> Result<NaiveDate, WireError> {
+pub(crate) fn parse_date(field: &str, s: &str) -> Result<NaiveDate, WireError> {
     let bad = || WireError::validation(format!("{field}: expected a date as YYYY-MM-DD"));
     let b = s.as_bytes();
     let shape = b.len() == 10
@@ -248,7 +248,7 @@ pub fn parse_date(field: &str, s: &str) -> Result<NaiveDate, WireError> {
 }
 
 /// Today's date in UTC.
-pub fn today() -> NaiveDate {
+pub(crate) fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
@@ -257,7 +257,11 @@ const DAY_MS: i64 = 86_400_000;
 /// Why a doctor may read a patient's record right now, or `None` when they may not: an offer
 /// to them is open, an appointment between them is confirmed, or one was completed no more
 /// than `window_days` days before `now_ms`.
-pub fn doctor_access(r: &CareRelationReply, now_ms: i64, window_days: u32) -> Option<&'static str> {
+pub(crate) fn doctor_access(
+    r: &CareRelationReply,
+    now_ms: i64,
+    window_days: u32,
+) -> Option<&'static str> {
     if r.confirmed {
         return Some("confirmed_appointment");
     }

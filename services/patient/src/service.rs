@@ -31,11 +31,11 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 /// The audit action of a read of someone else's medical record.
-pub const RECORD_READ: &str = "medical_record.read";
+pub(crate) const RECORD_READ: &str = "medical_record.read";
 
 /// The patient service's shared state. Cheap to clone.
 #[derive(Clone)]
-pub struct PatientService {
+pub(crate) struct PatientService {
     inner: Arc<Inner>,
 }
 
@@ -206,7 +206,7 @@ impl PatientService {
     ///
     /// # Errors
     /// `unauthorized` without a principal, `forbidden` for anyone but an active patient.
-    pub async fn get_profile(
+    pub(crate) async fn get_profile(
         &self,
         ctx: &CallContext,
         _: GetMyProfile,
@@ -220,7 +220,7 @@ impl PatientService {
     /// # Errors
     /// `validation_failed` for bad input, `precondition_failed` for a stale version (nothing changes),
     /// `forbidden` for anyone but an active patient.
-    pub async fn update_profile(
+    pub(crate) async fn update_profile(
         &self,
         ctx: &CallContext,
         r: UpdateMyProfile,
@@ -245,7 +245,7 @@ impl PatientService {
     ///
     /// # Errors
     /// `unauthorized` without a principal, `forbidden` for anyone but an active patient.
-    pub async fn get_record(
+    pub(crate) async fn get_record(
         &self,
         ctx: &CallContext,
         _: GetMyRecord,
@@ -259,7 +259,7 @@ impl PatientService {
     /// # Errors
     /// `validation_failed` for bad input, `precondition_failed` for a stale version (nothing changes),
     /// `forbidden` for anyone but an active patient.
-    pub async fn update_record(
+    pub(crate) async fn update_record(
         &self,
         ctx: &CallContext,
         r: UpdateMyRecord,
@@ -319,7 +319,7 @@ impl PatientService {
     /// # Errors
     /// `not_found` for an unknown patient or a caller without access, `service_unavailable` or
     /// `timeout` when a doctor's relation cannot be checked.
-    pub async fn read_record(
+    pub(crate) async fn read_record(
         &self,
         ctx: &CallContext,
         r: ReadRecord,

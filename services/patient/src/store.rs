@@ -9,22 +9,22 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 
 /// A row of `patients`, with the account's display name when known.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PatientRow {
-    pub id: String,
-    pub display_name: Option<String>,
-    pub profile_version: i64,
-    pub profile_updated_at: i64,
-    pub date_of_birth: Option<String>,
-    pub phone: Option<String>,
-    pub address: Option<String>,
-    pub emergency_contact: Option<String>,
-    pub record_version: i64,
-    pub record_updated_at: i64,
-    pub allergies: String,
-    pub conditions: String,
-    pub medications: String,
-    pub blood_type: String,
-    pub notes: String,
+pub(crate) struct PatientRow {
+    pub(crate) id: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) profile_version: i64,
+    pub(crate) profile_updated_at: i64,
+    pub(crate) date_of_birth: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) address: Option<String>,
+    pub(crate) emergency_contact: Option<String>,
+    pub(crate) record_version: i64,
+    pub(crate) record_updated_at: i64,
+    pub(crate) allergies: String,
+    pub(crate) conditions: String,
+    pub(crate) medications: String,
+    pub(crate) blood_type: String,
+    pub(crate) notes: String,
 }
 
 const SELECT_PATIENT: &str = "SELECT p.id, a.display_name, p.profile_version, p.profile_updated_at,
@@ -41,14 +41,14 @@ const INSERT_PATIENT: &str =
 ///
 /// # Errors
 /// On storage failure.
-pub async fn ensure_patient(db: &Db, id: &str, now: i64) -> Result<(), StoreError> {
+pub(crate) async fn ensure_patient(db: &Db, id: &str, now: i64) -> Result<(), StoreError> {
     with_db!(db, p => sqlx::query(INSERT_PATIENT).bind(id).bind(now).execute(p).await?.rows_affected());
     Ok(())
 }
 
 /// # Errors
 /// On storage failure.
-pub async fn patient(db: &Db, id: &str) -> Result<Option<PatientRow>, StoreError> {
+pub(crate) async fn patient(db: &Db, id: &str) -> Result<Option<PatientRow>, StoreError> {
     Ok(
         with_db!(db, p => sqlx::query_as::<_, PatientRow>(SELECT_PATIENT).bind(id).fetch_optional(p).await?),
     )
@@ -56,26 +56,26 @@ pub async fn patient(db: &Db, id: &str) -> Result<Option<PatientRow>, StoreError
 
 /// Profile columns as stored (JSON text for the nested objects).
 #[derive(Debug)]
-pub struct ProfileCols {
-    pub date_of_birth: Option<String>,
-    pub phone: Option<String>,
-    pub address: Option<String>,
-    pub emergency_contact: Option<String>,
+pub(crate) struct ProfileCols {
+    pub(crate) date_of_birth: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) address: Option<String>,
+    pub(crate) emergency_contact: Option<String>,
 }
 
 /// Record columns as stored (JSON text for the lists).
 #[derive(Debug)]
-pub struct RecordCols {
-    pub allergies: String,
-    pub conditions: String,
-    pub medications: String,
-    pub blood_type: &'static str,
-    pub notes: String,
+pub(crate) struct RecordCols {
+    pub(crate) allergies: String,
+    pub(crate) conditions: String,
+    pub(crate) medications: String,
+    pub(crate) blood_type: &'static str,
+    pub(crate) notes: String,
 }
 
 /// What a versioned update came to.
 #[derive(Debug)]
-pub enum Update {
+pub(crate) enum Update {
     /// Applied; the row after the change.
     Done(PatientRow),
     /// The stored version differs from the expected one; nothing changed. The current row.
@@ -84,7 +84,7 @@ pub enum Update {
 
 /// The part of a patient's row an update replaces, each with its own version.
 #[derive(Debug, Clone, Copy)]
-pub enum Part<'a> {
+pub(crate) enum Part<'a> {
     Profile(&'a ProfileCols),
     Record(&'a RecordCols),
 }
@@ -94,7 +94,7 @@ pub enum Part<'a> {
 ///
 /// # Errors
 /// `NotFound` when the patient has no row; otherwise on storage failure.
-pub async fn update(
+pub(crate) async fn update(
     db: &Db,
     id: &str,
     expected: Option<i64>,
@@ -126,14 +126,14 @@ pub async fn update(
 
 /// One audit entry as stored.
 #[derive(Debug)]
-pub struct AuditRow<'a> {
-    pub id: &'a str,
-    pub at: i64,
-    pub actor_id: &'a str,
-    pub actor_role: &'a str,
-    pub subject_id: &'a str,
-    pub action: &'a str,
-    pub reason: &'a str,
+pub(crate) struct AuditRow<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) at: i64,
+    pub(crate) actor_id: &'a str,
+    pub(crate) actor_role: &'a str,
+    pub(crate) subject_id: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) reason: &'a str,
 }
 
 /// Reads a patient's row for someone else and, when it exists, records the read in
@@ -142,7 +142,7 @@ pub struct AuditRow<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn read_audited(
+pub(crate) async fn read_audited(
     db: &Db,
     audit: &AuditRow<'_>,
     event: &Pending,
@@ -167,7 +167,7 @@ pub async fn read_audited(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn patient_exists(db: &Db, id: &str) -> Result<bool, StoreError> {
+pub(crate) async fn patient_exists(db: &Db, id: &str) -> Result<bool, StoreError> {
     let sql = "SELECT CAST(COUNT(*) AS BIGINT) FROM patients WHERE id = $1";
     let n = with_db!(db, p => sqlx::query_scalar::<_, i64>(sql).bind(id).fetch_one(p).await?);
     Ok(n > 0)
@@ -175,12 +175,12 @@ pub async fn patient_exists(db: &Db, id: &str) -> Result<bool, StoreError> {
 
 /// An account as an event announced it.
 #[derive(Debug)]
-pub struct AccountFacts<'a> {
-    pub id: &'a str,
-    pub role: &'a str,
-    pub status: &'a str,
-    pub display_name: &'a str,
-    pub event_at: i64,
+pub(crate) struct AccountFacts<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) role: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) display_name: &'a str,
+    pub(crate) event_at: i64,
 }
 
 /// Applies an account event: keeps the newest facts (an older event arriving late changes
@@ -188,7 +188,7 @@ pub struct AccountFacts<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn apply_account(db: &Db, a: &AccountFacts<'_>) -> Result<(), StoreError> {
+pub(crate) async fn apply_account(db: &Db, a: &AccountFacts<'_>) -> Result<(), StoreError> {
     let upsert = "INSERT INTO accounts (id, role, status, display_name, event_at) VALUES ($1, $2, $3, $4, $5)
                   ON CONFLICT (id) DO UPDATE SET role = $2, status = $3, display_name = $4, event_at = $5
                   WHERE accounts.event_at <= $5";
@@ -201,15 +201,4 @@ pub async fn apply_account(db: &Db, a: &AccountFacts<'_>) -> Result<(), StoreErr
         }
         Ok::<(), StoreError>(())
     })
-}
-
-/// The audit entries about one patient, oldest first (for tests and support).
-///
-/// # Errors
-/// On storage failure.
-pub async fn audit_actions(db: &Db, subject_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-    let sql = "SELECT actor_id, action FROM audit_log WHERE subject_id = $1 ORDER BY id";
-    Ok(
-        with_db!(db, p => sqlx::query_as::<_, (String, String)>(sql).bind(subject_id).fetch_all(p).await?),
-    )
 }

@@ -17,7 +17,7 @@ use carehub_runtime::db::now_ms;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::time::Duration;
 
-pub enum DoctorMsg {
+pub(crate) enum DoctorMsg {
     Track {
         appointment_id: String,
         deadline: i64,
@@ -29,9 +29,9 @@ impl Kind for DoctorMsg {
     const KIND: &'static str = "doctor";
 }
 
-pub struct DoctorActor;
+pub(crate) struct DoctorActor;
 
-pub struct DoctorState {
+pub(crate) struct DoctorState {
     core: Core,
     doctor_id: String,
     router: ActorRef<Envelope<RouterMsg>>,

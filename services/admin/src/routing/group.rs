@@ -18,15 +18,15 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 /// The doctors a pick chose.
 #[derive(Debug, Clone, Default)]
-pub struct Pick {
-    pub doctors: Vec<String>,
+pub(crate) struct Pick {
+    pub(crate) doctors: Vec<String>,
     /// Offer deadline in milliseconds.
-    pub deadline_ms: i64,
+    pub(crate) deadline_ms: i64,
     /// Round robin: the cursor to store together with the offers.
-    pub rr_cursor: Option<i64>,
+    pub(crate) rr_cursor: Option<i64>,
 }
 
-pub enum GroupMsg {
+pub(crate) enum GroupMsg {
     Pick {
         appointment: Box<AppointmentRow>,
         tried: Vec<String>,
@@ -39,9 +39,9 @@ impl Kind for GroupMsg {
     const KIND: &'static str = "group";
 }
 
-pub struct GroupActor;
+pub(crate) struct GroupActor;
 
-pub struct GroupState {
+pub(crate) struct GroupState {
     core: Core,
     group_id: String,
     group: Option<(GroupRow, Vec<String>)>,

@@ -8,19 +8,19 @@
 use carehub_runtime::metrics::Held;
 
 /// An actor kind: the `actor` label of its mailbox gauge.
-pub trait Kind {
+pub(crate) trait Kind {
     const KIND: &'static str;
 }
 
 /// A message on its way to (or being handled by) an actor of kind `M::KIND`.
-pub struct Envelope<M> {
-    pub msg: M,
+pub(crate) struct Envelope<M> {
+    pub(crate) msg: M,
     queued: Held,
 }
 
 impl<M> Envelope<M> {
     /// The message, and the guard that keeps it counted until dropped.
-    pub fn open(self) -> (M, Held) {
+    pub(crate) fn open(self) -> (M, Held) {
         (self.msg, self.queued)
     }
 }

@@ -27,7 +27,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub enum RouterMsg {
+pub(crate) enum RouterMsg {
     Route(String),
     Sweep,
     GroupChanged(String),
@@ -70,9 +70,9 @@ async fn adopt(
     Ok(())
 }
 
-pub struct Router;
+pub(crate) struct Router;
 
-pub struct RouterState {
+pub(crate) struct RouterState {
     core: Core,
     groups: HashMap<String, ActorRef<Envelope<GroupMsg>>>,
     doctors: HashMap<String, ActorRef<Envelope<DoctorMsg>>>,

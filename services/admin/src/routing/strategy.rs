@@ -14,14 +14,14 @@ use carehub_nats::appointment::Strategy;
 
 /// One member as a pick sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: String,
+pub(crate) struct Member {
+    pub(crate) id: String,
     /// Already offered this request once (declined or timed out): never offered again.
-    pub tried: bool,
+    pub(crate) tried: bool,
     /// Approved, with a free slot in the requested window.
-    pub available: bool,
+    pub(crate) available: bool,
     /// Open offers plus confirmed appointments in the window (read only for least loaded).
-    pub load: i64,
+    pub(crate) load: i64,
 }
 
 impl Member {
@@ -32,16 +32,16 @@ impl Member {
 
 /// What a pick decides from.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// In the group's order.
-    pub members: Vec<Member>,
+    pub(crate) members: Vec<Member>,
     /// Round robin: the stored cursor (any integer; taken modulo the member count).
-    pub cursor: i64,
+    pub(crate) cursor: i64,
 }
 
 impl Snapshot {
     /// Whether any member can take the request.
-    pub fn has_candidate(&self) -> bool {
+    pub(crate) fn has_candidate(&self) -> bool {
         self.members.iter().any(Member::candidate)
     }
 
@@ -55,15 +55,15 @@ impl Snapshot {
 
 /// Whom a strategy chose.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Choice {
+pub(crate) struct Choice {
     /// Empty when nobody can take the request.
-    pub doctors: Vec<String>,
+    pub(crate) doctors: Vec<String>,
     /// Round robin: the cursor to store together with the offers.
-    pub next_cursor: Option<i64>,
+    pub(crate) next_cursor: Option<i64>,
 }
 
 /// Applies `strategy` to `s`.
-pub fn pick(strategy: Strategy, s: &Snapshot) -> Choice {
+pub(crate) fn pick(strategy: Strategy, s: &Snapshot) -> Choice {
     match strategy {
         Strategy::RoundRobin => round_robin(s),
         Strategy::LeastLoaded => least_loaded(s),
@@ -72,7 +72,7 @@ pub fn pick(strategy: Strategy, s: &Snapshot) -> Choice {
 }
 
 /// The first candidate at or after the cursor (wrapping); the cursor moves past it.
-pub fn round_robin(s: &Snapshot) -> Choice {
+pub(crate) fn round_robin(s: &Snapshot) -> Choice {
     let n = i64::try_from(s.members.len()).unwrap_or(1).max(1);
     let cursor = s.cursor.rem_euclid(n);
     let pos = |i: usize| i64::try_from(i).unwrap_or(0);
@@ -86,7 +86,7 @@ pub fn round_robin(s: &Snapshot) -> Choice {
 }
 
 /// The candidate with the smallest load; ties go to the one listed first.
-pub fn least_loaded(s: &Snapshot) -> Choice {
+pub(crate) fn least_loaded(s: &Snapshot) -> Choice {
     s.candidates()
         .min_by_key(|(i, m)| (m.load, *i))
         .map(|(_, m)| Choice {
@@ -97,7 +97,7 @@ pub fn least_loaded(s: &Snapshot) -> Choice {
 }
 
 /// Every candidate, in member order.
-pub fn broadcast(s: &Snapshot) -> Choice {
+pub(crate) fn broadcast(s: &Snapshot) -> Choice {
     Choice {
         doctors: s.candidates().map(|(_, m)| m.id.clone()).collect(),
         next_cursor: None,

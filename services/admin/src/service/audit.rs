@@ -56,7 +56,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `forbidden`, `validation_failed` for a bad limit.
-    pub async fn list_audit(
+    pub(crate) async fn list_audit(
         &self,
         ctx: &CallContext,
         r: ListAudit,

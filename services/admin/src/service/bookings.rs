@@ -14,7 +14,7 @@ impl AdminService {
     /// # Errors
     /// `validation_failed` for an unknown doctor or a time that is not a free slot start,
     /// `conflict` when someone else took the slot first.
-    pub async fn book_slot(
+    pub(crate) async fn book_slot(
         &self,
         ctx: &CallContext,
         r: BookSlot,

@@ -27,7 +27,11 @@ impl AdminService {
     /// # Errors
     /// `forbidden`, `validation_failed`, `conflict` for a stale version or a specialty another
     /// group already routes.
-    pub async fn save_group(&self, ctx: &CallContext, r: SaveGroup) -> Result<Group, WireError> {
+    pub(crate) async fn save_group(
+        &self,
+        ctx: &CallContext,
+        r: SaveGroup,
+    ) -> Result<Group, WireError> {
         let admin = active(ctx, Role::Admin)?;
         let name = text("name", &r.name, 100)?;
         let specialty = r
@@ -108,7 +112,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `unauthorized` without a principal.
-    pub async fn list_groups(
+    pub(crate) async fn list_groups(
         &self,
         ctx: &CallContext,
         _r: ListGroups,

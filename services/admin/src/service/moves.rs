@@ -17,7 +17,7 @@ impl AdminService {
     /// # Errors
     /// `not_found`, `validation_failed` for a bad window, `conflict` when the appointment is
     /// not confirmed, already started, or a move is pending.
-    pub async fn request_reschedule(
+    pub(crate) async fn request_reschedule(
         &self,
         ctx: &CallContext,
         r: RequestReschedule,
@@ -62,7 +62,7 @@ impl AdminService {
     /// # Errors
     /// `not_found`, `validation_failed` for a time outside working hours, `conflict` when not
     /// confirmed or a move is pending.
-    pub async fn propose_time(
+    pub(crate) async fn propose_time(
         &self,
         ctx: &CallContext,
         r: ProposeTime,
@@ -104,7 +104,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `not_found`, `conflict` without a pending proposal or when the new time is taken.
-    pub async fn answer_proposal(
+    pub(crate) async fn answer_proposal(
         &self,
         ctx: &CallContext,
         r: AnswerProposal,

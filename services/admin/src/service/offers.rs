@@ -28,7 +28,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `forbidden` for non-doctors.
-    pub async fn list_my_offers(
+    pub(crate) async fn list_my_offers(
         &self,
         ctx: &CallContext,
         _r: ListMyOffers,
@@ -55,7 +55,7 @@ impl AdminService {
     /// # Errors
     /// `not_found` without an offer, `validation_failed` for a bad time, `conflict` when the
     /// offer closed meanwhile (another doctor won, it timed out) or the time overlaps.
-    pub async fn accept_offer(
+    pub(crate) async fn accept_offer(
         &self,
         ctx: &CallContext,
         r: AcceptOffer,
@@ -143,7 +143,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `not_found` without a pending offer, `validation_failed` without a reason.
-    pub async fn decline_offer(
+    pub(crate) async fn decline_offer(
         &self,
         ctx: &CallContext,
         r: DeclineOffer,

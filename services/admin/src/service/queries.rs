@@ -16,7 +16,7 @@ impl AdminService {
     ///
     /// # Errors
     /// On storage failure.
-    pub async fn care_relation(
+    pub(crate) async fn care_relation(
         &self,
         _ctx: &CallContext,
         r: CareRelation,
@@ -44,7 +44,11 @@ impl AdminService {
     ///
     /// # Errors
     /// `validation_failed` for a reversed range; storage failures.
-    pub async fn taken(&self, _ctx: &CallContext, r: TakenTimes) -> Result<TakenList, WireError> {
+    pub(crate) async fn taken(
+        &self,
+        _ctx: &CallContext,
+        r: TakenTimes,
+    ) -> Result<TakenList, WireError> {
         if r.to_ms <= r.from_ms {
             return Err(WireError::validation("to: must be after from"));
         }
@@ -63,7 +67,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `validation_failed` for a bad period.
-    pub async fn confirmed_overlapping(
+    pub(crate) async fn confirmed_overlapping(
         &self,
         _ctx: &CallContext,
         r: ConfirmedOverlapping,
@@ -80,7 +84,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `validation_failed` for a bad period or reason.
-    pub async fn cancel_overlapping(
+    pub(crate) async fn cancel_overlapping(
         &self,
         _ctx: &CallContext,
         r: CancelOverlapping,
@@ -131,7 +135,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `validation_failed` for bad times, `not_found` for an unknown appointment.
-    pub async fn record_call(
+    pub(crate) async fn record_call(
         &self,
         _ctx: &CallContext,
         r: carehub_nats::hub::RecordCall,

@@ -54,7 +54,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `forbidden` for non-patients, `validation_failed` for a bad window, reason or target.
-    pub async fn request_appointment(
+    pub(crate) async fn request_appointment(
         &self,
         ctx: &CallContext,
         r: RequestAppointment,
@@ -118,7 +118,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `validation_failed` for a bad limit.
-    pub async fn list_appointments(
+    pub(crate) async fn list_appointments(
         &self,
         ctx: &CallContext,
         r: ListAppointments,
@@ -144,7 +144,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `not_found` unless the caller is its patient, a doctor it concerns, or an admin.
-    pub async fn get_appointment(
+    pub(crate) async fn get_appointment(
         &self,
         ctx: &CallContext,
         r: GetAppointment,
@@ -237,7 +237,7 @@ impl AdminService {
     /// # Errors
     /// `not_found`, `validation_failed` without a reason, `conflict` when it can no longer be
     /// cancelled.
-    pub async fn cancel(
+    pub(crate) async fn cancel(
         &self,
         ctx: &CallContext,
         r: CancelAppointment,
@@ -276,7 +276,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `not_found`, `conflict` before the start or when not confirmed.
-    pub async fn complete(
+    pub(crate) async fn complete(
         &self,
         ctx: &CallContext,
         r: CompleteAppointment,
@@ -306,7 +306,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `not_found`, `conflict` before the start or when not confirmed.
-    pub async fn no_show(
+    pub(crate) async fn no_show(
         &self,
         ctx: &CallContext,
         r: MarkNoShow,
@@ -335,7 +335,7 @@ impl AdminService {
     ///
     /// # Errors
     /// `forbidden`, `not_found`, `conflict` when it is no longer open.
-    pub async fn admin_decline(
+    pub(crate) async fn admin_decline(
         &self,
         ctx: &CallContext,
         r: AdminDecline,
@@ -366,7 +366,7 @@ impl AdminService {
     /// # Errors
     /// `forbidden`, `not_found`, `validation_failed` for an unknown target, `conflict` when it
     /// is no longer open.
-    pub async fn admin_reroute(
+    pub(crate) async fn admin_reroute(
         &self,
         ctx: &CallContext,
         r: AdminReroute,

@@ -21,7 +21,7 @@ type AuditCols = (
 ///
 /// # Errors
 /// On storage failure.
-pub async fn insert_audit(db: &Db, a: &AuditEntry) -> Result<(), StoreError> {
+pub(crate) async fn insert_audit(db: &Db, a: &AuditEntry) -> Result<(), StoreError> {
     let q = "INSERT INTO audit_log (event_id, at, service, actor_id, actor_role, subject_id, action, reason)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING";
     with_db!(db, p => sqlx::query(q).bind(&a.event_id).bind(a.at).bind(&a.service).bind(&a.actor_id).bind(&a.actor_role)
@@ -33,7 +33,7 @@ pub async fn insert_audit(db: &Db, a: &AuditEntry) -> Result<(), StoreError> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn list_audit(
+pub(crate) async fn list_audit(
     db: &Db,
     subject_id: Option<&str>,
     actor_id: Option<&str>,

@@ -8,7 +8,7 @@ use carehub_runtime::with_db;
 ///
 /// # Errors
 /// On storage failure.
-pub async fn upsert_doctor(db: &Db, d: &DoctorRow) -> Result<(), StoreError> {
+pub(crate) async fn upsert_doctor(db: &Db, d: &DoctorRow) -> Result<(), StoreError> {
     let q = "INSERT INTO doctors (doctor_id, display_name, specialties, approved, auto_accept, availability, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (doctor_id) DO UPDATE SET display_name = excluded.display_name, specialties = excluded.specialties,
@@ -22,7 +22,7 @@ pub async fn upsert_doctor(db: &Db, d: &DoctorRow) -> Result<(), StoreError> {
 
 /// # Errors
 /// On storage failure.
-pub async fn doctor(db: &Db, id: &str) -> Result<Option<DoctorRow>, StoreError> {
+pub(crate) async fn doctor(db: &Db, id: &str) -> Result<Option<DoctorRow>, StoreError> {
     let q = "SELECT doctor_id, display_name, specialties, approved, auto_accept, availability, version FROM doctors WHERE doctor_id = $1";
     Ok(with_db!(db, p => sqlx::query_as(q).bind(id).fetch_optional(p).await?))
 }
@@ -31,7 +31,10 @@ pub async fn doctor(db: &Db, id: &str) -> Result<Option<DoctorRow>, StoreError> 
 ///
 /// # Errors
 /// On storage failure.
-pub async fn doctors_of_specialty(db: &Db, specialty: &str) -> Result<Vec<DoctorRow>, StoreError> {
+pub(crate) async fn doctors_of_specialty(
+    db: &Db,
+    specialty: &str,
+) -> Result<Vec<DoctorRow>, StoreError> {
     let q = "SELECT doctor_id, display_name, specialties, approved, auto_accept, availability, version FROM doctors
              WHERE approved = TRUE AND specialties LIKE $1 ORDER BY doctor_id";
     let pattern = format!("%,{specialty},%");

@@ -11,7 +11,10 @@ const GROUP_COLS: &str = "id, name, specialty, strategy, accept_deadline_secs, r
 ///
 /// # Errors
 /// On storage failure.
-pub async fn group(db: &Db, id: &str) -> Result<Option<(GroupRow, Vec<String>)>, StoreError> {
+pub(crate) async fn group(
+    db: &Db,
+    id: &str,
+) -> Result<Option<(GroupRow, Vec<String>)>, StoreError> {
     let q = sql(format!(
         "SELECT {GROUP_COLS} FROM doctor_groups WHERE id = $1"
     ));
@@ -31,7 +34,10 @@ async fn members(db: &Db, group_id: &str) -> Result<Vec<String>, StoreError> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn group_of_specialty(db: &Db, specialty: &str) -> Result<Option<String>, StoreError> {
+pub(crate) async fn group_of_specialty(
+    db: &Db,
+    specialty: &str,
+) -> Result<Option<String>, StoreError> {
     let q = "SELECT id FROM doctor_groups WHERE specialty = $1";
     Ok(with_db!(db, p => sqlx::query_scalar(q).bind(specialty).fetch_optional(p).await?))
 }
@@ -40,7 +46,7 @@ pub async fn group_of_specialty(db: &Db, specialty: &str) -> Result<Option<Strin
 ///
 /// # Errors
 /// On storage failure.
-pub async fn groups(db: &Db) -> Result<Vec<(GroupRow, Vec<String>)>, StoreError> {
+pub(crate) async fn groups(db: &Db) -> Result<Vec<(GroupRow, Vec<String>)>, StoreError> {
     let q = sql(format!(
         "SELECT {GROUP_COLS} FROM doctor_groups ORDER BY name, id"
     ));
@@ -55,22 +61,26 @@ pub async fn groups(db: &Db) -> Result<Vec<(GroupRow, Vec<String>)>, StoreError>
 
 /// A group as saved.
 #[derive(Debug)]
-pub struct SaveGroupRow<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
-    pub specialty: Option<&'a str>,
-    pub strategy: Strategy,
-    pub accept_deadline_secs: i64,
-    pub members: &'a [String],
+pub(crate) struct SaveGroupRow<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) specialty: Option<&'a str>,
+    pub(crate) strategy: Strategy,
+    pub(crate) accept_deadline_secs: i64,
+    pub(crate) members: &'a [String],
     /// `None` inserts; `Some(v)` replaces only if the stored version is `v`.
-    pub expected_version: Option<i64>,
+    pub(crate) expected_version: Option<i64>,
 }
 
 /// Creates or replaces a group and its members. `false` when the expected version was stale.
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when another group already routes the specialty.
-pub async fn save_group(db: &Db, g: &SaveGroupRow<'_>, now: i64) -> Result<bool, StoreError> {
+pub(crate) async fn save_group(
+    db: &Db,
+    g: &SaveGroupRow<'_>,
+    now: i64,
+) -> Result<bool, StoreError> {
     write_tx!(db, tx => {
         let n = match g.expected_version {
             None => sqlx::query("INSERT INTO doctor_groups (id, name, specialty, strategy, accept_deadline_secs, rr_cursor, version, created_at) VALUES ($1, $2, $3, $4, $5, 0, 1, $6)")

@@ -7,7 +7,7 @@ use carehub_runtime::{with_db, write_tx};
 ///
 /// # Errors
 /// On storage failure.
-pub async fn renew_lease(db: &Db, id: &str, until: i64, now: i64) -> Result<(), StoreError> {
+pub(crate) async fn renew_lease(db: &Db, id: &str, until: i64, now: i64) -> Result<(), StoreError> {
     let q = "INSERT INTO admin_instances (id, lease_until, started_at) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until";
     with_db!(db, p => sqlx::query(q).bind(id).bind(until).bind(now).execute(p).await?.rows_affected());
@@ -18,7 +18,7 @@ pub async fn renew_lease(db: &Db, id: &str, until: i64, now: i64) -> Result<(), 
 ///
 /// # Errors
 /// On storage failure.
-pub async fn release_lease(db: &Db, id: &str) -> Result<(), StoreError> {
+pub(crate) async fn release_lease(db: &Db, id: &str) -> Result<(), StoreError> {
     with_db!(db, p => sqlx::query("UPDATE admin_instances SET lease_until = 0 WHERE id = $1").bind(id).execute(p).await?.rows_affected());
     Ok(())
 }
@@ -28,7 +28,7 @@ pub async fn release_lease(db: &Db, id: &str) -> Result<(), StoreError> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn adopt_orphans(db: &Db, me: &str, now: i64) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn adopt_orphans(db: &Db, me: &str, now: i64) -> Result<Vec<String>, StoreError> {
     write_tx!(db, tx => {
         let dead: Vec<String> = sqlx::query_scalar("SELECT id FROM admin_instances WHERE lease_until < $1 AND id <> $2")
             .bind(now).bind(me).fetch_all(&mut *tx).await?;

@@ -7,15 +7,15 @@ use carehub_runtime::{enqueue, write_tx};
 
 /// A patient's request to move a confirmed appointment into a new window.
 #[derive(Debug, Clone, Copy)]
-pub struct MoveRequest<'a> {
-    pub id: &'a str,
+pub(crate) struct MoveRequest<'a> {
+    pub(crate) id: &'a str,
     /// The doctor who gets the offer to choose a time in the window.
-    pub doctor_id: &'a str,
-    pub window_start: i64,
-    pub window_end: i64,
+    pub(crate) doctor_id: &'a str,
+    pub(crate) window_start: i64,
+    pub(crate) window_end: i64,
     /// The offer's deadline.
-    pub deadline: i64,
-    pub now: i64,
+    pub(crate) deadline: i64,
+    pub(crate) now: i64,
 }
 
 /// A patient's move request: records the new window and offers it to the doctor, atomically,
@@ -24,7 +24,7 @@ pub struct MoveRequest<'a> {
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when an offer to the doctor is already pending.
-pub async fn request_change(
+pub(crate) async fn request_change(
     db: &Db,
     m: &MoveRequest<'_>,
     events: Events<'_>,
@@ -61,7 +61,7 @@ pub async fn request_change(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn propose_change(
+pub(crate) async fn propose_change(
     db: &Db,
     id: &str,
     start: i64,
@@ -86,20 +86,20 @@ pub async fn propose_change(
 
 /// The answer to a pending move.
 #[derive(Debug, Clone, Copy)]
-pub struct MoveAnswer<'a> {
-    pub id: &'a str,
+pub(crate) struct MoveAnswer<'a> {
+    pub(crate) id: &'a str,
     /// Who asked for the move: `patient` or `doctor`.
-    pub by: &'a str,
+    pub(crate) by: &'a str,
     /// For a patient's move: the doctor whose pending offer the answer closes.
-    pub offer_doctor: Option<&'a str>,
+    pub(crate) offer_doctor: Option<&'a str>,
     /// Why it was declined (stored on the doctor's offer).
-    pub reason: Option<&'a str>,
-    pub now: i64,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) now: i64,
 }
 
 /// What the answer to a pending move does.
 #[derive(Debug, Clone, Copy)]
-pub enum MoveOutcome {
+pub(crate) enum MoveOutcome {
     /// The new time replaces the old in one update (the overlap guard checks it against every
     /// other confirmed appointment); for a patient's move, the doctor's offer is accepted.
     Apply { start: i64, end: i64 },
@@ -112,7 +112,7 @@ pub enum MoveOutcome {
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when an applied time overlaps another confirmed appointment.
-pub async fn answer_change(
+pub(crate) async fn answer_change(
     db: &Db,
     m: &MoveAnswer<'_>,
     outcome: MoveOutcome,

@@ -8,7 +8,7 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 
 /// # Errors
 /// On storage failure.
-pub async fn offers_of(db: &Db, appointment_id: &str) -> Result<Vec<OfferRow>, StoreError> {
+pub(crate) async fn offers_of(db: &Db, appointment_id: &str) -> Result<Vec<OfferRow>, StoreError> {
     let q = sql(format!(
         "SELECT {OFFER_COLS} FROM offers WHERE appointment_id = $1 ORDER BY id"
     ));
@@ -19,7 +19,10 @@ pub async fn offers_of(db: &Db, appointment_id: &str) -> Result<Vec<OfferRow>, S
 ///
 /// # Errors
 /// On storage failure.
-pub async fn pending_offers_for(db: &Db, doctor_id: &str) -> Result<Vec<OfferRow>, StoreError> {
+pub(crate) async fn pending_offers_for(
+    db: &Db,
+    doctor_id: &str,
+) -> Result<Vec<OfferRow>, StoreError> {
     let q = sql(format!(
         "SELECT {OFFER_COLS} FROM offers WHERE doctor_id = $1 AND status = 'pending' ORDER BY id"
     ));
@@ -30,7 +33,10 @@ pub async fn pending_offers_for(db: &Db, doctor_id: &str) -> Result<Vec<OfferRow
 ///
 /// # Errors
 /// On storage failure.
-pub async fn tried_doctors(db: &Db, appointment_id: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn tried_doctors(
+    db: &Db,
+    appointment_id: &str,
+) -> Result<Vec<String>, StoreError> {
     let q = "SELECT doctor_id FROM offers WHERE appointment_id = $1";
     Ok(with_db!(db, p => sqlx::query_scalar(q).bind(appointment_id).fetch_all(p).await?))
 }
@@ -39,7 +45,7 @@ pub async fn tried_doctors(db: &Db, appointment_id: &str) -> Result<Vec<String>,
 ///
 /// # Errors
 /// On storage failure.
-pub async fn load(db: &Db, doctor_id: &str, from: i64, to: i64) -> Result<i64, StoreError> {
+pub(crate) async fn load(db: &Db, doctor_id: &str, from: i64, to: i64) -> Result<i64, StoreError> {
     let q = "SELECT CAST((SELECT COUNT(*) FROM offers WHERE doctor_id = $1 AND status = 'pending')
                       + (SELECT COUNT(*) FROM appointments WHERE doctor_id = $1 AND status = 'confirmed'
                            AND start_at < $3 AND $2 < end_at) AS BIGINT)";
@@ -52,7 +58,7 @@ pub async fn load(db: &Db, doctor_id: &str, from: i64, to: i64) -> Result<i64, S
 ///
 /// # Errors
 /// On storage failure.
-pub async fn busy(
+pub(crate) async fn busy(
     db: &Db,
     doctor_id: &str,
     from: i64,
@@ -64,15 +70,15 @@ pub async fn busy(
 
 /// One routing step: offers of a request to some doctors.
 #[derive(Debug, Clone, Copy)]
-pub struct NewOffers<'a> {
-    pub appointment_id: &'a str,
+pub(crate) struct NewOffers<'a> {
+    pub(crate) appointment_id: &'a str,
     /// The version the router read; the step applies only if nothing changed since.
-    pub expected_version: i64,
-    pub doctors: &'a [String],
-    pub deadline: i64,
-    pub now: i64,
+    pub(crate) expected_version: i64,
+    pub(crate) doctors: &'a [String],
+    pub(crate) deadline: i64,
+    pub(crate) now: i64,
     /// Round robin: the group and the cursor to store with the offers.
-    pub rr_cursor: Option<(&'a str, i64)>,
+    pub(crate) rr_cursor: Option<(&'a str, i64)>,
 }
 
 /// Offers the appointment to `doctors` (one new pending offer each), moves it to `offered`,
@@ -81,7 +87,7 @@ pub struct NewOffers<'a> {
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when an offer to one of the doctors is already pending.
-pub async fn create_offers(
+pub(crate) async fn create_offers(
     db: &Db,
     o: &NewOffers<'_>,
     events: Events<'_>,
@@ -118,7 +124,7 @@ pub async fn create_offers(
 
 /// How an accept ended.
 #[derive(Debug)]
-pub enum Accepted {
+pub(crate) enum Accepted {
     Confirmed(Box<AppointmentRow>),
     /// The doctor has no pending offer for it (never had, already decided, timed out, or
     /// another doctor won).
@@ -130,12 +136,12 @@ pub enum Accepted {
 
 /// A doctor's accept of their offer at `[start, end)`.
 #[derive(Debug, Clone, Copy)]
-pub struct Acceptance<'a> {
-    pub appointment_id: &'a str,
-    pub doctor_id: &'a str,
-    pub start: i64,
-    pub end: i64,
-    pub now: i64,
+pub(crate) struct Acceptance<'a> {
+    pub(crate) appointment_id: &'a str,
+    pub(crate) doctor_id: &'a str,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) now: i64,
 }
 
 /// Accepts a doctor's pending offer and confirms the appointment at [start, end), withdrawing
@@ -144,7 +150,7 @@ pub struct Acceptance<'a> {
 /// # Errors
 /// [`StoreError::Conflict`] when the time overlaps another confirmed appointment of the doctor
 /// or the patient (the database guard).
-pub async fn accept_offer(
+pub(crate) async fn accept_offer(
     db: &Db,
     a: &Acceptance<'_>,
     events: Events<'_>,
@@ -181,15 +187,15 @@ pub async fn accept_offer(
 
 /// A doctor's pending offer to close.
 #[derive(Debug, Clone, Copy)]
-pub struct CloseOffer<'a> {
-    pub appointment_id: &'a str,
-    pub doctor_id: &'a str,
+pub(crate) struct CloseOffer<'a> {
+    pub(crate) appointment_id: &'a str,
+    pub(crate) doctor_id: &'a str,
     /// `Declined` or `TimedOut`.
-    pub to: OfferStatus,
-    pub reason: Option<&'a str>,
+    pub(crate) to: OfferStatus,
+    pub(crate) reason: Option<&'a str>,
     /// Only once its deadline passed (a time-out).
-    pub due_only: bool,
-    pub now: i64,
+    pub(crate) due_only: bool,
+    pub(crate) now: i64,
 }
 
 /// Closes a doctor's pending offer as `declined` or `timed_out` (for a time-out only once its
@@ -198,7 +204,7 @@ pub struct CloseOffer<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn close_offer(
+pub(crate) async fn close_offer(
     db: &Db,
     c: &CloseOffer<'_>,
     events: Events<'_>,
@@ -239,7 +245,7 @@ pub async fn close_offer(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn due_offers(
+pub(crate) async fn due_offers(
     db: &Db,
     owner: &str,
     now: i64,

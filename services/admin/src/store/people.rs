@@ -8,7 +8,7 @@ use std::collections::HashMap;
 ///
 /// # Errors
 /// On storage failure.
-pub async fn upsert_person(
+pub(crate) async fn upsert_person(
     db: &Db,
     id: &str,
     display_name: &str,
@@ -29,7 +29,7 @@ pub async fn upsert_person(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn names(db: &Db, ids: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+pub(crate) async fn names(db: &Db, ids: &[&str]) -> Result<HashMap<String, String>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }

@@ -10,7 +10,7 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 ///
 /// # Errors
 /// On storage failure.
-pub async fn care_relation(
+pub(crate) async fn care_relation(
     db: &Db,
     doctor_id: &str,
     patient_id: &str,
@@ -29,7 +29,7 @@ pub async fn care_relation(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn confirmed_overlapping(
+pub(crate) async fn confirmed_overlapping(
     db: &Db,
     doctor_id: &str,
     from: i64,
@@ -47,7 +47,7 @@ pub async fn confirmed_overlapping(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn record_call(
+pub(crate) async fn record_call(
     db: &Db,
     call_id: &str,
     appointment_id: &str,
@@ -83,7 +83,7 @@ pub async fn record_call(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn taken(
+pub(crate) async fn taken(
     db: &Db,
     doctor_id: &str,
     from: i64,
@@ -110,7 +110,7 @@ pub async fn taken(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn patient_busy(
+pub(crate) async fn patient_busy(
     db: &Db,
     patient_id: &str,
     start: i64,
@@ -130,7 +130,7 @@ pub async fn patient_busy(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn holders(
+pub(crate) async fn holders(
     db: &Db,
     patient_id: &str,
     doctor_id: &str,
@@ -155,7 +155,7 @@ pub async fn holders(
 
 /// The answer of [`holders`].
 #[derive(Debug, Clone, Copy)]
-pub struct Holders {
-    pub patient: bool,
-    pub doctor: bool,
+pub(crate) struct Holders {
+    pub(crate) patient: bool,
+    pub(crate) doctor: bool,
 }

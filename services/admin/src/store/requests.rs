@@ -8,23 +8,23 @@ use carehub_runtime::{enqueue, with_db, write_tx};
 
 /// A request about to be stored.
 #[derive(Debug)]
-pub struct NewAppointment<'a> {
-    pub id: &'a str,
-    pub owner: &'a str,
-    pub patient_id: &'a str,
-    pub doctor_id: Option<&'a str>,
-    pub group_id: Option<&'a str>,
-    pub specialty: Option<&'a str>,
-    pub target_kind: &'a str,
-    pub status: AppointmentStatus,
-    pub window_start: i64,
-    pub window_end: i64,
-    pub start_at: Option<i64>,
-    pub end_at: Option<i64>,
-    pub reason: &'a str,
-    pub final_deadline: i64,
-    pub idempotency_key: Option<&'a str>,
-    pub now: i64,
+pub(crate) struct NewAppointment<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) owner: &'a str,
+    pub(crate) patient_id: &'a str,
+    pub(crate) doctor_id: Option<&'a str>,
+    pub(crate) group_id: Option<&'a str>,
+    pub(crate) specialty: Option<&'a str>,
+    pub(crate) target_kind: &'a str,
+    pub(crate) status: AppointmentStatus,
+    pub(crate) window_start: i64,
+    pub(crate) window_end: i64,
+    pub(crate) start_at: Option<i64>,
+    pub(crate) end_at: Option<i64>,
+    pub(crate) reason: &'a str,
+    pub(crate) final_deadline: i64,
+    pub(crate) idempotency_key: Option<&'a str>,
+    pub(crate) now: i64,
 }
 
 /// Stores a new appointment with its events. With an idempotency key already used by this
@@ -32,7 +32,7 @@ pub struct NewAppointment<'a> {
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when a confirmed booking overlaps another (the database guard).
-pub async fn insert_appointment(
+pub(crate) async fn insert_appointment(
     db: &Db,
     a: &NewAppointment<'_>,
     events: Events<'_>,
@@ -71,7 +71,7 @@ pub async fn insert_appointment(
 
 /// # Errors
 /// On storage failure.
-pub async fn appointment(db: &Db, id: &str) -> Result<Option<AppointmentRow>, StoreError> {
+pub(crate) async fn appointment(db: &Db, id: &str) -> Result<Option<AppointmentRow>, StoreError> {
     let q = sql(format!(
         "SELECT {APPT_COLS} FROM appointments WHERE id = $1"
     ));
@@ -80,7 +80,7 @@ pub async fn appointment(db: &Db, id: &str) -> Result<Option<AppointmentRow>, St
 
 /// Whose appointments a listing covers.
 #[derive(Debug, Clone, Copy)]
-pub enum Owner<'a> {
+pub(crate) enum Owner<'a> {
     Patient(&'a str),
     Doctor(&'a str),
     Anyone,
@@ -90,7 +90,7 @@ pub enum Owner<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn list_appointments(
+pub(crate) async fn list_appointments(
     db: &Db,
     owner: Owner<'_>,
     status: Option<AppointmentStatus>,
@@ -121,32 +121,18 @@ pub async fn list_appointments(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn open_appointments(db: &Db) -> Result<Vec<AppointmentRow>, StoreError> {
+pub(crate) async fn open_appointments(db: &Db) -> Result<Vec<AppointmentRow>, StoreError> {
     let q = sql(format!(
         "SELECT {APPT_COLS} FROM appointments WHERE status IN ('requested', 'offered') ORDER BY id"
     ));
     Ok(with_db!(db, p => sqlx::query_as(q).fetch_all(p).await?))
 }
 
-/// Open requests owned by `owner` (for its router's rebuild).
-///
-/// # Errors
-/// On storage failure.
-pub async fn owned_open_appointments(
-    db: &Db,
-    owner: &str,
-) -> Result<Vec<AppointmentRow>, StoreError> {
-    let q = sql(format!(
-        "SELECT {APPT_COLS} FROM appointments WHERE owner = $1 AND status IN ('requested', 'offered') ORDER BY id"
-    ));
-    Ok(with_db!(db, p => sqlx::query_as(q).bind(owner).fetch_all(p).await?))
-}
-
 /// Requests of `owner` waiting for routing: requested, not in the admin queue, no pending offer.
 ///
 /// # Errors
 /// On storage failure.
-pub async fn owned_waiting(db: &Db, owner: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn owned_waiting(db: &Db, owner: &str) -> Result<Vec<String>, StoreError> {
     let q = "SELECT id FROM appointments a WHERE owner = $1 AND status = 'requested' AND in_admin_queue = FALSE
              AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.appointment_id = a.id AND o.status = 'pending') ORDER BY id";
     Ok(with_db!(db, p => sqlx::query_scalar(q).bind(owner).fetch_all(p).await?))
@@ -156,23 +142,27 @@ pub async fn owned_waiting(db: &Db, owner: &str) -> Result<Vec<String>, StoreErr
 ///
 /// # Errors
 /// On storage failure.
-pub async fn due_expiries(db: &Db, owner: &str, now: i64) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn due_expiries(
+    db: &Db,
+    owner: &str,
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
     let q = "SELECT id FROM appointments WHERE status IN ('requested', 'offered') AND final_deadline <= $1 AND owner = $2 ORDER BY final_deadline";
     Ok(with_db!(db, p => sqlx::query_scalar(q).bind(now).bind(owner).fetch_all(p).await?))
 }
 
 /// A status change to apply by compare-and-set.
 #[derive(Debug, Clone, Copy)]
-pub struct StatusChange<'a> {
-    pub id: &'a str,
+pub(crate) struct StatusChange<'a> {
+    pub(crate) id: &'a str,
     /// The statuses it may start from (see [`crate::lifecycle::step`]).
-    pub from: &'a [AppointmentStatus],
-    pub to: AppointmentStatus,
-    pub closed_by: Option<&'a str>,
-    pub close_reason: Option<&'a str>,
+    pub(crate) from: &'a [AppointmentStatus],
+    pub(crate) to: AppointmentStatus,
+    pub(crate) closed_by: Option<&'a str>,
+    pub(crate) close_reason: Option<&'a str>,
     /// Only once the appointment started by this time.
-    pub started_by: Option<i64>,
-    pub now: i64,
+    pub(crate) started_by: Option<i64>,
+    pub(crate) now: i64,
 }
 
 /// A status change by compare-and-set: from one of `from` to `to`, optionally only once the
@@ -181,7 +171,7 @@ pub struct StatusChange<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn transition(
+pub(crate) async fn transition(
     db: &Db,
     c: &StatusChange<'_>,
     events: Events<'_>,
@@ -229,7 +219,7 @@ pub async fn transition(
 ///
 /// # Errors
 /// On storage failure.
-pub async fn escalate(
+pub(crate) async fn escalate(
     db: &Db,
     id: &str,
     now: i64,
@@ -252,11 +242,11 @@ pub async fn escalate(
 
 /// Where a request is routed: `kind` is `doctor`, `group` or `specialty`, with its id or name.
 #[derive(Debug, Clone, Copy)]
-pub struct Routing<'a> {
-    pub kind: &'a str,
-    pub doctor_id: Option<&'a str>,
-    pub group_id: Option<&'a str>,
-    pub specialty: Option<&'a str>,
+pub(crate) struct Routing<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) doctor_id: Option<&'a str>,
+    pub(crate) group_id: Option<&'a str>,
+    pub(crate) specialty: Option<&'a str>,
 }
 
 /// Points an open request at a new target (admin re-route), withdrawing pending offers and
@@ -264,7 +254,7 @@ pub struct Routing<'a> {
 ///
 /// # Errors
 /// On storage failure.
-pub async fn retarget(
+pub(crate) async fn retarget(
     db: &Db,
     id: &str,
     target: &Routing<'_>,
