@@ -9,10 +9,10 @@ mod postgres;
 pub(super) mod system;
 
 use super::report::Machine;
+use super::{PASSWORD, log_in};
 use anyhow::Context as _;
 use carehub_nats::Role;
 use carehub_nats::appointment::AppointmentEvent;
-use carehub_nats::auth::Session;
 pub(super) use carehub_nats::time::rfc3339;
 use carehub_runtime::Db;
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use system::{Carehub, PASSWORD, Storage};
+use system::{Carehub, Storage};
 
 /// Logins in flight while the patients sign in (each is one argon2 check in auth).
 const LOGINS_IN_FLIGHT: usize = 8;
@@ -683,15 +683,7 @@ pub(super) async fn sign_in(
     base: &str,
     email: &str,
 ) -> anyhow::Result<Signed> {
-    let r = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD, "refresh_token_in": "body"}))
-        .send()
-        .await
-        .with_context(|| format!("logging in {email}"))?;
-    let status = r.status();
-    anyhow::ensure!(status.is_success(), "logging in {email}: HTTP {status}");
-    let session: Session = r.json().await.context("decoding the login answer")?;
+    let session = log_in(http, base, email).await?;
     Ok(Signed {
         token: session.access_token,
         id: session.user.id,

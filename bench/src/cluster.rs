@@ -3,6 +3,7 @@
 //! (A and B cache verified tokens, the third does not), all in a temporary data directory.
 //! Dropping the [`Cluster`] kills every child and removes the directory.
 
+use super::PASSWORD;
 use super::cpu::Procs;
 use anyhow::Context as _;
 use carehub_natsd::{ChildNats, Launch};
@@ -10,9 +11,6 @@ use carehub_runtime::{CommonConfig, Env};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Password of every benchmark account.
-pub(crate) const PASSWORD: &str = "bench password, not a secret";
 
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 

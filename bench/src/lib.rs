@@ -26,6 +26,7 @@ mod report;
 mod scenarios;
 
 use anyhow::Context as _;
+use carehub_nats::auth::Session;
 use cluster::Cluster;
 use load::Load;
 use report::{AddedLatency, LoginTheory, Machine, Report, RevocationDelay, Row, Settings, Storm};
@@ -33,9 +34,32 @@ use scenarios::Bench;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Password of every benchmark account.
+const PASSWORD: &str = "bench password, not a secret";
+
+/// The body of a login as `email`, asking for the refresh token in the body.
+fn login_body(email: &str) -> serde_json::Value {
+    serde_json::json!({ "email": email, "password": PASSWORD, "refresh_token_in": "body" })
+}
+
+/// Signs `email` in through the gateway at `base`.
+///
+/// # Errors
+/// When the login does not answer 2xx with a session.
+async fn log_in(http: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<Session> {
+    let r = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&login_body(email))
+        .send()
+        .await
+        .with_context(|| format!("logging in {email}"))?;
+    let status = r.status();
+    anyhow::ensure!(status.is_success(), "logging in {email}: HTTP {status}");
+    r.json().await.context("decoding the login answer")
+}
+
 /// The `carehub` binary the benchmarks start: `CAREHUB_BIN` when set, else the `carehub` that
-/// cargo built beside this executable (`cargo build --release --bin carehub --bin
-/// carehub-bench`).
+/// cargo built beside this executable (`cargo build --release -p carehub -p carehub-bench`).
 ///
 /// # Errors
 /// When neither exists.

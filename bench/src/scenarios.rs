@@ -4,13 +4,14 @@
 //! Accounts: workers `0..concurrency` log in as the account with their index; the two accounts
 //! after them hold the `/api/me` token and the revocation rounds' tokens.
 
-use super::cluster::{Cluster, PASSWORD};
+use super::cluster::Cluster;
 use super::cpu::Procs;
 use super::load::{Load, Op, Outcome, op};
+use super::{PASSWORD, log_in, login_body};
 use anyhow::Context as _;
 use carehub_bus::{Bus, BusConfig};
 use carehub_nats::CallContext;
-use carehub_nats::auth::{Me, Session, Verify};
+use carehub_nats::auth::{Me, Verify};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -276,23 +277,11 @@ pub(crate) async fn storm(b: &Bench<'_>) -> anyhow::Result<(Outcome, Outcome)> {
     Ok((logins?, probe?))
 }
 
-fn login_body(email: &str) -> serde_json::Value {
-    serde_json::json!({ "email": email, "password": PASSWORD, "refresh_token_in": "body" })
-}
-
 /// Logs account `i` in through `base` and returns its access token.
 async fn sign_in(http: &reqwest::Client, base: &str, account: usize) -> anyhow::Result<String> {
-    let email = Cluster::email(account);
-    let r = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&login_body(&email))
-        .send()
-        .await
-        .with_context(|| format!("logging in {email}"))?;
-    let status = r.status();
-    anyhow::ensure!(status.is_success(), "logging in {email}: HTTP {status}");
-    let session: Session = r.json().await.context("decoding the login answer")?;
-    Ok(session.access_token)
+    Ok(log_in(http, base, &Cluster::email(account))
+        .await?
+        .access_token)
 }
 
 async fn me_status(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<u16> {

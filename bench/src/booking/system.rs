@@ -12,9 +12,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Password of every benchmark account.
-pub(crate) const PASSWORD: &str = "bench password, not a secret";
-
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Where the services keep their data.
