@@ -248,18 +248,15 @@ async fn handle_text(
         ClientFrame::ChatSend { client_id, .. } => Some(client_id.clone()),
         _ => None,
     };
-    let result =
-        match frame {
-            ClientFrame::Auth { token } => Box::pin(reauth(hub, conn, &token, request_id))
-                .await
-                .map(|exp| {
-                    r.expires = expiry_instant(exp);
-                    r.warned = false;
-                }),
-            // Boxed: the handlers' futures are large, and inline they would be part of every
-            // idle socket's task for its whole life.
-            other => Box::pin(frames::handle(hub, session, other)).await,
-        };
+    // Inline: the caller boxes this whole future, so the handlers' large futures are
+    // allocated only while a frame is handled.
+    let result = match frame {
+        ClientFrame::Auth { token } => reauth(hub, conn, &token, request_id).await.map(|exp| {
+            r.expires = expiry_instant(exp);
+            r.warned = false;
+        }),
+        other => frames::handle(hub, session, other).await,
+    };
     let Err(e) = result else { return };
     if is_refusal(e.code) {
         let refused = Refused {
