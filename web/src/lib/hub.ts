@@ -12,7 +12,8 @@ import type { ClientFrame, ServerFrame } from './frames.gen';
 export type HubState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
 // The frames' types are generated from the JSON Schema of `ClientFrame` and `ServerFrame` in
-// nats/src/hub.rs (`npm run gen` writes frames.gen.ts; docs/PROTOCOL.md describes them).
+// nats/src/hub.rs (frames.schema.json; `npm run gen:types` writes frames.gen.ts from it before
+// every test and build; docs/PROTOCOL.md describes them).
 export type { ChatMessage, ClientFrame, IceCandidate, IceServer, ServerFrame } from './frames.gen';
 
 /** The `type` of a frame the hub sends. */

@@ -1,4 +1,4 @@
-// Names for the API's bodies, all generated from the OpenAPI document (`npm run gen`); none is
+// Names for the API's bodies, all generated from the OpenAPI document (`npm run gen:types`); none is
 // written by hand, so a renamed field or a changed enum fails `tsc` where it is used.
 
 import type { Schema } from './api';
