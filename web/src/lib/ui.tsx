@@ -66,6 +66,38 @@ export function Empty({ children }: { children: ReactNode }) {
   return <p className="empty">{children}</p>;
 }
 
+/**
+ * A table of `rows`, hidden while there are none: `caption` names it for screen readers,
+ * `columns` are its column headers and `row` renders the `<tr>` of each row.
+ */
+export function DataTable<T>({ caption, columns, rows, row }: { caption: string; columns: string[]; rows: T[] | undefined; row: (r: T) => ReactNode }) {
+  return (
+    <table hidden={!rows?.length}>
+      <caption className="sr-only">{caption}</caption>
+      <thead>
+        <tr>
+          {columns.map((c) => (
+            <th key={c} scope="col">
+              {c}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{rows?.map((r) => row(r))}</tbody>
+    </table>
+  );
+}
+
+/** The specialty of a search or a group, as typed (the caller normalizes or checks it). */
+export function SpecialtyInput({ value, onChange }: { value: string; onChange: (v: string) => void }) {
+  return (
+    <label>
+      Specialty
+      <input value={value} onChange={(e) => onChange(e.target.value)} placeholder="e.g. cardiology" />
+    </label>
+  );
+}
+
 /** The confirmation after a save; a status region, so screen readers announce it. */
 export function Saved({ show, children = 'Saved.' }: { show: boolean; children?: ReactNode }) {
   return (

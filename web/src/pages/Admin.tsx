@@ -7,7 +7,7 @@ import { doctors as directory } from '../lib/doctors';
 import { groups as groupsApi } from '../lib/groups';
 import { addDays, dayKey, formatWithZone, viewerZone } from '../lib/time';
 import type { AffectedAppointment, Appointment, DoctorSummary, Group, Offer } from '../lib/types';
-import { AffectedAppointments, appointmentCount, Empty, ErrorMsg, Loading, Saved, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
+import { AffectedAppointments, appointmentCount, DataTable, Empty, ErrorMsg, Loading, Saved, SpecialtyInput, StatusBadge, statusLabel, useAction, useLoad } from '../lib/ui';
 import { when, withWhom } from './Appointments';
 
 /** A filter of a list: a select whose empty choice, "any", filters nothing. */
@@ -104,52 +104,43 @@ export function AdminUsers() {
       )}
       {loading && !data && <Loading />}
       {data && data.users.length === 0 && <Empty>{role || status || q.trim() ? 'No account matches these filters.' : 'No accounts yet.'}</Empty>}
-      <table hidden={!data?.users.length}>
-        <caption className="sr-only">Accounts</caption>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Email</th>
-            <th scope="col">Role</th>
-            <th scope="col">Status</th>
-            <th scope="col">Actions</th>
+      <DataTable
+        caption="Accounts"
+        columns={['Name', 'Email', 'Role', 'Status', 'Actions']}
+        rows={data?.users}
+        row={(u) => (
+          <tr key={u.id} data-email={u.email}>
+            <td>{u.display_name}</td>
+            <td>{u.email}</td>
+            <td>{u.role}</td>
+            <td>
+              <StatusBadge status={u.status} />
+            </td>
+            <td className="row">
+              {u.status === 'pending' && (
+                <>
+                  <button disabled={busy} onClick={() => act(u, 'approve')} aria-label={`Approve ${u.display_name}`}>
+                    Approve
+                  </button>
+                  <button disabled={busy} className="secondary" onClick={() => act(u, 'reject')} aria-label={`Reject ${u.display_name}`}>
+                    Reject
+                  </button>
+                </>
+              )}
+              {u.status === 'active' && (
+                <button disabled={busy} className="secondary" onClick={() => act(u, 'disable')} aria-label={`Disable ${u.display_name}`}>
+                  Disable
+                </button>
+              )}
+              {u.status === 'disabled' && (
+                <button disabled={busy} onClick={() => act(u, 'enable')} aria-label={`Enable ${u.display_name}`}>
+                  Enable
+                </button>
+              )}
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {data?.users.map((u) => (
-            <tr key={u.id} data-email={u.email}>
-              <td>{u.display_name}</td>
-              <td>{u.email}</td>
-              <td>{u.role}</td>
-              <td>
-                <StatusBadge status={u.status} />
-              </td>
-              <td className="row">
-                {u.status === 'pending' && (
-                  <>
-                    <button disabled={busy} onClick={() => act(u, 'approve')} aria-label={`Approve ${u.display_name}`}>
-                      Approve
-                    </button>
-                    <button disabled={busy} className="secondary" onClick={() => act(u, 'reject')} aria-label={`Reject ${u.display_name}`}>
-                      Reject
-                    </button>
-                  </>
-                )}
-                {u.status === 'active' && (
-                  <button disabled={busy} className="secondary" onClick={() => act(u, 'disable')} aria-label={`Disable ${u.display_name}`}>
-                    Disable
-                  </button>
-                )}
-                {u.status === 'disabled' && (
-                  <button disabled={busy} onClick={() => act(u, 'enable')} aria-label={`Enable ${u.display_name}`}>
-                    Enable
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        )}
+      />
     </section>
   );
 }
@@ -224,10 +215,7 @@ function GroupForm({ group, doctors, onDone }: { group: Group | null; doctors: D
         Name
         <input value={name} onChange={(e) => setName(e.target.value)} maxLength={100} />
       </label>
-      <label>
-        Specialty
-        <input value={specialty} onChange={(e) => setSpecialty(e.target.value)} placeholder="e.g. cardiology" />
-      </label>
+      <SpecialtyInput value={specialty} onChange={setSpecialty} />
       <label>
         Strategy
         <select value={strategy} onChange={(e) => setStrategy(e.target.value as Group['strategy'])}>
@@ -388,32 +376,24 @@ export function AdminAudit() {
       <ErrorMsg error={error} />
       {loading && !data && <Loading />}
       {data && data.entries.length === 0 && <Empty>{subject ? 'No entries about this subject.' : 'No entries yet.'}</Empty>}
-      <table hidden={!data?.entries.length}>
-        <caption className="sr-only">Audit entries</caption>
-        <thead>
-          <tr>
-            <th scope="col">When ({viewerZone()})</th>
-            <th scope="col">Action</th>
-            <th scope="col">Actor</th>
-            <th scope="col">Subject</th>
+      <DataTable
+        caption="Audit entries"
+        columns={[`When (${viewerZone()})`, 'Action', 'Actor', 'Subject']}
+        rows={data?.entries}
+        row={(e) => (
+          <tr key={e.event_id}>
+            <td>{formatWithZone(new Date(e.at > 1e12 ? e.at : e.at * 1000).toISOString()).replace(/ \(.*\)$/, '')}</td>
+            <td>
+              {e.service}: {e.action}
+              {e.reason ? ` (${e.reason})` : ''}
+            </td>
+            <td>
+              {e.actor_name ?? e.actor_id.slice(0, 8)} ({e.actor_role})
+            </td>
+            <td>{e.subject_id ? (e.subject_name ?? e.subject_id.slice(0, 8)) : ''}</td>
           </tr>
-        </thead>
-        <tbody>
-          {data?.entries.map((e) => (
-            <tr key={e.event_id}>
-              <td>{formatWithZone(new Date(e.at > 1e12 ? e.at : e.at * 1000).toISOString()).replace(/ \(.*\)$/, '')}</td>
-              <td>
-                {e.service}: {e.action}
-                {e.reason ? ` (${e.reason})` : ''}
-              </td>
-              <td>
-                {e.actor_name ?? e.actor_id.slice(0, 8)} ({e.actor_role})
-              </td>
-              <td>{e.subject_id ? (e.subject_name ?? e.subject_id.slice(0, 8)) : ''}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        )}
+      />
     </section>
   );
 }
@@ -504,32 +484,24 @@ export function Dashboard() {
       />
       <h2>Offers per doctor</h2>
       {perDoctor.size === 0 && <Empty>No offers yet.</Empty>}
-      <table hidden={perDoctor.size === 0}>
-        <caption className="sr-only">Offers and accept times per doctor</caption>
-        <thead>
-          <tr>
-            <th scope="col">Doctor</th>
-            <th scope="col">Offers</th>
-            <th scope="col">Accepted</th>
-            <th scope="col">Median time to accept</th>
-          </tr>
-        </thead>
-        <tbody>
-          {[...perDoctor.entries()].map(([id, e]) => {
-            const m = median(e.secs);
-            return (
-              <tr key={id}>
-                <td>{names.get(id) ?? id.slice(0, 8)}</td>
-                <td>
-                  <span className="hbar" data-w={Math.min(10, e.offers)} aria-hidden="true" /> {e.offers}
-                </td>
-                <td>{e.accepted}</td>
-                <td>{m === null ? '–' : m < 120 ? `${Math.round(m)} s` : `${Math.round(m / 60)} min`}</td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
+      <DataTable
+        caption="Offers and accept times per doctor"
+        columns={['Doctor', 'Offers', 'Accepted', 'Median time to accept']}
+        rows={[...perDoctor.entries()]}
+        row={([id, e]) => {
+          const m = median(e.secs);
+          return (
+            <tr key={id}>
+              <td>{names.get(id) ?? id.slice(0, 8)}</td>
+              <td>
+                <span className="hbar" data-w={Math.min(10, e.offers)} aria-hidden="true" /> {e.offers}
+              </td>
+              <td>{e.accepted}</td>
+              <td>{m === null ? '–' : m < 120 ? `${Math.round(m)} s` : `${Math.round(m / 60)} min`}</td>
+            </tr>
+          );
+        }}
+      />
     </section>
   );
 }

@@ -6,7 +6,7 @@ import { languageCode, languagesText, type Language } from '../lib/languages';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
 import { addDays, dayKey, formatDay, formatTime, viewerZone } from '../lib/time';
 import type { Appointment, Slot } from '../lib/types';
-import { Empty, ErrorMsg, Loading, useAction, useLoad, useSession } from '../lib/ui';
+import { Empty, ErrorMsg, Loading, SpecialtyInput, useAction, useLoad, useSession } from '../lib/ui';
 
 export function Directory() {
   const [specialty, setSpecialty] = useState('');
@@ -35,10 +35,7 @@ export function Directory() {
           Name
           <input value={q} onChange={(e) => setQ(e.target.value)} placeholder="e.g. Novák" />
         </label>
-        <label>
-          Specialty
-          <input value={specialty} onChange={(e) => setSpecialty(e.target.value)} placeholder="e.g. cardiology" />
-        </label>
+        <SpecialtyInput value={specialty} onChange={setSpecialty} />
         <label>
           Language
           <input value={language} onChange={(e) => setLanguage(e.target.value)} placeholder="e.g. German" />
