@@ -8,7 +8,7 @@
 mod postgres;
 pub(super) mod system;
 
-use super::report::Machine;
+use super::report::{self, Machine, Target};
 use super::{PASSWORD, log_in};
 use anyhow::Context as _;
 use carehub_nats::Role;
@@ -20,7 +20,6 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,29 +134,46 @@ impl Figures {
             && self.listed_taken == 0
     }
 
-    /// The human-readable report.
-    pub(crate) fn render(&self) -> String {
-        let mut s = String::new();
-        let m = &self.machine;
-        let _ = writeln!(
-            s,
-            "carehub-bench booking on {}: {} CPUs ({})",
-            self.backend, m.cpus, m.model
-        );
-        let _ = writeln!(
-            s,
-            "load average before {}, after {}",
-            m.load_before, m.load_after
-        );
-        let _ = writeln!(
-            s,
+    /// What this run is judged by: a correct race, the booking throughput and the slot listing's
+    /// p99.
+    pub(crate) fn targets(&self) -> Vec<Target> {
+        vec![
+            Target::new(
+                "one booking per slot, every other attempt 409",
+                format!(
+                    "{} confirmed of {} slots, {} answered 409, {} overlaps",
+                    self.confirmed_in_db, self.slots, self.conflicts, self.overlapping_pairs_in_db
+                ),
+                self.correct(),
+            ),
+            Target::new(
+                "answered attempts/s >= 500",
+                format!("{:.1}", self.answered_per_sec),
+                self.answered_per_sec >= 500.0,
+            ),
+            Target::new(
+                format!("slot listing p99 <= 10 ms ({} booked)", self.listing_booked),
+                format!("{:.2} ms", self.listing_p99_ms),
+                self.listing_p99_ms <= 10.0,
+            ),
+        ]
+    }
+}
+
+/// The human-readable report.
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.machine
+            .write_header(f, &format!("carehub-bench booking on {}", self.backend))?;
+        writeln!(
+            f,
             "{} patients race for {} free slots of one auto-accept doctor ({} per slot), all sent at once\n",
             self.patients,
             self.slots,
             self.patients.div_ceil(self.slots.max(1))
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "{:<28} {:>8} {:>5} {:>5} {:>5} {:>11} {:>8} {:>8} {:>8}",
             "scenario",
             "answered",
@@ -168,9 +184,9 @@ impl Figures {
             "p50 ms",
             "p99 ms",
             "max ms"
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "{:<28} {:>8} {:>5} {:>5} {:>5} {:>11.1} {:>8.1} {:>8.1} {:>8.1}",
             "POST /api/appointments/book",
             self.answered,
@@ -181,45 +197,45 @@ impl Figures {
             self.p50_ms,
             self.p99_ms,
             self.max_ms
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "\nadmin database after the race: {} confirmed, {} overlapping pairs; {} distinct slots won",
             self.confirmed_in_db, self.overlapping_pairs_in_db, self.distinct_slots_won
-        );
+        )?;
         if let Some(e) = &self.first_unexpected {
-            let _ = writeln!(s, "first unexpected answer: {e}");
+            writeln!(f, "first unexpected answer: {e}")?;
         }
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "request reaches the doctor as an offer ({} requests, one at a time): p50 {:.2} ms, p99 {:.2} ms",
             self.offer_samples, self.offer_p50_ms, self.offer_p99_ms
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "  (POST /api/appointments answered 201 in p50 {:.2} ms, p99 {:.2} ms)",
             self.request_p50_ms, self.request_p99_ms
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "\n{:<44} {:>8} {:>10} {:>8} {:>8}",
             "GET /api/doctors/{id}/slots, 7 days, 16 clients",
             "queries",
             "queries/s",
             "p50 ms",
             "p99 ms"
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "{:<44} {:>8} {:>10.1} {:>8} {:>8.2}",
             "  during the race",
             self.race_slot_queries,
             self.race_slot_queries_per_sec,
             "",
             self.race_slot_p99_ms
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "{:<44} {:>8} {:>10.1} {:>8.2} {:>8.2}",
             format!(
                 "  doctor with {} confirmed over 4 weeks",
@@ -229,40 +245,14 @@ impl Figures {
             self.listing_per_sec,
             self.listing_p50_ms,
             self.listing_p99_ms
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "slot queries listing a slot already booked: {}",
             self.listed_taken
-        );
-        let verdict = if self.correct() { "PASS" } else { "FAIL" };
-        let _ = writeln!(
-            s,
-            "\n  {verdict}  exactly {} confirmed, {} answered 409, 0 overlaps",
-            self.slots,
-            self.patients.saturating_sub(self.slots)
-        );
-        let target = if self.answered_per_sec >= 500.0 {
-            "PASS"
-        } else {
-            "FAIL"
-        };
-        let _ = writeln!(
-            s,
-            "  {target}  answered attempts/s >= 500             {:.1}",
-            self.answered_per_sec
-        );
-        let listing = if self.listing_p99_ms <= 10.0 {
-            "PASS"
-        } else {
-            "FAIL"
-        };
-        let _ = writeln!(
-            s,
-            "  {listing}  slot listing p99 <= 10 ms (500 booked)   {:.2}",
-            self.listing_p99_ms
-        );
-        s
+        )?;
+        writeln!(f)?;
+        report::write_targets(f, &self.targets(), 44)
     }
 }
 
@@ -295,7 +285,7 @@ pub(crate) async fn run(args: BookingArgs) -> anyhow::Result<()> {
             r = Box::pin(measure(&args, name, &storage)) => r.with_context(|| format!("the {name} run"))?,
             () = signal.cancelled() => anyhow::bail!("interrupted; the benchmark's processes were stopped"),
         };
-        println!("{}", figures.render());
+        println!("{figures}");
         all.push(figures);
     }
     if let Some(path) = &args.json {
@@ -372,7 +362,7 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
 
     step("the booking race, with 16 clients listing the slots meanwhile");
     let window = (today_ms() + DAY_MS, today_ms() + DAY_MS + 7 * DAY_MS);
-    let listers = Listers::start(&http, &base, &patients, &booking_doctor.id, window);
+    let listers = Listers::start(&http, &base, &patients, &booking_doctor.id, window, None);
     let race = race(&http, &base, &patients, &booking_doctor.id, &slots).await?;
     let during = listers.stop(&race.won).await?;
     let db = carehub.db("admin").await?;
@@ -471,7 +461,8 @@ async fn list_slots(
 /// One lister's queries (when each was sent, what it listed) and their latencies.
 type Listed = (Vec<(Instant, Vec<String>)>, Histogram<u64>);
 
-/// Clients listing a doctor's slots in a loop until stopped.
+/// [`SLOT_CLIENTS`] clients listing a doctor's slots in a loop, each until stopped or for a
+/// given number of queries.
 struct Listers {
     stop: Arc<std::sync::atomic::AtomicBool>,
     started: Instant,
@@ -479,12 +470,15 @@ struct Listers {
 }
 
 impl Listers {
+    /// Starts the clients, one per patient from the end of `patients`; with `per_client`, each
+    /// stops after that many queries.
     fn start(
         http: &reqwest::Client,
         base: &str,
         patients: &[Signed],
         doctor: &str,
         window: (i64, i64),
+        per_client: Option<usize>,
     ) -> Self {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tasks = tokio::task::JoinSet::new();
@@ -499,7 +493,9 @@ impl Listers {
             tasks.spawn(async move {
                 let mut seen = Vec::new();
                 let mut latency = histogram()?;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && per_client.is_none_or(|n| seen.len() < n)
+                {
                     let sent = Instant::now();
                     let listed = list_slots(&http, &base, &token, &doctor, window).await?;
                     latency.saturating_record(micros(sent.elapsed()));
@@ -517,15 +513,32 @@ impl Listers {
 
     /// Stops the clients; counts the queries that listed a slot of `won` although they were
     /// sent after the race ended (every 201 had been received by then).
-    async fn stop(mut self, won: &HashSet<String>) -> anyhow::Result<SlotQueries> {
+    async fn stop(self, won: &HashSet<String>) -> anyhow::Result<SlotQueries> {
         let race_over = Instant::now();
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.collect(won, race_over).await
+    }
+
+    /// Waits until every client has sent its queries; counts those that listed a slot of
+    /// `booked`.
+    async fn finish(self, booked: &HashSet<String>) -> anyhow::Result<SlotQueries> {
+        let started = self.started;
+        self.collect(booked, started).await
+    }
+
+    /// The clients' figures; `listed_taken` counts the queries sent after `since` that listed
+    /// a slot of `taken`.
+    async fn collect(
+        mut self,
+        taken: &HashSet<String>,
+        since: Instant,
+    ) -> anyhow::Result<SlotQueries> {
         let mut out = SlotQueries {
             queries: 0,
             latency: histogram()?,
             wall: Duration::ZERO,
             listed_taken: 0,
-            booked: won.len(),
+            booked: taken.len(),
         };
         while let Some(joined) = self.tasks.join_next().await {
             let (seen, latency) = joined.context("a slot lister panicked")??;
@@ -533,12 +546,14 @@ impl Listers {
             out.latency.add(&latency).context("merging histograms")?;
             out.listed_taken += seen
                 .iter()
-                .filter(|(sent, listed)| {
-                    *sent > race_over && listed.iter().any(|s| won.contains(s))
-                })
+                .filter(|(sent, listed)| *sent > since && listed.iter().any(|s| taken.contains(s)))
                 .count();
         }
-        out.wall = race_over.duration_since(self.started);
+        out.wall = if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            since.duration_since(self.started)
+        } else {
+            self.started.elapsed()
+        };
         Ok(out)
     }
 }
@@ -601,42 +616,9 @@ async fn listing(
     }
     let window = (weeks.0 + 7 * DAY_MS, weeks.0 + 14 * DAY_MS);
     let per_client = SLOT_QUERIES / SLOT_CLIENTS;
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for p in patients.iter().rev().take(SLOT_CLIENTS) {
-        let (http, base, doctor, token) = (
-            http.clone(),
-            base.to_owned(),
-            doctor.to_owned(),
-            p.token.clone(),
-        );
-        let booked = booked.clone();
-        tasks.spawn(async move {
-            let mut latency = histogram()?;
-            let mut listed_taken = 0;
-            for _ in 0..per_client {
-                let sent = Instant::now();
-                let listed = list_slots(&http, &base, &token, &doctor, window).await?;
-                latency.saturating_record(micros(sent.elapsed()));
-                listed_taken += usize::from(listed.iter().any(|s| booked.contains(s)));
-            }
-            anyhow::Ok((latency, listed_taken))
-        });
-    }
-    let mut out = SlotQueries {
-        queries: per_client * SLOT_CLIENTS,
-        latency: histogram()?,
-        wall: Duration::ZERO,
-        listed_taken: 0,
-        booked: booked.len(),
-    };
-    while let Some(joined) = tasks.join_next().await {
-        let (latency, taken) = joined.context("a slot client panicked")??;
-        out.latency.add(&latency).context("merging histograms")?;
-        out.listed_taken += taken;
-    }
-    out.wall = started.elapsed();
-    Ok(out)
+    Listers::start(http, base, patients, doctor, window, Some(per_client))
+        .finish(&booked)
+        .await
 }
 
 pub(super) fn ms(h: &Histogram<u64>, q: f64) -> f64 {

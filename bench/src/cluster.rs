@@ -1,7 +1,8 @@
-//! The system under test, started as child processes of this executable so each one's CPU
-//! time can be read: a nats-server, one `carehub serve auth` and three `carehub serve gateway`
-//! (A and B cache verified tokens, the third does not), all in a temporary data directory.
-//! Dropping the [`Cluster`] kills every child and removes the directory.
+//! The processes a benchmark runs as its children, so each one's CPU time can be read: a
+//! [`Rig`] is a temporary data directory, the nats-server in it and `carehub serve <component>`
+//! children; the login benchmark's [`Cluster`] is one `carehub serve auth` and three
+//! `carehub serve gateway` on a rig (A and B cache verified tokens, the third does not). The
+//! booking and hub benchmarks build their system on a rig as well (`booking::system`).
 
 use super::PASSWORD;
 use super::cpu::Procs;
@@ -14,13 +15,233 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The running system under test.
-pub(crate) struct Cluster {
+/// A run's temporary data directory, its nats-server and its `carehub serve` children, each
+/// logging to `<dir>/<name>.log`. Dropping it kills the children (newest first, so nothing
+/// logs a storm of reconnect attempts), then nats-server, and removes the directory.
+pub(crate) struct Rig {
     dir: PathBuf,
+    /// What every child gets (and only that, plus `PATH` and `RUST_LOG`, so the caller's own
+    /// `CAREHUB_*` settings cannot leak in).
     vars: Vec<(String, String)>,
-    /// Stopped in `drop` after the other children.
     nats: Option<ChildNats>,
     children: Vec<Spawned>,
+    /// How long a child may take to become ready.
+    deadline: Duration,
+}
+
+struct Spawned {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl std::fmt::Debug for Rig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rig")
+            .field("dir", &self.dir)
+            .field("children", &self.children.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.stop_children();
+        self.nats = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Rig {
+    /// Creates `<tmp>/<name>-<pid>-<stamp>` and starts nats-server in it. Every child gets
+    /// `CAREHUB_NATS_URL` and `CAREHUB_DATA_DIR`; children must be ready within `deadline`.
+    ///
+    /// # Errors
+    /// When the directory cannot be created or nats-server does not start in time.
+    pub(crate) async fn start(name: &str, deadline: Duration) -> anyhow::Result<Self> {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("{name}-{}-{stamp}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut rig = Self {
+            dir,
+            vars: Vec::new(),
+            nats: None,
+            children: Vec::new(),
+            deadline,
+        };
+        let nats = Launch::plain(&rig.dir)
+            .ready_within(deadline)
+            .start()
+            .await
+            .context("starting nats-server")?;
+        rig.set_var("CAREHUB_NATS_URL", nats.url());
+        rig.set_var("CAREHUB_DATA_DIR", rig.dir.display().to_string());
+        rig.nats = Some(nats);
+        Ok(rig)
+    }
+
+    /// The directory every child keeps its data and log in.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Adds a variable every child started from now on gets.
+    pub(crate) fn set_var(&mut self, var: &str, value: impl Into<String>) {
+        self.vars.push((var.to_owned(), value.into()));
+    }
+
+    /// The configuration every child gets.
+    pub(crate) fn env(&self) -> Env {
+        Env::from_pairs(self.vars.clone())
+    }
+
+    /// The process id of the child called `name` (`nats-server` for the NATS server).
+    pub(crate) fn pid(&self, name: &str) -> Option<u32> {
+        if name == "nats-server" {
+            return self.nats.as_ref().and_then(ChildNats::pid);
+        }
+        self.children
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.child.id())
+    }
+
+    /// The process ids of the children whose name starts with `prefix`, oldest first.
+    pub(crate) fn pids<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = u32> + 'a {
+        self.children
+            .iter()
+            .filter(move |s| s.name.starts_with(prefix))
+            .map(|s| s.child.id())
+    }
+
+    /// `carehub serve <component>` as the child `name`, with the rig's variables and `extra`.
+    ///
+    /// # Errors
+    /// When the executable or its log file cannot be had.
+    pub(crate) fn spawn_carehub(
+        &mut self,
+        name: &str,
+        component: &str,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<()> {
+        let exe = crate::carehub_executable()?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve").arg(component).env_clear();
+        for var in ["PATH", "RUST_LOG"] {
+            if let Some(v) = std::env::var_os(var) {
+                cmd.env(var, v);
+            }
+        }
+        cmd.envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        let log = self.dir.join(format!("{name}.log"));
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.children.push(Spawned {
+            name: name.to_owned(),
+            child,
+            log,
+        });
+        Ok(())
+    }
+
+    /// Fails with the end of its log when nats-server or a child has exited.
+    ///
+    /// # Errors
+    /// When one has.
+    pub(crate) fn check_children(&mut self) -> anyhow::Result<()> {
+        if let Some(nats) = self.nats.as_mut()
+            && let Some(status) = nats.exited()
+        {
+            anyhow::bail!(
+                "nats-server exited early ({status}); end of its log:\n{}",
+                tail(&nats.log_path())
+            );
+        }
+        for s in &mut self.children {
+            if let Some(status) = s.child.try_wait()? {
+                anyhow::bail!(
+                    "{} exited early ({status}); end of its log:\n{}",
+                    s.name,
+                    tail(&s.log)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `<base>/readyz` answers 200, checking between attempts that no child died.
+    ///
+    /// # Errors
+    /// When a child exits early or the gateway is not ready in time.
+    pub(crate) async fn wait_ready(
+        &mut self,
+        http: &reqwest::Client,
+        base: &str,
+    ) -> anyhow::Result<()> {
+        let until = Instant::now() + self.deadline;
+        let url = format!("{base}/readyz");
+        loop {
+            if let Ok(r) = http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            self.check_children()?;
+            anyhow::ensure!(
+                Instant::now() < until,
+                "{url} did not answer 200 within {:?}",
+                self.deadline
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until something accepts connections on `127.0.0.1:port`, checking between
+    /// attempts that no child died.
+    ///
+    /// # Errors
+    /// When a child exits early or nothing listens in time.
+    pub(crate) async fn wait_for_port(&mut self, port: u16) -> anyhow::Result<()> {
+        let until = Instant::now() + self.deadline;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            self.check_children()?;
+            anyhow::ensure!(
+                Instant::now() < until,
+                "nothing listened on port {port} within {:?}",
+                self.deadline
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Kills every child, newest first (nats-server stays).
+    pub(crate) fn stop_children(&mut self) {
+        for s in self.children.iter_mut().rev() {
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+/// The login benchmark's system under test. Dropping it kills every child and removes the
+/// directory.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    rig: Rig,
     pub(crate) nats_url: String,
     /// Gateway A: token cache on (`CAREHUB_VERIFY_CACHE_TTL=30`).
     pub(crate) gateway_a: String,
@@ -33,40 +254,6 @@ pub(crate) struct Cluster {
     accounts: usize,
 }
 
-struct Spawned {
-    name: String,
-    kind: Kind,
-    child: Child,
-    log: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Auth,
-    Gateway,
-}
-
-impl std::fmt::Debug for Cluster {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster")
-            .field("dir", &self.dir)
-            .field("gateway_a", &self.gateway_a)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // Gateways first, nats-server last, so nothing logs a storm of reconnect attempts.
-        for s in self.children.iter_mut().rev() {
-            let _ = s.child.kill();
-            let _ = s.child.wait();
-        }
-        self.nats = None;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 impl Cluster {
     /// Starts everything and creates `accounts` active patient accounts (see [`Cluster::email`]).
     ///
@@ -74,43 +261,21 @@ impl Cluster {
     /// When nats-server is missing, a port or file cannot be had, or a component does not
     /// become ready in time (the error carries the end of its log).
     pub(crate) async fn start(accounts: usize) -> anyhow::Result<Self> {
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("carehub-bench-{}-{stamp}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let nats = match start_nats(&dir, READY_DEADLINE).await {
-            Ok(nats) => nats,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
-        let key_file = dir.join("auth-signing-keys.json");
-        let vars: Vec<(String, String)> = [
-            ("CAREHUB_NATS_URL", nats.url()),
-            ("CAREHUB_DATA_DIR", dir.display().to_string()),
-            ("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string()),
-            // The edge limiter protects a real deployment; here it would cap the measurement.
-            ("CAREHUB_RATE_LIMIT_PER_SEC", "1000000".to_owned()),
-            ("CAREHUB_RATE_LIMIT_BURST", "1000000".to_owned()),
-            ("CAREHUB_COOKIE_SECURE", "false".to_owned()),
-            ("CAREHUB_SHUTDOWN_GRACE", "1".to_owned()),
-            // Only auth runs behind the gateways here; readiness must not wait for the others.
-            ("CAREHUB_REQUIRED_SERVICES", "auth".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let env = Env::from_pairs(vars.clone());
+        let mut rig = Rig::start("carehub-bench", READY_DEADLINE).await?;
+        let key_file = rig.dir().join("auth-signing-keys.json");
+        rig.set_var("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string());
+        // The edge limiter protects a real deployment; here it would cap the measurement.
+        rig.set_var("CAREHUB_RATE_LIMIT_PER_SEC", "1000000");
+        rig.set_var("CAREHUB_RATE_LIMIT_BURST", "1000000");
+        rig.set_var("CAREHUB_COOKIE_SECURE", "false");
+        rig.set_var("CAREHUB_SHUTDOWN_GRACE", "1");
+        // Only auth runs behind the gateways here; readiness must not wait for the others.
+        rig.set_var("CAREHUB_REQUIRED_SERVICES", "auth");
+        let env = rig.env();
         let common = CommonConfig::from_env(&env)?;
         let hash_permits = carehub_auth::AuthConfig::from_env(&env, &common)?.hash_permits;
         let mut cluster = Self {
-            dir,
-            vars,
-            nats: Some(nats),
-            children: Vec::new(),
+            rig,
             nats_url: common.nats_url,
             gateway_a: String::new(),
             gateway_b: String::new(),
@@ -121,7 +286,7 @@ impl Cluster {
 
         carehub_auth::keys::ensure_key_file(&key_file)?;
         cluster.create_accounts(&env).await?;
-        cluster.spawn_carehub("auth", &[])?;
+        cluster.rig.spawn_carehub("auth", "auth", &[])?;
         cluster.gateway_a = cluster.spawn_gateway("gateway-a", 30)?;
         cluster.gateway_b = cluster.spawn_gateway("gateway-b", 30)?;
         cluster.gateway_uncached = cluster.spawn_gateway("gateway-uncached", 0)?;
@@ -133,7 +298,7 @@ impl Cluster {
         ]
         .map(String::clone);
         for base in &bases {
-            cluster.wait_ready(&http, base).await?;
+            cluster.rig.wait_ready(&http, base).await?;
         }
         Ok(cluster)
     }
@@ -145,16 +310,10 @@ impl Cluster {
 
     /// The processes whose CPU time counts as the server's.
     pub(crate) fn procs(&self) -> Procs {
-        let pids = |kind| {
-            self.children
-                .iter()
-                .filter(move |s| s.kind == kind)
-                .map(|s| s.child.id())
-        };
         Procs {
-            auth: pids(Kind::Auth).next().unwrap_or(0),
-            gateways: pids(Kind::Gateway).collect(),
-            nats: self.nats.as_ref().and_then(ChildNats::pid).unwrap_or(0),
+            auth: self.rig.pid("auth").unwrap_or(0),
+            gateways: self.rig.pids("gateway").collect(),
+            nats: self.rig.pid("nats-server").unwrap_or(0),
         }
     }
 
@@ -179,154 +338,15 @@ impl Cluster {
 
     fn spawn_gateway(&mut self, name: &str, cache_ttl_secs: u32) -> anyhow::Result<String> {
         let port = free_port()?;
-        self.spawn_carehub(
+        self.rig.spawn_carehub(
             name,
+            "gateway",
             &[
                 ("CAREHUB_GATEWAY_ADDR", format!("127.0.0.1:{port}")),
                 ("CAREHUB_VERIFY_CACHE_TTL", cache_ttl_secs.to_string()),
             ],
         )?;
         Ok(format!("http://127.0.0.1:{port}"))
-    }
-
-    /// `carehub serve <component>` with the cluster's variables (and only those, plus `PATH`
-    /// and `RUST_LOG`, so the caller's own `CAREHUB_*` settings cannot leak in).
-    fn spawn_carehub(&mut self, name: &str, extra: &[(&str, String)]) -> anyhow::Result<()> {
-        let exe = crate::carehub_executable()?;
-        let (component, kind) = if name.starts_with("gateway") {
-            ("gateway", Kind::Gateway)
-        } else {
-            (name, Kind::Auth)
-        };
-        let mut cmd = Command::new(exe);
-        cmd.arg("serve").arg(component).env_clear();
-        for var in ["PATH", "RUST_LOG"] {
-            if let Some(v) = std::env::var_os(var) {
-                cmd.env(var, v);
-            }
-        }
-        cmd.envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        cmd.envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
-        self.spawn(name, kind, cmd)
-    }
-
-    fn spawn(&mut self, name: &str, kind: Kind, mut cmd: Command) -> anyhow::Result<()> {
-        let log = self.dir.join(format!("{name}.log"));
-        let file =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        self.children.push(Spawned {
-            name: name.to_owned(),
-            kind,
-            child,
-            log,
-        });
-        Ok(())
-    }
-
-    /// Fails with the child's log when one has exited.
-    fn check_children(&mut self) -> anyhow::Result<()> {
-        check_nats(self.nats.as_mut())?;
-        for s in &mut self.children {
-            if let Some(status) = s.child.try_wait()? {
-                anyhow::bail!(
-                    "{} exited early ({status}); end of its log:\n{}",
-                    s.name,
-                    tail(&s.log)
-                );
-            }
-        }
-        Ok(())
-    }
-
-    async fn wait_ready(&mut self, http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-        wait_ready(http, base, READY_DEADLINE, || self.check_children()).await
-    }
-}
-
-/// Starts the benchmarks' nats-server (JetStream, no users) in `<dir>/nats` on a free port,
-/// logging to `<dir>/nats-server.log`, and waits until it greets clients.
-///
-/// # Errors
-/// When nats-server is missing or does not start in time (the error carries its log).
-pub(crate) async fn start_nats(dir: &Path, deadline: Duration) -> anyhow::Result<ChildNats> {
-    Launch::plain(dir)
-        .ready_within(deadline)
-        .start()
-        .await
-        .context("starting nats-server")
-}
-
-/// Fails with the end of the nats-server's log when it has exited.
-///
-/// # Errors
-/// When it has.
-pub(crate) fn check_nats(nats: Option<&mut ChildNats>) -> anyhow::Result<()> {
-    if let Some(nats) = nats
-        && let Some(status) = nats.exited()
-    {
-        anyhow::bail!(
-            "nats-server exited early ({status}); end of its log:\n{}",
-            tail(&nats.log_path())
-        );
-    }
-    Ok(())
-}
-
-/// Waits until something accepts connections on `127.0.0.1:port`, calling `check` between
-/// attempts (it fails when a child process died).
-///
-/// # Errors
-/// What `check` returns, or nothing listening within `deadline`.
-pub(crate) async fn wait_for_port(
-    port: u16,
-    deadline: Duration,
-    mut check: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let until = Instant::now() + deadline;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        check()?;
-        anyhow::ensure!(
-            Instant::now() < until,
-            "nothing listened on port {port} within {deadline:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-/// Waits until `<base>/readyz` answers 200, calling `check` between attempts.
-///
-/// # Errors
-/// What `check` returns, or no 200 within `deadline`.
-pub(crate) async fn wait_ready(
-    http: &reqwest::Client,
-    base: &str,
-    deadline: Duration,
-    mut check: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let until = Instant::now() + deadline;
-    let url = format!("{base}/readyz");
-    loop {
-        if let Ok(r) = http.get(&url).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        check()?;
-        anyhow::ensure!(
-            Instant::now() < until,
-            "{url} did not answer 200 within {deadline:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -340,7 +360,7 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
 }
 
 /// The last lines of a log file, for an error message.
-pub(crate) fn tail(path: &Path) -> String {
+fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join(

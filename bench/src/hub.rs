@@ -23,12 +23,11 @@ use super::booking::{
     Signed, create_accounts, doctor_email, free_slots, ms, patient_email, set_availability,
     sign_in, wait_doctors_applied,
 };
-use super::report::Machine;
+use super::report::{self, Machine, Target};
 use anyhow::Context as _;
 use client::{LoadClient, Opened, Plan};
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -163,13 +162,6 @@ pub(crate) struct Figures {
     pub(crate) targets: Vec<Target>,
 }
 
-#[derive(Debug, Serialize)]
-pub(crate) struct Target {
-    pub(crate) name: String,
-    pub(crate) value: String,
-    pub(crate) met: bool,
-}
-
 fn step(what: &str) {
     tracing::info!("hub bench: {what}");
 }
@@ -195,12 +187,12 @@ pub(crate) async fn run(args: HubArgs) -> anyhow::Result<()> {
         r = Box::pin(measure(&args)) => r?,
         () = signal.cancelled() => anyhow::bail!("interrupted; the benchmark's processes were stopped"),
     };
-    print!("{}", figures.render());
+    print!("{figures}");
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&figures)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
-    let missed = figures.targets.iter().filter(|t| !t.met).count();
+    let missed = report::missed(&figures.targets);
     if args.strict && missed > 0 {
         anyhow::bail!("{missed} of {} targets missed", figures.targets.len());
     }
@@ -299,6 +291,7 @@ struct System {
 impl System {
     fn pid(&self, name: &str) -> anyhow::Result<u32> {
         self.carehub
+            .rig
             .pid(name)
             .with_context(|| format!("no child called {name}"))
     }
@@ -310,26 +303,28 @@ async fn start(args: &HubArgs, http: &reqwest::Client) -> anyhow::Result<System>
     let (port_a, port_b) = (super::cluster::free_port()?, super::cluster::free_port()?);
     let hub_a = SocketAddr::from(([127, 0, 0, 1], port_a));
     let hub_b = SocketAddr::from(([127, 0, 0, 1], port_b));
-    carehub.set_var("CAREHUB_HUB_URL", format!("ws://{hub_a}/ws"));
+    carehub
+        .rig
+        .set_var("CAREHUB_HUB_URL", format!("ws://{hub_a}/ws"));
     // One socket sends hundreds of chat messages per second here; the per-socket frame limit
     // protects a deployment from a misbehaving client and would cap the measurement. The
     // burst runs measure that limit, so they keep it.
     if !args.bursts {
-        carehub.set_var("CAREHUB_HUB_FRAMES_PER_SEC", "1000000");
-        carehub.set_var("CAREHUB_HUB_FRAME_BURST", "1000000");
+        carehub.rig.set_var("CAREHUB_HUB_FRAMES_PER_SEC", "1000000");
+        carehub.rig.set_var("CAREHUB_HUB_FRAME_BURST", "1000000");
     }
     // The rooms are tomorrow's appointments; calls are allowed around them.
-    carehub.set_var("CAREHUB_CALL_EARLY", "259200");
-    carehub.set_var("CAREHUB_CALL_LATE", "259200");
+    carehub.rig.set_var("CAREHUB_CALL_EARLY", "259200");
+    carehub.rig.set_var("CAREHUB_CALL_LATE", "259200");
     // Sockets must outlive the run without renewing their tokens.
-    carehub.set_var("CAREHUB_ACCESS_TOKEN_TTL", "7200");
+    carehub.rig.set_var("CAREHUB_ACCESS_TOKEN_TTL", "7200");
     let patients = args.users + args.senders;
     step(&format!("writing {patients} patient and 2 doctor accounts"));
     create_accounts(&carehub, patients).await?;
     step("starting auth, doctor, patient, notify, admin, gateway and two hub nodes");
     carehub.start_services(http).await?;
     for (name, addr) in [("hub-a", hub_a), ("hub-b", hub_b)] {
-        carehub.spawn_carehub(
+        carehub.rig.spawn_carehub(
             name,
             "hub",
             &[
@@ -337,7 +332,7 @@ async fn start(args: &HubArgs, http: &reqwest::Client) -> anyhow::Result<System>
                 ("CAREHUB_HUB_NODE_ID", name.to_owned()),
             ],
         )?;
-        carehub.wait_for_port(addr.port()).await?;
+        carehub.rig.wait_for_port(addr.port()).await?;
     }
     let base = carehub.base.clone();
     let gateway: SocketAddr = base
@@ -396,7 +391,8 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
         in_flight: args.in_flight,
         per_source: args.per_source,
     };
-    let (mut crowd, mass) = LoadClient::start(&plan, &sys.carehub.dir().join("client.log")).await?;
+    let (mut crowd, mass) =
+        LoadClient::start(&plan, &sys.carehub.rig.dir().join("client.log")).await?;
     let rss_at_n = settled_rss(hub_a_pid).await?;
     let bytes_per_connection = rss_at_n.saturating_sub(rss_at_0) as f64 / mass.opened.max(1) as f64;
 
@@ -489,6 +485,7 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
         };
         let log = sys
             .carehub
+            .rig
             .dir()
             .join(format!("client-{}.log", paths.len()));
         let (client, opened) = LoadClient::start(&plan, &log).await?;
@@ -569,56 +566,51 @@ async fn measure(args: &HubArgs) -> anyhow::Result<Figures> {
 impl Figures {
     fn judge(&mut self) {
         let mut t = Vec::new();
-        t.push(Target {
-            name: format!("authenticated sockets on one node >= {CONNECTIONS_TARGET}"),
-            value: self.mass.opened.to_string(),
-            met: self.mass.opened >= CONNECTIONS_TARGET && self.mass.failed == 0,
-        });
-        t.push(Target {
-            name: format!("memory per connection <= {:.1} KB", MEMORY_TARGET / 1000.0),
-            value: format!("{:.1} KB", self.bytes_per_connection / 1000.0),
-            met: self.bytes_per_connection <= MEMORY_TARGET,
-        });
-        t.push(Target {
-            name: "final broadcast reaches every socket".to_owned(),
-            value: format!("{} of {}", self.broadcast_reached, self.mass.opened),
-            met: self.broadcast_reached == self.mass.opened && self.mass.opened > 0,
-        });
+        t.push(Target::new(
+            format!("authenticated sockets on one node >= {CONNECTIONS_TARGET}"),
+            self.mass.opened.to_string(),
+            self.mass.opened >= CONNECTIONS_TARGET && self.mass.failed == 0,
+        ));
+        t.push(Target::new(
+            format!("memory per connection <= {:.1} KB", MEMORY_TARGET / 1000.0),
+            format!("{:.1} KB", self.bytes_per_connection / 1000.0),
+            self.bytes_per_connection <= MEMORY_TARGET,
+        ));
+        t.push(Target::new(
+            "final broadcast reaches every socket",
+            format!("{} of {}", self.broadcast_reached, self.mass.opened),
+            self.broadcast_reached == self.mass.opened && self.mass.opened > 0,
+        ));
         for c in self.chat.iter().filter(|c| !c.name.contains("gateway")) {
-            t.push(Target {
-                name: format!("chat p99 <= {LATENCY_TARGET_MS} ms, {}", c.name),
-                value: format!("{:.2} ms", c.p99_ms),
-                met: c.p99_ms <= LATENCY_TARGET_MS && c.delivered == c.sent && c.sent > 0,
-            });
+            t.push(Target::new(
+                format!("chat p99 <= {LATENCY_TARGET_MS} ms, {}", c.name),
+                format!("{:.2} ms", c.p99_ms),
+                c.p99_ms <= LATENCY_TARGET_MS && c.delivered == c.sent && c.sent > 0,
+            ));
         }
         let p99 = bursts::percentile(&self.presence_ms, 0.99);
-        t.push(Target {
-            name: "presence pushed across nodes, p99 <= 1000 ms".to_owned(),
-            value: format!("{p99:.1} ms ({} changes)", self.presence_ms.len()),
-            met: p99 <= 1_000.0,
-        });
+        t.push(Target::new(
+            "presence pushed across nodes, p99 <= 1000 ms",
+            format!("{p99:.1} ms ({} changes)", self.presence_ms.len()),
+            p99 <= 1_000.0,
+        ));
         self.targets = t;
     }
+}
 
-    /// The human-readable report.
-    pub(crate) fn render(&self) -> String {
-        let mut s = String::new();
-        let m = &self.machine;
+/// The human-readable report.
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let _ = writeln!(s, "carehub-bench hub: {} CPUs ({})", m.cpus, m.model);
-        let _ = writeln!(
-            s,
-            "load average before {}, after {}",
-            m.load_before, m.load_after
-        );
+        self.machine.write_header(f, "carehub-bench hub")?;
         let o = &self.mass;
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "\n{} sockets of {} patients on hub node A, from a load client process on {} source addresses (127.0.0.2 and up)",
             self.connections, self.users, o.sources
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "  authenticated {} ({} failed) in {:.1} s; setup p50 {:.2} ms, p99 {:.2} ms; open-files limit: hub {}, client {}",
             o.opened,
             o.failed,
@@ -627,41 +619,41 @@ impl Figures {
             o.setup_p99_ms,
             self.hub_open_files_limit,
             o.open_files_limit
-        );
+        )?;
         if let Some(e) = &o.first_error {
-            let _ = writeln!(s, "  first failure: {e}");
+            writeln!(f, "  first failure: {e}")?;
         }
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "  hub RSS {:.1} MiB at 0 -> {:.1} MiB at {} = {:.0} bytes ({:.1} KB) per connection",
             mib(self.rss_at_0),
             mib(self.rss_at_n),
             o.opened,
             self.bytes_per_connection,
             self.bytes_per_connection / 1000.0
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "  broadcast (one chat message per room): reached {} of {} sockets in {:.1} ms ({} closed); hub RSS after {:.1} MiB",
             self.broadcast_reached,
             o.opened,
             self.broadcast_ms,
             self.broadcast_closed,
             mib(self.rss_after_broadcast)
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "\n{:<26} {:>7} {:>9} {:>6} {:>8} {:>8} {:>8}  CPU µs per message",
             "chat delivery", "msg/s", "delivered", "errors", "p50 ms", "p99 ms", "max ms"
-        );
+        )?;
         for c in &self.chat {
             let cpu: Vec<String> = c
                 .cpu_us
                 .iter()
                 .map(|(n, us)| format!("{n} {us:.0}"))
                 .collect();
-            let _ = writeln!(
-                s,
+            writeln!(
+                f,
                 "{:<26} {:>7.1} {:>9} {:>6} {:>8.2} {:>8.2} {:>8.2}  {}",
                 c.name,
                 c.rate,
@@ -671,19 +663,19 @@ impl Figures {
                 c.p99_ms,
                 c.max_ms,
                 cpu.join(", ")
-            );
+            )?;
             if let Some(e) = &c.first_error {
-                let _ = writeln!(s, "  first error: {e}");
+                writeln!(f, "  first error: {e}")?;
             }
         }
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "\n{:<22} {:>7} {:>12} {:>12} {:>14} {:>14}",
             "sockets", "opened", "setup p50 ms", "setup p99 ms", "hub B/socket", "gateway B/socket"
-        );
+        )?;
         for p in &self.paths {
-            let _ = writeln!(
-                s,
+            writeln!(
+                f,
                 "{:<22} {:>7} {:>12.2} {:>12.2} {:>14.0} {:>14.0}",
                 p.name,
                 p.opened.opened,
@@ -691,56 +683,47 @@ impl Figures {
                 p.opened.setup_p99_ms,
                 p.hub_bytes,
                 p.gateway_bytes
-            );
+            )?;
         }
         if let (Some(direct), Some(gw)) = (
             self.chat.iter().find(|c| c.name == "one node"),
             self.chat.iter().find(|c| c.name.contains("gateway")),
         ) {
-            let _ = writeln!(
-                s,
+            writeln!(
+                f,
                 "gateway /ws forwarding: +{:.2} ms chat p50 (both ends through it), +{:.2} ms setup p50, {:.0} bytes per socket",
                 gw.p50_ms - direct.p50_ms,
                 self.paths.get(1).map_or(0.0, |p| p.opened.setup_p50_ms)
                     - self.paths.first().map_or(0.0, |p| p.opened.setup_p50_ms),
                 self.paths.get(1).map_or(0.0, |p| p.gateway_bytes)
-            );
+            )?;
         }
         let rounds: Vec<String> = self
             .call_rounds_ms
             .iter()
             .map(|r| format!("{r:.1}"))
             .collect();
-        let _ = writeln!(
-            s,
+        writeln!(
+            f,
             "\ncall setup, invite -> both WebRTC peers connected on loopback: median {:.1} ms ({} rounds: {} ms)",
             self.call_setup_median_ms,
             rounds.len(),
             rounds.join(", ")
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "  of which invite -> call_accept back at the caller (hub signaling only): median {:.2} ms",
             self.call_accept_median_ms
-        );
-        let _ = writeln!(
-            s,
+        )?;
+        writeln!(
+            f,
             "\npresence across nodes, socket opened or closed -> push at the other participant: p50 {:.1} ms, p99 {:.1} ms ({} changes)",
             bursts::percentile(&self.presence_ms, 0.5),
             bursts::percentile(&self.presence_ms, 0.99),
             self.presence_ms.len()
-        );
-        let _ = writeln!(s, "\ntargets:");
-        for t in &self.targets {
-            let _ = writeln!(
-                s,
-                "  {}  {:<48} {}",
-                if t.met { "PASS" } else { "FAIL" },
-                t.name,
-                t.value
-            );
-        }
-        s
+        )?;
+        writeln!(f)?;
+        report::write_targets(f, &self.targets, 48)
     }
 }
 

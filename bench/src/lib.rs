@@ -3,7 +3,9 @@
 //! docs/BENCHMARKS.md).
 //!
 //! Map:
-//! - `cluster` starts and stops the children (the nats-server through `carehub-natsd`);
+//! - `cluster` starts and stops the children: the [`cluster::Rig`] every benchmark runs on (a
+//!   data directory, the nats-server through `carehub-natsd`, `carehub serve` children) and the
+//!   login benchmark's cluster;
 //! - `load` the load generator every scenario shares;
 //! - `cpu` reads process CPU times;
 //! - `scenarios` one function per measurement;
@@ -153,12 +155,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         r = Box::pin(measure(load, args.probe_rate, args.revocation_rounds)) => r?,
         () = signal.cancelled() => anyhow::bail!("interrupted; the benchmark's processes were stopped"),
     };
-    print!("{}", report.render());
+    print!("{report}");
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
-    let missed = report.missed();
+    let missed = report::missed(&report.targets);
     if args.strict && missed > 0 {
         anyhow::bail!("{missed} of {} targets missed", report.targets.len());
     }

@@ -3,7 +3,6 @@
 use super::load::Outcome;
 use super::scenarios::HashTimes;
 use serde::Serialize;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Everything one `carehub-bench` run measured.
@@ -46,6 +45,23 @@ impl Machine {
             load_before: load_average(),
             load_after: String::new(),
         }
+    }
+
+    /// The first two lines of a report: `<title>: <cpus> CPUs (<model>)` and the load averages.
+    ///
+    /// # Errors
+    /// When `out` fails.
+    pub(crate) fn write_header(
+        &self,
+        out: &mut impl std::fmt::Write,
+        title: &str,
+    ) -> std::fmt::Result {
+        writeln!(out, "{title}: {} CPUs ({})", self.cpus, self.model)?;
+        writeln!(
+            out,
+            "load average before {}, after {}",
+            self.load_before, self.load_after
+        )
     }
 
     /// Notes the load average at the end of the run.
@@ -191,12 +207,44 @@ pub(crate) struct Storm {
     pub(crate) storm_logins_per_sec: f64,
 }
 
-/// A target and whether this run met it.
+/// A target and whether this run met it (every benchmark judges its figures with these).
 #[derive(Debug, Serialize)]
 pub(crate) struct Target {
-    pub(crate) name: &'static str,
+    pub(crate) name: String,
     pub(crate) measured: String,
     pub(crate) pass: bool,
+}
+
+impl Target {
+    pub(crate) fn new(name: impl Into<String>, measured: String, pass: bool) -> Self {
+        Self {
+            name: name.into(),
+            measured,
+            pass,
+        }
+    }
+}
+
+/// How many of `targets` were missed.
+pub(crate) fn missed(targets: &[Target]) -> usize {
+    targets.iter().filter(|t| !t.pass).count()
+}
+
+/// The `targets:` block of a report: one PASS or FAIL line each, names padded to `width`.
+///
+/// # Errors
+/// When `out` fails.
+pub(crate) fn write_targets(
+    out: &mut impl std::fmt::Write,
+    targets: &[Target],
+    width: usize,
+) -> std::fmt::Result {
+    writeln!(out, "targets:")?;
+    for t in targets {
+        let verdict = if t.pass { "PASS" } else { "FAIL" };
+        writeln!(out, "  {verdict}  {:<width$} {}", t.name, t.measured)?;
+    }
+    Ok(())
 }
 
 impl Report {
@@ -207,49 +255,36 @@ impl Report {
         let login = self.login_vs_theory.percent;
         let storm = self.storm.storm_p99_ms;
         self.targets = vec![
-            Target {
-                name: "/api/me (cache on) >= 25% of /healthz throughput",
-                measured: format!("{ratio:.1}%"),
-                pass: ratio >= 25.0,
-            },
-            Target {
-                name: "gateway added latency <= 0.5 ms",
-                measured: format!("{added:.3} ms"),
-                pass: added <= 0.5,
-            },
-            Target {
-                name: "login throughput >= 90% of permits / hash time",
-                measured: format!("{login:.1}%"),
-                pass: login >= 90.0,
-            },
-            Target {
-                name: "/api/me p99 during login storm < 10 ms",
-                measured: format!("{storm:.2} ms"),
-                pass: storm < 10.0,
-            },
+            Target::new(
+                "/api/me (cache on) >= 25% of /healthz throughput",
+                format!("{ratio:.1}%"),
+                ratio >= 25.0,
+            ),
+            Target::new(
+                "gateway added latency <= 0.5 ms",
+                format!("{added:.3} ms"),
+                added <= 0.5,
+            ),
+            Target::new(
+                "login throughput >= 90% of permits / hash time",
+                format!("{login:.1}%"),
+                login >= 90.0,
+            ),
+            Target::new(
+                "/api/me p99 during login storm < 10 ms",
+                format!("{storm:.2} ms"),
+                storm < 10.0,
+            ),
         ];
     }
+}
 
-    /// How many targets were missed.
-    pub(crate) fn missed(&self) -> usize {
-        self.targets.iter().filter(|t| !t.pass).count()
-    }
-
-    /// The human-readable report.
-    pub(crate) fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = self.write(&mut out);
-        out
-    }
-
-    fn write(&self, out: &mut String) -> std::fmt::Result {
-        let (m, s) = (&self.machine, &self.settings);
-        writeln!(out, "\ncarehub-bench: {} CPUs ({})", m.cpus, m.model)?;
-        writeln!(
-            out,
-            "load average before {}, after {}",
-            m.load_before, m.load_after
-        )?;
+/// The human-readable report.
+impl std::fmt::Display for Report {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.settings;
+        writeln!(out)?;
+        self.machine.write_header(out, "carehub-bench")?;
         writeln!(
             out,
             "{} clients per scenario, {:.0} s warm-up + {:.0} s measured; {} hash permits\n",
@@ -333,11 +368,6 @@ impl Report {
             st.storm_p99_ms,
             st.storm_logins_per_sec
         )?;
-        writeln!(out, "targets:")?;
-        for t in &self.targets {
-            let verdict = if t.pass { "PASS" } else { "FAIL" };
-            writeln!(out, "  {verdict}  {:<52} {}", t.name, t.measured)?;
-        }
-        Ok(())
+        write_targets(out, &self.targets, 52)
     }
 }
