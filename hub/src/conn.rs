@@ -14,7 +14,7 @@ use crate::frames::FrameError;
 use crate::registry::Conn;
 use crate::{Hub, origin};
 use carehub_nats::auth::Verify;
-use carehub_nats::hub::{ClientFrame, ServerFrame, close, code};
+use carehub_nats::hub::{ClientFrame, FrameErrorCode, ServerFrame, close};
 use carehub_nats::{CallContext, Principal, UserStatus};
 use carehub_runtime::db::now_ms;
 use futures::stream::{SplitSink, SplitStream};
@@ -249,13 +249,13 @@ async fn handshake(
         Err(_) => {
             return Err((
                 close::AUTH_TIMEOUT,
-                FrameError::new(code::UNAUTHORIZED, "send an auth frame first"),
+                FrameError::new(FrameErrorCode::Unauthorized, "send an auth frame first"),
             ));
         }
         Ok(None) => {
             return Err((
                 close::UNAUTHORIZED,
-                FrameError::new(code::UNAUTHORIZED, "send an auth frame first"),
+                FrameError::new(FrameErrorCode::Unauthorized, "send an auth frame first"),
             ));
         }
         Ok(Some(t)) => t,
@@ -266,7 +266,7 @@ async fn handshake(
             .map_err(|e| (close::UNAUTHORIZED, e)),
         _ => Err((
             close::UNAUTHORIZED,
-            FrameError::new(code::UNAUTHORIZED, "the first frame must be auth"),
+            FrameError::new(FrameErrorCode::Unauthorized, "the first frame must be auth"),
         )),
     }
 }
@@ -293,16 +293,16 @@ pub(crate) async fn verify(
     {
         Ok(p) if p.status == UserStatus::Active => Ok(p),
         Ok(_) => Err(FrameError::new(
-            code::UNAUTHORIZED,
+            FrameErrorCode::Unauthorized,
             "the account is not active",
         )),
         Err(carehub_bus::BusError::Remote(e)) => {
-            Err(FrameError::new(code::UNAUTHORIZED, e.message))
+            Err(FrameError::new(FrameErrorCode::Unauthorized, e.message))
         }
         Err(e) => {
             tracing::warn!(error = %e, "token verification unavailable");
             Err(FrameError::new(
-                code::UNAVAILABLE,
+                FrameErrorCode::ServiceUnavailable,
                 "sign-in is unavailable right now; try again shortly",
             ))
         }

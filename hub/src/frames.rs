@@ -6,7 +6,8 @@ use crate::store::{self, Appended};
 use crate::{Hub, turn};
 use carehub_bus::BusError;
 use carehub_nats::appointment::{Appointment, AppointmentStatus, GetAppointment};
-use carehub_nats::hub::{ClientFrame, IceCandidate, RecordCall, ServerFrame, code};
+use carehub_nats::hub::limits::{HISTORY_DEFAULT, HISTORY_MAX, MAX_ID_CHARS};
+use carehub_nats::hub::{ClientFrame, FrameErrorCode, IceCandidate, RecordCall, ServerFrame};
 use carehub_nats::time::rfc3339_millis;
 use carehub_nats::{CallContext, ErrorCode};
 use carehub_runtime::db::{StoreError, now_ms};
@@ -20,36 +21,34 @@ use crate::registry::Conn;
 const PARTICIPATION_TTL: Duration = Duration::from_secs(10);
 /// Attempts at storing a message when concurrent writers take the same sequence number.
 const APPEND_ATTEMPTS: usize = 8;
-const HISTORY_DEFAULT: u32 = 50;
-const HISTORY_MAX: u32 = 200;
+/// Messages in one `chat_backlog` page (the client resumes again after the last one).
 const BACKLOG_PAGE: u32 = 500;
-const MAX_ID_CHARS: usize = 64;
 
 /// A frame that could not be handled: becomes an `error` frame; the socket stays open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FrameError {
-    pub(crate) code: &'static str,
+    pub(crate) code: FrameErrorCode,
     pub(crate) message: String,
 }
 
 impl FrameError {
-    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: FrameErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
         }
     }
     fn validation(message: impl Into<String>) -> Self {
-        Self::new(code::VALIDATION_FAILED, message)
+        Self::new(FrameErrorCode::ValidationFailed, message)
     }
     fn not_found() -> Self {
-        Self::new(code::NOT_FOUND, "no such appointment among yours")
+        Self::new(FrameErrorCode::NotFound, "no such appointment among yours")
     }
     fn conflict(message: impl Into<String>) -> Self {
-        Self::new(code::CONFLICT, message)
+        Self::new(FrameErrorCode::Conflict, message)
     }
     fn internal() -> Self {
-        Self::new(code::INTERNAL, "something went wrong; try again")
+        Self::new(FrameErrorCode::Internal, "something went wrong; try again")
     }
 }
 
@@ -65,11 +64,11 @@ impl From<BusError> for FrameError {
         match e.to_wire().code {
             ErrorCode::NotFound | ErrorCode::Forbidden => Self::not_found(),
             ErrorCode::ServiceUnavailable | ErrorCode::Timeout => Self::new(
-                code::UNAVAILABLE,
+                FrameErrorCode::ServiceUnavailable,
                 "the appointment service is not answering; try again shortly",
             ),
             ErrorCode::Unauthorized | ErrorCode::TokenExpired => {
-                Self::new(code::UNAUTHORIZED, "the token is no longer valid")
+                Self::new(FrameErrorCode::Unauthorized, "the token is no longer valid")
             }
             _ => {
                 tracing::warn!(error = %e, "appointment lookup failed");
@@ -156,9 +155,12 @@ fn participants(a: &Appointment) -> Vec<&str> {
 /// The other participant.
 fn other<'a>(a: &'a Appointment, me: &str) -> Result<&'a str, FrameError> {
     if a.patient_id == me {
-        a.doctor_id
-            .as_deref()
-            .ok_or_else(|| FrameError::new(code::FORBIDDEN, "the appointment has no doctor yet"))
+        a.doctor_id.as_deref().ok_or_else(|| {
+            FrameError::new(
+                FrameErrorCode::Forbidden,
+                "the appointment has no doctor yet",
+            )
+        })
     } else {
         Ok(&a.patient_id)
     }
@@ -202,7 +204,10 @@ pub(crate) async fn handle(
             let who = other(&a, s.me())?.to_owned();
             let online = hub.presence().is_online(&who).await.map_err(|e| {
                 tracing::warn!(error = %e, "presence read failed");
-                FrameError::new(code::UNAVAILABLE, "presence is unavailable right now")
+                FrameError::new(
+                    FrameErrorCode::ServiceUnavailable,
+                    "presence is unavailable right now",
+                )
             })?;
             hub.presence_watches()
                 .watch(&s.conn, &appointment_id, &who, Some(online));
@@ -226,7 +231,7 @@ pub(crate) async fn handle(
                 .watch(&s.conn, &doctor_id, f, t)
                 .map_err(|_| {
                     FrameError::new(
-                        code::TOO_MANY_WATCHES,
+                        FrameErrorCode::TooManyWatches,
                         format!(
                             "a socket watches at most {} doctors' slots; unwatch one first",
                             crate::slots::MAX_WATCHES
@@ -283,7 +288,10 @@ async fn relay(hub: &Hub, to: &[&str], frame: &ServerFrame) -> Result<(), FrameE
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "relay failed");
-                FrameError::new(code::UNAVAILABLE, "delivery is unavailable right now")
+                FrameError::new(
+                    FrameErrorCode::ServiceUnavailable,
+                    "delivery is unavailable right now",
+                )
             })?;
     }
     Ok(())
@@ -303,7 +311,7 @@ async fn chat_send(
     let max = hub.config().max_chat_chars;
     if body.chars().count() > max {
         return Err(FrameError::new(
-            code::TOO_LARGE,
+            FrameErrorCode::PayloadTooLarge,
             format!("a message holds at most {max} characters"),
         ));
     }
@@ -411,7 +419,7 @@ async fn callable(hub: &Hub, s: &mut Session, id: &str) -> Result<Appointment, F
     let a = s.participation(hub, id).await?;
     if a.status != AppointmentStatus::Confirmed {
         return Err(FrameError::new(
-            code::FORBIDDEN,
+            FrameErrorCode::Forbidden,
             "calls are only possible in a confirmed appointment",
         ));
     }
@@ -423,7 +431,7 @@ async fn callable(hub: &Hub, s: &mut Session, id: &str) -> Result<Appointment, F
         cfg.call_early,
         cfg.call_late,
     )
-    .map_err(|e| FrameError::new(code::FORBIDDEN, e.to_string()))?;
+    .map_err(|e| FrameError::new(FrameErrorCode::Forbidden, e.to_string()))?;
     Ok(a)
 }
 
@@ -576,7 +584,7 @@ async fn rtc(hub: &Hub, s: &mut Session, id: &str, signal: Signal) -> Result<(),
     let (appointment_id, from) = (id.to_owned(), s.me().to_owned());
     let f = match signal {
         Signal::Offer(sdp) => {
-            calls::check_sdp(&sdp).map_err(|e| FrameError::new(code::BAD_SDP, e))?;
+            calls::check_sdp(&sdp).map_err(|e| FrameError::new(FrameErrorCode::BadSdp, e))?;
             ServerFrame::RtcOffer {
                 appointment_id,
                 from,
@@ -584,7 +592,7 @@ async fn rtc(hub: &Hub, s: &mut Session, id: &str, signal: Signal) -> Result<(),
             }
         }
         Signal::Answer(sdp) => {
-            calls::check_sdp(&sdp).map_err(|e| FrameError::new(code::BAD_SDP, e))?;
+            calls::check_sdp(&sdp).map_err(|e| FrameError::new(FrameErrorCode::BadSdp, e))?;
             ServerFrame::RtcAnswer {
                 appointment_id,
                 from,

@@ -11,7 +11,7 @@ use crate::conn::{expiry_instant, verify, welcome};
 use crate::frames::{self, FrameError, Session};
 use crate::refusals::{Refusals, Refused};
 use crate::registry::Conn;
-use carehub_nats::hub::{ClientFrame, ServerFrame, close, code};
+use carehub_nats::hub::{ClientFrame, FrameErrorCode, ServerFrame, close};
 use futures::StreamExt as _;
 use futures::stream::SplitStream;
 use std::sync::Arc;
@@ -102,8 +102,13 @@ impl Reader {
 }
 
 /// Whether an error of this code is a refusal, coalesced by [`Refusals`].
-fn is_refusal(code: &str) -> bool {
-    [code::RATE_LIMITED, code::TOO_LARGE, code::BAD_FRAME].contains(&code)
+fn is_refusal(code: FrameErrorCode) -> bool {
+    [
+        FrameErrorCode::RateLimited,
+        FrameErrorCode::PayloadTooLarge,
+        FrameErrorCode::BadFrame,
+    ]
+    .contains(&code)
 }
 
 /// What the next read brought.
@@ -161,7 +166,7 @@ pub(crate) async fn read_loop(hub: &Hub, conn: &Arc<Conn>, stream: &mut Stream, 
             Read::Text(t) => t,
             Read::Binary => {
                 frames_in.increment(1);
-                let refused = Refused::of(code::BAD_FRAME, "frames are JSON text", "");
+                let refused = Refused::of(FrameErrorCode::BadFrame, "frames are JSON text", "");
                 Box::pin(r.refuse(conn, refused)).await;
                 continue;
             }
@@ -214,14 +219,14 @@ fn classify(
 fn admit(r: &mut Reader, cfg: &crate::HubConfig, text: &str) -> Option<Refused> {
     if !r.bucket.take() {
         return Some(Refused::of(
-            code::RATE_LIMITED,
+            FrameErrorCode::RateLimited,
             "too many frames; this one was dropped",
             text,
         ));
     }
     if text.len() > cfg.max_frame_bytes {
         let m = format!("frames are at most {} bytes", cfg.max_frame_bytes);
-        return Some(Refused::of(code::TOO_LARGE, m, text));
+        return Some(Refused::of(FrameErrorCode::PayloadTooLarge, m, text));
     }
     None
 }
@@ -239,7 +244,8 @@ async fn handle_text(
         Ok(f) => f,
         Err(e) => {
             let m = format!("unreadable frame: {e}");
-            r.refuse(conn, Refused::of(code::BAD_FRAME, m, text)).await;
+            r.refuse(conn, Refused::of(FrameErrorCode::BadFrame, m, text))
+                .await;
             return;
         }
     };
@@ -268,7 +274,7 @@ async fn handle_text(
         r.refuse(conn, refused).await;
     } else {
         let f = ServerFrame::Error {
-            code: e.code.to_owned(),
+            code: e.code,
             message: e.message,
             request: Some(kind.to_owned()),
             client_id,
@@ -290,7 +296,7 @@ async fn reauth(
     let p = verify(hub, token, request_id).await?;
     if p.user_id != conn.user_id {
         return Err(FrameError::new(
-            code::UNAUTHORIZED,
+            FrameErrorCode::Unauthorized,
             "a socket stays with the user it signed in as",
         ));
     }

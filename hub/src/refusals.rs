@@ -8,18 +8,22 @@
 //! socket gets at most one error frame per code per interval, and the `count`s add up to the
 //! refused frames.
 
-use carehub_nats::hub::{ServerFrame, code};
+use carehub_nats::hub::{FrameErrorCode, ServerFrame};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// The codes that are coalesced, in a fixed order.
-const CODES: [&str; 3] = [code::RATE_LIMITED, code::TOO_LARGE, code::BAD_FRAME];
+const CODES: [FrameErrorCode; 3] = [
+    FrameErrorCode::RateLimited,
+    FrameErrorCode::PayloadTooLarge,
+    FrameErrorCode::BadFrame,
+];
 
 /// One refused frame.
 #[derive(Debug, Clone)]
 pub(crate) struct Refused {
-    pub(crate) code: &'static str,
+    pub(crate) code: FrameErrorCode,
     pub(crate) message: String,
     /// The refused frame's `type`, when it could be read.
     pub(crate) request: Option<String>,
@@ -29,7 +33,7 @@ pub(crate) struct Refused {
 
 impl Refused {
     /// A refusal of `text`, naming its `type` and `client_id` when they can be read.
-    pub(crate) fn of(code: &'static str, message: impl Into<String>, text: &str) -> Self {
+    pub(crate) fn of(code: FrameErrorCode, message: impl Into<String>, text: &str) -> Self {
         let peek = serde_json::from_str::<Peek>(text).unwrap_or_default();
         Self {
             code,
@@ -136,7 +140,7 @@ impl Refusals {
         out
     }
 
-    fn slot(&mut self, code: &str) -> &mut Slot {
+    fn slot(&mut self, code: FrameErrorCode) -> &mut Slot {
         let i = CODES.iter().position(|c| *c == code).unwrap_or(2);
         &mut self.slots[i]
     }
@@ -144,7 +148,7 @@ impl Refusals {
 
 fn frame(p: Pending, retry_after_ms: u64) -> ServerFrame {
     ServerFrame::Error {
-        code: p.first.code.to_owned(),
+        code: p.first.code,
         message: p.first.message,
         request: p.first.request,
         client_id: p.first.client_id,
@@ -160,7 +164,7 @@ mod tests {
 
     fn chat(id: &str) -> Refused {
         let text = format!(r#"{{"type":"chat_send","room":"r","client_id":"{id}","body":"x"}}"#);
-        Refused::of(code::RATE_LIMITED, "slow down", &text)
+        Refused::of(FrameErrorCode::RateLimited, "slow down", &text)
     }
 
     fn count(f: &ServerFrame) -> u32 {
@@ -224,7 +228,7 @@ mod tests {
         let mut r = Refusals::new(Duration::from_millis(250));
         let t0 = Instant::now();
         assert!(r.refuse(chat("a"), t0, 1).is_some());
-        let bad = Refused::of(code::BAD_FRAME, "unreadable", "{not json");
+        let bad = Refused::of(FrameErrorCode::BadFrame, "unreadable", "{not json");
         let f = r.refuse(bad, t0, 1).unwrap();
         let ServerFrame::Error {
             code,
@@ -236,8 +240,8 @@ mod tests {
             panic!("not an error frame")
         };
         assert_eq!(
-            (code.as_str(), request, client_id),
-            ("bad_frame", None, None)
+            (code, request, client_id),
+            (FrameErrorCode::BadFrame, None, None)
         );
     }
 
@@ -247,16 +251,11 @@ mod tests {
         let t0 = Instant::now();
         assert!(r.refuse(chat("a"), t0, 1).is_some());
         let typing = r#"{"type":"typing","room":"r","active":true}"#;
-        assert!(
-            r.refuse(Refused::of(code::RATE_LIMITED, "slow down", typing), t0, 1)
-                .is_none()
-        );
+        let typing = Refused::of(FrameErrorCode::RateLimited, "slow down", typing);
+        assert!(r.refuse(typing.clone(), t0, 1).is_none());
         assert!(r.refuse(chat("b"), t0, 1).is_none());
         assert!(r.refuse(chat("c"), t0, 1).is_none());
-        assert!(
-            r.refuse(Refused::of(code::RATE_LIMITED, "slow down", typing), t0, 1)
-                .is_none()
-        );
+        assert!(r.refuse(typing, t0, 1).is_none());
         let f = r.flush(t0 + Duration::from_millis(250), 1);
         let [
             ServerFrame::Error {

@@ -9,7 +9,7 @@
 //! subtracted by the admin service, which owns appointments.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Subjects of the doctor domain.
 pub mod subject {
@@ -99,26 +99,31 @@ pub struct TimeOff {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DoctorSummary {
     pub id: String,
+    /// From the account; a profile update does not change it.
     pub display_name: String,
     pub specialties: Vec<String>,
     /// ISO 639-1 codes of the languages the doctor consults in.
     pub languages: Vec<String>,
 }
 
-/// Search the directory of approved doctors, ordered by id, keyset-paginated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
+/// Search the directory of approved doctors, ordered by id, keyset-paginated. The gateway
+/// takes it from the query of `GET /api/doctors` as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchDoctors {
-    /// A specialty slug (normalized like profile specialties).
+    /// A specialty, e.g. `cardiology` (normalized like profile specialties).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub specialty: Option<String>,
-    /// Case-insensitive substring of the display name.
+    /// Case-insensitive substring of the doctor's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
-    /// Only doctors who consult in this language (an ISO 639-1 code).
+    /// Only doctors who consult in this language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(schema_with = language_code)]
     pub language: Option<String>,
-    /// 1..=100, default 20.
+    /// Page size, default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,11 +146,8 @@ pub struct GetPublicProfile {
 /// What any signed-in user may see of an approved doctor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PublicProfile {
-    pub id: String,
-    pub display_name: String,
-    pub specialties: Vec<String>,
-    /// ISO 639-1 codes of the languages the doctor consults in.
-    pub languages: Vec<String>,
+    #[serde(flatten)]
+    pub summary: DoctorSummary,
     pub bio: String,
     /// IANA time zone of the doctor's working hours.
     pub time_zone: String,
@@ -164,12 +166,8 @@ pub struct GetProfile {
 /// A doctor's profile as the doctor (or an admin) sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DoctorProfile {
-    pub id: String,
-    /// From the account; not editable here.
-    pub display_name: String,
-    pub specialties: Vec<String>,
-    /// ISO 639-1 codes of the languages the doctor consults in.
-    pub languages: Vec<String>,
+    #[serde(flatten)]
+    pub summary: DoctorSummary,
     pub bio: String,
     /// Listed in the directory (the account is active).
     pub approved: bool,
@@ -205,15 +203,23 @@ pub struct GetAvailability {
     pub doctor_id: Option<String>,
 }
 
-/// A doctor's availability. `time_off` lists entries that have not ended yet.
+/// When a doctor works, and how their free slots are booked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct AvailabilityView {
-    pub doctor_id: String,
+pub struct Availability {
     pub time_zone: String,
     pub weekly: Vec<WeeklyHours>,
     pub slot_minutes: u32,
     pub auto_accept: bool,
+    /// The entries that have not ended (in an event: that had not ended when it was written).
     pub time_off: Vec<TimeOff>,
+}
+
+/// A doctor's availability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AvailabilityView {
+    pub doctor_id: String,
+    #[serde(flatten)]
+    pub availability: Availability,
     /// The doctor's version; pass it as `expected_version` to change availability.
     pub version: i64,
 }
@@ -410,12 +416,8 @@ pub struct DoctorSnapshot {
     pub display_name: String,
     pub specialties: Vec<String>,
     pub approved: bool,
-    pub time_zone: String,
-    pub weekly: Vec<WeeklyHours>,
-    pub slot_minutes: u32,
-    pub auto_accept: bool,
-    /// Entries that had not ended when the event was written.
-    pub time_off: Vec<TimeOff>,
+    #[serde(flatten)]
+    pub availability: Availability,
     /// Increases with every change of this doctor; ignore a snapshot older than one applied.
     pub version: i64,
 }
@@ -495,6 +497,37 @@ mod tests {
     }
 
     #[test]
+    fn profiles_are_flat_objects() {
+        let summary = DoctorSummary {
+            id: "d".into(),
+            display_name: "Dr D".into(),
+            specialties: vec!["cardiology".into()],
+            languages: vec!["de".into()],
+        };
+        round_trip(
+            &PublicProfile {
+                summary: summary.clone(),
+                bio: "b".into(),
+                time_zone: "UTC".into(),
+                slot_minutes: 30,
+                auto_accept: true,
+            },
+            json!({"id":"d","display_name":"Dr D","specialties":["cardiology"],"languages":["de"],
+                "bio":"b","time_zone":"UTC","slot_minutes":30,"auto_accept":true}),
+        );
+        round_trip(
+            &DoctorProfile {
+                summary,
+                bio: "b".into(),
+                approved: true,
+                version: 3,
+            },
+            json!({"id":"d","display_name":"Dr D","specialties":["cardiology"],"languages":["de"],
+                "bio":"b","approved":true,"version":3}),
+        );
+    }
+
+    #[test]
     fn doctor_event_snapshot() {
         let event = DoctorEvent {
             event_id: "e".into(),
@@ -505,16 +538,18 @@ mod tests {
                 display_name: "Dr D".into(),
                 specialties: vec!["cardiology".into()],
                 approved: true,
-                time_zone: "UTC".into(),
-                weekly: vec![],
-                slot_minutes: 30,
-                auto_accept: false,
-                time_off: vec![TimeOff {
-                    id: "t".into(),
-                    start: "2026-01-01T00:00:00Z".into(),
-                    end: "2026-01-02T00:00:00Z".into(),
-                    reason: String::new(),
-                }],
+                availability: Availability {
+                    time_zone: "UTC".into(),
+                    weekly: vec![],
+                    slot_minutes: 30,
+                    auto_accept: false,
+                    time_off: vec![TimeOff {
+                        id: "t".into(),
+                        start: "2026-01-01T00:00:00Z".into(),
+                        end: "2026-01-02T00:00:00Z".into(),
+                        reason: String::new(),
+                    }],
+                },
                 version: 7,
             },
         };

@@ -55,33 +55,50 @@ pub mod close {
     pub const IDLE: u16 = 4009;
 }
 
-/// Stable codes of `error` frames.
-pub mod code {
+/// Limits of the frames' fields; a frame past one is answered `validation_failed`.
+pub mod limits {
+    /// Longest id a frame carries (`client_id`, a room or call id), in characters.
+    pub const MAX_ID_CHARS: usize = 64;
+    /// Messages in one `chat_history` page when `limit` is left out.
+    pub const HISTORY_DEFAULT: u32 = 50;
+    /// The most messages one `chat_history` page may ask for.
+    pub const HISTORY_MAX: u32 = 200;
+}
+
+/// The stable code of an `error` frame. The wire form is the snake_case name; clients match on
+/// it, so a rename is a protocol change. The frames schema keeps it an open string: a newer hub
+/// may send a code this build reads as [`FrameErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameErrorCode {
     /// The frame is not JSON, has an unknown `type`, or lacks a field.
-    pub const BAD_FRAME: &str = "bad_frame";
+    BadFrame,
     /// A field is invalid (empty chat body, bad limit, ...).
-    pub const VALIDATION_FAILED: &str = "validation_failed";
+    ValidationFailed,
     /// Not signed in yet (a frame before `auth`), or a re-`auth` for another user.
-    pub const UNAUTHORIZED: &str = "unauthorized";
+    Unauthorized,
     /// The room, appointment or call does not exist or is not the caller's.
-    pub const NOT_FOUND: &str = "not_found";
+    NotFound,
     /// The caller is a participant but the action is not allowed now (appointment not
     /// confirmed, outside the call window).
-    pub const FORBIDDEN: &str = "forbidden";
+    Forbidden,
     /// The call is not in a state that allows this frame.
-    pub const CONFLICT: &str = "conflict";
+    Conflict,
     /// A frame or chat message over its size limit.
-    pub const TOO_LARGE: &str = "payload_too_large";
+    PayloadTooLarge,
     /// More frames per second than allowed; the frame was dropped.
-    pub const RATE_LIMITED: &str = "rate_limited";
+    RateLimited,
     /// An SDP offer or answer that does not parse, or of the wrong kind.
-    pub const BAD_SDP: &str = "bad_sdp";
+    BadSdp,
     /// A service the hub depends on is not answering; retry.
-    pub const UNAVAILABLE: &str = "service_unavailable";
+    ServiceUnavailable,
     /// A `slots_watch` for a sixth doctor on one socket.
-    pub const TOO_MANY_WATCHES: &str = "too_many_watches";
+    TooManyWatches,
     /// Anything else; details are in the hub's logs.
-    pub const INTERNAL: &str = "internal";
+    Internal,
+    /// A code this build does not know (sent by a newer hub).
+    #[serde(other)]
+    Unknown,
 }
 
 /// What a client sends.
@@ -104,6 +121,7 @@ pub enum ClientFrame {
         room: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before_seq: Option<i64>,
+        /// 1 to 200 messages, default 50 (`limits::HISTORY_MAX`, `limits::HISTORY_DEFAULT`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
@@ -248,7 +266,8 @@ pub enum ServerFrame {
     },
     /// A frame could not be handled; the connection stays usable.
     Error {
-        code: String,
+        #[schemars(with = "String")]
+        code: FrameErrorCode,
         message: String,
         /// The `type` of the client frame this answers, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,9 +404,9 @@ pub enum ServerFrame {
 
 impl ServerFrame {
     /// An error frame answering a client frame of type `request`.
-    pub fn error(code: &str, message: impl Into<String>, request: Option<&str>) -> Self {
+    pub fn error(code: FrameErrorCode, message: impl Into<String>, request: Option<&str>) -> Self {
         Self::Error {
-            code: code.to_owned(),
+            code,
             message: message.into(),
             request: request.map(str::to_owned),
             client_id: None,
@@ -461,6 +480,40 @@ mod tests {
             sdp_mline_index: Some(0),
             username_fragment: None,
         }
+    }
+
+    /// The chat message of the server frame examples.
+    fn message() -> ChatMessage {
+        ChatMessage {
+            room: "a1".into(),
+            seq: 7,
+            sender_id: "u1".into(),
+            client_id: "c1".into(),
+            body: "hi".into(),
+            sent_at: 1000,
+        }
+    }
+
+    /// A coalesced refusal: an error frame with every optional field set.
+    fn refusal() -> ServerFrame {
+        ServerFrame::Error {
+            code: FrameErrorCode::RateLimited,
+            message: "slow down".into(),
+            request: Some("chat_send".into()),
+            client_id: Some("c1".into()),
+            last_client_id: Some("c9".into()),
+            count: Some(9),
+            retry_after_ms: Some(50),
+        }
+    }
+
+    /// The ICE servers of the call frame examples.
+    fn ice_servers() -> Vec<IceServer> {
+        vec![IceServer {
+            urls: vec!["turn:127.0.0.1:3478".into()],
+            username: Some("9:u1".into()),
+            credential: Some("x".into()),
+        }]
     }
 
     #[test]
@@ -559,14 +612,7 @@ mod tests {
 
     #[test]
     fn server_frames_have_stable_shapes() {
-        let msg = ChatMessage {
-            room: "a1".into(),
-            seq: 7,
-            sender_id: "u1".into(),
-            client_id: "c1".into(),
-            body: "hi".into(),
-            sent_at: 1000,
-        };
+        let msg = message();
         let msg_json = json!({"room":"a1","seq":7,"sender_id":"u1","client_id":"c1","body":"hi",
             "sent_at":1000});
         let cases = vec![
@@ -580,19 +626,11 @@ mod tests {
                 json!({"type":"welcome","user_id":"u1","role":"patient","expires_at":9,"node":"n1"}),
             ),
             (
-                ServerFrame::error(code::BAD_SDP, "no", Some("rtc_offer")),
+                ServerFrame::error(FrameErrorCode::BadSdp, "no", Some("rtc_offer")),
                 json!({"type":"error","code":"bad_sdp","message":"no","request":"rtc_offer"}),
             ),
             (
-                ServerFrame::Error {
-                    code: code::RATE_LIMITED.into(),
-                    message: "slow down".into(),
-                    request: Some("chat_send".into()),
-                    client_id: Some("c1".into()),
-                    last_client_id: Some("c9".into()),
-                    count: Some(9),
-                    retry_after_ms: Some(50),
-                },
+                refusal(),
                 json!({"type":"error","code":"rate_limited","message":"slow down","request":"chat_send",
                     "client_id":"c1","last_client_id":"c9","count":9,"retry_after_ms":50}),
             ),
@@ -640,11 +678,7 @@ mod tests {
                     appointment_id: "a1".into(),
                     call_id: "c".into(),
                     from: "u1".into(),
-                    ice_servers: vec![IceServer {
-                        urls: vec!["turn:127.0.0.1:3478".into()],
-                        username: Some("9:u1".into()),
-                        credential: Some("x".into()),
-                    }],
+                    ice_servers: ice_servers(),
                 },
                 json!({"type":"call_ring","appointment_id":"a1","call_id":"c","from":"u1",
                     "ice_servers":[{"urls":["turn:127.0.0.1:3478"],"username":"9:u1","credential":"x"}]}),
@@ -756,23 +790,10 @@ mod tests {
     /// One frame of every server variant, with every optional field set (and the error frame
     /// also without them).
     fn every_server_frame() -> Vec<ServerFrame> {
-        let msg = ChatMessage {
-            room: "a1".into(),
-            seq: 7,
-            sender_id: "u1".into(),
-            client_id: "c1".into(),
-            body: "hi".into(),
-            sent_at: 1000,
-        };
-        let ice = || {
-            vec![IceServer {
-                urls: vec!["turn:127.0.0.1:3478".into()],
-                username: Some("9:u1".into()),
-                credential: Some("x".into()),
-            }]
-        };
-        let call = |make: fn(String, String, String) -> ServerFrame| {
-            make("a1".into(), "c".into(), "u1".into())
+        let msg = message();
+        let call = |kind: &str| {
+            let frame = json!({"type":kind,"appointment_id":"a1","call_id":"c","from":"u1"});
+            serde_json::from_value(frame).unwrap()
         };
         vec![
             ServerFrame::Welcome {
@@ -781,16 +802,8 @@ mod tests {
                 expires_at: 9,
                 node: "n1".into(),
             },
-            ServerFrame::error(code::BAD_FRAME, "no", None),
-            ServerFrame::Error {
-                code: code::RATE_LIMITED.into(),
-                message: "slow down".into(),
-                request: Some("chat_send".into()),
-                client_id: Some("c1".into()),
-                last_client_id: Some("c9".into()),
-                count: Some(9),
-                retry_after_ms: Some(50),
-            },
+            ServerFrame::error(FrameErrorCode::BadFrame, "no", None),
+            refusal(),
             ServerFrame::TokenExpiring { expires_at: 9 },
             ServerFrame::ChatAck {
                 room: "a1".into(),
@@ -854,34 +867,18 @@ mod tests {
             ServerFrame::CallJoined {
                 appointment_id: "a1".into(),
                 call_id: "c".into(),
-                ice_servers: ice(),
+                ice_servers: ice_servers(),
             },
             ServerFrame::CallRing {
                 appointment_id: "a1".into(),
                 call_id: "c".into(),
                 from: "u1".into(),
-                ice_servers: ice(),
+                ice_servers: ice_servers(),
             },
-            call(|appointment_id, call_id, from| ServerFrame::CallAccept {
-                appointment_id,
-                call_id,
-                from,
-            }),
-            call(|appointment_id, call_id, from| ServerFrame::CallDecline {
-                appointment_id,
-                call_id,
-                from,
-            }),
-            call(|appointment_id, call_id, from| ServerFrame::CallCancel {
-                appointment_id,
-                call_id,
-                from,
-            }),
-            call(|appointment_id, call_id, from| ServerFrame::CallHangup {
-                appointment_id,
-                call_id,
-                from,
-            }),
+            call("call_accept"),
+            call("call_decline"),
+            call("call_cancel"),
+            call("call_hangup"),
             ServerFrame::RtcOffer {
                 appointment_id: "a1".into(),
                 from: "u1".into(),
@@ -1006,6 +1003,19 @@ mod tests {
         assert!(
             validator("ServerFrame").is_valid(&json!({"type":"error","code":"x","message":"m"}))
         );
+    }
+
+    #[test]
+    fn frame_error_codes_keep_their_wire_names_and_read_new_ones_as_unknown() {
+        let names = "bad_frame validation_failed unauthorized not_found forbidden conflict \
+            payload_too_large rate_limited bad_sdp service_unavailable too_many_watches internal";
+        for name in names.split_whitespace() {
+            let code: FrameErrorCode = serde_json::from_value(json!(name)).unwrap();
+            assert_ne!(code, FrameErrorCode::Unknown, "{name}");
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(name));
+        }
+        let newer = serde_json::from_value::<FrameErrorCode>(json!("from_a_newer_hub"));
+        assert_eq!(newer.unwrap(), FrameErrorCode::Unknown);
     }
 
     #[test]

@@ -21,63 +21,93 @@ pub mod subject {
     pub(crate) const READ_RECORD: &str = "carehub.api.patient.record.read";
 }
 
-/// A postal address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Address {
-    /// Not only spaces; no control characters but tabs and line breaks (as for every text of a
-    /// profile or record). Surrounding spaces are trimmed.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
-    )]
-    pub line1: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    /// Blank clears it.
-    #[schema(max_length = 200, pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$")]
-    pub line2: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
-    )]
-    pub city: String,
-    #[schema(
-        min_length = 1,
-        max_length = 20,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
-    )]
-    pub postal_code: String,
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
-    )]
-    pub country: String,
+/// Writes out the types of the profile and the record that hold free text, only so that the two
+/// patterns of such a text are stated once, in the one call below (`#[schema(pattern = ..)]`
+/// takes nothing but a string literal). `$text` is a required text: not only spaces, and no
+/// control characters but tabs and line breaks; `$blank_or_text` is the same but may be blank.
+macro_rules! texts {
+    ($text:literal, $blank_or_text:literal) => {
+        /// A postal address.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        pub struct Address {
+            /// Not only spaces; no control characters but tabs and line breaks (as for every text of a
+            /// profile or record). Surrounding spaces are trimmed.
+            #[schema(min_length = 1, max_length = 200, pattern = $text)]
+            pub line1: String,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            /// Blank clears it.
+            #[schema(max_length = 200, pattern = $blank_or_text)]
+            pub line2: Option<String>,
+            #[schema(min_length = 1, max_length = 100, pattern = $text)]
+            pub city: String,
+            #[schema(min_length = 1, max_length = 20, pattern = $text)]
+            pub postal_code: String,
+            #[schema(min_length = 1, max_length = 100, pattern = $text)]
+            pub country: String,
+        }
+
+        /// Whom to call in an emergency.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        pub struct EmergencyContact {
+            #[schema(min_length = 1, max_length = 100, pattern = $text)]
+            pub name: String,
+            /// Digits with an optional leading `+`, spaces, dots, dashes and parentheses; 6 to 15 digits.
+            #[schema(
+                min_length = 6,
+                max_length = 32,
+                example = "+44 20 7946 0958",
+                pattern = r"^\s*\+?[ .()-]*([0-9][ .()-]*){6,15}\s*$"
+            )]
+            pub phone: String,
+            /// Blank clears it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schema(max_length = 50, pattern = $blank_or_text)]
+            pub relationship: Option<String>,
+        }
+
+        /// One known allergy.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        pub struct Allergy {
+            #[schema(min_length = 1, max_length = 200, pattern = $text)]
+            pub substance: String,
+            /// May be blank.
+            #[schema(max_length = 500, pattern = $blank_or_text)]
+            pub reaction: String,
+            pub severity: AllergySeverity,
+        }
+
+        /// One condition (diagnosis).
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        pub struct Condition {
+            #[schema(min_length = 1, max_length = 200, pattern = $text)]
+            pub name: String,
+            /// `YYYY-MM-DD`, not in the future; blank clears it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schema(schema_with = optional_date, example = "2019-06-01")]
+            pub since: Option<String>,
+            /// Blank clears it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schema(max_length = 1000, pattern = $blank_or_text)]
+            pub notes: Option<String>,
+        }
+
+        /// One current medication.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        pub struct Medication {
+            #[schema(min_length = 1, max_length = 200, pattern = $text)]
+            pub name: String,
+            #[schema(min_length = 1, max_length = 100, pattern = $text, example = "500 mg")]
+            pub dose: String,
+            #[schema(min_length = 1, max_length = 100, pattern = $text, example = "twice daily")]
+            pub frequency: String,
+        }
+    };
 }
 
-/// Whom to call in an emergency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct EmergencyContact {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
-    )]
-    pub name: String,
-    /// Digits with an optional leading `+`, spaces, dots, dashes and parentheses; 6 to 15 digits.
-    #[schema(
-        min_length = 6,
-        max_length = 32,
-        example = "+44 20 7946 0958",
-        pattern = r"^\s*\+?[ .()-]*([0-9][ .()-]*){6,15}\s*$"
-    )]
-    pub phone: String,
-    /// Blank clears it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 50, pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$")]
-    pub relationship: Option<String>,
-}
+texts!(
+    r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$",
+    r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
+);
 
 /// The editable part of a patient's profile. Absent fields are cleared by an update.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -145,68 +175,6 @@ pub enum AllergySeverity {
     Severe,
     LifeThreatening,
     Unknown,
-}
-
-/// One known allergy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Allergy {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
-    )]
-    pub substance: String,
-    /// May be blank.
-    #[schema(max_length = 500, pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$")]
-    pub reaction: String,
-    pub severity: AllergySeverity,
-}
-
-/// One condition (diagnosis).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Condition {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
-    )]
-    pub name: String,
-    /// `YYYY-MM-DD`, not in the future; blank clears it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = optional_date, example = "2019-06-01")]
-    pub since: Option<String>,
-    /// Blank clears it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(
-        max_length = 1000,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
-    )]
-    pub notes: Option<String>,
-}
-
-/// One current medication.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Medication {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$"
-    )]
-    pub name: String,
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$",
-        example = "500 mg"
-    )]
-    pub dose: String,
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^\s*[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*\s*$",
-        example = "twice daily"
-    )]
-    pub frequency: String,
 }
 
 /// ABO/Rh blood type; `unknown` until tested.

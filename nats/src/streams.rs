@@ -9,33 +9,29 @@ pub struct StreamSpec {
     pub description: &'static str,
 }
 
-/// Account lifecycle events from the auth service (registered, status changed).
-pub const USERS: StreamSpec = StreamSpec {
-    name: "CAREHUB_USERS",
-    subjects: "carehub.events.user.>",
-    description: "carehub account events",
-};
+/// Declares each stream as a `pub const` [`StreamSpec`]: `NAME = "stream", "subjects",
+/// "description";` one line each, so the streams read as a table.
+macro_rules! streams {
+    ($($(#[$doc:meta])* $const:ident = $name:literal, $subjects:literal, $description:literal;)*) => {$(
+        $(#[$doc])*
+        pub const $const: StreamSpec = StreamSpec {
+            name: $name,
+            subjects: $subjects,
+            description: $description,
+        };
+    )*};
+}
 
-/// Doctor profile and availability changes from the doctor service.
-pub const DOCTORS: StreamSpec = StreamSpec {
-    name: "CAREHUB_DOCTORS",
-    subjects: "carehub.events.doctor.>",
-    description: "carehub doctor profile and availability events",
-};
-
-/// Appointment and offer transitions from the admin service.
-pub const APPOINTMENTS: StreamSpec = StreamSpec {
-    name: "CAREHUB_APPOINTMENTS",
-    subjects: "carehub.events.appointment.>",
-    description: "carehub appointment lifecycle events",
-};
-
-/// Audit entries (who read or changed whose data) from every service.
-pub const AUDIT: StreamSpec = StreamSpec {
-    name: "CAREHUB_AUDIT",
-    subjects: "carehub.events.audit.>",
-    description: "carehub audit trail",
-};
+streams! {
+    /// Account lifecycle events from the auth service (registered, status changed).
+    USERS = "CAREHUB_USERS", "carehub.events.user.>", "carehub account events";
+    /// Doctor profile and availability changes from the doctor service.
+    DOCTORS = "CAREHUB_DOCTORS", "carehub.events.doctor.>", "carehub doctor profile and availability events";
+    /// Appointment and offer transitions from the admin service.
+    APPOINTMENTS = "CAREHUB_APPOINTMENTS", "carehub.events.appointment.>", "carehub appointment lifecycle events";
+    /// Audit entries (who read or changed whose data) from every service.
+    AUDIT = "CAREHUB_AUDIT", "carehub.events.audit.>", "carehub audit trail";
+}
 
 /// Every stream carehub uses.
 pub const ALL: [StreamSpec; 4] = [USERS, DOCTORS, APPOINTMENTS, AUDIT];

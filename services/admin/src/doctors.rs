@@ -26,7 +26,7 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
                     display_name: d.display_name.clone(),
                     specialties: format!(",{},", d.specialties.join(",")),
                     approved: d.approved,
-                    auto_accept: d.auto_accept,
+                    auto_accept: d.availability.auto_accept,
                     availability: serde_json::to_string(d)?,
                     version: d.version,
                 };

@@ -13,7 +13,9 @@ fn utc(ms: i64) -> DateTime<Utc> {
 /// The doctor's availability from the stored snapshot; `None` when it holds no working hours
 /// (such a doctor is never offered requests) or cannot be read.
 pub(crate) fn availability(d: &DoctorRow) -> Option<Availability> {
-    let snap: DoctorSnapshot = serde_json::from_str(&d.availability).ok()?;
+    let snap = serde_json::from_str::<DoctorSnapshot>(&d.availability)
+        .ok()?
+        .availability;
     let tz = carehub_schedule::parse_time_zone(&snap.time_zone).ok()?;
     let weekly = snap
         .weekly
