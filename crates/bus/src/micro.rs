@@ -53,18 +53,22 @@ const RATE_WINDOW: Duration = Duration::from_millis(100);
 /// quiet endpoint may never see them); a quarter of the shutdown grace when that is shorter.
 const HANDOFF_LINGER: Duration = Duration::from_secs(2);
 
-/// Serves one endpoint per request type, each with the method of `$svc` that handles it:
-/// `serve!(micro, svc, Login => login, Me => me)` inside a function returning a `Result` that a
-/// [`crate::BusError`] converts into. Every method takes `(&self, &CallContext, Request)`.
+/// Starts a micro service ([`MicroService::start`]) and serves one endpoint per request type,
+/// each with the method of `$svc` that handles it, inside an async function returning a
+/// `Result` that a [`crate::BusError`] converts into; evaluates to the [`MicroService`]:
+/// `let micro = serve!(&bus, SPEC, max_in_flight, svc, Login => login, Me => me);`. Every
+/// method takes `(&self, &CallContext, Request)`.
 #[macro_export]
 macro_rules! serve {
-    ($micro:expr, $svc:expr, $($req:ty => $method:ident),+ $(,)?) => {
+    ($bus:expr, $spec:expr, $max_in_flight:expr, $svc:expr, $($req:ty => $method:ident),+ $(,)?) => {{
+        let micro = $crate::MicroService::start($bus, $spec, $max_in_flight).await?;
         $(
-            $micro
+            micro
                 .serve($svc.clone(), |s, c: ::carehub_nats::CallContext, r: $req| async move { s.$method(&c, r).await })
                 .await?;
         )+
-    };
+        micro
+    }};
 }
 
 /// The micro protocol's subject for `verb` (`PING`, `INFO`, `STATS`) to every service, or to

@@ -15,15 +15,16 @@ const CREATE_ATTEMPTS: u32 = 8;
 pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Creates the streams that do not exist yet, with `replicas` copies (1 on one server, 3 in a
-/// cluster).
+/// cluster), and returns the bus's JetStream context they were made with.
 ///
 /// # Errors
 /// When JetStream is unavailable or a stream exists with conflicting subjects.
 pub async fn ensure(
-    js: &jetstream::Context,
+    bus: &crate::Bus,
     specs: &[StreamSpec],
     replicas: usize,
-) -> Result<(), crate::BusError> {
+) -> Result<jetstream::Context, crate::BusError> {
+    let js = jetstream::new(bus.client().clone());
     for spec in specs {
         let config = stream::Config {
             name: spec.name.into(),
@@ -56,5 +57,5 @@ pub async fn ensure(
             }
         }
     }
-    Ok(())
+    Ok(js)
 }

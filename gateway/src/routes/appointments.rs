@@ -23,9 +23,7 @@ use carehub_nats::{CallContext, ErrorCode, Role, UserStatus};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-/// Longest reason a patient gives for a request.
-const MAX_REQUEST_REASON: usize = 1000;
-/// Longest reason for a decline, cancellation or admin decline.
+/// Longest reason: of a request or booking, a decline, a cancellation or an admin decline.
 const MAX_REASON: usize = 1000;
 /// Longest visit notes.
 const MAX_NOTES: usize = 5000;
@@ -36,8 +34,32 @@ const MAX_MEMBERS: usize = 50;
 /// Longest accept deadline of a group: one week.
 const MAX_ACCEPT_DEADLINE_SECS: i64 = 7 * 86_400;
 
+/// One line of text: not only spaces, no control characters (what [`text`] accepts on one line).
+const LINE: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// The schema of every `reason` field: one [`LINE`] of 1 to [`MAX_REASON`] characters. Only a
+/// schema (`#[schema(value_type = ReasonText, inline)]`); the field stays a `String`.
+struct ReasonText;
+
+impl utoipa::PartialSchema for ReasonText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_REASON))
+            .pattern(Some(LINE))
+            .description(Some(format!(
+                "1 to {MAX_REASON} characters on one line, not only spaces."
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ReasonText {}
+
 /// A patient asks for an appointment with a doctor, a group or a specialty inside a preferred
-/// window. Repeating the call with the same `Idempotency-Key` returns the first result.
+/// window, saying why they come (`reason`). Repeating the call with the same `Idempotency-Key`
+/// returns the first result.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RequestBody {
     #[schema(schema_with = target_schema)]
@@ -48,12 +70,7 @@ pub(crate) struct RequestBody {
     /// RFC 3339, after `window_start`.
     #[schema(format = DateTime)]
     pub(crate) window_end: String,
-    /// Why the patient comes; 1 to 1000 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 1000,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
+    #[schema(value_type = ReasonText, inline)]
     pub(crate) reason: String,
 }
 
@@ -68,11 +85,7 @@ pub(crate) struct BookBody {
     /// (see `GET /api/doctors/{id}/slots`) that is still free.
     #[schema(format = DateTime)]
     pub(crate) start: String,
-    #[schema(
-        min_length = 1,
-        max_length = 1000,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
+    #[schema(value_type = ReasonText, inline)]
     pub(crate) reason: String,
 }
 
@@ -105,12 +118,7 @@ pub(crate) struct ProposalAnswerBody {
 /// Why (kept with the appointment and told to the people concerned).
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ReasonBody {
-    /// 1 to 1000 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 1000,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
+    #[schema(value_type = ReasonText, inline)]
     pub(crate) reason: String,
 }
 
@@ -239,6 +247,22 @@ pub(crate) struct AuditQuery {
     /// The `next_cursor` of the previous page.
     #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
     pub(crate) cursor: Option<String>,
+}
+
+/// The appointment an `{id}` route names.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct AppointmentPath {
+    /// Appointment id
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
+    id: String,
+}
+
+impl AppointmentPath {
+    /// The id; anything that cannot be an id names nothing (404).
+    fn id(self) -> Result<String, ApiError> {
+        path_id(self.id)
+    }
 }
 
 // ---- Checks at the edge -------------------------------------------------------------------
@@ -417,7 +441,7 @@ pub(crate) async fn request(
     require(&ctx, Role::Patient, "patients")?;
     let idempotency_key = Some(required_idempotency_key(&headers)?);
     target(&body.target)?;
-    text("reason", &body.reason, MAX_REQUEST_REASON, false)?;
+    text("reason", &body.reason, MAX_REASON, false)?;
     let req = RequestAppointment {
         target: body.target,
         window_start: body.window_start,
@@ -449,7 +473,7 @@ pub(crate) async fn book(
     if !is_token(&body.doctor_id) {
         return Err(invalid("doctor_id: unknown doctor"));
     }
-    text("reason", &body.reason, MAX_REQUEST_REASON, false)?;
+    text("reason", &body.reason, MAX_REASON, false)?;
     let req = BookSlot {
         doctor_id: body.doctor_id,
         start: body.start,
@@ -482,21 +506,21 @@ pub(crate) async fn list(
 
 /// One appointment with its offers. Someone else's appointment is 404.
 #[utoipa::path(get, path = "/api/appointments/{id}", tag = "appointments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     responses((status = 200, description = "The appointment and its offers", body = AppointmentDetail),
         (status = 404, description = "No such appointment, or not the caller's", body = ErrorBody)))]
 pub(crate) async fn get(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
 ) -> Result<Json<AppointmentDetail>, ApiError> {
-    let req = GetAppointment { id: path_id(id)? };
+    let req = GetAppointment { id: path.id()? };
     Ok(Json(s.bus.request(&ctx, &req).await?))
 }
 
 /// Cancel an open appointment (its patient or doctor before the start; admins any time).
 #[utoipa::path(post, path = "/api/appointments/{id}/cancel", tag = "appointments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     request_body(content = inline(ReasonBody), description = "Why"),
     responses((status = 200, description = "The cancelled appointment", body = Appointment),
         (status = 404, description = "No such appointment, or not the caller's", body = ErrorBody),
@@ -504,10 +528,10 @@ pub(crate) async fn get(
 pub(crate) async fn cancel(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<Appointment>, ApiError> {
-    let id = path_id(id)?;
+    let id = path.id()?;
     text("reason", &body.reason, MAX_REASON, false)?;
     let req = CancelAppointment {
         id,
@@ -533,7 +557,7 @@ pub(crate) async fn offers(
 /// Accept an offer and fix the time (doctors). The first accept of a broadcast wins; the
 /// other offers are withdrawn.
 #[utoipa::path(post, path = "/api/appointments/{id}/accept", tag = "appointments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$"),
+    params(AppointmentPath,
         ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Repeating an accept with the same key returns the first result",
         pattern = r"^[A-Za-z0-9_-]{1,100}$")),
     request_body(content = inline(AcceptBody), description = "The start"),
@@ -546,13 +570,13 @@ pub(crate) async fn offers(
 pub(crate) async fn accept(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<AcceptBody>,
 ) -> Result<Json<Appointment>, ApiError> {
     require(&ctx, Role::Doctor, "doctors")?;
     let req = AcceptOffer {
-        appointment_id: path_id(id)?,
+        appointment_id: path.id()?,
         start: body.start,
         idempotency_key: idempotency_key(&headers)?,
     };
@@ -561,7 +585,7 @@ pub(crate) async fn accept(
 
 /// Decline an offer with a reason (doctors); the request moves on to the next doctor.
 #[utoipa::path(post, path = "/api/appointments/{id}/decline", tag = "appointments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     request_body(content = inline(ReasonBody), description = "Why"),
     responses((status = 200, description = "The appointment after the decline", body = Appointment),
         (status = 403, description = "Not an active doctor", body = ErrorBody),
@@ -570,11 +594,11 @@ pub(crate) async fn accept(
 pub(crate) async fn decline(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<Appointment>, ApiError> {
     require(&ctx, Role::Doctor, "doctors")?;
-    let appointment_id = path_id(id)?;
+    let appointment_id = path.id()?;
     text("reason", &body.reason, MAX_REASON, false)?;
     let req = DeclineOffer {
         appointment_id,
@@ -587,7 +611,7 @@ pub(crate) async fn decline(
 /// offer and accepts it (`POST …/accept` with a start in the new window) or declines it; the
 /// current time holds until then.
 #[utoipa::path(post, path = "/api/appointments/{id}/reschedule", tag = "appointments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     request_body(content = inline(RescheduleBody), description = "The new preferred window"),
     responses((status = 200, description = "The appointment with its pending move", body = Appointment),
         (status = 403, description = "Not an active patient", body = ErrorBody),
@@ -597,12 +621,12 @@ pub(crate) async fn decline(
 pub(crate) async fn reschedule(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<RescheduleBody>,
 ) -> Result<Json<Appointment>, ApiError> {
     require(&ctx, Role::Patient, "patients")?;
     let req = RequestReschedule {
-        id: path_id(id)?,
+        id: path.id()?,
         window_start: body.window_start,
         window_end: body.window_end,
     };
@@ -611,7 +635,7 @@ pub(crate) async fn reschedule(
 
 /// Propose a new time for a confirmed appointment (its doctor); the patient answers.
 #[utoipa::path(post, path = "/api/appointments/{id}/propose", tag = "appointments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     request_body(content = inline(AcceptBody), description = "The proposed start"),
     responses((status = 200, description = "The appointment with its pending move", body = Appointment),
         (status = 403, description = "Not an active doctor", body = ErrorBody),
@@ -621,12 +645,12 @@ pub(crate) async fn reschedule(
 pub(crate) async fn propose(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<AcceptBody>,
 ) -> Result<Json<Appointment>, ApiError> {
     require(&ctx, Role::Doctor, "doctors")?;
     let req = ProposeTime {
-        id: path_id(id)?,
+        id: path.id()?,
         start: body.start,
     };
     Ok(Json(s.bus.request(&ctx, &req).await?))
@@ -635,7 +659,7 @@ pub(crate) async fn propose(
 /// Accept or decline the doctor's proposed time (the appointment's patient). Accepting swaps
 /// the times in one step.
 #[utoipa::path(post, path = "/api/appointments/{id}/proposal", tag = "appointments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     request_body(content = inline(ProposalAnswerBody), description = "Accept or decline"),
     responses((status = 200, description = "The appointment after the answer", body = Appointment),
         (status = 403, description = "Not an active patient", body = ErrorBody),
@@ -644,12 +668,12 @@ pub(crate) async fn propose(
 pub(crate) async fn answer_proposal(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<ProposalAnswerBody>,
 ) -> Result<Json<Appointment>, ApiError> {
     require(&ctx, Role::Patient, "patients")?;
     let req = AnswerProposal {
-        id: path_id(id)?,
+        id: path.id()?,
         accept: body.accept,
     };
     Ok(Json(s.bus.request(&ctx, &req).await?))
@@ -657,7 +681,7 @@ pub(crate) async fn answer_proposal(
 
 /// Complete a confirmed appointment with notes (its doctor, once it has started).
 #[utoipa::path(post, path = "/api/appointments/{id}/complete", tag = "appointments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     request_body(content = inline(NotesBody), description = "Visit notes"),
     responses((status = 200, description = "The completed appointment", body = Appointment),
         (status = 403, description = "Not an active doctor", body = ErrorBody),
@@ -666,11 +690,11 @@ pub(crate) async fn answer_proposal(
 pub(crate) async fn complete(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<NotesBody>,
 ) -> Result<Json<Appointment>, ApiError> {
     require(&ctx, Role::Doctor, "doctors")?;
-    let id = path_id(id)?;
+    let id = path.id()?;
     text("notes", &body.notes, MAX_NOTES, true)?;
     let req = CompleteAppointment {
         id,
@@ -681,7 +705,7 @@ pub(crate) async fn complete(
 
 /// Mark a confirmed appointment a no-show (its doctor, once it has started).
 #[utoipa::path(post, path = "/api/appointments/{id}/no-show", tag = "appointments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     responses((status = 200, description = "The appointment marked a no-show", body = Appointment),
         (status = 403, description = "Not an active doctor", body = ErrorBody),
         (status = 404, description = "No such appointment of the caller", body = ErrorBody),
@@ -689,10 +713,10 @@ pub(crate) async fn complete(
 pub(crate) async fn no_show(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
 ) -> Result<Json<Appointment>, ApiError> {
     require(&ctx, Role::Doctor, "doctors")?;
-    let req = MarkNoShow { id: path_id(id)? };
+    let req = MarkNoShow { id: path.id()? };
     Ok(Json(s.bus.request(&ctx, &req).await?))
 }
 
@@ -700,7 +724,7 @@ pub(crate) async fn no_show(
 
 /// Decline an open request, e.g. one waiting in the admin queue (admins).
 #[utoipa::path(post, path = "/api/admin/appointments/{id}/decline", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     request_body(content = inline(ReasonBody), description = "Why"),
     responses((status = 200, description = "The declined appointment", body = Appointment),
         (status = 403, description = "Not an active admin", body = ErrorBody),
@@ -709,10 +733,10 @@ pub(crate) async fn no_show(
 pub(crate) async fn admin_decline(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<Appointment>, ApiError> {
-    let id = path_id(id)?;
+    let id = path.id()?;
     text("reason", &body.reason, MAX_REASON, false)?;
     let req = AdminDecline {
         id,
@@ -724,7 +748,7 @@ pub(crate) async fn admin_decline(
 /// Send an open request to another doctor, group or specialty; pending offers are withdrawn
 /// (admins).
 #[utoipa::path(post, path = "/api/admin/appointments/{id}/reroute", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Appointment id", pattern = r"^[A-Za-z0-9_-]{1,100}$")),
+    params(AppointmentPath),
     request_body(content = inline(RerouteBody), description = "The new target"),
     responses((status = 200, description = "The appointment after re-routing", body = Appointment),
         (status = 403, description = "Not an active admin", body = ErrorBody),
@@ -734,10 +758,10 @@ pub(crate) async fn admin_decline(
 pub(crate) async fn admin_reroute(
     State(s): State<AppState>,
     AdminCtx(ctx): AdminCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<RerouteBody>,
 ) -> Result<Json<Appointment>, ApiError> {
-    let id = path_id(id)?;
+    let id = path.id()?;
     target(&body.target)?;
     let req = AdminReroute {
         id,
@@ -833,8 +857,6 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    /// One printable line with at least one non-space character (the schema's form of [`line`]).
-    const LINE: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
     /// Printable text that may span lines, with at least one non-space character.
     const TEXT: &str = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$";
     /// Ids, cursors and keys: the characters of UUIDs and opaque tokens.

@@ -37,24 +37,6 @@ impl FromRequestParts<AppState> for DoctorCtx {
     }
 }
 
-/// Directory filters and paging.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct DirectoryQuery {
-    /// A specialty, e.g. `cardiology` (normalized like profile specialties).
-    pub(crate) specialty: Option<String>,
-    /// Case-insensitive substring of the doctor's name.
-    pub(crate) q: Option<String>,
-    /// Only doctors who consult in this language.
-    #[param(schema_with = carehub_nats::doctor::language_code)]
-    pub(crate) language: Option<String>,
-    /// Page size, default 20.
-    #[param(minimum = 1, maximum = 100)]
-    pub(crate) limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
-    pub(crate) cursor: Option<String>,
-}
-
 /// The window of a free-slot search.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -77,21 +59,14 @@ pub(crate) struct VersionQuery {
 
 /// Approved doctors, by specialty and name.
 #[utoipa::path(get, path = "/api/doctors", tag = "doctors", security(("bearer" = [])),
-    params(DirectoryQuery),
+    params(SearchDoctors),
     responses((status = 200, description = "A page of approved doctors", body = DoctorPage),
         (status = 422, description = "`limit` outside 1..=100, or `language` not an ISO 639-1 code", body = ErrorBody)))]
 pub(crate) async fn search(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiQuery(q): ApiQuery<DirectoryQuery>,
+    ApiQuery(req): ApiQuery<SearchDoctors>,
 ) -> Result<Json<DoctorPage>, ApiError> {
-    let req = SearchDoctors {
-        specialty: q.specialty,
-        q: q.q,
-        language: q.language,
-        limit: q.limit,
-        cursor: q.cursor,
-    };
     Ok(Json(s.bus.request(&ctx, &req).await?))
 }
 

@@ -27,6 +27,14 @@ pub(crate) struct ListQuery {
     pub(crate) cursor: Option<String>,
 }
 
+/// The notification an `{id}` route names.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct NotificationPath {
+    /// Notification id
+    id: String,
+}
+
 /// The caller's notifications, newest first.
 #[utoipa::path(get, path = "/api/notifications", tag = "notifications", security(("bearer" = [])),
     operation_id = "list_notifications",
@@ -60,13 +68,13 @@ pub(crate) async fn unread_count(
 /// Marks one notification read.
 #[utoipa::path(post, path = "/api/notifications/{id}/read", tag = "notifications",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Notification id")),
+    params(NotificationPath),
     responses((status = 200, description = "The notification after the change", body = Notification),
         (status = 404, description = "The caller has no such notification", body = ErrorBody)))]
 pub(crate) async fn mark_read(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(NotificationPath { id }): ApiPath<NotificationPath>,
 ) -> Result<Json<Notification>, ApiError> {
     Ok(Json(s.bus.request(&ctx, &MarkRead { id }).await?))
 }
@@ -74,13 +82,13 @@ pub(crate) async fn mark_read(
 /// Marks one notification unread again.
 #[utoipa::path(post, path = "/api/notifications/{id}/unread", tag = "notifications",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Notification id")),
+    params(NotificationPath),
     responses((status = 200, description = "The notification after the change", body = Notification),
         (status = 404, description = "The caller has no such notification", body = ErrorBody)))]
 pub(crate) async fn mark_unread(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(NotificationPath { id }): ApiPath<NotificationPath>,
 ) -> Result<Json<Notification>, ApiError> {
     Ok(Json(s.bus.request(&ctx, &MarkUnread { id }).await?))
 }
@@ -99,13 +107,13 @@ pub(crate) async fn mark_all_read(
 /// Deletes one notification.
 #[utoipa::path(delete, path = "/api/notifications/{id}", tag = "notifications",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Notification id")),
+    params(NotificationPath),
     responses((status = 204, description = "Deleted"),
         (status = 404, description = "The caller has no such notification", body = ErrorBody)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(NotificationPath { id }): ApiPath<NotificationPath>,
 ) -> Result<StatusCode, ApiError> {
     s.bus.request(&ctx, &DeleteNotification { id }).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -14,7 +14,7 @@ use crate::slots::GridCheck;
 use crate::store::{self, AppointmentRow};
 use crate::{SPEC, idempotency, migrator, slots};
 use anyhow::Context as _;
-use carehub_bus::{Bus, MicroService};
+use carehub_bus::Bus;
 use carehub_nats::appointment::{Actor as Who, *};
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::Db;
@@ -50,8 +50,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
     db.migrate(migrator(&db))
         .await
         .context("admin migrations")?;
-    let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_bus::streams::ensure(&js, &carehub_nats::streams::ALL, cfg.stream_replicas)
+    let js = carehub_bus::streams::ensure(&bus, &carehub_nats::streams::ALL, cfg.stream_replicas)
         .await
         .context("creating the event streams")?;
     let relay = Relay::new(SPEC.name, db.clone(), js.clone());
@@ -81,8 +80,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
     let svc = AdminService {
         inner: Arc::new(Inner { core, router }),
     };
-    let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    carehub_bus::serve!(micro, svc,
+    let micro = carehub_bus::serve!(&bus, SPEC, max_in_flight, svc,
         RequestAppointment => request_appointment,
         BookSlot => book_slot,
         ListAppointments => list_appointments,

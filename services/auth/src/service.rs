@@ -10,7 +10,7 @@ use crate::throttle::Throttle;
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
 use base64::Engine as _;
-use carehub_bus::{Bus, MicroService};
+use carehub_bus::Bus;
 use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::*;
 use carehub_nats::time::rfc3339_auto;
@@ -66,9 +66,8 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         window_ms: i64::try_from(cfg.throttle_window.as_millis()).unwrap_or(i64::MAX),
     };
     let max_in_flight = cfg.max_in_flight;
-    let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_bus::streams::ensure(
-        &js,
+    let js = carehub_bus::streams::ensure(
+        &bus,
         &[carehub_nats::streams::USERS, carehub_nats::streams::AUDIT],
         cfg.stream_replicas,
     )
@@ -105,8 +104,7 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
             accounts,
         }),
     };
-    let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    carehub_bus::serve!(micro, svc,
+    let micro = carehub_bus::serve!(&bus, SPEC, max_in_flight, svc,
         Register => register,
         Login => login,
         Refresh => refresh,

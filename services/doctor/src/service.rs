@@ -14,7 +14,7 @@ use crate::domain;
 use crate::store::{self, Change, ChangeError, DirectoryFilter, Doctor, DoctorRow};
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
-use carehub_bus::{Bus, MicroService};
+use carehub_bus::Bus;
 use carehub_nats::appointment::TakenTimes;
 use carehub_nats::doctor::*;
 use carehub_nats::time::{rfc3339, rfc3339_of};
@@ -46,9 +46,8 @@ struct Inner {
 /// When migrations fail, JetStream is unavailable, or NATS refuses the subscriptions.
 pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Running> {
     db.migrate(&MIGRATOR).await.context("doctor migrations")?;
-    let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_bus::streams::ensure(
-        &js,
+    let js = carehub_bus::streams::ensure(
+        &bus,
         &[carehub_nats::streams::USERS, carehub_nats::streams::DOCTORS],
         cfg.stream_replicas,
     )
@@ -70,8 +69,7 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
         cfg.consumer.clone(),
         running.stop_token(),
     ));
-    let micro = MicroService::start(&bus, SPEC, cfg.max_in_flight).await?;
-    carehub_bus::serve!(micro, svc,
+    let micro = carehub_bus::serve!(&bus, SPEC, cfg.max_in_flight, svc,
         SearchDoctors => search,
         GetPublicProfile => public_profile,
         FreeSlots => free_slots,
@@ -105,6 +103,15 @@ fn languages_of(row: &DoctorRow) -> Result<Vec<String>, WireError> {
     serde_json::from_str(&row.languages).map_err(|_| corrupt(&row.id, "languages"))
 }
 
+fn summary_of(row: &DoctorRow) -> Result<DoctorSummary, WireError> {
+    Ok(DoctorSummary {
+        id: row.id.clone(),
+        display_name: row.display_name.clone(),
+        specialties: specialties_of(row)?,
+        languages: languages_of(row)?,
+    })
+}
+
 fn weekly_of(row: &DoctorRow) -> Result<Vec<WeeklyHours>, WireError> {
     serde_json::from_str(&row.weekly).map_err(|_| corrupt(&row.id, "weekly"))
 }
@@ -131,24 +138,27 @@ fn time_off_wire(d: &Doctor) -> Vec<TimeOff> {
 
 fn profile_view(row: &DoctorRow) -> Result<DoctorProfile, WireError> {
     Ok(DoctorProfile {
-        id: row.id.clone(),
-        display_name: row.display_name.clone(),
-        specialties: specialties_of(row)?,
-        languages: languages_of(row)?,
+        summary: summary_of(row)?,
         bio: row.bio.clone(),
         approved: approved(row),
         version: row.version,
     })
 }
 
-fn availability_view(d: &Doctor) -> Result<AvailabilityView, WireError> {
-    Ok(AvailabilityView {
-        doctor_id: d.row.id.clone(),
+fn availability_of(d: &Doctor) -> Result<Availability, WireError> {
+    Ok(Availability {
         time_zone: d.row.time_zone.clone(),
         weekly: weekly_of(&d.row)?,
         slot_minutes: slot_minutes_of(&d.row),
         auto_accept: d.row.auto_accept,
         time_off: time_off_wire(d),
+    })
+}
+
+fn availability_view(d: &Doctor) -> Result<AvailabilityView, WireError> {
+    Ok(AvailabilityView {
+        doctor_id: d.row.id.clone(),
+        availability: availability_of(d)?,
         version: d.row.version,
     })
 }
@@ -169,11 +179,7 @@ pub(crate) fn event(kind: DoctorEventKind, d: &Doctor) -> Result<Pending, StoreE
             display_name: d.row.display_name.clone(),
             specialties: specialties_of(&d.row).map_err(bad)?,
             approved: approved(&d.row),
-            time_zone: d.row.time_zone.clone(),
-            weekly: weekly_of(&d.row).map_err(bad)?,
-            slot_minutes: slot_minutes_of(&d.row),
-            auto_accept: d.row.auto_accept,
-            time_off: time_off_wire(d),
+            availability: availability_of(d).map_err(bad)?,
             version: d.row.version,
         },
     };
@@ -234,14 +240,7 @@ impl DoctorService {
         event_id: &str,
         account: &carehub_nats::auth::User,
     ) -> Result<bool, StoreError> {
-        let lower = account.display_name.to_lowercase();
-        let facts = store::Account {
-            id: &account.id,
-            display_name: &account.display_name,
-            display_name_lower: &lower,
-            status: account.status.as_str(),
-        };
-        let changed = store::apply_account(self.db(), event_id, &facts, now_ms(), |d| {
+        let changed = store::apply_account(self.db(), event_id, account, now_ms(), |d| {
             event(DoctorEventKind::ProfileChanged, d)
         })
         .await?;
@@ -353,17 +352,7 @@ impl DoctorService {
         };
         let mut rows = store::directory(self.db(), &filter).await?;
         let next_cursor = next_page(&mut rows, limit, |d| d.id.clone());
-        let doctors = rows
-            .iter()
-            .map(|row| {
-                Ok(DoctorSummary {
-                    id: row.id.clone(),
-                    display_name: row.display_name.clone(),
-                    specialties: specialties_of(row)?,
-                    languages: languages_of(row)?,
-                })
-            })
-            .collect::<Result<_, WireError>>()?;
+        let doctors = rows.iter().map(summary_of).collect::<Result<_, _>>()?;
         Ok(DoctorPage {
             doctors,
             next_cursor,
@@ -382,10 +371,7 @@ impl DoctorService {
         ctx.caller()?;
         let d = self.approved_doctor(&r.doctor_id, now_ms()).await?;
         Ok(PublicProfile {
-            id: d.row.id.clone(),
-            display_name: d.row.display_name.clone(),
-            specialties: specialties_of(&d.row)?,
-            languages: languages_of(&d.row)?,
+            summary: summary_of(&d.row)?,
             bio: d.row.bio.clone(),
             time_zone: d.row.time_zone.clone(),
             slot_minutes: slot_minutes_of(&d.row),

@@ -4,6 +4,7 @@
 //! against the caller's expected version when given), applies the change, and writes the
 //! event describing the doctor after it to the outbox.
 
+use carehub_nats::auth::User;
 use carehub_runtime::db::{Db, StoreError};
 use carehub_runtime::outbox::Pending;
 use carehub_runtime::{enqueue, with_db, write_tx};
@@ -225,15 +226,6 @@ pub(crate) async fn change(
     })
 }
 
-/// The account facts this service keeps.
-#[derive(Debug)]
-pub(crate) struct Account<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) display_name: &'a str,
-    pub(crate) display_name_lower: &'a str,
-    pub(crate) status: &'a str,
-}
-
 /// Applies an account event once: creates the doctor on first sight, or updates the display
 /// name and status when they differ, bumping the version and writing the event `event` makes.
 /// A repeated `event_id`, or facts that change nothing, write nothing. Returns whether the
@@ -244,37 +236,38 @@ pub(crate) struct Account<'a> {
 pub(crate) async fn apply_account(
     db: &Db,
     event_id: &str,
-    a: &Account<'_>,
+    a: &User,
     now: i64,
     event: impl FnOnce(&Doctor) -> Result<Pending, StoreError>,
 ) -> Result<bool, StoreError> {
     let seen = "INSERT INTO applied_events (event_id, applied_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING";
     let row_text = format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id = $1");
+    let display_name_lower = a.display_name.to_lowercase();
     write_tx!(db, tx => {
         let fresh = sqlx::query(seen).bind(event_id).bind(now).execute(&mut *tx).await?.rows_affected();
         if fresh != 1 {
             return Ok(false);
         }
-        let existing = sqlx::query_as::<_, DoctorRow>(sqlx::AssertSqlSafe(row_text.clone())).bind(a.id).fetch_optional(&mut *tx).await?;
+        let existing = sqlx::query_as::<_, DoctorRow>(sqlx::AssertSqlSafe(row_text.clone())).bind(&a.id).fetch_optional(&mut *tx).await?;
         match existing {
             None => {
                 sqlx::query("INSERT INTO doctors (id, display_name, display_name_lower, account_status, version, created_at, updated_at)
                              VALUES ($1, $2, $3, $4, 1, $5, $5)")
-                    .bind(a.id).bind(a.display_name).bind(a.display_name_lower).bind(a.status).bind(now)
+                    .bind(&a.id).bind(&a.display_name).bind(&display_name_lower).bind(a.status.as_str()).bind(now)
                     .execute(&mut *tx).await?;
             }
-            Some(r) if r.display_name == a.display_name && r.account_status == a.status => {
+            Some(r) if r.display_name == a.display_name && r.account_status == a.status.as_str() => {
                 return Ok(false);
             }
             Some(_) => {
                 sqlx::query("UPDATE doctors SET display_name = $1, display_name_lower = $2, account_status = $3,
                              version = version + 1, updated_at = $4 WHERE id = $5")
-                    .bind(a.display_name).bind(a.display_name_lower).bind(a.status).bind(now).bind(a.id)
+                    .bind(&a.display_name).bind(&display_name_lower).bind(a.status.as_str()).bind(now).bind(&a.id)
                     .execute(&mut *tx).await?;
             }
         }
-        let row = sqlx::query_as::<_, DoctorRow>(sqlx::AssertSqlSafe(row_text.clone())).bind(a.id).fetch_one(&mut *tx).await?;
-        let time_off = sqlx::query_as::<_, TimeOffRow>(UPCOMING_TIME_OFF).bind(a.id).bind(now)
+        let row = sqlx::query_as::<_, DoctorRow>(sqlx::AssertSqlSafe(row_text.clone())).bind(&a.id).fetch_one(&mut *tx).await?;
+        let time_off = sqlx::query_as::<_, TimeOffRow>(UPCOMING_TIME_OFF).bind(&a.id).bind(now)
             .fetch_all(&mut *tx).await?;
         enqueue!(&mut *tx, event(&Doctor { row, time_off })?)?;
         Ok::<bool, StoreError>(true)

@@ -8,7 +8,7 @@ use crate::mail::{Mailer, SendError};
 use crate::store::{self, Delivery, NewMail, NewReminder, NotificationRow, ReminderChange};
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
-use carehub_bus::{Bus, MicroService};
+use carehub_bus::Bus;
 use carehub_nats::appointment::AppointmentEvent;
 use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::{PasswordResetIssued, UserEvent};
@@ -58,9 +58,8 @@ const BATCH: i64 = 50;
 pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Running> {
     db.migrate(&MIGRATOR).await.context("notify migrations")?;
     let mailer = Mailer::new(cfg.smtp.as_ref(), cfg.mail_dir.clone())?;
-    let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_bus::streams::ensure(
-        &js,
+    let js = carehub_bus::streams::ensure(
+        &bus,
         &[
             carehub_nats::streams::USERS,
             carehub_nats::streams::APPOINTMENTS,
@@ -118,8 +117,7 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     running.spawn(svc.clone().mail_sender(stop.clone()));
     running.spawn(svc.clone().reminder_clock(stop));
 
-    let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    carehub_bus::serve!(micro, svc,
+    let micro = carehub_bus::serve!(&bus, SPEC, max_in_flight, svc,
         ListNotifications => list,
         GetUnreadCount => unread_count,
         MarkRead => mark_read,

@@ -4,12 +4,12 @@
 //! transaction committed, and applying one twice changes nothing, so redelivery is harmless.
 //! Decoding, acknowledgement and retries are [`carehub_runtime::consumer`]'s.
 
-use crate::store::{self, AccountFacts};
+use crate::store;
 use async_nats::jetstream;
 use carehub_nats::auth::UserEvent;
 use carehub_nats::streams;
+use carehub_runtime::Db;
 use carehub_runtime::consumer::Durable;
-use carehub_runtime::{Db, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// The consumer's durable name, shared by every patient service instance.
@@ -23,18 +23,7 @@ pub(crate) async fn run(db: Db, js: jetstream::Context, stop: CancellationToken)
     ));
     carehub_runtime::consumer::run(js, durable, stop, move |event: UserEvent| {
         let db = db.clone();
-        async move { apply(&db, &event).await }
+        async move { store::apply_account(&db, &event).await }
     })
     .await;
-}
-
-async fn apply(db: &Db, event: &UserEvent) -> Result<(), StoreError> {
-    let facts = AccountFacts {
-        id: &event.user.id,
-        role: event.user.role.as_str(),
-        status: event.user.status.as_str(),
-        display_name: &event.user.display_name,
-        event_at: event.at,
-    };
-    store::apply_account(db, &facts).await
 }

@@ -14,10 +14,10 @@
 
 use crate::config::PatientConfig;
 use crate::domain::{self, Profile, Record};
-use crate::store::{self, AuditRow, Part, PatientRow, ProfileCols, RecordCols, Update};
+use crate::store::{self, Part, PatientRow, ProfileCols, RecordCols, Update};
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
-use carehub_bus::{Bus, MicroService};
+use carehub_bus::Bus;
 use carehub_nats::appointment::CareRelation;
 use carehub_nats::audit::AuditEntry;
 use carehub_nats::patient::*;
@@ -53,9 +53,8 @@ struct Inner {
 /// When migrations fail, JetStream is unavailable, or NATS refuses the subscriptions.
 pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Running> {
     db.migrate(&MIGRATOR).await.context("patient migrations")?;
-    let js = async_nats::jetstream::new(bus.client().clone());
-    carehub_bus::streams::ensure(
-        &js,
+    let js = carehub_bus::streams::ensure(
+        &bus,
         &[carehub_nats::streams::USERS, carehub_nats::streams::AUDIT],
         cfg.stream_replicas,
     )
@@ -77,8 +76,7 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
             cfg,
         }),
     };
-    let micro = MicroService::start(&bus, SPEC, max_in_flight).await?;
-    carehub_bus::serve!(micro, svc,
+    let micro = carehub_bus::serve!(&bus, SPEC, max_in_flight, svc,
         GetMyProfile => get_profile,
         UpdateMyProfile => update_profile,
         GetMyRecord => get_record,
@@ -343,16 +341,7 @@ impl PatientService {
             subject_name: None,
         };
         let pending = Pending::new(&carehub_nats::audit::subject(SPEC.name), &event_id, &entry)?;
-        let audit = AuditRow {
-            id: &event_id,
-            at: entry.at,
-            actor_id: &p.user_id,
-            actor_role: p.role.as_str(),
-            subject_id: &r.patient_id,
-            action: RECORD_READ,
-            reason,
-        };
-        let row = store::read_audited(self.db(), &audit, &pending)
+        let row = store::read_audited(self.db(), &entry, &pending)
             .await?
             .ok_or_else(not_found)?;
         self.inner.relay.wake();

@@ -3,6 +3,9 @@
 //! Lists and nested objects of a profile or record are stored as JSON text: they are only ever
 //! read and replaced whole, together with their row's version.
 
+use carehub_nats::Role;
+use carehub_nats::audit::AuditEntry;
+use carehub_nats::auth::UserEvent;
 use carehub_runtime::db::{Db, StoreError};
 use carehub_runtime::outbox::Pending;
 use carehub_runtime::{enqueue, with_db, write_tx};
@@ -124,38 +127,26 @@ pub(crate) async fn update(
     })
 }
 
-/// One audit entry as stored.
-#[derive(Debug)]
-pub(crate) struct AuditRow<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) at: i64,
-    pub(crate) actor_id: &'a str,
-    pub(crate) actor_role: &'a str,
-    pub(crate) subject_id: &'a str,
-    pub(crate) action: &'a str,
-    pub(crate) reason: &'a str,
-}
-
-/// Reads a patient's row for someone else and, when it exists, records the read in
-/// `audit_log` and the outbox in the same transaction. `None` (and no audit) when the patient
-/// is unknown.
+/// Reads the row of the patient `audit` is about (its subject) for someone else and, when it
+/// exists, records the read in `audit_log` and the outbox in the same transaction. `None` (and
+/// no audit) when the patient is unknown.
 ///
 /// # Errors
 /// On storage failure.
 pub(crate) async fn read_audited(
     db: &Db,
-    audit: &AuditRow<'_>,
+    audit: &AuditEntry,
     event: &Pending,
 ) -> Result<Option<PatientRow>, StoreError> {
     let insert = "INSERT INTO audit_log (id, at, actor_id, actor_role, subject_id, action, reason)
                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
     write_tx!(db, tx => {
         let row = sqlx::query_as::<_, PatientRow>(SELECT_PATIENT)
-            .bind(audit.subject_id).fetch_optional(&mut *tx).await?;
+            .bind(&audit.subject_id).fetch_optional(&mut *tx).await?;
         if row.is_some() {
             sqlx::query(insert)
-                .bind(audit.id).bind(audit.at).bind(audit.actor_id).bind(audit.actor_role)
-                .bind(audit.subject_id).bind(audit.action).bind(audit.reason)
+                .bind(&audit.event_id).bind(audit.at).bind(&audit.actor_id).bind(&audit.actor_role)
+                .bind(&audit.subject_id).bind(&audit.action).bind(&audit.reason)
                 .execute(&mut *tx).await?;
             enqueue!(&mut *tx, event)?;
         }
@@ -173,31 +164,22 @@ pub(crate) async fn patient_exists(db: &Db, id: &str) -> Result<bool, StoreError
     Ok(n > 0)
 }
 
-/// An account as an event announced it.
-#[derive(Debug)]
-pub(crate) struct AccountFacts<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) role: &'a str,
-    pub(crate) status: &'a str,
-    pub(crate) display_name: &'a str,
-    pub(crate) event_at: i64,
-}
-
 /// Applies an account event: keeps the newest facts (an older event arriving late changes
 /// nothing) and gives a patient account its empty profile and record. Idempotent.
 ///
 /// # Errors
 /// On storage failure.
-pub(crate) async fn apply_account(db: &Db, a: &AccountFacts<'_>) -> Result<(), StoreError> {
+pub(crate) async fn apply_account(db: &Db, event: &UserEvent) -> Result<(), StoreError> {
     let upsert = "INSERT INTO accounts (id, role, status, display_name, event_at) VALUES ($1, $2, $3, $4, $5)
                   ON CONFLICT (id) DO UPDATE SET role = $2, status = $3, display_name = $4, event_at = $5
                   WHERE accounts.event_at <= $5";
+    let a = &event.user;
     write_tx!(db, tx => {
         sqlx::query(upsert)
-            .bind(a.id).bind(a.role).bind(a.status).bind(a.display_name).bind(a.event_at)
+            .bind(&a.id).bind(a.role.as_str()).bind(a.status.as_str()).bind(&a.display_name).bind(event.at)
             .execute(&mut *tx).await?;
-        if a.role == "patient" {
-            sqlx::query(INSERT_PATIENT).bind(a.id).bind(a.event_at).execute(&mut *tx).await?;
+        if a.role == Role::Patient {
+            sqlx::query(INSERT_PATIENT).bind(&a.id).bind(event.at).execute(&mut *tx).await?;
         }
         Ok::<(), StoreError>(())
     })
