@@ -4,7 +4,8 @@
 //! and every acknowledged write is stored exactly once.
 //!
 //! Clients alternate between the two gateways and retry on the other one only when a
-//! connection is refused (a stopped gateway); requests to the services are never retried.
+//! connection is refused (a stopped gateway) or closed unanswered by a stopping one (see
+//! [`closed_unanswered`]); requests to the services are never retried.
 
 use crate::appointments::{doctors, signed_in, window_in};
 use crate::both_backends;
@@ -55,7 +56,9 @@ impl Client {
                         .push(format!("{what} at {base}: {status} {body}"));
                     return None;
                 }
-                Err(e) if e.is_connect() => last = format!("{what} at {base}: {e}"),
+                Err(e) if e.is_connect() || closed_unanswered(&e) => {
+                    last = format!("{what} at {base}: {e}");
+                }
                 Err(e) => {
                     self.failures
                         .lock()
@@ -68,6 +71,55 @@ impl Client {
         self.failures.lock().unwrap().push(last);
         None
     }
+}
+
+/// Whether the gateway closed the connection before any answer: a kept-alive connection that a
+/// stopping gateway closed as the request went out on it. A stopping gateway answers every
+/// request it has read, so this one was not handled, and browsers send it again (Chromium does
+/// so on a reused connection, whatever the method); the exactly-once checks below would catch a
+/// request that was handled after all.
+fn closed_unanswered(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
+        }
+        source = s.source();
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_connection_closed_before_any_answer_is_told_apart() {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = tcp.read(&mut buf).await.unwrap();
+        // Closed with the request read and nothing answered.
+    });
+    let e = reqwest::Client::new()
+        .post(format!("http://{addr}/api/auth/register"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap_err();
+    server.await.unwrap();
+    assert!(closed_unanswered(&e), "{e:?}");
+    assert!(!e.is_connect());
+    // A refused connection is the other case, not this one: a port bound but not listening
+    // (held, so that no other test can take it meanwhile).
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = held.local_addr().unwrap();
+    let refused = reqwest::Client::new()
+        .get(format!("http://{closed}/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(refused.is_connect() && !closed_unanswered(&refused));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
