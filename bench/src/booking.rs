@@ -252,7 +252,7 @@ impl std::fmt::Display for Figures {
             self.listed_taken
         )?;
         writeln!(f)?;
-        report::write_targets(f, &self.targets(), 44)
+        report::write_targets(f, &self.targets(), 48)
     }
 }
 
