@@ -40,7 +40,6 @@ const SLOT_CLIENTS: usize = 16;
 /// Confirmed appointments the listed doctor holds, spread over four weeks.
 const BOOKED_FOR_LISTING: usize = 500;
 /// Slot queries (7-day windows) measured against them.
-const SLOT_QUERIES: usize = 4_000;
 
 /// Which storage backends to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,6 +61,10 @@ pub(crate) struct BookingArgs {
     /// Free slots of the doctor the patients race for (patient i tries slot i mod slots).
     #[arg(long, default_value_t = 50)]
     pub(crate) slots: usize,
+    /// 7-day slot queries timed against the doctor with 500 confirmed appointments, spread
+    /// over the 16 clients (raise it to profile the listing: it then runs longer).
+    #[arg(long, default_value_t = 4_000)]
+    pub(crate) listing_queries: usize,
     /// Requests to a named doctor, one at a time, for the request-to-offer latency.
     #[arg(long, default_value_t = 100)]
     pub(crate) offer_requests: usize,
@@ -372,7 +375,15 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
     step(&format!(
         "booking {BOOKED_FOR_LISTING} appointments over four weeks, then listing the slots"
     ));
-    let listing = listing(&http, &base, &patients, &booking_doctor.id, &race.won).await?;
+    let listing = listing(
+        &http,
+        &base,
+        &patients,
+        &booking_doctor.id,
+        &race.won,
+        args.listing_queries,
+    )
+    .await?;
 
     step("request-to-offer latency");
     let offers = offer_latency(
@@ -441,6 +452,15 @@ async fn list_slots(
     doctor: &str,
     (from, to): (i64, i64),
 ) -> anyhow::Result<Vec<String>> {
+    /// What the client reads of an answer (decoded straight into it, as a lean client would).
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        slots: Vec<Start>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Start {
+        start: String,
+    }
     let r = http
         .get(format!("{base}/api/doctors/{doctor}/slots"))
         .query(&[("from", rfc3339(from)), ("to", rfc3339(to))])
@@ -448,14 +468,14 @@ async fn list_slots(
         .send()
         .await?;
     let status = r.status();
-    let list: Value = r.json().await?;
-    anyhow::ensure!(status.is_success(), "slots: {status} {list}");
-    Ok(list["slots"]
-        .as_array()
-        .context("slots answer without slots")?
-        .iter()
-        .filter_map(|s| s["start"].as_str().map(str::to_owned))
-        .collect())
+    let body = r.bytes().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "slots: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let listed: Listed = serde_json::from_slice(&body).context("a slot list")?;
+    Ok(listed.slots.into_iter().map(|s| s.start).collect())
 }
 
 /// One lister's queries (when each was sent, what it listed) and their latencies.
@@ -559,7 +579,7 @@ impl Listers {
 }
 
 /// Books the doctor up to [`BOOKED_FOR_LISTING`] confirmed appointments spread over the next
-/// four weeks (one patient each), then times [`SLOT_QUERIES`] 7-day slot queries from
+/// four weeks (one patient each), then times `queries` 7-day slot queries from
 /// [`SLOT_CLIENTS`] clients at once, checking none lists a booked slot.
 async fn listing(
     http: &reqwest::Client,
@@ -567,6 +587,7 @@ async fn listing(
     patients: &[Signed],
     doctor: &str,
     won: &HashSet<String>,
+    queries: usize,
 ) -> anyhow::Result<SlotQueries> {
     let start = today_ms() + DAY_MS;
     let weeks = (start, start + 28 * DAY_MS);
@@ -615,7 +636,7 @@ async fn listing(
         booked.insert(r?);
     }
     let window = (weeks.0 + 7 * DAY_MS, weeks.0 + 14 * DAY_MS);
-    let per_client = SLOT_QUERIES / SLOT_CLIENTS;
+    let per_client = queries.div_ceil(SLOT_CLIENTS);
     Listers::start(http, base, patients, doctor, window, Some(per_client))
         .finish(&booked)
         .await
