@@ -17,3 +17,36 @@ pub(crate) struct AppState {
     /// The OpenAPI document and docs page, rendered once.
     pub(crate) docs: Arc<crate::routes::docs::Docs>,
 }
+
+/// A service's JSON reply passed on as the HTTP body as it came, without decoding and
+/// re-encoding every field. `T` is the reply's type, which the route's OpenAPI annotation names;
+/// the service built the body from that same type.
+pub(crate) struct Forwarded<T>(bytes::Bytes, std::marker::PhantomData<fn() -> T>);
+
+impl<T> axum::response::IntoResponse for Forwarded<T> {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
+impl AppState {
+    /// Asks the service and answers with its reply as it came (see [`Forwarded`]).
+    ///
+    /// # Errors
+    /// As [`Bus::request`], converted to the HTTP error.
+    pub(crate) async fn forward<R: carehub_nats::Rpc>(
+        &self,
+        ctx: &carehub_nats::CallContext,
+        req: &R,
+    ) -> Result<Forwarded<R::Reply>, crate::error::ApiError> {
+        let body = self.bus.request_json(ctx, req).await?;
+        Ok(Forwarded(body, std::marker::PhantomData))
+    }
+}

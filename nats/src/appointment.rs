@@ -39,6 +39,12 @@ pub mod subject {
     /// Service-to-service: the times of a doctor that are not free (the doctor service asks
     /// while listing free slots).
     pub(crate) const TAKEN: &str = "carehub.admin.taken";
+    /// Free slots of a doctor: asked by the gateway, answered from the copy of the doctor and
+    /// the taken times in one service.
+    pub(crate) const FREE_SLOTS: &str = "carehub.api.admin.free_slots";
+    /// Service-to-service: the doctor service hands over a doctor's new state before it
+    /// answers the change, so the next slot query or booking sees it.
+    pub(crate) const APPLY_DOCTOR: &str = "carehub.admin.apply_doctor";
 }
 
 /// Where an appointment is in its life.
@@ -662,6 +668,29 @@ pub struct TakenList {
 }
 
 rpc!(TakenTimes => TakenList, subject::TAKEN, "taken");
+
+/// Free slots of an approved doctor in `[from, to)` (at most 62 days): working hours minus time
+/// off minus what is taken (see [`TakenTimes`], with the caller as the patient when a patient
+/// asks). A slot that has started is not free.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListFreeSlots {
+    pub doctor_id: String,
+    /// RFC 3339.
+    pub from: String,
+    /// RFC 3339, after `from`.
+    pub to: String,
+}
+
+rpc!(ListFreeSlots => crate::doctor::SlotList, subject::FREE_SLOTS, "free_slots");
+
+/// A doctor's state as the doctor service just committed it (the same snapshot as its
+/// `CAREHUB_DOCTORS` event). The admin service stores it unless it holds a newer version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyDoctor {
+    pub event: crate::doctor::DoctorEvent,
+}
+
+rpc!(ApplyDoctor => crate::doctor::Versioned, subject::APPLY_DOCTOR, "apply_doctor");
 
 #[cfg(test)]
 mod tests {

@@ -287,8 +287,9 @@ pub struct Versioned {
     pub version: i64,
 }
 
-/// Free slots of an approved doctor in `[from, to)` (at most 62 days): working hours minus
-/// time off. Bookings are not subtracted here; the admin service does that.
+/// Free slots of an approved doctor in `[from, to)` (at most 62 days), as
+/// [`crate::appointment::ListFreeSlots`]. Gateways now ask the admin service; the doctor service
+/// still answers this subject for gateways of the previous release during a rolling upgrade.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreeSlots {
     pub doctor_id: String,

@@ -18,6 +18,7 @@ both_backends!(
     a_repeated_idempotency_key_gets_the_first_answer,
     a_patient_cannot_hold_two_appointments_at_the_same_time,
     slot_queries_never_list_a_slot_already_booked_during_a_race_across_instances,
+    a_change_of_hours_or_time_off_is_in_the_next_query_without_the_doctor_stream,
 );
 
 const DAY_MS: i64 = 86_400_000;
@@ -180,6 +181,76 @@ async fn booked_and_held_times_are_not_listed_as_free_and_come_back_when_freed(b
         booked(&p2, &d.id, start).await;
     }
     assert_eq!(free(&p2, &d.id, from, to).await, Vec::<i64>::new());
+}
+
+/// A doctor's change of time off or slot length is in the very next slot query and booking
+/// with no help from the `CAREHUB_DOCTORS` stream: the doctor service hands the new state to
+/// the admin service before it answers. The admin service's durable on that stream is deleted
+/// first, so nothing else could bring it.
+async fn a_change_of_hours_or_time_off_is_in_the_next_query_without_the_doctor_stream(
+    backend: Backend,
+) {
+    let clinic = Clinic::start(backend).await;
+    let docs = doctors_with(&clinic, 1, 15, true).await;
+    let d = &docs[0];
+    let p = patient(&clinic).await;
+    let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
+    js.get_stream("CAREHUB_DOCTORS")
+        .await
+        .expect("the doctors stream")
+        .delete_consumer("admin-doctors")
+        .await
+        .expect("delete the admin service's durable");
+    let day = midnight_in(2);
+    let (from, to) = (day + 8 * HOUR_MS, day + 10 * HOUR_MS);
+    let quarters: Vec<i64> = (0..8).map(|i| from + i * 15 * MIN_MS).collect();
+    assert_eq!(free(&p, &d.id, from, to).await, quarters);
+
+    // Time off over the first hour.
+    let r = d
+        .post(
+            "/api/doctors/me/time-off",
+            &json!({"start": rfc3339(from), "end": rfc3339(from + HOUR_MS), "reason": "training"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "time off: {}", r.text().await.unwrap());
+    let off: Value = r.json().await.unwrap();
+    assert_eq!(free(&p, &d.id, from, to).await, quarters[4..].to_vec());
+
+    // 30-minute slots: listed, and bookings are checked against the new grid.
+    let v = d.json("/api/doctors/me/availability").await["version"].clone();
+    let hours = json!({"expected_version": v, "time_zone": "UTC",
+        "weekly": crate::harness::every_day("00:00", "23:30"), "slot_minutes": 30, "auto_accept": true});
+    let r = d
+        .send(
+            reqwest::Method::PUT,
+            "/api/doctors/me/availability",
+            &hours,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "hours: {}", r.text().await.unwrap());
+    let (nine, nine_thirty) = (from + HOUR_MS, from + HOUR_MS + 30 * MIN_MS);
+    assert_eq!(free(&p, &d.id, from, to).await, [nine, nine_thirty]);
+    let r = book(&p, &d.id, nine + 15 * MIN_MS, &key()).await;
+    assert_eq!(r.status(), 422, "09:15 is off the new grid");
+    assert_eq!(error_code(r).await, "off_slot_grid");
+    booked(&p, &d.id, nine_thirty).await;
+
+    // The time off removed: the first hour is back, on the new grid.
+    let id = off["time_off"]["id"].as_str().unwrap();
+    let r = clinic
+        .http
+        .delete(clinic.url(&format!("/api/doctors/me/time-off/{id}")))
+        .bearer_auth(&d.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        free(&p, &d.id, from, to).await,
+        [from, from + 30 * MIN_MS, nine]
+    );
 }
 
 async fn a_start_off_the_slot_grid_is_refused_and_stores_nothing(backend: Backend) {

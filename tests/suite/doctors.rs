@@ -5,6 +5,7 @@ use crate::both_backends;
 use crate::harness::{Backend, Clinic, PASSWORD, error_code, token, unique_email};
 use crate::support::wait;
 use carehub_nats::Role;
+use chrono::Datelike as _;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -75,6 +76,14 @@ async fn profile_of(doctor: &As<'_>) -> Value {
         }
     })
     .await
+}
+
+/// The last Sunday of `month` in `year`: the day Europe's clocks change in March and October.
+fn last_sunday(year: i32, month: u32) -> chrono::NaiveDate {
+    let first_of_next = chrono::NaiveDate::from_ymd_opt(year, month + 1, 1).unwrap();
+    let last = first_of_next.pred_opt().unwrap();
+    let back = last.weekday().num_days_from_sunday();
+    last - chrono::Duration::days(i64::from(back))
 }
 
 fn starts(slots: &Value) -> Vec<String> {
@@ -258,7 +267,12 @@ async fn an_approved_doctor_is_listed_and_offers_slots_that_respect_daylight_sav
         assert_eq!(error_code(r).await, "validation_failed");
     }
 
-    // Berlin working hours 01:00–04:00, across both daylight-saving changes of 2026.
+    // Berlin working hours 01:00–04:00, across both daylight-saving changes of next year (the
+    // last Sundays of March and October; slots that have started are never listed).
+    let year = chrono::Utc::now().year() + 1;
+    let (spring_day, autumn_day) = (last_sunday(year, 3), last_sunday(year, 10));
+    let at = |d: chrono::NaiveDate, hms: &str| format!("{d}T{hms}Z");
+    let day_before = |d: chrono::NaiveDate| d.pred_opt().unwrap();
     let v = doctor.json("/api/doctors/me/availability").await["version"]
         .as_i64()
         .unwrap();
@@ -272,29 +286,29 @@ async fn an_approved_doctor_is_listed_and_offers_slots_that_respect_daylight_sav
     assert_eq!(after["version"], v + 1);
     let v = v + 1;
 
-    let spring =
-        format!("/api/doctors/{id}/slots?from=2026-03-28T23:00:00Z&to=2026-03-29T22:00:00Z");
+    let spring = format!(
+        "/api/doctors/{id}/slots?from={}&to={}",
+        at(day_before(spring_day), "23:00:00"),
+        at(spring_day, "22:00:00")
+    );
     let slots = patient.json(&spring).await;
     assert_eq!(slots["time_zone"], "Europe/Berlin");
     assert_eq!(
         starts(&slots),
-        [
-            "2026-03-29T00:00:00Z",
-            "2026-03-29T00:30:00Z",
-            "2026-03-29T01:00:00Z",
-            "2026-03-29T01:30:00Z"
-        ],
+        ["00:00:00", "00:30:00", "01:00:00", "01:30:00"].map(|t| at(spring_day, t)),
         "two hours: 01:00-02:00 CET and 03:00-04:00 CEST"
     );
     let autumn = patient
         .json(&format!(
-            "/api/doctors/{id}/slots?from=2026-10-24T22:00:00Z&to=2026-10-25T23:00:00Z"
+            "/api/doctors/{id}/slots?from={}&to={}",
+            at(day_before(autumn_day), "22:00:00"),
+            at(autumn_day, "23:00:00")
         ))
         .await;
     let s = starts(&autumn);
     assert_eq!(s.len(), 8, "four hours: {s:?}");
-    assert_eq!(s[0], "2026-10-24T23:00:00Z");
-    assert_eq!(s[7], "2026-10-25T02:30:00Z");
+    assert_eq!(s[0], at(day_before(autumn_day), "23:00:00"));
+    assert_eq!(s[7], at(autumn_day, "02:30:00"));
 
     // Bad input: 422 with a stable code, and nothing changes.
     let mut unknown_zone = night.clone();
@@ -340,7 +354,7 @@ async fn an_approved_doctor_is_listed_and_offers_slots_that_respect_daylight_sav
         .send(
             reqwest::Method::POST,
             "/api/doctors/me/time-off",
-            &json!({"start": "2026-03-29T00:00:00Z", "end": "2026-03-29T01:00:00Z", "reason": "conference"}),
+            &json!({"start": at(spring_day, "00:00:00"), "end": at(spring_day, "01:00:00"), "reason": "conference"}),
         )
         .await;
     assert_eq!(r.status(), 201);
@@ -349,7 +363,7 @@ async fn an_approved_doctor_is_listed_and_offers_slots_that_respect_daylight_sav
     let off_id = added["time_off"]["id"].as_str().unwrap().to_owned();
     assert_eq!(
         starts(&patient.json(&spring).await),
-        ["2026-03-29T01:00:00Z", "2026-03-29T01:30:00Z"]
+        [at(spring_day, "01:00:00"), at(spring_day, "01:30:00")]
     );
     let r = doctor
         .delete(&format!("/api/doctors/me/time-off/{off_id}"))

@@ -155,6 +155,16 @@ async fn a_service_user_cannot_publish_on_another_services_subjects() {
     doctor
         .refused("publish", "carehub.admin.care_relation")
         .await;
+    // Only the doctor service hands the admin service a doctor's state (a forged one would
+    // change that doctor's free slots).
+    patient
+        .nc
+        .publish("carehub.admin.apply_doctor", "{}".into())
+        .await
+        .unwrap();
+    patient
+        .refused("publish", "carehub.admin.apply_doctor")
+        .await;
     let mut notify = connect(&clinic, "notify").await;
     notify
         .nc

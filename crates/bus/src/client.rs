@@ -226,6 +226,35 @@ impl Bus {
         req: &R,
         timeout: Duration,
     ) -> Result<R::Reply, BusError> {
+        let msg = self.exchange(ctx, req, timeout).await?;
+        decode_reply::<R::Reply>(R::SUBJECT, &msg)
+    }
+
+    /// As [`Bus::request`], but a successful reply is returned as the JSON the service sent,
+    /// undecoded: for a caller that passes it on as it is (the gateway answering HTTP with
+    /// the reply's body), which then needs no decoding and re-encoding of every field.
+    ///
+    /// # Errors
+    /// As [`Bus::request`]; an error reply is decoded as there.
+    pub async fn request_json<R: Rpc>(
+        &self,
+        ctx: &CallContext,
+        req: &R,
+    ) -> Result<bytes::Bytes, BusError> {
+        let msg = self.exchange(ctx, req, R::TIMEOUT).await?;
+        match remote_error(R::SUBJECT, &msg) {
+            Some(e) => Err(e),
+            None => Ok(msg.payload),
+        }
+    }
+
+    /// Sends `req` and waits up to `timeout` for the reply message, whatever it says.
+    async fn exchange<R: Rpc>(
+        &self,
+        ctx: &CallContext,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<async_nats::Message, BusError> {
         let subject = R::SUBJECT;
         let payload = serde_json::to_vec(req).map_err(|e| BusError::Decode {
             subject: subject.into(),
@@ -270,7 +299,7 @@ impl Bus {
                 .increment(1);
                 err
             })?;
-        decode_reply::<R::Reply>(subject, &msg)
+        Ok(msg)
     }
 
     /// Publishes an event on core NATS.
@@ -299,39 +328,45 @@ impl Bus {
     }
 }
 
-/// Decodes a reply: an error reply carries the micro protocol's error headers plus our code.
+/// An error reply carries the micro protocol's error headers plus our code; a success reply
+/// carries none.
+fn remote_error(subject: &str, msg: &async_nats::Message) -> Option<BusError> {
+    let h = msg
+        .headers
+        .as_ref()
+        .filter(|h| h.get(NATS_SERVICE_ERROR_CODE).is_some())?;
+    let code = h
+        .get(headers::ERROR_CODE)
+        .map_or(ErrorCode::Internal, |v| ErrorCode::parse(v.as_str()));
+    let message = h
+        .get(NATS_SERVICE_ERROR)
+        .map_or_else(|| code.to_string(), |v| v.to_string());
+    let retry_after_secs = h
+        .get(headers::RETRY_AFTER)
+        .and_then(|v| v.as_str().parse().ok());
+    // An error reply's body, when not empty, is its details; ones this build cannot read
+    // are dropped (the code and message still say what went wrong).
+    let details = (!msg.payload.is_empty())
+        .then(|| serde_json::from_slice(&msg.payload))
+        .and_then(|d| {
+            d.inspect_err(|e| tracing::debug!(subject, error = %e, "unreadable error details"))
+                .ok()
+        });
+    Some(BusError::Remote(WireError {
+        code,
+        message,
+        retry_after_secs,
+        details,
+    }))
+}
+
+/// Decodes a reply, or the error it carries.
 fn decode_reply<T: serde::de::DeserializeOwned>(
     subject: &str,
     msg: &async_nats::Message,
 ) -> Result<T, BusError> {
-    if let Some(h) = msg
-        .headers
-        .as_ref()
-        .filter(|h| h.get(NATS_SERVICE_ERROR_CODE).is_some())
-    {
-        let code = h
-            .get(headers::ERROR_CODE)
-            .map_or(ErrorCode::Internal, |v| ErrorCode::parse(v.as_str()));
-        let message = h
-            .get(NATS_SERVICE_ERROR)
-            .map_or_else(|| code.to_string(), |v| v.to_string());
-        let retry_after_secs = h
-            .get(headers::RETRY_AFTER)
-            .and_then(|v| v.as_str().parse().ok());
-        // An error reply's body, when not empty, is its details; ones this build cannot read
-        // are dropped (the code and message still say what went wrong).
-        let details = (!msg.payload.is_empty())
-            .then(|| serde_json::from_slice(&msg.payload))
-            .and_then(|d| {
-                d.inspect_err(|e| tracing::debug!(subject, error = %e, "unreadable error details"))
-                    .ok()
-            });
-        return Err(BusError::Remote(WireError {
-            code,
-            message,
-            retry_after_secs,
-            details,
-        }));
+    if let Some(e) = remote_error(subject, msg) {
+        return Err(e);
     }
     serde_json::from_slice(&msg.payload).map_err(|e| BusError::Decode {
         subject: subject.into(),

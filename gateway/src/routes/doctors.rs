@@ -7,14 +7,15 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthCtx};
-use crate::state::AppState;
+use crate::state::{AppState, Forwarded};
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{StatusCode, request::Parts};
+use carehub_nats::appointment::ListFreeSlots;
 use carehub_nats::doctor::{
-    AddTimeOff, AvailabilityView, DoctorPage, DoctorProfile, FreeSlots, GetAvailability,
-    GetProfile, GetPublicProfile, PublicProfile, RemoveTimeOff, ReplaceAvailability, SearchDoctors,
-    SlotList, TimeOffAdded, UpdateProfile,
+    AddTimeOff, AvailabilityView, DoctorPage, DoctorProfile, GetAvailability, GetProfile,
+    GetPublicProfile, PublicProfile, RemoveTimeOff, ReplaceAvailability, SearchDoctors, SlotList,
+    TimeOffAdded, UpdateProfile,
 };
 use carehub_nats::{CallContext, Role};
 use serde::Deserialize;
@@ -99,13 +100,13 @@ pub(crate) async fn slots(
     AuthCtx(ctx): AuthCtx,
     ApiPath(doctor_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<SlotsQuery>,
-) -> Result<Json<SlotList>, ApiError> {
-    let req = FreeSlots {
+) -> Result<Forwarded<SlotList>, ApiError> {
+    let req = ListFreeSlots {
         doctor_id,
         from: q.from,
         to: q.to,
     };
-    Ok(Json(s.bus.request(&ctx, &req).await?))
+    s.forward(&ctx, &req).await
 }
 
 /// The caller's doctor profile.

@@ -7,6 +7,7 @@ use crate::routing::Core;
 use crate::store::{self, DoctorRow};
 use async_nats::jetstream;
 use carehub_nats::doctor::DoctorEvent;
+use carehub_runtime::db::{Db, StoreError};
 use carehub_runtime::service::Running;
 
 /// Starts the doctor-copy consumer.
@@ -20,19 +21,29 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
         move |e: DoctorEvent| {
             let db = db.clone();
             async move {
-                let d = &e.doctor;
-                let row = DoctorRow {
-                    doctor_id: d.id.clone(),
-                    display_name: d.display_name.clone(),
-                    specialties: format!(",{},", d.specialties.join(",")),
-                    approved: d.approved,
-                    auto_accept: d.availability.auto_accept,
-                    availability: serde_json::to_string(d)?,
-                    version: d.version,
-                };
-                store::upsert_doctor(&db, &row).await?;
+                apply(&db, &e).await?;
                 anyhow::Ok(())
             }
         },
     );
+}
+
+/// Stores the event's snapshot unless the copy already holds a newer version; returns the
+/// version the copy holds afterwards.
+///
+/// # Errors
+/// On storage failure.
+pub(crate) async fn apply(db: &Db, e: &DoctorEvent) -> Result<i64, StoreError> {
+    let d = &e.doctor;
+    let row = DoctorRow {
+        doctor_id: d.id.clone(),
+        display_name: d.display_name.clone(),
+        specialties: format!(",{},", d.specialties.join(",")),
+        approved: d.approved,
+        auto_accept: d.availability.auto_accept,
+        availability: serde_json::to_string(d)
+            .map_err(|e| StoreError::Conflict(format!("doctor snapshot: {e}")))?,
+        version: d.version,
+    };
+    store::upsert_doctor(db, &row).await
 }

@@ -103,6 +103,8 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
         carehub_nats::hub::RecordCall => record_call,
         ConfirmedOverlapping => confirmed_overlapping,
         TakenTimes => taken,
+        ListFreeSlots => free_slots,
+        ApplyDoctor => apply_doctor,
         CancelOverlapping => cancel_overlapping,
     );
     Ok(running.serving(micro))

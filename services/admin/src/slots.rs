@@ -2,20 +2,29 @@
 //! rules the doctor service uses (`carehub-schedule`).
 
 use crate::store::DoctorRow;
-use carehub_nats::doctor::DoctorSnapshot;
-use carehub_schedule::{Availability, TimeOff, WeeklyHours};
+use carehub_nats::doctor::{DoctorSnapshot, SlotList, SlotView};
+use carehub_nats::time::rfc3339_of;
+use carehub_schedule::{Availability, ScheduleError, TimeOff, WeeklyHours};
 use chrono::{DateTime, NaiveTime, Utc};
 
 fn utc(ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// The stored snapshot's availability; `None` when it cannot be read.
+fn stored(d: &DoctorRow) -> Option<carehub_nats::doctor::Availability> {
+    serde_json::from_str::<DoctorSnapshot>(&d.availability)
+        .ok()
+        .map(|s| s.availability)
+}
+
 /// The doctor's availability from the stored snapshot; `None` when it holds no working hours
 /// (such a doctor is never offered requests) or cannot be read.
 pub(crate) fn availability(d: &DoctorRow) -> Option<Availability> {
-    let snap = serde_json::from_str::<DoctorSnapshot>(&d.availability)
-        .ok()?
-        .availability;
+    schedule(&stored(d)?)
+}
+
+fn schedule(snap: &carehub_nats::doctor::Availability) -> Option<Availability> {
     let tz = carehub_schedule::parse_time_zone(&snap.time_zone).ok()?;
     let weekly = snap
         .weekly
@@ -45,6 +54,46 @@ pub(crate) fn availability(d: &DoctorRow) -> Option<Availability> {
         })
         .collect();
     Availability::new(tz, weekly, time_off, snap.slot_minutes).ok()
+}
+
+/// The doctor's free slots in `[from, to)` that start at `now` or later, leaving out `busy`
+/// (Unix milliseconds). The stored time off is what was upcoming when the snapshot was taken,
+/// so slots that have started are never listed: their time off may be gone from the copy.
+/// `None` when the snapshot cannot be read.
+///
+/// # Errors
+/// A reversed or too long window.
+pub(crate) fn free(
+    d: &DoctorRow,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    busy: &[(i64, i64)],
+    now: i64,
+) -> Result<Option<SlotList>, ScheduleError> {
+    let Some(snap) = stored(d) else {
+        return Ok(None);
+    };
+    let list = |slots: Vec<SlotView>| SlotList {
+        doctor_id: d.doctor_id.clone(),
+        time_zone: snap.time_zone.clone(),
+        slot_minutes: snap.slot_minutes,
+        slots,
+    };
+    let Some(a) = schedule(&snap) else {
+        // No working hours: nothing is free.
+        return Ok(Some(list(Vec::new())));
+    };
+    let busy: Vec<_> = busy.iter().map(|&(s, e)| (utc(s), utc(e))).collect();
+    let now = utc(now);
+    let slots = a
+        .slots(from, to, &busy)?
+        .into_iter()
+        .filter(|s| s.start >= now)
+        .map(|s| SlotView {
+            start: rfc3339_of(s.start),
+            end: rfc3339_of(s.end),
+        })
+        .collect();
+    Ok(Some(list(slots)))
 }
 
 /// Whether `[from, to)` holds at least one free slot of the doctor.

@@ -15,7 +15,7 @@ use crate::store::{self, Change, ChangeError, DirectoryFilter, Doctor, DoctorRow
 use crate::{MIGRATOR, SPEC};
 use anyhow::Context as _;
 use carehub_bus::Bus;
-use carehub_nats::appointment::TakenTimes;
+use carehub_nats::appointment::{ApplyDoctor, TakenTimes};
 use carehub_nats::doctor::*;
 use carehub_nats::time::{rfc3339, rfc3339_of};
 use carehub_nats::{CallContext, Principal, Role, UserStatus, WireError};
@@ -168,10 +168,18 @@ fn availability_view(d: &Doctor) -> Result<AvailabilityView, WireError> {
 /// # Errors
 /// When a stored field does not decode, or the event does not encode.
 pub(crate) fn event(kind: DoctorEventKind, d: &Doctor) -> Result<Pending, StoreError> {
+    let event = snapshot_event(kind, d)?;
+    Pending::new(&kind.subject(), &event.event_id, &event)
+}
+
+/// The event describing `d` as it is now, with a new id.
+///
+/// # Errors
+/// When a stored field does not decode.
+fn snapshot_event(kind: DoctorEventKind, d: &Doctor) -> Result<DoctorEvent, StoreError> {
     let bad = |e: WireError| StoreError::Conflict(e.message);
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let event = DoctorEvent {
-        event_id: event_id.clone(),
+    Ok(DoctorEvent {
+        event_id: uuid::Uuid::now_v7().to_string(),
         kind,
         at: now_ms(),
         doctor: DoctorSnapshot {
@@ -182,8 +190,7 @@ pub(crate) fn event(kind: DoctorEventKind, d: &Doctor) -> Result<Pending, StoreE
             availability: availability_of(d).map_err(bad)?,
             version: d.row.version,
         },
-    };
-    Pending::new(&kind.subject(), &event_id, &event)
+    })
 }
 
 fn change_error(e: ChangeError) -> WireError {
@@ -210,6 +217,7 @@ impl DoctorService {
     /// `None`), with its event in the same transaction; wakes the relay and logs `what`.
     async fn change(
         &self,
+        ctx: &CallContext,
         id: &str,
         expected_version: Option<i64>,
         change: &Change<'_>,
@@ -228,7 +236,25 @@ impl DoctorService {
         .map_err(change_error)?;
         self.inner.relay.wake();
         tracing::info!(doctor_id = %id, version = d.row.version, "{what}");
+        self.hand_over(ctx, kind, &d).await;
         Ok(d)
+    }
+
+    /// Hands the doctor's new state to the admin service before the change is answered, so a
+    /// slot query or booking sent after the answer sees it through any instance. Should that
+    /// fail, the admin service still gets the same state from the `CAREHUB_DOCTORS` stream.
+    async fn hand_over(&self, ctx: &CallContext, kind: DoctorEventKind, d: &Doctor) {
+        let event = match snapshot_event(kind, d) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(doctor_id = %d.row.id, error = %e, "doctor snapshot");
+                return;
+            }
+        };
+        if let Err(e) = self.inner.bus.request(ctx, &ApplyDoctor { event }).await {
+            tracing::warn!(doctor_id = %d.row.id, version = d.row.version, error = %e,
+                "the admin service did not take the doctor's new state; it follows from the stream");
+        }
     }
 
     /// Applies account facts from the account stream (see [`crate::accounts`]).
@@ -498,7 +524,13 @@ impl DoctorService {
             bio: &bio,
         };
         let d = self
-            .change(&p.user_id, r.expected_version, &change, "profile updated")
+            .change(
+                ctx,
+                &p.user_id,
+                r.expected_version,
+                &change,
+                "profile updated",
+            )
             .await?;
         profile_view(&d.row)
     }
@@ -542,6 +574,7 @@ impl DoctorService {
         };
         let d = self
             .change(
+                ctx,
                 &p.user_id,
                 Some(r.expected_version),
                 &change,
@@ -623,7 +656,13 @@ impl DoctorService {
             max_upcoming: i64::try_from(domain::MAX_UPCOMING_TIME_OFF).unwrap_or(i64::MAX),
         };
         let d = self
-            .change(&p.user_id, r.expected_version, &change, "time off added")
+            .change(
+                ctx,
+                &p.user_id,
+                r.expected_version,
+                &change,
+                "time off added",
+            )
             .await?;
         Ok(TimeOffAdded {
             time_off: TimeOff {
@@ -649,7 +688,13 @@ impl DoctorService {
         let p = self.doctor_writer(ctx)?;
         let change = Change::RemoveTimeOff { id: &r.time_off_id };
         let d = self
-            .change(&p.user_id, r.expected_version, &change, "time off removed")
+            .change(
+                ctx,
+                &p.user_id,
+                r.expected_version,
+                &change,
+                "time off removed",
+            )
             .await?;
         Ok(Versioned {
             version: d.row.version,

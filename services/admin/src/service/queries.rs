@@ -7,9 +7,28 @@ use crate::domain::{parse_time, text};
 use crate::events::{self, view};
 use crate::lifecycle::{self, Action, Party};
 use crate::store;
+use crate::{doctors, slots};
+use carehub_nats::Role;
 use carehub_nats::appointment::*;
+use carehub_nats::doctor::{SlotList, Versioned};
 use carehub_nats::{CallContext, WireError};
 use carehub_runtime::db::now_ms;
+use carehub_schedule::ScheduleError;
+
+/// An RFC 3339 instant, as the doctor service parses one.
+fn instant(field: &str, raw: &str) -> Result<chrono::DateTime<chrono::Utc>, WireError> {
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            WireError::validation(format!(
+                "{field}: expected an RFC 3339 time like 2026-03-29T09:00:00Z"
+            ))
+        })
+}
+
+fn schedule_error(e: &ScheduleError) -> WireError {
+    WireError::validation(e.to_string())
+}
 
 impl AdminService {
     /// What relation a doctor has with a patient (asked by the patient service).
@@ -61,6 +80,59 @@ impl AdminService {
         )
         .await?;
         Ok(TakenList { taken })
+    }
+
+    /// Free slots of an approved doctor: working hours minus time off (from the copy of the
+    /// doctor, which the doctor service hands over before it answers a change) minus what is
+    /// taken. Both are read from this service's database, so a query sent after a booking, a
+    /// cancel or a change of hours was answered sees it, through any instance.
+    ///
+    /// # Errors
+    /// `unauthorized`, `not_found` for an unknown or unapproved doctor, `validation_failed` for
+    /// a bad, reversed or too long window.
+    pub(crate) async fn free_slots(
+        &self,
+        ctx: &CallContext,
+        r: ListFreeSlots,
+    ) -> Result<SlotList, WireError> {
+        let caller = ctx.caller()?;
+        let (from, to) = (instant("from", &r.from)?, instant("to", &r.to)?);
+        // A bad window is refused before reading anything.
+        if to <= from {
+            return Err(schedule_error(&ScheduleError::EmptyWindow));
+        }
+        if to - from > chrono::Duration::days(carehub_schedule::MAX_WINDOW_DAYS) {
+            return Err(schedule_error(&ScheduleError::WindowTooLong));
+        }
+        let patient = (caller.role == Role::Patient).then_some(caller.user_id.as_str());
+        let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
+        let (doctor, taken) = tokio::try_join!(
+            store::doctor(self.db(), &r.doctor_id),
+            store::taken(self.db(), &r.doctor_id, from_ms, to_ms, patient)
+        )?;
+        let doctor = doctor
+            .filter(|d| d.approved)
+            .ok_or_else(|| WireError::not_found("doctor not found"))?;
+        slots::free(&doctor, (from, to), &taken, now_ms())
+            .map_err(|e| schedule_error(&e))?
+            .ok_or_else(|| {
+                tracing::error!(doctor_id = %doctor.doctor_id, "unreadable copy of a doctor");
+                WireError::internal()
+            })
+    }
+
+    /// Stores the doctor's state the doctor service just committed, unless a newer version is
+    /// already here (the `CAREHUB_DOCTORS` stream brings the same snapshots, in any order).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub(crate) async fn apply_doctor(
+        &self,
+        _ctx: &CallContext,
+        r: ApplyDoctor,
+    ) -> Result<Versioned, WireError> {
+        let version = doctors::apply(self.db(), &r.event).await?;
+        Ok(Versioned { version })
     }
 
     /// A doctor's confirmed appointments in a period (asked before time off or disabling).

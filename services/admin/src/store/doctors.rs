@@ -2,22 +2,27 @@
 
 use super::DoctorRow;
 use carehub_runtime::db::{Db, StoreError};
-use carehub_runtime::with_db;
+use carehub_runtime::{with_db, write_tx};
 
-/// Stores a newer copy of a doctor; older or equal versions change nothing.
+/// Stores a newer copy of a doctor; older or equal versions change nothing. Returns the version
+/// stored afterwards.
 ///
 /// # Errors
 /// On storage failure.
-pub(crate) async fn upsert_doctor(db: &Db, d: &DoctorRow) -> Result<(), StoreError> {
+pub(crate) async fn upsert_doctor(db: &Db, d: &DoctorRow) -> Result<i64, StoreError> {
     let q = "INSERT INTO doctors (doctor_id, display_name, specialties, approved, auto_accept, availability, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (doctor_id) DO UPDATE SET display_name = excluded.display_name, specialties = excluded.specialties,
                  approved = excluded.approved, auto_accept = excluded.auto_accept, availability = excluded.availability,
                  version = excluded.version
              WHERE doctors.version < excluded.version";
-    with_db!(db, p => sqlx::query(q).bind(&d.doctor_id).bind(&d.display_name).bind(&d.specialties).bind(d.approved)
-        .bind(d.auto_accept).bind(&d.availability).bind(d.version).execute(p).await?.rows_affected());
-    Ok(())
+    let stored = "SELECT version FROM doctors WHERE doctor_id = $1";
+    write_tx!(db, tx => {
+        sqlx::query(q).bind(&d.doctor_id).bind(&d.display_name).bind(&d.specialties).bind(d.approved)
+            .bind(d.auto_accept).bind(&d.availability).bind(d.version).execute(&mut *tx).await?;
+        let v: i64 = sqlx::query_scalar(stored).bind(&d.doctor_id).fetch_one(&mut *tx).await?;
+        Ok::<_, StoreError>(v)
+    })
 }
 
 /// # Errors

@@ -77,6 +77,11 @@ pub(crate) async fn record_call(
     })
 }
 
+/// No appointment is longer than this: each is one slot of its doctor, and slots are at most
+/// four hours. [`taken`] uses it as a lower bound on the start, so it reads the index range of
+/// its window rather than every appointment the doctor ever had before it.
+const LONGEST_APPOINTMENT_MS: i64 = 24 * 3_600_000;
+
 /// The times in `[from, to)` no slot query lists as free: the doctor's confirmed appointments,
 /// the new times the doctor proposed for a move (held until the patient answers), and, with
 /// `patient_id`, that patient's own confirmed appointments. Sorted by start.
@@ -90,19 +95,24 @@ pub(crate) async fn taken(
     to: i64,
     patient_id: Option<&str>,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
+    // Each part reads one partial index (`appointments_doctor_taken`,
+    // `appointments_doctor_proposed`, `appointments_patient_confirmed`) between $5 and $3.
     let q = "SELECT start_at, end_at FROM appointments
-               WHERE doctor_id = $1 AND status = 'confirmed' AND start_at < $3 AND $2 < end_at
+               WHERE doctor_id = $1 AND status = 'confirmed'
+                 AND start_at > $5 AND start_at < $3 AND $2 < end_at
              UNION ALL
              SELECT change_start, change_end FROM appointments
                WHERE doctor_id = $1 AND status = 'confirmed' AND change_by = 'doctor'
-                 AND change_start < $3 AND $2 < change_end
+                 AND change_start > $5 AND change_start < $3 AND $2 < change_end
              UNION ALL
              SELECT start_at, end_at FROM appointments
-               WHERE patient_id = $4 AND status = 'confirmed' AND start_at < $3 AND $2 < end_at
+               WHERE patient_id = $4 AND status = 'confirmed'
+                 AND start_at > $5 AND start_at < $3 AND $2 < end_at
              ORDER BY 1";
-    Ok(
-        with_db!(db, p => sqlx::query_as(q).bind(doctor_id).bind(from).bind(to).bind(patient_id).fetch_all(p).await?),
-    )
+    let earliest = from - LONGEST_APPOINTMENT_MS;
+    Ok(with_db!(db, p => sqlx::query_as(q)
+        .bind(doctor_id).bind(from).bind(to).bind(patient_id).bind(earliest)
+        .fetch_all(p).await?))
 }
 
 /// Whether the patient has a confirmed appointment overlapping `[start, end)`, other than
