@@ -88,8 +88,8 @@ pub(crate) async fn get_doctor(
 
 /// Free slots of an approved doctor in `[from, to)`: working hours minus time off minus every
 /// taken time (confirmed appointments, a time the doctor proposed for a move) and, for a
-/// patient, minus their own confirmed appointments. A query sent after a booking, cancel or
-/// change of hours was answered sees it.
+/// patient, minus their own confirmed appointments. A slot that has started is not listed. A
+/// query sent after a booking, cancel or change of hours was answered sees it.
 #[utoipa::path(get, path = "/api/doctors/{id}/slots", tag = "doctors", security(("bearer" = [])),
     params(("id" = String, Path, description = "Doctor id"), SlotsQuery),
     responses((status = 200, description = "The free slots, in time order", body = SlotList),

@@ -42,7 +42,7 @@ pub(crate) async fn apply(db: &Db, e: &DoctorEvent) -> Result<i64, StoreError> {
         approved: d.approved,
         auto_accept: d.availability.auto_accept,
         availability: serde_json::to_string(d)
-            .map_err(|e| StoreError::Conflict(format!("doctor snapshot: {e}")))?,
+            .map_err(|e| StoreError::Other(sqlx::Error::Encode(e.into())))?,
         version: d.version,
     };
     store::upsert_doctor(db, &row).await
