@@ -36,7 +36,8 @@ pub(crate) use offers::{
 };
 pub(crate) use people::{names, upsert_person};
 pub(crate) use queries::{
-    care_relation, confirmed_overlapping, holders, patient_busy, record_call, taken,
+    care_relation, confirmed_overlapping, doctor_and_taken, holders, patient_busy, record_call,
+    taken,
 };
 pub(crate) use requests::{
     NewAppointment, Owner, Routing, StatusChange, appointment, due_expiries, escalate,

@@ -106,13 +106,11 @@ impl AdminService {
         }
         let patient = (caller.role == Role::Patient).then_some(caller.user_id.as_str());
         let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
-        let (doctor, taken) = tokio::try_join!(
-            store::doctor(self.db(), &r.doctor_id),
-            store::taken(self.db(), &r.doctor_id, from_ms, to_ms, patient)
-        )?;
-        let doctor = doctor
-            .filter(|d| d.approved)
-            .ok_or_else(|| WireError::not_found("doctor not found"))?;
+        let (doctor, taken) =
+            store::doctor_and_taken(self.db(), &r.doctor_id, from_ms, to_ms, patient)
+                .await?
+                .filter(|(d, _)| d.approved)
+                .ok_or_else(|| WireError::not_found("doctor not found"))?;
         slots::free(&doctor, (from, to), &taken, now_ms())
             .map_err(|e| schedule_error(&e))?
             .ok_or_else(|| {

@@ -1,7 +1,7 @@
 //! What other services ask about appointments (care relations, taken times, confirmed
 //! appointments in a period) and the calls the hub records, plus the overlap checks.
 
-use super::{APPT_COLS, AppointmentRow, Events, sql};
+use super::{APPT_COLS, AppointmentRow, DoctorRow, Events, sql};
 use carehub_runtime::db::{Db, StoreError};
 use carehub_runtime::{enqueue, with_db, write_tx};
 
@@ -82,6 +82,31 @@ pub(crate) async fn record_call(
 /// its window rather than every appointment the doctor ever had before it.
 const LONGEST_APPOINTMENT_MS: i64 = 24 * 3_600_000;
 
+/// The taken times of [`taken`] as one text of "start end" pairs, or NULL when there are none.
+/// Parameters: $1 doctor, $2 from, $3 to, $4 patient (or NULL), $5 the earliest start that can
+/// still reach into the window. Each part reads one partial index (`appointments_doctor_taken`,
+/// `appointments_doctor_proposed`, `appointments_patient_confirmed`) between $5 and $3. One
+/// text rather than a row per time: a week of a busy diary is a hundred rows or more, and the
+/// SQLite driver hands each row over between threads on its own, which cost more than the
+/// query itself.
+macro_rules! taken_pairs {
+    () => {
+        "SELECT string_agg(CAST(s AS TEXT) || ' ' || CAST(e AS TEXT), ' ') FROM (
+           SELECT start_at AS s, end_at AS e FROM appointments
+             WHERE doctor_id = $1 AND status = 'confirmed'
+               AND start_at > $5 AND start_at < $3 AND $2 < end_at
+           UNION ALL
+           SELECT change_start, change_end FROM appointments
+             WHERE doctor_id = $1 AND status = 'confirmed' AND change_by = 'doctor'
+               AND change_start > $5 AND change_start < $3 AND $2 < change_end
+           UNION ALL
+           SELECT start_at, end_at FROM appointments
+             WHERE patient_id = $4 AND status = 'confirmed'
+               AND start_at > $5 AND start_at < $3 AND $2 < end_at
+         ) AS taken"
+    };
+}
+
 /// The times in `[from, to)` no slot query lists as free: the doctor's confirmed appointments,
 /// the new times the doctor proposed for a move (held until the patient answers), and, with
 /// `patient_id`, that patient's own confirmed appointments. Sorted by start.
@@ -95,34 +120,51 @@ pub(crate) async fn taken(
     to: i64,
     patient_id: Option<&str>,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
-    // Each part reads one partial index (`appointments_doctor_taken`,
-    // `appointments_doctor_proposed`, `appointments_patient_confirmed`) between $5 and $3. The
-    // times come back as one text of "start end" pairs: a week of a busy diary is a hundred
-    // rows or more, and the driver hands each row over between threads on its own, which cost
-    // more than the query itself.
-    let q = "SELECT string_agg(CAST(s AS TEXT) || ' ' || CAST(e AS TEXT), ' ') FROM (
-               SELECT start_at AS s, end_at AS e FROM appointments
-                 WHERE doctor_id = $1 AND status = 'confirmed'
-                   AND start_at > $5 AND start_at < $3 AND $2 < end_at
-               UNION ALL
-               SELECT change_start, change_end FROM appointments
-                 WHERE doctor_id = $1 AND status = 'confirmed' AND change_by = 'doctor'
-                   AND change_start > $5 AND change_start < $3 AND $2 < change_end
-               UNION ALL
-               SELECT start_at, end_at FROM appointments
-                 WHERE patient_id = $4 AND status = 'confirmed'
-                   AND start_at > $5 AND start_at < $3 AND $2 < end_at
-             ) AS taken";
+    let q = taken_pairs!();
     let earliest = from - LONGEST_APPOINTMENT_MS;
     let pairs: Option<String> = with_db!(db, p => sqlx::query_scalar(q)
         .bind(doctor_id).bind(from).bind(to).bind(patient_id).bind(earliest)
         .fetch_one(p).await?);
-    let mut taken = time_pairs(pairs.as_deref().unwrap_or_default())?;
-    taken.sort_unstable();
-    Ok(taken)
+    time_pairs(pairs.as_deref().unwrap_or_default())
 }
 
-/// Reads "start end start end …" (Unix milliseconds) into pairs.
+/// A doctor's copy and the times [`taken`] in `[from, to)`, read by one statement (so in one
+/// transaction); `None` when the doctor is unknown.
+///
+/// # Errors
+/// On storage failure.
+pub(crate) async fn doctor_and_taken(
+    db: &Db,
+    doctor_id: &str,
+    from: i64,
+    to: i64,
+    patient_id: Option<&str>,
+) -> Result<Option<(DoctorRow, Vec<(i64, i64)>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        doctor: DoctorRow,
+        taken: Option<String>,
+    }
+    let q = concat!(
+        "SELECT doctor_id, display_name, specialties, approved, auto_accept, availability, version, (",
+        taken_pairs!(),
+        ") AS taken FROM doctors WHERE doctor_id = $1"
+    );
+    let earliest = from - LONGEST_APPOINTMENT_MS;
+    let row: Option<Row> = with_db!(db, p => sqlx::query_as(q)
+        .bind(doctor_id).bind(from).bind(to).bind(patient_id).bind(earliest)
+        .fetch_optional(p).await?);
+    row.map(|r| {
+        Ok((
+            r.doctor,
+            time_pairs(r.taken.as_deref().unwrap_or_default())?,
+        ))
+    })
+    .transpose()
+}
+
+/// Reads "start end start end …" (Unix milliseconds) into pairs, sorted by start.
 fn time_pairs(text: &str) -> Result<Vec<(i64, i64)>, StoreError> {
     let bad = || {
         StoreError::Other(sqlx::Error::Decode(
@@ -135,6 +177,7 @@ fn time_pairs(text: &str) -> Result<Vec<(i64, i64)>, StoreError> {
         let end = numbers.next().ok_or_else(bad)?;
         out.push((start.map_err(|_| bad())?, end.map_err(|_| bad())?));
     }
+    out.sort_unstable();
     Ok(out)
 }
 
@@ -143,9 +186,9 @@ mod tests {
     use super::time_pairs;
 
     #[test]
-    fn taken_times_are_read_in_pairs_and_anything_else_is_refused() {
+    fn taken_times_are_read_in_pairs_sorted_and_anything_else_is_refused() {
         assert_eq!(time_pairs("").unwrap(), []);
-        assert_eq!(time_pairs("10 20 -5 7").unwrap(), [(10, 20), (-5, 7)]);
+        assert_eq!(time_pairs("10 20 -5 7").unwrap(), [(-5, 7), (10, 20)]);
         assert!(time_pairs("10").is_err());
         assert!(time_pairs("10 x").is_err());
     }
