@@ -91,7 +91,7 @@ const LONGEST_APPOINTMENT_MS: i64 = 24 * 3_600_000;
 /// query itself.
 macro_rules! taken_pairs {
     () => {
-        "SELECT string_agg(CAST(s AS TEXT) || ' ' || CAST(e AS TEXT), ' ') FROM (
+        "SELECT string_agg(s || ' ' || e, ' ') FROM (
            SELECT start_at AS s, end_at AS e FROM appointments
              WHERE doctor_id = $1 AND status = 'confirmed'
                AND start_at > $5 AND start_at < $3 AND $2 < end_at
