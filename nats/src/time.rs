@@ -24,6 +24,20 @@ pub fn rfc3339_of(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Parses an RFC 3339 instant a caller sent in `field`.
+///
+/// # Errors
+/// `validation_failed` naming the field and showing the expected form.
+pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, crate::WireError> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            crate::WireError::validation(format!(
+                "{field}: expected an RFC 3339 time like 2026-03-29T09:00:00Z"
+            ))
+        })
+}
+
 /// The name every account and doctor zone falls back to: accounts made before zones were kept,
 /// and events of an older auth instance, read as UTC.
 pub(crate) const DEFAULT_TIME_ZONE: &str = "UTC";

@@ -3,7 +3,7 @@
 use carehub_nats::WireError;
 use carehub_nats::doctor as wire;
 use carehub_schedule::{Availability, ScheduleError, TimeOff, WeeklyHours};
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::NaiveTime;
 
 /// Most specialties a doctor may list.
 pub(crate) const MAX_SPECIALTIES: usize = wire::MAX_SPECIALTIES;
@@ -133,19 +133,7 @@ pub(crate) fn reason(raw: &str) -> Result<String, WireError> {
     Ok(r.to_owned())
 }
 
-/// Parses an RFC 3339 instant.
-///
-/// # Errors
-/// `validation_failed` naming `field`.
-pub(crate) fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, WireError> {
-    DateTime::parse_from_rfc3339(raw.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            WireError::validation(format!(
-                "{field}: expected an RFC 3339 time like 2026-03-29T09:00:00Z"
-            ))
-        })
-}
+pub(crate) use carehub_nats::time::instant;
 
 fn hhmm(field: &str, raw: &str) -> Result<NaiveTime, WireError> {
     let bad = || WireError::validation(format!("{field}: expected a local time HH:MM"));

@@ -1,8 +1,7 @@
 -- The taken-times query of a slot listing reads a doctor's confirmed appointments by start and
 -- needs their ends too. With end_at in the index (and status, which SQLite must find there) it
--- reads no table row. It replaces
--- appointments_doctor_confirmed (doctor_id, start_at), which every use of it still finds as
--- this index's prefix.
+-- reads no table row. It replaces appointments_doctor_confirmed (doctor_id, start_at): every
+-- query that used that one finds it as this index's prefix.
 CREATE INDEX appointments_doctor_taken ON appointments (doctor_id, start_at, end_at, status)
   WHERE status = 'confirmed';
 DROP INDEX appointments_doctor_confirmed;

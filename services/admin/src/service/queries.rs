@@ -11,20 +11,10 @@ use crate::{doctors, slots};
 use carehub_nats::Role;
 use carehub_nats::appointment::*;
 use carehub_nats::doctor::{SlotList, Versioned};
+use carehub_nats::time::instant;
 use carehub_nats::{CallContext, WireError};
 use carehub_runtime::db::now_ms;
 use carehub_schedule::ScheduleError;
-
-/// An RFC 3339 instant, as the doctor service parses one.
-fn instant(field: &str, raw: &str) -> Result<chrono::DateTime<chrono::Utc>, WireError> {
-    chrono::DateTime::parse_from_rfc3339(raw.trim())
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|_| {
-            WireError::validation(format!(
-                "{field}: expected an RFC 3339 time like 2026-03-29T09:00:00Z"
-            ))
-        })
-}
 
 fn schedule_error(e: &ScheduleError) -> WireError {
     WireError::validation(e.to_string())
