@@ -19,6 +19,7 @@ both_backends!(
     a_patient_cannot_hold_two_appointments_at_the_same_time,
     slot_queries_never_list_a_slot_already_booked_during_a_race_across_instances,
     a_change_of_hours_or_time_off_is_in_the_next_query_without_the_doctor_stream,
+    the_previous_releases_slot_subject_still_answers_the_same,
 );
 
 const DAY_MS: i64 = 86_400_000;
@@ -251,6 +252,54 @@ async fn a_change_of_hours_or_time_off_is_in_the_next_query_without_the_doctor_s
         free(&p, &d.id, from, to).await,
         [from, from + 30 * MIN_MS, nine]
     );
+}
+
+/// A gateway of the previous release asks the doctor service for slots
+/// (`carehub.api.doctor.slots`); during a rolling upgrade that subject still answers, with the
+/// list the admin service gives today's gateways.
+async fn the_previous_releases_slot_subject_still_answers_the_same(backend: Backend) {
+    use carehub_bus::ContextHeaders as _;
+    let clinic = Clinic::start(backend).await;
+    let docs = doctors_with(&clinic, 1, 15, true).await;
+    let d = &docs[0];
+    let p = patient(&clinic).await;
+    let day = midnight_in(2);
+    let (from, to) = (day + 8 * HOUR_MS, day + 10 * HOUR_MS);
+    booked(&p, &d.id, from + 15 * MIN_MS).await;
+    let today = free(&p, &d.id, from, to).await;
+    assert_eq!(today.len(), 7, "{today:?}");
+
+    // As the previous gateway sends it: the patient's identity in the headers.
+    let ctx = carehub_nats::CallContext {
+        request_id: "previous-gateway".into(),
+        principal: Some(carehub_nats::Principal {
+            user_id: p.id.clone(),
+            role: carehub_nats::Role::Patient,
+            status: carehub_nats::UserStatus::Active,
+            jti: "previous-gateway".into(),
+            session_id: "previous-gateway".into(),
+            expires_at: chrono::Utc::now().timestamp() + 600,
+        }),
+        client_ip: None,
+    };
+    let body = json!({"doctor_id": d.id, "from": rfc3339(from), "to": rfc3339(to)});
+    let nc = clinic.nats_client_as("gateway").await;
+    let reply = nc
+        .request_with_headers(
+            "carehub.api.doctor.slots",
+            ctx.to_headers(),
+            body.to_string().into(),
+        )
+        .await
+        .expect("the doctor service answers");
+    let list: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let starts: Vec<i64> = list["slots"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a slot list: {list}"))
+        .iter()
+        .map(|s| ms(s["start"].as_str().unwrap()))
+        .collect();
+    assert_eq!(starts, today);
 }
 
 async fn a_start_off_the_slot_grid_is_refused_and_stores_nothing(backend: Backend) {
