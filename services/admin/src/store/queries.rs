@@ -85,7 +85,7 @@ const LONGEST_APPOINTMENT_MS: i64 = 24 * 3_600_000;
 /// The taken times of [`taken`] as one text of "start end" pairs, or NULL when there are none.
 /// Parameters: $1 doctor, $2 from, $3 to, $4 patient (or NULL), $5 the earliest start that can
 /// still reach into the window. Each part reads one partial index (`appointments_doctor_taken`,
-/// `appointments_doctor_proposed`, `appointments_patient_confirmed`) between $5 and $3. One
+/// `appointments_doctor_proposed`, `appointments_patient_taken`) between $5 and $3. One
 /// text rather than a row per time: a week of a busy diary is a hundred rows or more, and the
 /// SQLite driver hands each row over between threads on its own, which cost more than the
 /// query itself.
