@@ -15,6 +15,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is handed out, so one
+/// that died with a server restart or a dropped network path during a quiet spell is
+/// replaced rather than failing a request. Under load connections are handed out again
+/// within milliseconds and a ping would be a round trip to the server for every query; a
+/// connection that breaks while busy fails the query it was running either way.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -142,6 +149,15 @@ impl Db {
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(5))
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(opts)
                     .await
                     .with_context(|| format!("connecting the {service} service to PostgreSQL"))?;
@@ -179,6 +195,9 @@ impl Db {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
+            // The connection is a handle in this process, served by its own thread: there is
+            // no far end that could have gone away, and a ping is a round trip to that thread.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .with_context(|| format!("opening the {service} service's SQLite database"))?;
