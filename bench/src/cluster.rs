@@ -14,6 +14,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const READY_DEADLINE: Duration = Duration::from_secs(30);
+/// The window [`Rig::settle`] measures CPU time over (`/proc` counts in 10 ms ticks).
+const QUIET_WINDOW: Duration = Duration::from_millis(500);
+/// The share of one core below which [`Rig::settle`] calls the system quiet: idle services
+/// still run their timers (outbox relays, leases, reminders).
+const QUIET_CPU: f64 = 0.06;
 
 /// A run's temporary data directory, its nats-server and its `carehub serve` children, each
 /// logging to `<dir>/<name>.log`. Dropping it kills the children (newest first, so nothing
@@ -114,6 +119,42 @@ impl Rig {
             .iter()
             .filter(move |s| s.name.starts_with(prefix))
             .map(|s| s.child.id())
+    }
+
+    /// Waits until the children and nats-server are quiet: together at most [`QUIET_CPU`] of
+    /// one core over each of two [`QUIET_WINDOW`]s in a row, so what a step set in motion
+    /// (events relayed and consumed, notifications and mails written) is done before the next
+    /// step is timed. Returns how long it took, or `None` when `deadline` passed first (the
+    /// caller times anyway and says so).
+    ///
+    /// # Errors
+    /// When a child has gone away.
+    pub(crate) async fn settle(&self, deadline: Duration) -> anyhow::Result<Option<Duration>> {
+        let started = Instant::now();
+        let pids: Vec<String> = self
+            .pids("")
+            .chain(self.pid("nats-server"))
+            .map(|p| p.to_string())
+            .collect();
+        let total = || -> anyhow::Result<u64> { pids.iter().map(|p| super::cpu::ticks(p)).sum() };
+        let quiet_ticks =
+            (QUIET_WINDOW.as_secs_f64() * QUIET_CPU * super::cpu::TICKS_PER_SEC as f64) as u64;
+        let mut quiet_windows = 0;
+        let mut before = total()?;
+        while started.elapsed() < deadline {
+            tokio::time::sleep(QUIET_WINDOW).await;
+            let now = total()?;
+            quiet_windows = if now - before <= quiet_ticks {
+                quiet_windows + 1
+            } else {
+                0
+            };
+            if quiet_windows == 2 {
+                return Ok(Some(started.elapsed()));
+            }
+            before = now;
+        }
+        Ok(None)
     }
 
     /// `carehub serve <component>` as the child `name`, with the rig's variables and `extra`.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// `/proc` reports times in clock ticks of `USER_HZ`, which is 100 on every mainstream Linux
 /// architecture (it is part of the user-space ABI, independent of the kernel's `HZ`).
-const TICKS_PER_SEC: u64 = 100;
+pub(super) const TICKS_PER_SEC: u64 = 100;
 
 /// The processes whose CPU time a benchmark attributes to the server side.
 #[derive(Debug, Clone)]
