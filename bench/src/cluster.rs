@@ -144,7 +144,7 @@ impl Rig {
         while started.elapsed() < deadline {
             tokio::time::sleep(QUIET_WINDOW).await;
             let now = total()?;
-            quiet_windows = if now - before <= quiet_ticks {
+            quiet_windows = if now.saturating_sub(before) <= quiet_ticks {
                 quiet_windows + 1
             } else {
                 0

@@ -108,6 +108,25 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Whether `e` says the database could not be reached or the connection broke (a server
+/// restart, a dropped network path, a pool that could not hand out a connection in time)
+/// rather than anything about the request: the caller may retry.
+fn unreachable_database(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's classes 08 (connection exception) and 57P (operator intervention:
+        // admin_shutdown, crash_shutdown, cannot_connect_now).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 impl From<StoreError> for WireError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -116,6 +135,16 @@ impl From<StoreError> for WireError {
                 "the record was changed concurrently; reload and try again",
             ),
             StoreError::NotFound => WireError::not_found("not found"),
+            StoreError::Other(e) if unreachable_database(&e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                WireError {
+                    retry_after_secs: Some(1),
+                    ..WireError::new(
+                        ErrorCode::ServiceUnavailable,
+                        "the database is unavailable; try again shortly",
+                    )
+                }
+            }
             StoreError::Other(e) => {
                 tracing::error!(error = %e, "storage error");
                 WireError::internal()
@@ -354,7 +383,22 @@ pub fn next_page<T>(
 
 #[cfg(test)]
 mod tests {
-    use super::{like_contains, next_page};
+    use super::{StoreError, like_contains, next_page};
+    use carehub_nats::{ErrorCode, WireError};
+
+    #[test]
+    fn a_lost_database_answers_503_with_a_retry_and_anything_else_stays_internal() {
+        let lost = WireError::from(StoreError::Other(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        ))));
+        assert_eq!(lost.code, ErrorCode::ServiceUnavailable);
+        assert_eq!(lost.retry_after_secs, Some(1));
+        let busy = WireError::from(StoreError::Other(sqlx::Error::PoolTimedOut));
+        assert_eq!(busy.code, ErrorCode::ServiceUnavailable);
+        let bug = WireError::from(StoreError::Other(sqlx::Error::ColumnNotFound("x".into())));
+        assert_eq!(bug.code, ErrorCode::Internal);
+        assert_eq!(bug.retry_after_secs, None);
+    }
 
     #[test]
     fn a_page_is_cut_to_its_limit_and_names_the_next_one() {
