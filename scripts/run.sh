@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs carehub on this machine: installs what it needs (nats-server, if missing), builds the web
+# Runs carehub on this machine: installs what it needs (nats-server 2.15.1, if missing), builds the web
 # client (web/dist, when its sources changed) and a release binary, and starts `carehub up --demo`
 # with its data in ./data; the gateway serves the client at /. With an existing ./data it starts without
 # the demo seed (the seed only runs into an empty database).
@@ -11,12 +11,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
 if ! nats_server_bin >/dev/null; then
-    step "apt-get install nats-server"
-    sudo=()
-    (($(id -u) == 0)) || sudo=(sudo)
-    "${sudo[@]}" apt-get update
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nats-server
+    step "install nats-server $NATS_SERVER_RELEASE"
+    install_nats_server
 fi
+CAREHUB_NATS_SERVER=$(nats_server_bin)
+export CAREHUB_NATS_SERVER
 if ! command -v npm >/dev/null 2>&1; then
     die "npm is missing: run scripts/install-deps.sh (or install Node.js 20 and npm)"
 fi

@@ -12,6 +12,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
 scripts/install-deps.sh --check
+# Every nats-server the tests, carehub and the benchmarks start is this one; the suite refuses
+# any other release.
+CAREHUB_NATS_SERVER=$(nats_server_bin)
+export CAREHUB_NATS_SERVER
 
 step "cargo fmt --all --check"
 cargo fmt --all --check

@@ -47,6 +47,8 @@ pub(crate) async fn ensure(url: &str, data_dir: &Path) -> anyhow::Result<Option<
         local,
         "no NATS server answers at {url}, and it is not local, so none can be started here"
     );
+    let binary = carehub_natsd::nats_server_binary()?;
+    carehub_natsd::require_current(&binary)?;
     let started = Launch::carehub(data_dir, conf::SINGLE, NatsCredentials::generate())
         .port(port)
         .ready_within(Duration::from_secs(10))

@@ -14,7 +14,8 @@ fn carehub(args: &[&str], vars: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_carehub"));
     cmd.args(args)
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(crate::support::nats::server_var());
     for (k, v) in vars {
         cmd.env(k, v);
     }

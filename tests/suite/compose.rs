@@ -141,3 +141,44 @@ async fn every_compose_service_runs_as_a_local_process_until_the_gateway_is_read
         .unwrap();
     assert_eq!(r.status(), 202, "auth answers through the gateway");
 }
+
+/// Every shipped single-node and cluster config makes JetStream acknowledge a message only once
+/// it is on disk (`sync_interval: always`), as the running server reports it on `/varz`; and
+/// that server is the release the suite is pinned to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_configs_sync_every_acknowledged_message_to_disk() {
+    use crate::support::nats::{NatsServer, Secured, conf};
+    let monitor = crate::support::net::free_port();
+    let server = NatsServer::start_secured_with(Secured {
+        main: conf::SINGLE,
+        credentials: NatsCredentials::generate(),
+        env: Vec::new(),
+        args: vec!["-m".into(), monitor.to_string()],
+    })
+    .await;
+    let varz: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{monitor}/varz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        varz["jetstream"]["config"]["sync_always"], true,
+        "JetStream settings of single.conf: {}",
+        varz["jetstream"]["config"]
+    );
+    let (a, b, c) = carehub_natsd::NATS_SERVER_VERSION;
+    assert_eq!(varz["version"], format!("{a}.{b}.{c}"));
+    drop(server);
+    for node in conf::NODES {
+        let block = node
+            .split("jetstream {")
+            .nth(1)
+            .and_then(|rest| rest.split('}').next())
+            .expect("a jetstream block");
+        assert!(
+            block.lines().any(|l| l.trim() == "sync_interval: always"),
+            "a cluster node's jetstream block: {block}"
+        );
+    }
+}

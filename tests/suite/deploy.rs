@@ -384,6 +384,7 @@ impl Deployment {
                 .args(&s.command)
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(crate::support::nats::server_var())
                 .envs(&env)
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)

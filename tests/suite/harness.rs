@@ -197,7 +197,8 @@ impl Clinic {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_carehub"));
         cmd.args(args)
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(crate::support::nats::server_var());
         for (k, v) in self
             .vars
             .iter()

@@ -280,6 +280,7 @@ async fn ops_status(clinic: &Clinic, args: &[&str]) -> String {
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(crate::support::nats::server_var())
         .env("CAREHUB_NATS_URL", clinic.nats.url());
     // As an operator would: with the `ops` user's credentials only.
     if let Some(c) = clinic.nats.credentials() {

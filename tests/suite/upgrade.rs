@@ -84,6 +84,7 @@ impl Upgraded {
             .current_dir(&dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(crate::support::nats::server_var())
             .env("CAREHUB_DATA_DIR", &data)
             .env("CAREHUB_NATS_URL", format!("nats://127.0.0.1:{nats_port}"))
             .env("CAREHUB_GATEWAY_ADDR", format!("127.0.0.1:{http_port}"))

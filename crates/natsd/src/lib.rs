@@ -16,5 +16,8 @@ mod ports;
 
 pub(crate) use conf::write_config;
 pub use credentials::{NatsCredentials, USERS, random_nats_password};
-pub use launch::{ChildNats, Launch, greets_as_nats, nats_server_binary};
+pub use launch::{
+    ChildNats, Launch, NATS_SERVER_INSTALL, NATS_SERVER_VAR, NATS_SERVER_VERSION, greets_as_nats,
+    nats_server_binary, nats_server_version, require_current,
+};
 pub use ports::{claim_port, free_port};
