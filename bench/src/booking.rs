@@ -53,12 +53,34 @@ pub(crate) enum BackendChoice {
     Both,
 }
 
+/// How the benchmark's nats-server stores JetStream messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum NatsSync {
+    /// As shipped (`sync_interval: always`): each message on disk before it is acknowledged.
+    Always,
+    /// The server's default: acknowledged at once, synced every two minutes.
+    Default,
+}
+
+impl std::fmt::Display for NatsSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Always => "always",
+            Self::Default => "default",
+        })
+    }
+}
+
 /// Options of `carehub-bench booking`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BookingArgs {
     /// Storage backend(s) to run on.
     #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
     pub(crate) backend: BackendChoice,
+    /// nats-server runs the shipped single-node config (`nats/conf/single.conf`, carehub's
+    /// users), with its `sync_interval: always` or with the server's default sync.
+    #[arg(long, value_enum, default_value_t = NatsSync::Always)]
+    pub(crate) nats_sync: NatsSync,
     /// Patients, each trying to book one slot; all attempts are sent at once.
     #[arg(long, default_value_t = 1000)]
     pub(crate) patients: usize,
@@ -85,6 +107,8 @@ pub(crate) struct BookingArgs {
 #[derive(Debug, Serialize)]
 pub(crate) struct Figures {
     pub(crate) backend: String,
+    /// JetStream's sync setting (`always` or `default`).
+    pub(crate) nats_sync: String,
     pub(crate) machine: Machine,
     pub(crate) patients: usize,
     pub(crate) slots: usize,
@@ -173,8 +197,13 @@ impl Figures {
 /// The human-readable report.
 impl std::fmt::Display for Figures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.machine
-            .write_header(f, &format!("carehub-bench booking on {}", self.backend))?;
+        self.machine.write_header(
+            f,
+            &format!(
+                "carehub-bench booking on {}, JetStream sync {}",
+                self.backend, self.nats_sync
+            ),
+        )?;
         writeln!(
             f,
             "{} patients race for {} free slots of one auto-accept doctor ({} per slot), all sent at once\n",
@@ -352,7 +381,7 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
         .build()
         .context("building the HTTP client")?;
     step(&format!("starting nats-server and storage ({name})"));
-    let mut carehub = Carehub::prepare(storage).await?;
+    let mut carehub = Carehub::prepare(storage, args.nats_sync == NatsSync::Always).await?;
     step(&format!(
         "writing {} patient and 2 doctor accounts",
         args.patients
@@ -418,6 +447,7 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
     let wall = race.wall.as_secs_f64();
     Ok(Figures {
         backend: name.to_owned(),
+        nats_sync: args.nats_sync.to_string(),
         machine,
         patients: args.patients,
         slots: args.slots,

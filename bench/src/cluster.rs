@@ -7,7 +7,7 @@
 use super::PASSWORD;
 use super::cpu::Procs;
 use anyhow::Context as _;
-use carehub_natsd::{ChildNats, Launch};
+use carehub_natsd::{ChildNats, Launch, NatsCredentials, conf, random_nats_password};
 use carehub_runtime::{CommonConfig, Env};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +20,18 @@ const QUIET_WINDOW: Duration = Duration::from_millis(500);
 /// still run their timers (outbox relays, leases, reminders).
 const QUIET_CPU: f64 = 0.06;
 
+/// How a [`Rig`]'s nats-server is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RigNats {
+    /// JetStream on the command line: no users, and the server's default sync (every two
+    /// minutes).
+    Plain,
+    /// The shipped single-node config (`nats/conf/single.conf`) with carehub's users, with its
+    /// `sync_interval: always` (every acknowledged message on disk), or without that line
+    /// (the server's default).
+    Shipped { sync_always: bool },
+}
+
 /// A run's temporary data directory, its nats-server and its `carehub serve` children, each
 /// logging to `<dir>/<name>.log`. Dropping it kills the children (newest first, so nothing
 /// logs a storm of reconnect attempts), then nats-server, and removes the directory.
@@ -29,6 +41,8 @@ pub(crate) struct Rig {
     /// `CAREHUB_*` settings cannot leak in).
     vars: Vec<(String, String)>,
     nats: Option<ChildNats>,
+    /// See [`Rig::nats_url`].
+    nats_url: String,
     children: Vec<Spawned>,
     /// How long a child may take to become ready.
     deadline: Duration,
@@ -64,6 +78,20 @@ impl Rig {
     /// # Errors
     /// When the directory cannot be created or nats-server does not start in time.
     pub(crate) async fn start(name: &str, deadline: Duration) -> anyhow::Result<Self> {
+        Self::start_with(name, deadline, RigNats::Plain).await
+    }
+
+    /// [`Rig::start`] with the nats-server configured as `nats` says. With the shipped config
+    /// every child connects as its own NATS user, and [`Rig::nats_url`] carries the password
+    /// of a user with every right, for the benchmark's own connections.
+    ///
+    /// # Errors
+    /// As [`Rig::start`].
+    pub(crate) async fn start_with(
+        name: &str,
+        deadline: Duration,
+        nats: RigNats,
+    ) -> anyhow::Result<Self> {
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -73,18 +101,50 @@ impl Rig {
             dir,
             vars: Vec::new(),
             nats: None,
+            nats_url: String::new(),
             children: Vec::new(),
             deadline,
         };
-        let nats = Launch::plain(&rig.dir)
+        let (launch, bench_password) = match nats {
+            RigNats::Plain => (Launch::plain(&rig.dir), None),
+            RigNats::Shipped { sync_always } => {
+                let main: String = conf::SINGLE
+                    .lines()
+                    .filter(|l| sync_always || !l.trim_start().starts_with("sync_interval:"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                anyhow::ensure!(
+                    main.contains("sync_interval: always") == sync_always,
+                    "nats/conf/single.conf no longer sets sync_interval as this benchmark expects"
+                );
+                let credentials = NatsCredentials::generate();
+                for (var, value) in credentials.client_env() {
+                    rig.set_var(&var, value);
+                }
+                let password = random_nats_password();
+                let launch = Launch::carehub(&rig.dir, &main, credentials)
+                    .unrestricted_user("bench", password.clone());
+                (launch, Some(password))
+            }
+        };
+        let nats = launch
             .ready_within(deadline)
             .start()
             .await
             .context("starting nats-server")?;
         rig.set_var("CAREHUB_NATS_URL", nats.url());
         rig.set_var("CAREHUB_DATA_DIR", rig.dir.display().to_string());
+        rig.nats_url = match bench_password {
+            Some(password) => format!("nats://bench:{password}@127.0.0.1:{}", nats.port()),
+            None => nats.url(),
+        };
         rig.nats = Some(nats);
         Ok(rig)
+    }
+
+    /// The URL the benchmark itself connects to NATS with (credentials included, if any).
+    pub(crate) fn nats_url(&self) -> &str {
+        &self.nats_url
     }
 
     /// The directory every child keeps its data and log in.

@@ -299,7 +299,7 @@ impl System {
 
 async fn start(args: &HubArgs, http: &reqwest::Client) -> anyhow::Result<System> {
     step("starting nats-server");
-    let mut carehub = Carehub::prepare(&Storage::Sqlite).await?;
+    let mut carehub = Carehub::prepare(&Storage::Sqlite, true).await?;
     let (port_a, port_b) = (super::cluster::free_port()?, super::cluster::free_port()?);
     let hub_a = SocketAddr::from(([127, 0, 0, 1], port_a));
     let hub_b = SocketAddr::from(([127, 0, 0, 1], port_b));

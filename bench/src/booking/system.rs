@@ -4,7 +4,7 @@
 //! database. Dropping the [`Carehub`] kills every child and removes the directory.
 
 use super::postgres::PrivatePostgres;
-use crate::cluster::{Rig, free_port};
+use crate::cluster::{Rig, RigNats, free_port};
 use carehub_runtime::{CommonConfig, Db};
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ pub(crate) struct Carehub {
     postgres: Option<PrivatePostgres>,
     /// `http://127.0.0.1:<port>` of the gateway.
     pub(crate) base: String,
+    /// What the benchmark's own NATS connections use (a user with every right).
     pub(crate) nats_url: String,
 }
 
@@ -41,14 +42,20 @@ impl Drop for Carehub {
 }
 
 impl Carehub {
-    /// Creates the data directory, starts nats-server (and PostgreSQL when asked) and the
-    /// signing key file. The services start with [`Carehub::start_services`], so accounts can
+    /// Creates the data directory, starts nats-server from the shipped single-node config
+    /// (with `sync_interval: always` or without it), PostgreSQL when asked, and the signing key
+    /// file. The services start with [`Carehub::start_services`], so accounts can
     /// be written into the auth database first.
     ///
     /// # Errors
     /// When nats-server or PostgreSQL cannot be started, or a file cannot be written.
-    pub(crate) async fn prepare(storage: &Storage) -> anyhow::Result<Self> {
-        let mut rig = Rig::start("carehub-bench-booking", READY_DEADLINE).await?;
+    pub(crate) async fn prepare(storage: &Storage, sync_always: bool) -> anyhow::Result<Self> {
+        let mut rig = Rig::start_with(
+            "carehub-bench-booking",
+            READY_DEADLINE,
+            RigNats::Shipped { sync_always },
+        )
+        .await?;
         let gateway_port = free_port()?;
         let key_file = rig.dir().join("auth-signing-keys.json");
         rig.set_var("CAREHUB_AUTH_KEY_FILE", key_file.display().to_string());
@@ -58,7 +65,7 @@ impl Carehub {
         rig.set_var("CAREHUB_RATE_LIMIT_BURST", "1000000");
         rig.set_var("CAREHUB_COOKIE_SECURE", "false");
         rig.set_var("CAREHUB_SHUTDOWN_GRACE", "1");
-        let nats_url = CommonConfig::from_env(&rig.env())?.nats_url;
+        let nats_url = rig.nats_url().to_owned();
         let mut carehub = Self {
             rig,
             postgres: None,
