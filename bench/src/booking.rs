@@ -886,7 +886,7 @@ pub(super) async fn wait_doctors_applied(
     versions: &[(String, i64)],
 ) -> anyhow::Result<()> {
     use async_nats::jetstream::consumer::pull;
-    let nc = async_nats::connect(nats_url).await?;
+    let nc = crate::cluster::nats_connect(nats_url).await?;
     let js = async_nats::jetstream::new(nc);
     let deadline = Instant::now() + SETUP_DEADLINE;
     let mut published = false;
@@ -1098,7 +1098,7 @@ async fn offer_latency(
     doctor: &str,
     n: usize,
 ) -> anyhow::Result<OfferLatency> {
-    let nc = async_nats::connect(&carehub.nats_url).await?;
+    let nc = crate::cluster::nats_connect(&carehub.nats_url).await?;
     let subject = carehub_nats::appointment::AppointmentEventKind::Offered.subject();
     let mut sub = nc.subscribe(subject).await?;
     nc.flush().await?;

@@ -456,6 +456,25 @@ impl Cluster {
 ///
 /// # Errors
 /// When no socket can be bound.
+/// Connects to `url` with the user and password it carries (`nats://user:password@host:port`,
+/// as [`Rig::nats_url`] gives them), which async-nats does not send by itself.
+///
+/// # Errors
+/// When the URL is malformed or the server refuses.
+pub(crate) async fn nats_connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    let addr: async_nats::ServerAddr = url.parse().context("a NATS URL")?;
+    let options = match (addr.username(), addr.password()) {
+        (Some(user), Some(password)) => {
+            async_nats::ConnectOptions::new().user_and_password(user.into(), password.into())
+        }
+        _ => async_nats::ConnectOptions::new(),
+    };
+    options
+        .connect(addr)
+        .await
+        .context("connecting to nats-server")
+}
+
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     carehub_natsd::free_port().context("finding a free port")
 }
