@@ -451,11 +451,6 @@ impl Cluster {
     }
 }
 
-/// A port nothing listens on right now and not handed out before in this process (the OS
-/// picks it; a tiny race with other programs).
-///
-/// # Errors
-/// When no socket can be bound.
 /// Connects to `url` with the user and password it carries (`nats://user:password@host:port`,
 /// as [`Rig::nats_url`] gives them), which async-nats does not send by itself.
 ///
@@ -475,6 +470,11 @@ pub(crate) async fn nats_connect(url: &str) -> anyhow::Result<async_nats::Client
         .context("connecting to nats-server")
 }
 
+/// A port nothing listens on right now and not handed out before in this process (the OS
+/// picks it; a tiny race with other programs).
+///
+/// # Errors
+/// When no socket can be bound.
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     carehub_natsd::free_port().context("finding a free port")
 }
