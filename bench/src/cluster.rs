@@ -464,8 +464,8 @@ pub(crate) async fn nats_connect(url: &str) -> anyhow::Result<async_nats::Client
         }
         _ => async_nats::ConnectOptions::new(),
     };
-    options
-        .connect(addr)
+    // Boxed: a connecting client is a large future, awaited inside others.
+    Box::pin(options.connect(addr))
         .await
         .context("connecting to nats-server")
 }
