@@ -66,6 +66,10 @@ pub enum OpsCommand {
     /// Every service instance with its endpoints, requests, errors and processing times (the
     /// table of `nats micro ls` and `nats micro stats`).
     Status(crate::ops::StatusArgs),
+    /// Publish again, with their original ids, the events a service published since a moment
+    /// (from its outbox_sent), after the streams lost acknowledged messages; prints how many
+    /// the streams already held.
+    Replay(crate::replay::ReplayArgs),
 }
 
 // `carehub admin …`.
@@ -169,6 +173,9 @@ pub async fn run(command: Command, env: Env, common: CommonConfig) -> anyhow::Re
         Command::Ops {
             command: OpsCommand::Status(args),
         } => crate::ops::status(&env, &args).await,
+        Command::Ops {
+            command: OpsCommand::Replay(args),
+        } => crate::replay::run(&env, &args).await,
         Command::Openapi => print_openapi(),
         Command::FramesSchema => print_frames_schema(),
         Command::Backup { dest } => {

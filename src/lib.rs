@@ -19,4 +19,5 @@ mod demo;
 mod natsd;
 mod ops;
 pub mod provision;
+mod replay;
 pub mod system;

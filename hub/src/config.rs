@@ -121,7 +121,7 @@ impl HubConfig {
             ice_servers: list(env, "CAREHUB_ICE_SERVERS"),
             turn_secret: env.raw("CAREHUB_TURN_SECRET").map(str::to_owned),
             turn_ttl: env.secs("CAREHUB_TURN_TTL", Duration::from_secs(3_600))?,
-            stream_replicas: common.stream_replicas,
+            stream_replicas: common.streams.replicas,
         };
         let positive = ConfigError::positive;
         positive("CAREHUB_HUB_QUEUE", cfg.queue_frames > 0)?;

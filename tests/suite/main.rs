@@ -41,6 +41,7 @@ mod metrics;
 mod nats_permissions;
 mod notifications;
 mod ops;
+mod outbox;
 mod patients;
 mod reschedule;
 mod resilience;

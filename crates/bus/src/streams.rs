@@ -1,8 +1,9 @@
 //! Makes sure carehub's JetStream streams exist (their names and subjects are the contract's,
 //! [`carehub_nats::streams`]). Every service calls [`ensure`] at start; creating is idempotent.
 //!
-//! Each stream keeps a two-minute duplicate window, so an event republished with the same
-//! `Nats-Msg-Id` (an outbox relay retrying after a crash) is stored once.
+//! Each stream keeps a duplicate window (two minutes unless configured), so an event
+//! republished with the same `Nats-Msg-Id` within it (an outbox relay retrying after a crash,
+//! `carehub ops replay`) is stored once.
 
 use async_nats::jetstream::{self, stream};
 use carehub_nats::streams::StreamSpec;
@@ -11,18 +12,37 @@ use std::time::Duration;
 /// How often creating a stream is retried before a service gives up starting.
 const CREATE_ATTEMPTS: u32 = 8;
 
-/// How long a duplicate `Nats-Msg-Id` is recognised.
-pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How long a duplicate `Nats-Msg-Id` is recognised unless configured.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// Creates the streams that do not exist yet, with `replicas` copies (1 on one server, 3 in a
-/// cluster), and returns the bus's JetStream context they were made with.
+/// How carehub's streams are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Copies of each stream: 1 on one server, 3 in a cluster.
+    pub replicas: usize,
+    /// How long a repeated `Nats-Msg-Id` is recognised and stored once.
+    pub duplicate_window: Duration,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            duplicate_window: DUPLICATE_WINDOW,
+        }
+    }
+}
+
+/// Creates the streams that do not exist yet as `options` says, sets the duplicate window of
+/// those that exist with another one, and returns the bus's JetStream context they were made
+/// with.
 ///
 /// # Errors
 /// When JetStream is unavailable or a stream exists with conflicting subjects.
 pub async fn ensure(
     bus: &crate::Bus,
     specs: &[StreamSpec],
-    replicas: usize,
+    options: &StreamOptions,
 ) -> Result<jetstream::Context, crate::BusError> {
     let js = jetstream::new(bus.client().clone());
     for spec in specs {
@@ -32,8 +52,8 @@ pub async fn ensure(
             description: Some(spec.description.into()),
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
-            num_replicas: replicas.max(1),
-            duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: options.replicas.max(1),
+            duplicate_window: options.duplicate_window,
             max_age: Duration::from_secs(365 * 86_400),
             ..Default::default()
         };
@@ -42,7 +62,28 @@ pub async fn ensure(
         let mut attempt = 0u32;
         loop {
             match js.get_or_create_stream(config.clone()).await {
-                Ok(_) => break,
+                Ok(existing) => {
+                    let current = existing.cached_info().config.clone();
+                    if current.duplicate_window != options.duplicate_window {
+                        // Only the window changes: replicas and limits stay as the operator left them.
+                        let updated = stream::Config {
+                            duplicate_window: options.duplicate_window,
+                            ..current
+                        };
+                        js.update_stream(updated).await.map_err(|e| {
+                            crate::BusError::Transport {
+                                subject: format!("$JS.API.STREAM.UPDATE.{}", spec.name),
+                                message: e.to_string(),
+                            }
+                        })?;
+                        tracing::info!(
+                            stream = spec.name,
+                            duplicate_window_secs = options.duplicate_window.as_secs_f64(),
+                            "stream duplicate window set"
+                        );
+                    }
+                    break;
+                }
                 Err(e) if attempt < CREATE_ATTEMPTS => {
                     attempt += 1;
                     tracing::debug!(stream = spec.name, error = %e, "stream not ready; retrying");

@@ -4,6 +4,7 @@
 //! one process) can build configuration without touching the process environment.
 
 use carehub_bus::BusConfig;
+use carehub_bus::streams::StreamOptions;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -109,23 +110,18 @@ impl Env {
         }
     }
 
-    /// A duration in seconds (fractions allowed), or `default`.
+    /// A duration: a number of seconds (fractions allowed) or a number with a unit (`90s`,
+    /// `10m`, `7d`, `1h 30m`), or `default`.
     ///
     /// # Errors
-    /// When the value is not a non-negative number.
+    /// When the value is neither.
     pub fn secs(&self, var: &str, default: Duration) -> Result<Duration, ConfigError> {
         match self.raw(var) {
             None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| ConfigError {
-                    var: var.into(),
-                    message: format!("expected a number of seconds, got '{v}'"),
-                }),
+            Some(v) => parse_duration(v).map_err(|message| ConfigError {
+                var: var.into(),
+                message,
+            }),
         }
     }
 
@@ -146,6 +142,29 @@ impl Env {
     }
 }
 
+/// How long published events stay in `outbox_sent` unless configured.
+pub(crate) const OUTBOX_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// A duration: a number of seconds (fractions allowed) or a number with a unit (`90s`, `10m`,
+/// `7d`, `1h 30m`).
+///
+/// # Errors
+/// A sentence saying what was expected.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Some(secs)
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| format!("expected a duration, got '{v}'"));
+    }
+    humantime::parse_duration(v).map_err(|e| {
+        format!(
+            "expected a number of seconds or a duration such as 90s, 10m or 7d, got '{v}' ({e})"
+        )
+    })
+}
+
 /// Settings every component reads.
 #[derive(Debug, Clone)]
 pub struct CommonConfig {
@@ -160,15 +179,19 @@ pub struct CommonConfig {
     pub shutdown_grace: Duration,
     /// Requests one service instance handles at once.
     pub max_in_flight: usize,
-    /// Copies of each JetStream stream: 1 on one server, 3 in a cluster.
-    pub stream_replicas: usize,
+    /// How the JetStream streams are made: copies (1 on one server, 3 in a cluster) and the
+    /// duplicate window.
+    pub streams: StreamOptions,
+    /// How long published outbox rows are kept in `outbox_sent` for repair and replay.
+    pub outbox_retention: Duration,
 }
 
 impl CommonConfig {
     /// Reads `CAREHUB_DATA_DIR` (default `./data`), `CAREHUB_NATS_URL`
     /// (default `nats://127.0.0.1:4222`), `CAREHUB_DATABASE_URL`, `CAREHUB_LOG_JSON`,
     /// `CAREHUB_SHUTDOWN_GRACE` (seconds, default 10), `CAREHUB_MAX_IN_FLIGHT` (default 256),
-    /// `CAREHUB_STREAM_REPLICAS` (default 1).
+    /// `CAREHUB_STREAM_REPLICAS` (default 1), `CAREHUB_STREAM_DUPLICATE_WINDOW` (default 2 min),
+    /// `CAREHUB_OUTBOX_RETENTION` (default 7 days).
     ///
     /// # Errors
     /// When a value is set but invalid.
@@ -183,7 +206,14 @@ impl CommonConfig {
             log_json: env.flag("CAREHUB_LOG_JSON", false)?,
             shutdown_grace: env.secs("CAREHUB_SHUTDOWN_GRACE", Duration::from_secs(10))?,
             max_in_flight: env.get("CAREHUB_MAX_IN_FLIGHT", 256usize)?,
-            stream_replicas: env.get("CAREHUB_STREAM_REPLICAS", 1usize)?,
+            streams: StreamOptions {
+                replicas: env.get("CAREHUB_STREAM_REPLICAS", 1usize)?,
+                duplicate_window: env.secs(
+                    "CAREHUB_STREAM_DUPLICATE_WINDOW",
+                    carehub_bus::streams::DUPLICATE_WINDOW,
+                )?,
+            },
+            outbox_retention: env.secs("CAREHUB_OUTBOX_RETENTION", OUTBOX_RETENTION)?,
         })
     }
 
@@ -242,6 +272,45 @@ impl CommonConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_seconds_or_units() {
+        let env = Env::from_pairs([
+            ("A", "1.5"),
+            ("B", "10m"),
+            ("C", "7d"),
+            ("D", "1h 30m"),
+            ("E", "soon"),
+            ("F", "-3"),
+        ]);
+        let d = |v| env.secs(v, Duration::ZERO);
+        assert_eq!(d("A").unwrap(), Duration::from_millis(1500));
+        assert_eq!(d("B").unwrap(), Duration::from_secs(600));
+        assert_eq!(d("C").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(d("D").unwrap(), Duration::from_secs(5400));
+        assert_eq!(d("UNSET").unwrap(), Duration::ZERO);
+        for bad in ["E", "F"] {
+            let err = d(bad).unwrap_err();
+            assert_eq!(err.var, bad);
+            assert!(err.message.contains("expected"), "{err}");
+        }
+    }
+
+    #[test]
+    fn stream_and_outbox_settings_read_their_variables() {
+        let defaults = CommonConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(defaults.streams.duplicate_window, Duration::from_secs(120));
+        assert_eq!(defaults.outbox_retention, Duration::from_secs(7 * 86_400));
+        let env = Env::from_pairs([
+            ("CAREHUB_STREAM_DUPLICATE_WINDOW", "2s"),
+            ("CAREHUB_OUTBOX_RETENTION", "1h"),
+            ("CAREHUB_STREAM_REPLICAS", "3"),
+        ]);
+        let set = CommonConfig::from_env(&env).unwrap();
+        assert_eq!(set.streams.duplicate_window, Duration::from_secs(2));
+        assert_eq!(set.streams.replicas, 3);
+        assert_eq!(set.outbox_retention, Duration::from_secs(3600));
+    }
 
     #[test]
     fn a_bad_value_names_its_variable() {

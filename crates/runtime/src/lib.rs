@@ -26,5 +26,5 @@ pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use config::{CommonConfig, ConfigError, Env};
+pub use config::{CommonConfig, ConfigError, Env, parse_duration};
 pub use db::{Backend, Db, StoreError};

@@ -5,7 +5,14 @@
 //! An event recorded while handling a call or another event keeps that request id and is
 //! published with it (`Carehub-Request-Id`), so consumers log under the id that caused it.
 //!
-//! Each service creates the table in its own migrations:
+//! A published row is not forgotten: in the transaction that deletes it from `outbox` it moves
+//! to `outbox_sent` with the stream and sequence JetStream acknowledged, and stays there for the
+//! retention (`CAREHUB_OUTBOX_RETENTION`, 7 days by default). That history is what re-delivers an
+//! event the stream lost after acknowledging it ([`replay`], `carehub ops replay`). An instance
+//! of an older version running beside a migrated one only reads `outbox`, so it never
+//! republishes a retained row.
+//!
+//! Each service creates the tables in its own migrations:
 //!
 //! ```sql
 //! CREATE TABLE outbox (
@@ -13,11 +20,18 @@
 //!     created_at BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL
 //! );
 //! ALTER TABLE outbox ADD COLUMN request_id TEXT;
+//! CREATE TABLE outbox_sent (
+//!     id TEXT PRIMARY KEY, subject TEXT NOT NULL, payload TEXT NOT NULL,
+//!     created_at BIGINT NOT NULL, request_id TEXT, published_at BIGINT NOT NULL,
+//!     stream TEXT NOT NULL, stream_seq BIGINT NOT NULL
+//! );
+//! CREATE INDEX outbox_sent_created_at ON outbox_sent (created_at);
 //! ```
 
 use crate::db::{Db, StoreError, now_ms};
-use crate::with_db;
+use crate::{with_db, write_tx};
 use async_nats::jetstream;
+use async_nats::jetstream::publish::PublishAck;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +96,18 @@ struct Row {
     request_id: Option<String>,
 }
 
+/// Moves a published row to `outbox_sent`; bind `id`, `published_at`, `stream`, `stream_seq`.
+/// A row already there (published again after a crash between publish and commit) keeps its
+/// first position.
+const MOVE_TO_SENT: &str = "INSERT INTO outbox_sent (id, subject, payload, created_at, request_id, published_at, stream, stream_seq) \
+     SELECT id, subject, payload, created_at, request_id, $2, $3, $4 FROM outbox WHERE id = $1 \
+     ON CONFLICT (id) DO NOTHING";
+
+/// Published rows deleted per statement when the retention is purged.
+const PURGE_BATCH: i64 = 1000;
+/// How often published rows past the retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
 /// Publishes outbox rows to JetStream in order, deleting each once the stream acknowledged it.
 ///
 /// With metrics on, it reports `carehub_outbox_backlog` (sampled at most once a second),
@@ -93,6 +119,8 @@ pub struct Relay {
     db: Db,
     js: jetstream::Context,
     wake: Arc<Notify>,
+    /// How long published rows stay in `outbox_sent`.
+    retention: Duration,
 }
 
 impl std::fmt::Debug for Relay {
@@ -115,7 +143,15 @@ impl Relay {
             db,
             js,
             wake: Arc::new(Notify::new()),
+            retention: crate::config::OUTBOX_RETENTION,
         }
+    }
+
+    /// Keeps published rows in `outbox_sent` for `retention` (7 days unless set).
+    #[must_use]
+    pub fn retain_for(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// Tells the relay a new row is there, so it does not wait for its next poll.
@@ -127,7 +163,14 @@ impl Relay {
     pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut sampled: Option<tokio::time::Instant> = None;
+            let mut purged: Option<tokio::time::Instant> = None;
             loop {
+                if purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                    purged = Some(tokio::time::Instant::now());
+                    if let Err(e) = self.purge_sent().await {
+                        tracing::warn!(error = %e, "purging published outbox rows");
+                    }
+                }
                 if crate::metrics::enabled()
                     && sampled.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY)
                 {
@@ -166,18 +209,28 @@ impl Relay {
         let mut sent = 0;
         for row in rows {
             crate::fault::hit("outbox_before_publish");
-            if let Err(e) = self.publish(&row).await {
-                ::metrics::counter!("carehub_outbox_publish_failures_total", "component" => self.service)
-                    .increment(1);
-                let backoff = 200i64 * (1i64 << row.attempts.clamp(0, 8));
-                tracing::warn!(error = %e, event_id = %row.id, attempts = row.attempts + 1, "event publish failed; will retry");
-                let retry =
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1 WHERE id = $2";
-                with_db!(&self.db, p => sqlx::query(retry).bind(now + backoff).bind(&row.id).execute(p).await?.rows_affected());
-                break;
-            }
+            let ack = match publish(
+                &self.js,
+                &row.id,
+                &row.subject,
+                &row.payload,
+                row.request_id.as_deref(),
+            )
+            .await
+            {
+                Ok(ack) => ack,
+                Err(e) => {
+                    ::metrics::counter!("carehub_outbox_publish_failures_total", "component" => self.service)
+                        .increment(1);
+                    let backoff = 200i64 * (1i64 << row.attempts.clamp(0, 8));
+                    tracing::warn!(error = %e, event_id = %row.id, attempts = row.attempts + 1, "event publish failed; will retry");
+                    let retry = "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1 WHERE id = $2";
+                    with_db!(&self.db, p => sqlx::query(retry).bind(now + backoff).bind(&row.id).execute(p).await?.rows_affected());
+                    break;
+                }
+            };
             crate::fault::hit("outbox_after_publish");
-            with_db!(&self.db, p => sqlx::query("DELETE FROM outbox WHERE id = $1").bind(&row.id).execute(p).await?.rows_affected());
+            self.record_sent(&row.id, &ack).await?;
             sent += 1;
         }
         if sent > 0 {
@@ -187,22 +240,49 @@ impl Relay {
         Ok(sent)
     }
 
-    async fn publish(&self, row: &Row) -> Result<(), String> {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", row.id.as_str());
-        if let Some(id) = &row.request_id {
-            headers.insert(carehub_nats::rpc::headers::REQUEST_ID, id.as_str());
+    /// Moves the published row `id` from `outbox` to `outbox_sent`, in one transaction.
+    async fn record_sent(&self, id: &str, ack: &PublishAck) -> Result<(), StoreError> {
+        let seq = i64::try_from(ack.sequence).unwrap_or(i64::MAX);
+        let published_at = now_ms();
+        write_tx!(&self.db, tx => {
+            sqlx::query(MOVE_TO_SENT)
+                .bind(id)
+                .bind(published_at)
+                .bind(&ack.stream)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM outbox WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Deletes the published rows older than the retention, a batch at a time. Returns how many.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub(crate) async fn purge_sent(&self) -> Result<u64, StoreError> {
+        let cutoff =
+            now_ms().saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
+        let sql = "DELETE FROM outbox_sent WHERE id IN (SELECT id FROM outbox_sent WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+        let mut total = 0;
+        loop {
+            let n = with_db!(&self.db, p => sqlx::query(sql).bind(cutoff).bind(PURGE_BATCH).execute(p).await?.rows_affected());
+            total += n;
+            if n < PURGE_BATCH as u64 {
+                break;
+            }
         }
-        let ack = self
-            .js
-            .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::time::timeout(ACK_TIMEOUT, ack)
-            .await
-            .map_err(|_| "no acknowledgement from JetStream".to_owned())?
-            .map_err(|e| e.to_string())?;
-        Ok(())
+        if total > 0 {
+            tracing::debug!(
+                rows = total,
+                "purged published outbox rows past the retention"
+            );
+        }
+        Ok(total)
     }
 
     async fn report_backlog(&self) {
@@ -215,7 +295,8 @@ impl Relay {
         }
     }
 
-    /// Rows waiting to be published (for metrics and tests).
+    /// Rows waiting to be published (for metrics and tests); published rows kept in
+    /// `outbox_sent` do not count.
     ///
     /// # Errors
     /// On storage failure.
@@ -224,4 +305,89 @@ impl Relay {
             with_db!(&self.db, p => sqlx::query_scalar::<_, i64>("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox").fetch_one(p).await?),
         )
     }
+}
+
+/// Publishes one event with its id as `Nats-Msg-Id` (and its request id) and waits for the
+/// stream's acknowledgement.
+async fn publish(
+    js: &jetstream::Context,
+    id: &str,
+    subject: &str,
+    payload: &str,
+    request_id: Option<&str>,
+) -> Result<PublishAck, String> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    if let Some(request_id) = request_id {
+        headers.insert(carehub_nats::rpc::headers::REQUEST_ID, request_id);
+    }
+    let ack = js
+        .publish_with_headers(subject.to_owned(), headers, payload.to_owned().into())
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(ACK_TIMEOUT, ack)
+        .await
+        .map_err(|_| "no acknowledgement from JetStream".to_owned())?
+        .map_err(|e| e.to_string())
+}
+
+/// What [`replay`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Events published again, in their original order with their original ids.
+    pub republished: u64,
+    /// Of those, how many the stream recognised as duplicates (inside its duplicate window) and
+    /// did not store again.
+    pub duplicates: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct SentRow {
+    id: String,
+    subject: String,
+    payload: String,
+    request_id: Option<String>,
+}
+
+/// Publishes again every event in `outbox_sent` created at or after `since_ms` (milliseconds
+/// since the epoch), oldest first, with its original id, so consumers that lost it apply it and
+/// those that have it ignore it. Stops at the first publish that fails.
+///
+/// # Errors
+/// On storage failure (for example a database not migrated to `outbox_sent` yet), or when
+/// JetStream does not acknowledge an event.
+pub async fn replay(
+    db: &Db,
+    js: &jetstream::Context,
+    since_ms: i64,
+) -> anyhow::Result<ReplayReport> {
+    const PAGE: i64 = 500;
+    let mut report = ReplayReport::default();
+    let mut after = String::new();
+    loop {
+        let sql = "SELECT id, subject, payload, request_id FROM outbox_sent WHERE created_at >= $1 AND id > $2 ORDER BY id LIMIT $3";
+        let rows: Vec<SentRow> = with_db!(db, p => sqlx::query_as(sql).bind(since_ms).bind(&after).bind(PAGE).fetch_all(p).await)
+            .map_err(|e| anyhow::anyhow!("reading outbox_sent: {e}"))?;
+        let Some(last) = rows.last() else { break };
+        after.clone_from(&last.id);
+        for row in &rows {
+            let ack = publish(
+                js,
+                &row.id,
+                &row.subject,
+                &row.payload,
+                row.request_id.as_deref(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("republishing event {}: {e}", row.id))?;
+            report.republished += 1;
+            if ack.duplicate {
+                report.duplicates += 1;
+            }
+        }
+        if (rows.len() as i64) < PAGE {
+            break;
+        }
+    }
+    Ok(report)
 }

@@ -21,7 +21,10 @@ pub struct AdminConfig {
     /// How long an `Idempotency-Key` and its stored answer are kept.
     pub(crate) idempotency_ttl: Duration,
     pub(crate) max_in_flight: usize,
-    pub(crate) stream_replicas: usize,
+    /// How the JetStream streams are made (copies, duplicate window).
+    pub(crate) streams: carehub_bus::streams::StreamOptions,
+    /// How long published events stay in `outbox_sent`.
+    pub(crate) outbox_retention: std::time::Duration,
 }
 
 impl AdminConfig {
@@ -42,7 +45,8 @@ impl AdminConfig {
             lease: env.secs("CAREHUB_ADMIN_LEASE", Duration::from_secs(10))?,
             idempotency_ttl: env.secs("CAREHUB_IDEMPOTENCY_TTL", Duration::from_secs(86_400))?,
             max_in_flight: common.max_in_flight,
-            stream_replicas: common.stream_replicas,
+            streams: common.streams,
+            outbox_retention: common.outbox_retention,
         };
         ConfigError::positive("CAREHUB_OFFER_DEADLINE", !cfg.offer_deadline.is_zero())?;
         if cfg.lease <= cfg.sweep_every {

@@ -50,10 +50,10 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
     db.migrate(migrator(&db))
         .await
         .context("admin migrations")?;
-    let js = carehub_bus::streams::ensure(&bus, &carehub_nats::streams::ALL, cfg.stream_replicas)
+    let js = carehub_bus::streams::ensure(&bus, &carehub_nats::streams::ALL, &cfg.streams)
         .await
         .context("creating the event streams")?;
-    let relay = Relay::new(SPEC.name, db.clone(), js.clone());
+    let relay = Relay::new(SPEC.name, db.clone(), js.clone()).retain_for(cfg.outbox_retention);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     running.spawn(async move {

@@ -28,8 +28,10 @@ pub struct AuthConfig {
     pub(crate) max_failures_per_account: i64,
     pub(crate) throttle_window: Duration,
     pub(crate) max_in_flight: usize,
-    /// Copies of each JetStream stream (1 on one server, 3 in a cluster).
-    pub(crate) stream_replicas: usize,
+    /// How the JetStream streams are made (copies, duplicate window).
+    pub(crate) streams: carehub_bus::streams::StreamOptions,
+    /// How long published events stay in `outbox_sent`.
+    pub(crate) outbox_retention: std::time::Duration,
     /// How long `me` may answer from memory (zero: always from the database). Status changes
     /// made by any auth instance drop the entry at once through the account events.
     pub(crate) account_cache_ttl: Duration,
@@ -77,7 +79,8 @@ impl AuthConfig {
             max_failures_per_account: env.get("CAREHUB_LOGIN_MAX_ACCOUNT_FAILURES", 50)?,
             throttle_window: env.secs("CAREHUB_LOGIN_WINDOW", Duration::from_secs(900))?,
             max_in_flight: common.max_in_flight,
-            stream_replicas: common.stream_replicas,
+            streams: common.streams,
+            outbox_retention: common.outbox_retention,
             account_cache_ttl: env
                 .secs("CAREHUB_AUTH_ACCOUNT_CACHE_TTL", Duration::from_secs(10))?,
         };

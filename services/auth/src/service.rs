@@ -69,11 +69,11 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
     let js = carehub_bus::streams::ensure(
         &bus,
         &[carehub_nats::streams::USERS, carehub_nats::streams::AUDIT],
-        cfg.stream_replicas,
+        &cfg.streams,
     )
     .await
     .context("creating the account event stream")?;
-    let relay = Relay::new(crate::SPEC.name, db.clone(), js);
+    let relay = Relay::new(crate::SPEC.name, db.clone(), js).retain_for(cfg.outbox_retention);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     let accounts = (!cfg.account_cache_ttl.is_zero()).then(|| {

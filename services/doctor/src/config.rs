@@ -8,8 +8,10 @@ pub struct DoctorConfig {
     /// Durable consumer name on the account stream; instances share it.
     pub(crate) consumer: String,
     pub(crate) max_in_flight: usize,
-    /// Copies of each JetStream stream (1 on one server, 3 in a cluster).
-    pub(crate) stream_replicas: usize,
+    /// How the JetStream streams are made (copies, duplicate window).
+    pub(crate) streams: carehub_bus::streams::StreamOptions,
+    /// How long published events stay in `outbox_sent`.
+    pub(crate) outbox_retention: std::time::Duration,
 }
 
 impl DoctorConfig {
@@ -35,7 +37,8 @@ impl DoctorConfig {
         Ok(Self {
             consumer,
             max_in_flight: common.max_in_flight,
-            stream_replicas: common.stream_replicas,
+            streams: common.streams,
+            outbox_retention: common.outbox_retention,
         })
     }
 }

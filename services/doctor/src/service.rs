@@ -49,11 +49,11 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     let js = carehub_bus::streams::ensure(
         &bus,
         &[carehub_nats::streams::USERS, carehub_nats::streams::DOCTORS],
-        cfg.stream_replicas,
+        &cfg.streams,
     )
     .await
     .context("creating the account and doctor event streams")?;
-    let relay = Relay::new(SPEC.name, db.clone(), js.clone());
+    let relay = Relay::new(SPEC.name, db.clone(), js.clone()).retain_for(cfg.outbox_retention);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     let svc = DoctorService {

@@ -43,7 +43,8 @@ pub struct NotifyConfig {
     /// How long a sender may hold a mail before another may take it over.
     pub(crate) mail_lease: Duration,
     pub(crate) max_in_flight: usize,
-    pub(crate) stream_replicas: usize,
+    /// How the JetStream streams are made (copies, duplicate window).
+    pub(crate) streams: carehub_bus::streams::StreamOptions,
 }
 
 impl NotifyConfig {
@@ -102,7 +103,7 @@ impl NotifyConfig {
             mail_max_attempts: env.get("CAREHUB_MAIL_MAX_ATTEMPTS", 8)?,
             mail_lease: env.secs("CAREHUB_MAIL_LEASE", Duration::from_secs(120))?,
             max_in_flight: common.max_in_flight,
-            stream_replicas: common.stream_replicas,
+            streams: common.streams,
         };
         if cfg.mail_max_attempts == 0 {
             return Err(ConfigError {

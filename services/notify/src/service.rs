@@ -64,7 +64,7 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
             carehub_nats::streams::USERS,
             carehub_nats::streams::APPOINTMENTS,
         ],
-        cfg.stream_replicas,
+        &cfg.streams,
     )
     .await
     .context("creating the event streams notify reads")?;

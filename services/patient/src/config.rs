@@ -8,8 +8,10 @@ pub struct PatientConfig {
     /// How many days after a completed appointment its doctor may still read the record.
     pub(crate) record_access_days: u32,
     pub(crate) max_in_flight: usize,
-    /// Copies of each JetStream stream (1 on one server, 3 in a cluster).
-    pub(crate) stream_replicas: usize,
+    /// How the JetStream streams are made (copies, duplicate window).
+    pub(crate) streams: carehub_bus::streams::StreamOptions,
+    /// How long published events stay in `outbox_sent`.
+    pub(crate) outbox_retention: std::time::Duration,
 }
 
 impl PatientConfig {
@@ -29,7 +31,8 @@ impl PatientConfig {
         Ok(Self {
             record_access_days,
             max_in_flight: common.max_in_flight,
-            stream_replicas: common.stream_replicas,
+            streams: common.streams,
+            outbox_retention: common.outbox_retention,
         })
     }
 }

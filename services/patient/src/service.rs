@@ -56,11 +56,11 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
     let js = carehub_bus::streams::ensure(
         &bus,
         &[carehub_nats::streams::USERS, carehub_nats::streams::AUDIT],
-        cfg.stream_replicas,
+        &cfg.streams,
     )
     .await
     .context("creating the account and audit streams")?;
-    let relay = Relay::new(SPEC.name, db.clone(), js.clone());
+    let relay = Relay::new(SPEC.name, db.clone(), js.clone()).retain_for(cfg.outbox_retention);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     running.spawn(async move {
