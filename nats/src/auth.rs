@@ -310,6 +310,12 @@ pub struct UserEvent {
     pub at: i64,
     /// The account as it is after the event.
     pub user: User,
+    /// The account's version after the event: 1 when created, bumped by every change. A copy
+    /// applies an event only when its version is newer than the one it holds, so a late,
+    /// repeated or replayed older event never sets it back. 0 in events of an auth instance
+    /// that predates versions (the copies then compare `at`).
+    #[serde(default)]
+    pub version: i64,
 }
 
 #[cfg(test)]
@@ -470,11 +476,18 @@ mod tests {
                     created_at: "2026-01-01T00:00:00Z".into(),
                     time_zone: "UTC".into(),
                 },
+                version: 3,
             },
             json!({"event_id":"e1","kind":"status_changed","at":7,"user":{"id":"u","email":"d@x.org",
                 "display_name":"D","role":"doctor","status":"active","created_at":"2026-01-01T00:00:00Z",
-                "time_zone":"UTC"}}),
+                "time_zone":"UTC"},"version":3}),
         );
+        // An event of an auth instance from before versions.
+        let old: UserEvent = serde_json::from_value(json!({"event_id":"e0","kind":"registered","at":1,
+            "user":{"id":"u","email":"d@x.org","display_name":"D","role":"doctor","status":"pending",
+            "created_at":"2026-01-01T00:00:00Z"}}))
+        .unwrap();
+        assert_eq!(old.version, 0);
         assert_eq!(
             UserEventKind::Registered.subject(),
             "carehub.events.user.registered"

@@ -8,6 +8,8 @@ use crate::harness::{Backend, Clinic, unique_email};
 use crate::support::wait;
 use carehub::system::Component;
 use carehub_runtime::{Db, with_db};
+use futures::StreamExt as _;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -16,6 +18,7 @@ both_backends!(
     a_published_event_is_kept_with_the_position_the_stream_acknowledged,
     a_replay_inside_the_duplicate_window_stores_nothing_and_after_it_delivers_again,
     published_rows_past_the_retention_are_purged_and_younger_ones_kept,
+    an_older_account_event_arriving_after_a_newer_one_changes_no_copy,
 );
 
 /// One row of `outbox_sent`.
@@ -220,4 +223,152 @@ async fn published_rows_past_the_retention_are_purged_and_younger_ones_kept(b: B
     .await;
     let ids: Vec<String> = sent_rows(&db).await.into_iter().map(|r| r.id).collect();
     assert!(ids.iter().any(|i| i == "aged-6-days"), "{ids:?}");
+}
+
+/// Every service's copy of the account `id`: (service, display name, status, account version).
+/// The admin service keeps no status; it reads as "-".
+async fn copies(clinic: &Clinic, id: &str) -> Vec<(&'static str, String, String, i64)> {
+    let reads = [
+        (
+            "doctor",
+            "SELECT display_name, account_status, account_version FROM doctors WHERE id = $1",
+        ),
+        (
+            "patient",
+            "SELECT display_name, status, account_version FROM accounts WHERE id = $1",
+        ),
+        (
+            "notify",
+            "SELECT display_name, status, account_version FROM users WHERE id = $1",
+        ),
+        (
+            "admin",
+            "SELECT display_name, '-', account_version FROM people WHERE id = $1",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (service, sql) in reads {
+        let db = clinic.service_db(service).await;
+        let row: Option<(String, String, i64)> =
+            with_db!(&db, p => sqlx::query_as(sql).bind(id).fetch_optional(p).await)
+                .expect("read the copy");
+        db.close().await;
+        if let Some((name, status, version)) = row {
+            out.push((service, name, status, version));
+        }
+    }
+    out
+}
+
+/// Waits until every durable consumer of the account stream has acknowledged everything.
+async fn account_consumers_caught_up(clinic: &Clinic) {
+    wait::until("every account consumer caught up", DEADLINE, || async {
+        let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
+        let stream = js
+            .get_stream(carehub_nats::streams::USERS.name)
+            .await
+            .ok()?;
+        let last = stream.cached_info().state.last_sequence;
+        let mut infos = stream.consumers();
+        let mut n = 0;
+        while let Some(info) = infos.next().await {
+            let info = info.ok()?;
+            if info.config.durable_name.is_none() {
+                continue;
+            }
+            n += 1;
+            let done = info.num_pending == 0
+                && info.num_ack_pending == 0
+                && info.delivered.stream_sequence >= last;
+            if !done {
+                return None;
+            }
+        }
+        // doctor, patient, notify and admin.
+        (n >= 4).then_some(())
+    })
+    .await;
+}
+
+/// Publishes an account event as the auth service's relay would, with a fresh event id.
+async fn publish_account_event(clinic: &Clinic, kind: &str, user: &Value, version: i64, at: i64) {
+    let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
+    let id = uuid::Uuid::now_v7().to_string();
+    let event = json!({"event_id": id, "kind": kind, "at": at, "user": user, "version": version});
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id.as_str());
+    js.publish_with_headers(
+        format!("carehub.events.user.{kind}"),
+        headers,
+        serde_json::to_vec(&event).unwrap().into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
+}
+
+/// The case of a stream that lost an account's first event and got it back later (a replay):
+/// each copy holds the newer state already, and the older event, even stamped with a later
+/// clock (another auth instance), must not set it back. A newer event still applies.
+async fn an_older_account_event_arriving_after_a_newer_one_changes_no_copy(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let email = unique_email("versions");
+    let user = clinic.create_user(carehub_nats::Role::Doctor, &email).await;
+    let id = user["id"].as_str().expect("id").to_owned();
+    let name = user["display_name"].as_str().expect("name").to_owned();
+    // Version 2: the doctor sets a time zone.
+    let session = clinic.login(&email, crate::harness::PASSWORD).await;
+    let r = clinic
+        .http
+        .patch(clinic.url("/api/me"))
+        .bearer_auth(crate::harness::token(&session))
+        .json(&json!({"time_zone": "Europe/Berlin"}))
+        .send()
+        .await
+        .expect("PATCH /api/me");
+    assert_eq!(r.status(), 200);
+    wait::until("every copy at version 2", DEADLINE, || async {
+        let c = copies(&clinic, &id).await;
+        (c.len() == 4 && c.iter().all(|(_, _, _, v)| *v == 2)).then_some(())
+    })
+    .await;
+
+    // The registration again, under a new event id, pending and with another name, stamped a
+    // minute later than now.
+    let later = carehub_runtime::db::now_ms() + 60_000;
+    let mut stale = user.clone();
+    stale["status"] = json!("pending");
+    stale["display_name"] = json!("Stale Copy");
+    publish_account_event(&clinic, "registered", &stale, 1, later).await;
+    account_consumers_caught_up(&clinic).await;
+    for (service, n, status, version) in copies(&clinic, &id).await {
+        assert_eq!(n, name, "{service} kept the name");
+        assert!(
+            status == "active" || status == "-",
+            "{service} kept the status: {status}"
+        );
+        assert_eq!(version, 2, "{service} kept the version");
+    }
+    let listed: Value = clinic
+        .http
+        .get(clinic.url(&format!("/api/doctors/{id}")))
+        .bearer_auth(crate::harness::token(&session))
+        .send()
+        .await
+        .expect("doctor profile")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["display_name"], name.as_str(), "{listed}");
+
+    // A newer event applies everywhere: the consumers did read the stale one and chose to ignore it.
+    let mut newer = user.clone();
+    newer["display_name"] = json!("Dr. Renamed");
+    publish_account_event(&clinic, "updated", &newer, 3, later).await;
+    wait::until("every copy at version 3", DEADLINE, || async {
+        let c = copies(&clinic, &id).await;
+        (c.len() == 4 && c.iter().all(|(_, n, _, v)| *v == 3 && n == "Dr. Renamed")).then_some(())
+    })
+    .await;
 }

@@ -15,6 +15,7 @@
 //! - `fault` the suite's crash points.
 
 pub mod absence;
+pub mod account_copy;
 pub mod cache;
 mod config;
 pub mod consumer;

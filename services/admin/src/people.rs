@@ -21,7 +21,15 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
             let db = db.clone();
             async move {
                 let u = &e.user;
-                store::upsert_person(&db, &u.id, &u.display_name, u.role.as_str(), e.at).await
+                store::upsert_person(
+                    &db,
+                    &u.id,
+                    &u.display_name,
+                    u.role.as_str(),
+                    e.at,
+                    e.version,
+                )
+                .await
             }
         },
     );

@@ -224,13 +224,14 @@ pub async fn has_users(db: &Db) -> anyhow::Result<bool> {
     Ok(store::count_users(db).await? > 0)
 }
 
-fn user_event(kind: UserEventKind, user: User) -> Result<Pending, WireError> {
+fn user_event(kind: UserEventKind, user: User, version: i64) -> Result<Pending, WireError> {
     let event_id = uuid::Uuid::now_v7().to_string();
     let event = UserEvent {
         event_id: event_id.clone(),
         kind,
         at: now_ms(),
         user,
+        version,
     };
     Ok(Pending::new(kind.subject(), &event_id, &event)?)
 }
@@ -265,7 +266,8 @@ fn new_account<'a>(
         created_at: rfc3339_auto(row.now),
         time_zone: row.time_zone.to_owned(),
     };
-    let event = user_event(UserEventKind::Registered, user)?;
+    // A new row starts at version 1 (the column's default).
+    let event = user_event(UserEventKind::Registered, user, 1)?;
     Ok((row, event))
 }
 
@@ -637,7 +639,8 @@ impl AuthService {
         };
         let row = store::set_time_zone(self.db(), &p.user_id, zone.as_str(), now_ms(), |row| {
             let user = to_user(row).map_err(|e| StoreError::Conflict(e.message))?;
-            user_event(UserEventKind::Updated, user).map_err(|e| StoreError::Conflict(e.message))
+            user_event(UserEventKind::Updated, user, row.version)
+                .map_err(|e| StoreError::Conflict(e.message))
         })
         .await?
         .ok_or_else(|| WireError::not_found("account not found"))?;
@@ -898,7 +901,7 @@ impl AuthService {
             now_ms(),
             |row| {
                 let user = to_user(row).map_err(|e| StoreError::Conflict(e.message))?;
-                let changed = user_event(UserEventKind::StatusChanged, user)
+                let changed = user_event(UserEventKind::StatusChanged, user, row.version)
                     .map_err(|e| StoreError::Conflict(e.message))?;
                 // Every admin action joins the audit trail admins read.
                 let entry = carehub_nats::audit::AuditEntry {

@@ -16,10 +16,11 @@ pub(crate) struct UserRow {
     pub(crate) token_generation: i64,
     pub(crate) created_at: i64,
     pub time_zone: String,
+    /// Bumped by every change of the row; carried in account events.
+    pub(crate) version: i64,
 }
 
-const USER_COLS: &str =
-    "id, email, display_name, password_hash, role, status, token_generation, created_at, time_zone";
+const USER_COLS: &str = "id, email, display_name, password_hash, role, status, token_generation, created_at, time_zone, version";
 
 /// A user about to be inserted.
 #[derive(Debug)]
@@ -94,7 +95,7 @@ pub(crate) async fn set_time_zone(
     event: impl FnOnce(&UserRow) -> Result<Pending, StoreError>,
 ) -> Result<Option<UserRow>, StoreError> {
     let update = sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET time_zone = $1, updated_at = $2 WHERE id = $3 AND time_zone <> $1 RETURNING {USER_COLS}"
+        "UPDATE users SET version = version + 1, time_zone = $1, updated_at = $2 WHERE id = $3 AND time_zone <> $1 RETURNING {USER_COLS}"
     ));
     let read = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM users WHERE id = $1"));
     write_tx!(db, tx => {
@@ -305,7 +306,7 @@ pub(crate) async fn set_password(
     now: i64,
 ) -> Result<(), StoreError> {
     write_tx!(db, tx => {
-        sqlx::query("UPDATE users SET password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE users SET version = version + 1, password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
             .bind(hash).bind(now).bind(user_id).execute(&mut *tx).await?;
         sqlx::query(END_ALL_SESSIONS).bind(now).bind(reason).bind(user_id).execute(&mut *tx).await?;
         Ok::<(), StoreError>(())
@@ -348,7 +349,7 @@ pub(crate) async fn reset_password(
             "UPDATE password_resets SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id")
             .bind(now).bind(token_hash).fetch_optional(&mut *tx).await?;
         let Some(user_id) = user else { return Ok(None) };
-        sqlx::query("UPDATE users SET password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE users SET version = version + 1, password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
             .bind(new_hash).bind(now).bind(&user_id).execute(&mut *tx).await?;
         sqlx::query(END_ALL_SESSIONS).bind(now).bind("password_reset").bind(&user_id).execute(&mut *tx).await?;
         Ok::<Option<String>, StoreError>(Some(user_id))
@@ -468,7 +469,7 @@ pub(crate) async fn transition_status(
         from.get(1).copied().unwrap_or(""),
     );
     let sql = sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET status = $1, updated_at = $2,
+        "UPDATE users SET version = version + 1, status = $1, updated_at = $2,
              token_generation = token_generation + $3
          WHERE id = $4 AND status IN ($5, $6) RETURNING {USER_COLS}"
     ));

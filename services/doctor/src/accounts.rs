@@ -43,6 +43,6 @@ async fn apply(svc: &DoctorService, event: &UserEvent) -> Result<(), StoreError>
     if event.user.role != Role::Doctor {
         return Ok(());
     }
-    svc.apply_account(&event.event_id, &event.user).await?;
+    svc.apply_account(event).await?;
     Ok(())
 }

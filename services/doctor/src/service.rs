@@ -263,10 +263,10 @@ impl DoctorService {
     /// On storage failure; the event is then retried.
     pub(crate) async fn apply_account(
         &self,
-        event_id: &str,
-        account: &carehub_nats::auth::User,
+        e: &carehub_nats::auth::UserEvent,
     ) -> Result<bool, StoreError> {
-        let changed = store::apply_account(self.db(), event_id, account, now_ms(), |d| {
+        let account = &e.user;
+        let changed = store::apply_account(self.db(), e, now_ms(), |d| {
             event(DoctorEventKind::ProfileChanged, d)
         })
         .await?;

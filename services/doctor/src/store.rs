@@ -4,10 +4,10 @@
 //! against the caller's expected version when given), applies the change, and writes the
 //! event describing the doctor after it to the outbox.
 
-use carehub_nats::auth::User;
+use carehub_nats::auth::UserEvent;
 use carehub_runtime::db::{Db, StoreError};
 use carehub_runtime::outbox::Pending;
-use carehub_runtime::{enqueue, with_db, write_tx};
+use carehub_runtime::{account_copy, enqueue, with_db, write_tx};
 
 /// A row of `doctors`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -228,48 +228,64 @@ pub(crate) async fn change(
 
 /// Applies an account event once: creates the doctor on first sight, or updates the display
 /// name and status when they differ, bumping the version and writing the event `event` makes.
-/// A repeated `event_id`, or facts that change nothing, write nothing. Returns whether the
-/// doctor changed.
+/// A repeated `event_id`, an event older than the copy ([`account_copy`]: a late or replayed
+/// one), or facts that change nothing write nothing else. Returns whether the doctor changed.
 ///
 /// # Errors
 /// On storage failure.
 pub(crate) async fn apply_account(
     db: &Db,
-    event_id: &str,
-    a: &User,
+    e: &UserEvent,
     now: i64,
     event: impl FnOnce(&Doctor) -> Result<Pending, StoreError>,
 ) -> Result<bool, StoreError> {
     let seen = "INSERT INTO applied_events (event_id, applied_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING";
     let row_text = format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id = $1");
+    let held = "SELECT account_version, account_event_at FROM doctors WHERE id = $1";
+    let keep = "UPDATE doctors SET account_version = CASE WHEN $1 = 0 THEN account_version ELSE $1 END, account_event_at = $2 WHERE id = $3";
+    let a = &e.user;
     let display_name_lower = a.display_name.to_lowercase();
+    // Every outcome leaves the block by value: `write_tx!` commits only what its body evaluates
+    // to, and the event id and the version seen must stay even when nothing else changes.
     write_tx!(db, tx => {
-        let fresh = sqlx::query(seen).bind(event_id).bind(now).execute(&mut *tx).await?.rows_affected();
-        if fresh != 1 {
-            return Ok(false);
+        let changed = 'apply: {
+            let fresh = sqlx::query(seen).bind(&e.event_id).bind(now).execute(&mut *tx).await?.rows_affected();
+            if fresh != 1 {
+                break 'apply false;
+            }
+            let existing = sqlx::query_as::<_, DoctorRow>(sqlx::AssertSqlSafe(row_text.clone())).bind(&a.id).fetch_optional(&mut *tx).await?;
+            match existing {
+                None => {
+                    sqlx::query("INSERT INTO doctors (id, display_name, display_name_lower, account_status, version, created_at, updated_at, account_version, account_event_at)
+                                 VALUES ($1, $2, $3, $4, 1, $5, $5, $6, $7)")
+                        .bind(&a.id).bind(&a.display_name).bind(&display_name_lower).bind(a.status.as_str()).bind(now)
+                        .bind(e.version).bind(e.at)
+                        .execute(&mut *tx).await?;
+                }
+                Some(r) => {
+                    let (held_version, held_at): (i64, i64) = sqlx::query_as(held).bind(&a.id).fetch_one(&mut *tx).await?;
+                    if !account_copy::is_newer(held_version, held_at, e.version, e.at) {
+                        // Older than what the copy holds (late, or replayed): it changes nothing.
+                        break 'apply false;
+                    }
+                    sqlx::query(keep).bind(e.version).bind(e.at).bind(&a.id).execute(&mut *tx).await?;
+                    if r.display_name == a.display_name && r.account_status == a.status.as_str() {
+                        break 'apply false;
+                    }
+                    sqlx::query("UPDATE doctors SET display_name = $1, display_name_lower = $2, account_status = $3,
+                                 version = version + 1, updated_at = $4 WHERE id = $5")
+                        .bind(&a.display_name).bind(&display_name_lower).bind(a.status.as_str()).bind(now).bind(&a.id)
+                        .execute(&mut *tx).await?;
+                }
+            }
+            true
+        };
+        if changed {
+            let row = sqlx::query_as::<_, DoctorRow>(sqlx::AssertSqlSafe(row_text.clone())).bind(&a.id).fetch_one(&mut *tx).await?;
+            let time_off = sqlx::query_as::<_, TimeOffRow>(UPCOMING_TIME_OFF).bind(&a.id).bind(now)
+                .fetch_all(&mut *tx).await?;
+            enqueue!(&mut *tx, event(&Doctor { row, time_off })?)?;
         }
-        let existing = sqlx::query_as::<_, DoctorRow>(sqlx::AssertSqlSafe(row_text.clone())).bind(&a.id).fetch_optional(&mut *tx).await?;
-        match existing {
-            None => {
-                sqlx::query("INSERT INTO doctors (id, display_name, display_name_lower, account_status, version, created_at, updated_at)
-                             VALUES ($1, $2, $3, $4, 1, $5, $5)")
-                    .bind(&a.id).bind(&a.display_name).bind(&display_name_lower).bind(a.status.as_str()).bind(now)
-                    .execute(&mut *tx).await?;
-            }
-            Some(r) if r.display_name == a.display_name && r.account_status == a.status.as_str() => {
-                return Ok(false);
-            }
-            Some(_) => {
-                sqlx::query("UPDATE doctors SET display_name = $1, display_name_lower = $2, account_status = $3,
-                             version = version + 1, updated_at = $4 WHERE id = $5")
-                    .bind(&a.display_name).bind(&display_name_lower).bind(a.status.as_str()).bind(now).bind(&a.id)
-                    .execute(&mut *tx).await?;
-            }
-        }
-        let row = sqlx::query_as::<_, DoctorRow>(sqlx::AssertSqlSafe(row_text.clone())).bind(&a.id).fetch_one(&mut *tx).await?;
-        let time_off = sqlx::query_as::<_, TimeOffRow>(UPCOMING_TIME_OFF).bind(&a.id).bind(now)
-            .fetch_all(&mut *tx).await?;
-        enqueue!(&mut *tx, event(&Doctor { row, time_off })?)?;
-        Ok::<bool, StoreError>(true)
+        Ok::<bool, StoreError>(changed)
     })
 }

@@ -271,7 +271,7 @@ impl NotifyService {
             status: e.user.status.as_str().to_owned(),
             time_zone: e.user.time_zone,
         };
-        store::upsert_user(self.db(), &row, e.at).await
+        store::upsert_user(self.db(), &row, e.at, e.version).await
     }
 
     /// Queues the password reset mail; it is deleted once sent, or when the token expires.

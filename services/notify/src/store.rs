@@ -19,15 +19,26 @@ pub struct UserRow {
 ///
 /// # Errors
 /// On storage failure.
-pub(crate) async fn upsert_user(db: &Db, u: &UserRow, at: i64) -> Result<(), StoreError> {
-    let sql = "INSERT INTO users (id, email, display_name, role, status, updated_at, time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7)
-               ON CONFLICT (id) DO UPDATE SET email = excluded.email, display_name = excluded.display_name,
+pub(crate) async fn upsert_user(
+    db: &Db,
+    u: &UserRow,
+    at: i64,
+    version: i64,
+) -> Result<(), StoreError> {
+    static UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO users (id, email, display_name, role, status, updated_at, time_zone, account_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, display_name = excluded.display_name,
                  role = excluded.role, status = excluded.status, updated_at = excluded.updated_at,
-                 time_zone = excluded.time_zone
-               WHERE users.updated_at <= excluded.updated_at";
-    with_db!(db, p => sqlx::query(sql)
+                 time_zone = excluded.time_zone, account_version = {}
+             WHERE {}",
+            carehub_runtime::account_copy::version_sql("users"),
+            carehub_runtime::account_copy::newer_sql("users", "updated_at")
+        )
+    });
+    with_db!(db, p => sqlx::query(sqlx::AssertSqlSafe(UPSERT.as_str()))
         .bind(&u.id).bind(&u.email).bind(&u.display_name).bind(&u.role).bind(&u.status).bind(at)
-        .bind(&u.time_zone)
+        .bind(&u.time_zone).bind(version)
         .execute(p).await?.rows_affected());
     Ok(())
 }

@@ -8,7 +8,7 @@ use carehub_nats::audit::AuditEntry;
 use carehub_nats::auth::UserEvent;
 use carehub_runtime::db::{Db, StoreError};
 use carehub_runtime::outbox::Pending;
-use carehub_runtime::{enqueue, with_db, write_tx};
+use carehub_runtime::{account_copy, enqueue, with_db, write_tx};
 
 /// A row of `patients`, with the account's display name when known.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -164,19 +164,27 @@ pub(crate) async fn patient_exists(db: &Db, id: &str) -> Result<bool, StoreError
     Ok(n > 0)
 }
 
-/// Applies an account event: keeps the newest facts (an older event arriving late changes
-/// nothing) and gives a patient account its empty profile and record. Idempotent.
+/// Applies an account event: keeps the newest facts (an older event, late or replayed, changes
+/// nothing: [`account_copy`]) and gives a patient account its empty profile and record. Idempotent.
 ///
 /// # Errors
 /// On storage failure.
 pub(crate) async fn apply_account(db: &Db, event: &UserEvent) -> Result<(), StoreError> {
-    let upsert = "INSERT INTO accounts (id, role, status, display_name, event_at) VALUES ($1, $2, $3, $4, $5)
-                  ON CONFLICT (id) DO UPDATE SET role = $2, status = $3, display_name = $4, event_at = $5
-                  WHERE accounts.event_at <= $5";
+    static UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO accounts (id, role, status, display_name, event_at, account_version) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET role = excluded.role, status = excluded.status,
+                 display_name = excluded.display_name, event_at = excluded.event_at, account_version = {}
+             WHERE {}",
+            account_copy::version_sql("accounts"),
+            account_copy::newer_sql("accounts", "event_at")
+        )
+    });
     let a = &event.user;
     write_tx!(db, tx => {
-        sqlx::query(upsert)
+        sqlx::query(sqlx::AssertSqlSafe(UPSERT.as_str()))
             .bind(&a.id).bind(a.role.as_str()).bind(a.status.as_str()).bind(&a.display_name).bind(event.at)
+            .bind(event.version)
             .execute(&mut *tx).await?;
         if a.role == Role::Patient {
             sqlx::query(INSERT_PATIENT).bind(&a.id).bind(event.at).execute(&mut *tx).await?;

@@ -14,12 +14,20 @@ pub(crate) async fn upsert_person(
     display_name: &str,
     role: &str,
     at: i64,
+    version: i64,
 ) -> Result<(), StoreError> {
-    let q = "INSERT INTO people (id, display_name, role, updated_at) VALUES ($1, $2, $3, $4)
+    static UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO people (id, display_name, role, updated_at, account_version) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name,
-                 role = excluded.role, updated_at = excluded.updated_at
-             WHERE people.updated_at <= excluded.updated_at";
-    with_db!(db, p => sqlx::query(q).bind(id).bind(display_name).bind(role).bind(at)
+                 role = excluded.role, updated_at = excluded.updated_at, account_version = {}
+             WHERE {}",
+            carehub_runtime::account_copy::version_sql("people"),
+            carehub_runtime::account_copy::newer_sql("people", "updated_at")
+        )
+    });
+    with_db!(db, p => sqlx::query(sqlx::AssertSqlSafe(UPSERT.as_str())).bind(id).bind(display_name).bind(role).bind(at)
+        .bind(version)
         .execute(p).await?.rows_affected());
     Ok(())
 }
