@@ -539,4 +539,118 @@ crate::both_backends!(
     without_smtp_settings_the_reset_mail_is_written_to_the_data_dir,
     appointment_events_become_notifications_once_and_the_api_manages_them,
     mails_and_reminders_are_written_in_the_time_zone_of_each_recipient,
+    a_deleted_notification_stays_deleted_and_a_late_older_event_is_history_without_mail,
 );
+
+/// Events delivered again (a re-created durable, `carehub ops replay` after the duplicate
+/// window) or late (a lost event replayed after the ones that followed it).
+async fn a_deleted_notification_stays_deleted_and_a_late_older_event_is_history_without_mail(
+    backend: Backend,
+) {
+    let sink = SmtpSink::start(0).await;
+    let url = sink.url();
+    let clinic = Clinic::start_with(
+        backend,
+        &[
+            ("CAREHUB_SMTP_URL", url.as_str()),
+            ("CAREHUB_MAIL_RETRY_BASE", "0.2"),
+        ],
+        &Component::ALL,
+    )
+    .await;
+    let pat = clinic.patient(&unique_email("replayed")).await;
+    let pat_id = pat["user"]["id"].as_str().unwrap().to_owned();
+    let pat_token = token(&pat);
+    let doc = clinic.create_user(Role::Doctor, &unique_email("doc")).await;
+    let doc_id = doc["id"].as_str().unwrap().to_owned();
+    let js = async_nats::jetstream::new(clinic.nats_client_as("admin").await);
+    let with_version = |kind, version| {
+        let mut e = appointment_event(kind, &pat_id, &doc_id, None);
+        e.appointment.version = version;
+        e
+    };
+    let mails_of = |event_id: &str| {
+        let header = format!("X-Carehub-Event: {event_id}");
+        sink.mails()
+            .into_iter()
+            .filter(|m| m.contains(&header))
+            .count()
+    };
+
+    // Version 2: confirmed, told in the app and by mail; the patient deletes the notification.
+    let confirmed = with_version(AppointmentEventKind::Confirmed, 2);
+    publish(&js, &confirmed, &confirmed.event_id).await;
+    let id = wait::until("the confirmation", DEADLINE, || async {
+        let page = list(&clinic, &pat_token, "").await;
+        page["notifications"].as_array()?.iter().find_map(|n| {
+            (n["kind"] == "appointment_confirmed").then(|| n["id"].as_str().unwrap().to_owned())
+        })
+    })
+    .await;
+    wait::until(
+        "the confirmation mail, named by its event",
+        DEADLINE,
+        || async { (mails_of(&confirmed.event_id) == 1).then_some(()) },
+    )
+    .await;
+    let r = clinic
+        .http
+        .delete(clinic.url(&format!("/api/notifications/{id}")))
+        .bearer_auth(&pat_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    // The same event again, as the stream stores it after the duplicate window; then the
+    // request (version 1) that was lost and comes late; then a newer event to know both went by
+    // (the consumer applies events in order).
+    publish(&js, &confirmed, "delivered-again").await;
+    let late = with_version(AppointmentEventKind::Requested, 1);
+    publish(&js, &late, &late.event_id).await;
+    let completed = with_version(AppointmentEventKind::Completed, 3);
+    publish(&js, &completed, &completed.event_id).await;
+    wait::until("the completion", DEADLINE, || async {
+        let page = list(&clinic, &pat_token, "").await;
+        page["notifications"]
+            .as_array()?
+            .iter()
+            .any(|n| n["kind"] == "appointment_completed")
+            .then_some(())
+    })
+    .await;
+    wait_for_empty_outbox(&clinic).await;
+    wait::until("the completion mail", DEADLINE, || async {
+        (mails_of(&completed.event_id) == 1).then_some(())
+    })
+    .await;
+
+    let page = list(&clinic, &pat_token, "").await;
+    let items = page["notifications"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    assert!(
+        !kinds.contains(&"appointment_confirmed"),
+        "the deleted one stays deleted: {kinds:?}"
+    );
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    let history = items
+        .iter()
+        .find(|n| n["kind"] != "appointment_completed")
+        .expect("the late event is kept");
+    assert!(
+        !history["read_at"].is_null(),
+        "the late event is history, already read: {history}"
+    );
+    assert_eq!(
+        unread(&clinic, &pat_token).await,
+        1,
+        "only the completion is news"
+    );
+    assert_eq!(
+        mails_of(&confirmed.event_id),
+        1,
+        "no second confirmation mail"
+    );
+    assert_eq!(mails_of(&late.event_id), 0, "no mail for the late event");
+    assert_eq!(mails_of(&completed.event_id), 1);
+}

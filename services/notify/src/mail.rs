@@ -2,7 +2,9 @@
 //! a developer can open. Failures are sorted into temporary (try again later) and permanent.
 
 use crate::config::SmtpConfig;
-use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -65,7 +67,8 @@ impl Mailer {
     }
 
     /// Delivers one plain-text mail. `id` names the file in directory mode, so a repeated
-    /// attempt rewrites the same file.
+    /// attempt rewrites the same file; `event` is the id of the event the mail tells of, sent
+    /// as `X-Carehub-Event`.
     ///
     /// # Errors
     /// [`SendError`] sorted by whether retrying can help.
@@ -76,8 +79,9 @@ impl Mailer {
         to: &str,
         subject: &str,
         body: &str,
+        event: Option<&str>,
     ) -> Result<(), SendError> {
-        let message = build(from, to, subject, body)?;
+        let message = build(from, to, subject, body, event)?;
         match self {
             Self::Smtp(transport) => match transport.send(message).await {
                 Ok(_) => Ok(()),
@@ -98,15 +102,43 @@ impl Mailer {
     }
 }
 
-fn build(from: &str, to: &str, subject: &str, body: &str) -> Result<Message, SendError> {
+/// The `X-Carehub-Event` header: the id of the event a mail tells of.
+#[derive(Debug, Clone)]
+struct CarehubEvent(String);
+
+impl Header for CarehubEvent {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Carehub-Event")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.trim().to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+fn build(
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    event: Option<&str>,
+) -> Result<Message, SendError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
     let from: Mailbox = from.parse().map_err(|e| bad("sender address", &e))?;
     let to: Mailbox = to.parse().map_err(|e| bad("recipient address", &e))?;
-    Message::builder()
+    let mut builder = Message::builder()
         .from(from)
         .to(to)
         .subject(subject)
-        .header(ContentType::TEXT_PLAIN)
+        .header(ContentType::TEXT_PLAIN);
+    if let Some(event) = event {
+        builder = builder.header(CarehubEvent(event.to_owned()));
+    }
+    builder
         .body(readable_body(body))
         .map_err(|e| bad("message", &e))
 }
@@ -142,6 +174,7 @@ mod tests {
                     "ada@example.org",
                     "Hi",
                     "Body text",
+                    Some("event-1"),
                 )
                 .await
                 .unwrap();
@@ -150,7 +183,9 @@ mod tests {
         assert_eq!(files.len(), 1);
         let text = std::fs::read_to_string(dir.join("m1.eml")).unwrap();
         assert!(
-            text.contains("To: ada@example.org") && text.contains("Body text"),
+            text.contains("To: ada@example.org")
+                && text.contains("Body text")
+                && text.contains("X-Carehub-Event: event-1"),
             "{text}"
         );
         std::fs::remove_dir_all(dir).unwrap();
@@ -168,6 +203,7 @@ mod tests {
                 "not an address",
                 "s",
                 "b",
+                None,
             )
             .await;
         assert!(matches!(e, Err(SendError::Permanent(_))), "{e:?}");
@@ -194,6 +230,7 @@ mod tests {
                 "a@example.org",
                 "s",
                 "b",
+                None,
             )
             .await;
         assert!(matches!(e, Err(SendError::Temporary(_))), "{e:?}");

@@ -304,6 +304,7 @@ impl NotifyService {
             body: msg.body,
             now,
             expires_at: Some(expires_at),
+            event_id: None,
         };
         store::queue_mail(self.db(), &mail).await?;
         self.inner.mail_queued.notify_one();
@@ -337,7 +338,8 @@ impl NotifyService {
 
     /// Stores one notification per user the event names and queues their mail, and moves the
     /// appointment's reminders; then pushes the new notifications live. Idempotent per
-    /// (event, user).
+    /// (event, user), also after the user deleted the notification; an event older than one
+    /// already applied for the appointment is kept as read history, with no mail or push.
     ///
     /// # Errors
     /// On storage failure (the event is delivered again).
@@ -394,7 +396,8 @@ impl NotifyService {
                 reminders: self.plan_reminders(e, wording, &zones, now),
             },
         };
-        let fresh = store::apply_event(self.db(), &deliveries, &reminders).await?;
+        let fresh =
+            store::apply_event(self.db(), &deliveries, &reminders, &a.id, a.version, now).await?;
         if !fresh.is_empty() {
             self.inner.mail_queued.notify_one();
             tracing::info!(event_id = %e.event_id, kind = e.kind.as_str(), stored = fresh.len(), "appointment notifications stored");
@@ -476,6 +479,7 @@ impl NotifyService {
                 body: domain::mail_body(msg, &self.inner.cfg.public_url),
                 now,
                 expires_at: None,
+                event_id: Some(event_id.to_owned()),
             }),
         }
     }
@@ -578,7 +582,14 @@ impl NotifyService {
             Some(to) => {
                 self.inner
                     .mailer
-                    .send(&mail.id, &cfg.mail_from, to, &mail.subject, &mail.body)
+                    .send(
+                        &mail.id,
+                        &cfg.mail_from,
+                        to,
+                        &mail.subject,
+                        &mail.body,
+                        mail.event_id.as_deref(),
+                    )
                     .await
             }
             None => Err(SendError::Temporary(

@@ -85,10 +85,12 @@ pub(crate) struct NewMail {
     pub(crate) body: String,
     pub(crate) now: i64,
     pub(crate) expires_at: Option<i64>,
+    /// The event the mail tells of (its `X-Carehub-Event` header), if any.
+    pub(crate) event_id: Option<String>,
 }
 
-const INSERT_MAIL: &str = "INSERT INTO mail_outbox (id, to_addr, user_id, kind, subject, body, created_at, attempts, next_attempt_at, expires_at, lease_until)
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7, $8, 0)";
+const INSERT_MAIL: &str = "INSERT INTO mail_outbox (id, to_addr, user_id, kind, subject, body, created_at, attempts, next_attempt_at, expires_at, lease_until, event_id)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7, $8, 0, $9)";
 
 macro_rules! insert_mail {
     ($tx:expr, $m:expr) => {
@@ -101,13 +103,14 @@ macro_rules! insert_mail {
             .bind(&$m.body)
             .bind($m.now)
             .bind($m.expires_at)
+            .bind(&$m.event_id)
             .execute($tx)
             .await
     };
 }
 
 const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, user_id, event_id, kind, title, body, appointment_id, created_at, read_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL) ON CONFLICT (event_id, user_id) DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id, user_id) DO NOTHING";
 
 macro_rules! insert_notification {
     ($tx:expr, $d:expr) => {
@@ -120,6 +123,7 @@ macro_rules! insert_notification {
             .bind(&$d.notification.body)
             .bind(&$d.notification.appointment_id)
             .bind($d.notification.created_at)
+            .bind($d.notification.read_at)
             .execute($tx)
             .await
     };
@@ -152,8 +156,11 @@ pub(crate) struct NewReminder {
     pub(crate) with_name: String,
 }
 
-/// Stores the notifications of one event (skipping those stored before), their mail, and the
-/// reminder change, atomically. Returns the notifications that are new.
+/// Stores the notifications of one event of appointment `appointment_id` at `version`, their
+/// mail, and the reminder change, atomically. A recipient who had this event applied before
+/// (`applied_deliveries`: also when they deleted its notification since) gets nothing again.
+/// An event older than the newest applied for the appointment is stored already read, with no
+/// mail. Returns the notifications to push live.
 ///
 /// # Errors
 /// On storage failure.
@@ -161,10 +168,35 @@ pub(crate) async fn apply_event(
     db: &Db,
     deliveries: &[Delivery],
     reminders: &ReminderChange,
+    appointment_id: &str,
+    version: i64,
+    now: i64,
 ) -> Result<Vec<NotificationRow>, StoreError> {
+    let claim = "INSERT INTO applied_deliveries (event_id, user_id, applied_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (event_id, user_id) DO NOTHING";
     write_tx!(db, tx => {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT version FROM appointment_versions WHERE appointment_id = $1")
+            .bind(appointment_id).fetch_optional(&mut *tx).await?;
+        let stale = newest.is_some_and(|v| v > version);
+        if !stale {
+            sqlx::query("INSERT INTO appointment_versions (appointment_id, version) VALUES ($1, $2)
+                         ON CONFLICT (appointment_id) DO UPDATE SET version = excluded.version
+                         WHERE appointment_versions.version < excluded.version")
+                .bind(appointment_id).bind(version).execute(&mut *tx).await?;
+        }
         let mut fresh = Vec::new();
         for d in deliveries {
+            let claimed = sqlx::query(claim).bind(&d.event_id).bind(&d.notification.user_id).bind(now)
+                .execute(&mut *tx).await?.rows_affected();
+            if claimed != 1 {
+                continue;
+            }
+            if stale {
+                let mut history = d.clone();
+                history.notification.read_at = Some(now);
+                insert_notification!(&mut *tx, history)?;
+                continue;
+            }
             let n = insert_notification!(&mut *tx, d)?.rows_affected();
             if n == 1 {
                 if let Some(m) = &d.mail {
@@ -299,6 +331,7 @@ pub(crate) struct MailRow {
     pub(crate) subject: String,
     pub(crate) body: String,
     pub(crate) attempts: i64,
+    pub(crate) event_id: Option<String>,
 }
 
 /// Ids of mail due now that nobody holds.
@@ -327,7 +360,7 @@ pub(crate) async fn claim_mail(
 ) -> Result<Option<MailRow>, StoreError> {
     let claim = "UPDATE mail_outbox SET lease_until = $3, lease_owner = $4
                  WHERE id = $1 AND lease_until <= $2 AND next_attempt_at <= $2";
-    let read = "SELECT m.id, m.kind, m.user_id, COALESCE(m.to_addr, u.email) AS address, m.subject, m.body, m.attempts
+    let read = "SELECT m.id, m.kind, m.user_id, COALESCE(m.to_addr, u.email) AS address, m.subject, m.body, m.attempts, m.event_id
                 FROM mail_outbox m LEFT JOIN users u ON u.id = m.user_id WHERE m.id = $1 AND m.lease_owner = $2";
     let n = with_db!(db, p => sqlx::query(claim).bind(id).bind(now).bind(lease_until).bind(owner)
         .execute(p).await?.rows_affected());
