@@ -312,3 +312,57 @@ async fn operators_see_services_and_streams_but_cannot_call_or_change_them() {
     assert!(deleted.is_err());
     assert!(js.get_stream("CAREHUB_APPOINTMENTS").await.is_ok());
 }
+
+/// A relay reads back what it published (`$JS.API.STREAM.MSG.GET` of its own streams) and the
+/// writer of a stream may set its duplicate window; no other component reads a stream by
+/// sequence (operators may: `nats stream get`) or changes a stream it does not write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_streams_writers_read_it_by_sequence_and_only_its_owner_updates_it() {
+    let clinic = Clinic::start(Backend::Sqlite).await;
+    // Something to read: auth's relay publishes the registration.
+    clinic.patient(&crate::harness::unique_email("perm")).await;
+    let allowed = [
+        ("auth", "CAREHUB_USERS"),
+        ("auth", "CAREHUB_AUDIT"),
+        ("doctor", "CAREHUB_DOCTORS"),
+        ("patient", "CAREHUB_AUDIT"),
+        ("admin", "CAREHUB_APPOINTMENTS"),
+    ];
+    for (user, stream) in allowed {
+        let mut w = connect(&clinic, user).await;
+        let js = async_nats::jetstream::new(w.nc.clone());
+        let s = js.get_stream(stream).await.expect("stream info");
+        // A missing sequence answers "no message found": the request itself was allowed.
+        let _ = s.get_raw_message(1).await;
+        assert!(w.no_errors().await, "{user} reads {stream} by sequence");
+    }
+    let refused = [
+        ("patient", "CAREHUB_USERS"),
+        ("notify", "CAREHUB_APPOINTMENTS"),
+        ("doctor", "CAREHUB_USERS"),
+        ("gateway", "CAREHUB_USERS"),
+    ];
+    for (user, stream) in refused {
+        let mut w = connect(&clinic, user).await;
+        w.nc.publish(
+            format!("$JS.API.STREAM.MSG.GET.{stream}"),
+            "{\"seq\":1}".into(),
+        )
+        .await
+        .expect("publish");
+        w.refused("publish", &format!("$JS.API.STREAM.MSG.GET.{stream}"))
+            .await;
+    }
+    for (user, stream) in [
+        ("patient", "CAREHUB_USERS"),
+        ("notify", "CAREHUB_APPOINTMENTS"),
+        ("auth", "CAREHUB_DOCTORS"),
+    ] {
+        let mut w = connect(&clinic, user).await;
+        w.nc.publish(format!("$JS.API.STREAM.UPDATE.{stream}"), "{}".into())
+            .await
+            .expect("publish");
+        w.refused("publish", &format!("$JS.API.STREAM.UPDATE.{stream}"))
+            .await;
+    }
+}

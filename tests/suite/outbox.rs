@@ -19,6 +19,7 @@ both_backends!(
     a_replay_inside_the_duplicate_window_stores_nothing_and_after_it_delivers_again,
     published_rows_past_the_retention_are_purged_and_younger_ones_kept,
     an_older_account_event_arriving_after_a_newer_one_changes_no_copy,
+    events_a_stream_lost_after_acknowledging_them_are_published_again,
 );
 
 /// One row of `outbox_sent`.
@@ -371,4 +372,160 @@ async fn an_older_account_event_arriving_after_a_newer_one_changes_no_copy(b: Ba
         (c.len() == 4 && c.iter().all(|(_, n, _, v)| *v == 3 && n == "Dr. Renamed")).then_some(())
     })
     .await;
+}
+
+/// Copies the directory tree `from` into `to` (which must not exist).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("read the store") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+/// Waits until an instance of `service` answers `$SRV.PING` (after a start or a reconnect).
+async fn until_serving(clinic: &Clinic, service: &str) {
+    wait::until(&format!("{service} answering"), DEADLINE, || async {
+        (!clinic.srv("PING", service, 1).await.is_empty()).then_some(())
+    })
+    .await;
+}
+
+/// Whether the patient service's account copy holds `id`.
+async fn patient_copy_has(db: &Db, id: &str) -> bool {
+    let sql = "SELECT CAST(COUNT(*) AS BIGINT) FROM accounts WHERE id = $1";
+    let n: i64 =
+        with_db!(db, p => sqlx::query_scalar(sql).bind(id).fetch_one(p).await).expect("accounts");
+    n == 1
+}
+
+/// A single-node version of a power loss before JetStream synced: the stream's store goes back
+/// to a copy taken earlier, so two acknowledged registrations are gone from it (and the patient
+/// service, stopped meanwhile, never saw them). Auth's relay finds that at start, from the
+/// positions kept in `outbox_sent`, and publishes them again; the patient copy gets them.
+async fn events_a_stream_lost_after_acknowledging_them_are_published_again(b: Backend) {
+    let in_process: Vec<Component> = Component::ALL
+        .iter()
+        .copied()
+        .filter(|c| !matches!(c, Component::Auth | Component::Patient))
+        .collect();
+    let mut clinic =
+        Clinic::start_with(b, &[("CAREHUB_RECONCILE_INTERVAL", "1s")], &in_process).await;
+    let auth = clinic.spawn_child("auth", &[]);
+    let patient = clinic.spawn_child("patient", &[]);
+    until_serving(&clinic, "auth").await;
+    until_serving(&clinic, "patient").await;
+    let auth_db = clinic.service_db("auth").await;
+    let patient_db = clinic.service_db("patient").await;
+    let (first, _) = register_and_wait(&clinic, &auth_db).await;
+    wait::until(
+        "the patient copy has the first account",
+        DEADLINE,
+        || async { patient_copy_has(&patient_db, &first).await.then_some(()) },
+    )
+    .await;
+
+    // The store as it is now, copied while the server is down.
+    let copy = clinic.dir.join("nats-store-copy");
+    clinic.nats.kill();
+    copy_tree(&clinic.nats.store_dir(), &copy);
+    clinic.nats.restart().await;
+
+    clinic.kill_child(patient);
+    until_serving(&clinic, "auth").await;
+    let (second, _) = register_and_wait(&clinic, &auth_db).await;
+    let (third, _) = register_and_wait(&clinic, &auth_db).await;
+    let users = carehub_nats::streams::USERS.name;
+    let acknowledged = last_seq(&clinic, users).await;
+    clinic.kill_child(auth);
+
+    // The power loss: the store goes back to the copy.
+    clinic.nats.kill();
+    let store = clinic.nats.store_dir();
+    std::fs::remove_dir_all(&store).expect("remove the store");
+    copy_tree(&copy, &store);
+    clinic.nats.restart().await;
+    let restored = last_seq(&clinic, users).await;
+    assert!(
+        restored < acknowledged,
+        "the stream lost its tail: {restored} < {acknowledged}"
+    );
+    let registered = |id: String| {
+        let clinic = &clinic;
+        async move {
+            clinic
+                .stream_messages(users, "carehub.events.user.registered")
+                .await
+                .into_iter()
+                .filter(|e: &Value| e["user"]["id"] == id.as_str())
+                .count()
+        }
+    };
+    assert_eq!(registered(second.clone()).await, 0, "lost from the stream");
+    assert_eq!(registered(third.clone()).await, 0, "lost from the stream");
+
+    let metrics = format!("127.0.0.1:{}", crate::support::net::free_port());
+    clinic.spawn_child("auth", &[("CAREHUB_METRICS_ADDR", &metrics)]);
+    clinic.spawn_child("patient", &[]);
+    wait::until(
+        "the lost accounts reach the patient copy",
+        Duration::from_secs(60),
+        || async {
+            (patient_copy_has(&patient_db, &second).await
+                && patient_copy_has(&patient_db, &third).await)
+                .then_some(())
+        },
+    )
+    .await;
+    for id in [&first, &second, &third] {
+        assert_eq!(
+            registered(id.clone()).await,
+            1,
+            "one registration of {id} in the stream"
+        );
+    }
+    // The repair is counted: the rewind of the account stream, and what went out again (the
+    // two registrations at least).
+    let scrape = clinic
+        .http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let value = |line_start: &str| -> f64 {
+        scrape
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in {scrape}"))
+    };
+    assert!(
+        value("carehub_stream_rewind_detected_total{component=\"auth\",stream=\"CAREHUB_USERS\"}")
+            >= 1.0
+    );
+    assert!(value("carehub_outbox_republished_total{component=\"auth\"}") >= 2.0);
+    // The kept positions are the new ones.
+    let rows = sent_rows(&auth_db).await;
+    let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
+    let stream = js.get_stream(users).await.expect("stream");
+    for row in rows.iter().filter(|r| r.stream == users) {
+        let msg = stream
+            .get_raw_message(u64::try_from(row.stream_seq).unwrap())
+            .await
+            .expect("the kept position holds a message");
+        let id = msg
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_owned());
+        assert_eq!(id.as_deref(), Some(row.id.as_str()));
+    }
 }

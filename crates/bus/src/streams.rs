@@ -70,17 +70,20 @@ pub async fn ensure(
                             duplicate_window: options.duplicate_window,
                             ..current
                         };
-                        js.update_stream(updated).await.map_err(|e| {
-                            crate::BusError::Transport {
-                                subject: format!("$JS.API.STREAM.UPDATE.{}", spec.name),
-                                message: e.to_string(),
-                            }
-                        })?;
-                        tracing::info!(
-                            stream = spec.name,
-                            duplicate_window_secs = options.duplicate_window.as_secs_f64(),
-                            "stream duplicate window set"
-                        );
+                        // Only the stream's writer may update it (nats/conf/permissions.conf);
+                        // the others keep going with the window as it is.
+                        match js.update_stream(updated).await {
+                            Ok(_) => tracing::info!(
+                                stream = spec.name,
+                                duplicate_window_secs = options.duplicate_window.as_secs_f64(),
+                                "stream duplicate window set"
+                            ),
+                            Err(e) => tracing::debug!(
+                                stream = spec.name,
+                                error = %e,
+                                "the stream's duplicate window is left to its writer"
+                            ),
+                        }
                     }
                     break;
                 }

@@ -145,6 +145,9 @@ impl Env {
 /// How long published events stay in `outbox_sent` unless configured.
 pub(crate) const OUTBOX_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 
+/// How often positions are checked unless configured.
+pub(crate) const RECONCILE_INTERVAL: Duration = Duration::from_secs(600);
+
 /// A duration: a number of seconds (fractions allowed) or a number with a unit (`90s`, `10m`,
 /// `7d`, `1h 30m`).
 ///
@@ -182,8 +185,8 @@ pub struct CommonConfig {
     /// How the JetStream streams are made: copies (1 on one server, 3 in a cluster) and the
     /// duplicate window.
     pub streams: StreamOptions,
-    /// How long published outbox rows are kept in `outbox_sent` for repair and replay.
-    pub outbox_retention: Duration,
+    /// How the outbox relays keep and check what they published (`outbox_sent`).
+    pub relay: crate::outbox::RelayOptions,
 }
 
 impl CommonConfig {
@@ -191,7 +194,8 @@ impl CommonConfig {
     /// (default `nats://127.0.0.1:4222`), `CAREHUB_DATABASE_URL`, `CAREHUB_LOG_JSON`,
     /// `CAREHUB_SHUTDOWN_GRACE` (seconds, default 10), `CAREHUB_MAX_IN_FLIGHT` (default 256),
     /// `CAREHUB_STREAM_REPLICAS` (default 1), `CAREHUB_STREAM_DUPLICATE_WINDOW` (default 2 min),
-    /// `CAREHUB_OUTBOX_RETENTION` (default 7 days).
+    /// `CAREHUB_OUTBOX_RETENTION` (default 7 days), `CAREHUB_RECONCILE` (default on) and
+    /// `CAREHUB_RECONCILE_INTERVAL` (default 10 min).
     ///
     /// # Errors
     /// When a value is set but invalid.
@@ -213,7 +217,16 @@ impl CommonConfig {
                     carehub_bus::streams::DUPLICATE_WINDOW,
                 )?,
             },
-            outbox_retention: env.secs("CAREHUB_OUTBOX_RETENTION", OUTBOX_RETENTION)?,
+            relay: crate::outbox::RelayOptions {
+                retention: env.secs("CAREHUB_OUTBOX_RETENTION", OUTBOX_RETENTION)?,
+                check_every: if env.flag("CAREHUB_RECONCILE", true)? {
+                    let every = env.secs("CAREHUB_RECONCILE_INTERVAL", RECONCILE_INTERVAL)?;
+                    ConfigError::positive("CAREHUB_RECONCILE_INTERVAL", !every.is_zero())?;
+                    Some(every)
+                } else {
+                    None
+                },
+            },
         })
     }
 
@@ -300,7 +313,8 @@ mod tests {
     fn stream_and_outbox_settings_read_their_variables() {
         let defaults = CommonConfig::from_env(&Env::default()).unwrap();
         assert_eq!(defaults.streams.duplicate_window, Duration::from_secs(120));
-        assert_eq!(defaults.outbox_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(defaults.relay.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(defaults.relay.check_every, Some(Duration::from_secs(600)));
         let env = Env::from_pairs([
             ("CAREHUB_STREAM_DUPLICATE_WINDOW", "2s"),
             ("CAREHUB_OUTBOX_RETENTION", "1h"),
@@ -309,7 +323,17 @@ mod tests {
         let set = CommonConfig::from_env(&env).unwrap();
         assert_eq!(set.streams.duplicate_window, Duration::from_secs(2));
         assert_eq!(set.streams.replicas, 3);
-        assert_eq!(set.outbox_retention, Duration::from_secs(3600));
+        assert_eq!(set.relay.retention, Duration::from_secs(3600));
+        let off = Env::from_pairs([("CAREHUB_RECONCILE", "off")]);
+        assert_eq!(
+            CommonConfig::from_env(&off).unwrap().relay.check_every,
+            None
+        );
+        let zero = Env::from_pairs([("CAREHUB_RECONCILE_INTERVAL", "0")]);
+        assert_eq!(
+            CommonConfig::from_env(&zero).unwrap_err().var,
+            "CAREHUB_RECONCILE_INTERVAL"
+        );
     }
 
     #[test]

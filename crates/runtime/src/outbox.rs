@@ -103,6 +103,26 @@ const MOVE_TO_SENT: &str = "INSERT INTO outbox_sent (id, subject, payload, creat
      SELECT id, subject, payload, created_at, request_id, $2, $3, $4 FROM outbox WHERE id = $1 \
      ON CONFLICT (id) DO NOTHING";
 
+/// How a relay keeps and checks what it published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayOptions {
+    /// How long published rows stay in `outbox_sent` (`CAREHUB_OUTBOX_RETENTION`).
+    pub retention: Duration,
+    /// How often the relay checks that its streams still hold what they acknowledged, besides
+    /// at start and after every NATS reconnect (`CAREHUB_RECONCILE_INTERVAL`); `None` turns the
+    /// checks off (`CAREHUB_RECONCILE=off`).
+    pub check_every: Option<Duration>,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            retention: crate::config::OUTBOX_RETENTION,
+            check_every: Some(crate::config::RECONCILE_INTERVAL),
+        }
+    }
+}
+
 /// Published rows deleted per statement when the retention is purged.
 const PURGE_BATCH: i64 = 1000;
 /// How often published rows past the retention are purged.
@@ -119,8 +139,7 @@ pub struct Relay {
     db: Db,
     js: jetstream::Context,
     wake: Arc<Notify>,
-    /// How long published rows stay in `outbox_sent`.
-    retention: Duration,
+    options: RelayOptions,
 }
 
 impl std::fmt::Debug for Relay {
@@ -143,14 +162,14 @@ impl Relay {
             db,
             js,
             wake: Arc::new(Notify::new()),
-            retention: crate::config::OUTBOX_RETENTION,
+            options: RelayOptions::default(),
         }
     }
 
-    /// Keeps published rows in `outbox_sent` for `retention` (7 days unless set).
+    /// Keeps and checks published rows as `options` says.
     #[must_use]
-    pub fn retain_for(mut self, retention: Duration) -> Self {
-        self.retention = retention;
+    pub fn with_options(mut self, options: RelayOptions) -> Self {
+        self.options = options;
         self
     }
 
@@ -164,7 +183,21 @@ impl Relay {
         tokio::spawn(async move {
             let mut sampled: Option<tokio::time::Instant> = None;
             let mut purged: Option<tokio::time::Instant> = None;
+            let mut checked: Option<(tokio::time::Instant, u64)> = None;
+            let connects = self.js.client().statistics();
             loop {
+                if let Some(every) = self.options.check_every {
+                    let now_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
+                    let due = checked
+                        .is_none_or(|(at, seen)| at.elapsed() >= every || seen != now_connects);
+                    if due {
+                        match self.check_positions().await {
+                            Ok(_) => checked = Some((tokio::time::Instant::now(), now_connects)),
+                            // Tried again on the next turn of the loop: NATS is probably away.
+                            Err(e) => tracing::debug!(error = %e, "outbox position check"),
+                        }
+                    }
+                }
                 if purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
                     purged = Some(tokio::time::Instant::now());
                     if let Err(e) = self.purge_sent().await {
@@ -265,8 +298,8 @@ impl Relay {
     /// # Errors
     /// On storage failure.
     pub(crate) async fn purge_sent(&self) -> Result<u64, StoreError> {
-        let cutoff =
-            now_ms().saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
+        let cutoff = now_ms()
+            .saturating_sub(i64::try_from(self.options.retention.as_millis()).unwrap_or(i64::MAX));
         let sql = "DELETE FROM outbox_sent WHERE id IN (SELECT id FROM outbox_sent WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
         let mut total = 0;
         loop {
@@ -283,6 +316,126 @@ impl Relay {
             );
         }
         Ok(total)
+    }
+
+    /// Checks, per stream, that the newest row of `outbox_sent` is where the stream acknowledged
+    /// it (same sequence, same `Nats-Msg-Id`). When a stream lost acknowledged messages (a
+    /// restored store, a power loss before a sync), finds the newest row it still holds by
+    /// binary search and publishes every later row again with its original id, recording the
+    /// new positions. Returns how many rows were published again.
+    ///
+    /// # Errors
+    /// On storage failure, or when JetStream does not answer (the check is tried again later).
+    pub async fn check_positions(&self) -> anyhow::Result<u64> {
+        ::metrics::counter!("carehub_reconcile_runs_total", "component" => self.service, "kind" => "outbox_positions")
+            .increment(1);
+        let streams: Vec<String> = with_db!(&self.db, p => sqlx::query_scalar("SELECT DISTINCT stream FROM outbox_sent").fetch_all(p).await)?;
+        let mut republished = 0;
+        for name in streams {
+            republished += self.check_stream(&name).await?;
+        }
+        Ok(republished)
+    }
+
+    async fn check_stream(&self, name: &str) -> anyhow::Result<u64> {
+        let stream = self.js.get_stream(name).await?;
+        let count: i64 = with_db!(&self.db, p => sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox_sent WHERE stream = $1").bind(name).fetch_one(p).await)?;
+        if count == 0 || self.row_is_held(&stream, name, count - 1).await? {
+            return Ok(0);
+        }
+        ::metrics::counter!("carehub_stream_rewind_detected_total", "component" => self.service, "stream" => name.to_owned())
+            .increment(1);
+        // Rows the stream holds come first (it lost a tail): the newest one it holds is found
+        // by binary search; -1 when it holds none of them.
+        let (mut held, mut lost) = (-1i64, count - 1);
+        while lost - held > 1 {
+            let mid = held + (lost - held) / 2;
+            if self.row_is_held(&stream, name, mid).await? {
+                held = mid;
+            } else {
+                lost = mid;
+            }
+        }
+        let after: String = if held < 0 {
+            String::new()
+        } else {
+            self.sent_at_offset(name, held).await?.0
+        };
+        let mut again = 0u64;
+        let mut named: Vec<String> = Vec::new();
+        let mut cursor = after;
+        loop {
+            let sql = "SELECT id, subject, payload, request_id FROM outbox_sent WHERE stream = $1 AND id > $2 ORDER BY id LIMIT $3";
+            let rows: Vec<SentRow> = with_db!(&self.db, p => sqlx::query_as(sql).bind(name).bind(&cursor).bind(BATCH).fetch_all(p).await)?;
+            let Some(last) = rows.last() else { break };
+            cursor.clone_from(&last.id);
+            for row in &rows {
+                let ack = publish(
+                    &self.js,
+                    &row.id,
+                    &row.subject,
+                    &row.payload,
+                    row.request_id.as_deref(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("republishing event {}: {e}", row.id))?;
+                let seq = i64::try_from(ack.sequence).unwrap_or(i64::MAX);
+                let moved = "UPDATE outbox_sent SET stream = $1, stream_seq = $2, published_at = $3 WHERE id = $4";
+                with_db!(&self.db, p => sqlx::query(moved).bind(&ack.stream).bind(seq).bind(now_ms()).bind(&row.id).execute(p).await.map(|r| r.rows_affected()))?;
+                again += 1;
+                if named.len() < 20 {
+                    named.push(row.id.clone());
+                }
+            }
+            if (rows.len() as i64) < BATCH {
+                break;
+            }
+        }
+        ::metrics::counter!("carehub_outbox_republished_total", "component" => self.service)
+            .increment(again);
+        tracing::warn!(
+            stream = name,
+            republished = again,
+            event_ids = %named.join(","),
+            "the stream lost events it had acknowledged; published them again from outbox_sent"
+        );
+        Ok(again)
+    }
+
+    /// The id and stream sequence of the row at `offset` of `stream`'s rows in id order.
+    async fn sent_at_offset(&self, stream: &str, offset: i64) -> anyhow::Result<(String, i64)> {
+        let sql = "SELECT id, stream_seq FROM outbox_sent WHERE stream = $1 ORDER BY id LIMIT 1 OFFSET $2";
+        Ok(
+            with_db!(&self.db, p => sqlx::query_as(sql).bind(stream).bind(offset).fetch_one(p).await)?,
+        )
+    }
+
+    /// Whether the stream holds the row at `offset` where it acknowledged it.
+    async fn row_is_held(
+        &self,
+        stream: &jetstream::stream::Stream,
+        name: &str,
+        offset: i64,
+    ) -> anyhow::Result<bool> {
+        let (id, seq) = self.sent_at_offset(name, offset).await?;
+        let Ok(seq) = u64::try_from(seq) else {
+            return Ok(false);
+        };
+        match stream.get_raw_message(seq).await {
+            Ok(msg) => Ok(msg
+                .headers
+                .get("Nats-Msg-Id")
+                .is_some_and(|v| v.as_str() == id)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn report_backlog(&self) {

@@ -23,8 +23,8 @@ pub struct AdminConfig {
     pub(crate) max_in_flight: usize,
     /// How the JetStream streams are made (copies, duplicate window).
     pub(crate) streams: carehub_bus::streams::StreamOptions,
-    /// How long published events stay in `outbox_sent`.
-    pub(crate) outbox_retention: std::time::Duration,
+    /// How the outbox relay keeps and checks what it published.
+    pub(crate) relay: carehub_runtime::outbox::RelayOptions,
 }
 
 impl AdminConfig {
@@ -46,7 +46,7 @@ impl AdminConfig {
             idempotency_ttl: env.secs("CAREHUB_IDEMPOTENCY_TTL", Duration::from_secs(86_400))?,
             max_in_flight: common.max_in_flight,
             streams: common.streams,
-            outbox_retention: common.outbox_retention,
+            relay: common.relay,
         };
         ConfigError::positive("CAREHUB_OFFER_DEADLINE", !cfg.offer_deadline.is_zero())?;
         if cfg.lease <= cfg.sweep_every {

@@ -53,7 +53,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
     let js = carehub_bus::streams::ensure(&bus, &carehub_nats::streams::ALL, &cfg.streams)
         .await
         .context("creating the event streams")?;
-    let relay = Relay::new(SPEC.name, db.clone(), js.clone()).retain_for(cfg.outbox_retention);
+    let relay = Relay::new(SPEC.name, db.clone(), js.clone()).with_options(cfg.relay);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     running.spawn(async move {

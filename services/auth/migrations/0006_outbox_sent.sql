@@ -13,3 +13,4 @@ CREATE TABLE outbox_sent (
     stream_seq   BIGINT NOT NULL
 );
 CREATE INDEX outbox_sent_created_at ON outbox_sent (created_at);
+CREATE INDEX outbox_sent_stream ON outbox_sent (stream, id);

@@ -30,8 +30,8 @@ pub struct AuthConfig {
     pub(crate) max_in_flight: usize,
     /// How the JetStream streams are made (copies, duplicate window).
     pub(crate) streams: carehub_bus::streams::StreamOptions,
-    /// How long published events stay in `outbox_sent`.
-    pub(crate) outbox_retention: std::time::Duration,
+    /// How the outbox relay keeps and checks what it published.
+    pub(crate) relay: carehub_runtime::outbox::RelayOptions,
     /// How long `me` may answer from memory (zero: always from the database). Status changes
     /// made by any auth instance drop the entry at once through the account events.
     pub(crate) account_cache_ttl: Duration,
@@ -80,7 +80,7 @@ impl AuthConfig {
             throttle_window: env.secs("CAREHUB_LOGIN_WINDOW", Duration::from_secs(900))?,
             max_in_flight: common.max_in_flight,
             streams: common.streams,
-            outbox_retention: common.outbox_retention,
+            relay: common.relay,
             account_cache_ttl: env
                 .secs("CAREHUB_AUTH_ACCOUNT_CACHE_TTL", Duration::from_secs(10))?,
         };

@@ -73,7 +73,7 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
     )
     .await
     .context("creating the account event stream")?;
-    let relay = Relay::new(crate::SPEC.name, db.clone(), js).retain_for(cfg.outbox_retention);
+    let relay = Relay::new(crate::SPEC.name, db.clone(), js).with_options(cfg.relay);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     let accounts = (!cfg.account_cache_ttl.is_zero()).then(|| {

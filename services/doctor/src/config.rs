@@ -10,8 +10,8 @@ pub struct DoctorConfig {
     pub(crate) max_in_flight: usize,
     /// How the JetStream streams are made (copies, duplicate window).
     pub(crate) streams: carehub_bus::streams::StreamOptions,
-    /// How long published events stay in `outbox_sent`.
-    pub(crate) outbox_retention: std::time::Duration,
+    /// How the outbox relay keeps and checks what it published.
+    pub(crate) relay: carehub_runtime::outbox::RelayOptions,
 }
 
 impl DoctorConfig {
@@ -38,7 +38,7 @@ impl DoctorConfig {
             consumer,
             max_in_flight: common.max_in_flight,
             streams: common.streams,
-            outbox_retention: common.outbox_retention,
+            relay: common.relay,
         })
     }
 }

@@ -53,7 +53,7 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     )
     .await
     .context("creating the account and doctor event streams")?;
-    let relay = Relay::new(SPEC.name, db.clone(), js.clone()).retain_for(cfg.outbox_retention);
+    let relay = Relay::new(SPEC.name, db.clone(), js.clone()).with_options(cfg.relay);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     let svc = DoctorService {

@@ -10,8 +10,8 @@ pub struct PatientConfig {
     pub(crate) max_in_flight: usize,
     /// How the JetStream streams are made (copies, duplicate window).
     pub(crate) streams: carehub_bus::streams::StreamOptions,
-    /// How long published events stay in `outbox_sent`.
-    pub(crate) outbox_retention: std::time::Duration,
+    /// How the outbox relay keeps and checks what it published.
+    pub(crate) relay: carehub_runtime::outbox::RelayOptions,
 }
 
 impl PatientConfig {
@@ -32,7 +32,7 @@ impl PatientConfig {
             record_access_days,
             max_in_flight: common.max_in_flight,
             streams: common.streams,
-            outbox_retention: common.outbox_retention,
+            relay: common.relay,
         })
     }
 }

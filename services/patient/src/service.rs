@@ -60,7 +60,7 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
     )
     .await
     .context("creating the account and audit streams")?;
-    let relay = Relay::new(SPEC.name, db.clone(), js.clone()).retain_for(cfg.outbox_retention);
+    let relay = Relay::new(SPEC.name, db.clone(), js.clone()).with_options(cfg.relay);
     let running = Running::new(SPEC.name);
     let relay_task = relay.clone().spawn(running.stop_token());
     running.spawn(async move {
