@@ -87,13 +87,20 @@ macro_rules! enqueue {
     }};
 }
 
+/// One stored event, as the relay and a replay publish it.
 #[derive(sqlx::FromRow)]
-struct Row {
+struct StoredEvent {
     id: String,
     subject: String,
     payload: String,
-    attempts: i64,
     request_id: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    #[sqlx(flatten)]
+    event: StoredEvent,
+    attempts: i64,
 }
 
 /// Moves a published row to `outbox_sent`; bind `id`, `published_at`, `stream`, `stream_seq`.
@@ -242,28 +249,20 @@ impl Relay {
         let mut sent = 0;
         for row in rows {
             crate::fault::hit("outbox_before_publish");
-            let ack = match publish(
-                &self.js,
-                &row.id,
-                &row.subject,
-                &row.payload,
-                row.request_id.as_deref(),
-            )
-            .await
-            {
+            let ack = match publish(&self.js, &row.event).await {
                 Ok(ack) => ack,
                 Err(e) => {
                     ::metrics::counter!("carehub_outbox_publish_failures_total", "component" => self.service)
                         .increment(1);
                     let backoff = 200i64 * (1i64 << row.attempts.clamp(0, 8));
-                    tracing::warn!(error = %e, event_id = %row.id, attempts = row.attempts + 1, "event publish failed; will retry");
+                    tracing::warn!(error = %e, event_id = %row.event.id, attempts = row.attempts + 1, "event publish failed; will retry");
                     let retry = "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1 WHERE id = $2";
-                    with_db!(&self.db, p => sqlx::query(retry).bind(now + backoff).bind(&row.id).execute(p).await?.rows_affected());
+                    with_db!(&self.db, p => sqlx::query(retry).bind(now + backoff).bind(&row.event.id).execute(p).await?.rows_affected());
                     break;
                 }
             };
             crate::fault::hit("outbox_after_publish");
-            self.record_sent(&row.id, &ack).await?;
+            self.record_sent(&row.event.id, &ack).await?;
             sent += 1;
         }
         if sent > 0 {
@@ -366,19 +365,13 @@ impl Relay {
         let mut cursor = after;
         loop {
             let sql = "SELECT id, subject, payload, request_id FROM outbox_sent WHERE stream = $1 AND id > $2 ORDER BY id LIMIT $3";
-            let rows: Vec<SentRow> = with_db!(&self.db, p => sqlx::query_as(sql).bind(name).bind(&cursor).bind(BATCH).fetch_all(p).await)?;
+            let rows: Vec<StoredEvent> = with_db!(&self.db, p => sqlx::query_as(sql).bind(name).bind(&cursor).bind(BATCH).fetch_all(p).await)?;
             let Some(last) = rows.last() else { break };
             cursor.clone_from(&last.id);
             for row in &rows {
-                let ack = publish(
-                    &self.js,
-                    &row.id,
-                    &row.subject,
-                    &row.payload,
-                    row.request_id.as_deref(),
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("republishing event {}: {e}", row.id))?;
+                let ack = publish(&self.js, row)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("republishing event {}: {e}", row.id))?;
                 let seq = i64::try_from(ack.sequence).unwrap_or(i64::MAX);
                 let moved = "UPDATE outbox_sent SET stream = $1, stream_seq = $2, published_at = $3 WHERE id = $4";
                 with_db!(&self.db, p => sqlx::query(moved).bind(&ack.stream).bind(seq).bind(now_ms()).bind(&row.id).execute(p).await.map(|r| r.rows_affected()))?;
@@ -462,20 +455,14 @@ impl Relay {
 
 /// Publishes one event with its id as `Nats-Msg-Id` (and its request id) and waits for the
 /// stream's acknowledgement.
-async fn publish(
-    js: &jetstream::Context,
-    id: &str,
-    subject: &str,
-    payload: &str,
-    request_id: Option<&str>,
-) -> Result<PublishAck, String> {
+async fn publish(js: &jetstream::Context, event: &StoredEvent) -> Result<PublishAck, String> {
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id);
-    if let Some(request_id) = request_id {
-        headers.insert(carehub_nats::rpc::headers::REQUEST_ID, request_id);
+    headers.insert("Nats-Msg-Id", event.id.as_str());
+    if let Some(request_id) = &event.request_id {
+        headers.insert(carehub_nats::rpc::headers::REQUEST_ID, request_id.as_str());
     }
     let ack = js
-        .publish_with_headers(subject.to_owned(), headers, payload.to_owned().into())
+        .publish_with_headers(event.subject.clone(), headers, event.payload.clone().into())
         .await
         .map_err(|e| e.to_string())?;
     tokio::time::timeout(ACK_TIMEOUT, ack)
@@ -492,14 +479,6 @@ pub struct ReplayReport {
     /// Of those, how many the stream recognised as duplicates (inside its duplicate window) and
     /// did not store again.
     pub duplicates: u64,
-}
-
-#[derive(sqlx::FromRow)]
-struct SentRow {
-    id: String,
-    subject: String,
-    payload: String,
-    request_id: Option<String>,
 }
 
 /// Publishes again every event in `outbox_sent` created at or after `since_ms` (milliseconds
@@ -519,20 +498,14 @@ pub async fn replay(
     let mut after = String::new();
     loop {
         let sql = "SELECT id, subject, payload, request_id FROM outbox_sent WHERE created_at >= $1 AND id > $2 ORDER BY id LIMIT $3";
-        let rows: Vec<SentRow> = with_db!(db, p => sqlx::query_as(sql).bind(since_ms).bind(&after).bind(PAGE).fetch_all(p).await)
+        let rows: Vec<StoredEvent> = with_db!(db, p => sqlx::query_as(sql).bind(since_ms).bind(&after).bind(PAGE).fetch_all(p).await)
             .map_err(|e| anyhow::anyhow!("reading outbox_sent: {e}"))?;
         let Some(last) = rows.last() else { break };
         after.clone_from(&last.id);
         for row in &rows {
-            let ack = publish(
-                js,
-                &row.id,
-                &row.subject,
-                &row.payload,
-                row.request_id.as_deref(),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("republishing event {}: {e}", row.id))?;
+            let ack = publish(js, row)
+                .await
+                .map_err(|e| anyhow::anyhow!("republishing event {}: {e}", row.id))?;
             report.republished += 1;
             if ack.duplicate {
                 report.duplicates += 1;
