@@ -313,11 +313,12 @@ async fn operators_see_services_and_streams_but_cannot_call_or_change_them() {
     assert!(js.get_stream("CAREHUB_APPOINTMENTS").await.is_ok());
 }
 
-/// A relay reads back what it published (`$JS.API.STREAM.MSG.GET` of its own streams) and the
-/// writer of a stream may set its duplicate window; no other component reads a stream by
-/// sequence (operators may: `nats stream get`) or changes a stream it does not write.
+/// A relay reads back what it published and a consumer checks its position
+/// (`$JS.API.STREAM.MSG.GET` of the streams each writes or reads), the owner of a stream may set
+/// its duplicate window, and a service deletes only its own durables; no other component reads
+/// a stream by sequence (operators may: `nats stream get`) or changes what it does not own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_a_streams_writers_read_it_by_sequence_and_only_its_owner_updates_it() {
+async fn streams_are_read_by_sequence_and_changed_only_by_the_services_that_use_them() {
     let clinic = Clinic::start(Backend::Sqlite).await;
     // Something to read: auth's relay publishes the registration.
     clinic.patient(&crate::harness::unique_email("perm")).await;
@@ -325,8 +326,12 @@ async fn only_a_streams_writers_read_it_by_sequence_and_only_its_owner_updates_i
         ("auth", "CAREHUB_USERS"),
         ("auth", "CAREHUB_AUDIT"),
         ("doctor", "CAREHUB_DOCTORS"),
+        ("doctor", "CAREHUB_USERS"),
         ("patient", "CAREHUB_AUDIT"),
+        ("patient", "CAREHUB_USERS"),
+        ("notify", "CAREHUB_APPOINTMENTS"),
         ("admin", "CAREHUB_APPOINTMENTS"),
+        ("admin", "CAREHUB_DOCTORS"),
     ];
     for (user, stream) in allowed {
         let mut w = connect(&clinic, user).await;
@@ -337,9 +342,10 @@ async fn only_a_streams_writers_read_it_by_sequence_and_only_its_owner_updates_i
         assert!(w.no_errors().await, "{user} reads {stream} by sequence");
     }
     let refused = [
-        ("patient", "CAREHUB_USERS"),
-        ("notify", "CAREHUB_APPOINTMENTS"),
-        ("doctor", "CAREHUB_USERS"),
+        ("patient", "CAREHUB_APPOINTMENTS"),
+        ("notify", "CAREHUB_DOCTORS"),
+        ("doctor", "CAREHUB_APPOINTMENTS"),
+        ("auth", "CAREHUB_DOCTORS"),
         ("gateway", "CAREHUB_USERS"),
     ];
     for (user, stream) in refused {
@@ -353,16 +359,26 @@ async fn only_a_streams_writers_read_it_by_sequence_and_only_its_owner_updates_i
         w.refused("publish", &format!("$JS.API.STREAM.MSG.GET.{stream}"))
             .await;
     }
-    for (user, stream) in [
-        ("patient", "CAREHUB_USERS"),
-        ("notify", "CAREHUB_APPOINTMENTS"),
-        ("auth", "CAREHUB_DOCTORS"),
+    for (user, subject) in [
+        ("patient", "$JS.API.STREAM.UPDATE.CAREHUB_USERS"),
+        ("notify", "$JS.API.STREAM.UPDATE.CAREHUB_APPOINTMENTS"),
+        ("auth", "$JS.API.STREAM.UPDATE.CAREHUB_DOCTORS"),
+        // A durable is deleted only by its own service.
+        (
+            "patient",
+            "$JS.API.CONSUMER.DELETE.CAREHUB_USERS.notify-service",
+        ),
+        (
+            "notify",
+            "$JS.API.CONSUMER.DELETE.CAREHUB_APPOINTMENTS.admin-audit",
+        ),
+        (
+            "gateway",
+            "$JS.API.CONSUMER.DELETE.CAREHUB_USERS.patient-service",
+        ),
     ] {
         let mut w = connect(&clinic, user).await;
-        w.nc.publish(format!("$JS.API.STREAM.UPDATE.{stream}"), "{}".into())
-            .await
-            .expect("publish");
-        w.refused("publish", &format!("$JS.API.STREAM.UPDATE.{stream}"))
-            .await;
+        w.nc.publish(subject, "{}".into()).await.expect("publish");
+        w.refused("publish", subject).await;
     }
 }

@@ -1,7 +1,8 @@
 //! The outbox keeps what it published: each relayed row moves to `outbox_sent` with the stream
 //! position JetStream acknowledged, stays there for `CAREHUB_OUTBOX_RETENTION`, and
 //! `carehub ops replay` publishes it again with its original id, which the stream stores once
-//! inside its duplicate window (`CAREHUB_STREAM_DUPLICATE_WINDOW`) and again after it.
+//! inside its duplicate window (`CAREHUB_STREAM_DUPLICATE_WINDOW`) and again after it. A relay
+//! publishes again what a stream lost; a consumer whose stream went back re-creates its durable.
 
 use crate::both_backends;
 use crate::harness::{Backend, Clinic, unique_email};
@@ -20,6 +21,8 @@ both_backends!(
     published_rows_past_the_retention_are_purged_and_younger_ones_kept,
     an_older_account_event_arriving_after_a_newer_one_changes_no_copy,
     events_a_stream_lost_after_acknowledging_them_are_published_again,
+    a_consumer_ahead_of_its_restored_stream_still_gets_the_new_events,
+    a_deleted_durable_is_created_again_from_its_last_applied_event,
 );
 
 /// One row of `outbox_sent`.
@@ -528,4 +531,166 @@ async fn events_a_stream_lost_after_acknowledging_them_are_published_again(b: Ba
             .map(|v| v.as_str().to_owned());
         assert_eq!(id.as_deref(), Some(row.id.as_str()));
     }
+}
+
+/// The consumer is ahead of its stream: the stream's messages went back to an older copy while
+/// the consumers' state stayed, so new events reuse sequences the durables believe done. Auth's
+/// own repair is off here, so only the consumers' position checks are at work.
+async fn a_consumer_ahead_of_its_restored_stream_still_gets_the_new_events(b: Backend) {
+    let in_process: Vec<Component> = Component::ALL
+        .iter()
+        .copied()
+        .filter(|c| *c != Component::Auth)
+        .collect();
+    let mut clinic =
+        Clinic::start_with(b, &[("CAREHUB_RECONCILE_INTERVAL", "1s")], &in_process).await;
+    clinic.spawn_child("auth", &[("CAREHUB_RECONCILE", "off")]);
+    until_serving(&clinic, "auth").await;
+    let auth_db = clinic.service_db("auth").await;
+    let patient_db = clinic.service_db("patient").await;
+    let has_all = |ids: Vec<String>| {
+        let db = &patient_db;
+        async move {
+            for id in &ids {
+                if !patient_copy_has(db, id).await {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    };
+    let (first, _) = register_and_wait(&clinic, &auth_db).await;
+    wait::until("the first account in the patient copy", DEADLINE, || {
+        has_all(vec![first.clone()])
+    })
+    .await;
+
+    let copy = clinic.dir.join("nats-store-copy");
+    clinic.nats.kill();
+    copy_tree(&clinic.nats.store_dir(), &copy);
+    clinic.nats.restart().await;
+    until_serving(&clinic, "auth").await;
+    let mut applied = Vec::new();
+    for _ in 0..5 {
+        applied.push(register_and_wait(&clinic, &auth_db).await.0);
+    }
+    wait::until("five more accounts in the patient copy", DEADLINE, || {
+        has_all(applied.clone())
+    })
+    .await;
+    let users = carehub_nats::streams::USERS.name;
+    let before = last_seq(&clinic, users).await;
+
+    // Only the stream's messages go back; every consumer keeps its state (delivered up to
+    // `before`).
+    clinic.nats.kill();
+    let relative = |root: &std::path::Path| {
+        let mut found = None;
+        for account in std::fs::read_dir(root.join("jetstream")).expect("jetstream dir") {
+            let dir = account.expect("account").path().join("streams").join(users);
+            if dir.is_dir() {
+                found = Some(dir);
+            }
+        }
+        found.expect("the account stream's directory")
+    };
+    let live = relative(&clinic.nats.store_dir());
+    let old = relative(&copy);
+    std::fs::remove_dir_all(live.join("msgs")).expect("remove the messages");
+    copy_tree(&old.join("msgs"), &live.join("msgs"));
+    clinic.nats.restart().await;
+    until_serving(&clinic, "auth").await;
+    assert!(
+        last_seq(&clinic, users).await < before,
+        "the stream went back"
+    );
+
+    // New accounts: their events take sequences the durables already passed.
+    let mut fresh = Vec::new();
+    for _ in 0..5 {
+        fresh.push(register_and_wait(&clinic, &auth_db).await.0);
+    }
+    wait::until(
+        "the new accounts in the patient copy",
+        Duration::from_secs(60),
+        || has_all(fresh.clone()),
+    )
+    .await;
+    // The patient service's durable was re-created from a start time.
+    let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
+    let mut durable = js
+        .get_stream(users)
+        .await
+        .expect("stream")
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("patient-service")
+        .await
+        .expect("the durable");
+    let info = durable.info().await.expect("info");
+    assert!(
+        matches!(
+            info.config.deliver_policy,
+            async_nats::jetstream::consumer::DeliverPolicy::ByStartTime { .. }
+        ),
+        "{:?}",
+        info.config.deliver_policy
+    );
+}
+
+/// Someone deletes a service's durable while it runs: the service creates it again, from a
+/// minute before the last event it applied (not from the stream's start), and misses nothing.
+async fn a_deleted_durable_is_created_again_from_its_last_applied_event(b: Backend) {
+    let clinic =
+        Clinic::start_with(b, &[("CAREHUB_RECONCILE_INTERVAL", "1s")], &Component::ALL).await;
+    let auth_db = clinic.service_db("auth").await;
+    let patient_db = clinic.service_db("patient").await;
+    let (first, _) = register_and_wait(&clinic, &auth_db).await;
+    wait::until(
+        "the first account in the patient copy",
+        DEADLINE,
+        || async { patient_copy_has(&patient_db, &first).await.then_some(()) },
+    )
+    .await;
+    let stored =
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM consumer_positions WHERE durable = 'patient-service'";
+    wait::until(
+        "the patient consumer's position stored",
+        DEADLINE,
+        || async {
+            let n: i64 =
+                with_db!(&patient_db, p => sqlx::query_scalar(stored).fetch_one(p).await).ok()?;
+            (n == 1).then_some(())
+        },
+    )
+    .await;
+
+    let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
+    let users = carehub_nats::streams::USERS.name;
+    js.get_stream(users)
+        .await
+        .expect("stream")
+        .delete_consumer("patient-service")
+        .await
+        .expect("delete the durable");
+    let (second, _) = register_and_wait(&clinic, &auth_db).await;
+    wait::until("the next account in the patient copy", DEADLINE, || async {
+        patient_copy_has(&patient_db, &second).await.then_some(())
+    })
+    .await;
+    let mut durable = js
+        .get_stream(users)
+        .await
+        .expect("stream")
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("patient-service")
+        .await
+        .expect("the durable is there again");
+    let info = durable.info().await.expect("info");
+    assert!(
+        matches!(
+            info.config.deliver_policy,
+            async_nats::jetstream::consumer::DeliverPolicy::ByStartTime { .. }
+        ),
+        "created again from the last applied event, not the stream's start: {:?}",
+        info.config.deliver_policy
+    );
+    assert_eq!(info.num_pending, 0, "nothing left behind");
 }

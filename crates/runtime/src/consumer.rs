@@ -22,8 +22,22 @@
 //! created without `max_deliver`) to this configuration: it keeps its position. A durable's
 //! name, stream and filter subject must never change: a new name or an emptied position would
 //! apply every stored event again.
+//!
+//! **Positions are checked, not trusted** ([`Durable::positions`]). After each applied event the
+//! consumer stores, in its service's database (`consumer_positions`), the stream sequence,
+//! `Nats-Msg-Id` and stream timestamp of that event. At open, after every NATS reconnect and
+//! every check interval it verifies that the stream still holds that event at that sequence
+//! and that the durable has not been delivered past the stream's last sequence. A stream that
+//! lost acknowledged messages (restored or rewound store) fails one of the two: the durable is
+//! then deleted and created again from the stored timestamp minus a minute, so events published
+//! since (which may reuse sequences the durable believes done) are delivered. Handlers are
+//! idempotent, so the overlap is harmless.
 
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, consumer::pull};
+use crate::db::{Db, now_ms};
+use crate::with_db;
+use async_nats::jetstream::{
+    self, AckKind, consumer::DeliverPolicy, consumer::PullConsumer, consumer::pull,
+};
 use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
@@ -37,6 +51,17 @@ pub const MAX_DELIVER: i64 = 20;
 pub(crate) const ACK_WAIT: Duration = Duration::from_secs(30);
 /// How long [`run`] waits before reopening a consumer that failed.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
+/// How far before the last applied event a re-created durable starts.
+const RESET_OVERLAP_MS: i64 = 60_000;
+
+/// Where a consumer stores and checks its position (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Positions {
+    db: Db,
+    /// How often the position is checked besides at open and after a reconnect; `None`: never
+    /// (`CAREHUB_RECONCILE=off`), positions are still stored.
+    check_every: Option<Duration>,
+}
 
 /// How a failed event is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +114,7 @@ pub struct Durable {
     /// even while one is retried; otherwise the server's default (1000).
     pub(crate) in_order: bool,
     pub(crate) retry: Retry,
+    pub(crate) positions: Option<Positions>,
 }
 
 impl Durable {
@@ -101,7 +127,16 @@ impl Durable {
             filter_subject: String::new(),
             in_order: false,
             retry: Retry::default(),
+            positions: None,
         }
+    }
+
+    /// Stores the position of each applied event in `db` (its `consumer_positions` table) and
+    /// checks it at open, after a reconnect and every `check_every` (`None`: never).
+    #[must_use]
+    pub fn positions(mut self, db: Db, check_every: Option<Duration>) -> Self {
+        self.positions = Some(Positions { db, check_every });
+        self
     }
 
     /// Reads only subjects matching `filter`.
@@ -149,7 +184,27 @@ pub(crate) async fn open(
     durable: &Durable,
 ) -> anyhow::Result<PullConsumer> {
     let stream = js.get_stream(&durable.stream).await?;
-    match stream.create_consumer(durable.config()).await {
+    let mut config = durable.config();
+    match stream.get_consumer::<pull::Config>(&durable.name).await {
+        Ok(mut existing) => {
+            if let Ok(info) = existing.info().await {
+                // A durable re-created from a start time keeps it: the server refuses to change it.
+                config.deliver_policy = info.config.deliver_policy;
+            }
+        }
+        // Missing (deleted by someone, or a stream restored without it): it starts again a
+        // minute before the last event this service applied, not from the stream's start.
+        Err(_) => {
+            if let Some(positions) = &durable.positions
+                && let Some(ms) = stored_time(durable, positions).await?
+            {
+                tracing::warn!(stream = %durable.stream, consumer = %durable.name,
+                    "the durable consumer is missing; creating it again from the last applied event");
+                config.deliver_policy = start_at(ms - RESET_OVERLAP_MS)?;
+            }
+        }
+    }
+    match stream.create_consumer(config).await {
         Ok(consumer) => Ok(consumer),
         Err(update) => match stream.get_consumer::<pull::Config>(&durable.name).await {
             Ok(consumer) => {
@@ -202,14 +257,41 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let consumer = tokio::select! {
+    let mut consumer = tokio::select! {
         () = stop.cancelled() => return Ok(()),
         c = open(js, durable) => c?,
     };
+    let checks = durable
+        .positions
+        .as_ref()
+        .and_then(|p| p.check_every.map(|every| (p, every)));
+    let connects = js.client().statistics();
+    let mut seen_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some((positions, _)) = checks
+        && let Some(fresh) = check_position(js, durable, positions).await?
+    {
+        consumer = fresh;
+    }
     let mut messages = consumer.messages().await?;
+    // Reconnects are looked for every second; the full check runs at its interval.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_check = tokio::time::Instant::now();
     loop {
         let msg = tokio::select! {
             () = stop.cancelled() => return Ok(()),
+            _ = tick.tick(), if checks.is_some() => {
+                let Some((positions, every)) = checks else { continue };
+                let now_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
+                if now_connects == seen_connects && last_check.elapsed() < every {
+                    continue;
+                }
+                seen_connects = now_connects;
+                last_check = tokio::time::Instant::now();
+                if let Some(fresh) = check_position(js, durable, positions).await? {
+                    messages = fresh.messages().await?;
+                }
+                continue;
+            }
             next = messages.next() => match next {
                 Some(m) => m?,
                 None => anyhow::bail!("the message stream ended"),
@@ -274,7 +356,14 @@ where
     let ack = ack_for(&outcome, delivered, &durable.retry);
     let consumer = durable.name.as_str();
     match &outcome {
-        Outcome::Applied => {}
+        Outcome::Applied => {
+            if let Some(positions) = &durable.positions
+                && let Err(e) = store_position(durable, positions, msg).await
+            {
+                // Only the check's precision suffers: the event is applied.
+                tracing::warn!(error = %e, consumer, stream_sequence, "consumer position not stored");
+            }
+        }
         Outcome::Undecodable(e) => {
             tracing::error!(error = %e, consumer, stream_sequence, subject = %msg.subject,
                 "undecodable event terminated");
@@ -302,6 +391,120 @@ where
         // Harmless: the server delivers the event again after the ack wait.
         tracing::warn!(error = %e, consumer, stream_sequence, "acknowledgement not sent");
     }
+}
+
+/// Records `msg` as the last event `durable` applied.
+async fn store_position(
+    durable: &Durable,
+    positions: &Positions,
+    msg: &jetstream::Message,
+) -> anyhow::Result<()> {
+    let info = msg.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let seq = i64::try_from(info.stream_sequence).unwrap_or(i64::MAX);
+    let published_ms =
+        i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let msg_id = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_owned());
+    let sql = "INSERT INTO consumer_positions (durable, stream, stream_seq, msg_id, stream_ts, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (durable) DO UPDATE SET stream = excluded.stream, stream_seq = excluded.stream_seq,
+                   msg_id = excluded.msg_id, stream_ts = excluded.stream_ts, updated_at = excluded.updated_at";
+    with_db!(&positions.db, p => sqlx::query(sql)
+        .bind(&durable.name).bind(&durable.stream).bind(seq).bind(&msg_id).bind(published_ms).bind(now_ms())
+        .execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Checks `durable`'s position (see the module documentation); when the stream no longer holds
+/// it, or the durable is past the stream's end, re-creates the durable from the stored time
+/// minus a minute and returns it.
+///
+/// # Errors
+/// When JetStream or the database does not answer (the consumer is then reopened).
+async fn check_position(
+    js: &jetstream::Context,
+    durable: &Durable,
+    positions: &Positions,
+) -> anyhow::Result<Option<PullConsumer>> {
+    ::metrics::counter!("carehub_reconcile_runs_total", "component" => durable.component, "kind" => "consumer_positions")
+        .increment(1);
+    let mut stream = js.get_stream(&durable.stream).await?;
+    let last = stream.info().await?.state.last_sequence;
+    let delivered = match stream.get_consumer::<pull::Config>(&durable.name).await {
+        Ok(mut c) => c.info().await?.delivered.stream_sequence,
+        Err(_) => 0,
+    };
+    let sql = "SELECT stream_seq, msg_id, stream_ts FROM consumer_positions WHERE durable = $1 AND stream = $2";
+    let stored: Option<(i64, Option<String>, i64)> = with_db!(&positions.db, p => sqlx::query_as(sql)
+        .bind(&durable.name).bind(&durable.stream).fetch_optional(p).await)?;
+    let ahead = delivered > last;
+    let lost = match &stored {
+        Some((seq, Some(id), _)) => match u64::try_from(*seq) {
+            Ok(seq) => match stream.get_raw_message(seq).await {
+                Ok(m) => m
+                    .headers
+                    .get("Nats-Msg-Id")
+                    .is_none_or(|v| v.as_str() != id),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                    ) =>
+                {
+                    true
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Err(_) => true,
+        },
+        _ => false,
+    };
+    if !ahead && !lost {
+        return Ok(None);
+    }
+    ::metrics::counter!("carehub_stream_rewind_detected_total", "component" => durable.component, "stream" => durable.stream.clone())
+        .increment(1);
+    ::metrics::counter!("carehub_consumer_reset_total", "component" => durable.component, "durable" => durable.name.clone())
+        .increment(1);
+    let start_ms = stored.as_ref().map(|(_, _, ts)| ts - RESET_OVERLAP_MS);
+    tracing::warn!(
+        stream = %durable.stream,
+        consumer = %durable.name,
+        stream_last_seq = last,
+        delivered,
+        stored_seq = stored.as_ref().map(|s| s.0),
+        ahead,
+        lost,
+        "the stream no longer holds what this consumer applied; re-creating the durable from its last applied time"
+    );
+    if let Err(e) = stream.delete_consumer(&durable.name).await {
+        tracing::debug!(error = %e, consumer = %durable.name, "deleting the durable (may be gone)");
+    }
+    let mut config = durable.config();
+    config.deliver_policy = match start_ms {
+        Some(ms) => start_at(ms)?,
+        None => DeliverPolicy::All,
+    };
+    Ok(Some(stream.create_consumer(config).await?))
+}
+
+/// Delivery from `ms` (Unix milliseconds) on.
+fn start_at(ms: i64) -> anyhow::Result<DeliverPolicy> {
+    Ok(DeliverPolicy::ByStartTime {
+        start_time: time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(ms.max(0)) * 1_000_000,
+        )?,
+    })
+}
+
+/// The stream time of the last event `durable` applied, if one is stored.
+async fn stored_time(durable: &Durable, positions: &Positions) -> anyhow::Result<Option<i64>> {
+    let sql = "SELECT stream_ts FROM consumer_positions WHERE durable = $1 AND stream = $2";
+    Ok(with_db!(&positions.db, p => sqlx::query_scalar(sql)
+        .bind(&durable.name).bind(&durable.stream).fetch_optional(p).await)?)
 }
 
 #[cfg(test)]

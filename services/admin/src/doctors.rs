@@ -16,6 +16,7 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
     feed(
         running,
         js,
+        core,
         &carehub_nats::streams::DOCTORS,
         "admin-doctors",
         move |e: DoctorEvent| {

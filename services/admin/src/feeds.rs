@@ -19,6 +19,7 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
     feed(
         running,
         js,
+        core,
         &carehub_nats::streams::AUDIT,
         "admin-audit",
         move |e: AuditEntry| {
@@ -31,10 +32,11 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
 }
 
 /// Runs the admin service's durable consumer `name` of the whole of `stream` as a task of
-/// `running`, applying each event with `apply`.
+/// `running`, applying each event with `apply`; its position is kept in the admin database.
 pub(crate) fn feed<T, F, Fut, E>(
     running: &Running,
     js: &jetstream::Context,
+    core: &Core,
     stream: &StreamSpec,
     name: &str,
     apply: F,
@@ -44,7 +46,9 @@ pub(crate) fn feed<T, F, Fut, E>(
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: Display + Send + 'static,
 {
-    let durable = Durable::new(crate::SPEC.name, stream.name, name).filter(stream.subjects);
+    let durable = Durable::new(crate::SPEC.name, stream.name, name)
+        .filter(stream.subjects)
+        .positions(core.db.clone(), core.cfg.relay.check_every);
     running.spawn(carehub_runtime::consumer::run(
         js.clone(),
         durable,

@@ -15,6 +15,7 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, core: &Core) {
     feed(
         running,
         js,
+        core,
         &carehub_nats::streams::USERS,
         "admin-users",
         move |e: UserEvent| {

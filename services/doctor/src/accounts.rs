@@ -20,6 +20,7 @@ pub(crate) async fn consume(
     svc: DoctorService,
     js: jetstream::Context,
     durable: String,
+    check_every: Option<std::time::Duration>,
     stop: CancellationToken,
 ) {
     let durable = Durable::new(
@@ -31,7 +32,8 @@ pub(crate) async fn consume(
         "{}.>",
         carehub_nats::auth::subject::USER_EVENT_PREFIX
     ))
-    .in_order();
+    .in_order()
+    .positions(svc.db().clone(), check_every);
     carehub_runtime::consumer::run(js, durable, stop, move |event: UserEvent| {
         let svc = svc.clone();
         async move { apply(&svc, &event).await }

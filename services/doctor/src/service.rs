@@ -67,6 +67,7 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
         svc.clone(),
         js,
         cfg.consumer.clone(),
+        cfg.relay.check_every,
         running.stop_token(),
     ));
     let micro = carehub_bus::serve!(&bus, SPEC, cfg.max_in_flight, svc,
@@ -209,7 +210,7 @@ fn change_error(e: ChangeError) -> WireError {
 }
 
 impl DoctorService {
-    fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         &self.inner.db
     }
 

@@ -45,6 +45,8 @@ pub struct NotifyConfig {
     pub(crate) max_in_flight: usize,
     /// How the JetStream streams are made (copies, duplicate window).
     pub(crate) streams: carehub_bus::streams::StreamOptions,
+    /// How often the consumers check their positions (`None`: never).
+    pub(crate) check_every: Option<Duration>,
 }
 
 impl NotifyConfig {
@@ -104,6 +106,7 @@ impl NotifyConfig {
             mail_lease: env.secs("CAREHUB_MAIL_LEASE", Duration::from_secs(120))?,
             max_in_flight: common.max_in_flight,
             streams: common.streams,
+            check_every: common.relay.check_every,
         };
         if cfg.mail_max_attempts == 0 {
             return Err(ConfigError {

@@ -77,6 +77,7 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
         .await
         .context("subscribing to password resets")?;
     let max_in_flight = cfg.max_in_flight;
+    let check_every = cfg.check_every;
     let svc = NotifyService {
         inner: Arc::new(Inner {
             db,
@@ -92,7 +93,8 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     let s = svc.clone();
     running.spawn(carehub_runtime::consumer::run(
         js.clone(),
-        Durable::new(SPEC.name, carehub_nats::streams::USERS.name, USERS_CONSUMER),
+        Durable::new(SPEC.name, carehub_nats::streams::USERS.name, USERS_CONSUMER)
+            .positions(svc.db().clone(), check_every),
         stop.clone(),
         move |e: UserEvent| {
             let s = s.clone();
@@ -106,7 +108,8 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
             SPEC.name,
             carehub_nats::streams::APPOINTMENTS.name,
             APPOINTMENTS_CONSUMER,
-        ),
+        )
+        .positions(svc.db().clone(), check_every),
         stop.clone(),
         move |e: AppointmentEvent| {
             let s = s.clone();

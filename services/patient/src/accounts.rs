@@ -16,11 +16,18 @@ use tokio_util::sync::CancellationToken;
 pub(crate) const DURABLE: &str = "patient-service";
 
 /// Consumes account events until `stop` is cancelled, reattaching after any failure.
-pub(crate) async fn run(db: Db, js: jetstream::Context, stop: CancellationToken) {
-    let durable = Durable::new(crate::SPEC.name, streams::USERS.name, DURABLE).filter(&format!(
-        "{}.>",
-        carehub_nats::auth::subject::USER_EVENT_PREFIX
-    ));
+pub(crate) async fn run(
+    db: Db,
+    js: jetstream::Context,
+    check_every: Option<std::time::Duration>,
+    stop: CancellationToken,
+) {
+    let durable = Durable::new(crate::SPEC.name, streams::USERS.name, DURABLE)
+        .filter(&format!(
+            "{}.>",
+            carehub_nats::auth::subject::USER_EVENT_PREFIX
+        ))
+        .positions(db.clone(), check_every);
     carehub_runtime::consumer::run(js, durable, stop, move |event: UserEvent| {
         let db = db.clone();
         async move { store::apply_account(&db, &event).await }

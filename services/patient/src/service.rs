@@ -66,7 +66,12 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
     running.spawn(async move {
         let _ = relay_task.await;
     });
-    running.spawn(crate::accounts::run(db.clone(), js, running.stop_token()));
+    running.spawn(crate::accounts::run(
+        db.clone(),
+        js,
+        cfg.relay.check_every,
+        running.stop_token(),
+    ));
     let max_in_flight = cfg.max_in_flight;
     let svc = PatientService {
         inner: Arc::new(Inner {
