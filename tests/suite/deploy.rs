@@ -299,6 +299,11 @@ impl Deployment {
     /// Starts the cluster, then every carehub service of docker-compose.yml (one-shot ones to
     /// completion first), and waits until the gateway's `/readyz` answers 200.
     pub(crate) async fn start() -> Deployment {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`Deployment::start`], with `extra` variables set for every carehub process.
+    pub(crate) async fn start_with(extra: &[(&str, &str)]) -> Deployment {
         let nats = NatsCluster::start().await;
         let text = std::fs::read_to_string(compose_file()).expect("docker-compose.yml");
         let doc: Value = serde_norway::from_str(&text).expect("docker-compose.yml parses");
@@ -379,6 +384,9 @@ impl Deployment {
             let data = dir.join("data").join(&s.name);
             std::fs::create_dir_all(&data).expect("data dir");
             env.insert("CAREHUB_DATA_DIR".into(), data.display().to_string());
+            for (k, v) in extra {
+                env.insert((*k).to_owned(), (*v).to_owned());
+            }
             let log = std::fs::File::create(dir.join(format!("{}.log", s.name))).expect("log");
             let mut child = Command::new(env!("CARGO_BIN_EXE_carehub"))
                 .args(&s.command)
@@ -417,6 +425,20 @@ impl Deployment {
         })
         .await;
         deployment
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the carehub process of compose service `name`.
+    pub(crate) fn signal(&self, name: &str, signal: &str) {
+        let proc = self
+            .procs
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no compose service {name}"));
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &proc.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{signal} {name}");
     }
 
     /// The names of the carehub processes that exited.

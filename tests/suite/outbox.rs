@@ -378,7 +378,7 @@ async fn an_older_account_event_arriving_after_a_newer_one_changes_no_copy(b: Ba
 }
 
 /// Copies the directory tree `from` into `to` (which must not exist).
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+pub(crate) fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).expect("create the copy");
     for entry in std::fs::read_dir(from).expect("read the store") {
         let entry = entry.expect("entry");

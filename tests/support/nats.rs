@@ -231,6 +231,16 @@ impl NatsServer {
         self.child.is_running()
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the server process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.pid().expect("the server runs");
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
     /// Kills the server with SIGKILL, as a crash would, and reaps it. Does nothing if it is not
     /// running. The port and the JetStream store are kept for [`restart`](Self::restart).
     pub(crate) fn kill(&mut self) {
