@@ -51,6 +51,8 @@ pub const MAX_DELIVER: i64 = 20;
 pub(crate) const ACK_WAIT: Duration = Duration::from_secs(30);
 /// How long [`run`] waits before reopening a consumer that failed.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
+/// How soon a position check that failed is tried again.
+const CHECK_RETRY: Duration = Duration::from_secs(5);
 /// How far before the last applied event a re-created durable starts.
 const RESET_OVERLAP_MS: i64 = 60_000;
 
@@ -267,29 +269,44 @@ where
         .and_then(|p| p.check_every.map(|every| (p, every)));
     let connects = js.client().statistics();
     let mut seen_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
-    if let Some((positions, _)) = checks
-        && let Some(fresh) = check_position(js, durable, positions).await?
-    {
-        consumer = fresh;
+    if let Some((positions, _)) = checks {
+        match check_position(js, durable, positions).await {
+            Ok(Some(fresh)) => consumer = fresh,
+            Ok(None) => {}
+            // Consuming goes on without the check (NATS busy, or a permission missing: see
+            // docs/OPERATIONS.md); it is tried again at the next interval or reconnect.
+            Err(e) => {
+                tracing::warn!(error = %e, consumer = %durable.name, "consumer position check failed");
+            }
+        }
     }
     let mut messages = consumer.messages().await?;
     // Reconnects are looked for every second; the full check runs at its interval.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last_check = tokio::time::Instant::now();
+    let mut next_check = checks.map(|(_, every)| tokio::time::Instant::now() + every);
     loop {
         let msg = tokio::select! {
             () = stop.cancelled() => return Ok(()),
             _ = tick.tick(), if checks.is_some() => {
-                let Some((positions, every)) = checks else { continue };
+                let (Some((positions, every)), Some(due)) = (checks, next_check) else { continue };
                 let now_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
-                if now_connects == seen_connects && last_check.elapsed() < every {
+                if now_connects == seen_connects && tokio::time::Instant::now() < due {
                     continue;
                 }
                 seen_connects = now_connects;
-                last_check = tokio::time::Instant::now();
-                if let Some(fresh) = check_position(js, durable, positions).await? {
-                    messages = fresh.messages().await?;
-                }
+                let retry = match check_position(js, durable, positions).await {
+                    Ok(Some(fresh)) => {
+                        messages = fresh.messages().await?;
+                        every
+                    }
+                    Ok(None) => every,
+                    // Right after a reconnect JetStream may not answer yet: again shortly.
+                    Err(e) => {
+                        tracing::warn!(error = %e, consumer = %durable.name, "consumer position check failed");
+                        CHECK_RETRY.min(every)
+                    }
+                };
+                next_check = Some(tokio::time::Instant::now() + retry);
                 continue;
             }
             next = messages.next() => match next {

@@ -132,6 +132,8 @@ impl Default for RelayOptions {
 
 /// Published rows deleted per statement when the retention is purged.
 const PURGE_BATCH: i64 = 1000;
+/// How soon a position check that failed is tried again.
+const CHECK_RETRY: Duration = Duration::from_secs(5);
 /// How often published rows past the retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -190,25 +192,29 @@ impl Relay {
         tokio::spawn(async move {
             let mut sampled: Option<tokio::time::Instant> = None;
             let mut purged: Option<tokio::time::Instant> = None;
-            let mut checked: Option<(tokio::time::Instant, u64)> = None;
             let connects = self.js.client().statistics();
+            let mut seen_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
+            let mut next_check = tokio::time::Instant::now();
             loop {
-                if let Some(every) = self.options.check_every {
-                    let now_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
-                    let due = checked
-                        .is_none_or(|(at, seen)| at.elapsed() >= every || seen != now_connects);
-                    if due {
-                        match self.check_positions().await {
-                            Ok(_) => checked = Some((tokio::time::Instant::now(), now_connects)),
-                            // Tried again on the next turn of the loop: NATS is probably away.
-                            Err(e) => tracing::debug!(error = %e, "outbox position check"),
-                        }
-                    }
-                }
                 if purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
                     purged = Some(tokio::time::Instant::now());
                     if let Err(e) = self.purge_sent().await {
                         tracing::warn!(error = %e, "purging published outbox rows");
+                    }
+                }
+                if let Some(every) = self.options.check_every {
+                    let now_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
+                    if tokio::time::Instant::now() >= next_check || now_connects != seen_connects {
+                        seen_connects = now_connects;
+                        next_check = match self.check_positions().await {
+                            Ok(_) => tokio::time::Instant::now() + every,
+                            // NATS away, or a permission missing (docs/OPERATIONS.md): publishing
+                            // goes on, and the check is tried again a little later.
+                            Err(e) => {
+                                tracing::warn!(error = %e, "outbox position check failed; trying again shortly");
+                                tokio::time::Instant::now() + CHECK_RETRY.min(every)
+                            }
+                        };
                     }
                 }
                 if crate::metrics::enabled()
