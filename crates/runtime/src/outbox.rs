@@ -26,6 +26,7 @@
 //!     stream TEXT NOT NULL, stream_seq BIGINT NOT NULL
 //! );
 //! CREATE INDEX outbox_sent_created_at ON outbox_sent (created_at);
+//! CREATE INDEX outbox_sent_stream ON outbox_sent (stream, id);
 //! ```
 
 use crate::db::{Db, StoreError, now_ms};
