@@ -254,51 +254,37 @@ async fn bookings_survive_losing_the_stream_leader_and_the_gateways_nats_node() 
 
 /// How often each appointment's `requested` event is in the stream.
 async fn requested_events(js: &async_nats::jetstream::Context) -> Option<HashMap<String, usize>> {
-    use async_nats::jetstream::consumer::pull;
-    use futures::StreamExt as _;
-    let stream = js.get_stream("CAREHUB_APPOINTMENTS").await.ok()?;
-    let consumer = stream
-        .create_consumer(pull::Config {
-            filter_subject: "carehub.events.appointment.requested".into(),
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
-            ..Default::default()
-        })
-        .await
-        .ok()?;
-    let pending = consumer.cached_info().num_pending;
-    let mut counts = HashMap::new();
-    let mut seen = 0u64;
-    while seen < pending {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(500)
-            .expires(Duration::from_secs(1))
-            .messages()
-            .await
-            .ok()?;
-        let mut got = 0;
-        while let Some(Ok(m)) = batch.next().await {
-            got += 1;
-            let e: Value = serde_json::from_slice(&m.payload).ok()?;
-            let id = e["appointment"]["id"].as_str()?.to_owned();
-            *counts.entry(id).or_insert(0) += 1;
-        }
-        if got == 0 {
-            return None;
-        }
-        seen += got;
-    }
-    Some(counts)
+    event_counts(
+        js,
+        "CAREHUB_APPOINTMENTS",
+        "carehub.events.appointment.requested",
+        |e| e["appointment"]["id"].as_str(),
+    )
+    .await
 }
 
 /// How often each account's `registered` event is in `CAREHUB_USERS`.
 async fn registered_events(js: &async_nats::jetstream::Context) -> Option<HashMap<String, usize>> {
+    event_counts(js, "CAREHUB_USERS", "carehub.events.user.registered", |e| {
+        e["user"]["id"].as_str()
+    })
+    .await
+}
+
+/// How many events on `filter` of `stream` name each id (`id_of` an event), read through an
+/// ephemeral consumer; `None` while the stream cannot be read whole.
+async fn event_counts(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    filter: &str,
+    id_of: impl Fn(&Value) -> Option<&str>,
+) -> Option<HashMap<String, usize>> {
     use async_nats::jetstream::consumer::pull;
     use futures::StreamExt as _;
-    let stream = js.get_stream("CAREHUB_USERS").await.ok()?;
+    let stream = js.get_stream(stream).await.ok()?;
     let consumer = stream
         .create_consumer(pull::Config {
-            filter_subject: "carehub.events.user.registered".into(),
+            filter_subject: filter.into(),
             ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
             ..Default::default()
         })
@@ -319,9 +305,7 @@ async fn registered_events(js: &async_nats::jetstream::Context) -> Option<HashMa
         while let Some(Ok(m)) = batch.next().await {
             got += 1;
             let e: Value = serde_json::from_slice(&m.payload).ok()?;
-            *counts
-                .entry(e["user"]["id"].as_str()?.to_owned())
-                .or_insert(0) += 1;
+            *counts.entry(id_of(&e)?.to_owned()).or_insert(0) += 1;
         }
         if got == 0 {
             return None;

@@ -399,6 +399,29 @@ async fn until_serving(clinic: &Clinic, service: &str) {
     .await;
 }
 
+/// The patient service's durable on the account stream, as the server describes it now.
+async fn patient_durable(clinic: &Clinic) -> async_nats::jetstream::consumer::Info {
+    let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
+    js.get_stream(carehub_nats::streams::USERS.name)
+        .await
+        .expect("stream")
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("patient-service")
+        .await
+        .expect("the durable")
+        .info()
+        .await
+        .expect("info")
+        .clone()
+}
+
+/// Whether a durable was created to start at a time (re-created from a stored position).
+fn created_from_a_time(info: &async_nats::jetstream::consumer::Info) -> bool {
+    matches!(
+        info.config.deliver_policy,
+        async_nats::jetstream::consumer::DeliverPolicy::ByStartTime { .. }
+    )
+}
+
 /// Whether the patient service's account copy holds `id`.
 async fn patient_copy_has(db: &Db, id: &str) -> bool {
     let sql = "SELECT CAST(COUNT(*) AS BIGINT) FROM accounts WHERE id = $1";
@@ -617,20 +640,9 @@ async fn a_consumer_ahead_of_its_restored_stream_still_gets_the_new_events(b: Ba
     )
     .await;
     // The patient service's durable was re-created from a start time.
-    let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
-    let mut durable = js
-        .get_stream(users)
-        .await
-        .expect("stream")
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("patient-service")
-        .await
-        .expect("the durable");
-    let info = durable.info().await.expect("info");
+    let info = patient_durable(&clinic).await;
     assert!(
-        matches!(
-            info.config.deliver_policy,
-            async_nats::jetstream::consumer::DeliverPolicy::ByStartTime { .. }
-        ),
+        created_from_a_time(&info),
         "{:?}",
         info.config.deliver_policy
     );
@@ -676,19 +688,9 @@ async fn a_deleted_durable_is_created_again_from_its_last_applied_event(b: Backe
         patient_copy_has(&patient_db, &second).await.then_some(())
     })
     .await;
-    let mut durable = js
-        .get_stream(users)
-        .await
-        .expect("stream")
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("patient-service")
-        .await
-        .expect("the durable is there again");
-    let info = durable.info().await.expect("info");
+    let info = patient_durable(&clinic).await;
     assert!(
-        matches!(
-            info.config.deliver_policy,
-            async_nats::jetstream::consumer::DeliverPolicy::ByStartTime { .. }
-        ),
+        created_from_a_time(&info),
         "created again from the last applied event, not the stream's start: {:?}",
         info.config.deliver_policy
     );
