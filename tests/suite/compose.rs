@@ -7,6 +7,7 @@ use crate::deploy::{Deployment, compose_file};
 use crate::support::nats::NatsCredentials;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 fn nats_server() -> std::path::PathBuf {
     carehub_natsd::nats_server_binary().expect("nats-server is installed")
@@ -125,10 +126,19 @@ async fn every_compose_service_runs_as_a_local_process_until_the_gateway_is_read
     let mut d = Deployment::start().await;
     assert!(d.exited().is_empty(), "exited: {:?}", d.exited());
     // Streams were created with three copies, as CAREHUB_STREAM_REPLICAS=3 asks.
+    // A loaded machine may answer a JetStream API request late while the stream's leader is
+    // still being elected; the stream only has to be there within the deadline.
     let js = async_nats::jetstream::new(d.nats.client_as("ops").await);
-    let mut stream = js.get_stream("CAREHUB_APPOINTMENTS").await.unwrap();
-    let info = stream.info().await.unwrap();
-    assert_eq!(info.config.num_replicas, 3);
+    let replicas = crate::support::wait::until(
+        "CAREHUB_APPOINTMENTS answers its info",
+        Duration::from_secs(30),
+        || async {
+            let mut stream = js.get_stream("CAREHUB_APPOINTMENTS").await.ok()?;
+            Some(stream.info().await.ok()?.config.num_replicas)
+        },
+    )
+    .await;
+    assert_eq!(replicas, 3);
     let http = reqwest::Client::new();
     let r = http
         .post(format!("{}/api/auth/register", d.base))
@@ -139,7 +149,9 @@ async fn every_compose_service_runs_as_a_local_process_until_the_gateway_is_read
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 202, "auth answers through the gateway");
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    assert_eq!(status, 202, "auth answers through the gateway: {body}");
 }
 
 /// Every shipped single-node and cluster config makes JetStream acknowledge a message only once
