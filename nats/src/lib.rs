@@ -10,7 +10,8 @@
 //! - [`time`] how instants are written (RFC 3339 UTC);
 //! - [`auth`], [`doctor`], [`patient`], [`appointment`], [`notify`], [`audit`]: each domain's
 //!   requests, replies and events, and its subjects in one `subject` module each;
-//! - [`hub`] the websocket frames of the hub.
+//! - [`hub`] the websocket frames of the hub;
+//! - [`sync`] the version lists and batch gets copies are reconciled with.
 
 /// Pairs a request type with its reply, subject and micro endpoint name:
 /// `rpc!(Login => Session, subject::LOGIN, "login");`. Every request of the contract is declared
@@ -35,6 +36,7 @@ pub mod notify;
 pub mod patient;
 pub mod rpc;
 pub mod streams;
+pub mod sync;
 pub mod time;
 
 pub use error::{ErrorCode, ErrorDetails, WireError};

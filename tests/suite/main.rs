@@ -43,6 +43,7 @@ mod notifications;
 mod ops;
 mod outbox;
 mod patients;
+mod reconcile;
 mod reschedule;
 mod resilience;
 mod revocation;

@@ -382,3 +382,88 @@ async fn streams_are_read_by_sequence_and_changed_only_by_the_services_that_use_
         w.refused("publish", subject).await;
     }
 }
+
+/// The version lists and batch gets copies are reconciled with (`carehub.auth.account_versions`,
+/// `carehub.auth.accounts`, `carehub.doctor.versions`, `carehub.doctor.snapshots`) answer the
+/// services that keep those copies, and nobody else may ask: they hold every account's email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_services_that_keep_a_copy_may_ask_for_versions() {
+    use carehub_nats::sync::subject as sync;
+    let clinic = Clinic::start(Backend::Sqlite).await;
+    let email = unique_email("versions");
+    clinic.patient(&email).await;
+    let asks = [
+        (
+            sync::ACCOUNT_VERSIONS,
+            &["doctor", "patient", "notify", "admin"][..],
+        ),
+        (
+            sync::ACCOUNTS,
+            &["doctor", "patient", "notify", "admin"][..],
+        ),
+        (sync::DOCTOR_VERSIONS, &["admin"][..]),
+        (sync::DOCTORS, &["admin"][..]),
+    ];
+    for (subject, allowed) in asks {
+        let body = if subject.ends_with("versions") {
+            json!({})
+        } else {
+            json!({"ids": []})
+        };
+        let payload = serde_json::to_vec(&body).unwrap();
+        for user in [
+            "auth", "doctor", "patient", "notify", "admin", "hub", "gateway", "ops",
+        ] {
+            let mut w = connect(&clinic, user).await;
+            if allowed.contains(&user) {
+                let reply =
+                    w.nc.request(subject, payload.clone().into())
+                        .await
+                        .unwrap_or_else(|e| panic!("{user} asks {subject}: {e}"));
+                let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+                assert!(
+                    v["items"].is_array() || v["accounts"].is_array() || v["doctors"].is_array(),
+                    "{user} on {subject}: {v}"
+                );
+                assert!(w.no_errors().await, "{user} on {subject}");
+            } else {
+                w.nc.publish(subject, payload.clone().into()).await.unwrap();
+                w.refused("publish", subject).await;
+            }
+        }
+    }
+    // What the auth service answers: the new account with its version, and its state by id.
+    let mut patient = connect(&clinic, "patient").await;
+    let page: serde_json::Value = serde_json::from_slice(
+        &patient
+            .nc
+            .request(sync::ACCOUNT_VERSIONS, b"{}".to_vec().into())
+            .await
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{page}");
+    let ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let found: serde_json::Value = serde_json::from_slice(
+        &patient
+            .nc
+            .request(
+                sync::ACCOUNTS,
+                serde_json::to_vec(&json!({"ids": ids})).unwrap().into(),
+            )
+            .await
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    let accounts = found["accounts"].as_array().unwrap();
+    assert!(
+        accounts
+            .iter()
+            .any(|a| a["user"]["email"] == email.as_str() && a["version"] == 1),
+        "{found}"
+    );
+    assert!(patient.no_errors().await);
+}

@@ -231,7 +231,7 @@ async fn published_rows_past_the_retention_are_purged_and_younger_ones_kept(b: B
 
 /// Every service's copy of the account `id`: (service, display name, status, account version).
 /// The admin service keeps no status; it reads as "-".
-async fn copies(clinic: &Clinic, id: &str) -> Vec<(&'static str, String, String, i64)> {
+pub(crate) async fn copies(clinic: &Clinic, id: &str) -> Vec<(&'static str, String, String, i64)> {
     let reads = [
         (
             "doctor",
@@ -265,7 +265,7 @@ async fn copies(clinic: &Clinic, id: &str) -> Vec<(&'static str, String, String,
 }
 
 /// Waits until every durable consumer of the account stream has acknowledged everything.
-async fn account_consumers_caught_up(clinic: &Clinic) {
+pub(crate) async fn account_consumers_caught_up(clinic: &Clinic) {
     wait::until("every account consumer caught up", DEADLINE, || async {
         let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
         let stream = js
@@ -392,7 +392,7 @@ pub(crate) fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
 }
 
 /// Waits until an instance of `service` answers `$SRV.PING` (after a start or a reconnect).
-async fn until_serving(clinic: &Clinic, service: &str) {
+pub(crate) async fn until_serving(clinic: &Clinic, service: &str) {
     wait::until(&format!("{service} answering"), DEADLINE, || async {
         (!clinic.srv("PING", service, 1).await.is_empty()).then_some(())
     })

@@ -63,6 +63,8 @@ pub struct Positions {
     /// How often the position is checked besides at open and after a reconnect; `None`: never
     /// (`CAREHUB_RECONCILE=off`), positions are still stored.
     check_every: Option<Duration>,
+    /// Woken after the durable was re-created, so the copy it feeds is reconciled at once.
+    after_reset: Option<crate::reconcile::Trigger>,
 }
 
 /// How a failed event is retried.
@@ -137,7 +139,21 @@ impl Durable {
     /// checks it at open, after a reconnect and every `check_every` (`None`: never).
     #[must_use]
     pub fn positions(mut self, db: Db, check_every: Option<Duration>) -> Self {
-        self.positions = Some(Positions { db, check_every });
+        self.positions = Some(Positions {
+            db,
+            check_every,
+            after_reset: None,
+        });
+        self
+    }
+
+    /// Wakes `trigger` whenever the durable was re-created (after [`Durable::positions`]), so
+    /// the copy this consumer feeds runs its reconciliation pass at once.
+    #[must_use]
+    pub fn reconcile_after_reset(mut self, trigger: crate::reconcile::Trigger) -> Self {
+        if let Some(p) = &mut self.positions {
+            p.after_reset = Some(trigger);
+        }
         self
     }
 
@@ -203,6 +219,9 @@ pub(crate) async fn open(
                 tracing::warn!(stream = %durable.stream, consumer = %durable.name,
                     "the durable consumer is missing; creating it again from the last applied event");
                 config.deliver_policy = start_at(ms - RESET_OVERLAP_MS)?;
+                if let Some(trigger) = &positions.after_reset {
+                    trigger.wake();
+                }
             }
         }
     }
@@ -497,6 +516,9 @@ async fn check_position(
         lost,
         "the stream no longer holds what this consumer applied; re-creating the durable from its last applied time"
     );
+    if let Some(trigger) = &positions.after_reset {
+        trigger.wake();
+    }
     if let Err(e) = stream.delete_consumer(&durable.name).await {
         tracing::debug!(error = %e, consumer = %durable.name, "deleting the durable (may be gone)");
     }

@@ -9,6 +9,7 @@
 //! - [`shutdown`] turns signals into one cancellation token;
 //! - [`outbox`] publishes events written in a service's transactions to JetStream;
 //! - [`consumer`] runs a durable JetStream consumer: decode, apply, acknowledge, retry, terminate;
+//! - [`reconcile`] compares a copy with its owner's version list and repairs what is behind;
 //! - [`service`] the handle of a running service instance;
 //! - [`cache`] a read-through cache that events invalidate;
 //! - [`absence`] the rule for a doctor's absence over confirmed appointments;
@@ -23,6 +24,7 @@ pub mod db;
 mod fault;
 pub mod metrics;
 pub mod outbox;
+pub mod reconcile;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

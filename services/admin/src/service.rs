@@ -76,7 +76,7 @@ pub async fn start(cfg: AdminConfig, bus: Bus, db: Db) -> anyhow::Result<Running
         r.stop(None);
         let _ = router_task.await;
     });
-    crate::feeds::spawn(&running, &js, &core);
+    crate::feeds::spawn(&running, &js, &bus, &core);
     let svc = AdminService {
         inner: Arc::new(Inner { core, router }),
     };

@@ -13,6 +13,9 @@ use base64::Engine as _;
 use carehub_bus::Bus;
 use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::*;
+use carehub_nats::sync::{
+    AccountState, AccountVersions, Accounts, GetAccounts, IdVersion, PAGE, Versions, page_limit,
+};
 use carehub_nats::time::rfc3339_auto;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
 use carehub_runtime::cache::EventCache;
@@ -118,6 +121,8 @@ pub async fn start(cfg: AuthConfig, bus: Bus, db: Db) -> anyhow::Result<Running>
         AdminListUsers => admin_list,
         AdminGetUser => admin_get,
         AdminSetUserStatus => admin_set_status,
+        AccountVersions => account_versions,
+        GetAccounts => accounts,
     );
     running.spawn(housekeeping(svc, running.stop_token()));
     running.spawn(async move {
@@ -558,6 +563,59 @@ impl AuthService {
         .await;
         tracing::info!(user_id = %p.user_id, "logout");
         Ok(Done { ok: true })
+    }
+
+    /// A page of account versions for the services that keep a copy of accounts
+    /// ([`carehub_nats::sync`]; NATS permissions decide who may ask).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub(crate) async fn account_versions(
+        &self,
+        _ctx: &CallContext,
+        r: AccountVersions,
+    ) -> Result<Versions, WireError> {
+        let rows = store::account_versions(
+            self.db(),
+            r.after.as_deref().unwrap_or(""),
+            r.role.map(Role::as_str),
+            i64::from(page_limit(r.limit)),
+        )
+        .await?;
+        Ok(Versions {
+            items: rows
+                .into_iter()
+                .map(|(id, version)| IdVersion { id, version })
+                .collect(),
+        })
+    }
+
+    /// The current state of up to a page of accounts, for a copy that missed their events.
+    ///
+    /// # Errors
+    /// `validation_failed` for more than a page of ids; on storage failure.
+    pub(crate) async fn accounts(
+        &self,
+        _ctx: &CallContext,
+        r: GetAccounts,
+    ) -> Result<Accounts, WireError> {
+        if r.ids.len() > PAGE as usize {
+            return Err(WireError::validation(format!(
+                "ids: at most {PAGE} at once"
+            )));
+        }
+        let rows = store::users_by_ids(self.db(), &r.ids).await?;
+        let accounts = rows
+            .iter()
+            .map(|row| {
+                Ok(AccountState {
+                    user: to_user(row)?,
+                    version: row.version,
+                    at: row.updated_at,
+                })
+            })
+            .collect::<Result<_, WireError>>()?;
+        Ok(Accounts { accounts })
     }
 
     /// Token → principal: signature, claims, and the revocation state in the database.

@@ -16,11 +16,13 @@ pub(crate) struct UserRow {
     pub(crate) token_generation: i64,
     pub(crate) created_at: i64,
     pub time_zone: String,
-    /// Bumped by every change of the row; carried in account events.
+    /// Bumped by every change of what account events carry; carried in them.
     pub(crate) version: i64,
+    /// Unix milliseconds of the row's last change.
+    pub(crate) updated_at: i64,
 }
 
-const USER_COLS: &str = "id, email, display_name, password_hash, role, status, token_generation, created_at, time_zone, version";
+const USER_COLS: &str = "id, email, display_name, password_hash, role, status, token_generation, created_at, time_zone, version, updated_at";
 
 /// A user about to be inserted.
 #[derive(Debug)]
@@ -306,7 +308,7 @@ pub(crate) async fn set_password(
     now: i64,
 ) -> Result<(), StoreError> {
     write_tx!(db, tx => {
-        sqlx::query("UPDATE users SET version = version + 1, password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE users SET password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
             .bind(hash).bind(now).bind(user_id).execute(&mut *tx).await?;
         sqlx::query(END_ALL_SESSIONS).bind(now).bind(reason).bind(user_id).execute(&mut *tx).await?;
         Ok::<(), StoreError>(())
@@ -349,7 +351,7 @@ pub(crate) async fn reset_password(
             "UPDATE password_resets SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id")
             .bind(now).bind(token_hash).fetch_optional(&mut *tx).await?;
         let Some(user_id) = user else { return Ok(None) };
-        sqlx::query("UPDATE users SET version = version + 1, password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE users SET password_hash = $1, token_generation = token_generation + 1, updated_at = $2 WHERE id = $3")
             .bind(new_hash).bind(now).bind(&user_id).execute(&mut *tx).await?;
         sqlx::query(END_ALL_SESSIONS).bind(now).bind("password_reset").bind(&user_id).execute(&mut *tx).await?;
         Ok::<Option<String>, StoreError>(Some(user_id))
@@ -422,6 +424,41 @@ pub(crate) struct UserFilter<'a> {
     pub(crate) pattern: Option<String>,
     pub(crate) after_id: Option<&'a str>,
     pub(crate) limit: i64,
+}
+
+/// The `(id, version)` of up to `limit` accounts after `after` (all of them for `""`), of one
+/// role when `role` is given, ordered by id (the version list copies are reconciled with).
+///
+/// # Errors
+/// On storage failure.
+pub(crate) async fn account_versions(
+    db: &Db,
+    after: &str,
+    role: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let sql = "SELECT id, version FROM users WHERE id > $1 AND ($2 IS NULL OR role = $2) ORDER BY id LIMIT $3";
+    Ok(with_db!(db, p => sqlx::query_as::<_, (String, i64)>(sql)
+        .bind(after).bind(role).bind(limit).fetch_all(p).await?))
+}
+
+/// The accounts among `ids` (unknown ids are left out), ordered by id.
+///
+/// # Errors
+/// On storage failure.
+pub(crate) async fn users_by_ids(db: &Db, ids: &[String]) -> Result<Vec<UserRow>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(with_db!(db, p => {
+        let mut qb = sqlx::QueryBuilder::new(format!("SELECT {USER_COLS} FROM users WHERE id IN ("));
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        qb.push(") ORDER BY id");
+        qb.build_query_as::<UserRow>().fetch_all(p).await?
+    }))
 }
 
 /// Users ordered by id (UUID v7, so by creation time), keyset-paginated.

@@ -5,7 +5,7 @@
 //! One message in flight at a time (`max_ack_pending = 1`), so events apply in stream order;
 //! each is acknowledged only after its transaction committed, and applying one twice changes
 //! nothing (see [`crate::store::apply_account`]). Decoding, acknowledgement and retries are
-//! [`carehub_runtime::consumer`]'s.
+//! [`carehub_runtime::consumer`]'s; [`reconcile`] repairs what the stream lost.
 
 use crate::service::DoctorService;
 use async_nats::jetstream;
@@ -13,6 +13,7 @@ use carehub_nats::Role;
 use carehub_nats::auth::UserEvent;
 use carehub_runtime::StoreError;
 use carehub_runtime::consumer::Durable;
+use carehub_runtime::reconcile::{self, Accounts, Trigger};
 use tokio_util::sync::CancellationToken;
 
 /// Runs until `stop` is cancelled, reconnecting the consumer after failures.
@@ -21,6 +22,7 @@ pub(crate) async fn consume(
     js: jetstream::Context,
     durable: String,
     check_every: Option<std::time::Duration>,
+    reconcile: Trigger,
     stop: CancellationToken,
 ) {
     let durable = Durable::new(
@@ -33,7 +35,8 @@ pub(crate) async fn consume(
         carehub_nats::auth::subject::USER_EVENT_PREFIX
     ))
     .in_order()
-    .positions(svc.db().clone(), check_every);
+    .positions(svc.db().clone(), check_every)
+    .reconcile_after_reset(reconcile);
     carehub_runtime::consumer::run(js, durable, stop, move |event: UserEvent| {
         let svc = svc.clone();
         async move { apply(&svc, &event).await }
@@ -47,4 +50,34 @@ async fn apply(svc: &DoctorService, event: &UserEvent) -> Result<(), StoreError>
     }
     svc.apply_account(event).await?;
     Ok(())
+}
+
+/// Reconciles the doctor accounts' copy with the auth service's versions (see
+/// [`carehub_runtime::reconcile`]) every `check_every` and whenever `trigger` is woken.
+pub(crate) async fn reconcile(
+    svc: DoctorService,
+    bus: carehub_bus::Bus,
+    check_every: Option<std::time::Duration>,
+    trigger: Trigger,
+    stop: CancellationToken,
+) {
+    let copy = Accounts {
+        bus,
+        db: svc.db().clone(),
+        role: Some(Role::Doctor),
+        held: "SELECT id, account_version FROM doctors WHERE id IN (",
+        apply: move |event: UserEvent| {
+            let svc = svc.clone();
+            async move { apply(&svc, &event).await }
+        },
+    };
+    reconcile::run(
+        crate::SPEC.name,
+        "accounts",
+        copy,
+        check_every,
+        trigger,
+        stop,
+    )
+    .await;
 }

@@ -17,6 +17,9 @@ use anyhow::Context as _;
 use carehub_bus::Bus;
 use carehub_nats::appointment::{ApplyDoctor, TakenTimes};
 use carehub_nats::doctor::*;
+use carehub_nats::sync::{
+    DoctorVersions, Doctors, GetDoctors, IdVersion, PAGE, Versions, page_limit,
+};
 use carehub_nats::time::{rfc3339, rfc3339_of};
 use carehub_nats::{CallContext, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::{Db, StoreError, like_contains, next_page, now_ms};
@@ -63,11 +66,20 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
             bus: bus.clone(),
         }),
     };
+    let reconcile = carehub_runtime::reconcile::Trigger::default();
     running.spawn(crate::accounts::consume(
         svc.clone(),
         js,
         cfg.consumer.clone(),
         cfg.relay.check_every,
+        reconcile.clone(),
+        running.stop_token(),
+    ));
+    running.spawn(crate::accounts::reconcile(
+        svc.clone(),
+        bus.clone(),
+        cfg.relay.check_every,
+        reconcile,
         running.stop_token(),
     ));
     let micro = carehub_bus::serve!(&bus, SPEC, cfg.max_in_flight, svc,
@@ -80,6 +92,8 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
         ReplaceAvailability => replace_availability,
         AddTimeOff => add_time_off,
         RemoveTimeOff => remove_time_off,
+        DoctorVersions => versions,
+        GetDoctors => snapshots,
     );
     running.spawn(async move {
         let _ = relay_task.await;
@@ -178,19 +192,26 @@ pub(crate) fn event(kind: DoctorEventKind, d: &Doctor) -> Result<Pending, StoreE
 /// # Errors
 /// When a stored field does not decode.
 fn snapshot_event(kind: DoctorEventKind, d: &Doctor) -> Result<DoctorEvent, StoreError> {
-    let bad = |e: WireError| StoreError::Conflict(e.message);
     Ok(DoctorEvent {
         event_id: uuid::Uuid::now_v7().to_string(),
         kind,
         at: now_ms(),
-        doctor: DoctorSnapshot {
-            id: d.row.id.clone(),
-            display_name: d.row.display_name.clone(),
-            specialties: specialties_of(&d.row).map_err(bad)?,
-            approved: approved(&d.row),
-            availability: availability_of(d).map_err(bad)?,
-            version: d.row.version,
-        },
+        doctor: snapshot(d).map_err(|e| StoreError::Conflict(e.message))?,
+    })
+}
+
+/// What other services know of `d`, as of its version.
+///
+/// # Errors
+/// When a stored field does not decode.
+fn snapshot(d: &Doctor) -> Result<DoctorSnapshot, WireError> {
+    Ok(DoctorSnapshot {
+        id: d.row.id.clone(),
+        display_name: d.row.display_name.clone(),
+        specialties: specialties_of(&d.row)?,
+        approved: approved(&d.row),
+        availability: availability_of(d)?,
+        version: d.row.version,
     })
 }
 
@@ -256,6 +277,50 @@ impl DoctorService {
             tracing::warn!(doctor_id = %d.row.id, version = d.row.version, error = %e,
                 "the admin service did not take the doctor's new state; it follows from the stream");
         }
+    }
+
+    /// A page of doctor versions for the admin service's copy ([`carehub_nats::sync`]; NATS
+    /// permissions decide who may ask).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub(crate) async fn versions(
+        &self,
+        _ctx: &CallContext,
+        r: DoctorVersions,
+    ) -> Result<Versions, WireError> {
+        let rows = store::doctor_versions(
+            self.db(),
+            r.after.as_deref().unwrap_or(""),
+            i64::from(page_limit(r.limit)),
+        )
+        .await?;
+        Ok(Versions {
+            items: rows
+                .into_iter()
+                .map(|(id, version)| IdVersion { id, version })
+                .collect(),
+        })
+    }
+
+    /// The current snapshots of up to a page of doctors, for a copy that missed their events.
+    ///
+    /// # Errors
+    /// `validation_failed` for more than a page of ids; on storage failure.
+    pub(crate) async fn snapshots(
+        &self,
+        _ctx: &CallContext,
+        r: GetDoctors,
+    ) -> Result<Doctors, WireError> {
+        if r.ids.len() > PAGE as usize {
+            return Err(WireError::validation(format!(
+                "ids: at most {PAGE} at once"
+            )));
+        }
+        let doctors = store::doctors_with_time_off(self.db(), &r.ids, now_ms()).await?;
+        Ok(Doctors {
+            doctors: doctors.iter().map(snapshot).collect::<Result<_, _>>()?,
+        })
     }
 
     /// Applies account facts from the account stream (see [`crate::accounts`]).

@@ -78,6 +78,70 @@ pub(crate) async fn doctor_with_time_off(
     Ok(row.map(|row| Doctor { row, time_off }))
 }
 
+/// The `(id, version)` of up to `limit` doctors after `after` (all of them for `""`), ordered
+/// by id (the version list the admin service's copy is reconciled with).
+///
+/// # Errors
+/// On storage failure.
+pub(crate) async fn doctor_versions(
+    db: &Db,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let sql = "SELECT id, version FROM doctors WHERE id > $1 ORDER BY id LIMIT $2";
+    Ok(with_db!(db, p => sqlx::query_as::<_, (String, i64)>(sql)
+        .bind(after).bind(limit).fetch_all(p).await?))
+}
+
+/// The doctors among `ids` (unknown ids are left out), each with the time off that ends after
+/// `now`, ordered by id.
+///
+/// # Errors
+/// On storage failure.
+pub(crate) async fn doctors_with_time_off(
+    db: &Db,
+    ids: &[String],
+    now: i64,
+) -> Result<Vec<Doctor>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (rows, time_off): (Vec<DoctorRow>, Vec<(String, TimeOffRow)>) = with_db!(db, p => {
+        let mut qb = sqlx::QueryBuilder::new(format!("SELECT {DOCTOR_COLS} FROM doctors WHERE id IN ("));
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        qb.push(") ORDER BY id");
+        let rows = qb.build_query_as::<DoctorRow>().fetch_all(p).await?;
+        let mut qb = sqlx::QueryBuilder::new("SELECT doctor_id, id, start_at, end_at, reason FROM time_off WHERE end_at > ");
+        qb.push_bind(now);
+        qb.push(" AND doctor_id IN (");
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        qb.push(") ORDER BY doctor_id, start_at, id");
+        let time_off = qb.build_query_as::<(String, String, i64, i64, String)>().fetch_all(p).await?
+            .into_iter()
+            .map(|(doctor, id, start_at, end_at, reason)| (doctor, TimeOffRow { id, start_at, end_at, reason }))
+            .collect();
+        (rows, time_off)
+    });
+    let mut by_doctor: std::collections::HashMap<String, Vec<TimeOffRow>> =
+        std::collections::HashMap::new();
+    for (doctor, t) in time_off {
+        by_doctor.entry(doctor).or_default().push(t);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let time_off = by_doctor.remove(&row.id).unwrap_or_default();
+            Doctor { row, time_off }
+        })
+        .collect())
+}
+
 /// Directory filters.
 #[derive(Debug, Default)]
 pub(crate) struct DirectoryFilter<'a> {

@@ -90,11 +90,31 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     };
     let running = Running::new(SPEC.name);
     let stop = running.stop_token();
+    let reconcile = carehub_runtime::reconcile::Trigger::default();
+    let s = svc.clone();
+    running.spawn(carehub_runtime::reconcile::run(
+        SPEC.name,
+        "accounts",
+        carehub_runtime::reconcile::Accounts {
+            bus: bus.clone(),
+            db: svc.db().clone(),
+            role: None,
+            held: "SELECT id, account_version FROM users WHERE id IN (",
+            apply: move |e: UserEvent| {
+                let s = s.clone();
+                async move { s.on_user_event(e).await }
+            },
+        },
+        check_every,
+        reconcile.clone(),
+        stop.clone(),
+    ));
     let s = svc.clone();
     running.spawn(carehub_runtime::consumer::run(
         js.clone(),
         Durable::new(SPEC.name, carehub_nats::streams::USERS.name, USERS_CONSUMER)
-            .positions(svc.db().clone(), check_every),
+            .positions(svc.db().clone(), check_every)
+            .reconcile_after_reset(reconcile.clone()),
         stop.clone(),
         move |e: UserEvent| {
             let s = s.clone();

@@ -2,7 +2,8 @@
 //! [`DURABLE`]): it keeps each account's role, status and display name, and gives every
 //! patient account its empty profile and record. An event is acknowledged only after its
 //! transaction committed, and applying one twice changes nothing, so redelivery is harmless.
-//! Decoding, acknowledgement and retries are [`carehub_runtime::consumer`]'s.
+//! Decoding, acknowledgement and retries are [`carehub_runtime::consumer`]'s; [`reconcile`]
+//! repairs what the stream lost.
 
 use crate::store;
 use async_nats::jetstream;
@@ -10,6 +11,7 @@ use carehub_nats::auth::UserEvent;
 use carehub_nats::streams;
 use carehub_runtime::Db;
 use carehub_runtime::consumer::Durable;
+use carehub_runtime::reconcile::{self, Accounts, Trigger};
 use tokio_util::sync::CancellationToken;
 
 /// The consumer's durable name, shared by every patient service instance.
@@ -20,6 +22,7 @@ pub(crate) async fn run(
     db: Db,
     js: jetstream::Context,
     check_every: Option<std::time::Duration>,
+    reconcile: Trigger,
     stop: CancellationToken,
 ) {
     let durable = Durable::new(crate::SPEC.name, streams::USERS.name, DURABLE)
@@ -27,10 +30,41 @@ pub(crate) async fn run(
             "{}.>",
             carehub_nats::auth::subject::USER_EVENT_PREFIX
         ))
-        .positions(db.clone(), check_every);
+        .positions(db.clone(), check_every)
+        .reconcile_after_reset(reconcile);
     carehub_runtime::consumer::run(js, durable, stop, move |event: UserEvent| {
         let db = db.clone();
         async move { store::apply_account(&db, &event).await }
     })
+    .await;
+}
+
+/// Reconciles the account copy with the auth service's versions (see
+/// [`carehub_runtime::reconcile`]) every `check_every` and whenever `trigger` is woken.
+pub(crate) async fn reconcile(
+    bus: carehub_bus::Bus,
+    db: Db,
+    check_every: Option<std::time::Duration>,
+    trigger: Trigger,
+    stop: CancellationToken,
+) {
+    let copy = Accounts {
+        bus,
+        db: db.clone(),
+        role: None,
+        held: "SELECT id, account_version FROM accounts WHERE id IN (",
+        apply: move |event: UserEvent| {
+            let db = db.clone();
+            async move { store::apply_account(&db, &event).await }
+        },
+    };
+    reconcile::run(
+        crate::SPEC.name,
+        "accounts",
+        copy,
+        check_every,
+        trigger,
+        stop,
+    )
     .await;
 }

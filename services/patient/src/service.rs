@@ -66,10 +66,19 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
     running.spawn(async move {
         let _ = relay_task.await;
     });
+    let reconcile = carehub_runtime::reconcile::Trigger::default();
     running.spawn(crate::accounts::run(
         db.clone(),
         js,
         cfg.relay.check_every,
+        reconcile.clone(),
+        running.stop_token(),
+    ));
+    running.spawn(crate::accounts::reconcile(
+        bus.clone(),
+        db.clone(),
+        cfg.relay.check_every,
+        reconcile,
         running.stop_token(),
     ));
     let max_in_flight = cfg.max_in_flight;

@@ -119,7 +119,7 @@ impl AdminService {
         _ctx: &CallContext,
         r: ApplyDoctor,
     ) -> Result<Versioned, WireError> {
-        let version = doctors::apply(self.db(), &r.event).await?;
+        let version = doctors::apply(self.db(), &r.event.doctor).await?;
         Ok(Versioned { version })
     }
 
