@@ -16,7 +16,7 @@ const RECOVER: Duration = Duration::from_secs(30);
 /// Bookings sent by the load task: `(status, appointment id if 2xx)`.
 type Outcomes = Arc<Mutex<Vec<(u16, Option<String>)>>>;
 
-async fn login(http: &reqwest::Client, base: &str, email: &str) -> String {
+pub(crate) async fn login(http: &reqwest::Client, base: &str, email: &str) -> String {
     let session: Value = http
         .post(format!("{base}/api/auth/login"))
         .json(&json!({"email": email, "password": PASSWORD, "refresh_token_in": "body"}))
@@ -29,8 +29,9 @@ async fn login(http: &reqwest::Client, base: &str, email: &str) -> String {
     session["access_token"].as_str().unwrap().to_owned()
 }
 
-/// A doctor with hours every day, created as `carehub admin create-user` does; returns the id.
-async fn doctor(d: &Deployment, http: &reqwest::Client) -> String {
+/// A doctor with hours every day, created as `carehub admin create-user` does; returns the id
+/// and an access token.
+pub(crate) async fn doctor(d: &Deployment, http: &reqwest::Client) -> (String, String) {
     let email = unique_email("doc");
     let db = carehub_runtime::Db::connect("auth", Some(&d.database_url), &d.dir)
         .await
@@ -60,7 +61,7 @@ async fn doctor(d: &Deployment, http: &reqwest::Client) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "availability: {}", r.text().await.unwrap());
-    user.id
+    (user.id, token)
 }
 
 async fn book(
@@ -131,7 +132,7 @@ async fn bookings_survive_losing_the_stream_leader_and_the_gateways_nats_node() 
         .unwrap();
     assert_eq!(r.status(), 202);
     let token = login(&http, &base, &email).await;
-    let doctor = doctor(&d, &http).await;
+    let (doctor, _) = doctor(&d, &http).await;
 
     // Bookings flow from two clients for the whole test.
     let outcomes: Outcomes = Arc::default();
@@ -263,14 +264,6 @@ async fn requested_events(js: &async_nats::jetstream::Context) -> Option<HashMap
     .await
 }
 
-/// How often each account's `registered` event is in `CAREHUB_USERS`.
-async fn registered_events(js: &async_nats::jetstream::Context) -> Option<HashMap<String, usize>> {
-    event_counts(js, "CAREHUB_USERS", "carehub.events.user.registered", |e| {
-        e["user"]["id"].as_str()
-    })
-    .await
-}
-
 /// How many events on `filter` of `stream` name each id (`id_of` an event), read through an
 /// ephemeral consumer; `None` while the stream cannot be read whole.
 async fn event_counts(
@@ -313,194 +306,4 @@ async fn event_counts(
         seen += got;
     }
     Some(counts)
-}
-
-/// Jepsen's lost tail on the cluster: all three nodes are frozen and their stores copied, five
-/// registrations are acknowledged (and published by auth's outbox) while the patient service
-/// is paused, then every node is killed and comes back from its copy. The stream has lost the
-/// five; auth's relay finds that and publishes them again, each once, and the patient copy has
-/// them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registrations_a_cluster_lost_after_acknowledging_them_reach_the_copies_again() {
-    let mut d = Deployment::start_with(&[("CAREHUB_RECONCILE_INTERVAL", "5s")]).await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .unwrap();
-    let auth_db = carehub_runtime::Db::connect("auth", Some(&d.database_url), &d.dir)
-        .await
-        .unwrap();
-    let patient_db = carehub_runtime::Db::connect("patient", Some(&d.database_url), &d.dir)
-        .await
-        .unwrap();
-    let carehub_runtime::Db::Postgres(auth_pool) = &auth_db else {
-        panic!("the deployment runs on PostgreSQL")
-    };
-    let carehub_runtime::Db::Postgres(patient_pool) = &patient_db else {
-        panic!("the deployment runs on PostgreSQL")
-    };
-    let register = |email: String| {
-        let (http, base) = (http.clone(), d.base.clone());
-        async move {
-            wait::until("a registration answered 202", RECOVER, || {
-                let (http, base, email) = (http.clone(), base.clone(), email.clone());
-                async move {
-                    let r = http
-                        .post(format!("{base}/api/auth/register"))
-                        .json(&json!({"email": email, "password": PASSWORD, "display_name": "Pat Ient"}))
-                        .send()
-                        .await
-                        .ok()?;
-                    (r.status() == 202).then_some(())
-                }
-            })
-            .await;
-        }
-    };
-    let published = || async {
-        wait::until("auth's outbox published", RECOVER, || async {
-            let n: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox")
-                .fetch_one(auth_pool)
-                .await
-                .ok()?;
-            (n == 0).then_some(())
-        })
-        .await;
-    };
-    let in_patient_copy = |ids: Vec<String>| async move {
-        let n: i64 =
-            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts WHERE id = ANY($1)")
-                .bind(&ids)
-                .fetch_one(patient_pool)
-                .await
-                .ok()?;
-        (usize::try_from(n).ok()? == ids.len()).then_some(())
-    };
-    let id_of = |email: String| async move {
-        sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_one(auth_pool)
-            .await
-            .expect("the account")
-    };
-
-    let first = unique_email("before");
-    register(first.clone()).await;
-    published().await;
-    let first = id_of(first).await;
-    wait::until("the first account in the patient copy", RECOVER, || {
-        in_patient_copy(vec![first.clone()])
-    })
-    .await;
-
-    // Freeze, copy, resume.
-    for n in &d.nats.nodes {
-        n.signal("STOP");
-    }
-    let copies: Vec<std::path::PathBuf> = d
-        .nats
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let copy = d.dir.join(format!("nats-{i}-copy"));
-            crate::outbox::copy_tree(&n.store_dir(), &copy);
-            copy
-        })
-        .collect();
-    for n in &d.nats.nodes {
-        n.signal("CONT");
-    }
-    d.nats.wait_jetstream().await;
-
-    // Acknowledged and published while the patient service is paused.
-    d.signal("patient", "STOP");
-    let mut lost = Vec::new();
-    for _ in 0..5 {
-        let email = unique_email("lost");
-        register(email.clone()).await;
-        lost.push(email);
-    }
-    published().await;
-    let mut ids = Vec::new();
-    for email in lost {
-        ids.push(id_of(email).await);
-    }
-    let js = async_nats::jetstream::new(d.nats.client_as("ops").await);
-    let acknowledged = js
-        .get_stream("CAREHUB_USERS")
-        .await
-        .expect("stream")
-        .info()
-        .await
-        .expect("info")
-        .state
-        .last_sequence;
-
-    // Auth waits while every node is killed and comes back from its copy.
-    d.signal("auth", "STOP");
-    for n in &mut d.nats.nodes {
-        n.kill();
-    }
-    for (n, copy) in d.nats.nodes.iter().zip(&copies) {
-        let store = n.store_dir();
-        std::fs::remove_dir_all(&store).expect("remove the store");
-        crate::outbox::copy_tree(copy, &store);
-    }
-    for n in &mut d.nats.nodes {
-        n.restart().await;
-    }
-    d.nats.wait_jetstream().await;
-    let js = async_nats::jetstream::new(d.nats.client_as("ops").await);
-    let restored = wait::until("the account stream after the restart", RECOVER, || async {
-        Some(
-            js.get_stream("CAREHUB_USERS")
-                .await
-                .ok()?
-                .info()
-                .await
-                .ok()?
-                .state
-                .last_sequence,
-        )
-    })
-    .await;
-    assert!(
-        restored < acknowledged,
-        "the stream lost its tail: {restored} < {acknowledged}"
-    );
-    let counts = wait::until("the registrations in the stream", RECOVER, || {
-        registered_events(&js)
-    })
-    .await;
-    assert!(
-        ids.iter().all(|id| !counts.contains_key(id)),
-        "the five registrations are gone from the stream"
-    );
-
-    d.signal("auth", "CONT");
-    d.signal("patient", "CONT");
-    // The repair: auth's relay finds its newest positions gone and publishes the five again.
-    let counts = wait::until(
-        "the lost registrations back in the stream",
-        Duration::from_secs(60),
-        || async {
-            let counts = registered_events(&js).await?;
-            ids.iter()
-                .all(|id| counts.contains_key(id))
-                .then_some(counts)
-        },
-    )
-    .await;
-    for id in ids.iter().chain(std::iter::once(&first)) {
-        assert_eq!(counts.get(id), Some(&1), "one registration of {id}");
-    }
-    // And the copies have them (the patient service may also have had them delivered before
-    // it was paused; its durable and the stream agree either way).
-    wait::until(
-        "the lost registrations in the patient copy",
-        Duration::from_secs(60),
-        || in_patient_copy(ids.clone()),
-    )
-    .await;
 }

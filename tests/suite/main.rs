@@ -24,6 +24,7 @@ mod backup;
 mod booking;
 mod cli;
 mod cluster;
+mod cluster_loss;
 mod compose;
 mod deploy;
 mod doctors;
