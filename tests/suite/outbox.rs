@@ -23,6 +23,7 @@ both_backends!(
     events_a_stream_lost_after_acknowledging_them_are_published_again,
     a_consumer_ahead_of_its_restored_stream_still_gets_the_new_events,
     a_deleted_durable_is_created_again_from_its_last_applied_event,
+    a_replay_of_every_service_after_the_window_changes_no_derived_row_and_sends_no_mail,
 );
 
 /// One row of `outbox_sent`.
@@ -695,4 +696,188 @@ async fn a_deleted_durable_is_created_again_from_its_last_applied_event(b: Backe
         info.config.deliver_policy
     );
     assert_eq!(info.num_pending, 0, "nothing left behind");
+}
+
+/// Every row that events made or changed, one string per row, table by table: notifications
+/// (with their read state), applied deliveries, reminders and the mail queue in notify; the
+/// audit log, account names, doctor copies and appointments in admin; the account copies in
+/// patient and doctor.
+async fn derived_rows(clinic: &Clinic) -> Vec<String> {
+    let reads = [
+        (
+            "notify",
+            "SELECT id || '|' || user_id || '|' || event_id || '|' || COALESCE(CAST(read_at AS TEXT), '-') FROM notifications",
+        ),
+        (
+            "notify",
+            "SELECT event_id || '|' || user_id FROM applied_deliveries",
+        ),
+        (
+            "notify",
+            "SELECT appointment_id || '|' || CAST(version AS TEXT) FROM appointment_versions",
+        ),
+        (
+            "notify",
+            "SELECT id || '|' || CAST(due_at AS TEXT) FROM reminders",
+        ),
+        ("notify", "SELECT id FROM mail_outbox"),
+        (
+            "notify",
+            "SELECT id || '|' || display_name || '|' || status || '|' || CAST(account_version AS TEXT) FROM users",
+        ),
+        ("admin", "SELECT event_id FROM audit_log"),
+        (
+            "admin",
+            "SELECT id || '|' || display_name || '|' || CAST(account_version AS TEXT) FROM people",
+        ),
+        (
+            "admin",
+            "SELECT doctor_id || '|' || CAST(version AS TEXT) FROM doctors",
+        ),
+        (
+            "admin",
+            "SELECT id || '|' || status || '|' || CAST(version AS TEXT) FROM appointments",
+        ),
+        (
+            "patient",
+            "SELECT id || '|' || status || '|' || CAST(account_version AS TEXT) FROM accounts",
+        ),
+        (
+            "doctor",
+            "SELECT id || '|' || CAST(version AS TEXT) || '|' || CAST(account_version AS TEXT) FROM doctors",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (service, sql) in reads {
+        let db = clinic.service_db(service).await;
+        let mut rows: Vec<String> =
+            with_db!(&db, p => sqlx::query_scalar(sql).fetch_all(p).await).expect("derived rows");
+        db.close().await;
+        rows.sort();
+        out.extend(rows.into_iter().map(|r| format!("{service}: {sql}: {r}")));
+    }
+    out
+}
+
+/// Waits until every durable of every stream has acknowledged everything it was given.
+async fn every_consumer_caught_up(clinic: &Clinic) {
+    wait::until("every consumer caught up", DEADLINE, || async {
+        let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
+        for s in carehub_nats::streams::ALL.iter().map(|s| s.name) {
+            let stream = js.get_stream(s).await.ok()?;
+            let mut infos = stream.consumers();
+            while let Some(info) = infos.next().await {
+                let info = info.ok()?;
+                let done = info.num_pending == 0 && info.num_ack_pending == 0;
+                if info.config.durable_name.is_some() && !done {
+                    return None;
+                }
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+/// An operator replays every service's history after the duplicate window, so the streams
+/// store every event again: a deleted notification stays deleted, a cancelled appointment's
+/// older confirmation brings back neither the appointment nor its reminders, every copy stays
+/// as it is, and no mail goes out.
+async fn a_replay_of_every_service_after_the_window_changes_no_derived_row_and_sends_no_mail(
+    b: Backend,
+) {
+    use crate::appointments::{doctors_with, patient};
+    let clinic = Clinic::start_with(
+        b,
+        &[("CAREHUB_STREAM_DUPLICATE_WINDOW", "2s")],
+        &Component::ALL,
+    )
+    .await;
+    let started = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    let doctor = doctors_with(&clinic, 1, 30, true).await.remove(0);
+    let p = patient(&clinic).await;
+    let day = (carehub_runtime::db::now_ms() / 86_400_000 + 3) * 86_400_000;
+    let r = p
+        .send(
+            reqwest::Method::POST,
+            "/api/appointments/book",
+            &json!({"doctor_id": doctor.id, "start": crate::appointments::rfc3339(day + 9 * 3_600_000),
+                "reason": "a replay"}),
+            &[("Idempotency-Key", &uuid::Uuid::new_v4().simple().to_string())],
+        )
+        .await;
+    assert_eq!(r.status(), 201, "book: {}", r.text().await.unwrap());
+    let a: Value = r.json().await.unwrap();
+    let id = a["id"].as_str().unwrap().to_owned();
+    // The doctor reads the patient's record (audited by the patient service), then the patient
+    // cancels and deletes the notification of the confirmation.
+    let r = doctor.get(&format!("/api/patients/{}/record", p.id)).await;
+    assert_eq!(r.status(), 200, "record: {}", r.text().await.unwrap());
+    let r = p
+        .post(
+            &format!("/api/appointments/{id}/cancel"),
+            &json!({"reason": "plans changed"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "cancel: {}", r.text().await.unwrap());
+    let confirmed = wait::until("the patient's two notifications", DEADLINE, || async {
+        let v: Value = p.get("/api/notifications").await.json().await.ok()?;
+        let list = v["notifications"].as_array()?.clone();
+        (list.len() >= 2).then_some(())?;
+        list.into_iter()
+            .find(|n| n["kind"].as_str().is_some_and(|k| k.contains("confirmed")))
+    })
+    .await;
+    let r = clinic
+        .http
+        .delete(clinic.url(&format!(
+            "/api/notifications/{}",
+            confirmed["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&p.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    every_consumer_caught_up(&clinic).await;
+    let mail_dir = clinic.dir.join("mail");
+    let mails = wait::until("every mail written", DEADLINE, || async {
+        let queued = derived_rows(&clinic)
+            .await
+            .iter()
+            .any(|r| r.contains("FROM mail_outbox:"));
+        (!queued).then(|| crate::harness::eml_files(&mail_dir).len())
+    })
+    .await;
+    let before = derived_rows(&clinic).await;
+    assert!(
+        before
+            .iter()
+            .any(|r| r.starts_with("admin: SELECT event_id FROM audit_log"))
+    );
+    assert!(
+        mails >= 2,
+        "the confirmation and the cancellation were mailed"
+    );
+
+    // Past the window, every producer's history goes out again and is stored again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for service in ["auth", "doctor", "patient", "admin"] {
+        let (republished, duplicates) = replay(&clinic, service, &started);
+        assert!(republished > 0, "{service} had events to replay");
+        assert_eq!(duplicates, 0, "{service}: the window has passed");
+    }
+    every_consumer_caught_up(&clinic).await;
+    let after = derived_rows(&clinic).await;
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|r| !before.contains(r))
+        .chain(before.iter().filter(|r| !after.contains(r)))
+        .collect();
+    assert!(changed.is_empty(), "rows the replay changed: {changed:#?}");
+    assert_eq!(
+        crate::harness::eml_files(&mail_dir).len(),
+        mails,
+        "no mail sent"
+    );
 }
