@@ -68,11 +68,18 @@ pub struct AccountState {
 }
 
 impl AccountState {
-    /// The state as the account event a copy applies: id `reconcile:<id>:<version>` (so a
-    /// copy that records event ids applies each state once), kind `updated`.
+    /// The state as the account event a copy applies, kind `updated`, under a new id
+    /// (`reconcile:<account>:<version>:<uuid>`): a copy that records the event ids it applied
+    /// must apply each repair, even of a state it once held and then lost; the version rule
+    /// alone keeps it from going back.
     pub fn into_event(self) -> crate::auth::UserEvent {
         crate::auth::UserEvent {
-            event_id: format!("reconcile:{}:{}", self.user.id, self.version),
+            event_id: format!(
+                "reconcile:{}:{}:{}",
+                self.user.id,
+                self.version,
+                uuid::Uuid::now_v7().simple()
+            ),
             kind: crate::auth::UserEventKind::Updated,
             at: self.at,
             user: self.user,
@@ -105,6 +112,30 @@ pub struct GetDoctors {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Doctors {
     pub doctors: Vec<DoctorSnapshot>,
+}
+
+impl From<Vec<(String, i64)>> for Versions {
+    fn from(rows: Vec<(String, i64)>) -> Self {
+        Self {
+            items: rows
+                .into_iter()
+                .map(|(id, version)| IdVersion { id, version })
+                .collect(),
+        }
+    }
+}
+
+/// Refuses a batch get of more than [`PAGE`] ids.
+///
+/// # Errors
+/// `validation_failed` naming the limit.
+pub fn check_batch(ids: &[String]) -> Result<(), crate::WireError> {
+    if ids.len() > PAGE as usize {
+        return Err(crate::WireError::validation(format!(
+            "ids: at most {PAGE} at once"
+        )));
+    }
+    Ok(())
 }
 
 /// The page size a request asks for, within 1..=[`PAGE`].

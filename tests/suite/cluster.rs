@@ -272,6 +272,22 @@ async fn event_counts(
     filter: &str,
     id_of: impl Fn(&Value) -> Option<&str>,
 ) -> Option<HashMap<String, usize>> {
+    message_counts(js, stream, filter, |m| {
+        let e: Value = serde_json::from_slice(&m.payload).ok()?;
+        id_of(&e).map(str::to_owned)
+    })
+    .await
+}
+
+/// How many messages on `filter` of `stream` (all of it when empty) have each key (`key_of` a
+/// message), read through an ephemeral consumer; `None` while the stream cannot be read whole
+/// or a message has no key.
+pub(crate) async fn message_counts(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    filter: &str,
+    key_of: impl Fn(&async_nats::jetstream::Message) -> Option<String>,
+) -> Option<HashMap<String, usize>> {
     use async_nats::jetstream::consumer::pull;
     use futures::StreamExt as _;
     let stream = js.get_stream(stream).await.ok()?;
@@ -297,8 +313,7 @@ async fn event_counts(
         let mut got = 0;
         while let Some(Ok(m)) = batch.next().await {
             got += 1;
-            let e: Value = serde_json::from_slice(&m.payload).ok()?;
-            *counts.entry(id_of(&e)?.to_owned()).or_insert(0) += 1;
+            *counts.entry(key_of(&m)?).or_insert(0) += 1;
         }
         if got == 0 {
             return None;

@@ -6,9 +6,9 @@
 //! and every copy and every record derived from an event ends up as if nothing was lost, each
 //! once, and the deleted notification stays deleted.
 
-use crate::cluster::{doctor, login};
+use crate::cluster::{doctor, login, message_counts};
 use crate::deploy::Deployment;
-use crate::harness::{PASSWORD, unique_email};
+use crate::harness::{PASSWORD, SmtpSink, unique_email};
 use crate::support::wait;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -71,6 +71,36 @@ async fn register(d: &Deployment, http: &reqwest::Client, role: &str) -> String 
     email
 }
 
+/// Sets the doctor's hours to every day 00:00–`end` UTC, 30-minute slots patients book directly.
+async fn set_hours(http: &reqwest::Client, base: &str, token: &str, end: &str) {
+    let url = format!("{base}/api/doctors/me/availability");
+    let current = until_status(http, "the availability", 200, |h| {
+        h.get(&url).bearer_auth(token)
+    })
+    .await;
+    let body = json!({"expected_version": current["version"], "time_zone": "UTC",
+        "weekly": crate::harness::every_day("00:00", end), "slot_minutes": 30, "auto_accept": true});
+    until_status(http, "an availability change", 200, |h| {
+        h.put(&url).bearer_auth(token).json(&body)
+    })
+    .await;
+}
+
+/// Books `doctor` at `start` (Unix ms) directly; returns the confirmed appointment's id.
+async fn book(http: &reqwest::Client, base: &str, token: &str, doctor: &str, start: i64) -> String {
+    let body = json!({"doctor_id": doctor, "start": crate::appointments::rfc3339(start), "reason": "lost tail"});
+    let key = uuid::Uuid::new_v4().simple().to_string();
+    let a = until_status(http, "a booking answered 201", 201, |h| {
+        h.post(format!("{base}/api/appointments/book"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", &key)
+            .json(&body)
+    })
+    .await;
+    assert_eq!(a["status"], "confirmed", "{a}");
+    a["id"].as_str().unwrap().to_owned()
+}
+
 /// Waits until no outbox of `pools` holds an unpublished row.
 async fn published(pools: &[&PgPool]) {
     wait::until("every outbox published", RECOVER, || async {
@@ -111,42 +141,16 @@ async fn last_seqs(js: &async_nats::jetstream::Context) -> Option<BTreeMap<&'sta
     Some(out)
 }
 
-/// The `Nats-Msg-Id`s the four streams hold now, with how often each, read through ephemeral
-/// consumers; `None` while a stream cannot be read whole.
+/// The `Nats-Msg-Id`s the four streams hold now, with how often each; `None` while a stream
+/// cannot be read whole.
 async fn stored_ids(js: &async_nats::jetstream::Context) -> Option<HashMap<String, usize>> {
-    use async_nats::jetstream::consumer::pull;
-    use futures::StreamExt as _;
     let mut all = HashMap::new();
     for s in STREAMS {
-        let stream = js.get_stream(s).await.ok()?;
-        let consumer = stream
-            .create_consumer(pull::Config {
-                ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
-                ..Default::default()
-            })
-            .await
-            .ok()?;
-        let pending = consumer.cached_info().num_pending;
-        let mut seen = 0u64;
-        while seen < pending {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(500)
-                .expires(Duration::from_secs(1))
-                .messages()
-                .await
-                .ok()?;
-            let mut got = 0;
-            while let Some(Ok(m)) = batch.next().await {
-                got += 1;
-                let id = m.headers.as_ref()?.get("Nats-Msg-Id")?.as_str().to_owned();
-                *all.entry(id).or_insert(0) += 1;
-            }
-            if got == 0 {
-                return None;
-            }
-            seen += got;
-        }
+        let counts = message_counts(js, s, "", |m| {
+            Some(m.headers.as_ref()?.get("Nats-Msg-Id")?.as_str().to_owned())
+        })
+        .await?;
+        all.extend(counts);
     }
     Some(all)
 }
@@ -189,17 +193,10 @@ async fn lose_the_tail(d: &mut Deployment, copies: &[PathBuf]) {
     d.nats.wait_jetstream().await;
 }
 
-/// Every mail written so far: (event id, recipient address) → how many.
-fn mails(d: &Deployment) -> HashMap<(String, String), usize> {
-    let dir = d.dir.join("data").join("notify").join("mail");
+/// Every mail the SMTP server accepted so far: (event id, recipient address) → how many.
+fn mails(smtp: &SmtpSink) -> HashMap<(String, String), usize> {
     let mut out = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
+    for text in smtp.mails() {
         let header = |name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(name))
@@ -214,7 +211,19 @@ fn mails(d: &Deployment) -> HashMap<(String, String), usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_event_a_cluster_lost_after_acknowledging_it_reaches_every_copy_once() {
-    let mut d = Deployment::start_with(&[("CAREHUB_RECONCILE_INTERVAL", "5s")]).await;
+    let smtp = SmtpSink::start(0).await;
+    let smtp_url = smtp.url();
+    let metrics: Vec<(&str, String)> = ["auth", "doctor", "admin", "patient", "notify"]
+        .into_iter()
+        .map(|s| (s, format!("127.0.0.1:{}", crate::support::net::free_port())))
+        .collect();
+    let mut per_service: Vec<(&str, &str, &str)> = metrics
+        .iter()
+        .map(|(s, addr)| (*s, "CAREHUB_METRICS_ADDR", addr.as_str()))
+        .collect();
+    per_service.push(("notify", "CAREHUB_SMTP_URL", &smtp_url));
+    let mut d =
+        Deployment::start_configured(&[("CAREHUB_RECONCILE_INTERVAL", "5s")], &per_service).await;
     let http = client();
     let base = d.base.clone();
     let auth = pool(&d, "auth").await;
@@ -256,18 +265,13 @@ async fn every_kind_of_event_a_cluster_lost_after_acknowledging_it_reaches_every
     d.nats.wait_jetstream().await;
 
     // Five availability changes; the last lets patients book a time directly.
-    let url = format!("{base}/api/doctors/me/availability");
     for i in 0..5 {
-        let current = until_status(&http, "the availability", 200, |h| {
-            h.get(&url).bearer_auth(&d0_token)
-        })
-        .await;
-        let end = if i % 2 == 0 { "23:00" } else { "23:30" };
-        let body = json!({"expected_version": current["version"], "time_zone": "UTC",
-            "weekly": crate::harness::every_day("00:00", end), "slot_minutes": 30, "auto_accept": true});
-        until_status(&http, "an availability change", 200, |h| {
-            h.put(&url).bearer_auth(&d0_token).json(&body)
-        })
+        set_hours(
+            &http,
+            &base,
+            &d0_token,
+            if i % 2 == 0 { "23:00" } else { "23:30" },
+        )
         .await;
     }
 
@@ -280,17 +284,8 @@ async fn every_kind_of_event_a_cluster_lost_after_acknowledging_it_reaches_every
         let token = login(&http, &base, &email).await;
         for b in 0..2 {
             let slot = day + i64::from(p * 2 + b) * 30 * 60_000 + 8 * 3_600_000;
-            let body = json!({"doctor_id": d0, "start": crate::appointments::rfc3339(slot), "reason": "lost tail"});
-            let key = uuid::Uuid::new_v4().simple().to_string();
-            let a = until_status(&http, "a booking answered 201", 201, |h| {
-                h.post(format!("{base}/api/appointments/book"))
-                    .bearer_auth(&token)
-                    .header("Idempotency-Key", &key)
-                    .json(&body)
-            })
-            .await;
-            assert_eq!(a["status"], "confirmed", "{a}");
-            bookings.push((a["id"].as_str().unwrap().to_owned(), token.clone()));
+            let id = book(&http, &base, &token, &d0, slot).await;
+            bookings.push((id, token.clone()));
         }
         patients.push((email, token));
     }
@@ -535,7 +530,7 @@ async fn every_kind_of_event_a_cluster_lost_after_acknowledging_it_reaches_every
         .into_iter()
         .map(|(e, u, n)| ((e, u), n))
         .collect();
-        let sent = mails(&d);
+        let sent = mails(&smtp);
         for (event, user) in &deliveries {
             let is_deleted = *event == deleted_event && *user == deleted_user;
             let want = i64::from(!is_deleted);
@@ -593,15 +588,28 @@ async fn every_kind_of_event_a_cluster_lost_after_acknowledging_it_reaches_every
     .unwrap();
     assert_eq!((booked, cancelled), (10, 3));
 
-    // The repairs were seen and logged.
-    let logs: String = ["auth", "doctor", "admin"]
-        .iter()
-        .map(|s| std::fs::read_to_string(d.dir.join(format!("{s}.log"))).unwrap_or_default())
-        .collect();
-    assert!(
-        logs.contains("the stream lost events it had acknowledged"),
-        "a relay logged its repair"
-    );
+    // The repairs were counted: every producer found its streams gone back and published again,
+    // and every service checked its positions.
+    for (service, addr) in &metrics {
+        let scrape = crate::metrics::Scrape::of(&format!("http://{addr}/metrics")).await;
+        let sum = |name: &str| scrape.sum(name, &[("component", service)]);
+        // A consumer whose last applied event came back at the same sequence (republished in
+        // its original order) needs no reset; one whose event did not is reset.
+        let rose: &[&str] = match *service {
+            "auth" | "doctor" | "admin" => &[
+                "carehub_stream_rewind_detected_total",
+                "carehub_outbox_republished_total",
+            ],
+            _ => &[],
+        };
+        for name in rose {
+            assert!(sum(name) >= 1.0, "{service}: {name} rose");
+        }
+        assert!(
+            sum("carehub_reconcile_runs_total") >= 1.0,
+            "{service} checked"
+        );
+    }
 }
 
 /// Puts back, from `copy`, only what a node stores of the streams (each stream's `msgs` and the
@@ -675,7 +683,13 @@ async fn ahead(js: &async_nats::jetstream::Context) -> Option<Vec<String>> {
 /// bookings still reach every copy, each with one notification and one mail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_ahead_of_its_restored_stream_on_the_cluster_still_gets_every_new_event() {
-    let mut d = Deployment::start_with(&[("CAREHUB_RECONCILE_INTERVAL", "5s")]).await;
+    let smtp = SmtpSink::start(0).await;
+    let smtp_url = smtp.url();
+    let mut d = Deployment::start_configured(
+        &[("CAREHUB_RECONCILE_INTERVAL", "5s")],
+        &[("notify", "CAREHUB_SMTP_URL", &smtp_url)],
+    )
+    .await;
     let http = client();
     let base = d.base.clone();
     let auth = pool(&d, "auth").await;
@@ -683,40 +697,8 @@ async fn a_consumer_ahead_of_its_restored_stream_on_the_cluster_still_gets_every
     let notify_db = pool(&d, "notify").await;
     let admin_db = pool(&d, "admin").await;
     let (d0, d0_token) = doctor(&d, &http).await;
-    let url = format!("{base}/api/doctors/me/availability");
-    let set_hours = |end: &'static str| {
-        let (http, url, token) = (http.clone(), url.clone(), d0_token.clone());
-        async move {
-            let current = until_status(&http, "the availability", 200, |h| {
-                h.get(&url).bearer_auth(&token)
-            })
-            .await;
-            let body = json!({"expected_version": current["version"], "time_zone": "UTC",
-                "weekly": crate::harness::every_day("00:00", end), "slot_minutes": 30, "auto_accept": true});
-            until_status(&http, "an availability change", 200, |h| {
-                h.put(&url).bearer_auth(&token).json(&body)
-            })
-            .await;
-        }
-    };
-    set_hours("23:30").await;
+    set_hours(&http, &base, &d0_token, "23:30").await;
     let day = (carehub_runtime::db::now_ms() / 86_400_000 + 3) * 86_400_000;
-    let book = |token: String, n: i64| {
-        let (http, base, d0) = (http.clone(), base.clone(), d0.clone());
-        async move {
-            let slot = day + n * 30 * 60_000;
-            let body = json!({"doctor_id": d0, "start": crate::appointments::rfc3339(slot), "reason": "ahead"});
-            let key = uuid::Uuid::new_v4().simple().to_string();
-            let a = until_status(&http, "a booking answered 201", 201, |h| {
-                h.post(format!("{base}/api/appointments/book"))
-                    .bearer_auth(&token)
-                    .header("Idempotency-Key", &key)
-                    .json(&body)
-            })
-            .await;
-            a["id"].as_str().unwrap().to_owned()
-        }
-    };
     let start = carehub_runtime::db::now_ms();
     let copies = freeze_and_copy(&d);
     d.nats.wait_jetstream().await;
@@ -727,8 +709,14 @@ async fn a_consumer_ahead_of_its_restored_stream_on_the_cluster_still_gets_every
     for i in 0..5 {
         let email = register(&d, &http, "patient").await;
         let token = login(&http, &base, &email).await;
-        set_hours(if i % 2 == 0 { "23:00" } else { "23:30" }).await;
-        let id = book(token.clone(), slot).await;
+        set_hours(
+            &http,
+            &base,
+            &d0_token,
+            if i % 2 == 0 { "23:00" } else { "23:30" },
+        )
+        .await;
+        let id = book(&http, &base, &token, &d0, day + slot * 30 * 60_000).await;
         slot += 1;
         until_status(&http, "a cancellation", 200, |h| {
             h.post(format!("{base}/api/appointments/{id}/cancel"))
@@ -788,7 +776,7 @@ async fn a_consumer_ahead_of_its_restored_stream_on_the_cluster_still_gets_every
     for _ in 0..5 {
         let email = register(&d, &http, "patient").await;
         let token = login(&http, &base, &email).await;
-        booked.push(book(token, slot).await);
+        booked.push(book(&http, &base, &token, &d0, day + slot * 30 * 60_000).await);
         slot += 1;
         fresh.push(email);
     }
@@ -847,7 +835,7 @@ async fn a_consumer_ahead_of_its_restored_stream_on_the_cluster_still_gets_every
         .collect();
     assert_eq!(confirmations.len(), 5, "{confirmations:?}");
     wait::until("a notification and a mail per new booking", REPAIR, || async {
-        let sent_mails = mails(&d);
+        let sent_mails = mails(&smtp);
         for (event, patient) in &confirmations {
             let n: i64 = sqlx::query_scalar(
                 "SELECT CAST(COUNT(*) AS BIGINT) FROM notifications WHERE event_id = $1 AND user_id = $2",

@@ -304,6 +304,15 @@ impl Deployment {
 
     /// As [`Deployment::start`], with `extra` variables set for every carehub process.
     pub(crate) async fn start_with(extra: &[(&str, &str)]) -> Deployment {
+        Self::start_configured(extra, &[]).await
+    }
+
+    /// As [`Deployment::start_with`], and `(service, variable, value)` of `per_service` set for
+    /// that compose service's process only.
+    pub(crate) async fn start_configured(
+        extra: &[(&str, &str)],
+        per_service: &[(&str, &str, &str)],
+    ) -> Deployment {
         let nats = NatsCluster::start().await;
         let text = std::fs::read_to_string(compose_file()).expect("docker-compose.yml");
         let doc: Value = serde_norway::from_str(&text).expect("docker-compose.yml parses");
@@ -386,6 +395,11 @@ impl Deployment {
             env.insert("CAREHUB_DATA_DIR".into(), data.display().to_string());
             for (k, v) in extra {
                 env.insert((*k).to_owned(), (*v).to_owned());
+            }
+            for (service, k, v) in per_service {
+                if *service == s.name {
+                    env.insert((*k).to_owned(), (*v).to_owned());
+                }
             }
             let log = std::fs::File::create(dir.join(format!("{}.log", s.name))).expect("log");
             let mut child = Command::new(env!("CARGO_BIN_EXE_carehub"))

@@ -87,10 +87,10 @@ fn parse_line(line: &str) -> Option<Sample> {
 }
 
 /// A scrape: the samples of one `GET /metrics`.
-struct Scrape(Vec<Sample>);
+pub(crate) struct Scrape(Vec<Sample>);
 
 impl Scrape {
-    async fn of(url: &str) -> Self {
+    pub(crate) async fn of(url: &str) -> Self {
         let r = reqwest::get(url).await.expect("scrape");
         assert_eq!(r.status(), 200);
         let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
@@ -112,7 +112,7 @@ impl Scrape {
     }
 
     /// The sum of the samples named `name` carrying `labels` (0 when there is none).
-    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.matching(name, labels).map(|s| s.value).sum()
     }
 

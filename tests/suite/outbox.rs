@@ -24,6 +24,7 @@ both_backends!(
     a_consumer_ahead_of_its_restored_stream_still_gets_the_new_events,
     a_deleted_durable_is_created_again_from_its_last_applied_event,
     a_replay_of_every_service_after_the_window_changes_no_derived_row_and_sends_no_mail,
+    an_event_waiting_out_its_back_off_goes_out_as_soon_as_nats_is_back,
 );
 
 /// One row of `outbox_sent`.
@@ -518,28 +519,15 @@ async fn events_a_stream_lost_after_acknowledging_them_are_published_again(b: Ba
     }
     // The repair is counted: the rewind of the account stream, and what went out again (the
     // two registrations at least).
-    let scrape = clinic
-        .http
-        .get(format!("http://{metrics}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
-    let value = |line_start: &str| -> f64 {
-        scrape
-            .lines()
-            .find(|l| l.starts_with(line_start))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {line_start} in {scrape}"))
-    };
+    let scrape = crate::metrics::Scrape::of(&format!("http://{metrics}/metrics")).await;
+    let auth = ("component", "auth");
     assert!(
-        value("carehub_stream_rewind_detected_total{component=\"auth\",stream=\"CAREHUB_USERS\"}")
-            >= 1.0
+        scrape.sum(
+            "carehub_stream_rewind_detected_total",
+            &[auth, ("stream", "CAREHUB_USERS")]
+        ) >= 1.0
     );
-    assert!(value("carehub_outbox_republished_total{component=\"auth\"}") >= 2.0);
+    assert!(scrape.sum("carehub_outbox_republished_total", &[auth]) >= 2.0);
     // The kept positions are the new ones.
     let rows = sent_rows(&auth_db).await;
     let js = async_nats::jetstream::new(clinic.harness_nats_client().await);
@@ -566,8 +554,16 @@ async fn a_consumer_ahead_of_its_restored_stream_still_gets_the_new_events(b: Ba
         .copied()
         .filter(|c| *c != Component::Auth)
         .collect();
-    let mut clinic =
-        Clinic::start_with(b, &[("CAREHUB_RECONCILE_INTERVAL", "1s")], &in_process).await;
+    // The copies' reconciliation is off too: only the consumers' checks can bring new accounts.
+    let mut clinic = Clinic::start_with(
+        b,
+        &[
+            ("CAREHUB_RECONCILE_INTERVAL", "1s"),
+            ("CAREHUB_RECONCILE_COPIES_INTERVAL", "off"),
+        ],
+        &in_process,
+    )
+    .await;
     clinic.spawn_child("auth", &[("CAREHUB_RECONCILE", "off")]);
     until_serving(&clinic, "auth").await;
     let auth_db = clinic.service_db("auth").await;
@@ -652,8 +648,16 @@ async fn a_consumer_ahead_of_its_restored_stream_still_gets_the_new_events(b: Ba
 /// Someone deletes a service's durable while it runs: the service creates it again, from a
 /// minute before the last event it applied (not from the stream's start), and misses nothing.
 async fn a_deleted_durable_is_created_again_from_its_last_applied_event(b: Backend) {
-    let clinic =
-        Clinic::start_with(b, &[("CAREHUB_RECONCILE_INTERVAL", "1s")], &Component::ALL).await;
+    // The copies' reconciliation is off: only the re-created durable can bring the next account.
+    let clinic = Clinic::start_with(
+        b,
+        &[
+            ("CAREHUB_RECONCILE_INTERVAL", "1s"),
+            ("CAREHUB_RECONCILE_COPIES_INTERVAL", "off"),
+        ],
+        &Component::ALL,
+    )
+    .await;
     let auth_db = clinic.service_db("auth").await;
     let patient_db = clinic.service_db("patient").await;
     let (first, _) = register_and_wait(&clinic, &auth_db).await;
@@ -880,4 +884,37 @@ async fn a_replay_of_every_service_after_the_window_changes_no_derived_row_and_s
         mails,
         "no mail sent"
     );
+}
+
+/// An event whose publishing failed for a while waits out a back-off of up to 51 s; once the
+/// relay is connected to NATS again it goes out at once. Here the row waits ten minutes, so
+/// only the reset on reconnect publishes it within the deadline.
+async fn an_event_waiting_out_its_back_off_goes_out_as_soon_as_nats_is_back(b: Backend) {
+    let mut clinic = Clinic::start(b).await;
+    let db = clinic.service_db("auth").await;
+    register_and_wait(&clinic, &db).await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = carehub_runtime::db::now_ms();
+    let entry = json!({"event_id": id, "at": now, "service": "auth", "actor_id": "ops",
+        "actor_role": "admin", "subject_id": null, "action": "backoff.test", "reason": null});
+    let insert = "INSERT INTO outbox (id, subject, payload, created_at, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, 8, $5)";
+    with_db!(&db, p => sqlx::query(insert)
+        .bind(&id).bind("carehub.events.audit.auth").bind(entry.to_string()).bind(now).bind(now + 600_000)
+        .execute(p).await.map(|r| r.rows_affected()))
+    .expect("a row waiting out its back-off");
+    clinic.nats.kill();
+    clinic.nats.restart().await;
+    wait::until(
+        "the waiting event published after the reconnect",
+        DEADLINE,
+        || async {
+            sent_rows(&db)
+                .await
+                .iter()
+                .any(|r| r.id == id)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(unpublished(&db).await, 0);
 }

@@ -133,27 +133,10 @@ async fn copies_that_lost_or_went_back_on_accounts_and_doctors_are_repaired_from
         done.then_some(())
     })
     .await;
-    let scrape = clinic
-        .http
-        .get(format!("http://{metrics}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
-    let value = |wanted: &str| -> f64 {
-        scrape
-            .lines()
-            .find(|l| l.starts_with(wanted))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {wanted} in {scrape}"))
-    };
-    assert!(
-        value("carehub_reconcile_repaired_total{component=\"patient\",kind=\"accounts\"}") >= 1.0
-    );
-    assert!(value("carehub_reconcile_runs_total{component=\"patient\",kind=\"accounts\"}") >= 1.0);
+    let scrape = crate::metrics::Scrape::of(&format!("http://{metrics}/metrics")).await;
+    let labels = [("component", "patient"), ("kind", "accounts")];
+    assert!(scrape.sum("carehub_reconcile_repaired_total", &labels) >= 1.0);
+    assert!(scrape.sum("carehub_reconcile_runs_total", &labels) >= 1.0);
 }
 
 /// The same loss with `CAREHUB_RECONCILE=off`: nothing repairs it (what the other test sees is

@@ -189,13 +189,41 @@ pub struct CommonConfig {
     pub relay: crate::outbox::RelayOptions,
 }
 
+/// `CAREHUB_OUTBOX_RETENTION`, `CAREHUB_RECONCILE`, `CAREHUB_RECONCILE_INTERVAL` and
+/// `CAREHUB_RECONCILE_COPIES_INTERVAL` (a duration or `off`; by default the interval).
+fn reconcile_options(env: &Env) -> Result<crate::outbox::RelayOptions, ConfigError> {
+    let retention = env.secs("CAREHUB_OUTBOX_RETENTION", OUTBOX_RETENTION)?;
+    if !env.flag("CAREHUB_RECONCILE", true)? {
+        return Ok(crate::outbox::RelayOptions {
+            retention,
+            check_every: None,
+            copies_every: None,
+        });
+    }
+    let every = env.secs("CAREHUB_RECONCILE_INTERVAL", RECONCILE_INTERVAL)?;
+    ConfigError::positive("CAREHUB_RECONCILE_INTERVAL", !every.is_zero())?;
+    let copies_every = if env.raw("CAREHUB_RECONCILE_COPIES_INTERVAL") == Some("off") {
+        None
+    } else {
+        let copies = env.secs("CAREHUB_RECONCILE_COPIES_INTERVAL", every)?;
+        ConfigError::positive("CAREHUB_RECONCILE_COPIES_INTERVAL", !copies.is_zero())?;
+        Some(copies)
+    };
+    Ok(crate::outbox::RelayOptions {
+        retention,
+        check_every: Some(every),
+        copies_every,
+    })
+}
+
 impl CommonConfig {
     /// Reads `CAREHUB_DATA_DIR` (default `./data`), `CAREHUB_NATS_URL`
     /// (default `nats://127.0.0.1:4222`), `CAREHUB_DATABASE_URL`, `CAREHUB_LOG_JSON`,
     /// `CAREHUB_SHUTDOWN_GRACE` (seconds, default 10), `CAREHUB_MAX_IN_FLIGHT` (default 256),
     /// `CAREHUB_STREAM_REPLICAS` (default 1), `CAREHUB_STREAM_DUPLICATE_WINDOW` (default 2 min),
-    /// `CAREHUB_OUTBOX_RETENTION` (default 7 days), `CAREHUB_RECONCILE` (default on) and
-    /// `CAREHUB_RECONCILE_INTERVAL` (default 10 min).
+    /// `CAREHUB_OUTBOX_RETENTION` (default 7 days), `CAREHUB_RECONCILE` (default on),
+    /// `CAREHUB_RECONCILE_INTERVAL` (default 10 min) and `CAREHUB_RECONCILE_COPIES_INTERVAL`
+    /// (default: the interval; `off` turns the copies' passes off).
     ///
     /// # Errors
     /// When a value is set but invalid.
@@ -217,16 +245,7 @@ impl CommonConfig {
                     carehub_bus::streams::DUPLICATE_WINDOW,
                 )?,
             },
-            relay: crate::outbox::RelayOptions {
-                retention: env.secs("CAREHUB_OUTBOX_RETENTION", OUTBOX_RETENTION)?,
-                check_every: if env.flag("CAREHUB_RECONCILE", true)? {
-                    let every = env.secs("CAREHUB_RECONCILE_INTERVAL", RECONCILE_INTERVAL)?;
-                    ConfigError::positive("CAREHUB_RECONCILE_INTERVAL", !every.is_zero())?;
-                    Some(every)
-                } else {
-                    None
-                },
-            },
+            relay: reconcile_options(env)?,
         })
     }
 
@@ -333,6 +352,26 @@ mod tests {
         assert_eq!(
             CommonConfig::from_env(&zero).unwrap_err().var,
             "CAREHUB_RECONCILE_INTERVAL"
+        );
+        // The copies' passes follow the interval unless set apart, and turn off on their own.
+        let every = Env::from_pairs([("CAREHUB_RECONCILE_INTERVAL", "5s")]);
+        let relay = CommonConfig::from_env(&every).unwrap().relay;
+        assert_eq!(relay.copies_every, Some(Duration::from_secs(5)));
+        let apart = Env::from_pairs([
+            ("CAREHUB_RECONCILE_INTERVAL", "5s"),
+            ("CAREHUB_RECONCILE_COPIES_INTERVAL", "1h"),
+        ]);
+        let relay = CommonConfig::from_env(&apart).unwrap().relay;
+        assert_eq!(relay.copies_every, Some(Duration::from_secs(3600)));
+        let copies_off = Env::from_pairs([("CAREHUB_RECONCILE_COPIES_INTERVAL", "off")]);
+        let relay = CommonConfig::from_env(&copies_off).unwrap().relay;
+        assert_eq!(
+            (relay.check_every.is_some(), relay.copies_every),
+            (true, None)
+        );
+        assert_eq!(
+            CommonConfig::from_env(&off).unwrap().relay.copies_every,
+            None
         );
     }
 

@@ -2,6 +2,8 @@
 //! transaction as the change it describes, and a relay publishes it to JetStream afterwards,
 //! with the event id as `Nats-Msg-Id`. A crash between commit and publish loses nothing (the row
 //! waits), and a publish repeated after a crash is stored once (the stream's duplicate window).
+//! A failed publish is tried again after 200 ms, doubling per attempt up to 51 s; once NATS is
+//! reconnected every waiting row is due at once, with its back-off started over.
 //! An event recorded while handling a call or another event keeps that request id and is
 //! published with it (`Carehub-Request-Id`), so consumers log under the id that caused it.
 //!
@@ -120,6 +122,10 @@ pub struct RelayOptions {
     /// at start and after every NATS reconnect (`CAREHUB_RECONCILE_INTERVAL`); `None` turns the
     /// checks off (`CAREHUB_RECONCILE=off`).
     pub check_every: Option<Duration>,
+    /// How often a service compares its copies of other services' records with their owners'
+    /// versions ([`crate::reconcile`]; `CAREHUB_RECONCILE_COPIES_INTERVAL`, by default the check
+    /// interval); `None`: never.
+    pub copies_every: Option<Duration>,
 }
 
 impl Default for RelayOptions {
@@ -127,6 +133,7 @@ impl Default for RelayOptions {
         Self {
             retention: crate::config::OUTBOX_RETENTION,
             check_every: Some(crate::config::RECONCILE_INTERVAL),
+            copies_every: Some(crate::config::RECONCILE_INTERVAL),
         }
     }
 }
@@ -203,10 +210,22 @@ impl Relay {
                         tracing::warn!(error = %e, "purging published outbox rows");
                     }
                 }
+                let now_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
+                let reconnected = now_connects != seen_connects;
+                seen_connects = now_connects;
+                if reconnected {
+                    // Rows that failed while NATS was away go out now, not after their back-off.
+                    match self.reset_backoff().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            rows = n,
+                            "NATS reconnected; publishing waiting events now"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "resetting the outbox back-off"),
+                    }
+                }
                 if let Some(every) = self.options.check_every {
-                    let now_connects = connects.connects.load(std::sync::atomic::Ordering::Relaxed);
-                    if tokio::time::Instant::now() >= next_check || now_connects != seen_connects {
-                        seen_connects = now_connects;
+                    if tokio::time::Instant::now() >= next_check || reconnected {
                         next_check = match self.check_positions().await {
                             Ok(_) => tokio::time::Instant::now() + every,
                             // NATS away, or a permission missing (docs/OPERATIONS.md): publishing
@@ -241,6 +260,17 @@ impl Relay {
                 }
             }
         })
+    }
+
+    /// Makes every row waiting out a back-off due now, its attempts counted from zero again.
+    /// Returns how many rows it changed.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub(crate) async fn reset_backoff(&self) -> Result<u64, StoreError> {
+        let sql = "UPDATE outbox SET attempts = 0, next_attempt_at = $1 WHERE next_attempt_at > $1";
+        let now = now_ms();
+        Ok(with_db!(&self.db, p => sqlx::query(sql).bind(now).execute(p).await?.rows_affected()))
     }
 
     /// Publishes what is due, in id order, stopping at the first failure so order holds.

@@ -9,9 +9,10 @@
 //! from events (notifications, mails, reminders, the audit log) are not repaired here: only the
 //! original event, republished from `outbox_sent`, may make them.
 //!
-//! A pass runs 5 s after start, then every check interval (`CAREHUB_RECONCILE_INTERVAL`), and at
-//! once after the service's consumer re-created its durable ([`Trigger`]). `CAREHUB_RECONCILE=off`
-//! turns it off. Every instance runs its own passes; they are reads unless something is behind.
+//! A pass runs 5 s after start, then every `CAREHUB_RECONCILE_COPIES_INTERVAL` (by default the
+//! check interval, `CAREHUB_RECONCILE_INTERVAL`), and at once after the service's consumer
+//! re-created its durable ([`Trigger`]). `CAREHUB_RECONCILE_COPIES_INTERVAL=off` turns the passes
+//! off, and `CAREHUB_RECONCILE=off` turns them off with the position checks. Every instance runs its own passes; they are reads unless something is behind.
 //! Each pass counts `carehub_reconcile_runs_total{component,kind}`; each record repaired,
 //! `carehub_reconcile_repaired_total{component,kind}`, with one warning naming up to 20 ids.
 
@@ -118,7 +119,7 @@ pub async fn pass<C: Copy>(
 }
 
 /// Runs [`pass`] 5 s after start, then every `every` and whenever `trigger` is woken, until
-/// `stop`; a failed pass is tried again in 5 s. `None`: never (`CAREHUB_RECONCILE=off`).
+/// `stop`; a failed pass is tried again in 5 s. `None`: never.
 pub async fn run<C: Copy>(
     component: &'static str,
     kind: &'static str,

@@ -44,7 +44,7 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, bus: &Bus, core:
         crate::SPEC.name,
         "accounts",
         copy,
-        core.cfg.relay.check_every,
+        core.cfg.relay.copies_every,
         trigger,
         running.stop_token(),
     ));

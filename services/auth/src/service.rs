@@ -14,7 +14,7 @@ use carehub_bus::Bus;
 use carehub_nats::auth::subject as auth_subject;
 use carehub_nats::auth::*;
 use carehub_nats::sync::{
-    AccountState, AccountVersions, Accounts, GetAccounts, IdVersion, PAGE, Versions, page_limit,
+    AccountState, AccountVersions, Accounts, GetAccounts, Versions, check_batch, page_limit,
 };
 use carehub_nats::time::rfc3339_auto;
 use carehub_nats::{CallContext, ErrorCode, Principal, Role, UserStatus, WireError};
@@ -582,12 +582,7 @@ impl AuthService {
             i64::from(page_limit(r.limit)),
         )
         .await?;
-        Ok(Versions {
-            items: rows
-                .into_iter()
-                .map(|(id, version)| IdVersion { id, version })
-                .collect(),
-        })
+        Ok(Versions::from(rows))
     }
 
     /// The current state of up to a page of accounts, for a copy that missed their events.
@@ -599,11 +594,7 @@ impl AuthService {
         _ctx: &CallContext,
         r: GetAccounts,
     ) -> Result<Accounts, WireError> {
-        if r.ids.len() > PAGE as usize {
-            return Err(WireError::validation(format!(
-                "ids: at most {PAGE} at once"
-            )));
-        }
+        check_batch(&r.ids)?;
         let rows = store::users_by_ids(self.db(), &r.ids).await?;
         let accounts = rows
             .iter()

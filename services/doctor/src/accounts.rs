@@ -53,11 +53,11 @@ async fn apply(svc: &DoctorService, event: &UserEvent) -> Result<(), StoreError>
 }
 
 /// Reconciles the doctor accounts' copy with the auth service's versions (see
-/// [`carehub_runtime::reconcile`]) every `check_every` and whenever `trigger` is woken.
+/// [`carehub_runtime::reconcile`]) every `every` and whenever `trigger` is woken.
 pub(crate) async fn reconcile(
     svc: DoctorService,
     bus: carehub_bus::Bus,
-    check_every: Option<std::time::Duration>,
+    every: Option<std::time::Duration>,
     trigger: Trigger,
     stop: CancellationToken,
 ) {
@@ -71,13 +71,5 @@ pub(crate) async fn reconcile(
             async move { apply(&svc, &event).await }
         },
     };
-    reconcile::run(
-        crate::SPEC.name,
-        "accounts",
-        copy,
-        check_every,
-        trigger,
-        stop,
-    )
-    .await;
+    reconcile::run(crate::SPEC.name, "accounts", copy, every, trigger, stop).await;
 }

@@ -17,9 +17,7 @@ use anyhow::Context as _;
 use carehub_bus::Bus;
 use carehub_nats::appointment::{ApplyDoctor, TakenTimes};
 use carehub_nats::doctor::*;
-use carehub_nats::sync::{
-    DoctorVersions, Doctors, GetDoctors, IdVersion, PAGE, Versions, page_limit,
-};
+use carehub_nats::sync::{DoctorVersions, Doctors, GetDoctors, Versions, check_batch, page_limit};
 use carehub_nats::time::{rfc3339, rfc3339_of};
 use carehub_nats::{CallContext, Principal, Role, UserStatus, WireError};
 use carehub_runtime::db::{Db, StoreError, like_contains, next_page, now_ms};
@@ -78,7 +76,7 @@ pub async fn start(cfg: DoctorConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
     running.spawn(crate::accounts::reconcile(
         svc.clone(),
         bus.clone(),
-        cfg.relay.check_every,
+        cfg.relay.copies_every,
         reconcile,
         running.stop_token(),
     ));
@@ -295,12 +293,7 @@ impl DoctorService {
             i64::from(page_limit(r.limit)),
         )
         .await?;
-        Ok(Versions {
-            items: rows
-                .into_iter()
-                .map(|(id, version)| IdVersion { id, version })
-                .collect(),
-        })
+        Ok(Versions::from(rows))
     }
 
     /// The current snapshots of up to a page of doctors, for a copy that missed their events.
@@ -312,11 +305,7 @@ impl DoctorService {
         _ctx: &CallContext,
         r: GetDoctors,
     ) -> Result<Doctors, WireError> {
-        if r.ids.len() > PAGE as usize {
-            return Err(WireError::validation(format!(
-                "ids: at most {PAGE} at once"
-            )));
-        }
+        check_batch(&r.ids)?;
         let doctors = store::doctors_with_time_off(self.db(), &r.ids, now_ms()).await?;
         Ok(Doctors {
             doctors: doctors.iter().map(snapshot).collect::<Result<_, _>>()?,

@@ -47,6 +47,8 @@ pub struct NotifyConfig {
     pub(crate) streams: carehub_bus::streams::StreamOptions,
     /// How often the consumers check their positions (`None`: never).
     pub(crate) check_every: Option<Duration>,
+    /// How often the account copy is reconciled with the auth service (`None`: never).
+    pub(crate) copies_every: Option<Duration>,
 }
 
 impl NotifyConfig {
@@ -107,6 +109,7 @@ impl NotifyConfig {
             max_in_flight: common.max_in_flight,
             streams: common.streams,
             check_every: common.relay.check_every,
+            copies_every: common.relay.copies_every,
         };
         if cfg.mail_max_attempts == 0 {
             return Err(ConfigError {

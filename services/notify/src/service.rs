@@ -78,6 +78,7 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
         .context("subscribing to password resets")?;
     let max_in_flight = cfg.max_in_flight;
     let check_every = cfg.check_every;
+    let copies_every = cfg.copies_every;
     let svc = NotifyService {
         inner: Arc::new(Inner {
             db,
@@ -105,7 +106,7 @@ pub async fn start(cfg: NotifyConfig, bus: Bus, db: Db) -> anyhow::Result<Runnin
                 async move { s.on_user_event(e).await }
             },
         },
-        check_every,
+        copies_every,
         reconcile.clone(),
         stop.clone(),
     ));

@@ -40,11 +40,11 @@ pub(crate) async fn run(
 }
 
 /// Reconciles the account copy with the auth service's versions (see
-/// [`carehub_runtime::reconcile`]) every `check_every` and whenever `trigger` is woken.
+/// [`carehub_runtime::reconcile`]) every `every` and whenever `trigger` is woken.
 pub(crate) async fn reconcile(
     bus: carehub_bus::Bus,
     db: Db,
-    check_every: Option<std::time::Duration>,
+    every: Option<std::time::Duration>,
     trigger: Trigger,
     stop: CancellationToken,
 ) {
@@ -58,13 +58,5 @@ pub(crate) async fn reconcile(
             async move { store::apply_account(&db, &event).await }
         },
     };
-    reconcile::run(
-        crate::SPEC.name,
-        "accounts",
-        copy,
-        check_every,
-        trigger,
-        stop,
-    )
-    .await;
+    reconcile::run(crate::SPEC.name, "accounts", copy, every, trigger, stop).await;
 }

@@ -77,7 +77,7 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
     running.spawn(crate::accounts::reconcile(
         bus.clone(),
         db.clone(),
-        cfg.relay.check_every,
+        cfg.relay.copies_every,
         reconcile,
         running.stop_token(),
     ));
