@@ -224,18 +224,18 @@ impl Relay {
                         Err(e) => tracing::warn!(error = %e, "resetting the outbox back-off"),
                     }
                 }
-                if let Some(every) = self.options.check_every {
-                    if tokio::time::Instant::now() >= next_check || reconnected {
-                        next_check = match self.check_positions().await {
-                            Ok(_) => tokio::time::Instant::now() + every,
-                            // NATS away, or a permission missing (docs/OPERATIONS.md): publishing
-                            // goes on, and the check is tried again a little later.
-                            Err(e) => {
-                                tracing::warn!(error = %e, "outbox position check failed; trying again shortly");
-                                tokio::time::Instant::now() + CHECK_RETRY.min(every)
-                            }
-                        };
-                    }
+                if let Some(every) = self.options.check_every
+                    && (tokio::time::Instant::now() >= next_check || reconnected)
+                {
+                    next_check = match self.check_positions().await {
+                        Ok(_) => tokio::time::Instant::now() + every,
+                        // NATS away, or a permission missing (docs/OPERATIONS.md): publishing
+                        // goes on, and the check is tried again a little later.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "outbox position check failed; trying again shortly");
+                            tokio::time::Instant::now() + CHECK_RETRY.min(every)
+                        }
+                    };
                 }
                 if crate::metrics::enabled()
                     && sampled.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY)
