@@ -314,16 +314,12 @@ async fn publish_account_event(clinic: &Clinic, kind: &str, user: &Value, versio
     .expect("stored");
 }
 
-/// The case of a stream that lost an account's first event and got it back later (a replay):
-/// each copy holds the newer state already, and the older event, even stamped with a later
-/// clock (another auth instance), must not set it back. A newer event still applies.
-async fn an_older_account_event_arriving_after_a_newer_one_changes_no_copy(b: Backend) {
-    let clinic = Clinic::start(b).await;
+/// A doctor account at version 2 (created, then its time zone set), once every copy holds that
+/// version: the account and a session of it.
+pub(crate) async fn doctor_at_version_two(clinic: &Clinic) -> (Value, Value) {
     let email = unique_email("versions");
     let user = clinic.create_user(carehub_nats::Role::Doctor, &email).await;
     let id = user["id"].as_str().expect("id").to_owned();
-    let name = user["display_name"].as_str().expect("name").to_owned();
-    // Version 2: the doctor sets a time zone.
     let session = clinic.login(&email, crate::harness::PASSWORD).await;
     let r = clinic
         .http
@@ -335,10 +331,21 @@ async fn an_older_account_event_arriving_after_a_newer_one_changes_no_copy(b: Ba
         .expect("PATCH /api/me");
     assert_eq!(r.status(), 200);
     wait::until("every copy at version 2", DEADLINE, || async {
-        let c = copies(&clinic, &id).await;
+        let c = copies(clinic, &id).await;
         (c.len() == 4 && c.iter().all(|(_, _, _, v)| *v == 2)).then_some(())
     })
     .await;
+    (user, session)
+}
+
+/// The case of a stream that lost an account's first event and got it back later (a replay):
+/// each copy holds the newer state already, and the older event, even stamped with a later
+/// clock (another auth instance), must not set it back. A newer event still applies.
+async fn an_older_account_event_arriving_after_a_newer_one_changes_no_copy(b: Backend) {
+    let clinic = Clinic::start(b).await;
+    let (user, session) = doctor_at_version_two(&clinic).await;
+    let id = user["id"].as_str().expect("id").to_owned();
+    let name = user["display_name"].as_str().expect("name").to_owned();
 
     // The registration again, under a new event id, pending and with another name, stamped a
     // minute later than now.

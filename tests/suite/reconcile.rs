@@ -4,11 +4,10 @@
 
 use crate::both_backends;
 use crate::harness::{Backend, Clinic, unique_email};
-use crate::outbox::{account_consumers_caught_up, copies, until_serving};
+use crate::outbox::{account_consumers_caught_up, copies, doctor_at_version_two, until_serving};
 use crate::support::wait;
 use carehub::system::Component;
 use carehub_runtime::with_db;
-use serde_json::json;
 use std::time::Duration;
 
 both_backends!(
@@ -46,36 +45,17 @@ async fn doctor_version(clinic: &Clinic, id: &str) -> i64 {
     v
 }
 
-/// A patient and a doctor (renamed once, so at account version 2) whose every copy caught up.
+/// A patient and a doctor (with a time zone set, so at account version 2) whose every copy
+/// caught up.
 async fn two_accounts(clinic: &Clinic) -> (String, String, String) {
     let patient = clinic.patient(&unique_email("recon-patient")).await;
     let patient_id = patient["user"]["id"]
         .as_str()
         .expect("patient id")
         .to_owned();
-    let email = unique_email("recon-doctor");
-    let doctor = clinic.create_user(carehub_nats::Role::Doctor, &email).await;
+    let (doctor, _) = doctor_at_version_two(clinic).await;
     let doctor_id = doctor["id"].as_str().expect("doctor id").to_owned();
-    let session = clinic.login(&email, crate::harness::PASSWORD).await;
-    let r = clinic
-        .http
-        .patch(clinic.url("/api/me"))
-        .bearer_auth(crate::harness::token(&session))
-        .json(&json!({"time_zone": "Europe/Berlin"}))
-        .send()
-        .await
-        .expect("PATCH /api/me");
-    assert_eq!(r.status(), 200);
     let name = doctor["display_name"].as_str().expect("name").to_owned();
-    wait::until(
-        "every copy of the doctor at version 2",
-        Duration::from_secs(20),
-        || async {
-            let c = copies(clinic, &doctor_id).await;
-            (c.len() == 4 && c.iter().all(|(_, _, _, v)| *v == 2)).then_some(())
-        },
-    )
-    .await;
     wait::until(
         "the admin service's doctor copy",
         Duration::from_secs(20),
