@@ -155,6 +155,25 @@ async fn stored_ids(js: &async_nats::jetstream::Context) -> Option<HashMap<Strin
     Some(all)
 }
 
+/// Waits until every consumer of the four streams has acknowledged all it was given.
+async fn caught_up(js: &async_nats::jetstream::Context) {
+    wait::until("every durable caught up", RECOVER, || async {
+        use futures::StreamExt as _;
+        for s in STREAMS {
+            let stream = js.get_stream(s).await.ok()?;
+            let mut consumers = stream.consumers();
+            while let Some(info) = consumers.next().await {
+                let info = info.ok()?;
+                if info.num_pending > 0 || info.num_ack_pending > 0 {
+                    return None;
+                }
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
 /// Freezes the three nodes, copies each store, and lets them go on.
 fn freeze_and_copy(d: &Deployment) -> Vec<PathBuf> {
     for n in &d.nats.nodes {
@@ -726,21 +745,7 @@ async fn a_consumer_ahead_of_its_restored_stream_on_the_cluster_still_gets_every
         .await;
     }
     let js = async_nats::jetstream::new(d.nats.client_as("ops").await);
-    wait::until("every durable caught up", RECOVER, || async {
-        use futures::StreamExt as _;
-        for s in STREAMS {
-            let stream = js.get_stream(s).await.ok()?;
-            let mut consumers = stream.consumers();
-            while let Some(info) = consumers.next().await {
-                let info = info.ok()?;
-                if info.num_pending > 0 || info.num_ack_pending > 0 {
-                    return None;
-                }
-            }
-        }
-        Some(())
-    })
-    .await;
+    caught_up(&js).await;
 
     // Every service waits while the nodes lose the streams' tail and keep the consumers'.
     for service in ["auth", "doctor", "admin", "patient", "notify"] {
@@ -858,4 +863,216 @@ async fn a_consumer_ahead_of_its_restored_stream_on_the_cluster_still_gets_every
         Some(())
     })
     .await;
+}
+
+/// What the notify, admin, patient and doctor databases hold that events made.
+async fn derived(d: &Deployment) -> Vec<String> {
+    let mut dbs = Vec::new();
+    for service in ["notify", "admin", "patient", "doctor"] {
+        let db = carehub_runtime::Db::connect(service, Some(&d.database_url), &d.dir)
+            .await
+            .unwrap();
+        dbs.push((service, db));
+    }
+    let rows = crate::outbox::derived_rows_of(&dbs).await;
+    for (_, db) in dbs {
+        db.close().await;
+    }
+    rows
+}
+
+/// On the cluster while every service runs: someone deletes the notify service's appointment
+/// durable and the patient service's account durable; each is created again from the last event
+/// it applied and new events arrive once (the copies' own reconciliation is off, so only the
+/// durables can bring them). Then, past a 2 s duplicate window, `carehub ops replay` of every
+/// producer stores every event again, and no derived row changes and no mail goes out: not the
+/// notification the patient deleted, not the cancelled appointment's confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_cluster_deleted_durables_come_back_and_a_replay_changes_nothing() {
+    let smtp = SmtpSink::start(0).await;
+    let smtp_url = smtp.url();
+    let d = Deployment::start_configured(
+        &[
+            ("CAREHUB_RECONCILE_INTERVAL", "5s"),
+            ("CAREHUB_RECONCILE_COPIES_INTERVAL", "off"),
+            ("CAREHUB_STREAM_DUPLICATE_WINDOW", "2s"),
+        ],
+        &[("notify", "CAREHUB_SMTP_URL", &smtp_url)],
+    )
+    .await;
+    let started = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    let http = client();
+    let base = d.base.clone();
+    let auth = pool(&d, "auth").await;
+    let patient_db = pool(&d, "patient").await;
+    let notify_db = pool(&d, "notify").await;
+    let admin_db = pool(&d, "admin").await;
+    let id_of = |email: String| {
+        let auth = auth.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE email = $1")
+                .bind(email)
+                .fetch_one(&auth)
+                .await
+                .expect("the account")
+        }
+    };
+    let (d0, d0_token) = doctor(&d, &http).await;
+    set_hours(&http, &base, &d0_token, "23:30").await;
+    let day = (carehub_runtime::db::now_ms() / 86_400_000 + 3) * 86_400_000;
+
+    // A booking the doctor looks into (an audited record read), cancelled; the patient deletes
+    // the notification of its confirmation.
+    let email = register(&d, &http, "patient").await;
+    let token = login(&http, &base, &email).await;
+    let patient = id_of(email).await;
+    let first = book(&http, &base, &token, &d0, day + 9 * 3_600_000).await;
+    until_status(&http, "the record read", 200, |h| {
+        h.get(format!("{base}/api/patients/{patient}/record"))
+            .bearer_auth(&d0_token)
+    })
+    .await;
+    until_status(&http, "a cancellation", 200, |h| {
+        h.post(format!("{base}/api/appointments/{first}/cancel"))
+            .bearer_auth(&token)
+            .json(&json!({"reason": "plans changed"}))
+    })
+    .await;
+    let confirmation = wait::until("the confirmation's notification", RECOVER, || async {
+        let v: Value = http
+            .get(format!("{base}/api/notifications"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["notifications"]
+            .as_array()?
+            .iter()
+            .find(|n| n["kind"].as_str().is_some_and(|k| k.contains("confirmed")))
+            .and_then(|n| n["id"].as_str())
+            .map(str::to_owned)
+    })
+    .await;
+    let r = http
+        .delete(format!("{base}/api/notifications/{confirmation}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    // Someone deletes two durables while the services run.
+    let js = async_nats::jetstream::new(d.nats.nodes[0].harness_client().await);
+    caught_up(&js).await;
+    for (stream, durable) in [
+        ("CAREHUB_USERS", "patient-service"),
+        ("CAREHUB_APPOINTMENTS", "notify-appointments"),
+    ] {
+        js.get_stream(stream)
+            .await
+            .expect("stream")
+            .delete_consumer(durable)
+            .await
+            .expect("delete the durable");
+    }
+    let email = register(&d, &http, "patient").await;
+    let token = login(&http, &base, &email).await;
+    let second_patient = id_of(email.clone()).await;
+    let second = book(&http, &base, &token, &d0, day + 10 * 3_600_000).await;
+    wait::until("the new account in the patient copy", REPAIR, || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM accounts WHERE id = $1")
+                .bind(&second_patient)
+                .fetch_one(&patient_db)
+                .await
+                .ok()?;
+        (n == 1).then_some(())
+    })
+    .await;
+    let confirmed: String =
+        wait::until("the new booking's confirmation event", RECOVER, || async {
+            sent(&admin_db, 0)
+                .await
+                .into_iter()
+                .find(|(_, s, e)| {
+                    s == "carehub.events.appointment.confirmed"
+                        && e["appointment"]["id"] == second.as_str()
+                })
+                .map(|(id, _, _)| id)
+        })
+        .await;
+    wait::until("the new booking's notification and mail", REPAIR, || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM notifications WHERE event_id = $1 AND user_id = $2",
+        )
+        .bind(&confirmed)
+        .bind(&second_patient)
+        .fetch_one(&notify_db)
+        .await
+        .ok()?;
+        let m: usize = mails(&smtp)
+            .iter()
+            .filter(|((e, t), _)| *e == confirmed && t.contains(email.as_str()))
+            .map(|(_, n)| *n)
+            .sum();
+        (n == 1 && m == 1).then_some(())
+    })
+    .await;
+    for (stream, durable) in [
+        ("CAREHUB_USERS", "patient-service"),
+        ("CAREHUB_APPOINTMENTS", "notify-appointments"),
+    ] {
+        let mut c = js
+            .get_stream(stream)
+            .await
+            .expect("stream")
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(durable)
+            .await
+            .expect("the durable is back");
+        let info = c.info().await.expect("info");
+        assert!(
+            matches!(
+                info.config.deliver_policy,
+                async_nats::jetstream::consumer::DeliverPolicy::ByStartTime { .. }
+            ),
+            "{durable} starts at its last applied event: {:?}",
+            info.config.deliver_policy
+        );
+    }
+    caught_up(&js).await;
+    // Every mail went out once: the overlap a re-created durable delivers again sent nothing.
+    wait::until("the mail queue empty", RECOVER, || async {
+        let n: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM mail_outbox")
+            .fetch_one(&notify_db)
+            .await
+            .ok()?;
+        (n == 0).then_some(())
+    })
+    .await;
+    let before_mails = mails(&smtp);
+    assert!(before_mails.values().all(|n| *n == 1), "{before_mails:?}");
+
+    // The replay, past the window.
+    let before = derived(&d).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for service in ["auth", "doctor", "patient", "admin"] {
+        let (republished, duplicates) = crate::outbox::replay_summary(&d.run_as(
+            service,
+            &["ops", "replay", "--service", service, "--since", &started],
+        ));
+        assert!(republished > 0, "{service} had events to replay");
+        assert_eq!(duplicates, 0, "{service}: the window has passed");
+    }
+    caught_up(&js).await;
+    let after = derived(&d).await;
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|r| !before.contains(r))
+        .chain(before.iter().filter(|r| !after.contains(r)))
+        .collect();
+    assert!(changed.is_empty(), "rows the replay changed: {changed:#?}");
+    assert_eq!(mails(&smtp), before_mails, "no mail sent");
 }

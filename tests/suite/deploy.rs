@@ -136,6 +136,8 @@ impl NatsCluster {
 struct Proc {
     name: String,
     child: Child,
+    /// The environment it was started with.
+    env: BTreeMap<String, String>,
 }
 
 /// carehub running as docker-compose.yml says, against a [`NatsCluster`].
@@ -425,6 +427,7 @@ impl Deployment {
             deployment.procs.push(Proc {
                 name: s.name.clone(),
                 child,
+                env,
             });
         }
         assert!(
@@ -439,6 +442,24 @@ impl Deployment {
         })
         .await;
         deployment
+    }
+
+    /// Runs `carehub <args>` to completion with the environment of compose service `name` (its
+    /// database and NATS user), as an operator would in that container.
+    pub(crate) fn run_as(&self, name: &str, args: &[&str]) -> std::process::Output {
+        let proc = self
+            .procs
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no compose service {name}"));
+        Command::new(env!("CARGO_BIN_EXE_carehub"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&proc.env)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run carehub")
     }
 
     /// Sends `signal` (`STOP`, `CONT`) to the carehub process of compose service `name`.

@@ -81,10 +81,14 @@ async fn last_seq(clinic: &Clinic, stream: &str) -> u64 {
 
 /// The `carehub ops replay` summary line, after checking the command succeeded.
 fn replay(clinic: &Clinic, service: &str, since: &str) -> (u64, u64) {
-    let out = clinic.run_carehub(
+    replay_summary(&clinic.run_carehub(
         &["ops", "replay", "--service", service, "--since", since],
         &[],
-    );
+    ))
+}
+
+/// (republished, duplicates) of a `carehub ops replay` run, after checking it succeeded.
+pub(crate) fn replay_summary(out: &std::process::Output) -> (u64, u64) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -714,6 +718,19 @@ async fn a_deleted_durable_is_created_again_from_its_last_applied_event(b: Backe
 /// audit log, account names, doctor copies and appointments in admin; the account copies in
 /// patient and doctor.
 async fn derived_rows(clinic: &Clinic) -> Vec<String> {
+    let mut dbs = Vec::new();
+    for service in ["notify", "admin", "patient", "doctor"] {
+        dbs.push((service, clinic.service_db(service).await));
+    }
+    let rows = derived_rows_of(&dbs).await;
+    for (_, db) in dbs {
+        db.close().await;
+    }
+    rows
+}
+
+/// [`derived_rows`] of the services' databases `dbs` (notify, admin, patient, doctor).
+pub(crate) async fn derived_rows_of(dbs: &[(&str, Db)]) -> Vec<String> {
     let reads = [
         (
             "notify",
@@ -760,10 +777,12 @@ async fn derived_rows(clinic: &Clinic) -> Vec<String> {
     ];
     let mut out = Vec::new();
     for (service, sql) in reads {
-        let db = clinic.service_db(service).await;
+        let (_, db) = dbs
+            .iter()
+            .find(|(s, _)| *s == service)
+            .expect("the service's database");
         let mut rows: Vec<String> =
-            with_db!(&db, p => sqlx::query_scalar(sql).fetch_all(p).await).expect("derived rows");
-        db.close().await;
+            with_db!(db, p => sqlx::query_scalar(sql).fetch_all(p).await).expect("derived rows");
         rows.sort();
         out.extend(rows.into_iter().map(|r| format!("{service}: {sql}: {r}")));
     }
