@@ -4,7 +4,8 @@
 //! repairs it from the owner's current state.
 //!
 //! The subjects are outside `carehub.api.`: they carry no caller identity, and NATS permissions
-//! allow them only to the services that keep the copy (docs/OPERATIONS.md, "Reconciliation").
+//! allow them only to the services that keep the copy (docs/OPERATIONS.md, "Replaying lost
+//! events").
 
 use crate::auth::User;
 use crate::doctor::DoctorSnapshot;

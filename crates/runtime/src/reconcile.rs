@@ -12,7 +12,8 @@
 //! A pass runs 5 s after start, then every `CAREHUB_RECONCILE_COPIES_INTERVAL` (by default the
 //! check interval, `CAREHUB_RECONCILE_INTERVAL`), and at once after the service's consumer
 //! re-created its durable ([`Trigger`]). `CAREHUB_RECONCILE_COPIES_INTERVAL=off` turns the passes
-//! off, and `CAREHUB_RECONCILE=off` turns them off with the position checks. Every instance runs its own passes; they are reads unless something is behind.
+//! off, and `CAREHUB_RECONCILE=off` turns them off with the position checks. Every instance runs
+//! its own passes; they only read unless something is behind.
 //! Each pass counts `carehub_reconcile_runs_total{component,kind}`; each record repaired,
 //! `carehub_reconcile_repaired_total{component,kind}`, with one warning naming up to 20 ids.
 
@@ -48,7 +49,7 @@ impl Trigger {
 }
 
 /// A copy that can be reconciled with its owner.
-pub trait Copy: Send + Sync + 'static {
+pub trait Reconciled: Send + Sync + 'static {
     /// The owner's versions after `after` (from the first without it), by id; a page shorter
     /// than [`PAGE`] is the last.
     fn page(
@@ -68,7 +69,7 @@ pub trait Copy: Send + Sync + 'static {
 ///
 /// # Errors
 /// When the owner or the database does not answer; what was repaired before stays repaired.
-pub async fn pass<C: Copy>(
+pub async fn pass<C: Reconciled>(
     component: &'static str,
     kind: &'static str,
     copy: &C,
@@ -120,7 +121,7 @@ pub async fn pass<C: Copy>(
 
 /// Runs [`pass`] 5 s after start, then every `every` and whenever `trigger` is woken, until
 /// `stop`; a failed pass is tried again in 5 s. `None`: never.
-pub async fn run<C: Copy>(
+pub async fn run<C: Reconciled>(
     component: &'static str,
     kind: &'static str,
     copy: C,
@@ -183,7 +184,7 @@ pub struct Accounts<F> {
     pub apply: F,
 }
 
-impl<F, Fut> Copy for Accounts<F>
+impl<F, Fut> Reconciled for Accounts<F>
 where
     F: Fn(UserEvent) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), StoreError>> + Send,

@@ -35,7 +35,7 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, bus: &Bus, core:
             }
         },
     );
-    let copy = Copy {
+    let copy = DoctorCopy {
         bus: bus.clone(),
         db: core.db.clone(),
     };
@@ -51,12 +51,12 @@ pub(crate) fn spawn(running: &Running, js: &jetstream::Context, bus: &Bus, core:
 
 /// The doctor copy as [`reconcile`] sees it: the doctor service's versions against the
 /// `version` column, repaired from its current snapshots.
-struct Copy {
+struct DoctorCopy {
     bus: Bus,
     db: Db,
 }
 
-impl reconcile::Copy for Copy {
+impl reconcile::Reconciled for DoctorCopy {
     async fn page(&self, after: Option<String>) -> anyhow::Result<Vec<IdVersion>> {
         let req = DoctorVersions { after, limit: None };
         Ok(self
