@@ -1,10 +1,15 @@
-//! Jepsen's lost tail on the three-node cluster, for every kind of event carehub derives state
-//! from: all three nodes are frozen and their stores copied; accounts, approvals, availability
-//! changes, bookings, cancellations and a deleted notification are acknowledged (and published
-//! by the outboxes); then every node is SIGKILLed and comes back from its copy. The streams have
-//! lost those events; the relays publish them again and the consumers re-create their durables,
-//! and every copy and every record derived from an event ends up as if nothing was lost, each
-//! once, and the deleted notification stays deleted.
+//! What JetStream may lose, on the three-node cluster of the compose deployment (PostgreSQL,
+//! `CAREHUB_RECONCILE_INTERVAL=5s`, a real SMTP server):
+//! - Jepsen's lost tail, for every kind of event carehub derives state from: all three nodes are
+//!   frozen and their stores copied; accounts, approvals, availability changes, bookings,
+//!   cancellations and a deleted notification are acknowledged (and published by the outboxes);
+//!   then every node is SIGKILLed and comes back from its copy. The relays publish the lost
+//!   events again and every copy and every record made from an event ends up there once; the
+//!   deleted notification stays deleted.
+//! - A consumer ahead of its stream: only the streams' data goes back, the consumers' state
+//!   stays; new events still reach every copy, each with one notification and one mail.
+//! - Durables deleted while the services run come back from their last applied event, and a
+//!   replay of every producer after the duplicate window changes nothing and mails nobody.
 
 use crate::cluster::{doctor, login, message_counts};
 use crate::deploy::Deployment;
