@@ -85,13 +85,14 @@ impl Window {
     }
 }
 
-/// A reason or note typed by a person: 1..=`max` characters after trimming.
+/// A reason or note typed by a person: not empty after trimming, at most `max` characters as
+/// sent (the schema's `maxLength` counts what is sent, surrounding whitespace included).
 ///
 /// # Errors
 /// `validation_failed` naming `field`.
 pub(crate) fn text(field: &str, s: &str, max: usize) -> Result<String, WireError> {
     let t = s.trim();
-    if t.is_empty() || t.chars().count() > max {
+    if t.is_empty() || s.chars().count() > max {
         return Err(WireError::validation(format!(
             "{field}: 1 to {max} characters"
         )));
@@ -105,6 +106,15 @@ mod tests {
     use carehub_nats::time::rfc3339;
 
     const H: i64 = 3_600_000;
+
+    #[test]
+    fn typed_text_is_trimmed_and_its_limit_counts_what_was_sent() {
+        assert_eq!(text("reason", "  no show ", 20).unwrap(), "no show");
+        assert!(text("reason", "   ", 20).is_err());
+        assert!(text("reason", &"x".repeat(21), 20).is_err());
+        // As the schema's `maxLength`: surrounding whitespace counts.
+        assert!(text("reason", &format!(" {}", "x".repeat(20)), 20).is_err());
+    }
 
     #[test]
     fn windows_must_be_forward_future_and_bounded() {

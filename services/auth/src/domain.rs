@@ -87,7 +87,8 @@ impl DisplayName {
     /// When empty, too long, or containing control characters.
     pub(crate) fn parse(raw: &str) -> Result<Self, WireError> {
         let t = raw.trim();
-        if t.is_empty() || t.chars().count() > 100 || t.chars().any(char::is_control) {
+        // The length counts what is sent, as the schema's `maxLength` does.
+        if t.is_empty() || raw.chars().count() > 100 || t.chars().any(char::is_control) {
             return Err(WireError::validation(
                 "display_name: use 1 to 100 printable characters",
             ));
@@ -178,6 +179,8 @@ mod tests {
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse("a\u{0007}b").is_err());
         assert!(DisplayName::parse(&"n".repeat(101)).is_err());
+        // Surrounding whitespace counts, as in the schema's `maxLength`.
+        assert!(DisplayName::parse(&format!(" {}", "n".repeat(100))).is_err());
     }
 
     #[test]

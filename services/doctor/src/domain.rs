@@ -105,13 +105,14 @@ pub(crate) fn specialties(raw: &[String]) -> Result<Vec<String>, WireError> {
     Ok(out)
 }
 
-/// A bio of at most 2000 characters, trimmed.
+/// A bio of at most 2000 characters as sent (surrounding whitespace counts, as in the schema's
+/// `maxLength`), trimmed.
 ///
 /// # Errors
 /// `validation_failed` when longer.
 pub(crate) fn bio(raw: &str) -> Result<String, WireError> {
     let b = raw.trim();
-    if b.chars().count() > MAX_BIO_CHARS {
+    if raw.chars().count() > MAX_BIO_CHARS {
         return Err(WireError::validation(format!(
             "bio: at most {MAX_BIO_CHARS} characters"
         )));
@@ -119,13 +120,13 @@ pub(crate) fn bio(raw: &str) -> Result<String, WireError> {
     Ok(b.to_owned())
 }
 
-/// A time off reason of at most 500 characters, trimmed.
+/// A time off reason of at most 500 characters as sent, trimmed.
 ///
 /// # Errors
 /// `validation_failed` when longer.
 pub(crate) fn reason(raw: &str) -> Result<String, WireError> {
     let r = raw.trim();
-    if r.chars().count() > MAX_REASON_CHARS {
+    if raw.chars().count() > MAX_REASON_CHARS {
         return Err(WireError::validation(format!(
             "reason: at most {MAX_REASON_CHARS} characters"
         )));
@@ -222,6 +223,10 @@ mod tests {
         assert!(bio(&"é".repeat(2000)).is_ok());
         assert!(bio(&"é".repeat(2001)).is_err());
         assert!(reason(&"x".repeat(501)).is_err());
+        // Surrounding whitespace counts, as in the schema's `maxLength`; what is kept is trimmed.
+        assert!(bio(&format!(" {}", "é".repeat(2000))).is_err());
+        assert!(reason(&format!("{}\n", "x".repeat(500))).is_err());
+        assert_eq!(reason(" away ").unwrap(), "away");
     }
 
     #[test]

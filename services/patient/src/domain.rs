@@ -177,17 +177,17 @@ impl Record {
 
 /// `None` for an absent or blank optional text, else the trimmed text.
 fn optional(s: Option<&str>) -> Option<&str> {
-    s.map(str::trim).filter(|s| !s.is_empty())
+    s.filter(|s| !s.trim().is_empty())
 }
 
-/// Trimmed text of `min..=max` characters without control characters.
+/// Trimmed text of at least `min` characters without control characters; at most `max` as
+/// sent, surrounding whitespace included (the schema's `maxLength` counts what is sent).
 fn text(field: &str, s: &str, min: usize, max: usize) -> Result<String, WireError> {
     let t = s.trim();
-    let n = t.chars().count();
-    if n < min {
+    if t.chars().count() < min {
         return Err(WireError::validation(format!("{field}: must not be empty")));
     }
-    if n > max {
+    if s.chars().count() > max {
         return Err(WireError::validation(format!(
             "{field}: at most {max} characters"
         )));
@@ -210,7 +210,7 @@ fn phone(field: &str, s: &str) -> Result<String, WireError> {
         ))
     };
     let body = t.strip_prefix('+').unwrap_or(t);
-    if t.chars().count() > 32
+    if s.chars().count() > 32
         || !body
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '(' | ')'))
@@ -355,6 +355,34 @@ mod tests {
             };
             assert!(Profile::parse(f, today()).is_err(), "{bad}");
         }
+    }
+
+    /// The schema's `maxLength` counts what is sent, so the server does too: surrounding
+    /// whitespace that takes a field past its limit is refused, not trimmed into it.
+    #[test]
+    fn a_limit_counts_surrounding_whitespace_as_the_schema_does() {
+        let padded = format!("\n\t{}", "x".repeat(999));
+        let fields = |notes: &str| RecordFields {
+            conditions: vec![Condition {
+                name: "flu".into(),
+                since: None,
+                notes: Some(notes.to_owned()),
+            }],
+            blood_type: BloodType::ONeg,
+            ..Default::default()
+        };
+        let e = Record::parse(&fields(&padded), today()).unwrap_err();
+        assert!(e.message.starts_with("conditions[0].notes"), "{e}");
+        let within = format!(" {} ", "x".repeat(998));
+        let r = Record::parse(&fields(&within), today()).expect("1000 characters as sent");
+        assert_eq!(
+            r.fields().conditions[0].notes.as_deref(),
+            Some("x".repeat(998).as_str()),
+            "stored trimmed"
+        );
+        assert!(text("f", &format!("  {}", "y".repeat(99)), 1, 100).is_err());
+        assert!(phone("phone", &format!("{}+49 30 1234567", " ".repeat(20))).is_err());
+        assert_eq!(optional(Some("  ")), None);
     }
 
     #[test]
