@@ -41,6 +41,15 @@ async fn pool(d: &Deployment, service: &str) -> PgPool {
     }
 }
 
+/// The id of the account registered as `email` (from the auth database).
+async fn account_id(auth: &PgPool, email: &str) -> String {
+    sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(auth)
+        .await
+        .expect("the account")
+}
+
 /// The HTTP client of the test: requests during a node loss time out instead of hanging.
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -255,16 +264,6 @@ async fn every_kind_of_event_a_cluster_lost_after_acknowledging_it_reaches_every
     let patient_db = pool(&d, "patient").await;
     let notify_db = pool(&d, "notify").await;
     let admin_db = pool(&d, "admin").await;
-    let id_of = |email: String| {
-        let auth = auth.clone();
-        async move {
-            sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE email = $1")
-                .bind(email)
-                .fetch_one(&auth)
-                .await
-                .expect("the account")
-        }
-    };
 
     // Before the freeze: an admin, and a doctor who has hours every day.
     let admin_email = unique_email("admin");
@@ -315,7 +314,7 @@ async fn every_kind_of_event_a_cluster_lost_after_acknowledging_it_reaches_every
     }
     let (deleted_event, deleted_user) = {
         let token = &patients[0].1;
-        let user = id_of(patients[0].0.clone()).await;
+        let user = account_id(&auth, &patients[0].0).await;
         let list = wait::until("the first patient's notification", RECOVER, || async {
             let v: Value = http
                 .get(format!("{base}/api/notifications"))
@@ -359,7 +358,7 @@ async fn every_kind_of_event_a_cluster_lost_after_acknowledging_it_reaches_every
     let mut doctors = Vec::new();
     for _ in 0..3 {
         let email = register(&d, &http, "doctor").await;
-        let id = id_of(email).await;
+        let id = account_id(&auth, &email).await;
         until_status(&http, "an approval", 200, |h| {
             h.post(format!("{base}/api/admin/users/{id}/approve"))
                 .bearer_auth(&admin)
@@ -912,16 +911,6 @@ async fn on_the_cluster_deleted_durables_come_back_and_a_replay_changes_nothing(
     let patient_db = pool(&d, "patient").await;
     let notify_db = pool(&d, "notify").await;
     let admin_db = pool(&d, "admin").await;
-    let id_of = |email: String| {
-        let auth = auth.clone();
-        async move {
-            sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE email = $1")
-                .bind(email)
-                .fetch_one(&auth)
-                .await
-                .expect("the account")
-        }
-    };
     let (d0, d0_token) = doctor(&d, &http).await;
     set_hours(&http, &base, &d0_token, "23:30").await;
     let day = (carehub_runtime::db::now_ms() / 86_400_000 + 3) * 86_400_000;
@@ -930,7 +919,7 @@ async fn on_the_cluster_deleted_durables_come_back_and_a_replay_changes_nothing(
     // the notification of its confirmation.
     let email = register(&d, &http, "patient").await;
     let token = login(&http, &base, &email).await;
-    let patient = id_of(email).await;
+    let patient = account_id(&auth, &email).await;
     let first = book(&http, &base, &token, &d0, day + 9 * 3_600_000).await;
     until_status(&http, "the record read", 200, |h| {
         h.get(format!("{base}/api/patients/{patient}/record"))
@@ -985,7 +974,7 @@ async fn on_the_cluster_deleted_durables_come_back_and_a_replay_changes_nothing(
     }
     let email = register(&d, &http, "patient").await;
     let token = login(&http, &base, &email).await;
-    let second_patient = id_of(email.clone()).await;
+    let second_patient = account_id(&auth, &email).await;
     let second = book(&http, &base, &token, &d0, day + 10 * 3_600_000).await;
     wait::until("the new account in the patient copy", REPAIR, || async {
         let n: i64 =
@@ -1073,11 +1062,7 @@ async fn on_the_cluster_deleted_durables_come_back_and_a_replay_changes_nothing(
     }
     caught_up(&js).await;
     let after = derived(&d).await;
-    let changed: Vec<_> = after
-        .iter()
-        .filter(|r| !before.contains(r))
-        .chain(before.iter().filter(|r| !after.contains(r)))
-        .collect();
+    let changed = crate::outbox::changed_rows(&before, &after);
     assert!(changed.is_empty(), "rows the replay changed: {changed:#?}");
     assert_eq!(mails(&smtp), before_mails, "no mail sent");
 }

@@ -789,6 +789,15 @@ pub(crate) async fn derived_rows_of(dbs: &[(&str, Db)]) -> Vec<String> {
     out
 }
 
+/// The rows in only one of `before` and `after` (derived rows, [`derived_rows`]).
+pub(crate) fn changed_rows<'a>(before: &'a [String], after: &'a [String]) -> Vec<&'a String> {
+    after
+        .iter()
+        .filter(|r| !before.contains(r))
+        .chain(before.iter().filter(|r| !after.contains(r)))
+        .collect()
+}
+
 /// Waits until every durable of every stream has acknowledged everything it was given.
 async fn every_consumer_caught_up(clinic: &Clinic) {
     wait::until("every consumer caught up", DEADLINE, || async {
@@ -899,11 +908,7 @@ async fn a_replay_of_every_service_after_the_window_changes_no_derived_row_and_s
     }
     every_consumer_caught_up(&clinic).await;
     let after = derived_rows(&clinic).await;
-    let changed: Vec<_> = after
-        .iter()
-        .filter(|r| !before.contains(r))
-        .chain(before.iter().filter(|r| !after.contains(r)))
-        .collect();
+    let changed = crate::outbox::changed_rows(&before, &after);
     assert!(changed.is_empty(), "rows the replay changed: {changed:#?}");
     assert_eq!(
         crate::harness::eml_files(&mail_dir).len(),
