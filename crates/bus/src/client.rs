@@ -66,9 +66,14 @@ pub enum ConnectionEvent {
     Disconnected,
 }
 
-/// A NATS connection with typed request helpers. Cheap to clone.
+/// A NATS connection with typed request helpers. Cheap to clone: one reference count, since
+/// handlers clone it for every request (an `async_nats::Client` clone alone is several
+/// reference counts, a channel sender and an allocation).
 #[derive(Clone, Debug)]
-pub struct Bus {
+pub struct Bus(Arc<Connection>);
+
+#[derive(Debug)]
+struct Connection {
     client: Client,
     events: broadcast::Sender<ConnectionEvent>,
     /// The `component` label of this connection's metrics.
@@ -185,26 +190,26 @@ impl Bus {
         .await
         .map_err(|_| transport(format!("no NATS server answered at {}", cfg.url)))?
         .map_err(|e| transport(e.to_string()))?;
-        Ok(Self {
+        Ok(Self(Arc::new(Connection {
             client,
             events,
             component,
-        })
+        })))
     }
 
     /// The raw client, for subscriptions and the micro service API.
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.0.client
     }
 
     /// Connection changes from now on.
     pub fn connection_events(&self) -> broadcast::Receiver<ConnectionEvent> {
-        self.events.subscribe()
+        self.0.events.subscribe()
     }
 
     /// Whether the connection is up right now.
     pub fn is_connected(&self) -> bool {
-        self.client.connection_state() == async_nats::connection::State::Connected
+        self.0.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// Sends a typed request and waits up to `R::TIMEOUT` for its typed reply.
@@ -265,6 +270,7 @@ impl Bus {
             .headers(ctx.to_headers())
             .timeout(Some(timeout));
         let msg = self
+            .0
             .client
             .send_request(subject, request)
             .await
@@ -292,7 +298,7 @@ impl Bus {
                 };
                 metrics::counter!(
                     "carehub_nats_request_errors_total",
-                    "component" => self.component.clone(),
+                    "component" => self.0.component.clone(),
                     "subject" => subject,
                     "kind" => kind
                 )
@@ -311,7 +317,8 @@ impl Bus {
             subject: subject.into(),
             message: e.to_string(),
         })?;
-        self.client
+        self.0
+            .client
             .publish(subject.to_owned(), payload.into())
             .await
             .map_err(|e| BusError::Transport {
@@ -322,7 +329,7 @@ impl Bus {
 
     /// Flushes what is buffered and closes the connection after in-flight messages are handled.
     pub async fn drain(&self) {
-        if let Err(e) = self.client.drain().await {
+        if let Err(e) = self.0.client.drain().await {
             tracing::debug!(error = %e, "nats drain");
         }
     }
