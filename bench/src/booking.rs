@@ -8,6 +8,7 @@
 mod postgres;
 pub(super) mod system;
 
+use super::cpu::{MachineCpu, MachineDelta};
 use super::report::{self, Machine, Target};
 use super::{PASSWORD, log_in};
 use anyhow::Context as _;
@@ -150,6 +151,11 @@ pub(crate) struct Figures {
     /// How long the system took to finish the work the 500 bookings set in motion before the
     /// listing was timed; `None` when it was still busy after a minute (timed anyway).
     pub(crate) listing_settled_secs: Option<f64>,
+    /// The whole machine's CPU time per timed query (every process, the kernel, PostgreSQL
+    /// and the clients), in µs, and the share of the window's CPU time the hypervisor gave
+    /// to other machines: latency moves with both, the first is this system's own cost.
+    pub(crate) listing_cpu_us_per_query: f64,
+    pub(crate) listing_steal_share: f64,
     /// Slot queries, during the race and after it, that listed a slot already won.
     pub(crate) listed_taken: usize,
 }
@@ -295,6 +301,12 @@ impl std::fmt::Display for Figures {
                 "  (timed while the system was still busy a minute after the bookings)"
             )?,
         }
+        writeln!(
+            f,
+            "  machine CPU per timed query {:.0} µs (all processes and the kernel); steal {:.1}%",
+            self.listing_cpu_us_per_query,
+            self.listing_steal_share * 100.0
+        )?;
         writeln!(
             f,
             "slot queries listing a slot already booked: {}",
@@ -479,6 +491,9 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
         listing_p50_ms: ms(&listing.latency, 0.5),
         listing_p99_ms: ms(&listing.latency, 0.99),
         listing_settled_secs: listing.settled.map(|d| d.as_secs_f64()),
+        listing_cpu_us_per_query: listing.machine.unwrap_or_default().busy.as_secs_f64() * 1e6
+            / listing.queries.max(1) as f64,
+        listing_steal_share: listing.machine.unwrap_or_default().steal_share,
         listed_taken: during.listed_taken + listing.listed_taken,
     })
 }
@@ -493,6 +508,8 @@ struct SlotQueries {
     booked: usize,
     /// See [`Figures::listing_settled_secs`].
     settled: Option<Duration>,
+    /// The machine's CPU over the timed queries (the listing of the full diary only).
+    machine: Option<MachineDelta>,
 }
 
 /// One `GET /api/doctors/{id}/slots` for `[from, to)`: the listed starts, in Unix milliseconds.
@@ -624,6 +641,7 @@ impl Listers {
             listed_taken: 0,
             booked: taken.len(),
             settled: None,
+            machine: None,
         };
         let taken: HashSet<i64> = taken
             .iter()
@@ -725,9 +743,11 @@ async fn listing(
     .finish(&booked)
     .await?;
     let per_client = queries.div_ceil(SLOT_CLIENTS);
+    let before = MachineCpu::sample()?;
     let mut timed = Listers::start(http, base, patients, doctor, window, Some(per_client))
         .finish(&booked)
         .await?;
+    timed.machine = Some(MachineCpu::sample()?.since(&before));
     timed.listed_taken += warm.listed_taken;
     timed.settled = settled;
     Ok(timed)
