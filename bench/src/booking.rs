@@ -92,6 +92,11 @@ pub(crate) struct BookingArgs {
     /// over the 16 clients (raise it to profile the listing: it then runs longer).
     #[arg(long, default_value_t = 4_000)]
     pub(crate) listing_queries: usize,
+    /// On PostgreSQL, list right after gathering statistics (`ANALYZE`), before the vacuum
+    /// that autovacuum runs within a minute has marked the new pages all-visible, so every
+    /// taken time is read from its table row too (the default vacuums and analyzes first).
+    #[arg(long)]
+    pub(crate) listing_unvacuumed: bool,
     /// Requests to a named doctor, one at a time, for the request-to-offer latency.
     #[arg(long, default_value_t = 100)]
     pub(crate) offer_requests: usize,
@@ -151,6 +156,9 @@ pub(crate) struct Figures {
     /// How long the system took to finish the work the 500 bookings set in motion before the
     /// listing was timed; `None` when it was still busy after a minute (timed anyway).
     pub(crate) listing_settled_secs: Option<f64>,
+    /// On PostgreSQL, whether the admin tables were vacuumed before the timed listing, or only
+    /// analyzed (`--listing-unvacuumed`); `None` on SQLite.
+    pub(crate) listing_vacuumed: Option<bool>,
     /// The whole machine's CPU time per timed query (every process, the kernel, PostgreSQL
     /// and the clients), in µs, and the share of the window's CPU time the hypervisor gave
     /// to other machines: latency moves with both, the first is this system's own cost.
@@ -301,6 +309,14 @@ impl std::fmt::Display for Figures {
                 "  (timed while the system was still busy a minute after the bookings)"
             )?,
         }
+        match self.listing_vacuumed {
+            Some(true) => writeln!(f, "  (after VACUUM ANALYZE, as autovacuum does)")?,
+            Some(false) => writeln!(
+                f,
+                "  (after ANALYZE only: new pages not yet vacuumed, --listing-unvacuumed)"
+            )?,
+            None => {}
+        }
         writeln!(
             f,
             "  machine CPU per timed query {:.0} µs (all processes and the kernel); steal {:.1}%",
@@ -440,7 +456,7 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
         &patients,
         &booking_doctor.id,
         &race.won,
-        args.listing_queries,
+        args,
     )
     .await?;
 
@@ -491,6 +507,7 @@ async fn measure(args: &BookingArgs, name: &str, storage: &Storage) -> anyhow::R
         listing_p50_ms: ms(&listing.latency, 0.5),
         listing_p99_ms: ms(&listing.latency, 0.99),
         listing_settled_secs: listing.settled.map(|d| d.as_secs_f64()),
+        listing_vacuumed: listing.vacuumed,
         listing_cpu_us_per_query: listing.machine.unwrap_or_default().busy.as_secs_f64() * 1e6
             / listing.queries.max(1) as f64,
         listing_steal_share: listing.machine.unwrap_or_default().steal_share,
@@ -510,6 +527,8 @@ struct SlotQueries {
     settled: Option<Duration>,
     /// The machine's CPU over the timed queries (the listing of the full diary only).
     machine: Option<MachineDelta>,
+    /// See [`Figures::listing_vacuumed`].
+    vacuumed: Option<bool>,
 }
 
 /// One `GET /api/doctors/{id}/slots` for `[from, to)`: the listed starts, in Unix milliseconds.
@@ -642,6 +661,7 @@ impl Listers {
             booked: taken.len(),
             settled: None,
             machine: None,
+            vacuumed: None,
         };
         let taken: HashSet<i64> = taken
             .iter()
@@ -666,7 +686,7 @@ impl Listers {
 }
 
 /// Books the doctor up to [`BOOKED_FOR_LISTING`] confirmed appointments spread over the next
-/// four weeks (one patient each), then times `queries` 7-day slot queries from
+/// four weeks (one patient each), then times `--listing-queries` 7-day slot queries from
 /// [`SLOT_CLIENTS`] clients at once, checking none lists a booked slot.
 async fn listing(
     http: &reqwest::Client,
@@ -675,8 +695,9 @@ async fn listing(
     patients: &[Signed],
     doctor: &str,
     won: &HashSet<String>,
-    queries: usize,
+    args: &BookingArgs,
 ) -> anyhow::Result<SlotQueries> {
+    let (queries, vacuum) = (args.listing_queries, !args.listing_unvacuumed);
     let start = today_ms() + DAY_MS;
     let weeks = (start, start + 28 * DAY_MS);
     let mut free = Vec::new();
@@ -723,7 +744,7 @@ async fn listing(
     for r in results {
         booked.insert(r?);
     }
-    planner_statistics(carehub).await?;
+    let vacuumed = timed_vacuumed(carehub, vacuum).await?;
     // The bookings' events, notifications and mails are processed after their answers; the
     // listing is timed once that is done, so it measures the listing rather than the tail of
     // the bookings.
@@ -750,24 +771,36 @@ async fn listing(
     timed.machine = Some(MachineCpu::sample()?.since(&before));
     timed.listed_taken += warm.listed_taken;
     timed.settled = settled;
+    timed.vacuumed = vacuumed;
     Ok(timed)
 }
 
-/// On PostgreSQL, gathers the planner's statistics of the tables a slot query reads, which
-/// autovacuum does on a live database within a minute of this many new rows. The bench lists
-/// seconds after creating them, and without statistics the planner reads the taken times
-/// through the overlap constraints' GiST indexes instead of the covering ones, at several
-/// times the cost: a state a clinic's database is in only during its first minutes.
-async fn planner_statistics(carehub: &Carehub) -> anyhow::Result<()> {
+/// On PostgreSQL, does what autovacuum does on a live database within a minute of this many
+/// new rows (admin migration 0012 sets `appointments` to be vacuumed and analyzed after 1% of
+/// its rows, at least 100): gathers the planner's statistics and, with `vacuum`, marks the new
+/// pages all-visible. The bench lists seconds after the bookings. Without statistics the
+/// planner reads the taken times through the overlap constraints' GiST indexes instead of the
+/// covering ones, at several times the cost; without the vacuum every taken time is also read
+/// from its table row. Both are states of a clinic's database only in the minute after a
+/// burst of bookings. Returns whether the pages were vacuumed (`None` on SQLite).
+async fn timed_vacuumed(carehub: &Carehub, vacuum: bool) -> anyhow::Result<Option<bool>> {
     let db = carehub.db("admin").await?;
-    if let Db::Postgres(p) = &db {
-        sqlx::query("ANALYZE appointments, doctors")
+    let done = if let Db::Postgres(p) = &db {
+        let sql = if vacuum {
+            "VACUUM ANALYZE appointments, doctors"
+        } else {
+            "ANALYZE appointments, doctors"
+        };
+        sqlx::raw_sql(sql)
             .execute(p)
             .await
-            .context("analyzing the admin tables")?;
-    }
+            .with_context(|| format!("{sql} in the admin database"))?;
+        Some(vacuum)
+    } else {
+        None
+    };
     db.close().await;
-    Ok(())
+    Ok(done)
 }
 
 pub(super) fn ms(h: &Histogram<u64>, q: f64) -> f64 {
