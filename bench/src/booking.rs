@@ -744,7 +744,7 @@ async fn listing(
     for r in results {
         booked.insert(r?);
     }
-    let vacuumed = timed_vacuumed(carehub, vacuum).await?;
+    let vacuumed = autovacuum_pass(carehub, vacuum).await?;
     // The bookings' events, notifications and mails are processed after their answers; the
     // listing is timed once that is done, so it measures the listing rather than the tail of
     // the bookings.
@@ -783,7 +783,7 @@ async fn listing(
 /// covering ones, at several times the cost; without the vacuum every taken time is also read
 /// from its table row. Both are states of a clinic's database only in the minute after a
 /// burst of bookings. Returns whether the pages were vacuumed (`None` on SQLite).
-async fn timed_vacuumed(carehub: &Carehub, vacuum: bool) -> anyhow::Result<Option<bool>> {
+async fn autovacuum_pass(carehub: &Carehub, vacuum: bool) -> anyhow::Result<Option<bool>> {
     let db = carehub.db("admin").await?;
     let done = if let Db::Postgres(p) = &db {
         let sql = if vacuum {
