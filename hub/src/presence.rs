@@ -88,20 +88,27 @@ impl Presence {
     ) -> anyhow::Result<Self> {
         let js = jetstream::new(client.clone());
         let config = stream_config(ttl, replicas);
-        // Hub nodes starting together race to create it: the losers find it on a retry.
+        // Hub nodes starting together race to create it: the losers find it on a retry. On a
+        // cluster a stream just created by another node may also answer its info with "stream
+        // not found" until its replicas have elected a leader, so that is retried too.
         let mut attempt = 0u32;
-        let mut stream = loop {
-            match js.get_or_create_stream(config.clone()).await {
-                Ok(s) => break s,
+        let (mut stream, info) = loop {
+            let opened = async {
+                let mut s = js.get_or_create_stream(config.clone()).await?;
+                let info = s.info().await?.clone();
+                anyhow::Ok((s, info))
+            }
+            .await;
+            match opened {
+                Ok(found) => break found,
                 Err(e) if attempt < 8 => {
                     attempt += 1;
                     tracing::debug!(error = %e, "presence stream not ready; retrying");
                     tokio::time::sleep(Duration::from_millis(250) * attempt).await;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         };
-        let info = stream.info().await?;
         if info.config.subjects != config.subjects || info.config.max_age != config.max_age {
             if let Err(e) = js.update_stream(config).await {
                 tracing::warn!(error = %e, "presence stream kept its older settings");
