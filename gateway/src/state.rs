@@ -23,6 +23,13 @@ pub(crate) struct AppState {
 /// the service built the body from that same type.
 pub(crate) struct Forwarded<T>(bytes::Bytes, std::marker::PhantomData<fn() -> T>);
 
+impl<T> Forwarded<T> {
+    /// The reply's JSON.
+    pub(crate) fn json(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl<T> axum::response::IntoResponse for Forwarded<T> {
     fn into_response(self) -> axum::response::Response {
         (

@@ -8,7 +8,7 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AdminCtx, ApiJson, ApiPath, ApiQuery, AuthCtx};
-use crate::state::AppState;
+use crate::state::{AppState, Forwarded};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -495,13 +495,13 @@ pub(crate) async fn list(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<AppointmentPage>, ApiError> {
+) -> Result<Forwarded<AppointmentPage>, ApiError> {
     let req = ListAppointments {
         status: q.status,
         limit: limit(q.limit)?,
         cursor: token("cursor", q.cursor)?,
     };
-    Ok(Json(s.bus.request(&ctx, &req).await?))
+    s.forward(&ctx, &req).await
 }
 
 /// One appointment with its offers. Someone else's appointment is 404.

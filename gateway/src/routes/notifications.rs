@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, AuthCtx};
-use crate::state::AppState;
+use crate::state::{AppState, Forwarded};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -45,13 +45,13 @@ pub(crate) async fn list(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<NotificationPage>, ApiError> {
+) -> Result<Forwarded<NotificationPage>, ApiError> {
     let req = ListNotifications {
         unread_only: q.unread.unwrap_or(false),
         limit: q.limit,
         cursor: q.cursor,
     };
-    Ok(Json(s.bus.request(&ctx, &req).await?))
+    s.forward(&ctx, &req).await
 }
 
 /// How many of the caller's notifications are unread.
@@ -61,8 +61,8 @@ pub(crate) async fn list(
 pub(crate) async fn unread_count(
     State(s): State<AppState>,
     AuthCtx(ctx): AuthCtx,
-) -> Result<Json<UnreadCount>, ApiError> {
-    Ok(Json(s.bus.request(&ctx, &GetUnreadCount {}).await?))
+) -> Result<Forwarded<UnreadCount>, ApiError> {
+    s.forward(&ctx, &GetUnreadCount {}).await
 }
 
 /// Marks one notification read.

@@ -67,11 +67,37 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 /// A JSON body with its version as the `ETag`.
 fn tagged<T: serde::Serialize>(version: i64, body: T) -> Response {
-    let mut res = Json(body).into_response();
+    with_etag(version, Json(body).into_response())
+}
+
+fn with_etag(version: i64, mut res: Response) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
         res.headers_mut().insert(header::ETAG, v);
     }
     res
+}
+
+/// The `version` of a reply; every other field is skipped unread.
+#[derive(serde::Deserialize)]
+struct Version {
+    version: i64,
+}
+
+/// Asks the patient service for a versioned read and answers with its reply as it came (see
+/// [`crate::state::Forwarded`]), with the reply's `version` as the `ETag`: only that one field is
+/// decoded.
+async fn forward_tagged<R: carehub_nats::Rpc>(
+    s: &AppState,
+    ctx: &CallContext,
+    req: &R,
+) -> Result<Response, ApiError> {
+    let body = s.forward(ctx, req).await?;
+    let Version { version } =
+        serde_json::from_slice(body.json()).map_err(|e| carehub_bus::BusError::Decode {
+            subject: R::SUBJECT.into(),
+            message: e.to_string(),
+        })?;
+    Ok(with_etag(version, body.into_response()))
 }
 
 /// The caller's profile (created empty on first access).
@@ -83,8 +109,7 @@ pub(crate) async fn get_my_profile(
     State(s): State<AppState>,
     PatientCtx(ctx): PatientCtx,
 ) -> Result<Response, ApiError> {
-    let p = s.bus.request(&ctx, &GetMyProfile {}).await?;
-    Ok(tagged(p.version, p))
+    forward_tagged(&s, &ctx, &GetMyProfile {}).await
 }
 
 /// Replace the caller's profile (every field; absent ones are cleared).
@@ -122,8 +147,7 @@ pub(crate) async fn get_my_record(
     State(s): State<AppState>,
     PatientCtx(ctx): PatientCtx,
 ) -> Result<Response, ApiError> {
-    let r = s.bus.request(&ctx, &GetMyRecord {}).await?;
-    Ok(tagged(r.version, r))
+    forward_tagged(&s, &ctx, &GetMyRecord {}).await
 }
 
 /// Replace the caller's medical record (every field; absent lists are emptied).
@@ -165,8 +189,7 @@ pub(crate) async fn read_record(
     AuthCtx(ctx): AuthCtx,
     ApiPath(patient_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let r = s.bus.request(&ctx, &ReadRecord { patient_id }).await?;
-    Ok(tagged(r.version, r))
+    forward_tagged(&s, &ctx, &ReadRecord { patient_id }).await
 }
 
 #[cfg(test)]

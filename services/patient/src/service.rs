@@ -184,8 +184,12 @@ impl PatientService {
         &self.inner.db
     }
 
-    /// The caller's row, created empty on their first access.
+    /// The caller's row, created empty on their first access. A read is one statement once the
+    /// row exists (every read but the first), the insert only runs when it does not.
     async fn own_row(&self, p: &Principal) -> Result<PatientRow, WireError> {
+        if let Some(row) = store::patient(self.db(), &p.user_id).await? {
+            return Ok(row);
+        }
         store::ensure_patient(self.db(), &p.user_id, now_ms()).await?;
         store::patient(self.db(), &p.user_id)
             .await?
