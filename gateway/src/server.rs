@@ -5,7 +5,7 @@ use crate::config::GatewayConfig;
 use crate::edge::{self, rate_limit::Limiter};
 use crate::error::ApiError;
 use crate::routes::{self, docs};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::tokens::Tokens;
 use anyhow::Context;
 use axum::Router;
@@ -82,13 +82,13 @@ impl Gateway {
             tasks.spawn(l.clone().housekeeping(stop.clone()));
         }
         let cors = cors_layer(&cfg)?;
-        let state = AppState {
+        let state = AppState::new(Shared {
             bus,
             cfg: Arc::new(cfg),
             tokens,
             limiter,
             docs: Arc::new(docs::Docs::build().context("rendering the OpenAPI document")?),
-        };
+        });
         Ok(Self {
             state,
             stop,

@@ -6,9 +6,27 @@ use crate::tokens::Tokens;
 use carehub_bus::Bus;
 use std::sync::Arc;
 
-/// Bus, configuration, token checks and rate limiter.
+/// What every handler shares, behind one reference count: axum hands each extractor and the
+/// edge middleware a clone of the state, several per request.
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Bus, configuration, token checks and rate limiter.
+pub(crate) struct Shared {
     pub(crate) bus: Bus,
     pub(crate) cfg: Arc<GatewayConfig>,
     pub(crate) tokens: Tokens,

@@ -6,6 +6,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Installs the global subscriber: `RUST_LOG` (default `info`), JSON lines when `json`.
+/// Text lines are coloured only on a terminal (and without `NO_COLOR`): a log file or a
+/// collector gets plain text, and no time goes into escape codes nobody sees.
 /// Calling it twice is harmless (the second call does nothing).
 ///
 /// A JSON line holds `timestamp`, `level`, `message`, the event's fields and the fields of every
@@ -33,6 +35,14 @@ pub fn init(json: bool) {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(false)
+            .with_ansi(colours())
             .try_init();
     }
+}
+
+/// Whether text logs on stdout get colours: on a terminal, unless `NO_COLOR` is set
+/// (<https://no-color.org>).
+fn colours() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
