@@ -700,51 +700,16 @@ async fn listing(
     let (queries, vacuum) = (args.listing_queries, !args.listing_unvacuumed);
     let start = today_ms() + DAY_MS;
     let weeks = (start, start + 28 * DAY_MS);
-    let mut free = Vec::new();
-    for half in [
-        (weeks.0, weeks.0 + 14 * DAY_MS),
-        (weeks.0 + 14 * DAY_MS, weeks.1),
-    ] {
-        free.extend(list_slots(http, base, &patients[0].token, doctor, half).await?);
-    }
     let needed = BOOKED_FOR_LISTING.saturating_sub(won.len());
     anyhow::ensure!(
-        free.len() >= needed && patients.len() >= needed + won.len(),
-        "too few free slots or patients to book {BOOKED_FOR_LISTING} appointments"
+        patients.len() >= needed + won.len(),
+        "too few patients to book {BOOKED_FOR_LISTING} appointments"
     );
-    let stride = free.len() / needed.max(1);
-    let picks: Vec<(usize, String)> = free
-        .iter()
-        .step_by(stride.max(1))
-        .take(needed)
-        .map(|&ms| rfc3339(ms))
-        .enumerate()
-        .collect();
-    let url = format!("{base}/api/appointments/book");
+    // One patient per booking; the times differ from every race winner's, so nobody is busy.
+    let bookers: Vec<&Signed> = patients[won.len()..won.len() + needed].iter().collect();
     let mut booked: HashSet<String> = won.clone();
-    let results: Vec<anyhow::Result<String>> = futures::stream::iter(picks)
-        .map(|(i, slot)| {
-            // One patient per booking; the times differ from every race winner's, so nobody is busy.
-            let p = &patients[won.len() + i];
-            let req = http
-                .post(&url)
-                .bearer_auth(&p.token)
-                .header("Idempotency-Key", format!("bench-fill-{i}"))
-                .json(&json!({"doctor_id": doctor, "start": slot, "reason": "a check-up"}));
-            async move {
-                let r = req.send().await?;
-                let status = r.status();
-                anyhow::ensure!(status.as_u16() == 201, "booking {slot}: {status}");
-                Ok(slot)
-            }
-        })
-        .buffer_unordered(SLOT_CLIENTS)
-        .collect()
-        .await;
-    for r in results {
-        booked.insert(r?);
-    }
-    let vacuumed = autovacuum_pass(carehub, vacuum).await?;
+    booked.extend(book_spread(http, base, &patients[0], doctor, weeks, &bookers).await?);
+    let vacuumed = autovacuum_pass(carehub, "admin", "appointments, doctors", vacuum).await?;
     // The bookings' events, notifications and mails are processed after their answers; the
     // listing is timed once that is done, so it measures the listing rather than the tail of
     // the bookings.
@@ -775,26 +740,83 @@ async fn listing(
     Ok(timed)
 }
 
+/// Books `doctor` for each of `bookers` (booking i by `bookers[i]`; one patient may book
+/// several times), at free slots of `weeks` (Unix milliseconds, as `lister` sees them) spread
+/// evenly over them, [`SLOT_CLIENTS`] at a time. Returns the booked starts.
+///
+/// # Errors
+/// When the weeks hold too few free slots or a booking is not answered 201.
+pub(super) async fn book_spread(
+    http: &reqwest::Client,
+    base: &str,
+    lister: &Signed,
+    doctor: &str,
+    weeks: (i64, i64),
+    bookers: &[&Signed],
+) -> anyhow::Result<Vec<String>> {
+    let mut free = Vec::new();
+    // Two weeks per query: a slot list is answered whole.
+    for from in (weeks.0..weeks.1).step_by(usize::try_from(14 * DAY_MS)?) {
+        let window = (from, (from + 14 * DAY_MS).min(weeks.1));
+        free.extend(list_slots(http, base, &lister.token, doctor, window).await?);
+    }
+    let needed = bookers.len();
+    anyhow::ensure!(
+        free.len() >= needed,
+        "{} free slots, too few to book {needed} appointments",
+        free.len()
+    );
+    let stride = free.len() / needed.max(1);
+    let picks: Vec<(usize, String)> = free
+        .iter()
+        .step_by(stride.max(1))
+        .take(needed)
+        .map(|&ms| rfc3339(ms))
+        .enumerate()
+        .collect();
+    let url = format!("{base}/api/appointments/book");
+    futures::stream::iter(picks)
+        .map(|(i, slot)| {
+            let req = http
+                .post(&url)
+                .bearer_auth(&bookers[i].token)
+                .header("Idempotency-Key", format!("bench-fill-{i}"))
+                .json(&json!({"doctor_id": doctor, "start": slot, "reason": "a check-up"}));
+            async move {
+                let r = req.send().await?;
+                let status = r.status();
+                anyhow::ensure!(status.as_u16() == 201, "booking {slot}: {status}");
+                Ok(slot)
+            }
+        })
+        .buffer_unordered(SLOT_CLIENTS)
+        .try_collect()
+        .await
+}
+
 /// On PostgreSQL, does what autovacuum does on a live database within a minute of this many
 /// new rows (admin migration 0012 sets `appointments` to be vacuumed and analyzed after 1% of
-/// its rows, at least 100): gathers the planner's statistics and, with `vacuum`, marks the new
-/// pages all-visible. The bench lists seconds after the bookings. Without statistics the
-/// planner reads the taken times through the overlap constraints' GiST indexes instead of the
-/// covering ones, at several times the cost; without the vacuum every taken time is also read
-/// from its table row. Both are states of a clinic's database only in the minute after a
-/// burst of bookings. Returns whether the pages were vacuumed (`None` on SQLite).
-async fn autovacuum_pass(carehub: &Carehub, vacuum: bool) -> anyhow::Result<Option<bool>> {
-    let db = carehub.db("admin").await?;
+/// its rows, at least 100): gathers the planner's statistics on `tables` (a comma-separated
+/// list) of `service`'s schema and, with `vacuum`, marks the new pages all-visible. The bench
+/// lists seconds after the bookings. Without statistics the planner reads the taken times
+/// through the overlap constraints' GiST indexes instead of the covering ones, at several times
+/// the cost; without the vacuum every taken time is also read from its table row. Both are
+/// states of a clinic's database only in the minute after a burst of bookings. Returns whether
+/// the pages were vacuumed (`None` on SQLite).
+pub(super) async fn autovacuum_pass(
+    carehub: &Carehub,
+    service: &str,
+    tables: &'static str,
+    vacuum: bool,
+) -> anyhow::Result<Option<bool>> {
+    let db = carehub.db(service).await?;
     let done = if let Db::Postgres(p) = &db {
-        let sql = if vacuum {
-            "VACUUM ANALYZE appointments, doctors"
-        } else {
-            "ANALYZE appointments, doctors"
-        };
-        sqlx::raw_sql(sql)
+        let verb = if vacuum { "VACUUM ANALYZE" } else { "ANALYZE" };
+        let sql = format!("{verb} {tables}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
             .execute(p)
             .await
-            .with_context(|| format!("{sql} in the admin database"))?;
+            .with_context(|| format!("{sql} in the {service} database"))?;
         Some(vacuum)
     } else {
         None
@@ -856,7 +878,7 @@ pub(super) async fn sign_in(
 
 /// Signs every patient in, then sends each one `GET /api/me` once, as a signed-in client
 /// would, so the race measures booking and not the first verification of each token.
-async fn sign_in_patients(
+pub(super) async fn sign_in_patients(
     http: &reqwest::Client,
     base: &str,
     n: usize,

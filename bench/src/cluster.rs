@@ -415,6 +415,7 @@ impl Cluster {
             auth: self.rig.pid("auth").unwrap_or(0),
             gateways: self.rig.pids("gateway").collect(),
             nats: self.rig.pid("nats-server").unwrap_or(0),
+            groups: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! CPU time of processes, from `/proc/<pid>/stat` (user + system time of every thread).
 
 use anyhow::Context as _;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// `/proc` reports times in clock ticks of `USER_HZ`, which is 100 on every mainstream Linux
@@ -14,25 +15,71 @@ pub(crate) struct Procs {
     /// Every `carehub serve gateway` child (idle ones add next to nothing).
     pub(crate) gateways: Vec<u32>,
     pub(crate) nats: u32,
+    /// More processes, each group reported under its name (empty for the login benchmark).
+    pub(crate) groups: Vec<Group>,
+}
+
+/// Processes whose CPU time is reported together under one name.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub(crate) name: String,
+    pub(crate) members: Members,
+}
+
+/// Which processes a [`Group`] holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Members {
+    /// These processes; each must still run at every sample.
+    Pids(Vec<u32>),
+    /// A process and its children as they are at each sample (PostgreSQL's postmaster forks
+    /// one backend per connection). A child that starts inside a window counts in full, one
+    /// that exits inside it is lost: connection pools keep theirs open.
+    Family(u32),
+    /// Every process of this user id at each sample, counted like [`Members::Family`].
+    User(u32),
+}
+
+impl Group {
+    pub(crate) fn new(name: &str, members: Members) -> Self {
+        Self {
+            name: name.to_owned(),
+            members,
+        }
+    }
+
+    /// Cumulative CPU ticks of each member now.
+    fn sample(&self) -> anyhow::Result<HashMap<u32, u64>> {
+        match &self.members {
+            Members::Pids(pids) => pids
+                .iter()
+                .map(|pid| Ok((*pid, ticks(&pid.to_string())?)))
+                .collect(),
+            Members::Family(root) => Ok(scan(|pid, ppid, _| pid == *root || ppid == *root)),
+            Members::User(uid) => Ok(scan(|_, _, owner| owner == *uid)),
+        }
+    }
 }
 
 /// Cumulative CPU ticks at one instant.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct CpuSample {
     auth: u64,
     gateways: u64,
     nats: u64,
     bench: u64,
+    groups: Vec<HashMap<u32, u64>>,
 }
 
 /// CPU time spent between two samples.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct CpuDelta {
     pub(crate) auth: Duration,
     pub(crate) gateways: Duration,
     pub(crate) nats: Duration,
     /// This process: the load generator.
     pub(crate) bench: Duration,
+    /// Each of [`Procs::groups`], in order.
+    pub(crate) groups: Vec<(String, Duration)>,
 }
 
 impl Procs {
@@ -50,21 +97,33 @@ impl Procs {
             gateways,
             nats: ticks(&self.nats.to_string())?,
             bench: ticks("self")?,
+            groups: self
+                .groups
+                .iter()
+                .map(Group::sample)
+                .collect::<anyhow::Result<_>>()?,
         })
+    }
+
+    /// The names of [`Procs::groups`], as [`CpuDelta::groups`] reports them.
+    fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.iter().map(|g| g.name.as_str())
     }
 }
 
 impl CpuSample {
-    /// The CPU time spent from `earlier` to `self`.
-    pub(crate) fn since(&self, earlier: &CpuSample) -> CpuDelta {
-        let d = |now: u64, then: u64| {
-            Duration::from_millis(now.saturating_sub(then) * 1000 / TICKS_PER_SEC)
-        };
+    /// The CPU time spent from `earlier` to `self`; `procs` names the groups.
+    pub(crate) fn since(&self, earlier: &CpuSample, procs: &Procs) -> CpuDelta {
         CpuDelta {
-            auth: d(self.auth, earlier.auth),
-            gateways: d(self.gateways, earlier.gateways),
-            nats: d(self.nats, earlier.nats),
-            bench: d(self.bench, earlier.bench),
+            auth: spent(self.auth, earlier.auth),
+            gateways: spent(self.gateways, earlier.gateways),
+            nats: spent(self.nats, earlier.nats),
+            bench: spent(self.bench, earlier.bench),
+            groups: procs
+                .group_names()
+                .zip(self.groups.iter().zip(&earlier.groups))
+                .map(|(name, (now, then))| (name.to_owned(), spent(members_ticks(now, then), 0)))
+                .collect(),
         }
     }
 }
@@ -127,6 +186,52 @@ fn parse_machine(stat: &str) -> Option<MachineCpu> {
     })
 }
 
+/// `now - then` ticks as a duration.
+fn spent(now: u64, then: u64) -> Duration {
+    Duration::from_millis(now.saturating_sub(then) * 1000 / TICKS_PER_SEC)
+}
+
+/// The ticks a group's members spent between two samples: what each member present `now` spent
+/// since `then`, in full for a member that was not there yet.
+fn members_ticks(now: &HashMap<u32, u64>, then: &HashMap<u32, u64>) -> u64 {
+    now.iter()
+        .map(|(pid, t)| t.saturating_sub(then.get(pid).copied().unwrap_or(0)))
+        .sum()
+}
+
+/// The CPU ticks of every process for which `keep(pid, parent pid, owner uid)` holds. Processes
+/// that exit while `/proc` is read are skipped.
+fn scan(keep: impl Fn(u32, u32, u32) -> bool) -> HashMap<u32, u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let uid = e.metadata().ok()?.uid();
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (ppid, ticks) = parse_stat_fields(&stat)?;
+            keep(pid, ppid, uid).then_some((pid, ticks))
+        })
+        .collect()
+}
+
+/// The user id of `name` in `/etc/passwd`.
+pub(crate) fn user_id(name: &str) -> Option<u32> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    parse_passwd_uid(&passwd, name)
+}
+
+/// `name:password:uid:...` lines: the uid of `name`.
+fn parse_passwd_uid(passwd: &str, name: &str) -> Option<u32> {
+    passwd.lines().find_map(|l| {
+        let mut fields = l.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
 /// utime + stime of `/proc/<pid>/stat`, in ticks.
 pub(super) fn ticks(pid: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/stat");
@@ -134,14 +239,21 @@ pub(super) fn ticks(pid: &str) -> anyhow::Result<u64> {
     parse_stat(&stat).with_context(|| format!("unexpected format of {path}"))
 }
 
-/// The command name (field 2) is in parentheses and may contain spaces, so fields are counted
-/// from the last `)`: what follows starts at field 3 (state); utime and stime are fields 14, 15.
 fn parse_stat(stat: &str) -> Option<u64> {
+    parse_stat_fields(stat).map(|(_, ticks)| ticks)
+}
+
+/// (parent pid, utime + stime). The command name (field 2) is in parentheses and may contain
+/// spaces, so fields are counted from the last `)`: what follows starts at field 3 (state);
+/// the parent is field 4, utime and stime are fields 14, 15.
+fn parse_stat_fields(stat: &str) -> Option<(u32, u64)> {
     let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace().skip(11);
+    let mut fields = rest.split_whitespace().skip(1);
+    let ppid: u32 = fields.next()?.parse().ok()?;
+    let mut fields = fields.skip(9);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((ppid, utime + stime))
 }
 
 #[cfg(test)]
@@ -152,6 +264,32 @@ mod tests {
     fn utime_and_stime_are_read_after_a_command_name_with_spaces() {
         let stat = "4242 (carehub (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 37 0 0 20 0 9 0 100 0 0";
         assert_eq!(parse_stat(stat), Some(287));
+        assert_eq!(parse_stat_fields(stat), Some((1, 287)));
+    }
+
+    #[test]
+    fn a_group_counts_each_member_since_the_last_sample_and_a_newcomer_in_full() {
+        let then = HashMap::from([(10, 100), (11, 50), (12, 7)]);
+        let now = HashMap::from([(10, 130), (11, 50), (13, 20)]);
+        assert_eq!(members_ticks(&now, &then), 30 + 20);
+    }
+
+    #[test]
+    fn the_uid_of_a_user_is_read_from_passwd_lines() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\npostgres:x:105:111::/var/lib/postgresql:/bin/bash\n";
+        assert_eq!(parse_passwd_uid(passwd, "postgres"), Some(105));
+        assert_eq!(parse_passwd_uid(passwd, "root"), Some(0));
+        assert_eq!(parse_passwd_uid(passwd, "post"), None);
+    }
+
+    #[test]
+    fn this_process_is_found_among_the_children_of_its_parent() {
+        let parent = parse_stat_fields(&std::fs::read_to_string("/proc/self/stat").unwrap())
+            .unwrap()
+            .0;
+        let family = scan(|pid, ppid, _| pid == parent || ppid == parent);
+        assert!(family.contains_key(&std::process::id()));
     }
 
     #[test]

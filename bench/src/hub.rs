@@ -234,7 +234,7 @@ fn median(v: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
+pub(crate) fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v)
         .ok()
         .filter(|d| !d.is_zero() || name == "--warmup")

@@ -12,7 +12,8 @@
 //! - `report` the figures, targets and table;
 //! - `booking` the appointment booking benchmark (`carehub-bench booking`), with its own
 //!   system under test;
-//! - `hub` the hub benchmark (`carehub-bench hub`), which reuses it.
+//! - `hub` the hub benchmark (`carehub-bench hub`), which reuses it;
+//! - `read` the hot reads against their floors (`carehub-bench read`), which reuses both.
 //!
 //! `carehub_executable` finds the `carehub` binary that the children run.
 //!
@@ -24,6 +25,7 @@ mod cluster;
 mod cpu;
 mod hub;
 mod load;
+mod read;
 mod report;
 mod scenarios;
 
@@ -125,6 +127,12 @@ pub(crate) enum Scenario {
     /// The load client process of `carehub-bench hub` (reads its plan on stdin).
     #[command(hide = true)]
     HubClient,
+    /// Each hot read of a patient through the gateway against its floor: the same SQL behind
+    /// a bare axum -> NATS -> sqlx handler, on PostgreSQL.
+    Read(read::ReadArgs),
+    /// The floor process of `carehub-bench read` (reads its plan on stdin).
+    #[command(hide = true)]
+    ReadFloor,
 }
 
 /// Runs every scenario against a freshly started system and prints the report.
@@ -137,6 +145,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(Scenario::Booking(booking)) => return booking::run(booking).await,
         Some(Scenario::Hub(hub)) => return hub::run(hub).await,
         Some(Scenario::HubClient) => return hub::client::run().await,
+        Some(Scenario::Read(read)) => return read::run(read).await,
+        Some(Scenario::ReadFloor) => return read::floor::run().await,
         None => {}
     }
     let secs = |v: f64, name: &str| {

@@ -133,7 +133,7 @@ impl Load {
             errors: total.errors,
             first_error: total.first_error,
             elapsed,
-            cpu: after.since(&before),
+            cpu: after.since(&before, procs),
         })
     }
 }

@@ -260,7 +260,7 @@ pub(crate) async fn hash_times(
     Ok(HashTimes {
         single: times[times.len() / 2],
         parallel_per_sec: best,
-        parallel_cpu: procs.sample()?.since(&before).bench / checks,
+        parallel_cpu: procs.sample()?.since(&before, procs).bench / checks,
     })
 }
 

@@ -80,6 +80,12 @@ impl PrivatePostgres {
         Ok(pg)
     }
 
+    /// The postmaster's process id: the first line of `postmaster.pid` in the data directory.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.root.join("data").join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
     /// `program` as the postgres OS user when we are root, from a directory it may enter.
     fn command(&self, program: &Path) -> Command {
         let mut cmd = if self.as_root {

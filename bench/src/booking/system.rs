@@ -6,6 +6,7 @@
 use super::postgres::PrivatePostgres;
 use crate::cluster::{Rig, RigNats, free_port};
 use carehub_runtime::{CommonConfig, Db};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const READY_DEADLINE: Duration = Duration::from_secs(60);
@@ -90,10 +91,25 @@ impl Carehub {
     /// # Errors
     /// When the database cannot be reached.
     pub(crate) async fn db(&self, service: &str) -> anyhow::Result<Db> {
+        let (url, data_dir) = self.database(service)?;
+        Db::connect(service, url.as_deref(), &data_dir).await
+    }
+
+    /// What `service` opens its database from: the URL (`None`: a SQLite file) and the data
+    /// directory, for [`Db::connect`].
+    ///
+    /// # Errors
+    /// When the configuration is invalid.
+    pub(crate) fn database(&self, service: &str) -> anyhow::Result<(Option<String>, PathBuf)> {
         let env = self.rig.env();
         let common = CommonConfig::from_env(&env)?;
-        let url = common.database_url_for(&env, service);
-        Db::connect(service, url.as_deref(), &common.data_dir).await
+        Ok((common.database_url_for(&env, service), common.data_dir))
+    }
+
+    /// The process id of the private PostgreSQL cluster's postmaster (`None` on SQLite or an
+    /// existing database).
+    pub(crate) fn postgres_pid(&self) -> Option<u32> {
+        self.postgres.as_ref().and_then(PrivatePostgres::pid)
     }
 
     /// Starts every component and waits until the gateway's `/readyz` answers 200 (it checks
