@@ -20,7 +20,6 @@ use super::report::Machine;
 use anyhow::Context as _;
 use floor::FloorProcess;
 use reqwest::header::AUTHORIZATION;
-use seed::Fixture;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -157,11 +156,13 @@ pub(crate) struct PathFigures {
     /// Their sum: on a machine whose cores are all busy, throughput is about the cores
     /// divided by it.
     pub(crate) cpu_total_us: f64,
+    /// The size of one answer's body, read before the runs.
+    pub(crate) answer_bytes: usize,
     pub(crate) runs: Vec<Run>,
 }
 
 impl PathFigures {
-    fn new(runs: Vec<Run>) -> Self {
+    fn new(runs: Vec<Run>, answer_bytes: usize) -> Self {
         let of = |f: fn(&Run) -> f64| median(runs.iter().map(f));
         let cpu_us: Vec<(String, f64)> = COLUMNS
             .iter()
@@ -179,6 +180,7 @@ impl PathFigures {
             first_error: runs.iter().find_map(|r| r.first_error.clone()),
             cpu_total_us: cpu_us.iter().map(|(_, us)| us).sum(),
             cpu_us,
+            answer_bytes,
             runs,
         }
     }
@@ -197,8 +199,7 @@ pub(crate) struct ReadFigures {
 }
 
 impl ReadFigures {
-    fn new(read: Read, carehub: Vec<Run>, floor: Vec<Run>) -> Self {
-        let (carehub, floor) = (PathFigures::new(carehub), PathFigures::new(floor));
+    fn new(read: Read, carehub: PathFigures, floor: PathFigures) -> Self {
         let (share, pass) = judge(carehub.per_sec, floor.per_sec);
         Self {
             name: read.name().to_owned(),
@@ -311,13 +312,16 @@ async fn measure(args: &ReadArgs, load: Load) -> anyhow::Result<Figures> {
     let (procs, postgres_processes) = procs(&carehub, &floor)?;
 
     let mut reads = Vec::new();
+    let bearer = format!("Bearer {}", fixture.reader.token);
     for read in Read::ALL {
-        let ours = get(
-            &http,
-            seed::gateway_url(&carehub.base, read, &fixture),
-            &fixture,
+        let gateway = seed::gateway_url(&carehub.base, read, &fixture);
+        let bare = seed::floor_url(&floor.base, read, &fixture);
+        let sizes = (
+            fetch(&http, &gateway, Some(&bearer)).await?,
+            fetch(&http, &bare, None).await?,
         );
-        let theirs = get_bare(&http, seed::floor_url(&floor.base, read, &fixture));
+        let ours = request(&http, gateway, Some(bearer.clone()));
+        let theirs = request(&http, bare, None);
         let (mut carehub_runs, mut floor_runs) = (Vec::new(), Vec::new());
         for round in 1..=args.rounds {
             step(&format!(
@@ -328,7 +332,11 @@ async fn measure(args: &ReadArgs, load: Load) -> anyhow::Result<Figures> {
             carehub_runs.push(Run::new(&load.run(&procs, &ours).await?));
             floor_runs.push(Run::new(&load.run(&procs, &theirs).await?));
         }
-        reads.push(ReadFigures::new(read, carehub_runs, floor_runs));
+        reads.push(ReadFigures::new(
+            read,
+            PathFigures::new(carehub_runs, sizes.0),
+            PathFigures::new(floor_runs, sizes.1),
+        ));
     }
     machine.finished();
     floor.stop().await;
@@ -404,33 +412,32 @@ fn procs(carehub: &Carehub, floor: &FloorProcess) -> anyhow::Result<(Procs, Stri
     Ok((procs, which.to_owned()))
 }
 
-/// `GET url` as the fixture's patient; a non-2xx answer is an error. The body is read whole.
-fn get(http: &reqwest::Client, url: String, f: &Fixture) -> Op {
-    request(http, url, Some(format!("Bearer {}", f.reader.token)))
-}
-
-/// `GET url` with no credentials (the floor's).
-fn get_bare(http: &reqwest::Client, url: String) -> Op {
-    request(http, url, None)
-}
-
+/// `GET url` (with this `Authorization` header) as an [`Op`]: one request per call.
 fn request(http: &reqwest::Client, url: String, authorization: Option<String>) -> Op {
     let http = http.clone();
     let url: Arc<str> = url.into();
     let authorization: Option<Arc<str>> = authorization.map(Into::into);
     op(move |_| {
-        let mut req = http.get(&*url);
-        if let Some(a) = &authorization {
-            req = req.header(AUTHORIZATION, &**a);
-        }
-        async move {
-            let r = req.send().await?;
-            let status = r.status();
-            r.bytes().await?;
-            anyhow::ensure!(status.is_success(), "HTTP {status}");
-            Ok(())
-        }
+        let (http, url, authorization) = (http.clone(), Arc::clone(&url), authorization.clone());
+        async move { fetch(&http, &url, authorization.as_deref()).await.map(drop) }
     })
+}
+
+/// `GET url`, its body read whole: its size in bytes; a non-2xx answer is an error.
+async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    authorization: Option<&str>,
+) -> anyhow::Result<usize> {
+    let mut req = http.get(url);
+    if let Some(a) = authorization {
+        req = req.header(AUTHORIZATION, a);
+    }
+    let r = req.send().await?;
+    let status = r.status();
+    let body = r.bytes().await?;
+    anyhow::ensure!(status.is_success(), "HTTP {status}");
+    Ok(body.len())
 }
 
 /// Width of the first column of both tables.
@@ -456,26 +463,37 @@ impl std::fmt::Display for Figures {
         )?;
         writeln!(
             f,
-            "\n{:<NAME_WIDTH$} {:-^26}  {:-^26}",
+            "\n{:<NAME_WIDTH$} {:-^35}  {:-^35}",
             "", " carehub ", " floor "
         )?;
         writeln!(
             f,
-            "{:<NAME_WIDTH$} {:>8} {:>8} {:>8}  {:>8} {:>8} {:>8}  {:>12}",
-            "read", "req/s", "p50 ms", "p99 ms", "req/s", "p50 ms", "p99 ms", "read/floor"
+            "{:<NAME_WIDTH$} {:>8} {:>8} {:>8} {:>8}  {:>8} {:>8} {:>8} {:>8}  {:>12}",
+            "read",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "bytes",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "bytes",
+            "read/floor"
         )?;
         for r in &self.reads {
             let verdict = if r.pass { "PASS" } else { "MISS" };
             writeln!(
                 f,
-                "{:<NAME_WIDTH$} {:>8.1} {:>8.2} {:>8.2}  {:>8.1} {:>8.2} {:>8.2}  {:>6.1}% {verdict}",
+                "{:<NAME_WIDTH$} {:>8.1} {:>8.2} {:>8.2} {:>8}  {:>8.1} {:>8.2} {:>8.2} {:>8}  {:>6.1}% {verdict}",
                 r.name,
                 r.carehub.per_sec,
                 r.carehub.p50_ms,
                 r.carehub.p99_ms,
+                r.carehub.answer_bytes,
                 r.floor.per_sec,
                 r.floor.p50_ms,
                 r.floor.p99_ms,
+                r.floor.answer_bytes,
                 r.share * 100.0
             )?;
         }
@@ -549,7 +567,10 @@ mod tests {
 
     #[test]
     fn a_paths_figures_are_the_medians_of_its_runs_and_its_errors_add_up() {
-        let p = PathFigures::new(vec![run(100.0, 10.0), run(300.0, 30.0), run(200.0, 20.0)]);
+        let p = PathFigures::new(
+            vec![run(100.0, 10.0), run(300.0, 30.0), run(200.0, 20.0)],
+            12,
+        );
         assert!((p.per_sec - 200.0).abs() < 1e-9);
         assert!((p.p99_ms - 20.0).abs() < 1e-9);
         assert_eq!(p.errors, 3);
