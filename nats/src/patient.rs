@@ -91,6 +91,41 @@ macro_rules! texts {
             pub notes: Option<String>,
         }
 
+        /// One health insurance policy of the patient.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        pub struct InsurancePolicy {
+            /// A profile holds at most one policy of each rank.
+            pub rank: InsuranceRank,
+            /// The insurer or plan, as on the card.
+            #[schema(min_length = 1, max_length = 200, pattern = $text, example = "Northwind Health")]
+            pub payer: String,
+            /// Letters, digits, dashes and spaces, as on the card.
+            #[schema(
+                min_length = 1,
+                max_length = 64,
+                example = "NWH-0042 7781",
+                pattern = r"^\s*[A-Za-z0-9-][A-Za-z0-9 -]*\s*$"
+            )]
+            pub member_id: String,
+            /// Blank clears it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schema(max_length = 64, pattern = $blank_or_text)]
+            pub group_number: Option<String>,
+            /// The policy holder's name (the patient's own when `relationship` is `self`).
+            #[schema(min_length = 1, max_length = 100, pattern = $text)]
+            pub holder: String,
+            /// The patient's relationship to the holder.
+            pub relationship: HolderRelationship,
+            /// `YYYY-MM-DD`, first day of cover; blank clears it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schema(schema_with = optional_date, example = "2026-01-01")]
+            pub valid_from: Option<String>,
+            /// `YYYY-MM-DD`, last day of cover, not before `valid_from`; blank clears it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schema(schema_with = optional_date, example = "2026-12-31")]
+            pub valid_to: Option<String>,
+        }
+
         /// One current medication.
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
         pub struct Medication {
@@ -129,6 +164,11 @@ pub struct ProfileFields {
     pub address: Option<Address>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency_contact: Option<EmergencyContact>,
+    /// Zero to two policies, at most one `primary` and one `secondary`; a `secondary` only beside
+    /// a `primary`. Only the patient reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 2)]
+    pub insurance: Vec<InsurancePolicy>,
 }
 
 /// The schema of an optional date: a `YYYY-MM-DD` date, a blank string (clears the field) or
@@ -175,6 +215,27 @@ pub enum AllergySeverity {
     Severe,
     LifeThreatening,
     Unknown,
+}
+
+/// Which of a patient's policies pays first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InsuranceRank {
+    Primary,
+    Secondary,
+}
+
+/// The patient's relationship to an insurance policy's holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HolderRelationship {
+    /// The patient holds the policy.
+    #[serde(rename = "self")]
+    Own,
+    Spouse,
+    Child,
+    Parent,
+    Other,
 }
 
 /// ABO/Rh blood type; `unknown` until tested.
@@ -397,6 +458,16 @@ mod tests {
                     phone: "+44 1234 567".into(),
                     relationship: Some("sister".into()),
                 }),
+                insurance: vec![InsurancePolicy {
+                    rank: InsuranceRank::Primary,
+                    payer: "Northwind Health".into(),
+                    member_id: "NWH-1".into(),
+                    group_number: None,
+                    holder: "Pat".into(),
+                    relationship: HolderRelationship::Own,
+                    valid_from: Some("2026-01-01".into()),
+                    valid_to: None,
+                }],
             },
             version: 2,
             updated_at: "2026-01-01T00:00:00Z".into(),
@@ -406,7 +477,18 @@ mod tests {
             json!({"patient_id":"p","display_name":"Pat","date_of_birth":"1980-04-02",
                 "address":{"line1":"1 Main St","city":"Leeds","postal_code":"LS1","country":"UK"},
                 "emergency_contact":{"name":"Sam","phone":"+44 1234 567","relationship":"sister"},
+                "insurance":[{"rank":"primary","payer":"Northwind Health","member_id":"NWH-1",
+                    "holder":"Pat","relationship":"self","valid_from":"2026-01-01"}],
                 "version":2,"updated_at":"2026-01-01T00:00:00Z"}),
+        );
+        // A profile without policies says nothing of them, as before policies existed.
+        let mut none = p;
+        none.fields.insurance.clear();
+        assert!(
+            serde_json::to_value(&none)
+                .unwrap()
+                .get("insurance")
+                .is_none()
         );
     }
 

@@ -14,6 +14,7 @@ both_backends!(
     a_patient_edits_their_record_by_version_and_a_stale_edit_changes_nothing,
     a_patient_edits_their_profile_by_version_and_sees_their_account_name,
     bad_record_and_profile_input_is_refused_with_a_stable_code_and_changes_nothing,
+    insurance_is_kept_with_the_profile_and_bad_policies_are_refused_naming_the_field,
     another_patient_gets_not_found_and_an_admin_reads_with_exactly_one_audit_entry,
     doctor_reads_follow_the_care_relation_and_are_refused_when_it_cannot_be_asked,
     a_doctor_with_no_care_relation_gets_not_found,
@@ -331,6 +332,128 @@ async fn bad_record_and_profile_input_is_refused_with_a_stable_code_and_changes_
     .await;
     assert_eq!(r.status(), 400, "If-Match must be a quoted version");
     assert_eq!(error_code(r).await, "bad_request");
+}
+
+fn a_policy(rank: &str) -> Value {
+    json!({
+        "rank": rank,
+        "payer": "Northwind Health",
+        "member_id": "NWH-0042 7781",
+        "group_number": "G-17",
+        "holder": "Ada Lovelace",
+        "relationship": "self",
+        "valid_from": "2026-01-01",
+        "valid_to": "2026-12-31"
+    })
+}
+
+async fn insurance_is_kept_with_the_profile_and_bad_policies_are_refused_naming_the_field(
+    b: Backend,
+) {
+    let clinic = Clinic::start(b).await;
+    let s = clinic.patient(&unique_email("ins")).await;
+    let path = "/api/patients/me/profile";
+    let fresh: Value = get(&clinic, &s, path).await.json().await.unwrap();
+    assert!(fresh.get("insurance").is_none(), "no policies yet: {fresh}");
+
+    let mut spouse = a_policy("secondary");
+    spouse["holder"] = json!("Sam Lovelace");
+    spouse["relationship"] = json!("spouse");
+    spouse["group_number"] = json!(" ");
+    let body = json!({"phone": "+44 20 7946 0958", "insurance": [spouse, a_policy("primary")]});
+    let r = put(&clinic, &s, path, Some("\"1\""), &body).await;
+    assert_eq!(r.status(), 200);
+    let saved: Value = r.json().await.unwrap();
+    let policies = saved["insurance"].as_array().unwrap();
+    assert_eq!(policies.len(), 2);
+    assert_eq!(policies[0]["rank"], "primary", "the primary comes first");
+    assert_eq!(policies[0]["member_id"], "NWH-0042 7781");
+    assert_eq!(policies[1]["relationship"], "spouse");
+    assert!(policies[1].get("group_number").is_none(), "blank clears");
+    let read: Value = get(&clinic, &s, path).await.json().await.unwrap();
+    assert_eq!(read["insurance"], saved["insurance"], "stored as saved");
+    assert_eq!(read["version"], 2);
+
+    for (what, policy, field) in [
+        (
+            "a member id with a slash",
+            json!({"member_id": "NWH/42"}),
+            "insurance[0].member_id",
+        ),
+        (
+            "an empty payer",
+            json!({"payer": "  "}),
+            "insurance[0].payer",
+        ),
+        (
+            "cover ending before it starts",
+            json!({"valid_to": "2025-12-31"}),
+            "insurance[0].valid_to",
+        ),
+        (
+            "an impossible date",
+            json!({"valid_from": "2026-02-30"}),
+            "insurance[0].valid_from",
+        ),
+    ] {
+        let mut p = a_policy("primary");
+        for (k, v) in policy.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        let r = put(&clinic, &s, path, Some("\"2\""), &json!({"insurance": [p]})).await;
+        assert_eq!(r.status(), 422, "{what}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "validation_failed", "{what}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().starts_with(field),
+            "{what}: {e}"
+        );
+    }
+    for (what, policies) in [
+        (
+            "two primaries",
+            json!([a_policy("primary"), a_policy("primary")]),
+        ),
+        ("a secondary alone", json!([a_policy("secondary")])),
+        (
+            "three policies",
+            json!([
+                a_policy("primary"),
+                a_policy("secondary"),
+                a_policy("secondary")
+            ]),
+        ),
+        ("an unknown relationship", {
+            let mut p = a_policy("primary");
+            p["relationship"] = json!("cousin");
+            json!([p])
+        }),
+    ] {
+        let r = put(
+            &clinic,
+            &s,
+            path,
+            Some("\"2\""),
+            &json!({"insurance": policies}),
+        )
+        .await;
+        assert_eq!(r.status(), 422, "{what}");
+    }
+    let after: Value = get(&clinic, &s, path).await.json().await.unwrap();
+    assert_eq!(after, read, "no bad edit landed");
+
+    // A save without `insurance` clears it, like every other absent field of the profile.
+    let r = put(
+        &clinic,
+        &s,
+        path,
+        Some("\"2\""),
+        &json!({"phone": "+44 20 7946 0958"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let cleared: Value = r.json().await.unwrap();
+    assert!(cleared.get("insurance").is_none(), "{cleared}");
 }
 
 /// Audit entries about `patient_id` in the stream.

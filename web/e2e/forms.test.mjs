@@ -125,6 +125,61 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     await clinic.close(page);
   });
 
+  test('a patient files a primary and a secondary insurance, sees them after a reload, and the API stores them', async () => {
+    const acct = await newAccount('patient', 'Ines Insured');
+    const page = await clinic.pageAs(acct);
+    await page.goto('/profile');
+    await page.getByText('No insurance on file.').waitFor();
+    await page.getByRole('button', { name: 'Add insurance' }).click();
+    const primary = page.getByRole('group', { name: 'Primary insurance' });
+    await primary.getByLabel('Insurer or plan').fill('Northwind Health');
+    await primary.getByLabel('Member ID').fill('NWH/0042');
+    await primary.getByLabel('Policy holder').fill('Ines Insured');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    // The member ID's rule is checked before anything is sent; nothing is stored.
+    await page.getByText('Primary insurance: a member ID has up to 64 letters, digits, dashes and spaces.').waitFor();
+    let profile = await clinic.api('GET', '/api/patients/me/profile', acct.token);
+    assert.equal(profile.insurance, undefined);
+
+    await primary.getByLabel('Member ID').fill('NWH-0042 7781');
+    await primary.getByLabel('Group number (optional)').fill('G-17');
+    await primary.getByLabel('Covered from (optional)').fill('2026-01-01');
+    await primary.getByLabel('Covered until (optional)').fill('2026-12-31');
+    await page.getByRole('button', { name: 'Add secondary insurance' }).click();
+    const secondary = page.getByRole('group', { name: 'Secondary insurance' });
+    await secondary.getByLabel('Insurer or plan').fill('Contoso Mutual');
+    await secondary.getByLabel('Member ID').fill('CM 5521');
+    await secondary.getByLabel('Policy holder').fill('Sam Insured');
+    await secondary.getByLabel('Your relationship to the holder').selectOption({ label: 'Spouse or partner' });
+    assert.equal(await page.getByRole('button', { name: /^Add .*insurance$/ }).count(), 0, 'two policies at most');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
+    await screen(page, 'patient-insurance-saved');
+
+    await page.reload();
+    await page.getByTestId('profile-form').waitFor();
+    assert.equal(await primary.getByLabel('Member ID').inputValue(), 'NWH-0042 7781');
+    assert.equal(await primary.getByLabel('Covered until (optional)').inputValue(), '2026-12-31');
+    assert.equal(await secondary.getByLabel('Your relationship to the holder').locator('option:checked').textContent(), 'Spouse or partner');
+    profile = await clinic.api('GET', '/api/patients/me/profile', acct.token);
+    assert.deepEqual(
+      profile.insurance.map((p) => [p.rank, p.payer, p.member_id, p.group_number, p.holder, p.relationship, p.valid_from, p.valid_to]),
+      [
+        ['primary', 'Northwind Health', 'NWH-0042 7781', 'G-17', 'Ines Insured', 'self', '2026-01-01', '2026-12-31'],
+        ['secondary', 'Contoso Mutual', 'CM 5521', undefined, 'Sam Insured', 'spouse', undefined, undefined],
+      ],
+    );
+
+    // Removing the primary makes the secondary the primary, once saved.
+    await page.getByRole('button', { name: 'Remove primary insurance' }).click();
+    assert.equal(await primary.getByLabel('Insurer or plan').inputValue(), 'Contoso Mutual');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
+    profile = await clinic.api('GET', '/api/patients/me/profile', acct.token);
+    assert.deepEqual(profile.insurance.map((p) => [p.rank, p.payer]), [['primary', 'Contoso Mutual']]);
+    await clinic.close(page);
+  });
+
   test('after any number of reloads the profile form is there once, and a save after a reload stores', async () => {
     const acct = await newAccount('patient', 'Rhea Reload');
     const page = await clinic.pageAs(acct);

@@ -236,6 +236,7 @@ struct PatientRow {
     phone: Option<String>,
     address: Option<String>,
     emergency_contact: Option<String>,
+    insurance: Option<String>,
     record_version: i64,
     record_updated_at: i64,
     allergies: String,
@@ -248,7 +249,7 @@ struct PatientRow {
 /// `SELECT_PATIENT` of services/patient/src/store.rs (`GetMyProfile` reads the caller's row
 /// with it).
 const SELECT_PATIENT: &str = "SELECT p.id, a.display_name, p.profile_version, p.profile_updated_at,
-        p.date_of_birth, p.phone, p.address, p.emergency_contact, p.record_version,
+        p.date_of_birth, p.phone, p.address, p.emergency_contact, p.insurance, p.record_version,
         p.record_updated_at, p.allergies, p.conditions, p.medications, p.blood_type, p.notes
     FROM patients p LEFT JOIN accounts a ON a.id = p.id WHERE p.id = $1";
 

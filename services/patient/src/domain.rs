@@ -7,7 +7,8 @@
 use carehub_nats::WireError;
 use carehub_nats::appointment::CareRelationReply;
 use carehub_nats::patient::{
-    Address, Allergy, Condition, EmergencyContact, Medication, ProfileFields, RecordFields,
+    Address, Allergy, Condition, EmergencyContact, InsurancePolicy, InsuranceRank, Medication,
+    ProfileFields, RecordFields,
 };
 use chrono::{Datelike as _, NaiveDate};
 
@@ -72,11 +73,13 @@ impl Profile {
                 })
             })
             .transpose()?;
+        let insurance = insurance(f.insurance)?;
         Ok(Self(ProfileFields {
             date_of_birth,
             phone: phone_number,
             address,
             emergency_contact,
+            insurance,
         }))
     }
 
@@ -180,6 +183,87 @@ fn optional(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.trim().is_empty())
 }
 
+/// Most insurance policies on a profile (a primary and a secondary).
+pub(crate) const MAX_POLICIES: usize = 2;
+
+/// Validated policies, primary first: at most one of each rank, a secondary only beside a
+/// primary, cover that does not end before it starts.
+fn insurance(policies: Vec<InsurancePolicy>) -> Result<Vec<InsurancePolicy>, WireError> {
+    if policies.len() > MAX_POLICIES {
+        return Err(WireError::validation(format!(
+            "insurance: at most {MAX_POLICIES} policies (a primary and a secondary)"
+        )));
+    }
+    let mut out = Vec::with_capacity(policies.len());
+    for (i, p) in policies.into_iter().enumerate() {
+        let field = |name: &str| format!("insurance[{i}].{name}");
+        if out.iter().any(|o: &InsurancePolicy| o.rank == p.rank) {
+            return Err(WireError::validation(format!(
+                "{}: only one {} policy",
+                field("rank"),
+                rank_name(p.rank)
+            )));
+        }
+        let date = |name: &str, d: Option<&str>| {
+            optional(d)
+                .map(|s| parse_date(&field(name), s.trim()).map(|day| (s.trim().to_owned(), day)))
+                .transpose()
+        };
+        let valid_from = date("valid_from", p.valid_from.as_deref())?;
+        let valid_to = date("valid_to", p.valid_to.as_deref())?;
+        if let (Some((_, from)), Some((_, to))) = (&valid_from, &valid_to)
+            && to < from
+        {
+            return Err(WireError::validation(format!(
+                "{}: must not be before valid_from",
+                field("valid_to")
+            )));
+        }
+        out.push(InsurancePolicy {
+            rank: p.rank,
+            payer: text(&field("payer"), &p.payer, 1, 200)?,
+            member_id: member_id(&field("member_id"), &p.member_id)?,
+            group_number: optional(p.group_number.as_deref())
+                .map(|g| text(&field("group_number"), g, 1, 64))
+                .transpose()?,
+            holder: text(&field("holder"), &p.holder, 1, 100)?,
+            relationship: p.relationship,
+            valid_from: valid_from.map(|(s, _)| s),
+            valid_to: valid_to.map(|(s, _)| s),
+        });
+    }
+    if out.iter().any(|p| p.rank == InsuranceRank::Secondary)
+        && !out.iter().any(|p| p.rank == InsuranceRank::Primary)
+    {
+        return Err(WireError::validation(
+            "insurance: a secondary policy needs a primary one",
+        ));
+    }
+    out.sort_by_key(|p| p.rank != InsuranceRank::Primary);
+    Ok(out)
+}
+
+fn rank_name(rank: InsuranceRank) -> &'static str {
+    match rank {
+        InsuranceRank::Primary => "primary",
+        InsuranceRank::Secondary => "secondary",
+    }
+}
+
+/// A member id: 1 to 64 letters, digits, dashes and spaces, trimmed (at most 64 as sent).
+fn member_id(field: &str, s: &str) -> Result<String, WireError> {
+    let t = text(field, s, 1, 64)?;
+    if !t
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ')
+    {
+        return Err(WireError::validation(format!(
+            "{field}: only letters, digits, dashes and spaces"
+        )));
+    }
+    Ok(t)
+}
+
 /// Trimmed text of at least `min` characters without control characters; at most `max` as
 /// sent, surrounding whitespace included (the schema's `maxLength` counts what is sent).
 fn text(field: &str, s: &str, min: usize, max: usize) -> Result<String, WireError> {
@@ -278,7 +362,7 @@ pub(crate) fn doctor_access(
 mod tests {
     use super::*;
     use carehub_nats::ErrorCode;
-    use carehub_nats::patient::{AllergySeverity, BloodType};
+    use carehub_nats::patient::{AllergySeverity, BloodType, HolderRelationship};
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
@@ -328,6 +412,7 @@ mod tests {
                     country: "UK".into(),
                 }),
                 emergency_contact: None,
+                insurance: vec![],
             },
             today(),
         )
@@ -338,6 +423,111 @@ mod tests {
         let a = f.address.as_ref().unwrap();
         assert_eq!(a.line1, "1 Main St");
         assert_eq!(a.line2, None);
+    }
+
+    fn policy(rank: InsuranceRank) -> InsurancePolicy {
+        InsurancePolicy {
+            rank,
+            payer: " Northwind Health ".into(),
+            member_id: " NWH-0042 7781 ".into(),
+            group_number: Some(" ".into()),
+            holder: "Ada Lovelace".into(),
+            relationship: HolderRelationship::Own,
+            valid_from: Some("2026-01-01".into()),
+            valid_to: Some(" ".into()),
+        }
+    }
+
+    fn with_insurance(policies: Vec<InsurancePolicy>) -> Result<Profile, WireError> {
+        Profile::parse(
+            ProfileFields {
+                insurance: policies,
+                ..ProfileFields::default()
+            },
+            today(),
+        )
+    }
+
+    #[test]
+    fn insurance_policies_are_trimmed_and_the_primary_comes_first() {
+        let p = with_insurance(vec![
+            policy(InsuranceRank::Secondary),
+            policy(InsuranceRank::Primary),
+        ])
+        .unwrap();
+        let got = &p.fields().insurance;
+        assert_eq!(
+            got.iter().map(|p| p.rank).collect::<Vec<_>>(),
+            [InsuranceRank::Primary, InsuranceRank::Secondary]
+        );
+        assert_eq!(got[0].payer, "Northwind Health");
+        assert_eq!(got[0].member_id, "NWH-0042 7781");
+        assert_eq!(got[0].group_number, None);
+        assert_eq!(got[0].valid_from.as_deref(), Some("2026-01-01"));
+        assert_eq!(got[0].valid_to, None);
+        assert!(
+            with_insurance(vec![])
+                .unwrap()
+                .fields()
+                .insurance
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn insurance_errors_name_the_policy_and_field() {
+        let bad = |f: fn(&mut InsurancePolicy)| {
+            let mut p = policy(InsuranceRank::Primary);
+            f(&mut p);
+            let e = with_insurance(vec![p]).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ValidationFailed);
+            e.message
+        };
+        assert!(bad(|p| p.payer = "  ".into()).starts_with("insurance[0].payer:"));
+        assert!(bad(|p| p.payer = "x".repeat(201)).starts_with("insurance[0].payer:"));
+        assert!(bad(|p| p.member_id = "NWH/42".into()).starts_with("insurance[0].member_id:"));
+        assert!(bad(|p| p.member_id = "7".repeat(65)).starts_with("insurance[0].member_id:"));
+        assert!(bad(|p| p.member_id = "Ünï-1".into()).starts_with("insurance[0].member_id:"));
+        assert!(
+            bad(|p| p.group_number = Some("g".repeat(65)))
+                .starts_with("insurance[0].group_number:")
+        );
+        assert!(bad(|p| p.holder = String::new()).starts_with("insurance[0].holder:"));
+        assert!(
+            bad(|p| p.valid_from = Some("2026-02-30".into()))
+                .starts_with("insurance[0].valid_from:")
+        );
+        assert!(
+            bad(|p| (p.valid_from, p.valid_to) =
+                (Some("2026-06-01".into()), Some("2026-05-31".into())))
+            .starts_with("insurance[0].valid_to: must not be before valid_from")
+        );
+        // One day of cover is a valid policy.
+        let mut one_day = policy(InsuranceRank::Primary);
+        one_day.valid_to = one_day.valid_from.clone();
+        assert!(with_insurance(vec![one_day]).is_ok());
+    }
+
+    #[test]
+    fn a_profile_holds_one_primary_and_at_most_one_secondary() {
+        let e = with_insurance(vec![
+            policy(InsuranceRank::Primary),
+            policy(InsuranceRank::Primary),
+        ])
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("insurance[1].rank: only one primary"),
+            "{e}"
+        );
+        let e = with_insurance(vec![policy(InsuranceRank::Secondary)]).unwrap_err();
+        assert!(e.message.contains("needs a primary"), "{e}");
+        let e = with_insurance(vec![
+            policy(InsuranceRank::Primary),
+            policy(InsuranceRank::Secondary),
+            policy(InsuranceRank::Secondary),
+        ])
+        .unwrap_err();
+        assert!(e.message.starts_with("insurance: at most 2"), "{e}");
     }
 
     #[test]

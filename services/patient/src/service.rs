@@ -147,6 +147,12 @@ fn to_profile(row: &PatientRow) -> Result<PatientProfile, WireError> {
                 .as_deref()
                 .map(|c| decode(id, "emergency_contact", c))
                 .transpose()?,
+            insurance: row
+                .insurance
+                .as_deref()
+                .map(|i| decode(id, "insurance", i))
+                .transpose()?
+                .unwrap_or_default(),
         },
         version: row.profile_version,
         updated_at: rfc3339_auto(row.profile_updated_at),
@@ -249,6 +255,9 @@ impl PatientService {
             phone: f.phone.clone(),
             address: f.address.as_ref().map(encode).transpose()?,
             emergency_contact: f.emergency_contact.as_ref().map(encode).transpose()?,
+            insurance: (!f.insurance.is_empty())
+                .then(|| encode(&f.insurance))
+                .transpose()?,
         };
         to_profile(
             &self

@@ -21,6 +21,8 @@ pub(crate) struct PatientRow {
     pub(crate) phone: Option<String>,
     pub(crate) address: Option<String>,
     pub(crate) emergency_contact: Option<String>,
+    /// JSON array of policies, or NULL for none.
+    pub(crate) insurance: Option<String>,
     pub(crate) record_version: i64,
     pub(crate) record_updated_at: i64,
     pub(crate) allergies: String,
@@ -31,7 +33,7 @@ pub(crate) struct PatientRow {
 }
 
 const SELECT_PATIENT: &str = "SELECT p.id, a.display_name, p.profile_version, p.profile_updated_at,
-        p.date_of_birth, p.phone, p.address, p.emergency_contact, p.record_version,
+        p.date_of_birth, p.phone, p.address, p.emergency_contact, p.insurance, p.record_version,
         p.record_updated_at, p.allergies, p.conditions, p.medications, p.blood_type, p.notes
     FROM patients p LEFT JOIN accounts a ON a.id = p.id WHERE p.id = $1";
 
@@ -64,6 +66,7 @@ pub(crate) struct ProfileCols {
     pub(crate) phone: Option<String>,
     pub(crate) address: Option<String>,
     pub(crate) emergency_contact: Option<String>,
+    pub(crate) insurance: Option<String>,
 }
 
 /// Record columns as stored (JSON text for the lists).
@@ -106,8 +109,8 @@ pub(crate) async fn update(
 ) -> Result<Update, StoreError> {
     let profile =
         "UPDATE patients SET date_of_birth = $1, phone = $2, address = $3, emergency_contact = $4,
-                   profile_version = profile_version + 1, profile_updated_at = $5
-               WHERE id = $6 AND ($7 IS NULL OR profile_version = $7)";
+                   insurance = $5, profile_version = profile_version + 1, profile_updated_at = $6
+               WHERE id = $7 AND ($8 IS NULL OR profile_version = $8)";
     let record =
         "UPDATE patients SET allergies = $1, conditions = $2, medications = $3, blood_type = $4,
                    notes = $5, record_version = record_version + 1, record_updated_at = $6
@@ -115,7 +118,8 @@ pub(crate) async fn update(
     write_tx!(db, tx => {
         let replace = match part {
             Part::Profile(c) => sqlx::query(profile)
-                .bind(&c.date_of_birth).bind(&c.phone).bind(&c.address).bind(&c.emergency_contact),
+                .bind(&c.date_of_birth).bind(&c.phone).bind(&c.address).bind(&c.emergency_contact)
+                .bind(&c.insurance),
             Part::Record(c) => sqlx::query(record)
                 .bind(&c.allergies).bind(&c.conditions).bind(&c.medications).bind(c.blood_type)
                 .bind(&c.notes),

@@ -13,6 +13,88 @@ export type Condition = Schema<'Condition'>;
 export type Medication = Schema<'Medication'>;
 export type RecordFields = Schema<'RecordFields'>;
 export type MedicalRecord = Schema<'MedicalRecord'>;
+export type InsurancePolicy = Schema<'InsurancePolicy'>;
+export type HolderRelationship = Schema<'HolderRelationship'>;
+
+// A record over the generated enum: a relationship added to or dropped from the API fails `tsc`.
+const RELATIONSHIP_LABELS: Record<HolderRelationship, string> = {
+  self: 'Self (my own policy)',
+  spouse: 'Spouse or partner',
+  parent: 'Parent',
+  child: 'Child',
+  other: 'Other',
+};
+
+/** How the patient is related to a policy's holder, in the order a form offers them. */
+export const HOLDER_RELATIONSHIPS = Object.keys(RELATIONSHIP_LABELS) as HolderRelationship[];
+
+/** A relationship as a form shows it. */
+export function relationshipLabel(r: HolderRelationship): string {
+  return RELATIONSHIP_LABELS[r];
+}
+
+/** Most policies on a profile: a primary and a secondary. */
+export const MAX_POLICIES = 2;
+
+/** A policy as a form edits it: every field a string, its rank given by its place. */
+export interface PolicyDraft {
+  payer: string;
+  member_id: string;
+  group_number: string;
+  holder: string;
+  relationship: HolderRelationship;
+  valid_from: string;
+  valid_to: string;
+}
+
+/** A stored policy as a form edits it. */
+export function toDraft(p: InsurancePolicy): PolicyDraft {
+  return {
+    payer: p.payer,
+    member_id: p.member_id,
+    group_number: p.group_number ?? '',
+    holder: p.holder,
+    relationship: p.relationship,
+    valid_from: p.valid_from ?? '',
+    valid_to: p.valid_to ?? '',
+  };
+}
+
+/** Drafts as the API takes them: the first is the primary policy, the second the secondary. */
+export function fromDrafts(drafts: PolicyDraft[]): InsurancePolicy[] {
+  return drafts.map((d, i) => ({
+    rank: i === 0 ? 'primary' : 'secondary',
+    payer: d.payer.trim(),
+    member_id: d.member_id.trim(),
+    group_number: d.group_number.trim() || undefined,
+    holder: d.holder.trim(),
+    relationship: d.relationship,
+    valid_from: d.valid_from || undefined,
+    valid_to: d.valid_to || undefined,
+  }));
+}
+
+/** "Primary insurance" or "Secondary insurance", by place. */
+export function policyTitle(i: number): string {
+  return i === 0 ? 'Primary insurance' : 'Secondary insurance';
+}
+
+/** A sentence for the first problem with the drafts (the rules the API enforces), or null. */
+export function checkPolicies(drafts: PolicyDraft[]): string | null {
+  for (const [i, d] of drafts.entries()) {
+    const which = policyTitle(i);
+    if (!d.payer.trim()) return `${which}: enter the insurer or plan.`;
+    if (d.payer.length > 200) return `${which}: the insurer is at most 200 characters.`;
+    const id = d.member_id.trim();
+    if (!id) return `${which}: enter the member ID from the card.`;
+    if (d.member_id.length > 64 || !/^[A-Za-z0-9 -]+$/.test(id)) return `${which}: a member ID has up to 64 letters, digits, dashes and spaces.`;
+    if (d.group_number.length > 64) return `${which}: the group number is at most 64 characters.`;
+    if (!d.holder.trim()) return `${which}: enter the policy holder's name.`;
+    if (d.holder.length > 100) return `${which}: the holder's name is at most 100 characters.`;
+    if (d.valid_from && d.valid_to && d.valid_to < d.valid_from) return `${which}: cover cannot end before it starts.`;
+  }
+  return null;
+}
 
 // A record over the generated enum: a blood type added to or dropped from the API fails `tsc`.
 const BLOOD_TYPE_LABELS: Record<BloodType, string> = {

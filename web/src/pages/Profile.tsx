@@ -1,5 +1,21 @@
 import { useEffect, useState, type ComponentType, type FormEvent } from 'react';
-import { patients, BLOOD_TYPES, bloodTypeLabel, type BloodType, type PatientProfile, type MedicalRecord } from '../lib/patients';
+import {
+  patients,
+  BLOOD_TYPES,
+  HOLDER_RELATIONSHIPS,
+  MAX_POLICIES,
+  bloodTypeLabel,
+  checkPolicies,
+  fromDrafts,
+  policyTitle,
+  relationshipLabel,
+  toDraft,
+  type BloodType,
+  type HolderRelationship,
+  type MedicalRecord,
+  type PatientProfile,
+  type PolicyDraft,
+} from '../lib/patients';
 import { ErrorMsg, Loading, VersionedSaveFooter, errorText, useVersionedSave } from '../lib/ui';
 
 /**
@@ -61,21 +77,29 @@ function ProfileForm({ data: profile, etag: firstEtag, onReload }: VersionedForm
   const [etag, setEtag] = useState(firstEtag);
   const [dob, setDob] = useState(profile.date_of_birth ?? '');
   const [phone, setPhone] = useState(profile.phone ?? '');
+  const [policies, setPolicies] = useState<PolicyDraft[]>((profile.insurance ?? []).map(toDraft));
   const form = useVersionedSave(STALE);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     form.setSaved(false);
-    const problem = checkProfile(dob, phone);
+    const problem = checkProfile(dob, phone) ?? checkPolicies(policies);
     if (problem) return form.setError(problem);
     await form.save(async () => {
       const next = await patients.saveProfile(
         // Fields this form does not edit go back as they were read: an update replaces all.
-        { date_of_birth: dob || undefined, phone: phone.trim() || undefined, address: profile.address, emergency_contact: profile.emergency_contact },
+        {
+          date_of_birth: dob || undefined,
+          phone: phone.trim() || undefined,
+          address: profile.address,
+          emergency_contact: profile.emergency_contact,
+          insurance: fromDrafts(policies),
+        },
         etag,
       );
       setEtag(next.etag);
     });
   };
+  const edit = (i: number, change: Partial<PolicyDraft>) => setPolicies((ps) => ps.map((p, j) => (j === i ? { ...p, ...change } : p)));
   return (
     <form onSubmit={submit} aria-labelledby="profile-h" noValidate data-testid="profile-form">
       <h2 id="profile-h">Profile</h2>
@@ -87,8 +111,68 @@ function ProfileForm({ data: profile, etag: firstEtag, onReload }: VersionedForm
         Phone
         <input type="tel" autoComplete="tel" value={phone} onChange={(e) => setPhone(e.target.value)} />
       </label>
+      <h3>Insurance</h3>
+      {policies.length === 0 && <p className="small">No insurance on file.</p>}
+      {policies.map((p, i) => (
+        <PolicyFields key={i} title={policyTitle(i)} policy={p} onChange={(change) => edit(i, change)} onRemove={() => setPolicies((ps) => ps.filter((_, j) => j !== i))} />
+      ))}
+      {policies.length < MAX_POLICIES && (
+        <button
+          type="button"
+          className="secondary"
+          onClick={() => setPolicies((ps) => [...ps, { payer: '', member_id: '', group_number: '', holder: '', relationship: 'self', valid_from: '', valid_to: '' }])}
+        >
+          {policies.length === 0 ? 'Add insurance' : 'Add secondary insurance'}
+        </button>
+      )}
       <VersionedSaveFooter what="profile" form={form} onReload={onReload} />
     </form>
+  );
+}
+
+/** One policy's fields, in a group named after its rank ("Primary insurance"). */
+function PolicyFields({ title, policy, onChange, onRemove }: { title: string; policy: PolicyDraft; onChange: (change: Partial<PolicyDraft>) => void; onRemove: () => void }) {
+  return (
+    <fieldset>
+      <legend>{title}</legend>
+      <label>
+        Insurer or plan
+        <input value={policy.payer} maxLength={200} onChange={(e) => onChange({ payer: e.target.value })} />
+      </label>
+      <label>
+        Member ID
+        <input value={policy.member_id} maxLength={64} onChange={(e) => onChange({ member_id: e.target.value })} />
+      </label>
+      <label>
+        Group number (optional)
+        <input value={policy.group_number} maxLength={64} onChange={(e) => onChange({ group_number: e.target.value })} />
+      </label>
+      <label>
+        Policy holder
+        <input value={policy.holder} maxLength={100} onChange={(e) => onChange({ holder: e.target.value })} />
+      </label>
+      <label>
+        Your relationship to the holder
+        <select value={policy.relationship} onChange={(e) => onChange({ relationship: e.target.value as HolderRelationship })}>
+          {HOLDER_RELATIONSHIPS.map((r) => (
+            <option key={r} value={r}>
+              {relationshipLabel(r)}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Covered from (optional)
+        <input type="date" value={policy.valid_from} onChange={(e) => onChange({ valid_from: e.target.value })} />
+      </label>
+      <label>
+        Covered until (optional)
+        <input type="date" value={policy.valid_to} min={policy.valid_from || undefined} onChange={(e) => onChange({ valid_to: e.target.value })} />
+      </label>
+      <button type="button" className="secondary" onClick={onRemove}>
+        Remove {title.toLowerCase()}
+      </button>
+    </fieldset>
   );
 }
 
