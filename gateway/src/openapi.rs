@@ -199,6 +199,7 @@ mod tests {
             ("/api/patients/me/record", "get"),
             ("/api/patients/me/record", "put"),
             ("/api/patients/{id}/record", "get"),
+            ("/api/patients/{id}/profile", "get"),
         ];
         let paths = doc["paths"].as_object().unwrap();
         let distinct: std::collections::BTreeSet<&str> = expected.iter().map(|(p, _)| *p).collect();

@@ -85,4 +85,5 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(patients::get_my_profile, patients::put_my_profile))
         .routes(routes!(patients::get_my_record, patients::put_my_record))
         .routes(routes!(patients::read_record))
+        .routes(routes!(patients::read_profile))
 }

@@ -19,6 +19,8 @@ pub mod subject {
     pub(crate) const UPDATE_RECORD: &str = "carehub.api.patient.record.update";
     /// A doctor's or admin's read of one patient's record (audited).
     pub(crate) const READ_RECORD: &str = "carehub.api.patient.record.read";
+    /// A doctor's or admin's read of one patient's profile (audited).
+    pub(crate) const READ_PROFILE: &str = "carehub.api.patient.profile.read";
 }
 
 /// Writes out the types of the profile and the record that hold free text, only so that the two
@@ -165,7 +167,7 @@ pub struct ProfileFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency_contact: Option<EmergencyContact>,
     /// Zero to two policies, at most one `primary` and one `secondary`; a `secondary` only beside
-    /// a `primary`. Only the patient reads them.
+    /// a `primary`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 2)]
     pub insurance: Vec<InsurancePolicy>,
@@ -374,11 +376,20 @@ pub struct ReadRecord {
     pub patient_id: String,
 }
 
+/// Read one patient's profile (contact details and insurance), under the rule of
+/// [`ReadRecord`]: the patient themself, an active admin, or an active doctor with a current care
+/// relation; anyone else gets `not_found`. Reads of someone else's profile are audited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadProfile {
+    pub patient_id: String,
+}
+
 rpc!(GetMyProfile => PatientProfile, subject::GET_PROFILE, "get_profile");
 rpc!(UpdateMyProfile => PatientProfile, subject::UPDATE_PROFILE, "update_profile");
 rpc!(GetMyRecord => MedicalRecord, subject::GET_RECORD, "get_record");
 rpc!(UpdateMyRecord => MedicalRecord, subject::UPDATE_RECORD, "update_record");
 rpc!(ReadRecord => MedicalRecord, subject::READ_RECORD, "read_record");
+rpc!(ReadProfile => PatientProfile, subject::READ_PROFILE, "read_profile");
 
 #[cfg(test)]
 mod tests {
@@ -500,12 +511,19 @@ mod tests {
             },
             json!({"patient_id":"p"}),
         );
+        round_trip(
+            &ReadProfile {
+                patient_id: "p".into(),
+            },
+            json!({"patient_id":"p"}),
+        );
         for s in [
             GetMyProfile::SUBJECT,
             UpdateMyProfile::SUBJECT,
             GetMyRecord::SUBJECT,
             UpdateMyRecord::SUBJECT,
             ReadRecord::SUBJECT,
+            ReadProfile::SUBJECT,
         ] {
             assert!(s.starts_with("carehub.api.patient."), "{s}");
         }

@@ -319,6 +319,13 @@ fn table(f: &Fixtures<'_>) -> Vec<Row> {
             None,
             private(404, 404, 200),
         ),
+        row(
+            Method::GET,
+            "/api/patients/{id}/profile",
+            &f.patient,
+            None,
+            private(404, 404, 200),
+        ),
         // Notifications: everyone has their own; P's are nobody else's.
         row(
             Method::GET,

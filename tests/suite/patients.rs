@@ -698,4 +698,36 @@ async fn a_doctor_with_a_confirmed_appointment_reads_the_record_and_the_read_is_
         ))
         .await;
     assert_eq!(page["entries"], json!([]), "a refused read is not a read");
+
+    // The profile, with the insurance on it, follows the same rule and is audited as its own
+    // kind of read.
+    let r = put(
+        &clinic,
+        &s,
+        "/api/patients/me/profile",
+        Some("*"),
+        &json!({"date_of_birth": "1980-02-29", "insurance": [a_policy("primary")]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let path = format!("/api/patients/{}/profile", pat.id);
+    let r = doc.get(&path).await;
+    assert_eq!(r.status(), 200, "the doctor of a confirmed appointment");
+    let profile: Value = r.json().await.unwrap();
+    assert_eq!(profile["date_of_birth"], "1980-02-29");
+    assert_eq!(profile["insurance"][0]["member_id"], "NWH-0042 7781");
+    let r = stranger.get(&path).await;
+    assert_eq!(r.status(), 404, "a doctor with no care relation");
+    let reads = wait::until("the profile read in the audit stream", DEADLINE, || async {
+        let e = audit_entries(&clinic, &pat.id).await;
+        let reads: Vec<Value> = e
+            .into_iter()
+            .filter(|e| e["action"] == "patient_profile.read")
+            .collect();
+        (!reads.is_empty()).then_some(reads)
+    })
+    .await;
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0]["actor_id"], doc.id.as_str());
+    assert_eq!(reads[0]["reason"], "confirmed_appointment");
 }

@@ -109,6 +109,13 @@ async function bookSoon() {
   const patient = out[0].patient;
   const r = await fetch(`${clinic.base}/api/patients/me/record`, { headers: { authorization: `Bearer ${patient.token}` } });
   await clinic.api('PUT', '/api/patients/me/record', patient.token, { blood_type: 'B-', notes: 'Asthma since childhood.' }, { 'if-match': r.headers.get('etag') });
+  await clinic.api(
+    'PUT',
+    '/api/patients/me/profile',
+    patient.token,
+    { date_of_birth: '1979-03-14', insurance: [{ rank: 'primary', payer: 'Northwind Health', member_id: 'NWH-0042 7781', holder: 'Self Payer', relationship: 'self', valid_to: '2027-12-31' }] },
+    { 'if-match': '*' },
+  );
   Object.assign(soon, { patient, complete: out[0], noShow: out[1] });
 }
 
@@ -500,6 +507,13 @@ describe('operations in Chromium, checked through the API', { timeout: 900_000 }
     await docShot(doctor, 'doctor-patient-record');
     const stored = await clinic.api('GET', `/api/patients/${patient.id}/record`, complete.doc.token);
     assert.equal(stored.notes, 'Asthma since childhood.');
+    // Beside it, the patient's details and insurance, read-only too.
+    const details = doctor.getByTestId('patient-details');
+    await details.getByText('1979-03-14').waitFor();
+    await details.getByText('Northwind Health, member NWH-0042 7781; holder Self Payer (self); covered until 2027-12-31').waitFor();
+    assert.equal(await details.getByRole('textbox').count(), 0, 'nothing to edit');
+    const profile = await clinic.api('GET', `/api/patients/${patient.id}/profile`, complete.doc.token);
+    assert.equal(profile.insurance[0].payer, 'Northwind Health');
 
     await until('the appointments to have started', () => Date.now() > new Date(noShow.start).getTime() + 1000 && Date.now() > new Date(complete.start).getTime() + 1000, 150_000);
     await doctor.reload();

@@ -15,8 +15,8 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use carehub_nats::patient::{
-    GetMyProfile, GetMyRecord, MedicalRecord, PatientProfile, ProfileFields, ReadRecord,
-    RecordFields, UpdateMyProfile, UpdateMyRecord,
+    GetMyProfile, GetMyRecord, MedicalRecord, PatientProfile, ProfileFields, ReadProfile,
+    ReadRecord, RecordFields, UpdateMyProfile, UpdateMyRecord,
 };
 use carehub_nats::{CallContext, ErrorCode, Role, UserStatus};
 
@@ -190,6 +190,23 @@ pub(crate) async fn read_record(
     ApiPath(patient_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     forward_tagged(&s, &ctx, &ReadRecord { patient_id }).await
+}
+
+/// A patient's profile (date of birth, contact details, insurance) under the rule of the record:
+/// for an admin (read only) or a doctor with an open offer, a confirmed appointment or a recently
+/// completed one with the patient. Every such read is audited. Anyone else gets 404, as for an
+/// unknown patient.
+#[utoipa::path(get, path = "/api/patients/{id}/profile", tag = "patients", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The patient's user id")),
+    responses((status = 200, description = "The patient's profile", body = PatientProfile,
+            headers(("ETag" = String, description = "The profile's version, quoted"))),
+        (status = 404, description = "No such patient, or no access to their profile", body = ErrorBody)))]
+pub(crate) async fn read_profile(
+    State(s): State<AppState>,
+    AuthCtx(ctx): AuthCtx,
+    ApiPath(patient_id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    forward_tagged(&s, &ctx, &ReadProfile { patient_id }).await
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ use std::sync::Arc;
 
 /// The audit action of a read of someone else's medical record.
 pub(crate) const RECORD_READ: &str = "medical_record.read";
+/// The audit action of a read of someone else's profile.
+pub(crate) const PROFILE_READ: &str = "patient_profile.read";
 
 /// The patient service's shared state. Cheap to clone.
 #[derive(Clone)]
@@ -96,6 +98,7 @@ pub async fn start(cfg: PatientConfig, bus: Bus, db: Db) -> anyhow::Result<Runni
         GetMyRecord => get_record,
         UpdateMyRecord => update_record,
         ReadRecord => read_record,
+        ReadProfile => read_profile,
     );
     Ok(running.serving(micro))
 }
@@ -353,7 +356,36 @@ impl PatientService {
         if p.role == Role::Patient && p.user_id == r.patient_id {
             return self.get_record(ctx, GetMyRecord {}).await;
         }
-        let reason = self.read_reason(ctx, p, &r.patient_id).await?;
+        to_record(&self.read_for(ctx, p, &r.patient_id, RECORD_READ).await?)
+    }
+
+    /// One patient's profile (contact details, insurance), under the rule of
+    /// [`Self::read_record`], audited the same way.
+    ///
+    /// # Errors
+    /// As [`Self::read_record`].
+    pub(crate) async fn read_profile(
+        &self,
+        ctx: &CallContext,
+        r: ReadProfile,
+    ) -> Result<PatientProfile, WireError> {
+        let p = ctx.caller()?;
+        if p.role == Role::Patient && p.user_id == r.patient_id {
+            return self.get_profile(ctx, GetMyProfile {}).await;
+        }
+        to_profile(&self.read_for(ctx, p, &r.patient_id, PROFILE_READ).await?)
+    }
+
+    /// Someone else's row, read for `p` when the access rule allows it, with the read
+    /// (`action`) in the audit log and the outbox in the same transaction.
+    async fn read_for(
+        &self,
+        ctx: &CallContext,
+        p: &Principal,
+        patient_id: &str,
+        action: &str,
+    ) -> Result<PatientRow, WireError> {
+        let reason = self.read_reason(ctx, p, patient_id).await?;
         let event_id = uuid::Uuid::now_v7().to_string();
         let entry = AuditEntry {
             event_id: event_id.clone(),
@@ -361,8 +393,8 @@ impl PatientService {
             service: SPEC.name.to_owned(),
             actor_id: p.user_id.clone(),
             actor_role: p.role.as_str().to_owned(),
-            subject_id: Some(r.patient_id.clone()),
-            action: RECORD_READ.to_owned(),
+            subject_id: Some(patient_id.to_owned()),
+            action: action.to_owned(),
             reason: Some(reason.to_owned()),
             actor_name: None,
             subject_name: None,
@@ -372,7 +404,7 @@ impl PatientService {
             .await?
             .ok_or_else(not_found)?;
         self.inner.relay.wake();
-        tracing::info!(patient_id = %r.patient_id, actor_id = %p.user_id, reason, "medical record read");
-        to_record(&row)
+        tracing::info!(patient_id, actor_id = %p.user_id, reason, action, "patient data read");
+        Ok(row)
     }
 }

@@ -28,6 +28,13 @@ const RELATIONSHIP_LABELS: Record<HolderRelationship, string> = {
 /** How the patient is related to a policy's holder, in the order a form offers them. */
 export const HOLDER_RELATIONSHIPS = Object.keys(RELATIONSHIP_LABELS) as HolderRelationship[];
 
+/** One policy in a line, as staff read it: "Northwind Health, member NWH-0042 7781, group G-17; holder Ines (self); 1 Jan 2026 to 31 Dec 2026". */
+export function policyLine(p: InsurancePolicy): string {
+  const group = p.group_number ? `, group ${p.group_number}` : '';
+  const cover = p.valid_from || p.valid_to ? `; covered ${p.valid_from ? `from ${p.valid_from}` : ''}${p.valid_from && p.valid_to ? ' ' : ''}${p.valid_to ? `until ${p.valid_to}` : ''}` : '';
+  return `${p.payer}, member ${p.member_id}${group}; holder ${p.holder} (${p.relationship})${cover}`;
+}
+
 /** A relationship as a form shows it. */
 export function relationshipLabel(r: HolderRelationship): string {
   return RELATIONSHIP_LABELS[r];
@@ -131,4 +138,6 @@ export const patients = {
    * them) or an admin; `not_found` for anyone else. The read is audited.
    */
   recordOf: (patientId: string): Promise<MedicalRecord> => api.call((h) => h.GET('/api/patients/{id}/record', { params: { path: { id: patientId } } })),
+  /** A patient's profile (date of birth, phone, insurance) under the same rule as `recordOf`, audited too. */
+  profileOf: (patientId: string): Promise<PatientProfile> => api.call((h) => h.GET('/api/patients/{id}/profile', { params: { path: { id: patientId } } })),
 };

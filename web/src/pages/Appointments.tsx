@@ -1,7 +1,7 @@
-import { useState, type FormEvent } from 'react';
+import { Fragment, useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router-dom';
 import { appointments, STATUSES } from '../lib/appointments';
-import { bloodTypeLabel, patients } from '../lib/patients';
+import { bloodTypeLabel, patients, policyLine, policyTitle } from '../lib/patients';
 import { formatRange, formatWithZone, isoToWall, viewerZone, wallToIso } from '../lib/time';
 import type { Appointment, Status } from '../lib/types';
 import { SlotNotice, SlotPicker, useLiveSlots, useSlotChoice, withChoice } from '../lib/SlotPicker';
@@ -145,6 +145,7 @@ export function AppointmentDetail() {
           Last video call: {formatWithZone(a.last_call.started_at, zone)}, {Math.round(a.last_call.total_seconds / 60)} min
         </p>
       )}
+      {user?.role === 'doctor' && a.status === 'confirmed' && <PatientDetails patientId={a.patient_id} />}
       {user?.role === 'doctor' && a.status === 'confirmed' && <PatientRecord patientId={a.patient_id} />}
       {a.pending_change && <PendingChange a={a} onDone={reload} />}
       {user?.role === 'doctor' && a.status === 'confirmed' && !a.pending_change && <ProposeTime key={a.version} a={a} onDone={reload} />}
@@ -333,6 +334,40 @@ function ProposeTime({ a, onDone }: { a: Appointment; onDone: () => void }) {
       </button>
       <ErrorMsg error={error} />
     </div>
+  );
+}
+
+/** The patient's date of birth, phone and insurance as their doctor reads them (read-only). */
+function PatientDetails({ patientId }: { patientId: string }) {
+  const { data, error, loading } = useLoad(() => patients.profileOf(patientId), [patientId]);
+  return (
+    <section className="card" aria-labelledby="details-h" data-testid="patient-details">
+      <h2 id="details-h" className="h3">
+        Patient’s details and insurance
+      </h2>
+      {loading && !data && <Loading what="Loading the patient’s details" />}
+      <ErrorMsg error={error} />
+      {data && (
+        <dl className="facts">
+          <dt>Date of birth</dt>
+          <dd>{data.date_of_birth ?? 'Not given'}</dd>
+          <dt>Phone</dt>
+          <dd>{data.phone ?? 'Not given'}</dd>
+          {(data.insurance ?? []).map((p, i) => (
+            <Fragment key={p.rank}>
+              <dt>{policyTitle(i)}</dt>
+              <dd>{policyLine(p)}</dd>
+            </Fragment>
+          ))}
+          {!data.insurance?.length && (
+            <>
+              <dt>Insurance</dt>
+              <dd>None on file</dd>
+            </>
+          )}
+        </dl>
+      )}
+    </section>
   );
 }
 
