@@ -84,6 +84,18 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     await page.goto('/profile');
     await page.getByLabel('Date of birth').fill('1984-02-29');
     await page.getByLabel('Phone').fill('+44 20 7946 0958');
+    const address = page.getByRole('group', { name: 'Address' });
+    await address.getByLabel('Address line 1').fill('1 Main St');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    // A partial address is refused before anything is sent.
+    await page.getByText('Address: enter the city, or clear every address field.').waitFor();
+    await address.getByLabel('City').fill('Leeds');
+    await address.getByLabel('Postal code').fill('LS1 1AA');
+    await address.getByLabel('Country').fill('United Kingdom');
+    const contact = page.getByRole('group', { name: 'Emergency contact' });
+    await contact.getByLabel('Name').fill('Sam Profile');
+    await contact.getByLabel('Contact number').fill('0113 496 0000');
+    await contact.getByLabel('Relationship to you (optional)').fill('sister');
     await page.getByRole('button', { name: 'Save profile' }).click();
     await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
 
@@ -107,6 +119,10 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     let record = await clinic.api('GET', '/api/patients/me/record', acct.token);
     assert.equal(profile.date_of_birth, '1984-02-29');
     assert.equal(profile.phone, '+44 20 7946 0958');
+    assert.deepEqual(profile.address, { line1: '1 Main St', city: 'Leeds', postal_code: 'LS1 1AA', country: 'United Kingdom' });
+    assert.deepEqual(profile.emergency_contact, { name: 'Sam Profile', phone: '0113 496 0000', relationship: 'sister' });
+    assert.equal(await address.getByLabel('Country').inputValue(), 'United Kingdom', 'shown after the reload');
+    assert.equal(await contact.getByLabel('Contact number').inputValue(), '0113 496 0000');
     assert.equal(record.blood_type, 'O+');
     assert.equal(record.notes, 'Penicillin made me dizzy once.');
 
@@ -122,6 +138,14 @@ describe('forms in Chromium, checked through the API', { timeout: 600_000 }, () 
     assert.equal(record.notes, 'Penicillin: dizziness.');
     await page.reload();
     assert.equal(await page.getByLabel('Blood type').locator('option:checked').textContent(), 'Unknown');
+
+    // Clearing every field of the emergency contact removes it; the address stays.
+    for (const label of ['Name', 'Contact number', 'Relationship to you (optional)']) await contact.getByLabel(label).fill('');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByRole('status').filter({ hasText: 'Profile saved.' }).waitFor();
+    profile = await clinic.api('GET', '/api/patients/me/profile', acct.token);
+    assert.equal(profile.emergency_contact, undefined);
+    assert.equal(profile.address.city, 'Leeds');
     await clinic.close(page);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { specialtiesText, specialtySlug } from './doctors';
-import { BLOOD_TYPES, HOLDER_RELATIONSHIPS, bloodTypeLabel, checkPolicies, fromDrafts, toDraft, type PolicyDraft } from './patients';
+import { BLOOD_TYPES, HOLDER_RELATIONSHIPS, addressDraft, bloodTypeLabel, checkContactDetails, checkPolicies, contactDraft, fromAddressDraft, fromContactDraft, fromDrafts, toDraft, type PolicyDraft } from './patients';
 
 describe('form values the API accepts', () => {
   it('offers exactly the blood types of the API, labelled for people', () => {
@@ -48,5 +48,20 @@ describe('form values the API accepts', () => {
     expect(checkPolicies([draft({ holder: '' })])).toMatch(/holder/);
     expect(checkPolicies([draft({ valid_from: '2026-06-01', valid_to: '2026-05-31' })])).toMatch(/cannot end before it starts/);
     expect(checkPolicies([draft({ valid_from: '2026-06-01', valid_to: '2026-06-01' })])).toBeNull();
+  });
+
+  it('sends no address or contact when every field is blank, and checks a partial one', () => {
+    const a = addressDraft(null);
+    const c = contactDraft(undefined);
+    expect(fromAddressDraft(a)).toBeUndefined();
+    expect(fromContactDraft({ ...c, name: '  ' })).toBeUndefined();
+    expect(checkContactDetails(a, c)).toBeNull();
+    expect(checkContactDetails({ ...a, line1: '1 Main St' }, c)).toMatch(/^Address: enter the city/);
+    const full = { line1: ' 1 Main St ', line2: ' ', city: 'Leeds', postal_code: 'LS1 1AA', country: 'UK' };
+    expect(checkContactDetails(full, c)).toBeNull();
+    expect(fromAddressDraft(full)).toEqual({ line1: '1 Main St', line2: undefined, city: 'Leeds', postal_code: 'LS1 1AA', country: 'UK' });
+    expect(checkContactDetails(a, { name: 'Sam', phone: 'call me', relationship: '' })).toMatch(/^Emergency contact: a phone number/);
+    expect(checkContactDetails(a, { name: '', phone: '0113 496 0000', relationship: '' })).toMatch(/name/);
+    expect(fromContactDraft({ name: 'Sam', phone: ' 0113 496 0000 ', relationship: '' })).toEqual({ name: 'Sam', phone: '0113 496 0000', relationship: undefined });
   });
 });

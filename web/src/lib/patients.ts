@@ -40,6 +40,75 @@ export function relationshipLabel(r: HolderRelationship): string {
   return RELATIONSHIP_LABELS[r];
 }
 
+/** An address as a form edits it; all blank means none. */
+export interface AddressDraft {
+  line1: string;
+  line2: string;
+  city: string;
+  postal_code: string;
+  country: string;
+}
+
+/** An emergency contact as a form edits it; all blank means none. */
+export interface ContactDraft {
+  name: string;
+  phone: string;
+  relationship: string;
+}
+
+export function addressDraft(a?: Address | null): AddressDraft {
+  return { line1: a?.line1 ?? '', line2: a?.line2 ?? '', city: a?.city ?? '', postal_code: a?.postal_code ?? '', country: a?.country ?? '' };
+}
+
+export function contactDraft(c?: EmergencyContact | null): ContactDraft {
+  return { name: c?.name ?? '', phone: c?.phone ?? '', relationship: c?.relationship ?? '' };
+}
+
+const blank = (o: object) => Object.values(o).every((v) => typeof v === 'string' && !v.trim());
+
+/** The address the API takes: none when every field is blank. */
+export function fromAddressDraft(d: AddressDraft): Address | undefined {
+  if (blank(d)) return undefined;
+  return { line1: d.line1.trim(), line2: d.line2.trim() || undefined, city: d.city.trim(), postal_code: d.postal_code.trim(), country: d.country.trim() };
+}
+
+/** The emergency contact the API takes: none when every field is blank. */
+export function fromContactDraft(d: ContactDraft): EmergencyContact | undefined {
+  if (blank(d)) return undefined;
+  return { name: d.name.trim(), phone: d.phone.trim(), relationship: d.relationship.trim() || undefined };
+}
+
+/** Whether `p` is a phone number the API takes: 6 to 15 digits, with an optional leading +, spaces, dots, dashes and brackets. */
+export function isPhone(p: string): boolean {
+  const t = p.trim();
+  const digits = t.replace(/\D/g, '').length;
+  return /^\+?[0-9 ().-]+$/.test(t) && digits >= 6 && digits <= 15 && p.length <= 32;
+}
+
+/** A sentence for the first problem with the address and emergency contact (the API's rules), or null. */
+export function checkContactDetails(a: AddressDraft, c: ContactDraft): string | null {
+  if (!blank(a)) {
+    const need: [keyof AddressDraft, string, number][] = [
+      ['line1', 'the first address line', 200],
+      ['city', 'the city', 100],
+      ['postal_code', 'the postal code', 20],
+      ['country', 'the country', 100],
+    ];
+    for (const [k, what, max] of need) {
+      if (!a[k].trim()) return `Address: enter ${what}, or clear every address field.`;
+      if (a[k].length > max) return `Address: ${what} is at most ${max} characters.`;
+    }
+    if (a.line2.length > 200) return 'Address: the second address line is at most 200 characters.';
+  }
+  if (!blank(c)) {
+    if (!c.name.trim()) return "Emergency contact: enter the contact's name, or clear every contact field.";
+    if (c.name.length > 100) return "Emergency contact: the name is at most 100 characters.";
+    if (!isPhone(c.phone)) return 'Emergency contact: a phone number has 6 to 15 digits, and may use +, spaces, dots, dashes and brackets.';
+    if (c.relationship.length > 50) return 'Emergency contact: the relationship is at most 50 characters.';
+  }
+  return null;
+}
+
 /** Most policies on a profile: a primary and a secondary. */
 export const MAX_POLICIES = 2;
 

@@ -5,12 +5,19 @@ import {
   HOLDER_RELATIONSHIPS,
   MAX_POLICIES,
   bloodTypeLabel,
+  addressDraft,
+  checkContactDetails,
   checkPolicies,
+  contactDraft,
+  fromAddressDraft,
+  fromContactDraft,
   fromDrafts,
   policyTitle,
   relationshipLabel,
   toDraft,
+  type AddressDraft,
   type BloodType,
+  type ContactDraft,
   type HolderRelationship,
   type MedicalRecord,
   type PatientProfile,
@@ -77,21 +84,22 @@ function ProfileForm({ data: profile, etag: firstEtag, onReload }: VersionedForm
   const [etag, setEtag] = useState(firstEtag);
   const [dob, setDob] = useState(profile.date_of_birth ?? '');
   const [phone, setPhone] = useState(profile.phone ?? '');
+  const [address, setAddress] = useState<AddressDraft>(addressDraft(profile.address));
+  const [contact, setContact] = useState<ContactDraft>(contactDraft(profile.emergency_contact));
   const [policies, setPolicies] = useState<PolicyDraft[]>((profile.insurance ?? []).map(toDraft));
   const form = useVersionedSave(STALE);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     form.setSaved(false);
-    const problem = checkProfile(dob, phone) ?? checkPolicies(policies);
+    const problem = checkProfile(dob, phone) ?? checkContactDetails(address, contact) ?? checkPolicies(policies);
     if (problem) return form.setError(problem);
     await form.save(async () => {
       const next = await patients.saveProfile(
-        // Fields this form does not edit go back as they were read: an update replaces all.
         {
           date_of_birth: dob || undefined,
           phone: phone.trim() || undefined,
-          address: profile.address,
-          emergency_contact: profile.emergency_contact,
+          address: fromAddressDraft(address),
+          emergency_contact: fromContactDraft(contact),
           insurance: fromDrafts(policies),
         },
         etag,
@@ -111,6 +119,44 @@ function ProfileForm({ data: profile, etag: firstEtag, onReload }: VersionedForm
         Phone
         <input type="tel" autoComplete="tel" value={phone} onChange={(e) => setPhone(e.target.value)} />
       </label>
+      <fieldset>
+        <legend>Address</legend>
+        <label>
+          Address line 1
+          <input autoComplete="address-line1" value={address.line1} maxLength={200} onChange={(e) => setAddress({ ...address, line1: e.target.value })} />
+        </label>
+        <label>
+          Address line 2 (optional)
+          <input autoComplete="address-line2" value={address.line2} maxLength={200} onChange={(e) => setAddress({ ...address, line2: e.target.value })} />
+        </label>
+        <label>
+          City
+          <input autoComplete="address-level2" value={address.city} maxLength={100} onChange={(e) => setAddress({ ...address, city: e.target.value })} />
+        </label>
+        <label>
+          Postal code
+          <input autoComplete="postal-code" value={address.postal_code} maxLength={20} onChange={(e) => setAddress({ ...address, postal_code: e.target.value })} />
+        </label>
+        <label>
+          Country
+          <input autoComplete="country-name" value={address.country} maxLength={100} onChange={(e) => setAddress({ ...address, country: e.target.value })} />
+        </label>
+      </fieldset>
+      <fieldset>
+        <legend>Emergency contact</legend>
+        <label>
+          Name
+          <input value={contact.name} maxLength={100} onChange={(e) => setContact({ ...contact, name: e.target.value })} />
+        </label>
+        <label>
+          Contact number
+          <input type="tel" value={contact.phone} maxLength={32} onChange={(e) => setContact({ ...contact, phone: e.target.value })} />
+        </label>
+        <label>
+          Relationship to you (optional)
+          <input value={contact.relationship} maxLength={50} onChange={(e) => setContact({ ...contact, relationship: e.target.value })} />
+        </label>
+      </fieldset>
       <h3>Insurance</h3>
       {policies.length === 0 && <p className="small">No insurance on file.</p>}
       {policies.map((p, i) => (
